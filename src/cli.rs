@@ -1,0 +1,68 @@
+//! The command-line front end over the same engine.
+
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+use tracing_subscriber::EnvFilter;
+
+use crate::config::{Mode, Settings, SyncArgs};
+use crate::error::{Error, Result};
+use crate::manifest::RunStatus;
+use crate::remote::s3_client;
+use crate::request::RunRequest;
+use crate::sync::Engine;
+
+#[derive(Debug, Parser)]
+#[command(name = "s3-kms-sync", version, about)]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Run one sync and print its summary as JSON on stdout.
+    Sync(SyncArgs),
+}
+
+impl SyncArgs {
+    /// The settings from the environment alone, as under Lambda.
+    pub fn from_env() -> Result<Self> {
+        #[derive(Parser)]
+        struct EnvOnly {
+            #[command(flatten)]
+            args: SyncArgs,
+        }
+        EnvOnly::try_parse_from(["s3-kms-sync"])
+            .map(|parsed| parsed.args)
+            .map_err(|err| Error::Config(err.to_string()))
+    }
+}
+
+/// Exit status: 0 when every file was uploaded or skipped, 1 when a file or
+/// the manifest failed, 2 when the run could not start.
+pub async fn run(cli: Cli) -> ExitCode {
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info")),
+        )
+        .with_writer(std::io::stderr)
+        .init();
+    let Command::Sync(args) = cli.command;
+    match sync(args).await {
+        Ok(RunStatus::Succeeded) => ExitCode::SUCCESS,
+        Ok(_) => ExitCode::from(1),
+        Err(err) => {
+            eprintln!("s3-kms-sync: {err}");
+            ExitCode::from(2)
+        }
+    }
+}
+
+async fn sync(args: SyncArgs) -> Result<RunStatus> {
+    let settings = Settings::from_args(args, Mode::Cli)?;
+    let engine = Engine::new(s3_client(settings.max_attempts).await, settings);
+    let summary = engine.run(&RunRequest::default()).await?;
+    println!("{}", serde_json::to_string_pretty(&summary)?);
+    Ok(summary.status)
+}

@@ -1,0 +1,112 @@
+//! The one error type of the crate.
+//!
+//! Errors that stop a run (bad configuration, a bad event, a manifest that
+//! cannot be written) are `Err`; a single file's failure is recorded in the
+//! manifest as data and never becomes an `Err` of the run.
+
+use std::path::PathBuf;
+
+use aws_sdk_s3::error::{DisplayErrorContext, SdkError};
+
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// A setting is missing or invalid; the message names the variable or flag to fix.
+    #[error("configuration: {0}")]
+    Config(String),
+
+    /// The invocation payload is not one this function accepts.
+    #[error("invalid event: {0}")]
+    Event(String),
+
+    #[error("{action} {}: {source}", path.display())]
+    Io {
+        action: &'static str,
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+
+    /// An S3 request failed; `detail` holds the SDK's full error chain.
+    #[error("S3 {operation} s3://{bucket}/{key}: {detail}")]
+    S3 {
+        operation: &'static str,
+        bucket: String,
+        key: String,
+        detail: String,
+    },
+
+    /// S3 stored an object with other encryption settings than configured.
+    #[error("encryption mismatch on s3://{bucket}/{key}: {detail}")]
+    Encryption {
+        bucket: String,
+        key: String,
+        detail: String,
+    },
+
+    /// The file changed between hashing and uploading; nothing was stored.
+    #[error("{} changed while it was being read: {detail}", path.display())]
+    Changed { path: PathBuf, detail: String },
+
+    #[error("manifest: {0}")]
+    Manifest(#[from] serde_json::Error),
+
+    #[error("background task failed: {0}")]
+    Join(#[from] tokio::task::JoinError),
+}
+
+impl Error {
+    pub(crate) fn io(
+        action: &'static str,
+        path: impl Into<PathBuf>,
+        source: std::io::Error,
+    ) -> Self {
+        Error::Io {
+            action,
+            path: path.into(),
+            source,
+        }
+    }
+
+    pub(crate) fn s3<E, R>(
+        operation: &'static str,
+        bucket: &str,
+        key: &str,
+        err: SdkError<E, R>,
+    ) -> Self
+    where
+        E: std::error::Error + 'static,
+        R: std::fmt::Debug,
+    {
+        Error::S3 {
+            operation,
+            bucket: bucket.to_owned(),
+            key: key.to_owned(),
+            detail: DisplayErrorContext(&err).to_string(),
+        }
+    }
+
+    /// A stable name for the error kind, used as Lambda's `errorType`.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            Error::Config(_) => "ConfigError",
+            Error::Event(_) => "EventError",
+            Error::Io { .. } => "IoError",
+            Error::S3 { .. } => "S3Error",
+            Error::Encryption { .. } => "EncryptionMismatch",
+            Error::Changed { .. } => "FileChanged",
+            Error::Manifest(_) => "ManifestError",
+            Error::Join(_) => "InternalError",
+        }
+    }
+}
+
+impl From<Error> for lambda_runtime::Diagnostic {
+    fn from(err: Error) -> Self {
+        lambda_runtime::Diagnostic {
+            error_type: err.kind().to_owned(),
+            error_message: err.to_string(),
+        }
+    }
+}
+
+pub type Result<T, E = Error> = std::result::Result<T, E>;

@@ -1,0 +1,72 @@
+//! Include and exclude globs over paths relative to the source directory.
+
+use globset::{Glob, GlobSet, GlobSetBuilder};
+
+use crate::error::{Error, Result};
+
+#[derive(Debug, Clone)]
+pub struct Filter {
+    include: Option<GlobSet>,
+    exclude: GlobSet,
+}
+
+impl Filter {
+    /// An empty include list means every file is included.
+    pub fn new(include: &[String], exclude: &[String]) -> Result<Self> {
+        let include = if include.is_empty() {
+            None
+        } else {
+            Some(build(include, "SYNC_INCLUDE or --include")?)
+        };
+        Ok(Filter {
+            include,
+            exclude: build(exclude, "SYNC_EXCLUDE or --exclude")?,
+        })
+    }
+
+    /// Whether a file with this relative path (with `/` separators) is backed up.
+    pub fn accepts(&self, relative: &str) -> bool {
+        let included = self
+            .include
+            .as_ref()
+            .is_none_or(|set| set.is_match(relative));
+        included && !self.exclude.is_match(relative)
+    }
+}
+
+fn build(patterns: &[String], source: &str) -> Result<GlobSet> {
+    let mut builder = GlobSetBuilder::new();
+    for pattern in patterns {
+        let glob = Glob::new(pattern).map_err(|err| {
+            Error::Config(format!("invalid glob {pattern:?} ({err}): fix {source}"))
+        })?;
+        builder.add(glob);
+    }
+    builder
+        .build()
+        .map_err(|err| Error::Config(format!("invalid globs ({err}): fix {source}")))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn strings(items: &[&str]) -> Vec<String> {
+        items.iter().map(|s| s.to_string()).collect()
+    }
+
+    #[test]
+    fn no_patterns_accept_everything() {
+        let filter = Filter::new(&[], &[]).unwrap();
+        assert!(filter.accepts("a/b.txt"));
+    }
+
+    #[test]
+    fn exclude_wins_over_include() {
+        let filter = Filter::new(&strings(&["**/*.log", "*.txt"]), &strings(&["tmp/**"])).unwrap();
+        assert!(filter.accepts("a.txt"));
+        assert!(filter.accepts("x/y/z.log"));
+        assert!(!filter.accepts("tmp/z.log"));
+        assert!(!filter.accepts("a.bin"));
+    }
+}

@@ -1,0 +1,32 @@
+//! The Lambda entry point: settings and client are built once at cold start;
+//! each invocation turns its payload into a request and runs the engine.
+
+use lambda_runtime::{LambdaEvent, service_fn};
+use serde_json::Value;
+use tracing::info;
+
+use crate::config::{Mode, Settings, SyncArgs};
+use crate::error::Result;
+use crate::manifest::Summary;
+use crate::remote::s3_client;
+use crate::request::RunRequest;
+use crate::sync::Engine;
+
+/// Handles one invocation.
+pub async fn handle(engine: &Engine, event: LambdaEvent<Value>) -> Result<Summary> {
+    let request = RunRequest::from_event(&event.payload)?;
+    info!(request_id = %event.context.request_id, ?request, "invocation");
+    engine.run(&request).await
+}
+
+/// Serves the Lambda runtime API until the runtime shuts the process down.
+/// A bad configuration fails the cold start, so Lambda reports an init error
+/// naming the variable to fix.
+pub async fn serve() -> std::result::Result<(), lambda_runtime::Error> {
+    lambda_runtime::tracing::init_default_subscriber();
+    let args = SyncArgs::from_env()?;
+    let settings = Settings::from_args(args, Mode::Lambda)?;
+    let engine = Engine::new(s3_client(settings.max_attempts).await, settings);
+    let engine = &engine;
+    lambda_runtime::run(service_fn(move |event| handle(engine, event))).await
+}

@@ -1,0 +1,91 @@
+//! MD5 digests, streamed so a file is never held in memory whole.
+
+use std::io::Read;
+use std::path::Path;
+
+use base64::Engine as _;
+use md5::{Digest as _, Md5};
+
+use crate::error::{Error, Result};
+
+const READ_BUFFER: usize = 1024 * 1024;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Md5Digest([u8; 16]);
+
+impl Md5Digest {
+    pub fn of(bytes: &[u8]) -> Self {
+        Self(Md5::digest(bytes).into())
+    }
+
+    /// Lower-case hex, as stored in the `md5checksum` metadata and the manifest.
+    pub fn hex(&self) -> String {
+        hex::encode(self.0)
+    }
+
+    /// Base64, as S3 expects in `Content-MD5`.
+    pub fn base64(&self) -> String {
+        base64::engine::general_purpose::STANDARD.encode(self.0)
+    }
+}
+
+/// An MD5 fed piece by piece.
+#[derive(Default, Clone)]
+pub struct Md5Stream(Md5);
+
+impl Md5Stream {
+    pub fn update(&mut self, bytes: &[u8]) {
+        self.0.update(bytes);
+    }
+
+    pub fn finish(self) -> Md5Digest {
+        Md5Digest(self.0.finalize().into())
+    }
+}
+
+/// Hashes a file with a fixed-size buffer; returns the digest and the bytes read.
+pub fn md5_file(path: &Path) -> Result<(Md5Digest, u64)> {
+    let mut file = std::fs::File::open(path).map_err(|err| Error::io("open", path, err))?;
+    let mut buffer = vec![0u8; READ_BUFFER];
+    let mut hasher = Md5Stream::default();
+    let mut total = 0u64;
+    loop {
+        let read = match file.read(&mut buffer) {
+            Ok(0) => break,
+            Ok(n) => n,
+            Err(err) if err.kind() == std::io::ErrorKind::Interrupted => continue,
+            Err(err) => return Err(Error::io("read", path, err)),
+        };
+        hasher.update(&buffer[..read]);
+        total += read as u64;
+    }
+    Ok((hasher.finish(), total))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn known_digests() {
+        assert_eq!(Md5Digest::of(b"").hex(), "d41d8cd98f00b204e9800998ecf8427e");
+        assert_eq!(Md5Digest::of(b"").base64(), "1B2M2Y8AsgTpgAmY7PhCfg==");
+        assert_eq!(
+            Md5Digest::of(b"The quick brown fox jumps over the lazy dog").hex(),
+            "9e107d9d372bb6826bd81d3542a419d6"
+        );
+    }
+
+    #[test]
+    fn streamed_file_digest_equals_one_shot() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("f");
+        let data: Vec<u8> = (0..3 * READ_BUFFER + 17)
+            .map(|i| (i * 31 % 251) as u8)
+            .collect();
+        std::fs::write(&path, &data).unwrap();
+        let (digest, size) = md5_file(&path).unwrap();
+        assert_eq!(size, data.len() as u64);
+        assert_eq!(digest, Md5Digest::of(&data));
+    }
+}

@@ -1,0 +1,126 @@
+//! Mapping local paths to S3 object keys.
+
+use std::path::{Component, Path};
+
+/// S3's limit on the length of an object key, in UTF-8 bytes.
+pub const MAX_KEY_BYTES: usize = 1024;
+
+/// Folder under the configured prefix that holds the run manifests.
+pub const MANIFEST_FOLDER: &str = "_manifests";
+
+/// Normalises a key prefix: no leading or trailing `/`, no empty segments.
+pub fn normalize_prefix(prefix: &str) -> String {
+    prefix
+        .split('/')
+        .filter(|segment| !segment.is_empty())
+        .collect::<Vec<_>>()
+        .join("/")
+}
+
+/// Joins two normalised prefixes, either of which may be empty.
+pub fn join(prefix: &str, rest: &str) -> String {
+    match (prefix.is_empty(), rest.is_empty()) {
+        (true, _) => rest.to_owned(),
+        (false, true) => prefix.to_owned(),
+        (false, false) => format!("{prefix}/{rest}"),
+    }
+}
+
+/// Why a relative path has no object key.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum KeyError {
+    #[error("file name is not valid UTF-8, so it cannot be an S3 key")]
+    NotUtf8,
+    #[error("path is not a plain relative path inside the source directory")]
+    NotRelative,
+    #[error("object key would be {0} bytes, above S3's limit of 1024")]
+    TooLong(usize),
+}
+
+/// Derives `<prefix>/<relative path>` with `/` separators.
+pub fn object_key(prefix: &str, relative: &Path) -> Result<String, KeyError> {
+    let mut segments = Vec::new();
+    for component in relative.components() {
+        match component {
+            Component::Normal(name) => segments.push(name.to_str().ok_or(KeyError::NotUtf8)?),
+            Component::CurDir => {}
+            _ => return Err(KeyError::NotRelative),
+        }
+    }
+    if segments.is_empty() {
+        return Err(KeyError::NotRelative);
+    }
+    let key = join(prefix, &segments.join("/"));
+    if key.len() > MAX_KEY_BYTES {
+        return Err(KeyError::TooLong(key.len()));
+    }
+    Ok(key)
+}
+
+/// The key of a run's manifest: `<prefix>/_manifests/<file name>`.
+pub fn manifest_key(prefix: &str, file_name: &str) -> String {
+    join(prefix, &format!("{MANIFEST_FOLDER}/{file_name}"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::path::PathBuf;
+
+    #[test]
+    fn prefix_is_normalised() {
+        assert_eq!(normalize_prefix(""), "");
+        assert_eq!(normalize_prefix("/"), "");
+        assert_eq!(normalize_prefix("/backups//daily/"), "backups/daily");
+        assert_eq!(normalize_prefix("a"), "a");
+    }
+
+    #[test]
+    fn key_has_no_double_or_leading_slash() {
+        let rel = PathBuf::from("dir/sub/file.txt");
+        assert_eq!(object_key("", &rel).unwrap(), "dir/sub/file.txt");
+        assert_eq!(object_key("p/q", &rel).unwrap(), "p/q/dir/sub/file.txt");
+        assert_eq!(
+            object_key("p", Path::new("./a b/ünï.txt")).unwrap(),
+            "p/a b/ünï.txt"
+        );
+    }
+
+    #[test]
+    fn escaping_or_empty_paths_have_no_key() {
+        assert_eq!(
+            object_key("p", Path::new("../x")),
+            Err(KeyError::NotRelative)
+        );
+        assert_eq!(
+            object_key("p", Path::new("/etc/passwd")),
+            Err(KeyError::NotRelative)
+        );
+        assert_eq!(object_key("p", Path::new("")), Err(KeyError::NotRelative));
+    }
+
+    #[test]
+    fn keys_over_the_s3_limit_are_refused() {
+        let name = "x".repeat(1020);
+        assert_eq!(
+            object_key("abcd", Path::new(&name)),
+            Err(KeyError::TooLong(1025))
+        );
+        assert!(object_key("abc", Path::new(&name)).is_ok());
+    }
+
+    #[cfg(unix)]
+    #[test]
+    fn non_utf8_names_have_no_key() {
+        use std::ffi::OsStr;
+        use std::os::unix::ffi::OsStrExt;
+        let rel = Path::new(OsStr::from_bytes(b"bad\xffname"));
+        assert_eq!(object_key("", rel), Err(KeyError::NotUtf8));
+    }
+
+    #[test]
+    fn manifest_keys_sit_under_the_prefix() {
+        assert_eq!(manifest_key("", "m.json"), "_manifests/m.json");
+        assert_eq!(manifest_key("a/b", "m.json"), "a/b/_manifests/m.json");
+    }
+}

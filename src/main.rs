@@ -1,0 +1,17 @@
+use std::process::ExitCode;
+
+use clap::Parser;
+
+#[tokio::main]
+async fn main() -> ExitCode {
+    if std::env::var_os("AWS_LAMBDA_RUNTIME_API").is_some() {
+        return match s3_kms_sync::handler::serve().await {
+            Ok(()) => ExitCode::SUCCESS,
+            Err(err) => {
+                eprintln!("s3-kms-sync: {err}");
+                ExitCode::FAILURE
+            }
+        };
+    }
+    s3_kms_sync::cli::run(s3_kms_sync::cli::Cli::parse()).await
+}

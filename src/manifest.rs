@@ -1,0 +1,261 @@
+//! The record of one run: one entry per file, a header, and the summary the
+//! function returns.
+
+use std::path::Path;
+
+use chrono::{DateTime, SecondsFormat, Utc};
+use serde::{Deserialize, Serialize};
+
+use crate::error::{Error, Result};
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum FileStatus {
+    Uploaded,
+    Skipped,
+    Failed,
+    /// Dry run only: the file would have been uploaded.
+    WouldUpload,
+}
+
+/// One file's entry in the manifest.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct FileRecord {
+    pub local_path: String,
+    pub s3_key: Option<String>,
+    pub s3_uri: Option<String>,
+    pub size_bytes: u64,
+    pub status: FileStatus,
+    pub timestamp: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub md5: Option<String>,
+    /// Why the file was uploaded, skipped or left alone.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub reason: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
+    /// The ETag S3 returned for this upload: an opaque version token.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub etag: Option<String>,
+}
+
+impl FileRecord {
+    /// A pending record; the caller sets the outcome.
+    pub fn new(path: &Path, size_bytes: u64) -> Self {
+        FileRecord {
+            local_path: path.to_string_lossy().into_owned(),
+            s3_key: None,
+            s3_uri: None,
+            size_bytes,
+            status: FileStatus::Failed,
+            timestamp: timestamp(Utc::now()),
+            md5: None,
+            reason: None,
+            error: None,
+            etag: None,
+        }
+    }
+
+    pub fn fail(&mut self, error: String) {
+        self.status = FileStatus::Failed;
+        self.error = Some(error);
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum RunStatus {
+    Succeeded,
+    Partial,
+    Failed,
+}
+
+/// What the Lambda function returns and the CLI prints.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Summary {
+    pub run_id: String,
+    pub status: RunStatus,
+    pub uploaded: u64,
+    pub skipped: u64,
+    pub failed: u64,
+    pub would_upload: u64,
+    pub bytes_uploaded: u64,
+    pub duration_ms: u64,
+    pub dry_run: bool,
+    pub manifest_s3_uri: Option<String>,
+    pub manifest_local_path: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub manifest_error: Option<String>,
+}
+
+impl Summary {
+    pub fn tally(run_id: &str, dry_run: bool, files: &[FileRecord], duration_ms: u64) -> Self {
+        let count = |status| files.iter().filter(|f| f.status == status).count() as u64;
+        let bytes_uploaded = files
+            .iter()
+            .filter(|f| f.status == FileStatus::Uploaded)
+            .map(|f| f.size_bytes)
+            .sum();
+        let mut summary = Summary {
+            run_id: run_id.to_owned(),
+            status: RunStatus::Succeeded,
+            uploaded: count(FileStatus::Uploaded),
+            skipped: count(FileStatus::Skipped),
+            failed: count(FileStatus::Failed),
+            would_upload: count(FileStatus::WouldUpload),
+            bytes_uploaded,
+            duration_ms,
+            dry_run,
+            manifest_s3_uri: None,
+            manifest_local_path: None,
+            manifest_error: None,
+        };
+        summary.status = summary.derive_status();
+        summary
+    }
+
+    /// `failed` when nothing succeeded, `partial` when something went wrong
+    /// (a file or the manifest), `succeeded` otherwise.
+    fn derive_status(&self) -> RunStatus {
+        let ok = self.uploaded + self.skipped + self.would_upload;
+        if self.failed > 0 && ok == 0 {
+            RunStatus::Failed
+        } else if self.failed > 0 || self.manifest_error.is_some() {
+            RunStatus::Partial
+        } else {
+            RunStatus::Succeeded
+        }
+    }
+
+    pub fn record_manifest_error(&mut self, error: &Error) {
+        let message = error.to_string();
+        self.manifest_error = Some(match self.manifest_error.take() {
+            Some(earlier) => format!("{earlier}; {message}"),
+            None => message,
+        });
+        self.status = self.derive_status();
+    }
+}
+
+/// The run's record, as written locally and to `<prefix>/_manifests/`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Manifest {
+    pub run_id: String,
+    pub started_at: String,
+    pub finished_at: String,
+    pub source_dir: String,
+    /// The directory this run walked (the source, or a sub-directory of it).
+    pub walked_dir: String,
+    pub bucket: String,
+    pub prefix: String,
+    pub kms_key_id: String,
+    pub dry_run: bool,
+    /// Whether every file found was processed.
+    pub complete: bool,
+    pub summary: Summary,
+    pub files: Vec<FileRecord>,
+}
+
+impl Manifest {
+    pub fn to_json(&self) -> Result<Vec<u8>> {
+        Ok(serde_json::to_vec_pretty(self)?)
+    }
+
+    /// Writes the local copy through a temporary file, so a reader never sees half a manifest.
+    pub fn write_local(bytes: &[u8], path: &Path) -> Result<()> {
+        let partial = path.with_extension("json.partial");
+        std::fs::write(&partial, bytes).map_err(|err| Error::io("write", &partial, err))?;
+        std::fs::rename(&partial, path).map_err(|err| Error::io("rename", path, err))
+    }
+}
+
+/// A manifest file name: sortable by start time, unique by run id.
+pub fn file_name(started: DateTime<Utc>, run_id: &str) -> String {
+    format!("{}-{run_id}.json", started.format("%Y%m%dT%H%M%S%.3fZ"))
+}
+
+pub fn timestamp(at: DateTime<Utc>) -> String {
+    at.to_rfc3339_opts(SecondsFormat::Millis, true)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn record(status: FileStatus, size: u64) -> FileRecord {
+        FileRecord {
+            local_path: "/d/f".into(),
+            s3_key: Some("f".into()),
+            s3_uri: Some("s3://b/f".into()),
+            size_bytes: size,
+            status,
+            timestamp: "2026-01-01T00:00:00.000Z".into(),
+            md5: None,
+            reason: None,
+            error: None,
+            etag: None,
+        }
+    }
+
+    #[test]
+    fn status_follows_the_counts() {
+        let ok = [
+            record(FileStatus::Uploaded, 5),
+            record(FileStatus::Skipped, 7),
+        ];
+        let summary = Summary::tally("r", false, &ok, 1);
+        assert_eq!(
+            (summary.uploaded, summary.skipped, summary.bytes_uploaded),
+            (1, 1, 5)
+        );
+        assert_eq!(summary.status, RunStatus::Succeeded);
+
+        let mixed = [
+            record(FileStatus::Uploaded, 5),
+            record(FileStatus::Failed, 7),
+        ];
+        assert_eq!(
+            Summary::tally("r", false, &mixed, 1).status,
+            RunStatus::Partial
+        );
+        let bad = [record(FileStatus::Failed, 7)];
+        assert_eq!(
+            Summary::tally("r", false, &bad, 1).status,
+            RunStatus::Failed
+        );
+
+        let mut summary = Summary::tally("r", false, &ok, 1);
+        summary.record_manifest_error(&Error::Config("x".into()));
+        assert_eq!(summary.status, RunStatus::Partial);
+    }
+
+    #[test]
+    fn records_keep_the_recipe_field_names() {
+        let mut failed = record(FileStatus::Failed, 1);
+        failed.error = Some("boom".into());
+        let value = serde_json::to_value(&failed).unwrap();
+        for field in [
+            "local_path",
+            "s3_key",
+            "s3_uri",
+            "size_bytes",
+            "status",
+            "timestamp",
+            "error",
+        ] {
+            assert!(value.get(field).is_some(), "{field} missing");
+        }
+        assert_eq!(value["status"], "failed");
+        let back: FileRecord = serde_json::from_value(value).unwrap();
+        assert_eq!(back, failed);
+    }
+
+    #[test]
+    fn names_sort_by_time_and_stay_unique() {
+        let t = DateTime::parse_from_rfc3339("2026-11-22T02:37:06.5Z")
+            .unwrap()
+            .to_utc();
+        assert_eq!(file_name(t, "abc"), "20261122T023706.500Z-abc.json");
+        assert_ne!(file_name(t, "a"), file_name(t, "b"));
+    }
+}

@@ -1,0 +1,299 @@
+//! The only module that talks to S3.
+//!
+//! Every write carries the same SSE-KMS settings, and every response that
+//! echoes encryption is checked against them: a bucket or proxy that stores an
+//! object differently makes that upload fail instead of passing silently.
+
+use aws_sdk_s3::Client;
+use aws_sdk_s3::config::{RequestChecksumCalculation, retry::RetryConfig};
+use aws_sdk_s3::primitives::ByteStream;
+use aws_sdk_s3::types::{CompletedMultipartUpload, CompletedPart, ServerSideEncryption};
+
+use crate::error::{Error, Result};
+use crate::hash::Md5Digest;
+
+/// User metadata key holding the hex MD5 of the content (`x-amz-meta-md5checksum`).
+pub const MD5_METADATA: &str = "md5checksum";
+
+/// Builds the S3 client once per process from the standard AWS configuration.
+///
+/// `AWS_ENDPOINT_URL` / `AWS_ENDPOINT_URL_S3` select another endpoint; with one
+/// set, requests use path-style addressing so local emulators work.
+pub async fn s3_client(max_attempts: u32) -> Client {
+    let shared = aws_config::load_from_env().await;
+    let custom_endpoint = ["AWS_ENDPOINT_URL_S3", "AWS_ENDPOINT_URL"]
+        .iter()
+        .any(|name| std::env::var_os(name).is_some_and(|v| !v.is_empty()));
+    let config = aws_sdk_s3::config::Builder::from(&shared)
+        .force_path_style(custom_endpoint)
+        .retry_config(RetryConfig::standard().with_max_attempts(max_attempts))
+        // Every upload already carries a Content-MD5 computed here.
+        .request_checksum_calculation(RequestChecksumCalculation::WhenRequired)
+        .build();
+    Client::from_conf(config)
+}
+
+/// What S3 holds for a key, as far as the skip decision needs it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RemoteObject {
+    /// The MD5 this tool recorded at upload time, if any.
+    pub md5: Option<String>,
+    /// Opaque version token; not an MD5 under SSE-KMS or multipart.
+    pub etag: Option<String>,
+    pub size: Option<i64>,
+}
+
+/// The bucket and encryption every request of a run uses.
+#[derive(Debug, Clone)]
+pub struct Remote {
+    client: Client,
+    bucket: String,
+    kms_key_id: String,
+}
+
+impl Remote {
+    pub fn new(client: Client, bucket: impl Into<String>, kms_key_id: impl Into<String>) -> Self {
+        Remote {
+            client,
+            bucket: bucket.into(),
+            kms_key_id: kms_key_id.into(),
+        }
+    }
+
+    pub fn bucket(&self) -> &str {
+        &self.bucket
+    }
+
+    pub fn kms_key_id(&self) -> &str {
+        &self.kms_key_id
+    }
+
+    pub fn uri(&self, key: &str) -> String {
+        format!("s3://{}/{key}", self.bucket)
+    }
+
+    /// `None` when the key does not exist; any other failure is an error.
+    pub async fn head(&self, key: &str) -> Result<Option<RemoteObject>> {
+        let response = self
+            .client
+            .head_object()
+            .bucket(&self.bucket)
+            .key(key)
+            .send()
+            .await;
+        match response {
+            Ok(out) => Ok(Some(RemoteObject {
+                md5: out
+                    .metadata()
+                    .and_then(|m| m.get(MD5_METADATA))
+                    .map(|v| v.to_ascii_lowercase()),
+                etag: out.e_tag().map(str::to_owned),
+                size: out.content_length(),
+            })),
+            Err(err) if err.as_service_error().is_some_and(|e| e.is_not_found()) => Ok(None),
+            Err(err) => Err(Error::s3("HeadObject", &self.bucket, key, err)),
+        }
+    }
+
+    /// A single PUT of `body`; returns the ETag S3 answered.
+    pub async fn put(
+        &self,
+        key: &str,
+        body: Vec<u8>,
+        md5: Md5Digest,
+        content_type: Option<&str>,
+        if_absent: bool,
+    ) -> Result<Option<String>> {
+        let mut request = self
+            .client
+            .put_object()
+            .bucket(&self.bucket)
+            .key(key)
+            .server_side_encryption(ServerSideEncryption::AwsKms)
+            .ssekms_key_id(&self.kms_key_id)
+            .bucket_key_enabled(true)
+            .content_md5(md5.base64())
+            .metadata(MD5_METADATA, md5.hex())
+            .set_content_type(content_type.map(str::to_owned))
+            .body(ByteStream::from(body));
+        if if_absent {
+            request = request.if_none_match("*");
+        }
+        let out = request
+            .send()
+            .await
+            .map_err(|err| Error::s3("PutObject", &self.bucket, key, err))?;
+        self.check_encryption(key, out.server_side_encryption(), out.ssekms_key_id())?;
+        Ok(out.e_tag().map(str::to_owned))
+    }
+
+    /// Starts a multipart upload; the whole-file MD5 goes into the metadata.
+    pub async fn create_multipart(&self, key: &str, md5: Md5Digest) -> Result<String> {
+        let out = self
+            .client
+            .create_multipart_upload()
+            .bucket(&self.bucket)
+            .key(key)
+            .server_side_encryption(ServerSideEncryption::AwsKms)
+            .ssekms_key_id(&self.kms_key_id)
+            .bucket_key_enabled(true)
+            .metadata(MD5_METADATA, md5.hex())
+            .send()
+            .await
+            .map_err(|err| Error::s3("CreateMultipartUpload", &self.bucket, key, err))?;
+        self.check_encryption(key, out.server_side_encryption(), out.ssekms_key_id())?;
+        out.upload_id().map(str::to_owned).ok_or_else(|| Error::S3 {
+            operation: "CreateMultipartUpload",
+            bucket: self.bucket.clone(),
+            key: key.to_owned(),
+            detail: "the response has no upload id".into(),
+        })
+    }
+
+    pub async fn upload_part(
+        &self,
+        key: &str,
+        upload_id: &str,
+        part_number: i32,
+        body: Vec<u8>,
+    ) -> Result<CompletedPart> {
+        let md5 = Md5Digest::of(&body);
+        let out = self
+            .client
+            .upload_part()
+            .bucket(&self.bucket)
+            .key(key)
+            .upload_id(upload_id)
+            .part_number(part_number)
+            .content_md5(md5.base64())
+            .body(ByteStream::from(body))
+            .send()
+            .await
+            .map_err(|err| Error::s3("UploadPart", &self.bucket, key, err))?;
+        Ok(CompletedPart::builder()
+            .part_number(part_number)
+            .set_e_tag(out.e_tag().map(str::to_owned))
+            .build())
+    }
+
+    pub async fn complete_multipart(
+        &self,
+        key: &str,
+        upload_id: &str,
+        parts: Vec<CompletedPart>,
+    ) -> Result<Option<String>> {
+        let out = self
+            .client
+            .complete_multipart_upload()
+            .bucket(&self.bucket)
+            .key(key)
+            .upload_id(upload_id)
+            .multipart_upload(
+                CompletedMultipartUpload::builder()
+                    .set_parts(Some(parts))
+                    .build(),
+            )
+            .send()
+            .await
+            .map_err(|err| Error::s3("CompleteMultipartUpload", &self.bucket, key, err))?;
+        self.check_encryption(key, out.server_side_encryption(), out.ssekms_key_id())?;
+        Ok(out.e_tag().map(str::to_owned))
+    }
+
+    pub async fn abort_multipart(&self, key: &str, upload_id: &str) -> Result<()> {
+        self.client
+            .abort_multipart_upload()
+            .bucket(&self.bucket)
+            .key(key)
+            .upload_id(upload_id)
+            .send()
+            .await
+            .map_err(|err| Error::s3("AbortMultipartUpload", &self.bucket, key, err))?;
+        Ok(())
+    }
+
+    fn check_encryption(
+        &self,
+        key: &str,
+        sse: Option<&ServerSideEncryption>,
+        kms_key: Option<&str>,
+    ) -> Result<()> {
+        encryption_mismatch(&self.kms_key_id, sse, kms_key).map_or(Ok(()), |detail| {
+            Err(Error::Encryption {
+                bucket: self.bucket.clone(),
+                key: key.to_owned(),
+                detail,
+            })
+        })
+    }
+}
+
+/// Describes how S3's echo differs from the configured SSE-KMS key, if it does.
+pub fn encryption_mismatch(
+    configured: &str,
+    sse: Option<&ServerSideEncryption>,
+    echoed_key: Option<&str>,
+) -> Option<String> {
+    match sse {
+        Some(ServerSideEncryption::AwsKms) => {}
+        Some(other) => {
+            return Some(format!("stored with {} instead of aws:kms", other.as_str()));
+        }
+        None => return Some("S3 reported no server-side encryption".into()),
+    }
+    match echoed_key {
+        Some(echoed) if same_key(configured, echoed) => None,
+        // S3 echoes key ARNs; an alias cannot be resolved without KMS, so only
+        // the encryption mode is verified for it.
+        Some(_) if is_alias(configured) => None,
+        Some(echoed) => Some(format!(
+            "stored with KMS key {echoed} instead of {configured}"
+        )),
+        None => Some("S3 did not report which KMS key encrypted the object".into()),
+    }
+}
+
+fn is_alias(id: &str) -> bool {
+    id.starts_with("alias/") || id.contains(":alias/")
+}
+
+/// Key ids and key ARNs name the same key when the id is the ARN's last segment.
+fn same_key(configured: &str, echoed: &str) -> bool {
+    let id_of = |k: &str| k.rsplit_once(":key/").map_or(k, |(_, id)| id).to_owned();
+    configured == echoed || id_of(configured) == id_of(echoed)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const ARN: &str = "arn:aws:kms:eu-west-1:111122223333:key/1234abcd-12ab-34cd-56ef-1234567890ab";
+    const ID: &str = "1234abcd-12ab-34cd-56ef-1234567890ab";
+
+    #[test]
+    fn same_key_by_id_or_arn() {
+        let kms = Some(&ServerSideEncryption::AwsKms);
+        assert_eq!(encryption_mismatch(ARN, kms, Some(ARN)), None);
+        assert_eq!(encryption_mismatch(ID, kms, Some(ARN)), None);
+        assert_eq!(encryption_mismatch(ARN, kms, Some(ID)), None);
+        assert_eq!(encryption_mismatch("alias/backup", kms, Some(ARN)), None);
+    }
+
+    #[test]
+    fn other_key_or_encryption_is_a_mismatch() {
+        let kms = Some(&ServerSideEncryption::AwsKms);
+        let other = "arn:aws:kms:eu-west-1:111122223333:key/ffffffff-12ab-34cd-56ef-1234567890ab";
+        assert!(
+            encryption_mismatch(ARN, kms, Some(other))
+                .unwrap()
+                .contains("instead of")
+        );
+        assert!(
+            encryption_mismatch(ARN, Some(&ServerSideEncryption::Aes256), Some(ARN))
+                .unwrap()
+                .contains("AES256")
+        );
+        assert!(encryption_mismatch(ARN, None, None).is_some());
+        assert!(encryption_mismatch(ARN, kms, None).is_some());
+    }
+}

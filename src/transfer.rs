@@ -1,0 +1,209 @@
+//! One file from disk to S3: hash, look up, decide, upload.
+//!
+//! Files up to the multipart threshold are read once into memory and sent
+//! from that buffer. Larger files are hashed by streaming, then sent part by
+//! part, so one file in flight holds at most one part in memory.
+
+use std::fs::File;
+use std::os::unix::fs::FileExt;
+use std::path::Path;
+use std::sync::Arc;
+
+use tracing::{debug, warn};
+
+use crate::error::{Error, Result};
+use crate::hash::{Md5Digest, Md5Stream, md5_file};
+use crate::plan::{Action, decide, part_size_for};
+use crate::remote::Remote;
+use crate::walk::LocalFile;
+
+/// How files are sent.
+#[derive(Debug, Clone, Copy)]
+pub struct TransferSettings {
+    pub multipart_threshold: u64,
+    pub part_size: u64,
+    pub dry_run: bool,
+}
+
+/// What happened to one file.
+#[derive(Debug)]
+pub enum Outcome {
+    Uploaded {
+        etag: Option<String>,
+        reason: &'static str,
+    },
+    Skipped {
+        reason: &'static str,
+    },
+    WouldUpload {
+        reason: &'static str,
+    },
+}
+
+/// The result for one file; `md5` is known as soon as the file was hashed.
+#[derive(Debug)]
+pub struct FileResult {
+    pub md5: Option<Md5Digest>,
+    pub outcome: Result<Outcome>,
+}
+
+pub async fn sync_file(
+    remote: &Remote,
+    settings: TransferSettings,
+    file: &LocalFile,
+    key: &str,
+) -> FileResult {
+    let (content, md5) = match read_and_hash(file, settings.multipart_threshold).await {
+        Ok(read) => read,
+        Err(err) => {
+            return FileResult {
+                md5: None,
+                outcome: Err(err),
+            };
+        }
+    };
+    let outcome = send_if_changed(remote, settings, file, key, content, md5).await;
+    FileResult {
+        md5: Some(md5),
+        outcome,
+    }
+}
+
+async fn send_if_changed(
+    remote: &Remote,
+    settings: TransferSettings,
+    file: &LocalFile,
+    key: &str,
+    content: Option<Vec<u8>>,
+    md5: Md5Digest,
+) -> Result<Outcome> {
+    let existing = remote.head(key).await?;
+    let action = decide(&md5.hex(), existing.as_ref());
+    debug!(key, ?action, md5 = %md5.hex(), "decided");
+    let reason = match action {
+        Action::Skip(reason) => return Ok(Outcome::Skipped { reason }),
+        Action::Upload(reason) if settings.dry_run => return Ok(Outcome::WouldUpload { reason }),
+        Action::Upload(reason) => reason,
+    };
+    let etag = match content {
+        Some(bytes) => remote.put(key, bytes, md5, None, false).await?,
+        None => upload_multipart(remote, settings.part_size, file, key, md5).await?,
+    };
+    Ok(Outcome::Uploaded { etag, reason })
+}
+
+/// Small files come back in memory with their MD5; large ones only hashed.
+async fn read_and_hash(file: &LocalFile, threshold: u64) -> Result<(Option<Vec<u8>>, Md5Digest)> {
+    let file = file.clone();
+    tokio::task::spawn_blocking(move || {
+        if file.size <= threshold {
+            let bytes =
+                std::fs::read(&file.path).map_err(|err| Error::io("read", &file.path, err))?;
+            ensure_unchanged(&file, bytes.len() as u64)?;
+            let md5 = Md5Digest::of(&bytes);
+            Ok((Some(bytes), md5))
+        } else {
+            let (md5, read) = md5_file(&file.path)?;
+            ensure_unchanged(&file, read)?;
+            Ok((None, md5))
+        }
+    })
+    .await?
+}
+
+/// Fails when the file's size or mtime moved since the walk saw it, or when
+/// the bytes read disagree with its size: such a read may be torn.
+fn ensure_unchanged(file: &LocalFile, bytes_read: u64) -> Result<()> {
+    let meta =
+        std::fs::symlink_metadata(&file.path).map_err(|err| Error::io("stat", &file.path, err))?;
+    let detail = if bytes_read != file.size {
+        format!("{bytes_read} bytes read, {} expected", file.size)
+    } else if meta.len() != file.size {
+        format!("size went from {} to {}", file.size, meta.len())
+    } else if meta.modified().ok() != file.modified {
+        "modification time changed".to_owned()
+    } else {
+        return Ok(());
+    };
+    Err(Error::Changed {
+        path: file.path.clone(),
+        detail,
+    })
+}
+
+async fn upload_multipart(
+    remote: &Remote,
+    min_part_size: u64,
+    file: &LocalFile,
+    key: &str,
+    md5: Md5Digest,
+) -> Result<Option<String>> {
+    let upload_id = remote.create_multipart(key, md5).await?;
+    let sent = send_parts(remote, min_part_size, file, key, &upload_id, md5).await;
+    let completed = match sent {
+        Ok(parts) => remote.complete_multipart(key, &upload_id, parts).await,
+        Err(err) => Err(err),
+    };
+    if completed.is_err() {
+        // Leave no orphaned parts behind: they are billed and invisible.
+        if let Err(abort) = remote.abort_multipart(key, &upload_id).await {
+            warn!(key, upload_id, error = %abort, "could not abort multipart upload");
+        }
+    }
+    completed
+}
+
+async fn send_parts(
+    remote: &Remote,
+    min_part_size: u64,
+    file: &LocalFile,
+    key: &str,
+    upload_id: &str,
+    md5: Md5Digest,
+) -> Result<Vec<aws_sdk_s3::types::CompletedPart>> {
+    let part_size = part_size_for(file.size, min_part_size);
+    let handle =
+        Arc::new(File::open(&file.path).map_err(|err| Error::io("open", &file.path, err))?);
+    let mut whole = Md5Stream::default();
+    let mut parts = Vec::new();
+    let mut offset = 0u64;
+    let mut number = 1i32;
+    while offset < file.size {
+        let length = part_size.min(file.size - offset);
+        let (bytes, hasher) = read_part(&handle, &file.path, offset, length, whole).await?;
+        whole = hasher;
+        parts.push(remote.upload_part(key, upload_id, number, bytes).await?);
+        offset += length;
+        number += 1;
+    }
+    // The parts must add up to the content whose MD5 went into the metadata.
+    ensure_unchanged(file, offset)?;
+    let sent = whole.finish();
+    if sent != md5 {
+        return Err(Error::Changed {
+            path: file.path.clone(),
+            detail: format!("content MD5 went from {} to {}", md5.hex(), sent.hex()),
+        });
+    }
+    Ok(parts)
+}
+
+async fn read_part(
+    handle: &Arc<File>,
+    path: &Path,
+    offset: u64,
+    length: u64,
+    mut hasher: Md5Stream,
+) -> Result<(Vec<u8>, Md5Stream)> {
+    let handle = Arc::clone(handle);
+    let path = path.to_path_buf();
+    tokio::task::spawn_blocking(move || {
+        let mut bytes = vec![0u8; length as usize];
+        handle
+            .read_exact_at(&mut bytes, offset)
+            .map_err(|err| Error::io("read", &path, err))?;
+        hasher.update(&bytes);
+        Ok((bytes, hasher))
+    })
+    .await?
+}
