@@ -24,8 +24,17 @@ pub async fn s3_client(max_attempts: u32) -> Client {
     let custom_endpoint = ["AWS_ENDPOINT_URL_S3", "AWS_ENDPOINT_URL"]
         .iter()
         .any(|name| std::env::var_os(name).is_some_and(|v| !v.is_empty()));
-    let config = aws_sdk_s3::config::Builder::from(&shared)
-        .force_path_style(custom_endpoint)
+    s3_client_from(&shared, custom_endpoint, max_attempts)
+}
+
+/// The S3 client for a given shared configuration.
+pub fn s3_client_from(
+    shared: &aws_config::SdkConfig,
+    path_style: bool,
+    max_attempts: u32,
+) -> Client {
+    let config = aws_sdk_s3::config::Builder::from(shared)
+        .force_path_style(path_style)
         .retry_config(RetryConfig::standard().with_max_attempts(max_attempts))
         // Every upload already carries a Content-MD5 computed here.
         .request_checksum_calculation(RequestChecksumCalculation::WhenRequired)

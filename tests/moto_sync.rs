@@ -1,0 +1,237 @@
+//! End-to-end runs of the engine against a moto server over HTTP.
+
+mod support;
+
+use std::collections::BTreeMap;
+
+use aws_sdk_s3::types::ServerSideEncryption;
+use s3_kms_sync::manifest::{FileStatus, Manifest, RunStatus};
+use s3_kms_sync::request::RunRequest;
+use support::*;
+
+const BUCKET: &str = "backups";
+
+struct Fixture {
+    moto: Moto,
+    key_arn: String,
+    source: tempfile::TempDir,
+    manifests: tempfile::TempDir,
+}
+
+impl Fixture {
+    async fn new() -> Fixture {
+        let moto = Moto::start();
+        let key_arn = moto.bucket_and_key(BUCKET).await;
+        let source = tempfile::tempdir().unwrap();
+        write_tree(source.path(), &sample_files());
+        Fixture {
+            moto,
+            key_arn,
+            source,
+            manifests: tempfile::tempdir().unwrap(),
+        }
+    }
+
+    fn engine(&self) -> s3_kms_sync::Engine {
+        engine(
+            self.moto.s3(),
+            settings(
+                self.source.path(),
+                self.manifests.path(),
+                BUCKET,
+                &self.key_arn,
+                "/nightly/",
+            ),
+        )
+    }
+
+    async fn run(&self, request: RunRequest) -> (s3_kms_sync::manifest::Summary, Manifest) {
+        let summary = self.engine().run(&request).await.expect("run starts");
+        let local = summary
+            .manifest_local_path
+            .as_deref()
+            .expect("local manifest");
+        let manifest: Manifest = serde_json::from_slice(&std::fs::read(local).unwrap()).unwrap();
+        (summary, manifest)
+    }
+
+    fn statuses(manifest: &Manifest) -> BTreeMap<String, FileStatus> {
+        manifest
+            .files
+            .iter()
+            .map(|f| (f.s3_key.clone().unwrap(), f.status))
+            .collect()
+    }
+}
+
+#[tokio::test]
+async fn first_run_uploads_everything_encrypted_with_recorded_md5() {
+    let fx = Fixture::new().await;
+    let (summary, manifest) = fx.run(RunRequest::default()).await;
+    let files = sample_files();
+    assert_eq!(summary.status, RunStatus::Succeeded);
+    assert_eq!(summary.uploaded, files.len() as u64);
+    assert_eq!(summary.failed, 0);
+    assert_eq!(
+        summary.bytes_uploaded,
+        files.iter().map(|(_, c)| c.len() as u64).sum::<u64>()
+    );
+    assert!(manifest.complete);
+
+    let s3 = fx.moto.s3();
+    for (relative, content) in &files {
+        let key = format!("nightly/{relative}");
+        let head = s3
+            .head_object()
+            .bucket(BUCKET)
+            .key(&key)
+            .send()
+            .await
+            .expect(&key);
+        assert_eq!(
+            head.server_side_encryption(),
+            Some(&ServerSideEncryption::AwsKms),
+            "{key}"
+        );
+        assert_eq!(head.ssekms_key_id(), Some(fx.key_arn.as_str()), "{key}");
+        let recorded = head.metadata().and_then(|m| m.get("md5checksum")).cloned();
+        assert_eq!(recorded, Some(md5_hex(content)), "{key}");
+        assert_eq!(&get_bytes(&s3, BUCKET, &key).await, content, "{key}");
+    }
+    // The large file went up in parts, so its ETag is not its MD5.
+    let big = s3
+        .head_object()
+        .bucket(BUCKET)
+        .key("nightly/reports/big.bin")
+        .send()
+        .await
+        .unwrap();
+    assert!(
+        big.e_tag().unwrap().contains('-'),
+        "expected a multipart ETag"
+    );
+}
+
+#[tokio::test]
+async fn second_run_skips_every_file_and_writes_only_a_manifest() {
+    let fx = Fixture::new().await;
+    fx.run(RunRequest::default()).await;
+    let before = list_keys(&fx.moto.s3(), BUCKET).await;
+    let (summary, manifest) = fx.run(RunRequest::default()).await;
+    assert_eq!(summary.status, RunStatus::Succeeded);
+    assert_eq!(
+        (summary.uploaded, summary.skipped),
+        (0, sample_files().len() as u64)
+    );
+    assert!(
+        Fixture::statuses(&manifest)
+            .values()
+            .all(|s| *s == FileStatus::Skipped)
+    );
+
+    let after = list_keys(&fx.moto.s3(), BUCKET).await;
+    let added: Vec<_> = after.iter().filter(|k| !before.contains(k)).collect();
+    assert_eq!(added.len(), 1, "only the manifest is new: {added:?}");
+    assert!(added[0].starts_with("nightly/_manifests/"));
+}
+
+#[tokio::test]
+async fn changed_and_new_files_are_uploaded_again() {
+    let fx = Fixture::new().await;
+    fx.run(RunRequest::default()).await;
+    // Same size, new content: only a content hash can tell.
+    std::fs::write(fx.source.path().join("top.txt"), b"TOP LEVEL\n").unwrap();
+    std::fs::write(fx.source.path().join("new.txt"), b"new").unwrap();
+
+    let (summary, manifest) = fx.run(RunRequest::default()).await;
+    assert_eq!(summary.uploaded, 2);
+    assert_eq!(summary.skipped, sample_files().len() as u64 - 1);
+    let statuses = Fixture::statuses(&manifest);
+    assert_eq!(statuses["nightly/top.txt"], FileStatus::Uploaded);
+    assert_eq!(statuses["nightly/new.txt"], FileStatus::Uploaded);
+    assert_eq!(statuses["nightly/reports/big.bin"], FileStatus::Skipped);
+    let top = manifest
+        .files
+        .iter()
+        .find(|f| f.s3_key.as_deref() == Some("nightly/top.txt"))
+        .unwrap();
+    assert_eq!(top.md5.as_deref(), Some(md5_hex(b"TOP LEVEL\n").as_str()));
+    assert_eq!(
+        get_bytes(&fx.moto.s3(), BUCKET, "nightly/top.txt").await,
+        b"TOP LEVEL\n"
+    );
+}
+
+#[tokio::test]
+async fn dry_run_uploads_nothing() {
+    let fx = Fixture::new().await;
+    let request = RunRequest {
+        dry_run: Some(true),
+        ..RunRequest::default()
+    };
+    let (summary, manifest) = fx.run(request).await;
+    assert_eq!(summary.uploaded, 0);
+    assert_eq!(summary.would_upload, sample_files().len() as u64);
+    assert_eq!(summary.manifest_s3_uri, None);
+    assert!(manifest.dry_run);
+    assert!(list_keys(&fx.moto.s3(), BUCKET).await.is_empty());
+}
+
+#[tokio::test]
+async fn manifests_are_encrypted_and_never_overwritten() {
+    let fx = Fixture::new().await;
+    let (first, _) = fx.run(RunRequest::default()).await;
+    let (second, _) = fx.run(RunRequest::default()).await;
+    let s3 = fx.moto.s3();
+    let manifests: Vec<_> = list_keys(&s3, BUCKET)
+        .await
+        .into_iter()
+        .filter(|k| k.starts_with("nightly/_manifests/"))
+        .collect();
+    assert_eq!(manifests.len(), 2, "{manifests:?}");
+    assert_ne!(first.manifest_s3_uri, second.manifest_s3_uri);
+    for (key, summary) in manifests.iter().zip([&first, &second]) {
+        let head = s3
+            .head_object()
+            .bucket(BUCKET)
+            .key(key)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(
+            head.server_side_encryption(),
+            Some(&ServerSideEncryption::AwsKms)
+        );
+        assert_eq!(head.ssekms_key_id(), Some(fx.key_arn.as_str()));
+        // The S3 copy and the local copy are the same document.
+        let local = std::fs::read(summary.manifest_local_path.as_deref().unwrap()).unwrap();
+        assert_eq!(get_bytes(&s3, BUCKET, key).await, local);
+    }
+}
+
+#[tokio::test]
+async fn a_file_without_a_valid_key_fails_alone() {
+    let fx = Fixture::new().await;
+    // Five 250-byte directory names make a key above S3's 1,024-byte limit.
+    let long: std::path::PathBuf = (0..5).map(|i| format!("{i}{}", "d".repeat(249))).collect();
+    write_tree(
+        fx.source.path(),
+        &[(long.join("f.txt").to_str().unwrap(), b"x".to_vec())],
+    );
+    let (summary, manifest) = fx.run(RunRequest::default()).await;
+    assert_eq!(summary.status, RunStatus::Partial);
+    assert_eq!(
+        (summary.failed, summary.uploaded),
+        (1, sample_files().len() as u64)
+    );
+    let failed = manifest
+        .files
+        .iter()
+        .find(|f| f.status == FileStatus::Failed)
+        .unwrap();
+    assert!(
+        failed.error.as_deref().unwrap().contains("1024"),
+        "{failed:?}"
+    );
+    assert!(failed.local_path.ends_with("f.txt"));
+}

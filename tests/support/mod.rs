@@ -1,0 +1,203 @@
+//! Shared test fixtures: a moto server on a loopback port, real SDK clients
+//! pointed at it, and sample trees.
+#![allow(dead_code)]
+
+use std::net::TcpListener;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use aws_config::{BehaviorVersion, Region, SdkConfig};
+use aws_sdk_s3::Client;
+use aws_sdk_s3::config::Credentials;
+use s3_kms_sync::Engine;
+use s3_kms_sync::config::{MIB, Mode, Settings, SyncArgs};
+use s3_kms_sync::remote::s3_client_from;
+
+/// A moto server (S3 + KMS over HTTP) that lives as long as this value.
+pub struct Moto {
+    child: Child,
+    pub endpoint: String,
+}
+
+impl Moto {
+    /// Starts moto on a free port. Fails loudly when moto is not installed:
+    /// these tests are never skipped silently.
+    pub fn start() -> Moto {
+        let binary = std::env::var_os("MOTO_SERVER")
+            .map(PathBuf::from)
+            .unwrap_or_else(|| Path::new(env!("CARGO_MANIFEST_DIR")).join(".venv/bin/moto_server"));
+        assert!(
+            binary.exists(),
+            "moto server not found at {}: run `make test` (it installs moto into .venv) or set MOTO_SERVER",
+            binary.display()
+        );
+        let port = free_port();
+        let child = Command::new(&binary)
+            .args(["-H", "127.0.0.1", "-p", &port.to_string()])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("start moto server");
+        let moto = Moto {
+            child,
+            endpoint: format!("http://127.0.0.1:{port}"),
+        };
+        let deadline = Instant::now() + Duration::from_secs(30);
+        while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+            assert!(
+                Instant::now() < deadline,
+                "moto server did not start on port {port}"
+            );
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        moto
+    }
+
+    pub fn sdk_config(&self) -> SdkConfig {
+        SdkConfig::builder()
+            .behavior_version(BehaviorVersion::latest())
+            .region(Region::new("us-east-1"))
+            .endpoint_url(&self.endpoint)
+            .credentials_provider(aws_sdk_s3::config::SharedCredentialsProvider::new(
+                Credentials::for_tests(),
+            ))
+            .build()
+    }
+
+    /// The S3 client exactly as the function builds it, pointed at moto.
+    pub fn s3(&self) -> Client {
+        s3_client_from(&self.sdk_config(), true, 3)
+    }
+
+    /// Creates a bucket and a KMS key; returns the key's ARN.
+    pub async fn bucket_and_key(&self, bucket: &str) -> String {
+        self.s3()
+            .create_bucket()
+            .bucket(bucket)
+            .send()
+            .await
+            .expect("create bucket");
+        let kms = aws_sdk_kms::Client::new(&self.sdk_config());
+        let key = kms
+            .create_key()
+            .description("s3-kms-sync test")
+            .send()
+            .await
+            .expect("create key");
+        key.key_metadata()
+            .expect("key metadata")
+            .arn()
+            .expect("key arn")
+            .to_owned()
+    }
+}
+
+impl Drop for Moto {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+pub fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .expect("free port")
+}
+
+/// Settings for a test run: a 1 MiB multipart threshold so a small file
+/// exercises multipart upload (parts stay at S3's 5 MiB minimum).
+pub fn settings(
+    source: &Path,
+    manifests: &Path,
+    bucket: &str,
+    key: &str,
+    prefix: &str,
+) -> Settings {
+    let args = SyncArgs {
+        bucket: Some(bucket.into()),
+        prefix: prefix.into(),
+        kms_key_id: Some(key.into()),
+        source_dir: Some(source.into()),
+        manifest_dir: Some(manifests.into()),
+        concurrency: 4,
+        multipart_threshold: MIB,
+        part_size: 5 * MIB,
+        max_attempts: 3,
+        ..SyncArgs::default()
+    };
+    Settings::from_args(args, Mode::Cli).expect("valid settings")
+}
+
+pub fn engine(client: Client, settings: Settings) -> Engine {
+    Engine::new(client, settings)
+}
+
+/// Relative path → content for the standard sample tree.
+pub fn sample_files() -> Vec<(&'static str, Vec<u8>)> {
+    let big: Vec<u8> = (0..6 * MIB as usize + 12_345)
+        .map(|i| (i * 7 % 253) as u8)
+        .collect();
+    vec![
+        ("top.txt", b"top level\n".to_vec()),
+        ("empty.dat", Vec::new()),
+        ("with space/file name.txt", b"spaces\n".to_vec()),
+        (
+            "unicode/ünïcødé 文件.txt",
+            "non-ASCII ✓\n".as_bytes().to_vec(),
+        ),
+        ("deep/a/b/c/leaf.json", br#"{"leaf": true}"#.to_vec()),
+        ("reports/2026/q1.csv", b"a,b\n1,2\n".to_vec()),
+        ("reports/big.bin", big),
+    ]
+}
+
+pub fn write_tree(root: &Path, files: &[(&str, Vec<u8>)]) {
+    for (relative, content) in files {
+        let path = root.join(relative);
+        std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+        std::fs::write(path, content).unwrap();
+    }
+}
+
+pub async fn list_keys(client: &Client, bucket: &str) -> Vec<String> {
+    let mut keys = Vec::new();
+    let mut pages = client
+        .list_objects_v2()
+        .bucket(bucket)
+        .into_paginator()
+        .send();
+    while let Some(page) = pages.next().await {
+        let page = page.expect("list objects");
+        keys.extend(
+            page.contents()
+                .iter()
+                .filter_map(|o| o.key().map(str::to_owned)),
+        );
+    }
+    keys.sort();
+    keys
+}
+
+pub async fn get_bytes(client: &Client, bucket: &str, key: &str) -> Vec<u8> {
+    let object = client
+        .get_object()
+        .bucket(bucket)
+        .key(key)
+        .send()
+        .await
+        .expect("get object");
+    object
+        .body
+        .collect()
+        .await
+        .expect("read body")
+        .into_bytes()
+        .to_vec()
+}
+
+pub fn md5_hex(bytes: &[u8]) -> String {
+    s3_kms_sync::hash::Md5Digest::of(bytes).hex()
+}
