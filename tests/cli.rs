@@ -1,0 +1,112 @@
+//! The command-line front end: exit status, stdout summary, fail-fast config.
+
+mod support;
+
+use std::process::{Command, Output};
+
+use support::*;
+
+fn cli(args: &[&str], env: &[(&str, &str)]) -> Output {
+    let mut command = Command::new(env!("CARGO_BIN_EXE_s3-kms-sync"));
+    for (name, _) in std::env::vars() {
+        if name.starts_with("SYNC_") || name.starts_with("AWS_") {
+            command.env_remove(name);
+        }
+    }
+    command
+        .args(args)
+        .envs(env.iter().copied())
+        .output()
+        .expect("run the CLI")
+}
+
+#[test]
+fn missing_settings_fail_before_any_request_and_name_the_fix() {
+    let dir = tempfile::tempdir().unwrap();
+    let source = dir.path().to_str().unwrap();
+    let cases: [(&[&str], &str); 3] = [
+        (
+            &["sync", "--source-dir", source, "--kms-key-id", "k"],
+            "SYNC_BUCKET",
+        ),
+        (
+            &["sync", "--source-dir", source, "--bucket", "b"],
+            "--kms-key-id",
+        ),
+        (
+            &[
+                "sync",
+                "--source-dir",
+                "/no/such/dir",
+                "--bucket",
+                "b",
+                "--kms-key-id",
+                "k",
+            ],
+            "--source-dir",
+        ),
+    ];
+    for (args, fix) in cases {
+        let out = cli(args, &[]);
+        assert_eq!(out.status.code(), Some(2), "{args:?}");
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(stderr.contains(fix), "{args:?}: {stderr}");
+        assert!(out.stdout.is_empty());
+    }
+}
+
+#[tokio::test]
+async fn sync_prints_the_summary_and_exits_by_outcome() {
+    let moto = Moto::start();
+    let key = moto.bucket_and_key("cli").await;
+    let source = tempfile::tempdir().unwrap();
+    let manifests = tempfile::tempdir().unwrap();
+    write_tree(source.path(), &[("a.txt", b"a".to_vec())]);
+    let env = [
+        ("AWS_ENDPOINT_URL", moto.endpoint.as_str()),
+        ("AWS_ACCESS_KEY_ID", "test"),
+        ("AWS_SECRET_ACCESS_KEY", "test"),
+        ("AWS_REGION", "us-east-1"),
+        ("SYNC_BUCKET", "cli"),
+        ("SYNC_KMS_KEY_ID", key.as_str()),
+        ("SYNC_MANIFEST_DIR", manifests.path().to_str().unwrap()),
+    ];
+    let args = [
+        "sync",
+        "--source-dir",
+        source.path().to_str().unwrap(),
+        "--prefix",
+        "c",
+    ];
+
+    let out = cli(&args, &env);
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let summary: serde_json::Value =
+        serde_json::from_slice(&out.stdout).expect("JSON summary on stdout");
+    assert_eq!(summary["status"], "succeeded");
+    assert_eq!(summary["uploaded"], 1);
+    assert!(
+        summary["manifest_s3_uri"]
+            .as_str()
+            .unwrap()
+            .starts_with("s3://cli/c/_manifests/")
+    );
+
+    let long: std::path::PathBuf = (0..5).map(|i| format!("{i}{}", "x".repeat(249))).collect();
+    write_tree(
+        source.path(),
+        &[(long.join("f").to_str().unwrap(), b"f".to_vec())],
+    );
+    let out = cli(&args, &env);
+    assert_eq!(out.status.code(), Some(1));
+    let summary: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(
+        (summary["status"].as_str(), summary["failed"].as_u64()),
+        (Some("partial"), Some(1))
+    );
+}

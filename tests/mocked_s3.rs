@@ -1,0 +1,183 @@
+//! Real-S3 responses that a local emulator does not give, played through the
+//! real SDK client with aws-smithy-mocks.
+
+mod support;
+
+use aws_sdk_s3::Client;
+use aws_sdk_s3::operation::abort_multipart_upload::AbortMultipartUploadOutput;
+use aws_sdk_s3::operation::complete_multipart_upload::CompleteMultipartUploadOutput;
+use aws_sdk_s3::operation::create_multipart_upload::CreateMultipartUploadOutput;
+use aws_sdk_s3::operation::head_object::{HeadObjectError, HeadObjectOutput};
+use aws_sdk_s3::operation::put_object::PutObjectOutput;
+use aws_sdk_s3::types::ServerSideEncryption;
+use aws_sdk_s3::types::error::NotFound;
+use aws_smithy_mocks::{Rule, RuleMode, mock, mock_client};
+use s3_kms_sync::manifest::{FileRecord, FileStatus, Manifest, RunStatus, Summary};
+use s3_kms_sync::request::RunRequest;
+use support::*;
+
+const BUCKET: &str = "backups";
+const KEY: &str = "arn:aws:kms:us-east-1:111122223333:key/0b1c2d3e-aaaa-bbbb-cccc-0123456789ab";
+
+fn not_found() -> Rule {
+    mock!(Client::head_object).then_error(|| HeadObjectError::NotFound(NotFound::builder().build()))
+}
+
+/// PutObject as S3 answers it for an SSE-KMS upload with `KEY`.
+fn put_ok() -> Rule {
+    mock!(Client::put_object).then_output(|| {
+        PutObjectOutput::builder()
+            .e_tag("\"5d1e2f0c9b8a7e6d5c4b3a2f1e0d9c8b\"")
+            .server_side_encryption(ServerSideEncryption::AwsKms)
+            .ssekms_key_id(KEY)
+            .build()
+    })
+}
+
+async fn run(client: Client, files: &[(&str, Vec<u8>)]) -> (Summary, Manifest) {
+    let source = tempfile::tempdir().unwrap();
+    let manifests = tempfile::tempdir().unwrap();
+    write_tree(source.path(), files);
+    let engine = engine(
+        client,
+        settings(source.path(), manifests.path(), BUCKET, KEY, "p"),
+    );
+    let summary = engine
+        .run(&RunRequest::default())
+        .await
+        .expect("run starts");
+    let local = std::fs::read(summary.manifest_local_path.as_deref().unwrap()).unwrap();
+    (summary, serde_json::from_slice(&local).unwrap())
+}
+
+fn record<'a>(manifest: &'a Manifest, key: &str) -> &'a FileRecord {
+    manifest
+        .files
+        .iter()
+        .find(|f| f.s3_key.as_deref() == Some(key))
+        .unwrap_or_else(|| panic!("{key} not in manifest"))
+}
+
+#[tokio::test]
+async fn opaque_etag_with_matching_md5_metadata_is_skipped() {
+    let content = b"alpha".to_vec();
+    let md5 = md5_hex(&content);
+    // Real S3 under SSE-KMS: the ETag is not the MD5 of the content.
+    let head = mock!(Client::head_object).then_output(move || {
+        HeadObjectOutput::builder()
+            .e_tag("\"3f2b7c1e0a9d8c7b6a5f4e3d2c1b0a99\"")
+            .content_length(5)
+            .metadata("md5checksum", md5.clone())
+            .server_side_encryption(ServerSideEncryption::AwsKms)
+            .build()
+    });
+    let manifest_put = put_ok();
+    let client = mock_client!(aws_sdk_s3, RuleMode::MatchAny, [&head, &manifest_put]);
+
+    let (summary, manifest) = run(client, &[("a.txt", content)]).await;
+    assert_eq!((summary.skipped, summary.uploaded), (1, 0));
+    assert_eq!(summary.status, RunStatus::Succeeded);
+    assert_eq!(record(&manifest, "p/a.txt").status, FileStatus::Skipped);
+    assert_eq!(head.num_calls(), 1);
+    assert_eq!(manifest_put.num_calls(), 1, "only the manifest is written");
+}
+
+#[tokio::test]
+async fn forbidden_head_fails_that_file_and_the_run_goes_on() {
+    let forbidden = mock!(Client::head_object)
+        .match_requests(|req| req.key() == Some("p/secret.txt"))
+        .sequence()
+        .http_status(403, None)
+        .repeatedly()
+        .build();
+    let (missing, put) = (not_found(), put_ok());
+    let client = mock_client!(aws_sdk_s3, RuleMode::MatchAny, [&forbidden, &missing, &put]);
+
+    let files = [("open.txt", b"o".to_vec()), ("secret.txt", b"s".to_vec())];
+    let (summary, manifest) = run(client, &files).await;
+    assert_eq!((summary.uploaded, summary.failed), (1, 1));
+    assert_eq!(summary.status, RunStatus::Partial);
+    let secret = record(&manifest, "p/secret.txt");
+    assert_eq!(secret.status, FileStatus::Failed);
+    let error = secret.error.as_deref().unwrap();
+    assert!(
+        error.contains("HeadObject") && error.contains("403"),
+        "{error}"
+    );
+    // A failed lookup is never treated as "missing": no upload of secret.txt.
+    assert_eq!(put.num_calls(), 2, "open.txt and the manifest only");
+}
+
+#[tokio::test]
+async fn failing_part_aborts_the_multipart_upload() {
+    let create = mock!(Client::create_multipart_upload).then_output(|| {
+        CreateMultipartUploadOutput::builder()
+            .upload_id("upload-1")
+            .server_side_encryption(ServerSideEncryption::AwsKms)
+            .ssekms_key_id(KEY)
+            .build()
+    });
+    let part = mock!(Client::upload_part)
+        .sequence()
+        .http_status(400, None)
+        .repeatedly()
+        .build();
+    let abort = mock!(Client::abort_multipart_upload)
+        .match_requests(|req| req.upload_id() == Some("upload-1"))
+        .then_output(|| AbortMultipartUploadOutput::builder().build());
+    let complete = mock!(Client::complete_multipart_upload)
+        .then_output(|| CompleteMultipartUploadOutput::builder().build());
+    let (missing, put) = (not_found(), put_ok());
+    let client = mock_client!(
+        aws_sdk_s3,
+        RuleMode::MatchAny,
+        [&missing, &create, &part, &abort, &complete, &put]
+    );
+
+    let big = vec![7u8; 6 * 1024 * 1024];
+    let (summary, manifest) = run(client, &[("big.bin", big)]).await;
+    assert_eq!(summary.failed, 1);
+    assert_eq!(summary.status, RunStatus::Failed);
+    let error = record(&manifest, "p/big.bin").error.clone().unwrap();
+    assert!(error.contains("UploadPart"), "{error}");
+    assert_eq!(abort.num_calls(), 1, "the upload is aborted");
+    assert_eq!(complete.num_calls(), 0);
+}
+
+#[tokio::test]
+async fn other_encryption_in_the_response_fails_the_file() {
+    let aes = mock!(Client::put_object)
+        .match_requests(|req| req.key() == Some("p/a.txt"))
+        .then_output(|| {
+            PutObjectOutput::builder()
+                .server_side_encryption(ServerSideEncryption::Aes256)
+                .build()
+        });
+    let other_key = mock!(Client::put_object)
+        .match_requests(|req| req.key() == Some("p/b.txt"))
+        .then_output(|| {
+            PutObjectOutput::builder()
+                .server_side_encryption(ServerSideEncryption::AwsKms)
+                .ssekms_key_id(
+                    "arn:aws:kms:us-east-1:111122223333:key/ffffffff-0000-0000-0000-000000000000",
+                )
+                .build()
+        });
+    let (missing, put) = (not_found(), put_ok());
+    let client = mock_client!(
+        aws_sdk_s3,
+        RuleMode::MatchAny,
+        [&missing, &aes, &other_key, &put]
+    );
+
+    let files = [("a.txt", b"a".to_vec()), ("b.txt", b"b".to_vec())];
+    let (summary, manifest) = run(client, &files).await;
+    assert_eq!(summary.failed, 2);
+    for (key, expected) in [("p/a.txt", "AES256"), ("p/b.txt", "ffffffff")] {
+        let error = record(&manifest, key).error.clone().unwrap();
+        assert!(
+            error.contains("encryption mismatch") && error.contains(expected),
+            "{error}"
+        );
+    }
+}
