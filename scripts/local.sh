@@ -1,0 +1,71 @@
+# Shared helpers for the local runs: a moto server on a free loopback port and
+# the function served by `cargo lambda watch`. Source this file; call cleanup on exit.
+set -euo pipefail
+
+ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+VENV="$ROOT/.venv"
+WORK="$ROOT/.work"
+mkdir -p "$WORK"
+PIDS=()
+
+free_port() {
+    "$VENV/bin/python" -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'
+}
+
+wait_for_port() {
+    local port=$1 what=$2 log=$3
+    for _ in $(seq 1 600); do
+        if "$VENV/bin/python" -c "import socket,sys; socket.create_connection(('127.0.0.1', $port), 1)" 2>/dev/null; then
+            return 0
+        fi
+        sleep 0.5
+    done
+    echo "$what did not start on port $port; its log:" >&2
+    tail -n 40 "$log" >&2
+    return 1
+}
+
+# Each background service gets its own process group so cleanup stops its children too.
+start_background() {
+    local log=$1; shift
+    setsid "$@" >"$log" 2>&1 &
+    PIDS+=("$!")
+}
+
+cleanup() {
+    for pid in "${PIDS[@]}"; do
+        kill -- "-$pid" 2>/dev/null || true
+    done
+}
+
+# Starts moto, creates BUCKET and a KMS key, and exports what the function reads.
+start_moto() {
+    local bucket=$1 port
+    port=$(free_port)
+    start_background "$WORK/moto.log" "$VENV/bin/moto_server" -H 127.0.0.1 -p "$port"
+    wait_for_port "$port" "moto server" "$WORK/moto.log"
+    export AWS_ENDPOINT_URL="http://127.0.0.1:$port"
+    export AWS_ACCESS_KEY_ID=test AWS_SECRET_ACCESS_KEY=test AWS_REGION=us-east-1 AWS_DEFAULT_REGION=us-east-1
+    unset AWS_PROFILE AWS_SESSION_TOKEN
+    export SYNC_BUCKET="$bucket"
+    SYNC_KMS_KEY_ID="$("$VENV/bin/python" "$ROOT/scripts/provision_moto.py" "$bucket")"
+    export SYNC_KMS_KEY_ID
+    echo "moto server on $AWS_ENDPOINT_URL, bucket $bucket, KMS key $SYNC_KMS_KEY_ID" >&2
+}
+
+# Serves the function on the local Lambda runtime API (it inherits the SYNC_* settings).
+start_watch() {
+    WATCH_PORT=$(free_port)
+    start_background "$WORK/watch.log" "$VENV/bin/cargo-lambda" lambda watch --invoke-port "$WATCH_PORT"
+    wait_for_port "$WATCH_PORT" "cargo lambda watch" "$WORK/watch.log"
+}
+
+# Invokes the function with an event file and prints its summary.
+invoke() {
+    "$VENV/bin/cargo-lambda" lambda invoke s3-kms-sync --invoke-port "$WATCH_PORT" --data-file "$1"
+}
+
+# Reads FIELD from a JSON summary on stdin.
+field() {
+    "$VENV/bin/python" -c "import json,sys; print(json.load(sys.stdin)[sys.argv[1]])" "$1"
+}

@@ -1,0 +1,45 @@
+#!/usr/bin/env bash
+# Sends every payload in events/ to the function through the real Lambda
+# runtime API (cargo lambda watch + invoke) against moto, and checks each summary.
+source "$(dirname "${BASH_SOURCE[0]}")/local.sh"
+trap cleanup EXIT
+
+rm -rf "$WORK/events"
+export SYNC_SOURCE_DIR="$WORK/events/data" SYNC_MANIFEST_DIR="$WORK/events/manifests" SYNC_PREFIX=events
+"$VENV/bin/python" "$ROOT/scripts/sample_tree.py" "$SYNC_SOURCE_DIR" >/dev/null
+mkdir -p "$SYNC_MANIFEST_DIR"
+total=$(find "$SYNC_SOURCE_DIR" -type f | wc -l)
+in_reports=$(find "$SYNC_SOURCE_DIR/reports" -type f ! -name '*.tmp' | wc -l)
+start_moto events-backups
+start_watch
+
+passed=0 failed=0
+check() {
+    local name=$1 actual=$2 expected=$3
+    if [ "$actual" = "$expected" ]; then
+        passed=$((passed + 1)); echo "ok   $name"
+    else
+        failed=$((failed + 1)); echo "FAIL $name: got $actual, expected $expected"
+    fi
+}
+
+# Order matters: the dry run first (it must change nothing), then the narrowed run.
+for event in dry-run manual scheduled; do
+    test -f "$ROOT/events/$event.json"
+done
+[ "$(ls "$ROOT"/events/*.json | wc -l)" = 3 ] || { echo "FAIL events/ has a payload this script does not check" >&2; exit 1; }
+
+summary=$(invoke "$ROOT/events/dry-run.json")
+check "dry-run.json uploads nothing" "$(field uploaded <<<"$summary")" 0
+check "dry-run.json plans every file" "$(field would_upload <<<"$summary")" "$total"
+
+summary=$(invoke "$ROOT/events/manual.json")
+check "manual.json uploads only reports/ without *.tmp" "$(field uploaded <<<"$summary")" "$in_reports"
+check "manual.json fails nothing" "$(field failed <<<"$summary")" 0
+
+summary=$(invoke "$ROOT/events/scheduled.json")
+check "scheduled.json succeeds" "$(field status <<<"$summary")" succeeded
+check "scheduled.json uploads the rest" "$(field uploaded <<<"$summary")" $((total - in_reports))
+
+echo "lambda events: $passed passed, $failed failed"
+[ "$failed" = 0 ]
