@@ -41,5 +41,5 @@ summary=$(invoke "$ROOT/events/scheduled.json")
 check "scheduled.json succeeds" "$(field status <<<"$summary")" succeeded
 check "scheduled.json uploads the rest" "$(field uploaded <<<"$summary")" $((total - in_reports))
 
-echo "lambda events: $passed passed, $failed failed"
+echo "lambda runtime API checks: $passed ok, $failed failing"
 [ "$failed" = 0 ]

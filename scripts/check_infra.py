@@ -1,0 +1,116 @@
+"""Static checks of the IAM policies in iam/.
+
+1. parliament finds nothing in any policy.
+2. Each policy file is, in substance, the policy the template gives the
+   function: same statements, actions and conditions, and the same resources
+   once the template's references are replaced by the example values the
+   files use. So the two cannot drift apart.
+
+Exit status 0 when both hold; prints each problem otherwise.
+"""
+import json
+import pathlib
+import sys
+
+from cfnlint.decode import decode
+from parliament import analyze_policy_string
+
+ROOT = pathlib.Path(__file__).resolve().parent.parent
+
+# The example values in iam/*.json, for each name the template refers to.
+EXAMPLES = {
+    "AWS::Partition": "aws",
+    "AWS::Region": "eu-west-1",
+    "AWS::AccountId": "123456789012",
+    "Prefix": "backups",
+    "BackupBucket": "example-backups",
+    "BackupKey.Arn": "arn:aws:kms:eu-west-1:123456789012:key/1234abcd-12ab-34cd-56ef-1234567890ab",
+    "FunctionLogGroup.Arn": "arn:aws:logs:eu-west-1:123456789012:log-group:/aws/lambda/s3-kms-sync-backup",
+    "FailedRunsQueue.Arn": "arn:aws:sqs:eu-west-1:123456789012:s3-kms-sync-FailedRunsQueue",
+    "EfsFileSystemId": "fs-0123456789abcdef0",
+    "EfsAccessPointArn": "arn:aws:elasticfilesystem:eu-west-1:123456789012:access-point/fsap-0123456789abcdef0",
+}
+
+# Template resource → policy file it must match.
+POLICIES = {
+    "FunctionPolicy": "iam/function-policy.json",
+    "FunctionEfsPolicy": "iam/function-efs-policy.json",
+}
+
+
+def resolve(node, names=EXAMPLES):
+    """Evaluates the intrinsics of a policy, taking the created-resource branch of each Fn::If."""
+    if isinstance(node, list):
+        return [resolve(item, names) for item in node]
+    if not isinstance(node, dict):
+        return node
+    if len(node) == 1:
+        (function, argument), = node.items()
+        if function == "Ref":
+            return names[argument]
+        if function == "Fn::GetAtt":
+            name = argument if isinstance(argument, str) else ".".join(argument)
+            return names[name]
+        if function == "Fn::If":
+            return resolve(argument[1], names)
+        if function == "Fn::Sub":
+            text, local = (argument, {}) if isinstance(argument, str) else argument
+            scope = dict(names)
+            scope.update({k: resolve(v, names) for k, v in local.items()})
+            for name, value in scope.items():
+                text = text.replace("${" + name + "}", value)
+            if "${" in text:
+                raise ValueError(f"unresolved reference in {text!r}")
+            return text
+    return {key: resolve(value, names) for key, value in node.items()}
+
+
+def normalise(statement):
+    """Order-free form of a statement: single values become sorted lists."""
+    def as_list(value):
+        return sorted(value) if isinstance(value, list) else [value]
+
+    out = dict(statement)
+    for key in ("Action", "Resource"):
+        if key in out:
+            out[key] = as_list(out[key])
+    if "Condition" in out:
+        out["Condition"] = {
+            operator: {k: as_list(v) for k, v in pairs.items()}
+            for operator, pairs in out["Condition"].items()
+        }
+    return out
+
+
+def main() -> int:
+    problems = []
+    for path in sorted((ROOT / "iam").glob("*.json")):
+        findings = analyze_policy_string(path.read_text()).findings
+        for finding in findings:
+            problems.append(f"parliament: {path.name}: {finding.issue}: {finding.detail}")
+        print(f"parliament {path.relative_to(ROOT)}: {len(findings)} findings")
+
+    template, matches = decode(str(ROOT / "template.yaml"))
+    if matches:
+        problems.extend(f"template: {m}" for m in matches)
+        template = {"Resources": {}}
+    for resource, file_name in POLICIES.items():
+        document = template["Resources"][resource]["Properties"]["PolicyDocument"]
+        from_template = [normalise(s) for s in resolve(document["Statement"])]
+        from_file = [normalise(s) for s in json.loads((ROOT / file_name).read_text())["Statement"]]
+        if from_template != from_file:
+            problems.append(
+                f"{file_name} differs from the template's {resource}:\n"
+                f"  template: {json.dumps(from_template, sort_keys=True)}\n"
+                f"  file:     {json.dumps(from_file, sort_keys=True)}"
+            )
+        else:
+            print(f"{file_name} matches the template's {resource} ({len(from_file)} statements)")
+
+    for problem in problems:
+        print(problem, file=sys.stderr)
+    return 1 if problems else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
