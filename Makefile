@@ -8,25 +8,45 @@ export CARGO_TARGET_DIR ?= $(HOME)/.cache/s3-kms-sync/target
 # Loopback traffic to the emulator never goes through a proxy.
 export NO_PROXY := 127.0.0.1,localhost
 export no_proxy := 127.0.0.1,localhost
+# The SAM CLI and linters run offline; they only need a region to resolve names.
+export SAM_CLI_TELEMETRY := 0
+export AWS_DEFAULT_REGION ?= eu-west-1
+export PATH := $(CURDIR)/$(VENV)/bin:$(PATH)
 
-.PHONY: demo test lint unit lambda-events tools clean
+.PHONY: demo test lint lint-infra unit lambda-events sam-build tools clean
 
 ## demo: run the function twice through the Lambda runtime API against a local S3+KMS emulator
 demo: $(TOOLS)
 	scripts/demo.sh
 
-## test: formatting, clippy, every Rust test, and each event in events/ through the Lambda runtime API
-test: lint unit lambda-events
+## test: formatting, clippy, template and policy linters, each event in events/
+## through the Lambda runtime API, and every Rust test
+test: lint lint-infra lambda-events unit
 
 lint: $(TOOLS)
 	cargo fmt --check
 	cargo clippy --all-targets -- -D warnings
+
+lint-infra: $(TOOLS)
+	sam validate --lint
+	cfn-lint template.yaml
+	checkov --file template.yaml --framework cloudformation --quiet --compact --skip-download
+	python scripts/check_infra.py
 
 unit: $(TOOLS)
 	cargo test
 
 lambda-events: $(TOOLS)
 	scripts/test-lambda-events.sh
+
+## sam-build: cross-compile the function for arm64 the way `sam deploy` ships it
+sam-build: $(TOOLS)
+	rustup target add aarch64-unknown-linux-gnu
+	sam build
+	python -c 'import sys; h = open(sys.argv[1], "rb").read(20); \
+	  sys.exit(0 if h[:4] == b"\x7fELF" and h[18] == 0xB7 else "bootstrap is not an arm64 ELF binary")' \
+	  .aws-sam/build/BackupFunction/bootstrap
+	@echo "sam build: arm64 bootstrap in .aws-sam/build/BackupFunction/"
 
 tools: $(TOOLS)
 
@@ -37,4 +57,4 @@ $(TOOLS): requirements-dev.txt
 	touch $@
 
 clean:
-	rm -rf $(VENV) .work
+	rm -rf $(VENV) .work .aws-sam

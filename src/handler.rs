@@ -8,6 +8,7 @@ use tracing::info;
 use crate::config::{Mode, Settings, SyncArgs};
 use crate::error::Result;
 use crate::manifest::Summary;
+use crate::metrics;
 use crate::remote::s3_client;
 use crate::request::RunRequest;
 use crate::sync::Engine;
@@ -16,7 +17,18 @@ use crate::sync::Engine;
 pub async fn handle(engine: &Engine, event: LambdaEvent<Value>) -> Result<Summary> {
     let request = RunRequest::from_event(&event.payload)?;
     info!(request_id = %event.context.request_id, ?request, "invocation");
-    engine.run(&request).await
+    let summary = engine.run(&request).await?;
+    if !summary.dry_run {
+        emit_metrics(&summary);
+    }
+    Ok(summary)
+}
+
+/// Prints the run's EMF line on stdout, where Lambda forwards it to CloudWatch Logs.
+fn emit_metrics(summary: &Summary) {
+    let function = std::env::var("AWS_LAMBDA_FUNCTION_NAME").unwrap_or_else(|_| "local".into());
+    let document = metrics::emf(summary, &function, chrono::Utc::now().timestamp_millis());
+    println!("{document}");
 }
 
 /// Serves the Lambda runtime API until the runtime shuts the process down.

@@ -11,6 +11,7 @@ pub mod handler;
 pub mod hash;
 pub mod keys;
 pub mod manifest;
+pub mod metrics;
 pub mod plan;
 pub mod remote;
 pub mod request;

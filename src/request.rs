@@ -101,6 +101,31 @@ mod tests {
         assert_eq!(request.exclude, vec!["*.tmp"]);
     }
 
+    /// The samples in events/ are what a schedule or a person sends.
+    #[test]
+    fn sample_events_are_well_formed() {
+        let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("events");
+        for entry in std::fs::read_dir(dir).unwrap() {
+            let path = entry.unwrap().path();
+            let event: Value = serde_json::from_slice(&std::fs::read(&path).unwrap()).unwrap();
+            let name = path.file_name().unwrap().to_str().unwrap();
+            let request = RunRequest::from_event(&event).unwrap_or_else(|e| panic!("{name}: {e}"));
+            if name.starts_with("scheduled") {
+                assert!(
+                    is_scheduled(&event),
+                    "{name} is not an EventBridge envelope"
+                );
+                assert_eq!(request, RunRequest::default());
+            } else {
+                assert!(
+                    !is_scheduled(&event),
+                    "{name} would be taken for a schedule"
+                );
+                assert_ne!(request, RunRequest::default(), "{name} narrows nothing");
+            }
+        }
+    }
+
     #[test]
     fn unknown_fields_and_non_objects_are_refused() {
         for event in [
