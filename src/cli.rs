@@ -40,7 +40,8 @@ impl SyncArgs {
 }
 
 /// Exit status: 0 when every file was uploaded or skipped, 1 when a file or
-/// the manifest failed, 2 when the run could not start.
+/// the manifest failed, 2 when the run could not start, 3 when another run
+/// held the lock.
 pub async fn run(cli: Cli) -> ExitCode {
     tracing_subscriber::fmt()
         .with_env_filter(
@@ -51,7 +52,8 @@ pub async fn run(cli: Cli) -> ExitCode {
     let Command::Sync(args) = cli.command;
     match sync(args).await {
         Ok(RunStatus::Succeeded) => ExitCode::SUCCESS,
-        Ok(_) => ExitCode::from(1),
+        Ok(RunStatus::Skipped) => ExitCode::from(3),
+        Ok(RunStatus::Partial | RunStatus::Failed) => ExitCode::from(1),
         Err(err) => {
             eprintln!("s3-kms-sync: {err}");
             ExitCode::from(2)

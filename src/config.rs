@@ -2,6 +2,7 @@
 //! both), validated before any request is made.
 
 use std::path::{Path, PathBuf};
+use std::time::Duration;
 
 use clap::Args;
 
@@ -63,6 +64,12 @@ pub struct SyncArgs {
     /// Attempts per S3 request (the SDK's standard retry with backoff and jitter).
     #[arg(long, env = "SYNC_MAX_ATTEMPTS", default_value_t = 5)]
     pub max_attempts: u32,
+    /// Lifetime of the run lock in seconds; a live run renews it, a crashed one lets it expire.
+    #[arg(long, env = "SYNC_LOCK_TTL_SECS", default_value_t = 900)]
+    pub lock_ttl_secs: u64,
+    /// Under Lambda, stop starting files this many seconds before the time limit.
+    #[arg(long, env = "SYNC_DEADLINE_MARGIN_SECS", default_value_t = 60)]
+    pub deadline_margin_secs: u64,
 }
 
 /// Validated settings for every run of this process.
@@ -80,6 +87,8 @@ pub struct Settings {
     pub exclude: Vec<String>,
     pub dry_run: bool,
     pub max_attempts: u32,
+    pub lock_ttl: Duration,
+    pub deadline_margin: Duration,
 }
 
 /// What one run covers: the configured settings narrowed by a request.
@@ -149,6 +158,11 @@ impl Settings {
                     .into(),
             ));
         }
+        if args.lock_ttl_secs < 3 {
+            return Err(Error::Config(
+                "the lock lifetime must be at least 3 seconds: set SYNC_LOCK_TTL_SECS or pass --lock-ttl-secs".into(),
+            ));
+        }
         // Compile the globs now so a typo fails before the first run.
         Filter::new(&args.include, &args.exclude)?;
         Ok(Settings {
@@ -164,6 +178,8 @@ impl Settings {
             exclude: args.exclude,
             dry_run: args.dry_run,
             max_attempts: args.max_attempts,
+            lock_ttl: Duration::from_secs(args.lock_ttl_secs),
+            deadline_margin: Duration::from_secs(args.deadline_margin_secs),
         })
     }
 
@@ -294,6 +310,7 @@ mod tests {
             multipart_threshold: 8 * MIB,
             part_size: 8 * MIB,
             max_attempts: 3,
+            lock_ttl_secs: 60,
             ..SyncArgs::default()
         }
     }

@@ -35,6 +35,10 @@ pub enum Error {
         detail: String,
     },
 
+    /// A conditional write or delete lost to another writer.
+    #[error("s3://{bucket}/{key} was changed by another writer")]
+    PreconditionFailed { bucket: String, key: String },
+
     /// S3 stored an object with other encryption settings than configured.
     #[error("encryption mismatch on s3://{bucket}/{key}: {detail}")]
     Encryption {
@@ -46,6 +50,11 @@ pub enum Error {
     /// The file changed between hashing and uploading; nothing was stored.
     #[error("{} changed while it was being read: {detail}", path.display())]
     Changed { path: PathBuf, detail: String },
+
+    /// The run's time was up while this file was being uploaded; the upload
+    /// was aborted and the next run sends the file again.
+    #[error("{} was not finished before the time limit; the next run uploads it", path.display())]
+    Stopped { path: PathBuf },
 
     #[error("manifest: {0}")]
     Manifest(#[from] serde_json::Error),
@@ -92,8 +101,10 @@ impl Error {
             Error::Event(_) => "EventError",
             Error::Io { .. } => "IoError",
             Error::S3 { .. } => "S3Error",
+            Error::PreconditionFailed { .. } => "PreconditionFailed",
             Error::Encryption { .. } => "EncryptionMismatch",
             Error::Changed { .. } => "FileChanged",
+            Error::Stopped { .. } => "Stopped",
             Error::Manifest(_) => "ManifestError",
             Error::Join(_) => "InternalError",
         }

@@ -1,7 +1,9 @@
 //! The Lambda entry point: settings and client are built once at cold start;
 //! each invocation turns its payload into a request and runs the engine.
 
-use lambda_runtime::{LambdaEvent, service_fn};
+use std::time::{Duration, Instant};
+
+use lambda_runtime::{Context, LambdaEvent, service_fn};
 use serde_json::Value;
 use tracing::info;
 
@@ -17,11 +19,21 @@ use crate::sync::Engine;
 pub async fn handle(engine: &Engine, event: LambdaEvent<Value>) -> Result<Summary> {
     let request = RunRequest::from_event(&event.payload)?;
     info!(request_id = %event.context.request_id, ?request, "invocation");
-    let summary = engine.run(&request).await?;
+    let stop_at = stop_at(&event.context, engine.settings().deadline_margin);
+    let summary = engine.run_until(&request, stop_at).await?;
     if !summary.dry_run {
         emit_metrics(&summary);
     }
     Ok(summary)
+}
+
+/// When to stop starting files: the invocation's deadline less the margin
+/// that in-flight uploads and the manifest need.
+fn stop_at(context: &Context, margin: Duration) -> Option<Instant> {
+    let deadline_ms = i64::try_from(context.deadline).ok().filter(|&ms| ms > 0)?;
+    let left_ms = deadline_ms - chrono::Utc::now().timestamp_millis();
+    let left = Duration::from_millis(u64::try_from(left_ms).unwrap_or(0));
+    Some(Instant::now() + left.saturating_sub(margin))
 }
 
 /// Prints the run's EMF line on stdout, where Lambda forwards it to CloudWatch Logs.

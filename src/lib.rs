@@ -10,6 +10,7 @@ pub mod filter;
 pub mod handler;
 pub mod hash;
 pub mod keys;
+pub mod lease;
 pub mod manifest;
 pub mod metrics;
 pub mod plan;

@@ -1,3 +1,7 @@
+// The Lambda runtime's service stack around the whole sync future is deeper
+// than the compiler's default query limit.
+#![recursion_limit = "256"]
+
 use std::process::ExitCode;
 
 use clap::Parser;

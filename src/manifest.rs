@@ -68,6 +68,8 @@ pub enum RunStatus {
     Succeeded,
     Partial,
     Failed,
+    /// Another run held the lock; this one did nothing.
+    Skipped,
 }
 
 /// What the Lambda function returns and the CLI prints.
@@ -79,17 +81,30 @@ pub struct Summary {
     pub skipped: u64,
     pub failed: u64,
     pub would_upload: u64,
+    /// Files left for the next run because the time limit came first.
+    pub not_reached: u64,
     pub bytes_uploaded: u64,
     pub duration_ms: u64,
     pub dry_run: bool,
+    /// Whether every file found was processed.
+    pub complete: bool,
     pub manifest_s3_uri: Option<String>,
     pub manifest_local_path: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub manifest_error: Option<String>,
+    /// Why a run did nothing (the lock was held).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub message: Option<String>,
 }
 
 impl Summary {
-    pub fn tally(run_id: &str, dry_run: bool, files: &[FileRecord], duration_ms: u64) -> Self {
+    pub fn tally(
+        run_id: &str,
+        dry_run: bool,
+        files: &[FileRecord],
+        not_reached: u64,
+        duration_ms: u64,
+    ) -> Self {
         let count = |status| files.iter().filter(|f| f.status == status).count() as u64;
         let bytes_uploaded = files
             .iter()
@@ -103,24 +118,45 @@ impl Summary {
             skipped: count(FileStatus::Skipped),
             failed: count(FileStatus::Failed),
             would_upload: count(FileStatus::WouldUpload),
+            not_reached,
             bytes_uploaded,
             duration_ms,
             dry_run,
+            complete: not_reached == 0,
             manifest_s3_uri: None,
             manifest_local_path: None,
             manifest_error: None,
+            message: None,
         };
         summary.status = summary.derive_status();
         summary
     }
 
+    /// The summary of a run that found the lock held and did nothing.
+    pub fn lock_held(
+        run_id: &str,
+        holder: &crate::lease::Holder,
+        elapsed: std::time::Duration,
+    ) -> Self {
+        let mut summary = Summary::tally(run_id, false, &[], 0, elapsed.as_millis() as u64);
+        summary.status = RunStatus::Skipped;
+        summary.complete = false;
+        summary.message = Some(format!(
+            "skipped: another run holds the lock ({} since {}, until {})",
+            holder.run_id,
+            timestamp(holder.acquired_at),
+            timestamp(holder.expires_at)
+        ));
+        summary
+    }
+
     /// `failed` when nothing succeeded, `partial` when something went wrong
-    /// (a file or the manifest), `succeeded` otherwise.
+    /// (a file, the manifest, or the time ran out), `succeeded` otherwise.
     fn derive_status(&self) -> RunStatus {
         let ok = self.uploaded + self.skipped + self.would_upload;
         if self.failed > 0 && ok == 0 {
             RunStatus::Failed
-        } else if self.failed > 0 || self.manifest_error.is_some() {
+        } else if self.failed > 0 || self.not_reached > 0 || self.manifest_error.is_some() {
             RunStatus::Partial
         } else {
             RunStatus::Succeeded
@@ -203,7 +239,7 @@ mod tests {
             record(FileStatus::Uploaded, 5),
             record(FileStatus::Skipped, 7),
         ];
-        let summary = Summary::tally("r", false, &ok, 1);
+        let summary = Summary::tally("r", false, &ok, 0, 1);
         assert_eq!(
             (summary.uploaded, summary.skipped, summary.bytes_uploaded),
             (1, 1, 5)
@@ -215,16 +251,16 @@ mod tests {
             record(FileStatus::Failed, 7),
         ];
         assert_eq!(
-            Summary::tally("r", false, &mixed, 1).status,
+            Summary::tally("r", false, &mixed, 0, 1).status,
             RunStatus::Partial
         );
         let bad = [record(FileStatus::Failed, 7)];
         assert_eq!(
-            Summary::tally("r", false, &bad, 1).status,
+            Summary::tally("r", false, &bad, 0, 1).status,
             RunStatus::Failed
         );
 
-        let mut summary = Summary::tally("r", false, &ok, 1);
+        let mut summary = Summary::tally("r", false, &ok, 0, 1);
         summary.record_manifest_error(&Error::Config("x".into()));
         assert_eq!(summary.status, RunStatus::Partial);
     }

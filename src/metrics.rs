@@ -45,7 +45,7 @@ mod tests {
     fn every_declared_metric_has_a_value() {
         let mut failed = FileRecord::new(std::path::Path::new("/x"), 3);
         failed.fail("boom".into());
-        let summary = Summary::tally("run-1", false, &[failed], 42);
+        let summary = Summary::tally("run-1", false, &[failed], 0, 42);
         let doc = emf(&summary, "fn", 1_700_000_000_000);
         let directive = &doc["_aws"]["CloudWatchMetrics"][0];
         assert_eq!(directive["Namespace"], NAMESPACE);

@@ -6,11 +6,23 @@
 
 use aws_sdk_s3::Client;
 use aws_sdk_s3::config::{RequestChecksumCalculation, retry::RetryConfig};
+use aws_sdk_s3::error::SdkError;
 use aws_sdk_s3::primitives::ByteStream;
 use aws_sdk_s3::types::{CompletedMultipartUpload, CompletedPart, ServerSideEncryption};
+use aws_smithy_runtime_api::client::orchestrator::HttpResponse;
 
 use crate::error::{Error, Result};
 use crate::hash::Md5Digest;
+
+/// The condition of a write.
+#[derive(Debug, Clone, Copy)]
+pub enum WriteIf<'a> {
+    Always,
+    /// Only if no object has the key (`If-None-Match: *`).
+    Absent,
+    /// Only if the object's ETag is still this one (`If-Match`).
+    Matches(&'a str),
+}
 
 /// User metadata key holding the hex MD5 of the content (`x-amz-meta-md5checksum`).
 pub const MD5_METADATA: &str = "md5checksum";
@@ -24,18 +36,21 @@ pub async fn s3_client(max_attempts: u32) -> Client {
     let custom_endpoint = ["AWS_ENDPOINT_URL_S3", "AWS_ENDPOINT_URL"]
         .iter()
         .any(|name| std::env::var_os(name).is_some_and(|v| !v.is_empty()));
-    s3_client_from(&shared, custom_endpoint, max_attempts)
+    let retry = RetryConfig::standard().with_max_attempts(max_attempts);
+    s3_client_from(&shared, custom_endpoint, retry)
 }
 
-/// The S3 client for a given shared configuration.
+/// The S3 client for a given shared configuration. Retries use the SDK's
+/// standard mode: exponential backoff with jitter on throttling, 5xx and
+/// connection errors. Bodies are in memory, so a retry never re-reads a file.
 pub fn s3_client_from(
     shared: &aws_config::SdkConfig,
     path_style: bool,
-    max_attempts: u32,
+    retry: RetryConfig,
 ) -> Client {
     let config = aws_sdk_s3::config::Builder::from(shared)
         .force_path_style(path_style)
-        .retry_config(RetryConfig::standard().with_max_attempts(max_attempts))
+        .retry_config(retry)
         // Every upload already carries a Content-MD5 computed here.
         .request_checksum_calculation(RequestChecksumCalculation::WhenRequired)
         .build();
@@ -104,14 +119,15 @@ impl Remote {
         }
     }
 
-    /// A single PUT of `body`; returns the ETag S3 answered.
+    /// A single PUT of `body`; returns the ETag S3 answered. A write whose
+    /// condition does not hold fails with [`Error::PreconditionFailed`].
     pub async fn put(
         &self,
         key: &str,
         body: Vec<u8>,
         md5: Md5Digest,
         content_type: Option<&str>,
-        if_absent: bool,
+        condition: WriteIf<'_>,
     ) -> Result<Option<String>> {
         let mut request = self
             .client
@@ -125,13 +141,15 @@ impl Remote {
             .metadata(MD5_METADATA, md5.hex())
             .set_content_type(content_type.map(str::to_owned))
             .body(ByteStream::from(body));
-        if if_absent {
-            request = request.if_none_match("*");
-        }
+        request = match condition {
+            WriteIf::Always => request,
+            WriteIf::Absent => request.if_none_match("*"),
+            WriteIf::Matches(etag) => request.if_match(etag),
+        };
         let out = request
             .send()
             .await
-            .map_err(|err| Error::s3("PutObject", &self.bucket, key, err))?;
+            .map_err(|err| self.conditional_error("PutObject", key, err))?;
         self.check_encryption(key, out.server_side_encryption(), out.ssekms_key_id())?;
         Ok(out.e_tag().map(str::to_owned))
     }
@@ -219,6 +237,65 @@ impl Remote {
             .await
             .map_err(|err| Error::s3("AbortMultipartUpload", &self.bucket, key, err))?;
         Ok(())
+    }
+
+    /// The object's bytes and ETag; `None` when the key does not exist.
+    pub async fn get(&self, key: &str) -> Result<Option<(Vec<u8>, Option<String>)>> {
+        let response = self
+            .client
+            .get_object()
+            .bucket(&self.bucket)
+            .key(key)
+            .send()
+            .await;
+        let out = match response {
+            Ok(out) => out,
+            Err(err) if err.as_service_error().is_some_and(|e| e.is_no_such_key()) => {
+                return Ok(None);
+            }
+            Err(err) => return Err(Error::s3("GetObject", &self.bucket, key, err)),
+        };
+        let etag = out.e_tag().map(str::to_owned);
+        let bytes = out.body.collect().await.map_err(|err| Error::S3 {
+            operation: "GetObject",
+            bucket: self.bucket.clone(),
+            key: key.to_owned(),
+            detail: err.to_string(),
+        })?;
+        Ok(Some((bytes.to_vec(), etag)))
+    }
+
+    /// Deletes `key` only while its ETag is still `etag`.
+    pub async fn delete_if_matches(&self, key: &str, etag: &str) -> Result<()> {
+        self.client
+            .delete_object()
+            .bucket(&self.bucket)
+            .key(key)
+            .if_match(etag)
+            .send()
+            .await
+            .map_err(|err| self.conditional_error("DeleteObject", key, err))?;
+        Ok(())
+    }
+
+    /// 412 Precondition Failed and 409 ConditionalRequestConflict both mean
+    /// another writer got there first.
+    fn conditional_error<E>(
+        &self,
+        operation: &'static str,
+        key: &str,
+        err: SdkError<E, HttpResponse>,
+    ) -> Error
+    where
+        E: std::error::Error + 'static,
+    {
+        match err.raw_response().map(|r| r.status().as_u16()) {
+            Some(412 | 409) => Error::PreconditionFailed {
+                bucket: self.bucket.clone(),
+                key: key.to_owned(),
+            },
+            _ => Error::s3(operation, &self.bucket, key, err),
+        }
     }
 
     fn check_encryption(

@@ -1,19 +1,20 @@
-//! One run: walk, decide and upload with bounded concurrency, then write the
-//! manifest locally and to S3.
+//! One run: take the lease, walk, decide and upload with bounded
+//! concurrency, then write the manifest locally and to S3.
 
-use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use chrono::Utc;
+use chrono::{DateTime, Utc};
 use futures::StreamExt;
-use tracing::{Instrument, info, info_span, warn};
+use tracing::{Instrument, error, info, info_span, warn};
 
 use crate::config::{Scope, Settings};
-use crate::error::Result;
+use crate::error::{Error, Result};
 use crate::keys;
+use crate::lease::{self, Acquired, Lease};
 use crate::manifest::{self, FileRecord, FileStatus, Manifest, Summary};
-use crate::remote::Remote;
+use crate::remote::{Remote, WriteIf};
 use crate::request::RunRequest;
 use crate::transfer::{Outcome, TransferSettings, sync_file};
 use crate::walk::{Found, walk};
@@ -28,6 +29,15 @@ pub struct Engine {
     settings: Settings,
 }
 
+/// One run's identity and clock.
+struct Run {
+    id: String,
+    started: DateTime<Utc>,
+    clock: Instant,
+    /// No file is started after this instant (the Lambda time limit less a margin).
+    stop_at: Option<Instant>,
+}
+
 impl Engine {
     pub fn new(client: aws_sdk_s3::Client, settings: Settings) -> Self {
         let remote = Remote::new(client, &settings.bucket, &settings.kms_key_id);
@@ -38,63 +48,154 @@ impl Engine {
         &self.settings
     }
 
-    /// Runs one sync. Per-file failures are in the summary and the manifest;
-    /// `Err` means the run could not start.
+    /// Runs one sync to the end. Per-file failures are in the summary and the
+    /// manifest; `Err` means the run could not start.
     pub async fn run(&self, request: &RunRequest) -> Result<Summary> {
+        self.run_until(request, None).await
+    }
+
+    /// Runs one sync, starting no file after `stop_at`; files not reached by
+    /// then are counted, and the manifest says the run is incomplete.
+    pub async fn run_until(
+        &self,
+        request: &RunRequest,
+        stop_at: Option<Instant>,
+    ) -> Result<Summary> {
         let scope = self.settings.scope(request)?;
-        let started = Utc::now();
-        let clock = Instant::now();
-        let run_id = uuid::Uuid::new_v4().to_string();
-        let span =
-            info_span!("run", run_id, bucket = %self.settings.bucket, prefix = %scope.key_prefix);
+        let run = Run {
+            id: uuid::Uuid::new_v4().to_string(),
+            started: Utc::now(),
+            clock: Instant::now(),
+            stop_at,
+        };
+        let span = info_span!("run", run_id = %run.id, bucket = %self.settings.bucket, prefix = %scope.key_prefix);
         async {
-            let root = self.settings.source_dir.clone();
-            let (start, filter) = (scope.start_dir.clone(), scope.filter.clone());
-            let found = tokio::task::spawn_blocking(move || walk(&root, &start, &filter)).await?;
-            info!(entries = found.len(), dir = %scope.start_dir.display(), dry_run = scope.dry_run, "walked source");
-
-            let progress = Arc::new(Progress::default());
-            let reporter = progress.report_every(PROGRESS_EVERY, found.len());
-            let mut files: Vec<FileRecord> = futures::stream::iter(found)
-                .map(|item| self.process(item, &scope, &progress))
-                .buffer_unordered(self.settings.concurrency)
-                .collect()
-                .await;
-            reporter.abort();
-            files.sort_by(|a, b| a.local_path.cmp(&b.local_path));
-
-            let duration_ms = clock.elapsed().as_millis() as u64;
-            let summary = Summary::tally(&run_id, scope.dry_run, &files, duration_ms);
-            let manifest = Manifest {
-                run_id: run_id.clone(),
-                started_at: manifest::timestamp(started),
-                finished_at: manifest::timestamp(Utc::now()),
-                source_dir: self.settings.source_dir.display().to_string(),
-                walked_dir: scope.start_dir.display().to_string(),
-                bucket: self.settings.bucket.clone(),
-                prefix: scope.key_prefix.clone(),
-                kms_key_id: self.settings.kms_key_id.clone(),
-                dry_run: scope.dry_run,
-                complete: true,
-                summary,
-                files,
+            if scope.dry_run {
+                // A dry run writes nothing to S3, so it needs no lease.
+                return self.sync(&run, &scope).await;
+            }
+            let lease = match self.take_lease(&run.id).await? {
+                Acquired::Held(lease) => lease,
+                Acquired::Busy(holder) => {
+                    let summary = Summary::lock_held(&run.id, &holder, run.clock.elapsed());
+                    info!(holder = %holder.run_id, until = %holder.expires_at, "another run holds the lock; skipping");
+                    return Ok(summary);
+                }
             };
-            let summary = self.store_manifest(manifest, &manifest::file_name(started, &run_id)).await?;
-            info!(
-                status = ?summary.status,
-                uploaded = summary.uploaded,
-                skipped = summary.skipped,
-                failed = summary.failed,
-                would_upload = summary.would_upload,
-                bytes_uploaded = summary.bytes_uploaded,
-                duration_ms = summary.duration_ms,
-                manifest = summary.manifest_s3_uri.as_deref().or(summary.manifest_local_path.as_deref()),
-                "run finished"
-            );
-            Ok(summary)
+            let lease = Arc::new(Mutex::new(lease));
+            let renewer = self.renew_lease_in_background(Arc::clone(&lease));
+            let summary = self.sync(&run, &scope).await;
+            renewer.abort();
+            let held = lease.lock().map(|l| l.clone());
+            if let Ok(held) = held
+                && let Err(err) = lease::release(&self.remote, &held).await
+            {
+                warn!(error = %err, "could not release the lock; it expires by itself");
+            }
+            summary
         }
         .instrument(span)
         .await
+    }
+
+    /// Takes the lease; its PUT is also the preflight of the KMS key.
+    async fn take_lease(&self, run_id: &str) -> Result<Acquired> {
+        lease::acquire(&self.remote, &self.settings.prefix, run_id, self.settings.lock_ttl)
+            .await
+            .map_err(|err| match err {
+                Error::S3 { detail, .. } => Error::Config(format!(
+                    "cannot write to s3://{}/{} with SSE-KMS key {}: {detail}; check SYNC_KMS_KEY_ID (--kms-key-id): \
+                     the key must exist, be enabled and let this role use it through S3",
+                    self.settings.bucket,
+                    lease::lock_key(&self.settings.prefix),
+                    self.settings.kms_key_id
+                )),
+                other => other,
+            })
+    }
+
+    fn renew_lease_in_background(&self, lease: Arc<Mutex<Lease>>) -> tokio::task::JoinHandle<()> {
+        let (remote, ttl) = (self.remote.clone(), self.settings.lock_ttl);
+        tokio::spawn(
+            async move {
+                let mut ticks =
+                    tokio::time::interval_at(tokio::time::Instant::now() + ttl / 3, ttl / 3);
+                loop {
+                    ticks.tick().await;
+                    let Ok(mut current) = lease.lock().map(|l| l.clone()) else {
+                        return;
+                    };
+                    match lease::renew(&remote, &mut current, ttl).await {
+                        Ok(()) => {
+                            if let Ok(mut slot) = lease.lock() {
+                                *slot = current;
+                            }
+                        }
+                        Err(err) => error!(error = %err, "could not renew the lock"),
+                    }
+                }
+            }
+            .in_current_span(),
+        )
+    }
+
+    async fn sync(&self, run: &Run, scope: &Scope) -> Result<Summary> {
+        let root = self.settings.source_dir.clone();
+        let (start, filter) = (scope.start_dir.clone(), scope.filter.clone());
+        let found = tokio::task::spawn_blocking(move || walk(&root, &start, &filter)).await?;
+        let total = found.len();
+        info!(entries = total, dir = %scope.start_dir.display(), dry_run = scope.dry_run, "walked source");
+
+        let progress = Arc::new(Progress::default());
+        let reporter = progress.report_every(PROGRESS_EVERY, total);
+        let mut files: Vec<FileRecord> = futures::stream::iter(found)
+            .map(|item| self.process(item, scope, run.stop_at, &progress))
+            .buffer_unordered(self.settings.concurrency)
+            .filter_map(std::future::ready)
+            .collect()
+            .await;
+        reporter.abort();
+        files.sort_by(|a, b| a.local_path.cmp(&b.local_path));
+
+        let not_reached = (total - files.len()) as u64;
+        if not_reached > 0 {
+            warn!(
+                not_reached,
+                "stopped before the time limit; the next run picks up the rest"
+            );
+        }
+        let duration_ms = run.clock.elapsed().as_millis() as u64;
+        let summary = Summary::tally(&run.id, scope.dry_run, &files, not_reached, duration_ms);
+        let manifest = Manifest {
+            run_id: run.id.clone(),
+            started_at: manifest::timestamp(run.started),
+            finished_at: manifest::timestamp(Utc::now()),
+            source_dir: self.settings.source_dir.display().to_string(),
+            walked_dir: scope.start_dir.display().to_string(),
+            bucket: self.settings.bucket.clone(),
+            prefix: scope.key_prefix.clone(),
+            kms_key_id: self.settings.kms_key_id.clone(),
+            dry_run: scope.dry_run,
+            complete: not_reached == 0,
+            summary,
+            files,
+        };
+        let summary = self
+            .store_manifest(manifest, &manifest::file_name(run.started, &run.id))
+            .await?;
+        info!(
+            status = ?summary.status,
+            uploaded = summary.uploaded,
+            skipped = summary.skipped,
+            failed = summary.failed,
+            not_reached = summary.not_reached,
+            would_upload = summary.would_upload,
+            bytes_uploaded = summary.bytes_uploaded,
+            duration_ms = summary.duration_ms,
+            manifest = summary.manifest_s3_uri.as_deref().or(summary.manifest_local_path.as_deref()),
+            "run finished"
+        );
+        Ok(summary)
     }
 
     /// Uploads the manifest (not in a dry run), then writes the local copy.
@@ -109,7 +210,7 @@ impl Engine {
             let md5 = crate::hash::Md5Digest::of(&body);
             let uploaded = self
                 .remote
-                .put(&key, body, md5, Some("application/json"), true)
+                .put(&key, body, md5, Some("application/json"), WriteIf::Absent)
                 .await;
             if let Err(err) = uploaded {
                 warn!(key, error = %err, "manifest upload failed");
@@ -126,7 +227,18 @@ impl Engine {
         Ok(manifest.summary)
     }
 
-    async fn process(&self, item: Found, scope: &Scope, progress: &Progress) -> FileRecord {
+    /// One entry of the walk to one manifest record; `None` when the run's
+    /// time was up before the entry was reached.
+    async fn process(
+        &self,
+        item: Found,
+        scope: &Scope,
+        stop_at: Option<Instant>,
+        progress: &Progress,
+    ) -> Option<FileRecord> {
+        if stop_at.is_some_and(|at| Instant::now() >= at) {
+            return None;
+        }
         let mut record = match item {
             Found::File(file) => {
                 let mut record = FileRecord::new(&file.path, file.size);
@@ -134,30 +246,11 @@ impl Engine {
                     Err(err) => record.fail(err.to_string()),
                     Ok(key) => {
                         record.s3_uri = Some(self.remote.uri(&key));
-                        let result =
-                            sync_file(&self.remote, self.transfer_settings(scope), &file, &key)
-                                .await;
+                        let settings = self.transfer_settings(scope, stop_at);
+                        let result = sync_file(&self.remote, settings, &file, &key).await;
                         record.s3_key = Some(key);
                         record.md5 = result.md5.map(|m| m.hex());
-                        match result.outcome {
-                            Ok(Outcome::Uploaded { etag, reason }) => {
-                                record.status = FileStatus::Uploaded;
-                                record.reason = Some(reason.into());
-                                record.etag = etag;
-                            }
-                            Ok(Outcome::Skipped { reason }) => {
-                                record.status = FileStatus::Skipped;
-                                record.reason = Some(reason.into());
-                            }
-                            Ok(Outcome::WouldUpload { reason }) => {
-                                record.status = FileStatus::WouldUpload;
-                                record.reason = Some(reason.into());
-                            }
-                            Err(err) => {
-                                warn!(path = %file.path.display(), error = %err, "file failed");
-                                record.fail(err.to_string());
-                            }
-                        }
+                        record.set_outcome(result.outcome);
                     }
                 }
                 record
@@ -175,16 +268,41 @@ impl Engine {
             }
         };
         record.timestamp = manifest::timestamp(Utc::now());
-        tracing::debug!(path = %record.local_path, status = ?record.status, reason = ?record.reason, error = ?record.error, "file done");
+        if let Some(error) = &record.error {
+            warn!(path = %record.local_path, error, "file failed");
+        }
+        tracing::debug!(path = %record.local_path, status = ?record.status, reason = ?record.reason, "file done");
         progress.count(&record);
-        record
+        Some(record)
     }
 
-    fn transfer_settings(&self, scope: &Scope) -> TransferSettings {
+    fn transfer_settings(&self, scope: &Scope, stop_at: Option<Instant>) -> TransferSettings {
         TransferSettings {
             multipart_threshold: self.settings.multipart_threshold,
             part_size: self.settings.part_size,
             dry_run: scope.dry_run,
+            stop_at,
+        }
+    }
+}
+
+impl FileRecord {
+    fn set_outcome(&mut self, outcome: Result<Outcome>) {
+        match outcome {
+            Ok(Outcome::Uploaded { etag, reason }) => {
+                self.status = FileStatus::Uploaded;
+                self.reason = Some(reason.into());
+                self.etag = etag;
+            }
+            Ok(Outcome::Skipped { reason }) => {
+                self.status = FileStatus::Skipped;
+                self.reason = Some(reason.into());
+            }
+            Ok(Outcome::WouldUpload { reason }) => {
+                self.status = FileStatus::WouldUpload;
+                self.reason = Some(reason.into());
+            }
+            Err(err) => self.fail(err.to_string()),
         }
     }
 }

@@ -8,13 +8,14 @@ use std::fs::File;
 use std::os::unix::fs::FileExt;
 use std::path::Path;
 use std::sync::Arc;
+use std::time::Instant;
 
 use tracing::{debug, warn};
 
 use crate::error::{Error, Result};
 use crate::hash::{Md5Digest, Md5Stream, md5_file};
 use crate::plan::{Action, decide, part_size_for};
-use crate::remote::Remote;
+use crate::remote::{Remote, WriteIf};
 use crate::walk::LocalFile;
 
 /// How files are sent.
@@ -23,6 +24,8 @@ pub struct TransferSettings {
     pub multipart_threshold: u64,
     pub part_size: u64,
     pub dry_run: bool,
+    /// A multipart upload still running at this instant is aborted between parts.
+    pub stop_at: Option<Instant>,
 }
 
 /// What happened to one file.
@@ -86,8 +89,8 @@ async fn send_if_changed(
         Action::Upload(reason) => reason,
     };
     let etag = match content {
-        Some(bytes) => remote.put(key, bytes, md5, None, false).await?,
-        None => upload_multipart(remote, settings.part_size, file, key, md5).await?,
+        Some(bytes) => remote.put(key, bytes, md5, None, WriteIf::Always).await?,
+        None => upload_multipart(remote, settings, file, key, md5).await?,
     };
     Ok(Outcome::Uploaded { etag, reason })
 }
@@ -133,13 +136,13 @@ fn ensure_unchanged(file: &LocalFile, bytes_read: u64) -> Result<()> {
 
 async fn upload_multipart(
     remote: &Remote,
-    min_part_size: u64,
+    settings: TransferSettings,
     file: &LocalFile,
     key: &str,
     md5: Md5Digest,
 ) -> Result<Option<String>> {
     let upload_id = remote.create_multipart(key, md5).await?;
-    let sent = send_parts(remote, min_part_size, file, key, &upload_id, md5).await;
+    let sent = send_parts(remote, settings, file, key, &upload_id, md5).await;
     let completed = match sent {
         Ok(parts) => remote.complete_multipart(key, &upload_id, parts).await,
         Err(err) => Err(err),
@@ -155,13 +158,13 @@ async fn upload_multipart(
 
 async fn send_parts(
     remote: &Remote,
-    min_part_size: u64,
+    settings: TransferSettings,
     file: &LocalFile,
     key: &str,
     upload_id: &str,
     md5: Md5Digest,
 ) -> Result<Vec<aws_sdk_s3::types::CompletedPart>> {
-    let part_size = part_size_for(file.size, min_part_size);
+    let part_size = part_size_for(file.size, settings.part_size);
     let handle =
         Arc::new(File::open(&file.path).map_err(|err| Error::io("open", &file.path, err))?);
     let mut whole = Md5Stream::default();
@@ -169,6 +172,11 @@ async fn send_parts(
     let mut offset = 0u64;
     let mut number = 1i32;
     while offset < file.size {
+        if settings.stop_at.is_some_and(|at| Instant::now() >= at) {
+            return Err(Error::Stopped {
+                path: file.path.clone(),
+            });
+        }
         let length = part_size.min(file.size - offset);
         let (bytes, hasher) = read_part(&handle, &file.path, offset, length, whole).await?;
         whole = hasher;

@@ -7,6 +7,7 @@ use aws_sdk_s3::Client;
 use aws_sdk_s3::operation::abort_multipart_upload::AbortMultipartUploadOutput;
 use aws_sdk_s3::operation::complete_multipart_upload::CompleteMultipartUploadOutput;
 use aws_sdk_s3::operation::create_multipart_upload::CreateMultipartUploadOutput;
+use aws_sdk_s3::operation::delete_object::DeleteObjectOutput;
 use aws_sdk_s3::operation::head_object::{HeadObjectError, HeadObjectOutput};
 use aws_sdk_s3::operation::put_object::PutObjectOutput;
 use aws_sdk_s3::types::ServerSideEncryption;
@@ -32,6 +33,26 @@ fn put_ok() -> Rule {
             .ssekms_key_id(KEY)
             .build()
     })
+}
+
+/// The run lock: created, then released, as S3 answers them.
+fn lock_rules() -> [Rule; 2] {
+    let put = mock!(Client::put_object)
+        .match_requests(|req| {
+            req.key()
+                .is_some_and(|k| k.ends_with("_manifests/lock.json"))
+        })
+        .then_output(|| {
+            PutObjectOutput::builder()
+                .e_tag("\"lock-etag\"")
+                .server_side_encryption(ServerSideEncryption::AwsKms)
+                .ssekms_key_id(KEY)
+                .build()
+        });
+    let delete = mock!(Client::delete_object)
+        .match_requests(|req| req.if_match() == Some("\"lock-etag\""))
+        .then_output(|| DeleteObjectOutput::builder().build());
+    [put, delete]
 }
 
 async fn run(client: Client, files: &[(&str, Vec<u8>)]) -> (Summary, Manifest) {
@@ -72,7 +93,12 @@ async fn opaque_etag_with_matching_md5_metadata_is_skipped() {
             .build()
     });
     let manifest_put = put_ok();
-    let client = mock_client!(aws_sdk_s3, RuleMode::MatchAny, [&head, &manifest_put]);
+    let [lock, unlock] = lock_rules();
+    let client = mock_client!(
+        aws_sdk_s3,
+        RuleMode::MatchAny,
+        [&lock, &unlock, &head, &manifest_put]
+    );
 
     let (summary, manifest) = run(client, &[("a.txt", content)]).await;
     assert_eq!((summary.skipped, summary.uploaded), (1, 0));
@@ -80,6 +106,11 @@ async fn opaque_etag_with_matching_md5_metadata_is_skipped() {
     assert_eq!(record(&manifest, "p/a.txt").status, FileStatus::Skipped);
     assert_eq!(head.num_calls(), 1);
     assert_eq!(manifest_put.num_calls(), 1, "only the manifest is written");
+    assert_eq!(
+        (lock.num_calls(), unlock.num_calls()),
+        (1, 1),
+        "the lock is taken and released"
+    );
 }
 
 #[tokio::test]
@@ -91,7 +122,12 @@ async fn forbidden_head_fails_that_file_and_the_run_goes_on() {
         .repeatedly()
         .build();
     let (missing, put) = (not_found(), put_ok());
-    let client = mock_client!(aws_sdk_s3, RuleMode::MatchAny, [&forbidden, &missing, &put]);
+    let [lock, unlock] = lock_rules();
+    let client = mock_client!(
+        aws_sdk_s3,
+        RuleMode::MatchAny,
+        [&lock, &unlock, &forbidden, &missing, &put]
+    );
 
     let files = [("open.txt", b"o".to_vec()), ("secret.txt", b"s".to_vec())];
     let (summary, manifest) = run(client, &files).await;
@@ -128,10 +164,13 @@ async fn failing_part_aborts_the_multipart_upload() {
     let complete = mock!(Client::complete_multipart_upload)
         .then_output(|| CompleteMultipartUploadOutput::builder().build());
     let (missing, put) = (not_found(), put_ok());
+    let [lock, unlock] = lock_rules();
     let client = mock_client!(
         aws_sdk_s3,
         RuleMode::MatchAny,
-        [&missing, &create, &part, &abort, &complete, &put]
+        [
+            &lock, &unlock, &missing, &create, &part, &abort, &complete, &put
+        ]
     );
 
     let big = vec![7u8; 6 * 1024 * 1024];
@@ -164,10 +203,11 @@ async fn other_encryption_in_the_response_fails_the_file() {
                 .build()
         });
     let (missing, put) = (not_found(), put_ok());
+    let [lock, unlock] = lock_rules();
     let client = mock_client!(
         aws_sdk_s3,
         RuleMode::MatchAny,
-        [&missing, &aes, &other_key, &put]
+        [&lock, &unlock, &missing, &aes, &other_key, &put]
     );
 
     let files = [("a.txt", b"a".to_vec()), ("b.txt", b"b".to_vec())];

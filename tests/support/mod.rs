@@ -2,6 +2,8 @@
 //! pointed at it, and sample trees.
 #![allow(dead_code)]
 
+pub mod proxy;
+
 use std::net::TcpListener;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
@@ -10,6 +12,7 @@ use std::time::{Duration, Instant};
 use aws_config::{BehaviorVersion, Region, SdkConfig};
 use aws_sdk_s3::Client;
 use aws_sdk_s3::config::Credentials;
+use aws_sdk_s3::config::retry::RetryConfig;
 use s3_kms_sync::Engine;
 use s3_kms_sync::config::{MIB, Mode, Settings, SyncArgs};
 use s3_kms_sync::remote::s3_client_from;
@@ -67,7 +70,7 @@ impl Moto {
 
     /// The S3 client exactly as the function builds it, pointed at moto.
     pub fn s3(&self) -> Client {
-        s3_client_from(&self.sdk_config(), true, 3)
+        client_for(&self.endpoint)
     }
 
     /// Creates a bucket and a KMS key; returns the key's ARN.
@@ -100,6 +103,24 @@ impl Drop for Moto {
     }
 }
 
+/// The function's S3 client for an endpoint, with short backoffs so retried
+/// faults do not slow the tests down.
+pub fn client_for(endpoint: &str) -> Client {
+    let shared = SdkConfig::builder()
+        .behavior_version(BehaviorVersion::latest())
+        .region(Region::new("us-east-1"))
+        .endpoint_url(endpoint)
+        .credentials_provider(aws_sdk_s3::config::SharedCredentialsProvider::new(
+            Credentials::for_tests(),
+        ))
+        .build();
+    let retry = RetryConfig::standard()
+        .with_max_attempts(8)
+        .with_initial_backoff(Duration::from_millis(10))
+        .with_max_backoff(Duration::from_millis(200));
+    s3_client_from(&shared, true, retry)
+}
+
 pub fn free_port() -> u16 {
     TcpListener::bind("127.0.0.1:0")
         .and_then(|l| l.local_addr())
@@ -126,6 +147,7 @@ pub fn settings(
         multipart_threshold: MIB,
         part_size: 5 * MIB,
         max_attempts: 3,
+        lock_ttl_secs: 60,
         ..SyncArgs::default()
     };
     Settings::from_args(args, Mode::Cli).expect("valid settings")

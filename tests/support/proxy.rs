@@ -1,0 +1,351 @@
+//! A fault-injecting HTTP proxy between the function and moto, so tests see
+//! what real S3 does where moto differs:
+//! - opaque ETags on objects (real S3 under SSE-KMS), while part ETags still
+//!   round-trip to CompleteMultipartUpload;
+//! - refusal of unknown or disabled KMS keys, and of a body whose Content-MD5
+//!   does not match (BadDigest);
+//! - a seeded share of 503 SlowDown / 500 InternalError answers and dropped
+//!   connections, so a failing run reproduces;
+//! - request counts by operation.
+
+use std::collections::{BTreeMap, HashMap};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use bytes::Bytes;
+use http_body_util::{BodyExt, Full};
+use hyper::body::Incoming;
+use hyper::{Method, Request, Response};
+use hyper_util::client::legacy::Client;
+use hyper_util::client::legacy::connect::HttpConnector;
+use hyper_util::rt::{TokioExecutor, TokioIo};
+use rand::rngs::StdRng;
+use rand::{Rng, SeedableRng};
+
+/// What the proxy does to the traffic; change it between phases with [`Proxy::configure`].
+#[derive(Debug, Clone, Default)]
+pub struct Faults {
+    /// Replace object ETags with values that are not the content's MD5.
+    pub opaque_etags: bool,
+    /// When set, only these KMS key ids are accepted in SSE-KMS writes.
+    pub kms_keys: Option<Vec<String>>,
+    /// Share of requests answered 503 SlowDown or 500 InternalError (half each).
+    pub error_rate: f64,
+    /// Share of requests whose connection is dropped without an answer.
+    pub drop_rate: f64,
+    /// Added before each request is forwarded.
+    pub delay: Duration,
+}
+
+type Hook = Box<dyn Fn(&str, &str) + Send + Sync>;
+
+struct State {
+    upstream: String,
+    faults: Mutex<Faults>,
+    rng: Mutex<StdRng>,
+    counts: Mutex<BTreeMap<String, u64>>,
+    injected: Mutex<BTreeMap<String, u64>>,
+    /// Opaque ETag → moto's ETag, for conditional requests.
+    etags: Mutex<HashMap<String, String>>,
+    hook: Mutex<Option<Hook>>,
+    client: Client<HttpConnector, Full<Bytes>>,
+}
+
+pub struct Proxy {
+    pub endpoint: String,
+    state: Arc<State>,
+    server: tokio::task::JoinHandle<()>,
+}
+
+impl Proxy {
+    pub async fn start(upstream: &str, seed: u64) -> Proxy {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let endpoint = format!("http://{}", listener.local_addr().unwrap());
+        let state = Arc::new(State {
+            upstream: upstream.to_owned(),
+            faults: Mutex::new(Faults::default()),
+            rng: Mutex::new(StdRng::seed_from_u64(seed)),
+            counts: Mutex::default(),
+            injected: Mutex::default(),
+            etags: Mutex::default(),
+            hook: Mutex::new(None),
+            client: Client::builder(TokioExecutor::new()).build_http(),
+        });
+        let shared = Arc::clone(&state);
+        let server = tokio::spawn(async move {
+            loop {
+                let Ok((stream, _)) = listener.accept().await else {
+                    return;
+                };
+                let state = Arc::clone(&shared);
+                tokio::spawn(async move {
+                    let service =
+                        hyper::service::service_fn(move |req| handle(Arc::clone(&state), req));
+                    // A connection dropped on purpose ends in an error here.
+                    let _ = hyper::server::conn::http1::Builder::new()
+                        .serve_connection(TokioIo::new(stream), service)
+                        .await;
+                });
+            }
+        });
+        Proxy {
+            endpoint,
+            state,
+            server,
+        }
+    }
+
+    pub fn configure(&self, change: impl FnOnce(&mut Faults)) {
+        change(&mut self.state.faults.lock().unwrap());
+    }
+
+    /// Called with (operation, path) before each request is forwarded.
+    pub fn on_request(&self, hook: impl Fn(&str, &str) + Send + Sync + 'static) {
+        *self.state.hook.lock().unwrap() = Some(Box::new(hook));
+    }
+
+    /// Requests seen, by S3 operation.
+    pub fn counts(&self) -> BTreeMap<String, u64> {
+        self.state.counts.lock().unwrap().clone()
+    }
+
+    /// Faults injected, by kind.
+    pub fn injected(&self) -> BTreeMap<String, u64> {
+        self.state.injected.lock().unwrap().clone()
+    }
+
+    pub fn reset_counts(&self) {
+        self.state.counts.lock().unwrap().clear();
+        self.state.injected.lock().unwrap().clear();
+    }
+}
+
+impl Drop for Proxy {
+    fn drop(&mut self) {
+        self.server.abort();
+    }
+}
+
+/// The S3 operation of a path-style request.
+pub fn operation(method: &Method, path: &str, query: &str) -> &'static str {
+    let has = |name: &str| {
+        query
+            .split('&')
+            .any(|p| p == name || p.starts_with(&format!("{name}=")))
+    };
+    let object = path
+        .trim_start_matches('/')
+        .split_once('/')
+        .is_some_and(|(_, key)| !key.is_empty());
+    match (method.as_str(), object) {
+        ("GET", false) if has("uploads") => "ListMultipartUploads",
+        ("GET", false) if has("list-type") => "ListObjectsV2",
+        ("GET", false) => "ListObjects",
+        ("PUT", false) => "CreateBucket",
+        ("HEAD", false) => "HeadBucket",
+        ("PUT", true) if has("partNumber") => "UploadPart",
+        ("PUT", true) => "PutObject",
+        ("POST", true) if has("uploads") => "CreateMultipartUpload",
+        ("POST", true) if has("uploadId") => "CompleteMultipartUpload",
+        ("DELETE", true) if has("uploadId") => "AbortMultipartUpload",
+        ("DELETE", true) => "DeleteObject",
+        ("HEAD", true) => "HeadObject",
+        ("GET", true) => "GetObject",
+        _ => "Other",
+    }
+}
+
+fn s3_error(status: u16, code: &str, message: &str) -> Response<Full<Bytes>> {
+    let body = format!(
+        "<?xml version=\"1.0\" encoding=\"UTF-8\"?><Error><Code>{code}</Code><Message>{message}</Message></Error>"
+    );
+    Response::builder()
+        .status(status)
+        .header("content-type", "application/xml")
+        .body(Full::new(Bytes::from(body)))
+        .unwrap()
+}
+
+/// A stable stand-in for an ETag that is not an MD5 of anything stored.
+fn opaque(etag: &str) -> String {
+    let digest =
+        s3_kms_sync::hash::Md5Digest::of(format!("opaque:{}", etag.trim_matches('"')).as_bytes());
+    format!("\"{}\"", digest.hex())
+}
+
+#[derive(Debug)]
+struct Dropped;
+impl std::fmt::Display for Dropped {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("connection dropped by the fault proxy")
+    }
+}
+impl std::error::Error for Dropped {}
+
+async fn handle(
+    state: Arc<State>,
+    request: Request<Incoming>,
+) -> Result<Response<Full<Bytes>>, Dropped> {
+    let (parts, body) = request.into_parts();
+    let Ok(body) = body.collect().await.map(|b| b.to_bytes()) else {
+        return Err(Dropped);
+    };
+    let path = parts.uri.path().to_owned();
+    let query = parts.uri.query().unwrap_or("").to_owned();
+    let op = operation(&parts.method, &path, &query);
+    *state
+        .counts
+        .lock()
+        .unwrap()
+        .entry(op.to_owned())
+        .or_default() += 1;
+    let faults = state.faults.lock().unwrap().clone();
+    let count = |kind: &str| {
+        *state
+            .injected
+            .lock()
+            .unwrap()
+            .entry(kind.to_owned())
+            .or_default() += 1
+    };
+
+    if let Some(hook) = state.hook.lock().unwrap().as_ref() {
+        hook(op, &path);
+    }
+    if !faults.delay.is_zero() {
+        tokio::time::sleep(faults.delay).await;
+    }
+
+    // Drawn once per request so a seed reproduces the same sequence.
+    let (roll, after_forward) = {
+        let mut rng = state.rng.lock().unwrap();
+        (rng.random::<f64>(), rng.random::<bool>())
+    };
+    let drop = roll < faults.drop_rate;
+    if drop && !after_forward {
+        count("drop");
+        return Err(Dropped);
+    }
+    if !drop && roll < faults.drop_rate + faults.error_rate {
+        let slow_down = roll < faults.drop_rate + faults.error_rate / 2.0;
+        return Ok(if slow_down {
+            count("503");
+            s3_error(503, "SlowDown", "Please reduce your request rate.")
+        } else {
+            count("500");
+            s3_error(
+                500,
+                "InternalError",
+                "We encountered an internal error. Please try again.",
+            )
+        });
+    }
+
+    let header = |name: &str| {
+        parts
+            .headers
+            .get(name)
+            .and_then(|v| v.to_str().ok())
+            .map(str::to_owned)
+    };
+    if let (Some(keys), Some(key)) = (
+        &faults.kms_keys,
+        header("x-amz-server-side-encryption-aws-kms-key-id"),
+    ) && !keys.contains(&key)
+    {
+        count("kms-refused");
+        return Ok(s3_error(
+            400,
+            "KMS.NotFoundException",
+            &format!("Invalid keyId '{key}'"),
+        ));
+    }
+    if let Some(expected) = header("content-md5")
+        && s3_kms_sync::hash::Md5Digest::of(&body).base64() != expected
+    {
+        count("bad-digest");
+        return Ok(s3_error(
+            400,
+            "BadDigest",
+            "The Content-MD5 you specified did not match what we received.",
+        ));
+    }
+
+    let mut upstream = Request::builder().method(parts.method.clone()).uri(format!(
+        "{}{}",
+        state.upstream,
+        parts.uri.path_and_query().map_or("/", |p| p.as_str())
+    ));
+    for (name, value) in &parts.headers {
+        if name == "host" {
+            continue;
+        }
+        if name == "if-match" && faults.opaque_etags {
+            let given = value.to_str().unwrap_or_default().to_owned();
+            let real = state
+                .etags
+                .lock()
+                .unwrap()
+                .get(&given)
+                .cloned()
+                .unwrap_or(given);
+            upstream = upstream.header(name, real);
+            continue;
+        }
+        upstream = upstream.header(name, value);
+    }
+    let Ok(response) = state
+        .client
+        .request(upstream.body(Full::new(body)).unwrap())
+        .await
+    else {
+        return Ok(s3_error(502, "BadGateway", "moto did not answer"));
+    };
+    if drop {
+        // The request took effect, but its answer is lost.
+        count("drop");
+        return Err(Dropped);
+    }
+    let (mut head, body) = response.into_parts();
+    let mut body = body
+        .collect()
+        .await
+        .map(|b| b.to_bytes())
+        .unwrap_or_default();
+    if faults.opaque_etags && op != "UploadPart" {
+        if let Some(etag) = head
+            .headers
+            .get("etag")
+            .and_then(|v| v.to_str().ok())
+            .map(str::to_owned)
+        {
+            let hidden = opaque(&etag);
+            state.etags.lock().unwrap().insert(hidden.clone(), etag);
+            head.headers.insert("etag", hidden.parse().unwrap());
+        }
+        if matches!(op, "CompleteMultipartUpload" | "ListObjectsV2") {
+            body = Bytes::from(rewrite_xml_etags(&state, &String::from_utf8_lossy(&body)));
+            head.headers.remove("content-length");
+        }
+    }
+    Ok(Response::from_parts(head, Full::new(body)))
+}
+
+fn rewrite_xml_etags(state: &State, xml: &str) -> String {
+    let mut out = String::with_capacity(xml.len());
+    let mut rest = xml;
+    while let Some(start) = rest.find("<ETag>") {
+        let Some(len) = rest[start..].find("</ETag>") else {
+            break;
+        };
+        let value = &rest[start + 6..start + len];
+        let real = value.replace("&quot;", "\"").replace("&#34;", "\"");
+        let hidden = opaque(&real);
+        state.etags.lock().unwrap().insert(hidden.clone(), real);
+        out.push_str(&rest[..start + 6]);
+        out.push_str(&hidden.replace('"', "&quot;"));
+        rest = &rest[start + len..];
+    }
+    out.push_str(rest);
+    out
+}
