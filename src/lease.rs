@@ -76,6 +76,14 @@ pub async fn acquire(
         };
     };
     match serde_json::from_slice::<Holder>(&body) {
+        // Our own create went through but its answer was lost, and the retry found it.
+        Ok(current) if current.run_id == run_id => {
+            return Ok(Acquired::Held(Lease {
+                key,
+                etag,
+                holder: current,
+            }));
+        }
         Ok(current) if current.expires_at > now => return Ok(Acquired::Busy(current)),
         Ok(current) => {
             warn!(holder = %current.run_id, expired = %current.expires_at, "taking over an expired lease")

@@ -208,10 +208,23 @@ impl Engine {
             manifest.summary.manifest_s3_uri = Some(self.remote.uri(&key));
             let body = manifest.to_json()?;
             let md5 = crate::hash::Md5Digest::of(&body);
-            let uploaded = self
+            let uploaded = match self
                 .remote
                 .put(&key, body, md5, Some("application/json"), WriteIf::Absent)
-                .await;
+                .await
+            {
+                // A retried PUT whose first attempt went through finds its own manifest.
+                Err(Error::PreconditionFailed { .. }) => match self.remote.head(&key).await {
+                    Ok(Some(stored)) if stored.md5.as_deref() == Some(md5.hex().as_str()) => {
+                        Ok(None)
+                    }
+                    _ => Err(Error::PreconditionFailed {
+                        bucket: self.settings.bucket.clone(),
+                        key: key.clone(),
+                    }),
+                },
+                other => other,
+            };
             if let Err(err) = uploaded {
                 warn!(key, error = %err, "manifest upload failed");
                 manifest.summary.manifest_s3_uri = None;

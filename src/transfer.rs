@@ -144,7 +144,17 @@ async fn upload_multipart(
     let upload_id = remote.create_multipart(key, md5).await?;
     let sent = send_parts(remote, settings, file, key, &upload_id, md5).await;
     let completed = match sent {
-        Ok(parts) => remote.complete_multipart(key, &upload_id, parts).await,
+        Ok(parts) => match remote.complete_multipart(key, &upload_id, parts).await {
+            // A retried completion whose first attempt went through finds no
+            // upload any more; the object itself says whether it is ours.
+            Err(err @ Error::S3 { .. }) => match remote.head(key).await {
+                Ok(Some(stored)) if stored.md5.as_deref() == Some(md5.hex().as_str()) => {
+                    return Ok(stored.etag);
+                }
+                _ => Err(err),
+            },
+            done => done,
+        },
         Err(err) => Err(err),
     };
     if completed.is_err() {

@@ -1,0 +1,419 @@
+//! Runs under injected faults and real-S3 behaviour, through the fault proxy
+//! in front of moto: every file ends uploaded or failed with a reason, a rerun
+//! converges, and nothing is stored unencrypted, half-written or orphaned.
+
+mod support;
+
+use std::collections::BTreeMap;
+use std::time::{Duration, Instant};
+
+use aws_sdk_s3::types::ServerSideEncryption;
+use s3_kms_sync::Error;
+use s3_kms_sync::lease::{self, Acquired};
+use s3_kms_sync::manifest::{FileStatus, Manifest, RunStatus, Summary};
+use s3_kms_sync::remote::Remote;
+use s3_kms_sync::request::RunRequest;
+use support::proxy::Proxy;
+use support::*;
+
+const BUCKET: &str = "faults";
+
+struct Bench {
+    moto: Moto,
+    proxy: Proxy,
+    key_arn: String,
+    source: tempfile::TempDir,
+    manifests: tempfile::TempDir,
+}
+
+impl Bench {
+    async fn new(seed: u64) -> Bench {
+        let moto = Moto::start();
+        let key_arn = moto.bucket_and_key(BUCKET).await;
+        let proxy = Proxy::start(&moto.endpoint, seed).await;
+        let arn = key_arn.clone();
+        proxy.configure(|f| f.kms_keys = Some(vec![arn]));
+        Bench {
+            moto,
+            proxy,
+            key_arn,
+            source: tempfile::tempdir().unwrap(),
+            manifests: tempfile::tempdir().unwrap(),
+        }
+    }
+
+    fn engine_with_key(&self, kms_key: &str, concurrency: usize) -> s3_kms_sync::Engine {
+        let mut settings = settings(
+            self.source.path(),
+            self.manifests.path(),
+            BUCKET,
+            kms_key,
+            "data",
+        );
+        settings.concurrency = concurrency;
+        engine(client_for(&self.proxy.endpoint), settings)
+    }
+
+    fn engine(&self) -> s3_kms_sync::Engine {
+        self.engine_with_key(&self.key_arn, 8)
+    }
+
+    async fn open_uploads(&self) -> usize {
+        let listed = self
+            .moto
+            .s3()
+            .list_multipart_uploads()
+            .bucket(BUCKET)
+            .send()
+            .await
+            .unwrap();
+        listed.uploads().len()
+    }
+}
+
+fn manifest_of(summary: &Summary) -> Manifest {
+    let path = summary
+        .manifest_local_path
+        .as_deref()
+        .expect("local manifest");
+    serde_json::from_slice(&std::fs::read(path).unwrap()).unwrap()
+}
+
+/// 500 small files and three multipart files, each with distinct content.
+fn many_files() -> Vec<(String, Vec<u8>)> {
+    let mut files: Vec<(String, Vec<u8>)> = (0..500)
+        .map(|i| {
+            (
+                format!("d{}/f{i:03}.txt", i % 17),
+                format!("file {i} ").repeat(i % 50 + 1).into_bytes(),
+            )
+        })
+        .collect();
+    for i in 0..3u8 {
+        files.push((
+            format!("big/{i}.bin"),
+            vec![i; 6 * 1024 * 1024 + usize::from(i)],
+        ));
+    }
+    files
+}
+
+fn write_owned(root: &std::path::Path, files: &[(String, Vec<u8>)]) {
+    let borrowed: Vec<(&str, Vec<u8>)> =
+        files.iter().map(|(p, c)| (p.as_str(), c.clone())).collect();
+    write_tree(root, &borrowed);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn throttling_errors_and_dropped_connections_converge() {
+    let bench = Bench::new(7).await;
+    let files = many_files();
+    write_owned(bench.source.path(), &files);
+    bench.proxy.configure(|f| {
+        f.error_rate = 0.05;
+        f.drop_rate = 0.01;
+    });
+
+    let first = bench
+        .engine()
+        .run(&RunRequest::default())
+        .await
+        .expect("first run");
+    let manifest = manifest_of(&first);
+    assert_eq!(manifest.files.len(), files.len());
+    for record in &manifest.files {
+        match record.status {
+            FileStatus::Uploaded => {}
+            FileStatus::Failed => assert!(record.error.is_some(), "{record:?}"),
+            other => panic!("unexpected {other:?} for {}", record.local_path),
+        }
+    }
+    let first_counts = bench.proxy.counts();
+    let injected = bench.proxy.injected();
+    bench.proxy.reset_counts();
+
+    let second = bench
+        .engine()
+        .run(&RunRequest::default())
+        .await
+        .expect("second run");
+    assert_eq!(
+        second.failed,
+        0,
+        "{:?}",
+        manifest_of(&second)
+            .files
+            .iter()
+            .filter(|f| f.error.is_some())
+            .collect::<Vec<_>>()
+    );
+    assert_eq!(second.uploaded + second.skipped, files.len() as u64);
+    assert_eq!(
+        second.uploaded, first.failed,
+        "the rerun uploads exactly what failed"
+    );
+
+    let s3 = bench.moto.s3();
+    for (relative, content) in &files {
+        let key = format!("data/{relative}");
+        let head = s3
+            .head_object()
+            .bucket(BUCKET)
+            .key(&key)
+            .send()
+            .await
+            .expect(&key);
+        assert_eq!(
+            head.server_side_encryption(),
+            Some(&ServerSideEncryption::AwsKms)
+        );
+        assert_eq!(head.ssekms_key_id(), Some(bench.key_arn.as_str()));
+        assert_eq!(
+            head.metadata().and_then(|m| m.get("md5checksum")),
+            Some(&md5_hex(content))
+        );
+        if content.len() > 1024 * 1024 {
+            assert_eq!(&get_bytes(&s3, BUCKET, &key).await, content, "{key}");
+        }
+    }
+    assert_eq!(
+        bench.open_uploads().await,
+        0,
+        "no multipart upload is left open"
+    );
+    assert_eq!(
+        injected.get("bad-digest"),
+        None,
+        "every Content-MD5 matched its body"
+    );
+    eprintln!(
+        "fault run: {} files; injected {injected:?}; first run {} uploaded, {} failed, requests {first_counts:?}; \
+         second run {} uploaded, {} skipped, requests {:?}",
+        files.len(),
+        first.uploaded,
+        first.failed,
+        second.uploaded,
+        second.skipped,
+        bench.proxy.counts()
+    );
+}
+
+#[tokio::test]
+async fn opaque_etags_do_not_defeat_the_skip() {
+    let bench = Bench::new(1).await;
+    bench.proxy.configure(|f| f.opaque_etags = true);
+    write_tree(bench.source.path(), &sample_files());
+
+    let first = bench.engine().run(&RunRequest::default()).await.unwrap();
+    assert_eq!(first.uploaded, sample_files().len() as u64);
+    // The ETags this run saw are not MD5s, as on real S3 under SSE-KMS.
+    for record in manifest_of(&first).files {
+        let etag = record.etag.unwrap();
+        assert_ne!(
+            etag.trim_matches('"'),
+            record.md5.unwrap(),
+            "{}",
+            record.local_path
+        );
+    }
+    let second = bench.engine().run(&RunRequest::default()).await.unwrap();
+    assert_eq!(
+        (second.uploaded, second.skipped),
+        (0, sample_files().len() as u64)
+    );
+    let counts = bench.proxy.counts();
+    assert_eq!(
+        counts.get("CompleteMultipartUpload"),
+        Some(&1),
+        "{counts:?}"
+    );
+}
+
+#[tokio::test]
+async fn a_wrong_kms_key_stops_the_run_before_any_upload() {
+    let bench = Bench::new(2).await;
+    write_tree(bench.source.path(), &sample_files());
+    let wrong = "arn:aws:kms:us-east-1:123456789012:key/00000000-0000-0000-0000-000000000000";
+
+    let err = bench
+        .engine_with_key(wrong, 8)
+        .run(&RunRequest::default())
+        .await
+        .unwrap_err();
+    assert!(matches!(err, Error::Config(_)), "{err:?}");
+    let message = err.to_string();
+    assert!(
+        message.contains(wrong) && message.contains("SYNC_KMS_KEY_ID"),
+        "{message}"
+    );
+    let counts = bench.proxy.counts();
+    assert_eq!(
+        counts.get("PutObject"),
+        Some(&1),
+        "only the lock was attempted: {counts:?}"
+    );
+    assert_eq!(counts.get("UploadPart"), None);
+    assert!(list_keys(&bench.moto.s3(), BUCKET).await.is_empty());
+}
+
+#[tokio::test]
+async fn content_md5_mismatches_are_refused_like_s3_does() {
+    let bench = Bench::new(3).await;
+    let client = client_for(&bench.proxy.endpoint);
+    let err = client
+        .put_object()
+        .bucket(BUCKET)
+        .key("k")
+        .content_md5(s3_kms_sync::hash::Md5Digest::of(b"other").base64())
+        .body(b"body".to_vec().into())
+        .send()
+        .await
+        .unwrap_err();
+    let text = format!("{}", aws_sdk_s3::error::DisplayErrorContext(&err));
+    assert!(text.contains("BadDigest"), "{text}");
+    assert_eq!(bench.proxy.injected().get("bad-digest"), Some(&1));
+}
+
+#[tokio::test]
+async fn the_time_limit_leaves_a_manifest_and_the_next_run_finishes() {
+    let bench = Bench::new(4).await;
+    let files: Vec<(String, Vec<u8>)> = (0..40)
+        .map(|i| (format!("f{i:02}"), vec![b'x'; i + 1]))
+        .collect();
+    write_owned(bench.source.path(), &files);
+    bench
+        .proxy
+        .configure(|f| f.delay = Duration::from_millis(100));
+
+    let engine = bench.engine_with_key(&bench.key_arn, 2);
+    let stop_at = Instant::now() + Duration::from_millis(1500);
+    let first = engine
+        .run_until(&RunRequest::default(), Some(stop_at))
+        .await
+        .unwrap();
+    assert!(!first.complete);
+    assert!(first.not_reached > 0 && first.uploaded > 0, "{first:?}");
+    assert_eq!(first.uploaded + first.not_reached, files.len() as u64);
+    assert_eq!(first.status, RunStatus::Partial);
+    let manifest = manifest_of(&first);
+    assert!(!manifest.complete);
+    assert!(
+        manifest.summary.manifest_s3_uri.is_some(),
+        "the manifest is stored even when time runs out"
+    );
+
+    bench.proxy.configure(|f| f.delay = Duration::ZERO);
+    let second = engine.run(&RunRequest::default()).await.unwrap();
+    assert!(second.complete);
+    assert_eq!(
+        (second.uploaded, second.skipped),
+        (first.not_reached, first.uploaded)
+    );
+}
+
+#[tokio::test]
+async fn the_time_limit_aborts_a_multipart_upload_between_parts() {
+    let bench = Bench::new(5).await;
+    write_tree(
+        bench.source.path(),
+        &[("big.bin", vec![9u8; 12 * 1024 * 1024])],
+    );
+    bench
+        .proxy
+        .configure(|f| f.delay = Duration::from_millis(400));
+
+    let stop_at = Instant::now() + Duration::from_millis(1000);
+    let summary = bench
+        .engine()
+        .run_until(&RunRequest::default(), Some(stop_at))
+        .await
+        .unwrap();
+    let record = &manifest_of(&summary).files[0];
+    assert_eq!(record.status, FileStatus::Failed, "{record:?}");
+    assert!(
+        record.error.as_deref().unwrap().contains("time limit"),
+        "{record:?}"
+    );
+    assert_eq!(bench.proxy.counts().get("AbortMultipartUpload"), Some(&1));
+    assert_eq!(bench.open_uploads().await, 0);
+    let keys = list_keys(&bench.moto.s3(), BUCKET).await;
+    assert!(!keys.iter().any(|k| k.ends_with("big.bin")), "{keys:?}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn overlapping_runs_leave_one_to_work() {
+    let bench = Bench::new(6).await;
+    write_tree(bench.source.path(), &sample_files());
+    // Slow enough that even a run that skips everything outlasts the head start.
+    bench
+        .proxy
+        .configure(|f| f.delay = Duration::from_millis(150));
+    let (a, b) = (bench.engine(), bench.engine());
+
+    // Either order: whichever starts first works, the other skips.
+    for first_is_a in [true, false] {
+        let (first, second) = if first_is_a { (&a, &b) } else { (&b, &a) };
+        let request = RunRequest::default();
+        let (winner, loser) = tokio::join!(first.run(&request), async {
+            tokio::time::sleep(Duration::from_millis(200)).await;
+            second.run(&request).await
+        });
+        let (winner, loser) = (winner.unwrap(), loser.unwrap());
+        assert_ne!(winner.status, RunStatus::Skipped);
+        assert_eq!(loser.status, RunStatus::Skipped, "{loser:?}");
+        assert!(
+            loser
+                .message
+                .as_deref()
+                .unwrap()
+                .contains("another run holds the lock")
+        );
+        assert_eq!(loser.uploaded + loser.skipped + loser.failed, 0);
+        assert_eq!(loser.manifest_s3_uri, None);
+    }
+    // Both runs released the lock: a third run works.
+    let third = a.run(&RunRequest::default()).await.unwrap();
+    assert_eq!(third.status, RunStatus::Succeeded);
+}
+
+#[tokio::test]
+async fn an_expired_lock_is_taken_over_and_a_live_one_is_respected() {
+    let bench = Bench::new(8).await;
+    write_tree(bench.source.path(), &[("a.txt", b"a".to_vec())]);
+    let remote = Remote::new(
+        client_for(&bench.proxy.endpoint),
+        BUCKET,
+        bench.key_arn.clone(),
+    );
+
+    let Acquired::Held(live) =
+        lease::acquire(&remote, "data", "crashed-run", Duration::from_secs(600))
+            .await
+            .unwrap()
+    else {
+        panic!("lock not taken")
+    };
+    let blocked = bench.engine().run(&RunRequest::default()).await.unwrap();
+    assert_eq!(blocked.status, RunStatus::Skipped);
+    assert!(blocked.message.unwrap().contains("crashed-run"));
+    lease::release(&remote, &live).await.unwrap();
+
+    // A lock whose holder died long ago expires.
+    let Acquired::Held(_) = lease::acquire(&remote, "data", "crashed-run", Duration::ZERO)
+        .await
+        .unwrap()
+    else {
+        panic!("lock not taken")
+    };
+    let resumed = bench.engine().run(&RunRequest::default()).await.unwrap();
+    assert_eq!(resumed.status, RunStatus::Succeeded);
+    let keys: BTreeMap<_, _> = list_keys(&bench.moto.s3(), BUCKET)
+        .await
+        .into_iter()
+        .map(|k| (k, ()))
+        .collect();
+    assert!(
+        !keys.contains_key("data/_manifests/lock.json"),
+        "the lock is released: {keys:?}"
+    );
+}
