@@ -221,3 +221,32 @@ async fn other_encryption_in_the_response_fails_the_file() {
         );
     }
 }
+
+/// moto cannot route a key with a newline, so this case is shown here: the
+/// key S3 receives is the file name, byte for byte.
+#[tokio::test]
+async fn a_newline_in_a_file_name_reaches_s3_unchanged() {
+    let exact = mock!(Client::put_object)
+        .match_requests(|req| req.key() == Some("p/line\nbreak.txt"))
+        .then_output(|| {
+            PutObjectOutput::builder()
+                .server_side_encryption(ServerSideEncryption::AwsKms)
+                .ssekms_key_id(KEY)
+                .build()
+        });
+    let (missing, put) = (not_found(), put_ok());
+    let [lock, unlock] = lock_rules();
+    let client = mock_client!(
+        aws_sdk_s3,
+        RuleMode::MatchAny,
+        [&lock, &unlock, &missing, &exact, &put]
+    );
+
+    let (summary, manifest) = run(client, &[("line\nbreak.txt", b"n".to_vec())]).await;
+    assert_eq!(summary.uploaded, 1);
+    assert_eq!(
+        record(&manifest, "p/line\nbreak.txt").status,
+        FileStatus::Uploaded
+    );
+    assert_eq!(exact.num_calls(), 1);
+}
