@@ -67,6 +67,10 @@ pub struct SyncArgs {
     /// Lifetime of the run lock in seconds; a live run renews it, a crashed one lets it expire.
     #[arg(long, env = "SYNC_LOCK_TTL_SECS", default_value_t = 900)]
     pub lock_ttl_secs: u64,
+    /// Read and hash every file on every Nth run instead of trusting unchanged
+    /// size, times and inode (0: only when an event asks with "verify": true).
+    #[arg(long, env = "SYNC_VERIFY_EVERY", default_value_t = 0)]
+    pub verify_every: u32,
     /// Under Lambda, stop starting files this many seconds before the time limit.
     #[arg(long, env = "SYNC_DEADLINE_MARGIN_SECS", default_value_t = 60)]
     pub deadline_margin_secs: u64,
@@ -89,6 +93,7 @@ pub struct Settings {
     pub max_attempts: u32,
     pub lock_ttl: Duration,
     pub deadline_margin: Duration,
+    pub verify_every: u32,
 }
 
 /// What one run covers: the configured settings narrowed by a request.
@@ -100,6 +105,8 @@ pub struct Scope {
     pub key_prefix: String,
     pub filter: Filter,
     pub dry_run: bool,
+    /// Asked for by the event: hash every file.
+    pub verify: bool,
 }
 
 fn missing(what: &str, env: &str, flag: &str) -> Error {
@@ -180,6 +187,7 @@ impl Settings {
             max_attempts: args.max_attempts,
             lock_ttl: Duration::from_secs(args.lock_ttl_secs),
             deadline_margin: Duration::from_secs(args.deadline_margin_secs),
+            verify_every: args.verify_every,
         })
     }
 
@@ -219,6 +227,7 @@ impl Settings {
             key_prefix: keys::join(&self.prefix, &sub_prefix),
             filter,
             dry_run: self.dry_run || request.dry_run.unwrap_or(false),
+            verify: request.verify.unwrap_or(false),
         })
     }
 

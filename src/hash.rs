@@ -18,6 +18,13 @@ impl Md5Digest {
         Self(Md5::digest(bytes).into())
     }
 
+    /// Parses the hex form; `None` unless it is 32 hex digits.
+    pub fn from_hex(text: &str) -> Option<Self> {
+        let mut bytes = [0u8; 16];
+        hex::decode_to_slice(text, &mut bytes).ok()?;
+        Some(Self(bytes))
+    }
+
     /// Lower-case hex, as stored in the `md5checksum` metadata and the manifest.
     pub fn hex(&self) -> String {
         hex::encode(self.0)
@@ -70,6 +77,9 @@ mod tests {
     fn known_digests() {
         assert_eq!(Md5Digest::of(b"").hex(), "d41d8cd98f00b204e9800998ecf8427e");
         assert_eq!(Md5Digest::of(b"").base64(), "1B2M2Y8AsgTpgAmY7PhCfg==");
+        let digest = Md5Digest::of(b"x");
+        assert_eq!(Md5Digest::from_hex(&digest.hex()), Some(digest));
+        assert_eq!(Md5Digest::from_hex("not hex"), None);
         assert_eq!(
             Md5Digest::of(b"The quick brown fox jumps over the lazy dog").hex(),
             "9e107d9d372bb6826bd81d3542a419d6"

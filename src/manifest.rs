@@ -7,6 +7,7 @@ use chrono::{DateTime, SecondsFormat, Utc};
 use serde::{Deserialize, Serialize};
 
 use crate::error::{Error, Result};
+use crate::walk::Stamp;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
@@ -37,6 +38,15 @@ pub struct FileRecord {
     /// The ETag S3 returned for this upload: an opaque version token.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub etag: Option<String>,
+    /// The file's modification and change times (ns) and inode when it was
+    /// read: the next run reuses `md5` without reading a file whose size,
+    /// times and inode are all the same.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub mtime_ns: Option<i64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ctime_ns: Option<i64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub inode: Option<u64>,
 }
 
 impl FileRecord {
@@ -53,7 +63,26 @@ impl FileRecord {
             reason: None,
             error: None,
             etag: None,
+            mtime_ns: None,
+            ctime_ns: None,
+            inode: None,
         }
+    }
+
+    pub fn set_stamp(&mut self, stamp: Stamp) {
+        self.size_bytes = stamp.size;
+        self.mtime_ns = Some(stamp.mtime_ns);
+        self.ctime_ns = Some(stamp.ctime_ns);
+        self.inode = Some(stamp.inode);
+    }
+
+    pub fn stamp(&self) -> Option<Stamp> {
+        Some(Stamp {
+            size: self.size_bytes,
+            mtime_ns: self.mtime_ns?,
+            ctime_ns: self.ctime_ns?,
+            inode: self.inode?,
+        })
     }
 
     pub fn fail(&mut self, error: String) {
@@ -81,6 +110,9 @@ pub struct Summary {
     pub skipped: u64,
     pub failed: u64,
     pub would_upload: u64,
+    /// Bytes of file content read from disk (hashing and uploading).
+    #[serde(default)]
+    pub bytes_read: u64,
     /// Files left for the next run because the time limit came first.
     pub not_reached: u64,
     pub bytes_uploaded: u64,
@@ -118,6 +150,7 @@ impl Summary {
             skipped: count(FileStatus::Skipped),
             failed: count(FileStatus::Failed),
             would_upload: count(FileStatus::WouldUpload),
+            bytes_read: 0,
             not_reached,
             bytes_uploaded,
             duration_ms,
@@ -188,6 +221,11 @@ pub struct Manifest {
     pub dry_run: bool,
     /// Whether every file found was processed.
     pub complete: bool,
+    /// Whether every file was read and hashed, rather than trusted by its stamp.
+    #[serde(default)]
+    pub full_verify: bool,
+    #[serde(default)]
+    pub runs_since_full_verify: u32,
     pub summary: Summary,
     pub files: Vec<FileRecord>,
 }
@@ -230,6 +268,9 @@ mod tests {
             reason: None,
             error: None,
             etag: None,
+            mtime_ns: None,
+            ctime_ns: None,
+            inode: None,
         }
     }
 

@@ -8,7 +8,9 @@ use aws_sdk_s3::Client;
 use aws_sdk_s3::config::{RequestChecksumCalculation, retry::RetryConfig};
 use aws_sdk_s3::error::SdkError;
 use aws_sdk_s3::primitives::ByteStream;
-use aws_sdk_s3::types::{CompletedMultipartUpload, CompletedPart, ServerSideEncryption};
+use aws_sdk_s3::types::{
+    CompletedMultipartUpload, CompletedPart, EncodingType, ServerSideEncryption,
+};
 use aws_smithy_runtime_api::client::orchestrator::HttpResponse;
 
 use crate::error::{Error, Result};
@@ -65,6 +67,14 @@ pub struct RemoteObject {
     /// Opaque version token; not an MD5 under SSE-KMS or multipart.
     pub etag: Option<String>,
     pub size: Option<i64>,
+}
+
+/// One object as ListObjectsV2 shows it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Listed {
+    pub key: String,
+    pub etag: Option<String>,
+    pub size: Option<u64>,
 }
 
 /// The bucket and encryption every request of a run uses.
@@ -237,6 +247,43 @@ impl Remote {
             .await
             .map_err(|err| Error::s3("AbortMultipartUpload", &self.bucket, key, err))?;
         Ok(())
+    }
+
+    /// Every object under `prefix`, 1,000 per request. Keys are asked for
+    /// URL-encoded, because XML cannot carry some characters a key may hold.
+    pub async fn list(&self, prefix: &str) -> Result<Vec<Listed>> {
+        let mut listed = Vec::new();
+        let mut pages = self
+            .client
+            .list_objects_v2()
+            .bucket(&self.bucket)
+            .prefix(prefix)
+            .encoding_type(EncodingType::Url)
+            .into_paginator()
+            .send();
+        while let Some(page) = pages.next().await {
+            let page = page.map_err(|err| Error::s3("ListObjectsV2", &self.bucket, prefix, err))?;
+            // Servers that ignore the request for encoding say so by not echoing it.
+            let encoded = page.encoding_type() == Some(&EncodingType::Url);
+            for object in page.contents() {
+                let Some(key) = object.key() else { continue };
+                // S3 encodes like a form: a space is '+', a '+' is "%2B".
+                let key = if encoded {
+                    percent_encoding::percent_decode_str(&key.replace('+', " "))
+                        .decode_utf8()
+                        .map(|k| k.into_owned())
+                        .unwrap_or_else(|_| key.to_owned())
+                } else {
+                    key.to_owned()
+                };
+                listed.push(Listed {
+                    key,
+                    etag: object.e_tag().map(str::to_owned),
+                    size: object.size().and_then(|s| u64::try_from(s).ok()),
+                });
+            }
+        }
+        Ok(listed)
     }
 
     /// The object's bytes and ETag; `None` when the key does not exist.

@@ -23,6 +23,9 @@ pub struct RunRequest {
     pub sub_prefix: Option<String>,
     #[serde(default)]
     pub dry_run: Option<bool>,
+    /// Read and hash every file, trusting no size, time and inode match.
+    #[serde(default)]
+    pub verify: Option<bool>,
     /// Further include globs (added to the configured ones).
     #[serde(default)]
     pub include: Vec<String>,
@@ -38,7 +41,7 @@ impl RunRequest {
             Value::Object(_) if is_scheduled(event) => Ok(Self::default()),
             Value::Object(_) => RunRequest::deserialize(event).map_err(|err| {
                 Error::Event(format!(
-                    "{err}; a manual run accepts subdir, sub_prefix, dry_run, include and exclude"
+                    "{err}; a manual run accepts subdir, sub_prefix, dry_run, verify, include and exclude"
                 ))
             }),
             other => Err(Error::Event(format!(

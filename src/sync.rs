@@ -16,7 +16,8 @@ use crate::lease::{self, Acquired, Lease};
 use crate::manifest::{self, FileRecord, FileStatus, Manifest, Summary};
 use crate::remote::{Remote, WriteIf};
 use crate::request::RunRequest;
-use crate::transfer::{Outcome, TransferSettings, sync_file};
+use crate::state::{RemoteView, StateIndex};
+use crate::transfer::{Outcome, Prior, TransferSettings, sync_file};
 use crate::walk::{Found, walk};
 
 /// How often a long run logs its progress.
@@ -146,10 +147,11 @@ impl Engine {
         let total = found.len();
         info!(entries = total, dir = %scope.start_dir.display(), dry_run = scope.dry_run, "walked source");
 
+        let known = self.load_state(scope).await;
         let progress = Arc::new(Progress::default());
         let reporter = progress.report_every(PROGRESS_EVERY, total);
         let mut files: Vec<FileRecord> = futures::stream::iter(found)
-            .map(|item| self.process(item, scope, run.stop_at, &progress))
+            .map(|item| self.process(item, scope, run.stop_at, &known, &progress))
             .buffer_unordered(self.settings.concurrency)
             .filter_map(std::future::ready)
             .collect()
@@ -165,7 +167,8 @@ impl Engine {
             );
         }
         let duration_ms = run.clock.elapsed().as_millis() as u64;
-        let summary = Summary::tally(&run.id, scope.dry_run, &files, not_reached, duration_ms);
+        let mut summary = Summary::tally(&run.id, scope.dry_run, &files, not_reached, duration_ms);
+        summary.bytes_read = progress.bytes_read.load(Ordering::Relaxed);
         let manifest = Manifest {
             run_id: run.id.clone(),
             started_at: manifest::timestamp(run.started),
@@ -177,6 +180,8 @@ impl Engine {
             kms_key_id: self.settings.kms_key_id.clone(),
             dry_run: scope.dry_run,
             complete: not_reached == 0,
+            full_verify: known.full_verify,
+            runs_since_full_verify: known.runs_since_full_verify,
             summary,
             files,
         };
@@ -196,6 +201,79 @@ impl Engine {
             "run finished"
         );
         Ok(summary)
+    }
+
+    /// One listing of the prefix, and the index of the newest manifest it
+    /// shows. Either may be missing; the run then asks S3 key by key.
+    async fn load_state(&self, scope: &Scope) -> RunState {
+        let list_prefix = if scope.key_prefix.is_empty() {
+            String::new()
+        } else {
+            format!("{}/", scope.key_prefix)
+        };
+        let view = match self.remote.list(&list_prefix).await {
+            Ok(listed) => Some(RemoteView::from_listing(
+                listed,
+                &keys::manifest_key(&self.settings.prefix, ""),
+            )),
+            Err(err) => {
+                warn!(error = %err, "listing failed; each file is looked up on its own");
+                None
+            }
+        };
+        let index = match view.as_ref().and_then(|v| v.latest_manifest.as_deref()) {
+            Some(key) => self.load_index(key).await,
+            None => None,
+        };
+        let due = |i: &StateIndex| {
+            self.settings.verify_every > 0
+                && i.runs_since_full_verify + 1 >= self.settings.verify_every
+        };
+        let full_verify = scope.verify || index.as_ref().is_none_or(due);
+        let runs_since_full_verify = match &index {
+            Some(i) if !full_verify => i.runs_since_full_verify + 1,
+            _ => 0,
+        };
+        info!(
+            listed = view.as_ref().map(RemoteView::len),
+            indexed = index.as_ref().map(StateIndex::len),
+            full_verify,
+            "state loaded"
+        );
+        RunState {
+            view,
+            index,
+            full_verify,
+            runs_since_full_verify,
+        }
+    }
+
+    /// The manifest at `key`, from the local manifest directory when this
+    /// machine wrote it, else from S3. A missing or unreadable one is no index.
+    async fn load_index(&self, key: &str) -> Option<StateIndex> {
+        let name = key.rsplit('/').next().unwrap_or(key);
+        let local = self.settings.manifest_dir.join(name);
+        let bytes = match std::fs::read(&local) {
+            Ok(bytes) => bytes,
+            Err(_) => match self.remote.get(key).await {
+                Ok(Some((bytes, _))) => bytes,
+                Ok(None) => return None,
+                Err(err) => {
+                    warn!(key, error = %err, "last manifest unreadable; files are checked one by one");
+                    return None;
+                }
+            },
+        };
+        match serde_json::from_slice::<Manifest>(&bytes) {
+            Ok(manifest) if manifest.bucket == self.settings.bucket => {
+                Some(StateIndex::from_manifest(&manifest))
+            }
+            Ok(_) => None,
+            Err(err) => {
+                warn!(key, error = %err, "last manifest is corrupt; files are checked one by one");
+                None
+            }
+        }
     }
 
     /// Uploads the manifest (not in a dry run), then writes the local copy.
@@ -247,6 +325,7 @@ impl Engine {
         item: Found,
         scope: &Scope,
         stop_at: Option<Instant>,
+        known: &RunState,
         progress: &Progress,
     ) -> Option<FileRecord> {
         if stop_at.is_some_and(|at| Instant::now() >= at) {
@@ -255,12 +334,17 @@ impl Engine {
         let mut record = match item {
             Found::File(file) => {
                 let mut record = FileRecord::new(&file.path, file.size);
+                record.set_stamp(file.stamp);
                 match keys::object_key(&scope.key_prefix, &file.relative) {
                     Err(err) => record.fail(err.to_string()),
                     Ok(key) => {
                         record.s3_uri = Some(self.remote.uri(&key));
                         let settings = self.transfer_settings(scope, stop_at);
-                        let result = sync_file(&self.remote, settings, &file, &key).await;
+                        let prior = known.prior(&key);
+                        let result = sync_file(&self.remote, settings, &file, &key, prior).await;
+                        progress
+                            .bytes_read
+                            .fetch_add(result.bytes_read, Ordering::Relaxed);
                         record.s3_key = Some(key);
                         record.md5 = result.md5.map(|m| m.hex());
                         record.set_outcome(result.outcome);
@@ -307,9 +391,10 @@ impl FileRecord {
                 self.reason = Some(reason.into());
                 self.etag = etag;
             }
-            Ok(Outcome::Skipped { reason }) => {
+            Ok(Outcome::Skipped { etag, reason }) => {
                 self.status = FileStatus::Skipped;
                 self.reason = Some(reason.into());
+                self.etag = etag;
             }
             Ok(Outcome::WouldUpload { reason }) => {
                 self.status = FileStatus::WouldUpload;
@@ -320,9 +405,28 @@ impl FileRecord {
     }
 }
 
+/// What a run knows before it looks at any file.
+struct RunState {
+    view: Option<RemoteView>,
+    index: Option<StateIndex>,
+    full_verify: bool,
+    runs_since_full_verify: u32,
+}
+
+impl RunState {
+    fn prior(&self, key: &str) -> Prior<'_> {
+        Prior {
+            known: self.index.as_ref().and_then(|i| i.get(key)),
+            presence: self.view.as_ref().map(|v| v.presence(key)),
+            trust_stamp: !self.full_verify,
+        }
+    }
+}
+
 /// Counters shared by the workers and the progress reporter.
 #[derive(Debug, Default)]
 struct Progress {
+    bytes_read: AtomicU64,
     done: AtomicU64,
     uploaded: AtomicU64,
     failed: AtomicU64,

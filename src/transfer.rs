@@ -15,8 +15,9 @@ use tracing::{debug, warn};
 use crate::error::{Error, Result};
 use crate::hash::{Md5Digest, Md5Stream, md5_file};
 use crate::plan::{Action, decide, part_size_for};
-use crate::remote::{Remote, WriteIf};
-use crate::walk::LocalFile;
+use crate::remote::{Remote, RemoteObject, WriteIf};
+use crate::state::{Known, Presence, unchanged_remotely};
+use crate::walk::{LocalFile, Stamp};
 
 /// How files are sent.
 #[derive(Debug, Clone, Copy)]
@@ -36,6 +37,8 @@ pub enum Outcome {
         reason: &'static str,
     },
     Skipped {
+        /// The ETag of the stored object, kept for the next run's check.
+        etag: Option<String>,
         reason: &'static str,
     },
     WouldUpload {
@@ -43,11 +46,25 @@ pub enum Outcome {
     },
 }
 
-/// The result for one file; `md5` is known as soon as the file was hashed.
+/// The result for one file. `md5` is known as soon as the file was hashed
+/// (or trusted from the last manifest), even if the file then failed.
 #[derive(Debug)]
 pub struct FileResult {
     pub md5: Option<Md5Digest>,
+    /// Bytes of the file read from disk.
+    pub bytes_read: u64,
     pub outcome: Result<Outcome>,
+}
+
+/// What the run already knows of this file's key.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Prior<'a> {
+    /// The last manifest's entry for the key.
+    pub known: Option<&'a Known>,
+    /// The key in this run's listing; `None` when the run has no listing.
+    pub presence: Option<Presence<'a>>,
+    /// Whether an entry whose stamp matches may stand in for reading the file.
+    pub trust_stamp: bool,
 }
 
 pub async fn sync_file(
@@ -55,21 +72,15 @@ pub async fn sync_file(
     settings: TransferSettings,
     file: &LocalFile,
     key: &str,
+    prior: Prior<'_>,
 ) -> FileResult {
-    let (content, md5) = match read_and_hash(file, settings.multipart_threshold).await {
-        Ok(read) => read,
-        Err(err) => {
-            return FileResult {
-                md5: None,
-                outcome: Err(err),
-            };
-        }
+    let mut result = FileResult {
+        md5: None,
+        bytes_read: 0,
+        outcome: Ok(Outcome::WouldUpload { reason: "" }),
     };
-    let outcome = send_if_changed(remote, settings, file, key, content, md5).await;
-    FileResult {
-        md5: Some(md5),
-        outcome,
-    }
+    result.outcome = send_if_changed(remote, settings, file, key, prior, &mut result).await;
+    result
 }
 
 async fn send_if_changed(
@@ -77,26 +88,64 @@ async fn send_if_changed(
     settings: TransferSettings,
     file: &LocalFile,
     key: &str,
-    content: Option<Vec<u8>>,
-    md5: Md5Digest,
+    prior: Prior<'_>,
+    result: &mut FileResult,
 ) -> Result<Outcome> {
-    let existing = remote.head(key).await?;
+    // An unchanged stamp vouches for the MD5 the last run computed.
+    let trusted = prior
+        .known
+        .filter(|known| prior.trust_stamp && known.stamp == file.stamp)
+        .map(|known| known.md5);
+    let (mut content, mut md5) = match trusted {
+        Some(md5) => (None, md5),
+        None => read_and_hash(file, settings.multipart_threshold, result).await?,
+    };
+    result.md5 = Some(md5);
+
+    let existing = match (prior.presence, prior.known) {
+        (None, _) => remote.head(key).await?,
+        (Some(Presence::Absent), _) => None,
+        // Same ETag and size as this tool's own upload: the recorded MD5 still holds.
+        (Some(presence @ Presence::Present { etag, size }), Some(known))
+            if unchanged_remotely(known, presence) =>
+        {
+            Some(RemoteObject {
+                md5: Some(known.md5.hex()),
+                etag: etag.map(str::to_owned),
+                size: size.and_then(|s| i64::try_from(s).ok()),
+            })
+        }
+        (Some(Presence::Present { .. }), _) => remote.head(key).await?,
+    };
     let action = decide(&md5.hex(), existing.as_ref());
-    debug!(key, ?action, md5 = %md5.hex(), "decided");
+    debug!(key, ?action, md5 = %md5.hex(), trusted = trusted.is_some(), "decided");
     let reason = match action {
-        Action::Skip(reason) => return Ok(Outcome::Skipped { reason }),
+        Action::Skip(reason) => {
+            let etag = existing.and_then(|e| e.etag);
+            return Ok(Outcome::Skipped { etag, reason });
+        }
         Action::Upload(reason) if settings.dry_run => return Ok(Outcome::WouldUpload { reason }),
         Action::Upload(reason) => reason,
     };
+    if trusted.is_some() {
+        // The upload needs the bytes, and their MD5 as they are now.
+        (content, md5) = read_and_hash(file, settings.multipart_threshold, result).await?;
+        result.md5 = Some(md5);
+    }
     let etag = match content {
         Some(bytes) => remote.put(key, bytes, md5, None, WriteIf::Always).await?,
-        None => upload_multipart(remote, settings, file, key, md5).await?,
+        None => upload_multipart(remote, settings, file, key, md5, result).await?,
     };
     Ok(Outcome::Uploaded { etag, reason })
 }
 
 /// Small files come back in memory with their MD5; large ones only hashed.
-async fn read_and_hash(file: &LocalFile, threshold: u64) -> Result<(Option<Vec<u8>>, Md5Digest)> {
+async fn read_and_hash(
+    file: &LocalFile,
+    threshold: u64,
+    result: &mut FileResult,
+) -> Result<(Option<Vec<u8>>, Md5Digest)> {
+    result.bytes_read += file.size;
     let file = file.clone();
     tokio::task::spawn_blocking(move || {
         if file.size <= threshold {
@@ -123,8 +172,8 @@ fn ensure_unchanged(file: &LocalFile, bytes_read: u64) -> Result<()> {
         format!("{bytes_read} bytes read, {} expected", file.size)
     } else if meta.len() != file.size {
         format!("size went from {} to {}", file.size, meta.len())
-    } else if meta.modified().ok() != file.modified {
-        "modification time changed".to_owned()
+    } else if Stamp::of(&meta) != file.stamp {
+        "modification or change time moved".to_owned()
     } else {
         return Ok(());
     };
@@ -140,7 +189,9 @@ async fn upload_multipart(
     file: &LocalFile,
     key: &str,
     md5: Md5Digest,
+    result: &mut FileResult,
 ) -> Result<Option<String>> {
+    result.bytes_read += file.size;
     let upload_id = remote.create_multipart(key, md5).await?;
     let sent = send_parts(remote, settings, file, key, &upload_id, md5).await;
     let completed = match sent {

@@ -2,12 +2,36 @@
 //! reason for everything else it meets.
 
 use std::fs::FileType;
+use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
-use std::time::SystemTime;
+
+use serde::{Deserialize, Serialize};
 
 use walkdir::WalkDir;
 
 use crate::filter::Filter;
+
+/// What `lstat` says of a file that shows whether it changed. A content
+/// change always moves the ctime, which user space cannot set back, so equal
+/// stamps mean the bytes are the ones hashed when the stamp was taken.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Stamp {
+    pub size: u64,
+    pub mtime_ns: i64,
+    pub ctime_ns: i64,
+    pub inode: u64,
+}
+
+impl Stamp {
+    pub fn of(meta: &std::fs::Metadata) -> Self {
+        Stamp {
+            size: meta.len(),
+            mtime_ns: meta.mtime() * 1_000_000_000 + meta.mtime_nsec(),
+            ctime_ns: meta.ctime() * 1_000_000_000 + meta.ctime_nsec(),
+            inode: meta.ino(),
+        }
+    }
+}
 
 /// A regular file found by the walk, with what `lstat` said of it then.
 #[derive(Debug, Clone)]
@@ -16,7 +40,7 @@ pub struct LocalFile {
     /// Path relative to the source directory.
     pub relative: PathBuf,
     pub size: u64,
-    pub modified: Option<SystemTime>,
+    pub stamp: Stamp,
 }
 
 /// One thing the walk found.
@@ -81,7 +105,7 @@ fn classify(path: PathBuf, relative: PathBuf, file_type: FileType) -> Found {
                 path,
                 relative,
                 size: meta.len(),
-                modified: meta.modified().ok(),
+                stamp: Stamp::of(&meta),
             }),
             Err(err) => Found::Unreadable {
                 path,

@@ -417,3 +417,23 @@ async fn an_expired_lock_is_taken_over_and_a_live_one_is_respected() {
         "the lock is released: {keys:?}"
     );
 }
+
+#[tokio::test]
+async fn the_handler_takes_its_time_limit_from_the_invocation() {
+    let bench = Bench::new(9).await;
+    let files: Vec<(String, Vec<u8>)> = (0..80)
+        .map(|i| (format!("f{i:02}"), vec![b'y'; i + 1]))
+        .collect();
+    write_owned(bench.source.path(), &files);
+    bench
+        .proxy
+        .configure(|f| f.delay = Duration::from_millis(100));
+
+    let mut context = lambda_runtime::Context::default();
+    context.deadline = (chrono::Utc::now().timestamp_millis() + 2_000) as u64;
+    let engine = bench.engine_with_key(&bench.key_arn, 2);
+    let event = lambda_runtime::LambdaEvent::new(serde_json::json!({}), context);
+    let summary = s3_kms_sync::handler::handle(&engine, event).await.unwrap();
+    assert!(!summary.complete && summary.not_reached > 0, "{summary:?}");
+    assert!(summary.manifest_s3_uri.is_some());
+}

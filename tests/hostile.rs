@@ -99,7 +99,7 @@ async fn hostile_names_and_special_files_each_get_a_record() {
     // Change the tree while the run is under way, at known points of it.
     let tree = root.to_path_buf();
     proxy.on_request(move |op, path| {
-        if op == "HeadObject" && path.ends_with("a_first.txt") {
+        if op == "PutObject" && path.ends_with("a_first.txt") {
             let _ = std::fs::remove_file(tree.join("zz_vanishes.txt"));
         }
         if op == "UploadPart" && path.ends_with("zz_grows.bin") {

@@ -9,9 +9,10 @@ use aws_sdk_s3::operation::complete_multipart_upload::CompleteMultipartUploadOut
 use aws_sdk_s3::operation::create_multipart_upload::CreateMultipartUploadOutput;
 use aws_sdk_s3::operation::delete_object::DeleteObjectOutput;
 use aws_sdk_s3::operation::head_object::{HeadObjectError, HeadObjectOutput};
+use aws_sdk_s3::operation::list_objects_v2::ListObjectsV2Output;
 use aws_sdk_s3::operation::put_object::PutObjectOutput;
-use aws_sdk_s3::types::ServerSideEncryption;
 use aws_sdk_s3::types::error::NotFound;
+use aws_sdk_s3::types::{Object, ServerSideEncryption};
 use aws_smithy_mocks::{Rule, RuleMode, mock, mock_client};
 use s3_kms_sync::manifest::{FileRecord, FileStatus, Manifest, RunStatus, Summary};
 use s3_kms_sync::request::RunRequest;
@@ -31,6 +32,22 @@ fn put_ok() -> Rule {
             .e_tag("\"5d1e2f0c9b8a7e6d5c4b3a2f1e0d9c8b\"")
             .server_side_encryption(ServerSideEncryption::AwsKms)
             .ssekms_key_id(KEY)
+            .build()
+    })
+}
+
+/// ListObjectsV2 showing these keys (with ETags that are not MD5s).
+fn listing(keys: &'static [&'static str]) -> Rule {
+    mock!(Client::list_objects_v2).then_output(move || {
+        let objects = keys.iter().map(|k| {
+            Object::builder()
+                .key(*k)
+                .e_tag("\"9b2cf535f27731c974343645a3985328\"")
+                .size(1)
+                .build()
+        });
+        ListObjectsV2Output::builder()
+            .set_contents(Some(objects.collect()))
             .build()
     })
 }
@@ -94,10 +111,11 @@ async fn opaque_etag_with_matching_md5_metadata_is_skipped() {
     });
     let manifest_put = put_ok();
     let [lock, unlock] = lock_rules();
+    let list = listing(&["p/a.txt"]);
     let client = mock_client!(
         aws_sdk_s3,
         RuleMode::MatchAny,
-        [&lock, &unlock, &head, &manifest_put]
+        [&lock, &unlock, &list, &head, &manifest_put]
     );
 
     let (summary, manifest) = run(client, &[("a.txt", content)]).await;
@@ -123,10 +141,11 @@ async fn forbidden_head_fails_that_file_and_the_run_goes_on() {
         .build();
     let (missing, put) = (not_found(), put_ok());
     let [lock, unlock] = lock_rules();
+    let list = listing(&["p/open.txt", "p/secret.txt"]);
     let client = mock_client!(
         aws_sdk_s3,
         RuleMode::MatchAny,
-        [&lock, &unlock, &forbidden, &missing, &put]
+        [&lock, &unlock, &list, &forbidden, &missing, &put]
     );
 
     let files = [("open.txt", b"o".to_vec()), ("secret.txt", b"s".to_vec())];
@@ -165,11 +184,12 @@ async fn failing_part_aborts_the_multipart_upload() {
         .then_output(|| CompleteMultipartUploadOutput::builder().build());
     let (missing, put) = (not_found(), put_ok());
     let [lock, unlock] = lock_rules();
+    let list = listing(&[]);
     let client = mock_client!(
         aws_sdk_s3,
         RuleMode::MatchAny,
         [
-            &lock, &unlock, &missing, &create, &part, &abort, &complete, &put
+            &lock, &unlock, &list, &missing, &create, &part, &abort, &complete, &put
         ]
     );
 
@@ -204,10 +224,11 @@ async fn other_encryption_in_the_response_fails_the_file() {
         });
     let (missing, put) = (not_found(), put_ok());
     let [lock, unlock] = lock_rules();
+    let list = listing(&[]);
     let client = mock_client!(
         aws_sdk_s3,
         RuleMode::MatchAny,
-        [&lock, &unlock, &missing, &aes, &other_key, &put]
+        [&lock, &unlock, &list, &missing, &aes, &other_key, &put]
     );
 
     let files = [("a.txt", b"a".to_vec()), ("b.txt", b"b".to_vec())];
@@ -236,10 +257,11 @@ async fn a_newline_in_a_file_name_reaches_s3_unchanged() {
         });
     let (missing, put) = (not_found(), put_ok());
     let [lock, unlock] = lock_rules();
+    let list = listing(&[]);
     let client = mock_client!(
         aws_sdk_s3,
         RuleMode::MatchAny,
-        [&lock, &unlock, &missing, &exact, &put]
+        [&lock, &unlock, &list, &missing, &exact, &put]
     );
 
     let (summary, manifest) = run(client, &[("line\nbreak.txt", b"n".to_vec())]).await;

@@ -1,0 +1,214 @@
+//! What is already known before a run looks at any file: the last run's
+//! manifest (local size, times, inode and MD5 of every file, and the ETag S3
+//! gave each upload) and one listing of the prefix (the ETag and size S3 has
+//! now). Together they let an unchanged file be skipped without reading it
+//! and without a HeadObject.
+
+use std::collections::HashMap;
+
+use crate::hash::Md5Digest;
+use crate::manifest::{FileStatus, Manifest};
+use crate::remote::Listed;
+use crate::walk::Stamp;
+
+/// What the last manifest recorded of one key.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Known {
+    pub stamp: Stamp,
+    pub md5: Md5Digest,
+    /// The ETag S3 answered when this tool wrote the object.
+    pub etag: Option<Box<str>>,
+}
+
+/// The last manifest, by key.
+#[derive(Debug, Default)]
+pub struct StateIndex {
+    entries: HashMap<Box<str>, Known>,
+    /// Runs since every file was last read and hashed.
+    pub runs_since_full_verify: u32,
+}
+
+impl StateIndex {
+    /// Keeps the entries that are complete: stored (uploaded or skipped), with
+    /// an MD5, a stamp and an ETag.
+    pub fn from_manifest(manifest: &Manifest) -> Self {
+        let entries = manifest
+            .files
+            .iter()
+            .filter(|f| matches!(f.status, FileStatus::Uploaded | FileStatus::Skipped))
+            .filter_map(|f| {
+                let known = Known {
+                    stamp: f.stamp()?,
+                    md5: Md5Digest::from_hex(f.md5.as_deref()?)?,
+                    etag: Some(f.etag.as_deref()?.into()),
+                };
+                Some((f.s3_key.as_deref()?.into(), known))
+            })
+            .collect();
+        StateIndex {
+            entries,
+            runs_since_full_verify: manifest.runs_since_full_verify,
+        }
+    }
+
+    pub fn get(&self, key: &str) -> Option<&Known> {
+        self.entries.get(key)
+    }
+
+    pub fn len(&self) -> usize {
+        self.entries.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.entries.is_empty()
+    }
+}
+
+/// Whether a key is in the bucket, as the listing shows it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Presence<'a> {
+    Absent,
+    Present {
+        etag: Option<&'a str>,
+        size: Option<u64>,
+    },
+}
+
+/// A listed object's ETag and size.
+type ListedObject = (Option<Box<str>>, Option<u64>);
+
+/// The prefix as one ListObjectsV2 pass saw it.
+#[derive(Debug, Default)]
+pub struct RemoteView {
+    objects: HashMap<Box<str>, ListedObject>,
+    /// The newest manifest under the manifest folder, if the listing covered it.
+    pub latest_manifest: Option<String>,
+}
+
+impl RemoteView {
+    /// `manifest_folder` is `<prefix>/_manifests/`; manifest names sort by start time.
+    pub fn from_listing(listed: Vec<Listed>, manifest_folder: &str) -> Self {
+        let mut view = RemoteView::default();
+        for object in listed {
+            if let Some(name) = object.key.strip_prefix(manifest_folder) {
+                let is_manifest = name.ends_with(".json")
+                    && !name.contains('/')
+                    && name.as_bytes()[0].is_ascii_digit();
+                if is_manifest && view.latest_manifest.as_deref() < Some(object.key.as_str()) {
+                    view.latest_manifest = Some(object.key);
+                }
+                continue;
+            }
+            view.objects.insert(
+                object.key.into(),
+                (object.etag.map(Into::into), object.size),
+            );
+        }
+        view
+    }
+
+    pub fn presence(&self, key: &str) -> Presence<'_> {
+        match self.objects.get(key) {
+            None => Presence::Absent,
+            Some((etag, size)) => Presence::Present {
+                etag: etag.as_deref(),
+                size: *size,
+            },
+        }
+    }
+
+    pub fn len(&self) -> usize {
+        self.objects.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.objects.is_empty()
+    }
+}
+
+/// Whether `known` still describes what the listing shows: same ETag and
+/// size means nobody has written the object since this tool did.
+pub fn unchanged_remotely(known: &Known, presence: Presence<'_>) -> bool {
+    match presence {
+        Presence::Present {
+            etag: Some(etag),
+            size,
+        } => known.etag.as_deref() == Some(etag) && size == Some(known.stamp.size),
+        _ => false,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn listed(key: &str, etag: &str, size: u64) -> Listed {
+        Listed {
+            key: key.into(),
+            etag: Some(etag.into()),
+            size: Some(size),
+        }
+    }
+
+    #[test]
+    fn listing_separates_files_from_manifests() {
+        let view = RemoteView::from_listing(
+            vec![
+                listed("p/a.txt", "\"e1\"", 3),
+                listed("p/_manifests/20260101T000000.000Z-x.json", "\"m\"", 9),
+                listed("p/_manifests/20261231T235959.999Z-y.json", "\"m\"", 9),
+                listed("p/_manifests/lock.json", "\"l\"", 9),
+            ],
+            "p/_manifests/",
+        );
+        assert_eq!(
+            view.latest_manifest.as_deref(),
+            Some("p/_manifests/20261231T235959.999Z-y.json")
+        );
+        assert_eq!(view.len(), 1);
+        assert_eq!(
+            view.presence("p/a.txt"),
+            Presence::Present {
+                etag: Some("\"e1\""),
+                size: Some(3)
+            }
+        );
+        assert_eq!(view.presence("p/b.txt"), Presence::Absent);
+    }
+
+    #[test]
+    fn only_the_same_etag_and_size_prove_an_object_unchanged() {
+        let known = Known {
+            stamp: Stamp {
+                size: 3,
+                mtime_ns: 1,
+                ctime_ns: 2,
+                inode: 3,
+            },
+            md5: Md5Digest::of(b"abc"),
+            etag: Some("\"e1\"".into()),
+        };
+        assert!(unchanged_remotely(
+            &known,
+            Presence::Present {
+                etag: Some("\"e1\""),
+                size: Some(3)
+            }
+        ));
+        assert!(!unchanged_remotely(
+            &known,
+            Presence::Present {
+                etag: Some("\"e2\""),
+                size: Some(3)
+            }
+        ));
+        assert!(!unchanged_remotely(
+            &known,
+            Presence::Present {
+                etag: Some("\"e1\""),
+                size: Some(4)
+            }
+        ));
+        assert!(!unchanged_remotely(&known, Presence::Absent));
+    }
+}
