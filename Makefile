@@ -13,7 +13,7 @@ export SAM_CLI_TELEMETRY := 0
 export AWS_DEFAULT_REGION ?= eu-west-1
 export PATH := $(CURDIR)/$(VENV)/bin:$(PATH)
 
-.PHONY: demo test lint lint-infra unit lambda-events sam-build tools clean
+.PHONY: demo test lint lint-infra unit lambda-events sam-build bench tools clean
 
 ## demo: run the function twice through the Lambda runtime API against a local S3+KMS emulator
 demo: $(TOOLS)
@@ -47,6 +47,14 @@ sam-build: $(TOOLS)
 	  sys.exit(0 if h[:4] == b"\x7fELF" and h[18] == 0xB7 else "bootstrap is not an arm64 ELF binary")' \
 	  .aws-sam/build/BackupFunction/bootstrap
 	@echo "sam build: arm64 bootstrap in .aws-sam/build/BackupFunction/"
+
+## bench: this tool against aws s3 sync and rclone on one local endpoint; writes docs/benchmarks.md
+bench: $(TOOLS)
+	test -x /usr/bin/aws && test -x /usr/bin/time && command -v rclone >/dev/null || \
+	  (apt-get update -q && apt-get install -y -q awscli rclone time)
+	cargo build --release --bin s3-kms-sync --example fault_proxy
+	mkdir -p docs
+	python scripts/bench.py --out docs/benchmarks.md
 
 tools: $(TOOLS)
 

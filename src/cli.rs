@@ -23,6 +23,11 @@ pub struct Cli {
 pub enum Command {
     /// Run one sync and print its summary as JSON on stdout.
     Sync(SyncArgs),
+    /// Print the MD5 this tool would record for each file, as md5sum does.
+    Md5 {
+        #[arg(required = true)]
+        files: Vec<std::path::PathBuf>,
+    },
 }
 
 impl SyncArgs {
@@ -49,7 +54,10 @@ pub async fn run(cli: Cli) -> ExitCode {
         )
         .with_writer(std::io::stderr)
         .init();
-    let Command::Sync(args) = cli.command;
+    let args = match cli.command {
+        Command::Sync(args) => args,
+        Command::Md5 { files } => return print_md5(&files),
+    };
     match sync(args).await {
         Ok(RunStatus::Succeeded) => ExitCode::SUCCESS,
         Ok(RunStatus::Skipped) => ExitCode::from(3),
@@ -59,6 +67,20 @@ pub async fn run(cli: Cli) -> ExitCode {
             ExitCode::from(2)
         }
     }
+}
+
+fn print_md5(files: &[std::path::PathBuf]) -> ExitCode {
+    let mut status = ExitCode::SUCCESS;
+    for file in files {
+        match crate::hash::md5_file(file) {
+            Ok((digest, _)) => println!("{}  {}", digest.hex(), file.display()),
+            Err(err) => {
+                eprintln!("s3-kms-sync: {err}");
+                status = ExitCode::from(1);
+            }
+        }
+    }
+    status
 }
 
 async fn sync(args: SyncArgs) -> Result<RunStatus> {

@@ -12,6 +12,7 @@ use aws_sdk_s3::types::{
     CompletedMultipartUpload, CompletedPart, EncodingType, ServerSideEncryption,
 };
 use aws_smithy_runtime_api::client::orchestrator::HttpResponse;
+use futures::{StreamExt, TryStreamExt};
 
 use crate::error::{Error, Result};
 use crate::hash::Md5Digest;
@@ -67,6 +68,17 @@ pub struct RemoteObject {
     /// Opaque version token; not an MD5 under SSE-KMS or multipart.
     pub etag: Option<String>,
     pub size: Option<i64>,
+}
+
+/// Listing requests in flight at once.
+const LIST_CONCURRENCY: usize = 8;
+
+/// S3 encodes listed keys like a form: a space is '+', a '+' is "%2B".
+fn decode_listed_key(key: &str) -> String {
+    percent_encoding::percent_decode_str(&key.replace('+', " "))
+        .decode_utf8()
+        .map(|k| k.into_owned())
+        .unwrap_or_else(|_| key.to_owned())
 }
 
 /// One object as ListObjectsV2 shows it.
@@ -249,41 +261,74 @@ impl Remote {
         Ok(())
     }
 
-    /// Every object under `prefix`, 1,000 per request. Keys are asked for
+    /// Every object under `prefix`, 1,000 per request. `splits` (sorted keys
+    /// expected under the prefix) cut the key space into ranges that are
+    /// listed at the same time; whatever the splits, every key is listed once.
+    pub async fn list(&self, prefix: &str, splits: &[String]) -> Result<Vec<Listed>> {
+        let starts = std::iter::once(None).chain(splits.iter().map(|s| Some(s.as_str())));
+        let ends = splits
+            .iter()
+            .map(|s| Some(s.as_str()))
+            .chain(std::iter::once(None));
+        let ranges = starts
+            .zip(ends)
+            .map(|(after, until)| self.list_range(prefix, after, until));
+        let listed: Vec<Vec<Listed>> = futures::stream::iter(ranges)
+            .buffered(LIST_CONCURRENCY)
+            .try_collect()
+            .await?;
+        Ok(listed.into_iter().flatten().collect())
+    }
+
+    /// The keys after `after` up to and including `until`. Keys are asked for
     /// URL-encoded, because XML cannot carry some characters a key may hold.
-    pub async fn list(&self, prefix: &str) -> Result<Vec<Listed>> {
+    async fn list_range(
+        &self,
+        prefix: &str,
+        after: Option<&str>,
+        until: Option<&str>,
+    ) -> Result<Vec<Listed>> {
         let mut listed = Vec::new();
-        let mut pages = self
-            .client
-            .list_objects_v2()
-            .bucket(&self.bucket)
-            .prefix(prefix)
-            .encoding_type(EncodingType::Url)
-            .into_paginator()
-            .send();
-        while let Some(page) = pages.next().await {
-            let page = page.map_err(|err| Error::s3("ListObjectsV2", &self.bucket, prefix, err))?;
+        let mut token = None;
+        loop {
+            let page = self
+                .client
+                .list_objects_v2()
+                .bucket(&self.bucket)
+                .prefix(prefix)
+                .encoding_type(EncodingType::Url)
+                .set_start_after(after.map(str::to_owned))
+                .set_continuation_token(token.take())
+                .send()
+                .await
+                .map_err(|err| Error::s3("ListObjectsV2", &self.bucket, prefix, err))?;
             // Servers that ignore the request for encoding say so by not echoing it.
             let encoded = page.encoding_type() == Some(&EncodingType::Url);
             for object in page.contents() {
                 let Some(key) = object.key() else { continue };
-                // S3 encodes like a form: a space is '+', a '+' is "%2B".
                 let key = if encoded {
-                    percent_encoding::percent_decode_str(&key.replace('+', " "))
-                        .decode_utf8()
-                        .map(|k| k.into_owned())
-                        .unwrap_or_else(|_| key.to_owned())
+                    decode_listed_key(key)
                 } else {
                     key.to_owned()
                 };
+                if until.is_some_and(|end| key.as_str() > end) {
+                    return Ok(listed);
+                }
                 listed.push(Listed {
                     key,
                     etag: object.e_tag().map(str::to_owned),
                     size: object.size().and_then(|s| u64::try_from(s).ok()),
                 });
             }
+            let reached_end =
+                until.is_some_and(|end| listed.last().is_some_and(|l| l.key.as_str() >= end));
+            match page.next_continuation_token() {
+                Some(next) if page.is_truncated() == Some(true) && !reached_end => {
+                    token = Some(next.to_owned())
+                }
+                _ => return Ok(listed),
+            }
         }
-        Ok(listed)
     }
 
     /// The object's bytes and ETag; `None` when the key does not exist.

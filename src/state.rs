@@ -64,6 +64,25 @@ impl StateIndex {
     }
 }
 
+/// Every 1,000th of the keys a manifest recorded, in order: where to cut
+/// the listing so its pages can be fetched at once.
+pub fn list_splits(manifest: &Manifest) -> Vec<String> {
+    let mut keys: Vec<&str> = manifest
+        .files
+        .iter()
+        .filter_map(|f| f.s3_key.as_deref())
+        .collect();
+    keys.sort_unstable();
+    keys.into_iter()
+        .skip(LIST_PAGE - 1)
+        .step_by(LIST_PAGE)
+        .map(str::to_owned)
+        .collect()
+}
+
+/// Keys in one ListObjectsV2 answer.
+const LIST_PAGE: usize = 1000;
+
 /// Whether a key is in the bucket, as the listing shows it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Presence<'a> {
@@ -174,6 +193,29 @@ mod tests {
             }
         );
         assert_eq!(view.presence("p/b.txt"), Presence::Absent);
+    }
+
+    #[test]
+    fn splits_fall_every_thousand_keys() {
+        let mut record = crate::manifest::FileRecord::new(std::path::Path::new("/x"), 0);
+        let files = (0..2500)
+            .rev()
+            .map(|i| {
+                record.s3_key = Some(format!("k{i:05}"));
+                record.clone()
+            })
+            .collect();
+        let manifest: Manifest = serde_json::from_value(serde_json::json!({
+            "run_id": "r", "started_at": "", "finished_at": "", "source_dir": "", "walked_dir": "",
+            "bucket": "b", "prefix": "", "kms_key_id": "k", "dry_run": false, "complete": true,
+            "summary": crate::manifest::Summary::tally("r", false, &[], 0, 0), "files": []
+        }))
+        .map(|mut m: Manifest| {
+            m.files = files;
+            m
+        })
+        .unwrap();
+        assert_eq!(list_splits(&manifest), ["k00999", "k01999"]);
     }
 
     #[test]

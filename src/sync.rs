@@ -16,7 +16,7 @@ use crate::lease::{self, Acquired, Lease};
 use crate::manifest::{self, FileRecord, FileStatus, Manifest, Summary};
 use crate::remote::{Remote, WriteIf};
 use crate::request::RunRequest;
-use crate::state::{RemoteView, StateIndex};
+use crate::state::{RemoteView, StateIndex, list_splits};
 use crate::transfer::{Outcome, Prior, TransferSettings, sync_file};
 use crate::walk::{Found, walk};
 
@@ -143,11 +143,13 @@ impl Engine {
     async fn sync(&self, run: &Run, scope: &Scope) -> Result<Summary> {
         let root = self.settings.source_dir.clone();
         let (start, filter) = (scope.start_dir.clone(), scope.filter.clone());
-        let found = tokio::task::spawn_blocking(move || walk(&root, &start, &filter)).await?;
+        // The walk and the listing take similar time and need nothing from each other.
+        let walking = tokio::task::spawn_blocking(move || walk(&root, &start, &filter));
+        let (found, known) = tokio::join!(walking, self.load_state(scope));
+        let found = found?;
         let total = found.len();
         info!(entries = total, dir = %scope.start_dir.display(), dry_run = scope.dry_run, "walked source");
 
-        let known = self.load_state(scope).await;
         let progress = Arc::new(Progress::default());
         let reporter = progress.report_every(PROGRESS_EVERY, total);
         let mut files: Vec<FileRecord> = futures::stream::iter(found)
@@ -211,7 +213,13 @@ impl Engine {
         } else {
             format!("{}/", scope.key_prefix)
         };
-        let view = match self.remote.list(&list_prefix).await {
+        // This machine's newest manifest, if any, tells where to cut the listing.
+        let local = self.newest_local_manifest(&scope.key_prefix);
+        let splits = local
+            .as_ref()
+            .map(|(_, m)| list_splits(m))
+            .unwrap_or_default();
+        let view = match self.remote.list(&list_prefix, &splits).await {
             Ok(listed) => Some(RemoteView::from_listing(
                 listed,
                 &keys::manifest_key(&self.settings.prefix, ""),
@@ -221,9 +229,17 @@ impl Engine {
                 None
             }
         };
-        let index = match view.as_ref().and_then(|v| v.latest_manifest.as_deref()) {
-            Some(key) => self.load_index(key).await,
-            None => None,
+        let index = match (
+            view.as_ref().and_then(|v| v.latest_manifest.as_deref()),
+            local,
+        ) {
+            (Some(key), Some((name, manifest)))
+                if key.ends_with(&format!("/{name}")) || key == name =>
+            {
+                Some(StateIndex::from_manifest(&manifest))
+            }
+            (Some(key), _) => self.fetch_index(key).await,
+            (None, _) => None,
         };
         let due = |i: &StateIndex| {
             self.settings.verify_every > 0
@@ -248,21 +264,37 @@ impl Engine {
         }
     }
 
-    /// The manifest at `key`, from the local manifest directory when this
-    /// machine wrote it, else from S3. A missing or unreadable one is no index.
-    async fn load_index(&self, key: &str) -> Option<StateIndex> {
-        let name = key.rsplit('/').next().unwrap_or(key);
-        let local = self.settings.manifest_dir.join(name);
-        let bytes = match std::fs::read(&local) {
-            Ok(bytes) => bytes,
-            Err(_) => match self.remote.get(key).await {
-                Ok(Some((bytes, _))) => bytes,
-                Ok(None) => return None,
-                Err(err) => {
-                    warn!(key, error = %err, "last manifest unreadable; files are checked one by one");
-                    return None;
-                }
-            },
+    /// The newest manifest in the local manifest directory written for this
+    /// bucket and prefix, with its file name.
+    fn newest_local_manifest(&self, key_prefix: &str) -> Option<(String, Manifest)> {
+        let mut names: Vec<String> = std::fs::read_dir(&self.settings.manifest_dir)
+            .ok()?
+            .filter_map(|entry| entry.ok()?.file_name().into_string().ok())
+            .filter(|name| {
+                name.ends_with(".json") && name.starts_with(|c: char| c.is_ascii_digit())
+            })
+            .collect();
+        names.sort_unstable();
+        // Only the newest few: the directory may hold other buckets' manifests.
+        names.into_iter().rev().take(5).find_map(|name| {
+            let bytes = std::fs::read(self.settings.manifest_dir.join(&name)).ok()?;
+            let manifest: Manifest = serde_json::from_slice(&bytes).ok()?;
+            let ours = manifest.bucket == self.settings.bucket
+                && manifest.prefix == key_prefix
+                && !manifest.dry_run;
+            ours.then_some((name, manifest))
+        })
+    }
+
+    /// The manifest at `key` from S3; a missing or unreadable one is no index.
+    async fn fetch_index(&self, key: &str) -> Option<StateIndex> {
+        let bytes = match self.remote.get(key).await {
+            Ok(Some((bytes, _))) => bytes,
+            Ok(None) => return None,
+            Err(err) => {
+                warn!(key, error = %err, "last manifest unreadable; files are checked one by one");
+                return None;
+            }
         };
         match serde_json::from_slice::<Manifest>(&bytes) {
             Ok(manifest) if manifest.bucket == self.settings.bucket => {

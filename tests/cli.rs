@@ -110,3 +110,15 @@ async fn sync_prints_the_summary_and_exits_by_outcome() {
         (Some("partial"), Some(1))
     );
 }
+
+#[test]
+fn md5_prints_what_md5sum_prints() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("f");
+    std::fs::write(&file, b"The quick brown fox jumps over the lazy dog").unwrap();
+    let out = cli(&["md5", file.to_str().unwrap()], &[]);
+    assert_eq!(out.status.code(), Some(0));
+    let expected = format!("9e107d9d372bb6826bd81d3542a419d6  {}\n", file.display());
+    assert_eq!(String::from_utf8(out.stdout).unwrap(), expected);
+    assert_eq!(cli(&["md5", "/no/such/file"], &[]).status.code(), Some(1));
+}

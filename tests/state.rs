@@ -278,3 +278,36 @@ async fn verification_reads_every_file_when_asked_and_every_nth_run() {
         "a full read every second run"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_listing_cut_into_ranges_still_sees_every_key() {
+    let bench = Bench::new(true).await;
+    let files: Vec<(String, Vec<u8>)> = (0..2500)
+        .map(|i| (format!("many/{i:05}"), format!("{i}").into_bytes()))
+        .collect();
+    let borrowed: Vec<(&str, Vec<u8>)> =
+        files.iter().map(|(p, c)| (p.as_str(), c.clone())).collect();
+    write_tree(bench.source.path(), &borrowed);
+    let engine = bench.engine();
+    bench.run(&engine, RunRequest::default()).await;
+
+    // New keys inside and after the ranges the last manifest suggests.
+    write_tree(
+        bench.source.path(),
+        &[
+            ("many/00999a", b"new".to_vec()),
+            ("many/zzz", b"new".to_vec()),
+        ],
+    );
+    let (summary, counts) = bench.run(&engine, RunRequest::default()).await;
+    let total = (files.len() + sample_files().len()) as u64;
+    assert_eq!(
+        (summary.uploaded, summary.skipped),
+        (2, total),
+        "{counts:?}"
+    );
+    assert_eq!(count(&counts, "HeadObject"), 0, "{counts:?}");
+    // Three ranges cut from the last manifest; the new key makes the second
+    // one 1,001 keys long, so it takes two pages.
+    assert_eq!(count(&counts, "ListObjectsV2"), 4, "{counts:?}");
+}

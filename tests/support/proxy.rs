@@ -155,6 +155,19 @@ pub fn operation(method: &Method, path: &str, query: &str) -> &'static str {
     }
 }
 
+/// The benchmark's window into the proxy: `counts` and `reset`.
+fn control(state: &State, command: &str) -> Response<Full<Bytes>> {
+    if command == "reset" {
+        state.counts.lock().unwrap().clear();
+        state.injected.lock().unwrap().clear();
+    }
+    let body = serde_json::json!({
+        "requests": *state.counts.lock().unwrap(),
+        "injected": *state.injected.lock().unwrap(),
+    });
+    Response::new(Full::new(Bytes::from(body.to_string())))
+}
+
 fn s3_error(status: u16, code: &str, message: &str) -> Response<Full<Bytes>> {
     let body = format!(
         "<?xml version=\"1.0\" encoding=\"UTF-8\"?><Error><Code>{code}</Code><Message>{message}</Message></Error>"
@@ -191,6 +204,9 @@ async fn handle(
         return Err(Dropped);
     };
     let path = parts.uri.path().to_owned();
+    if let Some(command) = path.strip_prefix("/__proxy/") {
+        return Ok(control(&state, command));
+    }
     let query = parts.uri.query().unwrap_or("").to_owned();
     let op = operation(&parts.method, &path, &query);
     *state

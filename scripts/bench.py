@@ -1,0 +1,338 @@
+"""Benchmark: this tool against `aws s3 sync` and `rclone sync --checksum`.
+
+All three run on the same machine, in the same run, against the same local
+S3 endpoint: moto server behind the project's request-counting proxy, which
+gives objects opaque ETags as real S3 does under SSE-KMS. Every tool uploads
+with SSE-KMS and the same key.
+
+Phases, on 2,000 small files plus two 20 MiB files (each tool on its own copy
+of the tree and its own prefix):
+  initial    every file is new;
+  unchanged  nothing changed;
+  changed    1% of the files were rewritten with new content of the same size.
+
+Each phase runs --repeats times; the table shows medians. The page cache is
+dropped before each run (when the machine allows it), so "disk read" is what
+the tool really read from disk. Also measured: MD5 throughput of this tool
+against md5sum on a 1 GiB file, and this tool's peak RSS on 100,000 files.
+
+Usage: python scripts/bench.py [--repeats N] [--out docs/benchmarks.md]
+"""
+import argparse
+import hashlib
+import json
+import os
+import pathlib
+import shutil
+import signal
+import socket
+import statistics
+import subprocess
+import sys
+import time
+import urllib.request
+
+import boto3
+
+ROOT = pathlib.Path(__file__).resolve().parent.parent
+WORK = ROOT / ".work" / "bench"
+TARGET = pathlib.Path(os.environ.get("CARGO_TARGET_DIR", ROOT / "target"))
+OURS = TARGET / "release" / "s3-kms-sync"
+PROXY = TARGET / "release" / "examples" / "fault_proxy"
+BUCKET = "bench"
+SMALL_FILES = 2000
+BIG_FILES = 2
+BIG_SIZE = 20 * 1024 * 1024
+
+
+def free_port():
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def wait_for(port):
+    for _ in range(600):
+        try:
+            socket.create_connection(("127.0.0.1", port), 1).close()
+            return
+        except OSError:
+            time.sleep(0.1)
+    raise SystemExit(f"nothing listens on port {port}")
+
+
+def content(seed, size):
+    block = hashlib.sha256(seed.encode()).digest()
+    return (block * (size // len(block) + 1))[:size]
+
+
+def make_tree(root):
+    if root.exists():
+        shutil.rmtree(root)
+    for i in range(SMALL_FILES):
+        path = root / f"dir{i % 40:02d}" / f"sub{i % 7}" / f"file{i:05d}.dat"
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_bytes(content(f"small{i}", 1024 + (i * 37) % 3072))
+    for i in range(BIG_FILES):
+        (root / f"large{i}.bin").write_bytes(content(f"big{i}", BIG_SIZE))
+
+
+def change_one_percent(root, generation):
+    """Rewrites 1% of the small files with new bytes of the same size."""
+    for i in range(0, SMALL_FILES, 100):
+        path = root / f"dir{i % 40:02d}" / f"sub{i % 7}" / f"file{i:05d}.dat"
+        size = path.stat().st_size
+        path.write_bytes(content(f"changed{i}-{generation}", size))
+
+
+def drop_caches():
+    try:
+        os.sync()
+        pathlib.Path("/proc/sys/vm/drop_caches").write_text("3\n")
+        return True
+    except OSError:
+        return False
+
+
+class Proxy:
+    def __init__(self, endpoint):
+        self.endpoint = endpoint
+
+    def call(self, command):
+        with urllib.request.urlopen(f"{self.endpoint}/__proxy/{command}") as response:
+            return json.load(response)
+
+
+def rusage_run(cmd, env):
+    """Runs cmd and returns (seconds, exit status, peak RSS KiB, bytes read from disk, stdout).
+
+    Peak RSS comes from GNU time: a child forked from this Python process
+    would carry Python's own peak into its count.
+    """
+    report = WORK / "time.txt"
+    start = time.perf_counter()
+    with open(WORK / "stdout.txt", "wb") as out, open(WORK / "stderr.txt", "wb") as err:
+        process = subprocess.Popen(["/usr/bin/time", "-f", "%M", "-o", str(report), *cmd], env=env, stdout=out, stderr=err)
+        _, status, usage = os.wait4(process.pid, 0)
+    seconds = time.perf_counter() - start
+    code = os.waitstatus_to_exitcode(status)
+    rss_kib = int(report.read_text().split()[-1])
+    return seconds, code, rss_kib, usage.ru_inblock * 512, (WORK / "stdout.txt").read_bytes()
+
+
+def tool_commands(tree, prefix, key_arn, endpoint):
+    return {
+        "s3-kms-sync": [
+            str(OURS), "sync", "--source-dir", str(tree), "--bucket", BUCKET, "--prefix", prefix,
+            "--kms-key-id", key_arn, "--manifest-dir", str(WORK / "manifests"), "--concurrency", "16",
+        ],
+        "aws s3 sync": [
+            "/usr/bin/aws", "s3", "sync", str(tree), f"s3://{BUCKET}/{prefix}", "--sse", "aws:kms",
+            "--sse-kms-key-id", key_arn, "--endpoint-url", endpoint, "--no-progress", "--only-show-errors",
+        ],
+        "rclone sync --checksum": [
+            "rclone", "sync", "--checksum", str(tree), f":s3:{BUCKET}/{prefix}",
+            "--s3-provider", "Other", "--s3-endpoint", endpoint, "--s3-region", "us-east-1",
+            "--s3-access-key-id", "test", "--s3-secret-access-key", "test", "--s3-force-path-style",
+            "--s3-server-side-encryption", "aws:kms", "--s3-sse-kms-key-id", key_arn,
+            "--transfers", "16", "--checkers", "16",
+        ],
+    }
+
+
+def tool_env(endpoint):
+    env = dict(os.environ)
+    env.update({
+        "AWS_ENDPOINT_URL": endpoint, "AWS_ACCESS_KEY_ID": "test", "AWS_SECRET_ACCESS_KEY": "test",
+        "AWS_REGION": "us-east-1", "AWS_DEFAULT_REGION": "us-east-1", "RUST_LOG": "warn",
+        "NO_PROXY": "127.0.0.1,localhost", "no_proxy": "127.0.0.1,localhost",
+    })
+    # rclone refuses to start while AWS_CA_BUNDLE is set.
+    env.pop("AWS_CA_BUNDLE", None)
+    env.pop("AWS_PROFILE", None)
+    return env
+
+
+def fmt_requests(requests):
+    return ", ".join(f"{op} {n}" for op, n in sorted(requests.items())) or "none"
+
+
+def bench_sync(proxy, key_arn, repeats, can_drop):
+    env = tool_env(proxy.endpoint)
+    results = {}  # (tool, phase) -> list of dicts
+    for rep in range(repeats):
+        for tool in ["s3-kms-sync", "aws s3 sync", "rclone sync --checksum"]:
+            tree = WORK / "trees" / tool.split()[0]
+            if rep == 0:
+                make_tree(tree)
+            prefix = f"{tool.split()[0]}-{rep}"
+            cmd = tool_commands(tree, prefix, key_arn, proxy.endpoint)[tool]
+            for phase in ["initial", "unchanged", "changed"]:
+                if phase == "changed":
+                    change_one_percent(tree, rep)
+                if can_drop:
+                    drop_caches()
+                proxy.call("reset")
+                seconds, code, rss_kib, disk, stdout = rusage_run(cmd, env)
+                if code != 0:
+                    sys.stderr.write((WORK / "stderr.txt").read_text()[-3000:])
+                    raise SystemExit(f"{tool} {phase} exited {code}")
+                requests = proxy.call("counts")["requests"]
+                entry = {"seconds": seconds, "rss_kib": rss_kib, "disk": disk, "requests": requests}
+                if tool == "s3-kms-sync":
+                    summary = json.loads(stdout)
+                    entry["uploaded"] = summary["uploaded"]
+                    entry["content_read"] = summary["bytes_read"]
+                results.setdefault((tool, phase), []).append(entry)
+                print(f"  rep {rep} {tool:24} {phase:9} {seconds:7.2f}s  {fmt_requests(requests)}", flush=True)
+    return results
+
+
+def median(entries, field):
+    return statistics.median(e[field] for e in entries)
+
+
+def md5_throughput(repeats):
+    path = WORK / "one-gib.bin"
+    if not path.exists() or path.stat().st_size != 1 << 30:
+        with open(path, "wb") as f:
+            block = os.urandom(1 << 20)
+            for _ in range(1024):
+                f.write(block)
+    times = {"s3-kms-sync md5": [], "md5sum": []}
+    digests = set()
+    for _ in range(repeats):
+        for name, cmd in [("s3-kms-sync md5", [str(OURS), "md5", str(path)]), ("md5sum", ["md5sum", str(path)])]:
+            subprocess.run(["cat", str(path)], stdout=subprocess.DEVNULL, check=True)  # warm: measure hashing, not the disk
+            start = time.perf_counter()
+            out = subprocess.run(cmd, stdout=subprocess.PIPE, check=True).stdout
+            times[name].append(time.perf_counter() - start)
+            digests.add(out.split()[0])
+    assert len(digests) == 1, f"the digests differ: {digests}"
+    return {name: (1 << 30) / statistics.median(t) / (1 << 20) for name, t in times.items()}
+
+
+def rss_100k(proxy, key_arn):
+    tree = WORK / "trees" / "hundred-thousand"
+    if not tree.exists():
+        for i in range(100_000):
+            path = tree / f"d{i % 100:02d}" / f"f{i:06d}"
+            path.parent.mkdir(parents=True, exist_ok=True)
+            path.touch()
+    env = tool_env(proxy.endpoint)
+    out = {}
+    for phase in ["initial", "unchanged"]:
+        cmd = [
+            str(OURS), "sync", "--source-dir", str(tree), "--bucket", BUCKET, "--prefix", "hundred-k",
+            "--kms-key-id", key_arn, "--manifest-dir", str(WORK / "manifests"), "--concurrency", "32",
+        ]
+        proxy.call("reset")
+        seconds, code, rss_kib, _, stdout = rusage_run(cmd, env)
+        if code != 0:
+            raise SystemExit(f"100k {phase} exited {code}")
+        out[phase] = {"seconds": seconds, "rss_mib": rss_kib / 1024, "summary": json.loads(stdout),
+                      "requests": proxy.call("counts")["requests"]}
+        print(f"  100k {phase}: {seconds:.1f}s, peak RSS {rss_kib / 1024:.1f} MiB, {fmt_requests(out[phase]['requests'])}", flush=True)
+    return out
+
+
+def report(results, md5, hundred_k, repeats, can_drop, command):
+    tools = ["s3-kms-sync", "aws s3 sync", "rclone sync --checksum"]
+    lines = [
+        "# Benchmarks",
+        "",
+        f"Made by `{command}` on this project's development machine (2 cores, shared, so",
+        "absolute times are noisy; compare within a table). Endpoint: moto server",
+        "behind the project's request-counting proxy with opaque ETags (real-S3",
+        "behaviour under SSE-KMS), on loopback. Every tool uploads with SSE-KMS.",
+        f"Tree: {SMALL_FILES:,} files of 1-4 KiB plus {BIG_FILES} files of 20 MiB.",
+        f"Medians of {repeats} runs; the page cache was {'dropped before each run' if can_drop else 'NOT dropped (not permitted here)'}.",
+        "",
+        "| phase | tool | wall time | vs aws s3 sync | requests | disk read | peak RSS |",
+        "|---|---|---:|---:|---|---:|---:|",
+    ]
+    for phase in ["initial", "unchanged", "changed"]:
+        base = median(results[("aws s3 sync", phase)], "seconds")
+        for tool in tools:
+            entries = results[(tool, phase)]
+            seconds = median(entries, "seconds")
+            requests = entries[len(entries) // 2]["requests"]
+            lines.append(
+                f"| {phase} | {tool} | {seconds:.2f} s | {seconds / base:.2f}x | {fmt_requests(requests)} "
+                f"| {median(entries, 'disk') / (1 << 20):.1f} MiB | {median(entries, 'rss_kib') / 1024:.0f} MiB |"
+            )
+    ours = results
+    lines += [
+        "",
+        "This tool's own count of file content read (hashing and uploading), median:",
+        "",
+    ]
+    for phase in ["initial", "unchanged", "changed"]:
+        entries = ours[("s3-kms-sync", phase)]
+        lines.append(f"- {phase}: {median(entries, 'content_read') / (1 << 20):.1f} MiB read, "
+                     f"{median(entries, 'uploaded'):.0f} files uploaded")
+    ratio = md5["s3-kms-sync md5"] / md5["md5sum"]
+    lines += [
+        "",
+        "MD5 of a 1 GiB file (page cache warm, so this is hashing speed):",
+        "",
+        "| tool | throughput | vs md5sum |",
+        "|---|---:|---:|",
+        f"| s3-kms-sync md5 | {md5['s3-kms-sync md5']:.0f} MiB/s | {ratio:.2f}x |",
+        f"| md5sum | {md5['md5sum']:.0f} MiB/s | 1.00x |",
+        "",
+        "100,000 empty files (this tool, one run each):",
+        "",
+        "| phase | wall time | peak RSS | requests |",
+        "|---|---:|---:|---|",
+    ]
+    for phase, entry in hundred_k.items():
+        lines.append(f"| {phase} | {entry['seconds']:.1f} s | {entry['rss_mib']:.1f} MiB | {fmt_requests(entry['requests'])} |")
+    return "\n".join(lines) + "\n"
+
+
+def main():
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--out", default=None)
+    parser.add_argument("--skip-100k", action="store_true")
+    args = parser.parse_args()
+    WORK.mkdir(parents=True, exist_ok=True)
+    (WORK / "manifests").mkdir(exist_ok=True)
+    can_drop = drop_caches()
+
+    processes = []
+    try:
+        moto_port = free_port()
+        processes.append(subprocess.Popen(
+            [str(ROOT / ".venv/bin/moto_server"), "-H", "127.0.0.1", "-p", str(moto_port)],
+            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True))
+        wait_for(moto_port)
+        moto = f"http://127.0.0.1:{moto_port}"
+        session = boto3.session.Session(aws_access_key_id="test", aws_secret_access_key="test", region_name="us-east-1")
+        key_arn = session.client("kms", endpoint_url=moto).create_key()["KeyMetadata"]["Arn"]
+        session.client("s3", endpoint_url=moto).create_bucket(Bucket=BUCKET)
+        proxy_process = subprocess.Popen([str(PROXY), moto, "--opaque-etags"], stdout=subprocess.PIPE, start_new_session=True)
+        processes.append(proxy_process)
+        proxy = Proxy(proxy_process.stdout.readline().decode().strip())
+
+        print("sync benchmark", flush=True)
+        results = bench_sync(proxy, key_arn, args.repeats, can_drop)
+        print("md5 throughput", flush=True)
+        md5 = md5_throughput(args.repeats)
+        print(f"  {md5}", flush=True)
+        hundred_k = {} if args.skip_100k else rss_100k(proxy, key_arn)
+    finally:
+        for process in processes:
+            os.killpg(process.pid, signal.SIGTERM)
+
+    command = "make bench" if os.environ.get("MAKELEVEL") else " ".join(["python", *sys.argv])
+    table = report(results, md5, hundred_k, args.repeats, can_drop, command)
+    print()
+    print(table)
+    if args.out:
+        pathlib.Path(args.out).write_text(table)
+
+
+if __name__ == "__main__":
+    main()
