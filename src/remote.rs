@@ -81,6 +81,14 @@ fn decode_listed_key(key: &str) -> String {
         .unwrap_or_else(|_| key.to_owned())
 }
 
+/// A slice of the key space: the keys after `after` (if any), up to and
+/// including `until` (if any).
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct KeyRange {
+    pub after: Option<String>,
+    pub until: Option<String>,
+}
+
 /// One object as ListObjectsV2 shows it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Listed {
@@ -261,19 +269,13 @@ impl Remote {
         Ok(())
     }
 
-    /// Every object under `prefix`, 1,000 per request. `splits` (sorted keys
-    /// expected under the prefix) cut the key space into ranges that are
-    /// listed at the same time; whatever the splits, every key is listed once.
-    pub async fn list(&self, prefix: &str, splits: &[String]) -> Result<Vec<Listed>> {
-        let starts = std::iter::once(None).chain(splits.iter().map(|s| Some(s.as_str())));
-        let ends = splits
+    /// The objects under `prefix` in `ranges`, 1,000 per request; the ranges
+    /// are listed at the same time.
+    pub async fn list(&self, prefix: &str, ranges: &[KeyRange]) -> Result<Vec<Listed>> {
+        let pages = ranges
             .iter()
-            .map(|s| Some(s.as_str()))
-            .chain(std::iter::once(None));
-        let ranges = starts
-            .zip(ends)
-            .map(|(after, until)| self.list_range(prefix, after, until));
-        let listed: Vec<Vec<Listed>> = futures::stream::iter(ranges)
+            .map(|range| self.list_range(prefix, range.after.as_deref(), range.until.as_deref()));
+        let listed: Vec<Vec<Listed>> = futures::stream::iter(pages)
             .buffered(LIST_CONCURRENCY)
             .try_collect()
             .await?;

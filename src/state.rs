@@ -8,7 +8,7 @@ use std::collections::HashMap;
 
 use crate::hash::Md5Digest;
 use crate::manifest::{FileStatus, Manifest};
-use crate::remote::Listed;
+use crate::remote::{KeyRange, Listed};
 use crate::walk::Stamp;
 
 /// What the last manifest recorded of one key.
@@ -64,24 +64,60 @@ impl StateIndex {
     }
 }
 
-/// Every 1,000th of the keys a manifest recorded, in order: where to cut
-/// the listing so its pages can be fetched at once.
-pub fn list_splits(manifest: &Manifest) -> Vec<String> {
+/// How to list the prefix when this machine has the newest manifest: ranges
+/// of 990 of the keys it recorded (room for a few new keys before a range
+/// needs a second page), listed at once, and of the manifest folder only
+/// what comes after that manifest (newer manifests and the lock).
+pub fn plan_listing(
+    manifest: &Manifest,
+    manifest_folder: &str,
+    newest_manifest: &str,
+) -> Vec<KeyRange> {
     let mut keys: Vec<&str> = manifest
         .files
         .iter()
         .filter_map(|f| f.s3_key.as_deref())
         .collect();
     keys.sort_unstable();
-    keys.into_iter()
-        .skip(LIST_PAGE - 1)
-        .step_by(LIST_PAGE)
-        .map(str::to_owned)
-        .collect()
+    let splits: Vec<&str> = keys
+        .iter()
+        .copied()
+        .skip(RANGE_KEYS - 1)
+        .step_by(RANGE_KEYS)
+        .collect();
+    let mut ranges = Vec::with_capacity(splits.len() + 2);
+    let mut after: Option<&str> = None;
+    for until in splits.into_iter().map(Some).chain(std::iter::once(None)) {
+        let holds_folder =
+            after.is_none_or(|a| a < manifest_folder) && until.is_none_or(|u| u >= manifest_folder);
+        if holds_folder {
+            // Skip the manifests already known: list the keys before the folder
+            // (if the last run had any there), then from after the newest manifest.
+            // A new key before the folder in a range that had none is listed by
+            // the next run; until then it only costs one needless upload.
+            let before_folder = keys.partition_point(|k| *k < manifest_folder)
+                > after.map_or(0, |a| keys.partition_point(|k| *k <= a));
+            if before_folder {
+                ranges.push(range(after, Some(manifest_folder)));
+            }
+            ranges.push(range(Some(newest_manifest), until));
+        } else {
+            ranges.push(range(after, until));
+        }
+        after = until;
+    }
+    ranges
 }
 
-/// Keys in one ListObjectsV2 answer.
-const LIST_PAGE: usize = 1000;
+fn range(after: Option<&str>, until: Option<&str>) -> KeyRange {
+    KeyRange {
+        after: after.map(str::to_owned),
+        until: until.map(str::to_owned),
+    }
+}
+
+/// Keys per listing range, a little under the 1,000 of a page.
+const RANGE_KEYS: usize = 990;
 
 /// Whether a key is in the bucket, as the listing shows it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -112,7 +148,7 @@ impl RemoteView {
             if let Some(name) = object.key.strip_prefix(manifest_folder) {
                 let is_manifest = name.ends_with(".json")
                     && !name.contains('/')
-                    && name.as_bytes()[0].is_ascii_digit();
+                    && name.starts_with(|c: char| c.is_ascii_digit());
                 if is_manifest && view.latest_manifest.as_deref() < Some(object.key.as_str()) {
                     view.latest_manifest = Some(object.key);
                 }
@@ -196,26 +232,40 @@ mod tests {
     }
 
     #[test]
-    fn splits_fall_every_thousand_keys() {
-        let mut record = crate::manifest::FileRecord::new(std::path::Path::new("/x"), 0);
-        let files = (0..2500)
-            .rev()
-            .map(|i| {
-                record.s3_key = Some(format!("k{i:05}"));
-                record.clone()
-            })
-            .collect();
-        let manifest: Manifest = serde_json::from_value(serde_json::json!({
+    fn the_listing_plan_covers_every_key_but_known_manifests() {
+        let mut manifest: Manifest = serde_json::from_value(serde_json::json!({
             "run_id": "r", "started_at": "", "finished_at": "", "source_dir": "", "walked_dir": "",
-            "bucket": "b", "prefix": "", "kms_key_id": "k", "dry_run": false, "complete": true,
+            "bucket": "b", "prefix": "p", "kms_key_id": "k", "dry_run": false, "complete": true,
             "summary": crate::manifest::Summary::tally("r", false, &[], 0, 0), "files": []
         }))
-        .map(|mut m: Manifest| {
-            m.files = files;
-            m
-        })
         .unwrap();
-        assert_eq!(list_splits(&manifest), ["k00999", "k01999"]);
+        let mut record = crate::manifest::FileRecord::new(std::path::Path::new("/x"), 0);
+        for i in (0..2000).rev() {
+            record.s3_key = Some(format!("p/k{i:05}"));
+            manifest.files.push(record.clone());
+        }
+        let newest = "p/_manifests/20260101T000000.000Z-r.json";
+        let plan = plan_listing(&manifest, "p/_manifests/", newest);
+        let bounds: Vec<(Option<&str>, Option<&str>)> = plan
+            .iter()
+            .map(|r| (r.after.as_deref(), r.until.as_deref()))
+            .collect();
+        assert_eq!(
+            bounds,
+            [
+                (Some(newest), Some("p/k00989")),
+                (Some("p/k00989"), Some("p/k01979")),
+                (Some("p/k01979"), None),
+            ]
+        );
+
+        // A key that sorts before the manifest folder gets its own range.
+        record.s3_key = Some("p/A.txt".into());
+        manifest.files.push(record);
+        let plan = plan_listing(&manifest, "p/_manifests/", newest);
+        assert_eq!(plan[0].until.as_deref(), Some("p/_manifests/"));
+        assert_eq!(plan[1].after.as_deref(), Some(newest));
+        assert_eq!(plan.len(), 4);
     }
 
     #[test]

@@ -14,9 +14,10 @@ use crate::error::{Error, Result};
 use crate::keys;
 use crate::lease::{self, Acquired, Lease};
 use crate::manifest::{self, FileRecord, FileStatus, Manifest, Summary};
+use crate::remote::KeyRange;
 use crate::remote::{Remote, WriteIf};
 use crate::request::RunRequest;
-use crate::state::{RemoteView, StateIndex, list_splits};
+use crate::state::{RemoteView, StateIndex, plan_listing};
 use crate::transfer::{Outcome, Prior, TransferSettings, sync_file};
 use crate::walk::{Found, walk};
 
@@ -214,31 +215,30 @@ impl Engine {
             format!("{}/", scope.key_prefix)
         };
         // This machine's newest manifest, if any, tells where to cut the listing.
+        let folder = keys::manifest_key(&self.settings.prefix, "");
         let local = self.newest_local_manifest(&scope.key_prefix);
-        let splits = local
-            .as_ref()
-            .map(|(_, m)| list_splits(m))
-            .unwrap_or_default();
-        let view = match self.remote.list(&list_prefix, &splits).await {
-            Ok(listed) => Some(RemoteView::from_listing(
-                listed,
-                &keys::manifest_key(&self.settings.prefix, ""),
-            )),
+        let local_key = local.as_ref().map(|(name, _)| format!("{folder}{name}"));
+        let ranges = match (&local, &local_key) {
+            (Some((_, manifest)), Some(key)) => plan_listing(manifest, &folder, key),
+            _ => vec![KeyRange::default()],
+        };
+        let view = match self.remote.list(&list_prefix, &ranges).await {
+            Ok(listed) => Some(RemoteView::from_listing(listed, &folder)),
             Err(err) => {
                 warn!(error = %err, "listing failed; each file is looked up on its own");
                 None
             }
         };
-        let index = match (
-            view.as_ref().and_then(|v| v.latest_manifest.as_deref()),
-            local,
-        ) {
-            (Some(key), Some((name, manifest)))
-                if key.ends_with(&format!("/{name}")) || key == name =>
-            {
+        // A newer manifest in the listing was written elsewhere; else ours is the newest.
+        let latest = view
+            .as_ref()
+            .and_then(|v| v.latest_manifest.clone())
+            .or(local_key.clone());
+        let index = match (view.as_ref().and(latest), local) {
+            (Some(latest), Some((_, manifest))) if Some(&latest) == local_key.as_ref() => {
                 Some(StateIndex::from_manifest(&manifest))
             }
-            (Some(key), _) => self.fetch_index(key).await,
+            (Some(latest), _) => self.fetch_index(&latest).await,
             (None, _) => None,
         };
         let due = |i: &StateIndex| {
