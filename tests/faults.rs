@@ -7,68 +7,21 @@ mod support;
 use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
 
-use aws_sdk_s3::types::ServerSideEncryption;
 use s3_kms_sync::Error;
 use s3_kms_sync::lease::{self, Acquired};
 use s3_kms_sync::manifest::{FileStatus, Manifest, RunStatus, Summary};
 use s3_kms_sync::remote::Remote;
 use s3_kms_sync::request::RunRequest;
-use support::proxy::Proxy;
 use support::*;
 
 const BUCKET: &str = "faults";
 
-struct Bench {
-    moto: Moto,
-    proxy: Proxy,
-    key_arn: String,
-    source: tempfile::TempDir,
-    manifests: tempfile::TempDir,
-}
-
-impl Bench {
-    async fn new(seed: u64) -> Bench {
-        let moto = Moto::start();
-        let key_arn = moto.bucket_and_key(BUCKET).await;
-        let proxy = Proxy::start(&moto.endpoint, seed).await;
-        let arn = key_arn.clone();
-        proxy.configure(|f| f.kms_keys = Some(vec![arn]));
-        Bench {
-            moto,
-            proxy,
-            key_arn,
-            source: tempfile::tempdir().unwrap(),
-            manifests: tempfile::tempdir().unwrap(),
-        }
-    }
-
-    fn engine_with_key(&self, kms_key: &str, concurrency: usize) -> s3_kms_sync::Engine {
-        let mut settings = settings(
-            self.source.path(),
-            self.manifests.path(),
-            BUCKET,
-            kms_key,
-            "data",
-        );
-        settings.concurrency = concurrency;
-        engine(client_for(&self.proxy.endpoint), settings)
-    }
-
-    fn engine(&self) -> s3_kms_sync::Engine {
-        self.engine_with_key(&self.key_arn, 8)
-    }
-
-    async fn open_uploads(&self) -> usize {
-        let listed = self
-            .moto
-            .s3()
-            .list_multipart_uploads()
-            .bucket(BUCKET)
-            .send()
-            .await
-            .unwrap();
-        listed.uploads().len()
-    }
+/// The stack, with the proxy refusing any KMS key but the bucket's own.
+async fn stack(seed: u64) -> Stack {
+    let stack = Stack::start(BUCKET, "data", seed).await;
+    let arn = stack.key_arn.clone();
+    stack.proxy.configure(|f| f.kms_keys = Some(vec![arn]));
+    stack
 }
 
 fn manifest_of(summary: &Summary) -> Manifest {
@@ -106,7 +59,7 @@ fn write_owned(root: &std::path::Path, files: &[(String, Vec<u8>)]) {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn throttling_errors_and_dropped_connections_converge() {
-    let bench = Bench::new(7).await;
+    let bench = stack(7).await;
     let files = many_files();
     write_owned(bench.source.path(), &files);
     bench.proxy.configure(|f| {
@@ -156,25 +109,16 @@ async fn throttling_errors_and_dropped_connections_converge() {
     let s3 = bench.moto.s3();
     for (relative, content) in &files {
         let key = format!("data/{relative}");
-        let head = s3
-            .head_object()
-            .bucket(BUCKET)
-            .key(&key)
-            .send()
-            .await
-            .expect(&key);
-        assert_eq!(
-            head.server_side_encryption(),
-            Some(&ServerSideEncryption::AwsKms)
-        );
-        assert_eq!(head.ssekms_key_id(), Some(bench.key_arn.as_str()));
-        assert_eq!(
-            head.metadata().and_then(|m| m.get("md5checksum")),
-            Some(&md5_hex(content))
-        );
-        if content.len() > 1024 * 1024 {
-            assert_eq!(&get_bytes(&s3, BUCKET, &key).await, content, "{key}");
-        }
+        // Reading back every small object would only slow the test; the large ones are compared.
+        assert_stored(
+            &s3,
+            BUCKET,
+            &key,
+            &bench.key_arn,
+            content,
+            content.len() > 1024 * 1024,
+        )
+        .await;
     }
     assert_eq!(
         bench.open_uploads().await,
@@ -200,7 +144,7 @@ async fn throttling_errors_and_dropped_connections_converge() {
 
 #[tokio::test]
 async fn opaque_etags_do_not_defeat_the_skip() {
-    let bench = Bench::new(1).await;
+    let bench = stack(1).await;
     bench.proxy.configure(|f| f.opaque_etags = true);
     write_tree(bench.source.path(), &sample_files());
 
@@ -231,12 +175,12 @@ async fn opaque_etags_do_not_defeat_the_skip() {
 
 #[tokio::test]
 async fn a_wrong_kms_key_stops_the_run_before_any_upload() {
-    let bench = Bench::new(2).await;
+    let bench = stack(2).await;
     write_tree(bench.source.path(), &sample_files());
     let wrong = "arn:aws:kms:us-east-1:123456789012:key/00000000-0000-0000-0000-000000000000";
 
     let err = bench
-        .engine_with_key(wrong, 8)
+        .engine_with(wrong, 8)
         .run(&RunRequest::default())
         .await
         .unwrap_err();
@@ -258,7 +202,7 @@ async fn a_wrong_kms_key_stops_the_run_before_any_upload() {
 
 #[tokio::test]
 async fn content_md5_mismatches_are_refused_like_s3_does() {
-    let bench = Bench::new(3).await;
+    let bench = stack(3).await;
     let client = client_for(&bench.proxy.endpoint);
     let err = client
         .put_object()
@@ -276,7 +220,7 @@ async fn content_md5_mismatches_are_refused_like_s3_does() {
 
 #[tokio::test]
 async fn the_time_limit_leaves_a_manifest_and_the_next_run_finishes() {
-    let bench = Bench::new(4).await;
+    let bench = stack(4).await;
     let files: Vec<(String, Vec<u8>)> = (0..40)
         .map(|i| (format!("f{i:02}"), vec![b'x'; i + 1]))
         .collect();
@@ -285,7 +229,7 @@ async fn the_time_limit_leaves_a_manifest_and_the_next_run_finishes() {
         .proxy
         .configure(|f| f.delay = Duration::from_millis(100));
 
-    let engine = bench.engine_with_key(&bench.key_arn, 2);
+    let engine = bench.engine_with(&bench.key_arn, 2);
     let stop_at = Instant::now() + Duration::from_millis(1500);
     let first = engine
         .run_until(&RunRequest::default(), Some(stop_at))
@@ -313,7 +257,7 @@ async fn the_time_limit_leaves_a_manifest_and_the_next_run_finishes() {
 
 #[tokio::test]
 async fn the_time_limit_aborts_a_multipart_upload_between_parts() {
-    let bench = Bench::new(5).await;
+    let bench = stack(5).await;
     write_tree(
         bench.source.path(),
         &[("big.bin", vec![9u8; 12 * 1024 * 1024])],
@@ -342,20 +286,34 @@ async fn the_time_limit_aborts_a_multipart_upload_between_parts() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn overlapping_runs_leave_one_to_work() {
-    let bench = Bench::new(6).await;
+    let bench = stack(6).await;
     write_tree(bench.source.path(), &sample_files());
-    // Slow enough that even a run that skips everything outlasts the head start.
+    // Slow enough that the first run still holds the lock (listing, manifest,
+    // release: three requests) while the second one tries it (create, read).
     bench
         .proxy
-        .configure(|f| f.delay = Duration::from_millis(150));
+        .configure(|f| f.delay = Duration::from_millis(300));
     let (a, b) = (bench.engine(), bench.engine());
+    let s3 = bench.moto.s3();
+    let lock_taken = || async {
+        while s3
+            .head_object()
+            .bucket(BUCKET)
+            .key("data/_manifests/lock.json")
+            .send()
+            .await
+            .is_err()
+        {
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+    };
 
     // Either order: whichever starts first works, the other skips.
     for first_is_a in [true, false] {
         let (first, second) = if first_is_a { (&a, &b) } else { (&b, &a) };
         let request = RunRequest::default();
         let (winner, loser) = tokio::join!(first.run(&request), async {
-            tokio::time::sleep(Duration::from_millis(200)).await;
+            lock_taken().await;
             second.run(&request).await
         });
         let (winner, loser) = (winner.unwrap(), loser.unwrap());
@@ -378,7 +336,7 @@ async fn overlapping_runs_leave_one_to_work() {
 
 #[tokio::test]
 async fn an_expired_lock_is_taken_over_and_a_live_one_is_respected() {
-    let bench = Bench::new(8).await;
+    let bench = stack(8).await;
     write_tree(bench.source.path(), &[("a.txt", b"a".to_vec())]);
     let remote = Remote::new(
         client_for(&bench.proxy.endpoint),
@@ -420,7 +378,7 @@ async fn an_expired_lock_is_taken_over_and_a_live_one_is_respected() {
 
 #[tokio::test]
 async fn the_handler_takes_its_time_limit_from_the_invocation() {
-    let bench = Bench::new(9).await;
+    let bench = stack(9).await;
     let files: Vec<(String, Vec<u8>)> = (0..80)
         .map(|i| (format!("f{i:02}"), vec![b'y'; i + 1]))
         .collect();
@@ -431,7 +389,7 @@ async fn the_handler_takes_its_time_limit_from_the_invocation() {
 
     let mut context = lambda_runtime::Context::default();
     context.deadline = (chrono::Utc::now().timestamp_millis() + 2_000) as u64;
-    let engine = bench.engine_with_key(&bench.key_arn, 2);
+    let engine = bench.engine_with(&bench.key_arn, 2);
     let event = lambda_runtime::LambdaEvent::new(serde_json::json!({}), context);
     let summary = s3_kms_sync::handler::handle(&engine, event).await.unwrap();
     assert!(!summary.complete && summary.not_reached > 0, "{summary:?}");

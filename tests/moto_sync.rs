@@ -80,23 +80,15 @@ async fn first_run_uploads_everything_encrypted_with_recorded_md5() {
 
     let s3 = fx.moto.s3();
     for (relative, content) in &files {
-        let key = format!("nightly/{relative}");
-        let head = s3
-            .head_object()
-            .bucket(BUCKET)
-            .key(&key)
-            .send()
-            .await
-            .expect(&key);
-        assert_eq!(
-            head.server_side_encryption(),
-            Some(&ServerSideEncryption::AwsKms),
-            "{key}"
-        );
-        assert_eq!(head.ssekms_key_id(), Some(fx.key_arn.as_str()), "{key}");
-        let recorded = head.metadata().and_then(|m| m.get("md5checksum")).cloned();
-        assert_eq!(recorded, Some(md5_hex(content)), "{key}");
-        assert_eq!(&get_bytes(&s3, BUCKET, &key).await, content, "{key}");
+        assert_stored(
+            &s3,
+            BUCKET,
+            &format!("nightly/{relative}"),
+            &fx.key_arn,
+            content,
+            true,
+        )
+        .await;
     }
     // The large file went up in parts, so its ETag is not its MD5.
     let big = s3

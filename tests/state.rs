@@ -4,67 +4,36 @@
 
 mod support;
 
+use std::collections::BTreeMap;
 use std::time::Duration;
 
 use s3_kms_sync::Engine;
 use s3_kms_sync::manifest::Summary;
 use s3_kms_sync::request::RunRequest;
-use support::proxy::Proxy;
 use support::*;
 
 const BUCKET: &str = "state";
 
-struct Bench {
-    moto: Moto,
-    proxy: Proxy,
-    key_arn: String,
-    source: tempfile::TempDir,
-    manifests: tempfile::TempDir,
+/// The stack with the sample tree, optionally with real-S3 opaque ETags.
+async fn stack(opaque_etags: bool) -> Stack {
+    let stack = Stack::start(BUCKET, "s", 0).await;
+    stack.proxy.configure(|f| f.opaque_etags = opaque_etags);
+    write_tree(stack.source.path(), &sample_files());
+    stack
 }
 
-impl Bench {
-    async fn new(opaque_etags: bool) -> Bench {
-        let moto = Moto::start();
-        let key_arn = moto.bucket_and_key(BUCKET).await;
-        let proxy = Proxy::start(&moto.endpoint, 0).await;
-        proxy.configure(|f| f.opaque_etags = opaque_etags);
-        let source = tempfile::tempdir().unwrap();
-        write_tree(source.path(), &sample_files());
-        Bench {
-            moto,
-            proxy,
-            key_arn,
-            source,
-            manifests: tempfile::tempdir().unwrap(),
-        }
-    }
-
-    fn engine(&self) -> Engine {
-        engine(
-            client_for(&self.proxy.endpoint),
-            settings(
-                self.source.path(),
-                self.manifests.path(),
-                BUCKET,
-                &self.key_arn,
-                "s",
-            ),
-        )
-    }
-
-    /// Runs once and returns the summary with the requests it made.
-    async fn run(
-        &self,
-        engine: &Engine,
-        request: RunRequest,
-    ) -> (Summary, std::collections::BTreeMap<String, u64>) {
-        self.proxy.reset_counts();
-        let summary = engine.run(&request).await.expect("run");
-        (summary, self.proxy.counts())
-    }
+/// Runs once and returns the summary with the requests it made.
+async fn run(
+    bench: &Stack,
+    engine: &Engine,
+    request: RunRequest,
+) -> (Summary, BTreeMap<String, u64>) {
+    bench.proxy.reset_counts();
+    let summary = engine.run(&request).await.expect("run");
+    (summary, bench.proxy.counts())
 }
 
-fn count(counts: &std::collections::BTreeMap<String, u64>, op: &str) -> u64 {
+fn count(counts: &BTreeMap<String, u64>, op: &str) -> u64 {
     counts.get(op).copied().unwrap_or(0)
 }
 
@@ -75,9 +44,9 @@ fn total_bytes() -> u64 {
 #[tokio::test]
 async fn an_unchanged_rerun_lists_once_and_reads_nothing() {
     for opaque_etags in [false, true] {
-        let bench = Bench::new(opaque_etags).await;
+        let bench = stack(opaque_etags).await;
         let engine = bench.engine();
-        let (first, _) = bench.run(&engine, RunRequest::default()).await;
+        let (first, _) = run(&bench, &engine, RunRequest::default()).await;
         let big = sample_files()
             .iter()
             .map(|(_, c)| c.len() as u64)
@@ -89,7 +58,7 @@ async fn an_unchanged_rerun_lists_once_and_reads_nothing() {
             "small files read once; the multipart one hashed, then sent"
         );
 
-        let (second, counts) = bench.run(&engine, RunRequest::default()).await;
+        let (second, counts) = run(&bench, &engine, RunRequest::default()).await;
         assert_eq!(
             (second.uploaded, second.skipped),
             (0, sample_files().len() as u64)
@@ -109,9 +78,9 @@ async fn an_unchanged_rerun_lists_once_and_reads_nothing() {
 
 #[tokio::test]
 async fn a_content_change_behind_a_restored_mtime_is_still_seen() {
-    let bench = Bench::new(true).await;
+    let bench = stack(true).await;
     let engine = bench.engine();
-    bench.run(&engine, RunRequest::default()).await;
+    run(&bench, &engine, RunRequest::default()).await;
 
     let path = bench.source.path().join("top.txt");
     let mtime = std::fs::metadata(&path).unwrap().modified().unwrap();
@@ -125,7 +94,7 @@ async fn a_content_change_behind_a_restored_mtime_is_still_seen() {
         .unwrap();
     assert_eq!(std::fs::metadata(&path).unwrap().modified().unwrap(), mtime);
 
-    let (summary, counts) = bench.run(&engine, RunRequest::default()).await;
+    let (summary, counts) = run(&bench, &engine, RunRequest::default()).await;
     assert_eq!(summary.uploaded, 1, "{counts:?}");
     assert_eq!(summary.bytes_read, 10, "only the changed file is read");
     assert_eq!(
@@ -136,8 +105,8 @@ async fn a_content_change_behind_a_restored_mtime_is_still_seen() {
 
 #[tokio::test]
 async fn a_lost_local_copy_is_fetched_and_a_corrupt_manifest_falls_back_to_head() {
-    let bench = Bench::new(true).await;
-    let (first, _) = bench.run(&bench.engine(), RunRequest::default()).await;
+    let bench = stack(true).await;
+    let (first, _) = run(&bench, &bench.engine(), RunRequest::default()).await;
 
     // Another machine (no local copy): the manifest comes from S3, one GET.
     let elsewhere = tempfile::tempdir().unwrap();
@@ -151,7 +120,7 @@ async fn a_lost_local_copy_is_fetched_and_a_corrupt_manifest_falls_back_to_head(
             "s",
         ),
     );
-    let (second, counts) = bench.run(&other, RunRequest::default()).await;
+    let (second, counts) = run(&bench, &other, RunRequest::default()).await;
     assert_eq!(second.skipped, sample_files().len() as u64);
     assert_eq!(
         (count(&counts, "GetObject"), count(&counts, "HeadObject")),
@@ -186,7 +155,7 @@ async fn a_lost_local_copy_is_fetched_and_a_corrupt_manifest_falls_back_to_head(
             "s",
         ),
     );
-    let (third, counts) = bench.run(&third_engine, RunRequest::default()).await;
+    let (third, counts) = run(&bench, &third_engine, RunRequest::default()).await;
     assert_eq!(
         (third.uploaded, third.skipped),
         (0, sample_files().len() as u64)
@@ -206,9 +175,9 @@ async fn a_lost_local_copy_is_fetched_and_a_corrupt_manifest_falls_back_to_head(
 
 #[tokio::test]
 async fn objects_changed_or_deleted_by_others_are_checked_and_restored() {
-    let bench = Bench::new(true).await;
+    let bench = stack(true).await;
     let engine = bench.engine();
-    bench.run(&engine, RunRequest::default()).await;
+    run(&bench, &engine, RunRequest::default()).await;
     let s3 = bench.moto.s3();
     // Someone else overwrites one object (no md5checksum) and deletes another.
     s3.put_object()
@@ -225,7 +194,7 @@ async fn objects_changed_or_deleted_by_others_are_checked_and_restored() {
         .await
         .unwrap();
 
-    let (summary, counts) = bench.run(&engine, RunRequest::default()).await;
+    let (summary, counts) = run(&bench, &engine, RunRequest::default()).await;
     assert_eq!(summary.uploaded, 2, "{counts:?}");
     assert_eq!(
         count(&counts, "HeadObject"),
@@ -238,14 +207,14 @@ async fn objects_changed_or_deleted_by_others_are_checked_and_restored() {
 
 #[tokio::test]
 async fn verification_reads_every_file_when_asked_and_every_nth_run() {
-    let bench = Bench::new(false).await;
+    let bench = stack(false).await;
     let engine = bench.engine();
-    bench.run(&engine, RunRequest::default()).await;
+    run(&bench, &engine, RunRequest::default()).await;
     let verify = RunRequest {
         verify: Some(true),
         ..RunRequest::default()
     };
-    let (asked, counts) = bench.run(&engine, verify).await;
+    let (asked, counts) = run(&bench, &engine, verify).await;
     assert_eq!((asked.bytes_read, asked.uploaded), (total_bytes(), 0));
     assert_eq!(
         count(&counts, "HeadObject"),
@@ -265,8 +234,7 @@ async fn verification_reads_every_file_when_asked_and_every_nth_run() {
     let mut read = Vec::new();
     for _ in 0..4 {
         read.push(
-            bench
-                .run(&periodic, RunRequest::default())
+            run(&bench, &periodic, RunRequest::default())
                 .await
                 .0
                 .bytes_read,
@@ -281,7 +249,7 @@ async fn verification_reads_every_file_when_asked_and_every_nth_run() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_listing_cut_into_ranges_still_sees_every_key() {
-    let bench = Bench::new(true).await;
+    let bench = stack(true).await;
     let files: Vec<(String, Vec<u8>)> = (0..2500)
         .map(|i| (format!("many/{i:05}"), format!("{i}").into_bytes()))
         .collect();
@@ -289,7 +257,7 @@ async fn a_listing_cut_into_ranges_still_sees_every_key() {
         files.iter().map(|(p, c)| (p.as_str(), c.clone())).collect();
     write_tree(bench.source.path(), &borrowed);
     let engine = bench.engine();
-    bench.run(&engine, RunRequest::default()).await;
+    run(&bench, &engine, RunRequest::default()).await;
 
     // New keys inside and after the ranges the last manifest suggests.
     write_tree(
@@ -299,7 +267,7 @@ async fn a_listing_cut_into_ranges_still_sees_every_key() {
             ("many/zzz", b"new".to_vec()),
         ],
     );
-    let (summary, counts) = bench.run(&engine, RunRequest::default()).await;
+    let (summary, counts) = run(&bench, &engine, RunRequest::default()).await;
     let total = (files.len() + sample_files().len()) as u64;
     assert_eq!(
         (summary.uploaded, summary.skipped),

@@ -223,3 +223,93 @@ pub async fn get_bytes(client: &Client, bucket: &str, key: &str) -> Vec<u8> {
 pub fn md5_hex(bytes: &[u8]) -> String {
     s3_kms_sync::hash::Md5Digest::of(bytes).hex()
 }
+
+/// moto with the fault proxy in front, a bucket and KMS key in it, and a
+/// source and a manifest directory: what the proxy-backed tests run on.
+pub struct Stack {
+    pub moto: Moto,
+    pub proxy: proxy::Proxy,
+    pub bucket: &'static str,
+    pub prefix: &'static str,
+    pub key_arn: String,
+    pub source: tempfile::TempDir,
+    pub manifests: tempfile::TempDir,
+}
+
+impl Stack {
+    pub async fn start(bucket: &'static str, prefix: &'static str, seed: u64) -> Stack {
+        let moto = Moto::start();
+        let key_arn = moto.bucket_and_key(bucket).await;
+        let proxy = proxy::Proxy::start(&moto.endpoint, seed).await;
+        Stack {
+            moto,
+            proxy,
+            bucket,
+            prefix,
+            key_arn,
+            source: tempfile::tempdir().unwrap(),
+            manifests: tempfile::tempdir().unwrap(),
+        }
+    }
+
+    /// An engine that talks through the proxy, with another key or concurrency.
+    pub fn engine_with(&self, kms_key: &str, concurrency: usize) -> Engine {
+        let mut settings = settings(
+            self.source.path(),
+            self.manifests.path(),
+            self.bucket,
+            kms_key,
+            self.prefix,
+        );
+        settings.concurrency = concurrency;
+        engine(client_for(&self.proxy.endpoint), settings)
+    }
+
+    pub fn engine(&self) -> Engine {
+        self.engine_with(&self.key_arn, 8)
+    }
+
+    /// Multipart uploads started and neither completed nor aborted.
+    pub async fn open_uploads(&self) -> usize {
+        let listed = self
+            .moto
+            .s3()
+            .list_multipart_uploads()
+            .bucket(self.bucket)
+            .send()
+            .await
+            .unwrap();
+        listed.uploads().len()
+    }
+}
+
+/// Asserts that `key` is stored under SSE-KMS with `kms_key`, with the MD5 of
+/// `content` recorded, and (when `compare_bytes`) holds exactly `content`.
+pub async fn assert_stored(
+    s3: &Client,
+    bucket: &str,
+    key: &str,
+    kms_key: &str,
+    content: &[u8],
+    compare_bytes: bool,
+) {
+    use aws_sdk_s3::types::ServerSideEncryption;
+    let head = s3
+        .head_object()
+        .bucket(bucket)
+        .key(key)
+        .send()
+        .await
+        .expect(key);
+    assert_eq!(
+        head.server_side_encryption(),
+        Some(&ServerSideEncryption::AwsKms),
+        "{key}"
+    );
+    assert_eq!(head.ssekms_key_id(), Some(kms_key), "{key}");
+    let recorded = head.metadata().and_then(|m| m.get("md5checksum")).cloned();
+    assert_eq!(recorded, Some(md5_hex(content)), "{key}");
+    if compare_bytes {
+        assert_eq!(get_bytes(s3, bucket, key).await, content, "{key}");
+    }
+}
