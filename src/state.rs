@@ -6,8 +6,11 @@
 
 use std::collections::HashMap;
 
+use serde::Deserialize;
+use serde::de::{Deserializer, SeqAccess, Visitor};
+
 use crate::hash::Md5Digest;
-use crate::manifest::{FileStatus, Manifest};
+use crate::manifest::FileStatus;
 use crate::remote::{KeyRange, Listed};
 use crate::walk::Stamp;
 
@@ -20,35 +23,34 @@ pub struct Known {
     pub etag: Option<Box<str>>,
 }
 
-/// The last manifest, by key.
-#[derive(Debug, Default)]
+/// The last manifest, by key. It is read straight from the manifest's JSON
+/// into this map, record by record, so a run never holds the old records.
+#[derive(Debug, Default, Deserialize)]
 pub struct StateIndex {
-    entries: HashMap<Box<str>, Known>,
+    /// Which run wrote the manifest: an index only serves the same bucket
+    /// and prefix, and a dry run's manifest describes nothing stored.
+    pub bucket: String,
+    pub prefix: String,
+    #[serde(default)]
+    pub dry_run: bool,
     /// Runs since every file was last read and hashed.
+    #[serde(default)]
     pub runs_since_full_verify: u32,
+    #[serde(rename = "files", deserialize_with = "stored_entries")]
+    entries: HashMap<Box<str>, Known>,
 }
 
 impl StateIndex {
-    /// Keeps the entries that are complete: stored (uploaded or skipped), with
-    /// an MD5, a stamp and an ETag.
-    pub fn from_manifest(manifest: &Manifest) -> Self {
-        let entries = manifest
-            .files
-            .iter()
-            .filter(|f| matches!(f.status, FileStatus::Uploaded | FileStatus::Skipped))
-            .filter_map(|f| {
-                let known = Known {
-                    stamp: f.stamp()?,
-                    md5: Md5Digest::from_hex(f.md5.as_deref()?)?,
-                    etag: Some(f.etag.as_deref()?.into()),
-                };
-                Some((f.s3_key.as_deref()?.into(), known))
-            })
-            .collect();
-        StateIndex {
-            entries,
-            runs_since_full_verify: manifest.runs_since_full_verify,
-        }
+    /// Reads a manifest from JSON, keeping only what an index needs.
+    pub fn read(reader: impl std::io::Read) -> serde_json::Result<Self> {
+        serde_json::from_reader(std::io::BufReader::new(reader))
+    }
+
+    /// Sorted keys: where to cut the listing.
+    fn sorted_keys(&self) -> Vec<&str> {
+        let mut keys: Vec<&str> = self.entries.keys().map(|k| &**k).collect();
+        keys.sort_unstable();
+        keys
     }
 
     pub fn get(&self, key: &str) -> Option<&Known> {
@@ -69,16 +71,11 @@ impl StateIndex {
 /// needs a second page), listed at once, and of the manifest folder only
 /// what comes after that manifest (newer manifests and the lock).
 pub fn plan_listing(
-    manifest: &Manifest,
+    index: &StateIndex,
     manifest_folder: &str,
     newest_manifest: &str,
 ) -> Vec<KeyRange> {
-    let mut keys: Vec<&str> = manifest
-        .files
-        .iter()
-        .filter_map(|f| f.s3_key.as_deref())
-        .collect();
-    keys.sort_unstable();
+    let keys = index.sorted_keys();
     let splits: Vec<&str> = keys
         .iter()
         .copied()
@@ -118,6 +115,61 @@ fn range(after: Option<&str>, until: Option<&str>) -> KeyRange {
 
 /// Keys per listing range, a little under the 1,000 of a page.
 const RANGE_KEYS: usize = 990;
+
+/// The fields of a manifest record that an index keeps.
+#[derive(Deserialize)]
+struct StoredRecord {
+    s3_key: Option<String>,
+    size_bytes: u64,
+    status: FileStatus,
+    md5: Option<String>,
+    etag: Option<String>,
+    mtime_ns: Option<i64>,
+    ctime_ns: Option<i64>,
+    inode: Option<u64>,
+}
+
+impl StoredRecord {
+    /// Only records of stored files with an MD5, a stamp and an ETag.
+    fn into_entry(self) -> Option<(Box<str>, Known)> {
+        if !matches!(self.status, FileStatus::Uploaded | FileStatus::Skipped) {
+            return None;
+        }
+        let known = Known {
+            stamp: Stamp {
+                size: self.size_bytes,
+                mtime_ns: self.mtime_ns?,
+                ctime_ns: self.ctime_ns?,
+                inode: self.inode?,
+            },
+            md5: Md5Digest::from_hex(self.md5.as_deref()?)?,
+            etag: Some(self.etag?.into()),
+        };
+        Some((self.s3_key?.into(), known))
+    }
+}
+
+fn stored_entries<'de, D: Deserializer<'de>>(
+    deserializer: D,
+) -> Result<HashMap<Box<str>, Known>, D::Error> {
+    struct Entries;
+    impl<'de> Visitor<'de> for Entries {
+        type Value = HashMap<Box<str>, Known>;
+
+        fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+            f.write_str("a list of file records")
+        }
+
+        fn visit_seq<A: SeqAccess<'de>>(self, mut records: A) -> Result<Self::Value, A::Error> {
+            let mut entries = HashMap::new();
+            while let Some(record) = records.next_element::<StoredRecord>()? {
+                entries.extend(record.into_entry());
+            }
+            Ok(entries)
+        }
+    }
+    deserializer.deserialize_seq(Entries)
+}
 
 /// Whether a key is in the bucket, as the listing shows it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -231,21 +283,53 @@ mod tests {
         assert_eq!(view.presence("p/b.txt"), Presence::Absent);
     }
 
+    fn index_of(keys: impl Iterator<Item = String>) -> StateIndex {
+        let files: Vec<_> = keys
+            .map(|key| {
+                serde_json::json!({
+                    "s3_key": key, "size_bytes": 1, "status": "uploaded", "md5": "d41d8cd98f00b204e9800998ecf8427e",
+                    "etag": "\"e\"", "mtime_ns": 1, "ctime_ns": 1, "inode": 1, "local_path": "/x", "s3_uri": "s3://b/k",
+                    "timestamp": ""
+                })
+            })
+            .collect();
+        let manifest =
+            serde_json::json!({"bucket": "b", "prefix": "p", "summary": {}, "files": files});
+        StateIndex::read(manifest.to_string().as_bytes()).unwrap()
+    }
+
+    #[test]
+    fn an_index_keeps_only_complete_records_of_stored_files() {
+        let manifest = serde_json::json!({"bucket": "b", "prefix": "p", "runs_since_full_verify": 3, "files": [
+            {"s3_key": "p/ok", "size_bytes": 3, "status": "skipped", "md5": "900150983cd24fb0d6963f7d28e17f72",
+             "etag": "\"e\"", "mtime_ns": 1, "ctime_ns": 2, "inode": 3},
+            {"s3_key": "p/failed", "size_bytes": 3, "status": "failed", "md5": "900150983cd24fb0d6963f7d28e17f72",
+             "etag": "\"e\"", "mtime_ns": 1, "ctime_ns": 2, "inode": 3},
+            {"s3_key": "p/no-stamp", "size_bytes": 3, "status": "uploaded", "md5": "900150983cd24fb0d6963f7d28e17f72",
+             "etag": "\"e\""}
+        ]});
+        let index = StateIndex::read(manifest.to_string().as_bytes()).unwrap();
+        assert_eq!(index.len(), 1);
+        assert_eq!(index.runs_since_full_verify, 3);
+        let known = index.get("p/ok").unwrap();
+        assert_eq!(
+            known.stamp,
+            Stamp {
+                size: 3,
+                mtime_ns: 1,
+                ctime_ns: 2,
+                inode: 3
+            }
+        );
+        assert_eq!(known.md5, Md5Digest::of(b"abc"));
+        assert!(StateIndex::read(&b"{not json"[..]).is_err());
+    }
+
     #[test]
     fn the_listing_plan_covers_every_key_but_known_manifests() {
-        let mut manifest: Manifest = serde_json::from_value(serde_json::json!({
-            "run_id": "r", "started_at": "", "finished_at": "", "source_dir": "", "walked_dir": "",
-            "bucket": "b", "prefix": "p", "kms_key_id": "k", "dry_run": false, "complete": true,
-            "summary": crate::manifest::Summary::tally("r", false, &[], 0, 0), "files": []
-        }))
-        .unwrap();
-        let mut record = crate::manifest::FileRecord::new(std::path::Path::new("/x"), 0);
-        for i in (0..2000).rev() {
-            record.s3_key = Some(format!("p/k{i:05}"));
-            manifest.files.push(record.clone());
-        }
+        let index = index_of((0..2000).rev().map(|i| format!("p/k{i:05}")));
         let newest = "p/_manifests/20260101T000000.000Z-r.json";
-        let plan = plan_listing(&manifest, "p/_manifests/", newest);
+        let plan = plan_listing(&index, "p/_manifests/", newest);
         let bounds: Vec<(Option<&str>, Option<&str>)> = plan
             .iter()
             .map(|r| (r.after.as_deref(), r.until.as_deref()))
@@ -260,9 +344,12 @@ mod tests {
         );
 
         // A key that sorts before the manifest folder gets its own range.
-        record.s3_key = Some("p/A.txt".into());
-        manifest.files.push(record);
-        let plan = plan_listing(&manifest, "p/_manifests/", newest);
+        let index = index_of(
+            (0..2000)
+                .map(|i| format!("p/k{i:05}"))
+                .chain(["p/A.txt".to_owned()]),
+        );
+        let plan = plan_listing(&index, "p/_manifests/", newest);
         assert_eq!(plan[0].until.as_deref(), Some("p/_manifests/"));
         assert_eq!(plan[1].after.as_deref(), Some(newest));
         assert_eq!(plan.len(), 4);

@@ -219,7 +219,7 @@ impl Engine {
         let local = self.newest_local_manifest(&scope.key_prefix);
         let local_key = local.as_ref().map(|(name, _)| format!("{folder}{name}"));
         let ranges = match (&local, &local_key) {
-            (Some((_, manifest)), Some(key)) => plan_listing(manifest, &folder, key),
+            (Some((_, index)), Some(key)) => plan_listing(index, &folder, key),
             _ => vec![KeyRange::default()],
         };
         let view = match self.remote.list(&list_prefix, &ranges).await {
@@ -235,9 +235,7 @@ impl Engine {
             .and_then(|v| v.latest_manifest.clone())
             .or(local_key.clone());
         let index = match (view.as_ref().and(latest), local) {
-            (Some(latest), Some((_, manifest))) if Some(&latest) == local_key.as_ref() => {
-                Some(StateIndex::from_manifest(&manifest))
-            }
+            (Some(latest), Some((_, index))) if Some(&latest) == local_key.as_ref() => Some(index),
             (Some(latest), _) => self.fetch_index(&latest).await,
             (None, _) => None,
         };
@@ -264,9 +262,9 @@ impl Engine {
         }
     }
 
-    /// The newest manifest in the local manifest directory written for this
-    /// bucket and prefix, with its file name.
-    fn newest_local_manifest(&self, key_prefix: &str) -> Option<(String, Manifest)> {
+    /// The index of the newest manifest in the local manifest directory
+    /// written for this bucket and prefix, with its file name.
+    fn newest_local_manifest(&self, key_prefix: &str) -> Option<(String, StateIndex)> {
         let mut names: Vec<String> = std::fs::read_dir(&self.settings.manifest_dir)
             .ok()?
             .filter_map(|entry| entry.ok()?.file_name().into_string().ok())
@@ -277,12 +275,12 @@ impl Engine {
         names.sort_unstable();
         // Only the newest few: the directory may hold other buckets' manifests.
         names.into_iter().rev().take(5).find_map(|name| {
-            let bytes = std::fs::read(self.settings.manifest_dir.join(&name)).ok()?;
-            let manifest: Manifest = serde_json::from_slice(&bytes).ok()?;
-            let ours = manifest.bucket == self.settings.bucket
-                && manifest.prefix == key_prefix
-                && !manifest.dry_run;
-            ours.then_some((name, manifest))
+            let file = std::fs::File::open(self.settings.manifest_dir.join(&name)).ok()?;
+            let index = StateIndex::read(file).ok()?;
+            let ours = index.bucket == self.settings.bucket
+                && index.prefix == key_prefix
+                && !index.dry_run;
+            ours.then_some((name, index))
         })
     }
 
@@ -296,10 +294,8 @@ impl Engine {
                 return None;
             }
         };
-        match serde_json::from_slice::<Manifest>(&bytes) {
-            Ok(manifest) if manifest.bucket == self.settings.bucket => {
-                Some(StateIndex::from_manifest(&manifest))
-            }
+        match StateIndex::read(bytes.as_slice()) {
+            Ok(index) if index.bucket == self.settings.bucket => Some(index),
             Ok(_) => None,
             Err(err) => {
                 warn!(key, error = %err, "last manifest is corrupt; files are checked one by one");
@@ -308,46 +304,55 @@ impl Engine {
         }
     }
 
-    /// Uploads the manifest (not in a dry run), then writes the local copy.
+    /// Writes the local copy, then uploads the same bytes (not in a dry run).
     /// Either failing is recorded in the summary; the run's results stand.
+    /// The manifest is serialised once: at a million files it is large.
     async fn store_manifest(&self, mut manifest: Manifest, name: &str) -> Result<Summary> {
         let key = keys::manifest_key(&self.settings.prefix, name);
         let local = self.settings.manifest_dir.join(name);
         manifest.summary.manifest_local_path = Some(local.display().to_string());
         if !manifest.dry_run {
             manifest.summary.manifest_s3_uri = Some(self.remote.uri(&key));
-            let body = manifest.to_json()?;
-            let md5 = crate::hash::Md5Digest::of(&body);
-            let uploaded = match self
-                .remote
-                .put(&key, body, md5, Some("application/json"), WriteIf::Absent)
-                .await
-            {
-                // A retried PUT whose first attempt went through finds its own manifest.
-                Err(Error::PreconditionFailed { .. }) => match self.remote.head(&key).await {
-                    Ok(Some(stored)) if stored.md5.as_deref() == Some(md5.hex().as_str()) => {
-                        Ok(None)
-                    }
-                    _ => Err(Error::PreconditionFailed {
-                        bucket: self.settings.bucket.clone(),
-                        key: key.clone(),
-                    }),
-                },
-                other => other,
-            };
-            if let Err(err) = uploaded {
-                warn!(key, error = %err, "manifest upload failed");
-                manifest.summary.manifest_s3_uri = None;
-                manifest.summary.record_manifest_error(&err);
-            }
         }
-        let body = manifest.to_json()?;
+        let mut body = manifest.to_json()?;
         if let Err(err) = Manifest::write_local(&body, &local) {
             warn!(path = %local.display(), error = %err, "local manifest write failed");
             manifest.summary.manifest_local_path = None;
             manifest.summary.record_manifest_error(&err);
+            body = manifest.to_json()?;
+        }
+        if manifest.dry_run {
+            return Ok(manifest.summary);
+        }
+        if let Err(err) = self.upload_manifest(&key, body).await {
+            warn!(key, error = %err, "manifest upload failed");
+            manifest.summary.manifest_s3_uri = None;
+            manifest.summary.record_manifest_error(&err);
+            // The local copy must not claim an upload that did not happen.
+            if manifest.summary.manifest_local_path.is_some()
+                && let Err(err) = Manifest::write_local(&manifest.to_json()?, &local)
+            {
+                warn!(path = %local.display(), error = %err, "local manifest rewrite failed");
+            }
         }
         Ok(manifest.summary)
+    }
+
+    async fn upload_manifest(&self, key: &str, body: Vec<u8>) -> Result<()> {
+        let md5 = crate::hash::Md5Digest::of(&body);
+        match self
+            .remote
+            .put(key, body, md5, Some("application/json"), WriteIf::Absent)
+            .await
+        {
+            Ok(_) => Ok(()),
+            // A retried PUT whose first attempt went through finds its own manifest.
+            Err(err @ Error::PreconditionFailed { .. }) => match self.remote.head(key).await {
+                Ok(Some(stored)) if stored.md5.as_deref() == Some(md5.hex().as_str()) => Ok(()),
+                _ => Err(err),
+            },
+            Err(err) => Err(err),
+        }
     }
 
     /// One entry of the walk to one manifest record; `None` when the run's
