@@ -7,6 +7,7 @@ use chrono::{DateTime, SecondsFormat, Utc};
 use serde::{Deserialize, Serialize};
 
 use crate::error::{Error, Result};
+use crate::hash::{Md5Digest, Md5Stream};
 use crate::walk::Stamp;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -237,11 +238,43 @@ impl Manifest {
         Ok(serde_json::to_vec(self)?)
     }
 
-    /// Writes the local copy through a temporary file, so a reader never sees half a manifest.
-    pub fn write_local(bytes: &[u8], path: &Path) -> Result<()> {
+    /// Writes the local copy, streamed through a temporary file so that
+    /// neither memory holds the whole document nor a reader sees half of it.
+    /// Returns the MD5 of what was written.
+    pub fn write_local(&self, path: &Path) -> Result<Md5Digest> {
         let partial = path.with_extension("json.partial");
-        std::fs::write(&partial, bytes).map_err(|err| Error::io("write", &partial, err))?;
-        std::fs::rename(&partial, path).map_err(|err| Error::io("rename", path, err))
+        let file =
+            std::fs::File::create(&partial).map_err(|err| Error::io("create", &partial, err))?;
+        let mut out = HashingWriter {
+            inner: std::io::BufWriter::new(file),
+            md5: Md5Stream::default(),
+        };
+        serde_json::to_writer(&mut out, self)?;
+        out.inner
+            .into_inner()
+            .map_err(|err| Error::io("write", &partial, err.into_error()))?
+            .sync_all()
+            .map_err(|err| Error::io("write", &partial, err))?;
+        std::fs::rename(&partial, path).map_err(|err| Error::io("rename", path, err))?;
+        Ok(out.md5.finish())
+    }
+}
+
+/// Passes bytes on and hashes them on the way.
+struct HashingWriter<W> {
+    inner: W,
+    md5: Md5Stream,
+}
+
+impl<W: std::io::Write> std::io::Write for HashingWriter<W> {
+    fn write(&mut self, bytes: &[u8]) -> std::io::Result<usize> {
+        let written = self.inner.write(bytes)?;
+        self.md5.update(&bytes[..written]);
+        Ok(written)
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        self.inner.flush()
     }
 }
 

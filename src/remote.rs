@@ -27,6 +27,15 @@ pub enum WriteIf<'a> {
     Matches(&'a str),
 }
 
+/// A file's bytes as a request body, read from disk as they are sent.
+pub async fn file_body(path: &std::path::Path) -> Result<ByteStream> {
+    ByteStream::from_path(path).await.map_err(|err| Error::Io {
+        action: "read",
+        path: path.to_path_buf(),
+        source: std::io::Error::other(err),
+    })
+}
+
 /// User metadata key holding the hex MD5 of the content (`x-amz-meta-md5checksum`).
 pub const MD5_METADATA: &str = "md5checksum";
 
@@ -154,7 +163,7 @@ impl Remote {
     pub async fn put(
         &self,
         key: &str,
-        body: Vec<u8>,
+        body: impl Into<ByteStream>,
         md5: Md5Digest,
         content_type: Option<&str>,
         condition: WriteIf<'_>,
@@ -170,7 +179,7 @@ impl Remote {
             .content_md5(md5.base64())
             .metadata(MD5_METADATA, md5.hex())
             .set_content_type(content_type.map(str::to_owned))
-            .body(ByteStream::from(body));
+            .body(body.into());
         request = match condition {
             WriteIf::Always => request,
             WriteIf::Absent => request.if_none_match("*"),

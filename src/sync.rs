@@ -15,11 +15,12 @@ use crate::keys;
 use crate::lease::{self, Acquired, Lease};
 use crate::manifest::{self, FileRecord, FileStatus, Manifest, Summary};
 use crate::remote::KeyRange;
-use crate::remote::{Remote, WriteIf};
+use crate::remote::{self, Remote, WriteIf};
 use crate::request::RunRequest;
 use crate::state::{RemoteView, StateIndex, plan_listing};
 use crate::transfer::{Outcome, Prior, TransferSettings, sync_file};
 use crate::walk::{Found, walk};
+use aws_sdk_s3::primitives::ByteStream;
 
 /// How often a long run logs its progress.
 const PROGRESS_EVERY: Duration = Duration::from_secs(10);
@@ -160,6 +161,10 @@ impl Engine {
             .collect()
             .await;
         reporter.abort();
+        let (full_verify, runs_since_full_verify) =
+            (known.full_verify, known.runs_since_full_verify);
+        // The index and the listing are done with; free them before the manifest is written.
+        drop(known);
         files.sort_by(|a, b| a.local_path.cmp(&b.local_path));
 
         let not_reached = (total - files.len()) as u64;
@@ -183,8 +188,8 @@ impl Engine {
             kms_key_id: self.settings.kms_key_id.clone(),
             dry_run: scope.dry_run,
             complete: not_reached == 0,
-            full_verify: known.full_verify,
-            runs_since_full_verify: known.runs_since_full_verify,
+            full_verify,
+            runs_since_full_verify,
             summary,
             files,
         };
@@ -304,9 +309,10 @@ impl Engine {
         }
     }
 
-    /// Writes the local copy, then uploads the same bytes (not in a dry run).
+    /// Writes the local copy, then uploads that file (not in a dry run).
     /// Either failing is recorded in the summary; the run's results stand.
-    /// The manifest is serialised once: at a million files it is large.
+    /// At a million files the manifest is large, so it is streamed to disk
+    /// and from disk, never held whole in memory.
     async fn store_manifest(&self, mut manifest: Manifest, name: &str) -> Result<Summary> {
         let key = keys::manifest_key(&self.settings.prefix, name);
         let local = self.settings.manifest_dir.join(name);
@@ -314,23 +320,37 @@ impl Engine {
         if !manifest.dry_run {
             manifest.summary.manifest_s3_uri = Some(self.remote.uri(&key));
         }
-        let mut body = manifest.to_json()?;
-        if let Err(err) = Manifest::write_local(&body, &local) {
-            warn!(path = %local.display(), error = %err, "local manifest write failed");
-            manifest.summary.manifest_local_path = None;
-            manifest.summary.record_manifest_error(&err);
-            body = manifest.to_json()?;
-        }
+        let written = manifest.write_local(&local);
         if manifest.dry_run {
+            if let Err(err) = written {
+                warn!(path = %local.display(), error = %err, "local manifest write failed");
+                manifest.summary.manifest_local_path = None;
+                manifest.summary.record_manifest_error(&err);
+            }
             return Ok(manifest.summary);
         }
-        if let Err(err) = self.upload_manifest(&key, body).await {
+        let uploaded = match written {
+            Ok(md5) => {
+                self.upload_manifest(&key, remote::file_body(&local).await?, md5)
+                    .await
+            }
+            Err(err) => {
+                // No local copy: send the document from memory instead.
+                warn!(path = %local.display(), error = %err, "local manifest write failed");
+                manifest.summary.manifest_local_path = None;
+                manifest.summary.record_manifest_error(&err);
+                let body = manifest.to_json()?;
+                let md5 = crate::hash::Md5Digest::of(&body);
+                self.upload_manifest(&key, body.into(), md5).await
+            }
+        };
+        if let Err(err) = uploaded {
             warn!(key, error = %err, "manifest upload failed");
             manifest.summary.manifest_s3_uri = None;
             manifest.summary.record_manifest_error(&err);
             // The local copy must not claim an upload that did not happen.
             if manifest.summary.manifest_local_path.is_some()
-                && let Err(err) = Manifest::write_local(&manifest.to_json()?, &local)
+                && let Err(err) = manifest.write_local(&local)
             {
                 warn!(path = %local.display(), error = %err, "local manifest rewrite failed");
             }
@@ -338,8 +358,12 @@ impl Engine {
         Ok(manifest.summary)
     }
 
-    async fn upload_manifest(&self, key: &str, body: Vec<u8>) -> Result<()> {
-        let md5 = crate::hash::Md5Digest::of(&body);
+    async fn upload_manifest(
+        &self,
+        key: &str,
+        body: ByteStream,
+        md5: crate::hash::Md5Digest,
+    ) -> Result<()> {
         match self
             .remote
             .put(key, body, md5, Some("application/json"), WriteIf::Absent)
