@@ -72,6 +72,34 @@ fn lock_rules() -> [Rule; 2] {
     [put, delete]
 }
 
+/// A client that answers `rules` first, then as S3 does for the rest of a
+/// run: the lock, an empty listing, no object under any key, uploads stored.
+fn client_with(rules: &[&Rule]) -> Client {
+    let [lock, unlock] = lock_rules();
+    let background = [lock, unlock, listing(&[]), not_found(), put_ok()];
+    mock_client!(
+        aws_sdk_s3,
+        RuleMode::MatchAny,
+        rules.iter().copied().chain(&background)
+    )
+}
+
+/// PutObject of `key` answered with this encryption.
+fn put_answering(
+    key: &'static str,
+    sse: ServerSideEncryption,
+    kms_key: Option<&'static str>,
+) -> Rule {
+    mock!(Client::put_object)
+        .match_requests(move |req| req.key() == Some(key))
+        .then_output(move || {
+            PutObjectOutput::builder()
+                .server_side_encryption(sse.clone())
+                .set_ssekms_key_id(kms_key.map(str::to_owned))
+                .build()
+        })
+}
+
 async fn run(client: Client, files: &[(&str, Vec<u8>)]) -> (Summary, Manifest) {
     let source = tempfile::tempdir().unwrap();
     let manifests = tempfile::tempdir().unwrap();
@@ -182,16 +210,7 @@ async fn failing_part_aborts_the_multipart_upload() {
         .then_output(|| AbortMultipartUploadOutput::builder().build());
     let complete = mock!(Client::complete_multipart_upload)
         .then_output(|| CompleteMultipartUploadOutput::builder().build());
-    let (missing, put) = (not_found(), put_ok());
-    let [lock, unlock] = lock_rules();
-    let list = listing(&[]);
-    let client = mock_client!(
-        aws_sdk_s3,
-        RuleMode::MatchAny,
-        [
-            &lock, &unlock, &list, &missing, &create, &part, &abort, &complete, &put
-        ]
-    );
+    let client = client_with(&[&create, &part, &abort, &complete]);
 
     let big = vec![7u8; 6 * 1024 * 1024];
     let (summary, manifest) = run(client, &[("big.bin", big)]).await;
@@ -205,31 +224,13 @@ async fn failing_part_aborts_the_multipart_upload() {
 
 #[tokio::test]
 async fn other_encryption_in_the_response_fails_the_file() {
-    let aes = mock!(Client::put_object)
-        .match_requests(|req| req.key() == Some("p/a.txt"))
-        .then_output(|| {
-            PutObjectOutput::builder()
-                .server_side_encryption(ServerSideEncryption::Aes256)
-                .build()
-        });
-    let other_key = mock!(Client::put_object)
-        .match_requests(|req| req.key() == Some("p/b.txt"))
-        .then_output(|| {
-            PutObjectOutput::builder()
-                .server_side_encryption(ServerSideEncryption::AwsKms)
-                .ssekms_key_id(
-                    "arn:aws:kms:us-east-1:111122223333:key/ffffffff-0000-0000-0000-000000000000",
-                )
-                .build()
-        });
-    let (missing, put) = (not_found(), put_ok());
-    let [lock, unlock] = lock_rules();
-    let list = listing(&[]);
-    let client = mock_client!(
-        aws_sdk_s3,
-        RuleMode::MatchAny,
-        [&lock, &unlock, &list, &missing, &aes, &other_key, &put]
+    let aes = put_answering("p/a.txt", ServerSideEncryption::Aes256, None);
+    let other_key = put_answering(
+        "p/b.txt",
+        ServerSideEncryption::AwsKms,
+        Some("arn:aws:kms:us-east-1:111122223333:key/ffffffff-0000-0000-0000-000000000000"),
     );
+    let client = client_with(&[&aes, &other_key]);
 
     let files = [("a.txt", b"a".to_vec()), ("b.txt", b"b".to_vec())];
     let (summary, manifest) = run(client, &files).await;
@@ -247,22 +248,8 @@ async fn other_encryption_in_the_response_fails_the_file() {
 /// key S3 receives is the file name, byte for byte.
 #[tokio::test]
 async fn a_newline_in_a_file_name_reaches_s3_unchanged() {
-    let exact = mock!(Client::put_object)
-        .match_requests(|req| req.key() == Some("p/line\nbreak.txt"))
-        .then_output(|| {
-            PutObjectOutput::builder()
-                .server_side_encryption(ServerSideEncryption::AwsKms)
-                .ssekms_key_id(KEY)
-                .build()
-        });
-    let (missing, put) = (not_found(), put_ok());
-    let [lock, unlock] = lock_rules();
-    let list = listing(&[]);
-    let client = mock_client!(
-        aws_sdk_s3,
-        RuleMode::MatchAny,
-        [&lock, &unlock, &list, &missing, &exact, &put]
-    );
+    let exact = put_answering("p/line\nbreak.txt", ServerSideEncryption::AwsKms, Some(KEY));
+    let client = client_with(&[&exact]);
 
     let (summary, manifest) = run(client, &[("line\nbreak.txt", b"n".to_vec())]).await;
     assert_eq!(summary.uploaded, 1);
