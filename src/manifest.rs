@@ -1,6 +1,7 @@
 //! The record of one run: one entry per file, a header, and the summary the
 //! function returns.
 
+use std::borrow::Cow;
 use std::path::Path;
 
 use chrono::{DateTime, SecondsFormat, Utc};
@@ -33,7 +34,7 @@ pub struct FileRecord {
     pub md5: Option<String>,
     /// Why the file was uploaded, skipped or left alone.
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub reason: Option<String>,
+    pub reason: Option<Cow<'static, str>>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub error: Option<String>,
     /// The ETag S3 returned for this upload: an opaque version token.

@@ -416,7 +416,7 @@ impl Engine {
             Found::Ignored { path, reason, .. } => {
                 let mut record = FileRecord::new(&path, 0);
                 record.status = FileStatus::Skipped;
-                record.reason = Some(reason);
+                record.reason = Some(reason.into());
                 record
             }
             Found::Unreadable { path, error, .. } => {
