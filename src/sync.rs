@@ -320,25 +320,25 @@ impl Engine {
         if !manifest.dry_run {
             manifest.summary.manifest_s3_uri = Some(self.remote.uri(&key));
         }
-        let written = manifest.write_local(&local);
-        if manifest.dry_run {
-            if let Err(err) = written {
+        let written = match manifest.write_local(&local) {
+            Ok(md5) => Some(md5),
+            Err(err) => {
                 warn!(path = %local.display(), error = %err, "local manifest write failed");
                 manifest.summary.manifest_local_path = None;
                 manifest.summary.record_manifest_error(&err);
+                None
             }
+        };
+        if manifest.dry_run {
             return Ok(manifest.summary);
         }
         let uploaded = match written {
-            Ok(md5) => {
+            Some(md5) => {
                 self.upload_manifest(&key, remote::file_body(&local).await?, md5)
                     .await
             }
-            Err(err) => {
-                // No local copy: send the document from memory instead.
-                warn!(path = %local.display(), error = %err, "local manifest write failed");
-                manifest.summary.manifest_local_path = None;
-                manifest.summary.record_manifest_error(&err);
+            // No local copy: send the document from memory instead.
+            None => {
                 let body = manifest.to_json()?;
                 let md5 = crate::hash::Md5Digest::of(&body);
                 self.upload_manifest(&key, body.into(), md5).await
