@@ -99,7 +99,8 @@ pub struct Settings {
 /// What one run covers: the configured settings narrowed by a request.
 #[derive(Debug, Clone)]
 pub struct Scope {
-    /// Directory the walk starts from: the source directory or a sub-directory of it.
+    /// Directory the walk starts from, relative to the source directory
+    /// (empty for the source itself).
     pub start_dir: PathBuf,
     /// Prefix of the file keys (the configured prefix plus any sub-prefix).
     pub key_prefix: String,
@@ -195,7 +196,7 @@ impl Settings {
     /// A request can never leave the source directory nor change bucket or key.
     pub fn scope(&self, request: &RunRequest) -> Result<Scope> {
         let start_dir = match &request.subdir {
-            None => self.source_dir.clone(),
+            None => PathBuf::new(),
             Some(subdir) => self.confined_subdir(subdir)?,
         };
         let sub_prefix = match &request.sub_prefix {
@@ -214,14 +215,14 @@ impl Settings {
                 sub
             }
         };
-        let mut include = self.include.clone();
-        include.extend(request.include.iter().cloned());
-        let mut exclude = self.exclude.clone();
-        exclude.extend(request.exclude.iter().cloned());
-        let filter = Filter::new(&include, &exclude).map_err(|err| match err {
-            Error::Config(msg) => Error::Event(msg),
-            other => other,
-        })?;
+        // An event only narrows: a file must pass the configured filter and the event's.
+        let configured = Filter::new(&self.include, &self.exclude)?;
+        let filter = configured
+            .narrowed(&request.include, &request.exclude)
+            .map_err(|err| match err {
+                Error::Config(msg) => Error::Event(msg),
+                other => other,
+            })?;
         Ok(Scope {
             start_dir,
             key_prefix: keys::join(&self.prefix, &sub_prefix),
@@ -231,6 +232,9 @@ impl Settings {
         })
     }
 
+    /// The sub-directory as a path relative to the source. It is checked
+    /// here so that a bad event fails fast; the walk itself opens it without
+    /// following links, whatever happens to it meanwhile.
     fn confined_subdir(&self, subdir: &str) -> Result<PathBuf> {
         let relative = Path::new(subdir);
         let plain = relative.components().all(|c| {
@@ -259,7 +263,10 @@ impl Settings {
                 "subdir {subdir:?} is not a directory"
             )));
         }
-        Ok(resolved)
+        Ok(resolved
+            .strip_prefix(&self.source_dir)
+            .unwrap_or(&resolved)
+            .to_path_buf())
     }
 }
 
@@ -385,6 +392,38 @@ mod tests {
     }
 
     #[test]
+    fn an_event_filter_only_narrows_the_configured_one() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut a = args(dir.path());
+        a.include = vec!["*.txt".into()];
+        a.exclude = vec!["secret/**".into()];
+        let settings = Settings::from_args(a, Mode::Cli).unwrap();
+        let scope = settings
+            .scope(&RunRequest {
+                include: vec!["**".into()],
+                ..RunRequest::default()
+            })
+            .unwrap();
+        assert!(scope.filter.accepts("a.txt"));
+        assert!(!scope.filter.accepts("a.bin"), "the event widened include");
+        assert!(!scope.filter.accepts("secret/a.txt"));
+
+        let scope = settings
+            .scope(&RunRequest {
+                include: vec!["logs/**".into()],
+                exclude: vec!["**/old.txt".into()],
+                ..RunRequest::default()
+            })
+            .unwrap();
+        assert!(scope.filter.accepts("logs/new.txt"));
+        assert!(!scope.filter.accepts("logs/old.txt"));
+        assert!(
+            !scope.filter.accepts("top.txt"),
+            "outside the event's include"
+        );
+    }
+
+    #[test]
     fn scope_is_confined_to_the_source() {
         let dir = tempfile::tempdir().unwrap();
         let source = dir.path().join("src");
@@ -399,7 +438,7 @@ mod tests {
                 ..RunRequest::default()
             })
             .unwrap();
-        assert!(narrowed.start_dir.ends_with("sub/deeper"));
+        assert_eq!(narrowed.start_dir, Path::new("sub/deeper"));
         assert_eq!(narrowed.key_prefix, "x");
 
         for bad in ["../", "sub/../../x", "/etc", "escape", "missing"] {

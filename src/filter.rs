@@ -4,8 +4,14 @@ use globset::{Glob, GlobSet, GlobSetBuilder};
 
 use crate::error::{Error, Result};
 
+/// Layers of include and exclude globs; a file must pass every layer.
 #[derive(Debug, Clone)]
 pub struct Filter {
+    layers: Vec<Layer>,
+}
+
+#[derive(Debug, Clone)]
+struct Layer {
     include: Option<GlobSet>,
     exclude: GlobSet,
 }
@@ -13,19 +19,41 @@ pub struct Filter {
 impl Filter {
     /// An empty include list means every file is included.
     pub fn new(include: &[String], exclude: &[String]) -> Result<Self> {
+        Ok(Filter {
+            layers: vec![Layer::new(include, exclude)?],
+        })
+    }
+
+    /// This filter further narrowed: a file must pass both. Globs that are
+    /// merged instead would let a wider include undo a narrower one.
+    pub fn narrowed(&self, include: &[String], exclude: &[String]) -> Result<Self> {
+        let mut narrowed = self.clone();
+        if !include.is_empty() || !exclude.is_empty() {
+            narrowed.layers.push(Layer::new(include, exclude)?);
+        }
+        Ok(narrowed)
+    }
+
+    /// Whether a file with this relative path (with `/` separators) is backed up.
+    pub fn accepts(&self, relative: &str) -> bool {
+        self.layers.iter().all(|layer| layer.accepts(relative))
+    }
+}
+
+impl Layer {
+    fn new(include: &[String], exclude: &[String]) -> Result<Self> {
         let include = if include.is_empty() {
             None
         } else {
             Some(build(include, "SYNC_INCLUDE or --include")?)
         };
-        Ok(Filter {
+        Ok(Layer {
             include,
             exclude: build(exclude, "SYNC_EXCLUDE or --exclude")?,
         })
     }
 
-    /// Whether a file with this relative path (with `/` separators) is backed up.
-    pub fn accepts(&self, relative: &str) -> bool {
+    fn accepts(&self, relative: &str) -> bool {
         let included = self
             .include
             .as_ref()

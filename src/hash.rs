@@ -52,7 +52,12 @@ impl Md5Stream {
 
 /// Hashes a file with a fixed-size buffer; returns the digest and the bytes read.
 pub fn md5_file(path: &Path) -> Result<(Md5Digest, u64)> {
-    let mut file = std::fs::File::open(path).map_err(|err| Error::io("open", path, err))?;
+    let file = std::fs::File::open(path).map_err(|err| Error::io("open", path, err))?;
+    md5_read(file, path)
+}
+
+/// Hashes what `reader` yields (`path` names it in errors).
+pub fn md5_read(mut file: impl Read, path: &Path) -> Result<(Md5Digest, u64)> {
     let mut buffer = vec![0u8; READ_BUFFER];
     let mut hasher = Md5Stream::default();
     let mut total = 0u64;

@@ -35,6 +35,21 @@ pub enum KeyError {
     NotRelative,
     #[error("object key would be {0} bytes, above S3's limit of 1024")]
     TooLong(usize),
+    #[error(
+        "its key {0} lies in the folder reserved for run manifests and the lock; not uploaded (rename or exclude the source folder)"
+    )]
+    Reserved(String),
+}
+
+/// The key of a source file: [`object_key`] under `key_prefix`, refused when
+/// it would land in the manifest folder of the configured `prefix`, where it
+/// could overwrite the lock or pose as a manifest.
+pub fn file_key(prefix: &str, key_prefix: &str, relative: &Path) -> Result<String, KeyError> {
+    let key = object_key(key_prefix, relative)?;
+    if key.starts_with(&manifest_key(prefix, "")) {
+        return Err(KeyError::Reserved(key));
+    }
+    Ok(key)
 }
 
 /// Derives `<prefix>/<relative path>` with `/` separators.
@@ -116,6 +131,20 @@ mod tests {
         use std::os::unix::ffi::OsStrExt;
         let rel = Path::new(OsStr::from_bytes(b"bad\xffname"));
         assert_eq!(object_key("", rel), Err(KeyError::NotUtf8));
+    }
+
+    #[test]
+    fn source_files_never_map_into_the_manifest_folder() {
+        for (prefix, key_prefix) in [("", ""), ("p", "p"), ("a/b", "a/b")] {
+            let err = file_key(prefix, key_prefix, Path::new("_manifests/lock.json"));
+            assert!(matches!(err, Err(KeyError::Reserved(_))), "{prefix:?}");
+        }
+        // Under a sub-prefix the same folder name is an ordinary folder.
+        assert_eq!(
+            file_key("p", "p/sub", Path::new("_manifests/x")).unwrap(),
+            "p/sub/_manifests/x"
+        );
+        assert!(file_key("p", "p", Path::new("_manifests2/x")).is_ok());
     }
 
     #[test]

@@ -16,6 +16,7 @@ pub mod metrics;
 pub mod plan;
 pub mod remote;
 pub mod request;
+pub mod source;
 pub mod state;
 pub mod sync;
 pub mod transfer;

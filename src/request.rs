@@ -26,10 +26,10 @@ pub struct RunRequest {
     /// Read and hash every file, trusting no size, time and inode match.
     #[serde(default)]
     pub verify: Option<bool>,
-    /// Further include globs (added to the configured ones).
+    /// Include globs; a file must match these and the configured filter.
     #[serde(default)]
     pub include: Vec<String>,
-    /// Further exclude globs (added to the configured ones).
+    /// Further exclude globs.
     #[serde(default)]
     pub exclude: Vec<String>,
 }

@@ -17,6 +17,7 @@ use crate::manifest::{self, FileRecord, FileStatus, Manifest, Summary};
 use crate::remote::KeyRange;
 use crate::remote::{self, Remote, WriteIf};
 use crate::request::RunRequest;
+use crate::source::SourceDir;
 use crate::state::{RemoteView, StateIndex, plan_listing};
 use crate::transfer::{Outcome, Prior, TransferSettings, sync_file};
 use crate::walk::{Found, walk};
@@ -143,19 +144,21 @@ impl Engine {
     }
 
     async fn sync(&self, run: &Run, scope: &Scope) -> Result<Summary> {
-        let root = self.settings.source_dir.clone();
+        let source = SourceDir::open(&self.settings.source_dir)?;
+        let walker = source.clone();
         let (start, filter) = (scope.start_dir.clone(), scope.filter.clone());
         // The walk and the listing take similar time and need nothing from each other.
-        let walking = tokio::task::spawn_blocking(move || walk(&root, &start, &filter));
+        let walking = tokio::task::spawn_blocking(move || walk(&walker, &start, &filter));
         let (found, known) = tokio::join!(walking, self.load_state(scope));
         let found = found?;
         let total = found.len();
-        info!(entries = total, dir = %scope.start_dir.display(), dry_run = scope.dry_run, "walked source");
+        let walked_dir = self.settings.source_dir.join(&scope.start_dir);
+        info!(entries = total, dir = %walked_dir.display(), dry_run = scope.dry_run, "walked source");
 
         let progress = Arc::new(Progress::default());
         let reporter = progress.report_every(PROGRESS_EVERY, total);
         let mut files: Vec<FileRecord> = futures::stream::iter(found)
-            .map(|item| self.process(item, scope, run.stop_at, &known, &progress))
+            .map(|item| self.process(item, &source, scope, run.stop_at, &known, &progress))
             .buffer_unordered(self.settings.concurrency)
             .filter_map(std::future::ready)
             .collect()
@@ -182,7 +185,7 @@ impl Engine {
             started_at: manifest::timestamp(run.started),
             finished_at: manifest::timestamp(Utc::now()),
             source_dir: self.settings.source_dir.display().to_string(),
-            walked_dir: scope.start_dir.display().to_string(),
+            walked_dir: walked_dir.display().to_string(),
             bucket: self.settings.bucket.clone(),
             prefix: scope.key_prefix.clone(),
             kms_key_id: self.settings.kms_key_id.clone(),
@@ -384,6 +387,7 @@ impl Engine {
     async fn process(
         &self,
         item: Found,
+        source: &SourceDir,
         scope: &Scope,
         stop_at: Option<Instant>,
         known: &RunState,
@@ -396,13 +400,14 @@ impl Engine {
             Found::File(file) => {
                 let mut record = FileRecord::new(&file.path, file.size);
                 record.set_stamp(file.stamp);
-                match keys::object_key(&scope.key_prefix, &file.relative) {
+                match keys::file_key(&self.settings.prefix, &scope.key_prefix, &file.relative) {
                     Err(err) => record.fail(err.to_string()),
                     Ok(key) => {
                         record.s3_uri = Some(self.remote.uri(&key));
                         let settings = self.transfer_settings(scope, stop_at);
                         let prior = known.prior(&key);
-                        let result = sync_file(&self.remote, settings, &file, &key, prior).await;
+                        let result =
+                            sync_file(&self.remote, source, settings, &file, &key, prior).await;
                         progress
                             .bytes_read
                             .fetch_add(result.bytes_read, Ordering::Relaxed);

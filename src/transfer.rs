@@ -5,6 +5,7 @@
 //! part, so one file in flight holds at most one part in memory.
 
 use std::fs::File;
+use std::io::Read;
 use std::os::unix::fs::FileExt;
 use std::path::Path;
 use std::sync::Arc;
@@ -13,11 +14,12 @@ use std::time::Instant;
 use tracing::{debug, warn};
 
 use crate::error::{Error, Result};
-use crate::hash::{Md5Digest, Md5Stream, md5_file};
+use crate::hash::{Md5Digest, Md5Stream, md5_read};
 use crate::plan::{Action, decide, part_size_for};
 use crate::remote::{Remote, RemoteObject, WriteIf};
+use crate::source::{SourceDir, stamp_of};
 use crate::state::{Known, Presence, unchanged_remotely};
-use crate::walk::{LocalFile, Stamp};
+use crate::walk::LocalFile;
 
 /// How files are sent.
 #[derive(Debug, Clone, Copy)]
@@ -69,6 +71,7 @@ pub struct Prior<'a> {
 
 pub async fn sync_file(
     remote: &Remote,
+    source: &SourceDir,
     settings: TransferSettings,
     file: &LocalFile,
     key: &str,
@@ -79,12 +82,13 @@ pub async fn sync_file(
         bytes_read: 0,
         outcome: Ok(Outcome::WouldUpload { reason: "" }),
     };
-    result.outcome = send_if_changed(remote, settings, file, key, prior, &mut result).await;
+    result.outcome = send_if_changed(remote, source, settings, file, key, prior, &mut result).await;
     result
 }
 
 async fn send_if_changed(
     remote: &Remote,
+    source: &SourceDir,
     settings: TransferSettings,
     file: &LocalFile,
     key: &str,
@@ -98,7 +102,7 @@ async fn send_if_changed(
         .map(|known| known.md5);
     let (mut content, mut md5) = match trusted {
         Some(md5) => (None, md5),
-        None => read_and_hash(file, settings.multipart_threshold, result).await?,
+        None => read_and_hash(source, file, settings.multipart_threshold, result).await?,
     };
     result.md5 = Some(md5);
 
@@ -129,50 +133,56 @@ async fn send_if_changed(
     };
     if trusted.is_some() {
         // The upload needs the bytes, and their MD5 as they are now.
-        (content, md5) = read_and_hash(file, settings.multipart_threshold, result).await?;
+        (content, md5) = read_and_hash(source, file, settings.multipart_threshold, result).await?;
         result.md5 = Some(md5);
     }
     let etag = match content {
         Some(bytes) => remote.put(key, bytes, md5, None, WriteIf::Always).await?,
-        None => upload_multipart(remote, settings, file, key, md5, result).await?,
+        None => upload_multipart(remote, source, settings, file, key, md5, result).await?,
     };
     Ok(Outcome::Uploaded { etag, reason })
 }
 
 /// Small files come back in memory with their MD5; large ones only hashed.
 async fn read_and_hash(
+    source: &SourceDir,
     file: &LocalFile,
     threshold: u64,
     result: &mut FileResult,
 ) -> Result<(Option<Vec<u8>>, Md5Digest)> {
     result.bytes_read += file.size;
-    let file = file.clone();
+    let (source, file) = (source.clone(), file.clone());
     tokio::task::spawn_blocking(move || {
+        let (mut handle, _) = source.open_file(&file.relative)?;
         if file.size <= threshold {
-            let bytes =
-                std::fs::read(&file.path).map_err(|err| Error::io("read", &file.path, err))?;
-            ensure_unchanged(&file, bytes.len() as u64)?;
+            let mut bytes = Vec::with_capacity(file.size as usize);
+            handle
+                .read_to_end(&mut bytes)
+                .map_err(|err| Error::io("read", &file.path, err))?;
+            ensure_unchanged(&file, &handle, bytes.len() as u64)?;
             let md5 = Md5Digest::of(&bytes);
             Ok((Some(bytes), md5))
         } else {
-            let (md5, read) = md5_file(&file.path)?;
-            ensure_unchanged(&file, read)?;
+            let (md5, read) = md5_read(&handle, &file.path)?;
+            ensure_unchanged(&file, &handle, read)?;
             Ok((None, md5))
         }
     })
     .await?
 }
 
-/// Fails when the file's size or mtime moved since the walk saw it, or when
-/// the bytes read disagree with its size: such a read may be torn.
-fn ensure_unchanged(file: &LocalFile, bytes_read: u64) -> Result<()> {
-    let meta =
-        std::fs::symlink_metadata(&file.path).map_err(|err| Error::io("stat", &file.path, err))?;
-    let detail = if bytes_read != file.size {
+/// Fails when the open file is not the one the walk saw (another inode), or
+/// its size or times moved since, or the bytes read disagree with its size:
+/// such a read may be torn.
+fn ensure_unchanged(file: &LocalFile, handle: &File, bytes_read: u64) -> Result<()> {
+    let now = stamp_of(handle, &file.path)?;
+    let detail = if now.inode != file.stamp.inode {
+        "it was replaced by another file".to_owned()
+    } else if bytes_read != file.size {
         format!("{bytes_read} bytes read, {} expected", file.size)
-    } else if meta.len() != file.size {
-        format!("size went from {} to {}", file.size, meta.len())
-    } else if Stamp::of(&meta) != file.stamp {
+    } else if now.size != file.size {
+        format!("size went from {} to {}", file.size, now.size)
+    } else if now != file.stamp {
         "modification or change time moved".to_owned()
     } else {
         return Ok(());
@@ -185,6 +195,7 @@ fn ensure_unchanged(file: &LocalFile, bytes_read: u64) -> Result<()> {
 
 async fn upload_multipart(
     remote: &Remote,
+    source: &SourceDir,
     settings: TransferSettings,
     file: &LocalFile,
     key: &str,
@@ -193,7 +204,7 @@ async fn upload_multipart(
 ) -> Result<Option<String>> {
     result.bytes_read += file.size;
     let upload_id = remote.create_multipart(key, md5).await?;
-    let sent = send_parts(remote, settings, file, key, &upload_id, md5).await;
+    let sent = send_parts(remote, source, settings, file, key, &upload_id, md5).await;
     let completed = match sent {
         Ok(parts) => match remote.complete_multipart(key, &upload_id, parts).await {
             // A retried completion whose first attempt went through finds no
@@ -219,6 +230,7 @@ async fn upload_multipart(
 
 async fn send_parts(
     remote: &Remote,
+    source: &SourceDir,
     settings: TransferSettings,
     file: &LocalFile,
     key: &str,
@@ -226,8 +238,7 @@ async fn send_parts(
     md5: Md5Digest,
 ) -> Result<Vec<aws_sdk_s3::types::CompletedPart>> {
     let part_size = part_size_for(file.size, settings.part_size);
-    let handle =
-        Arc::new(File::open(&file.path).map_err(|err| Error::io("open", &file.path, err))?);
+    let handle = Arc::new(source.open_file(&file.relative)?.0);
     let mut whole = Md5Stream::default();
     let mut parts = Vec::new();
     let mut offset = 0u64;
@@ -246,7 +257,7 @@ async fn send_parts(
         number += 1;
     }
     // The parts must add up to the content whose MD5 went into the metadata.
-    ensure_unchanged(file, offset)?;
+    ensure_unchanged(file, &handle, offset)?;
     let sent = whole.finish();
     if sent != md5 {
         return Err(Error::Changed {

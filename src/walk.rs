@@ -1,19 +1,22 @@
 //! The local side: a recursive walk that yields every regular file and a
 //! reason for everything else it meets.
 
-use std::fs::FileType;
-use std::os::unix::fs::MetadataExt;
+use std::ffi::{OsStr, OsString};
+use std::os::fd::{AsFd, OwnedFd};
+use std::os::unix::ffi::OsStrExt;
 use std::path::{Path, PathBuf};
 
+use rustix::fs::FileType;
 use serde::{Deserialize, Serialize};
 
-use walkdir::WalkDir;
-
 use crate::filter::Filter;
+use crate::source::{SourceDir, describe, open_child_dir, stat_child};
 
 /// What `lstat` says of a file that shows whether it changed. A content
 /// change always moves the ctime, which user space cannot set back, so equal
-/// stamps mean the bytes are the ones hashed when the stamp was taken.
+/// stamps mean the bytes are the ones hashed when the stamp was taken, as
+/// long as the stamp was taken safely after the last write (see
+/// [`Stamp::settled_before`]).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Stamp {
     pub size: u64,
@@ -23,12 +26,15 @@ pub struct Stamp {
 }
 
 impl Stamp {
-    pub fn of(meta: &std::fs::Metadata) -> Self {
+    // The `stat` field types differ between targets; the casts are needed on some.
+    #[allow(clippy::unnecessary_cast)]
+    pub fn of_stat(stat: &rustix::fs::Stat) -> Self {
+        let ns = |secs: i64, nanos: i64| secs * 1_000_000_000 + nanos;
         Stamp {
-            size: meta.len(),
-            mtime_ns: meta.mtime() * 1_000_000_000 + meta.mtime_nsec(),
-            ctime_ns: meta.ctime() * 1_000_000_000 + meta.ctime_nsec(),
-            inode: meta.ino(),
+            size: stat.st_size as u64,
+            mtime_ns: ns(stat.st_mtime as i64, stat.st_mtime_nsec as i64),
+            ctime_ns: ns(stat.st_ctime as i64, stat.st_ctime_nsec as i64),
+            inode: stat.st_ino as u64,
         }
     }
 }
@@ -61,82 +67,113 @@ pub enum Found {
     },
 }
 
-/// Walks `start` (inside `root`) without following symlinks, in file-name order.
-pub fn walk(root: &Path, start: &Path, filter: &Filter) -> Vec<Found> {
-    let mut found = Vec::new();
-    for entry in WalkDir::new(start).follow_links(false).sort_by_file_name() {
-        match entry {
-            Ok(entry) => {
-                let file_type = entry.file_type();
-                if file_type.is_dir() {
+/// Directories open at once on the way down: one per level. Deeper ones are
+/// recorded as unreadable rather than reopened by path, which a rename could
+/// redirect.
+pub const MAX_DEPTH: usize = 256;
+
+/// Walks `start` (a directory relative to the source) in file-name order,
+/// by directory descriptors and without following symlinks. Filters apply
+/// to files; a directory that cannot be read is always recorded, since the
+/// files it hides may be ones the filters want.
+pub fn walk(source: &SourceDir, start: &Path, filter: &Filter) -> Vec<Found> {
+    let mut walk = Walk {
+        source,
+        filter,
+        found: Vec::new(),
+    };
+    match source.open_dir(start) {
+        Ok(dir) => walk.directory(dir, start.to_path_buf(), 0),
+        Err(err) => walk.unreadable(start.to_path_buf(), err.to_string()),
+    }
+    walk.found
+}
+
+struct Walk<'a> {
+    source: &'a SourceDir,
+    filter: &'a Filter,
+    found: Vec<Found>,
+}
+
+impl Walk<'_> {
+    fn directory(&mut self, dir: OwnedFd, relative: PathBuf, depth: usize) {
+        let names = match read_names(&dir) {
+            Ok(names) => names,
+            Err(err) => return self.unreadable(relative, err.to_string()),
+        };
+        for name in names {
+            let child = relative.join(&name);
+            let stat = match stat_child(dir.as_fd(), &name) {
+                Ok(stat) => stat,
+                Err(err) => {
+                    if self.accepts(&child) {
+                        self.unreadable(child, err.to_string());
+                    }
                     continue;
                 }
-                let path = entry.into_path();
-                let relative = relative_to(root, &path);
-                if !filter.accepts(&relative.to_string_lossy()) {
+            };
+            let kind = FileType::from_raw_mode(stat.st_mode);
+            if kind == FileType::Directory {
+                if depth + 1 >= MAX_DEPTH {
+                    let error = format!("nested deeper than {MAX_DEPTH} directories; not walked");
+                    self.unreadable(child, error);
                     continue;
                 }
-                found.push(classify(path, relative, file_type));
-            }
-            Err(err) => {
-                let path = err.path().map(Path::to_path_buf).unwrap_or_default();
-                let relative = relative_to(root, &path);
-                if filter.accepts(&relative.to_string_lossy()) {
-                    found.push(Found::Unreadable {
-                        path,
-                        relative,
-                        error: err.to_string(),
-                    });
+                // Opened by name from its parent's descriptor, without
+                // following: a symlink swapped in since the stat is refused.
+                match open_child_dir(dir.as_fd(), &name) {
+                    Ok(sub) => self.directory(sub, child, depth + 1),
+                    Err(err) => self.unreadable(child, err.to_string()),
                 }
+                continue;
             }
+            if !self.accepts(&child) {
+                continue;
+            }
+            let path = self.source.path().join(&child);
+            self.found.push(if kind == FileType::RegularFile {
+                let stamp = Stamp::of_stat(&stat);
+                Found::File(LocalFile {
+                    path,
+                    relative: child,
+                    size: stamp.size,
+                    stamp,
+                })
+            } else {
+                Found::Ignored {
+                    path,
+                    relative: child,
+                    reason: format!("not a regular file ({}); not backed up", describe(kind)),
+                }
+            });
         }
     }
-    found
-}
 
-fn relative_to(root: &Path, path: &Path) -> PathBuf {
-    path.strip_prefix(root).unwrap_or(path).to_path_buf()
-}
-
-fn classify(path: PathBuf, relative: PathBuf, file_type: FileType) -> Found {
-    if file_type.is_file() {
-        return match std::fs::symlink_metadata(&path) {
-            Ok(meta) => Found::File(LocalFile {
-                path,
-                relative,
-                size: meta.len(),
-                stamp: Stamp::of(&meta),
-            }),
-            Err(err) => Found::Unreadable {
-                path,
-                relative,
-                error: err.to_string(),
-            },
-        };
+    fn accepts(&self, relative: &Path) -> bool {
+        self.filter.accepts(&relative.to_string_lossy())
     }
-    Found::Ignored {
-        path,
-        relative,
-        reason: format!(
-            "not a regular file ({}); not backed up",
-            describe(file_type)
-        ),
+
+    fn unreadable(&mut self, relative: PathBuf, error: String) {
+        self.found.push(Found::Unreadable {
+            path: self.source.path().join(&relative),
+            relative,
+            error,
+        });
     }
 }
 
-fn describe(file_type: FileType) -> &'static str {
-    use std::os::unix::fs::FileTypeExt;
-    if file_type.is_symlink() {
-        "symbolic link, not followed"
-    } else if file_type.is_fifo() {
-        "FIFO"
-    } else if file_type.is_socket() {
-        "socket"
-    } else if file_type.is_block_device() || file_type.is_char_device() {
-        "device"
-    } else {
-        "unknown type"
+/// The entry names of a directory, sorted by their bytes.
+fn read_names(dir: &OwnedFd) -> std::io::Result<Vec<OsString>> {
+    let mut names = Vec::new();
+    for entry in rustix::fs::Dir::read_from(dir)? {
+        let entry = entry?;
+        let name = entry.file_name().to_bytes();
+        if name != b"." && name != b".." {
+            names.push(OsStr::from_bytes(name).to_os_string());
+        }
     }
+    names.sort_unstable();
+    Ok(names)
 }
 
 #[cfg(test)]
@@ -173,7 +210,11 @@ mod tests {
             .unwrap();
         assert!(status.success());
 
-        let found = walk(root, root, &Filter::new(&[], &[]).unwrap());
+        let found = walk(
+            &SourceDir::open(root).unwrap(),
+            Path::new(""),
+            &Filter::new(&[], &[]).unwrap(),
+        );
         assert_eq!(
             names(&found),
             vec![
@@ -200,7 +241,7 @@ mod tests {
         std::fs::write(root.join("keep/skip/b.txt"), b"b").unwrap();
         std::fs::write(root.join("outside.txt"), b"o").unwrap();
         let filter = Filter::new(&[], &["*.tmp".into(), "keep/skip/**".into()]).unwrap();
-        let found = walk(root, &root.join("keep"), &filter);
+        let found = walk(&SourceDir::open(root).unwrap(), Path::new("keep"), &filter);
         assert_eq!(names(&found), vec![("keep/a.txt".into(), "file")]);
     }
 }

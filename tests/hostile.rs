@@ -14,6 +14,7 @@ use std::time::Duration;
 use s3_kms_sync::manifest::{FileRecord, FileStatus, Manifest};
 use s3_kms_sync::plan::{MAX_PARTS, part_size_for};
 use s3_kms_sync::request::RunRequest;
+use s3_kms_sync::source::SourceDir;
 use s3_kms_sync::walk::{Found, walk};
 use support::proxy::Proxy;
 use support::*;
@@ -209,9 +210,10 @@ fn running_as_root() -> bool {
     probe.as_file().metadata().unwrap().uid() == 0
 }
 
-/// Root reads everything, so the CLI runs as `nobody` to meet real permission errors.
-#[tokio::test]
-async fn unreadable_files_and_directories_fail_alone() {
+/// A source with a readable file, an unreadable file and an unreadable
+/// directory, and the CLI's output on it, run as `nobody` (root reads
+/// everything, so only another user meets real permission errors).
+async fn sync_as_nobody(extra: &[&str]) -> (std::process::Output, BTreeMap<String, FileRecord>) {
     let moto = Moto::start();
     let key = moto.bucket_and_key(BUCKET).await;
     let dir = tempfile::tempdir().unwrap();
@@ -256,6 +258,7 @@ async fn unreadable_files_and_directories_fail_alone() {
             "--manifest-dir",
             manifests.to_str().unwrap(),
         ])
+        .args(extra)
         .env("AWS_ENDPOINT_URL", &moto.endpoint)
         .env("AWS_ACCESS_KEY_ID", "test")
         .env("AWS_SECRET_ACCESS_KEY", "test")
@@ -270,16 +273,26 @@ async fn unreadable_files_and_directories_fail_alone() {
         String::from_utf8_lossy(&output.stderr)
     );
     let summary: serde_json::Value = serde_json::from_slice(&output.stdout).unwrap();
+    let manifest: Manifest = serde_json::from_slice(
+        &std::fs::read(summary["manifest_local_path"].as_str().unwrap()).unwrap(),
+    )
+    .unwrap();
+    (output, by_name(&manifest))
+}
+
+fn summary_of(output: &std::process::Output) -> serde_json::Value {
+    serde_json::from_slice(&output.stdout).unwrap()
+}
+
+#[tokio::test]
+async fn unreadable_files_and_directories_fail_alone() {
+    let (output, records) = sync_as_nobody(&[]).await;
+    let summary = summary_of(&output);
     assert_eq!(
         (summary["uploaded"].as_u64(), summary["failed"].as_u64()),
         (Some(1), Some(2)),
         "{summary}"
     );
-    let manifest: Manifest = serde_json::from_slice(
-        &std::fs::read(summary["manifest_local_path"].as_str().unwrap()).unwrap(),
-    )
-    .unwrap();
-    let records = by_name(&manifest);
     assert!(
         records["secret.txt"]
             .error
@@ -289,6 +302,27 @@ async fn unreadable_files_and_directories_fail_alone() {
     );
     assert!(
         records["locked"]
+            .error
+            .as_deref()
+            .unwrap()
+            .contains("Permission denied")
+    );
+    assert_eq!(records["ok.txt"].status, FileStatus::Uploaded);
+}
+
+/// The include filter matches files, not the directory that hides them: an
+/// unreadable directory is a failure whatever the filters say of its path.
+#[tokio::test]
+async fn an_unreadable_directory_fails_under_an_include_filter() {
+    let (output, records) = sync_as_nobody(&["--include", "**/*.txt"]).await;
+    let summary = summary_of(&output);
+    assert_eq!(summary["status"], "partial", "{summary}");
+    let locked = records
+        .get("locked")
+        .expect("the unreadable directory has a record");
+    assert_eq!(locked.status, FileStatus::Failed);
+    assert!(
+        locked
             .error
             .as_deref()
             .unwrap()
@@ -307,7 +341,11 @@ fn a_sparse_file_beyond_ten_thousand_default_parts_gets_bigger_parts() {
         .set_len(100 << 30)
         .unwrap();
     let filter = s3_kms_sync::filter::Filter::new(&[], &[]).unwrap();
-    let found = walk(dir.path(), dir.path(), &filter);
+    let found = walk(
+        &SourceDir::open(dir.path()).unwrap(),
+        Path::new(""),
+        &filter,
+    );
     let Found::File(file) = &found[0] else {
         panic!("{found:?}")
     };
@@ -325,7 +363,11 @@ fn a_directory_of_100000_empty_files_walks_in_full() {
         std::fs::File::create(dir.path().join(format!("{i:06}"))).unwrap();
     }
     let filter = s3_kms_sync::filter::Filter::new(&[], &[]).unwrap();
-    let found = walk(dir.path(), dir.path(), &filter);
+    let found = walk(
+        &SourceDir::open(dir.path()).unwrap(),
+        Path::new(""),
+        &filter,
+    );
     assert_eq!(found.len(), 100_000);
     assert!(
         found
