@@ -212,6 +212,8 @@ impl Summary {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Manifest {
     pub run_id: String,
+    /// Every stamp in `files` was taken after this moment; the next run
+    /// trusts a stamp only if it had settled by then.
     pub started_at: String,
     pub finished_at: String,
     pub source_dir: String,

@@ -6,6 +6,7 @@
 
 use std::collections::HashMap;
 
+use chrono::{DateTime, Utc};
 use serde::Deserialize;
 use serde::de::{Deserializer, SeqAccess, Visitor};
 
@@ -18,6 +19,9 @@ use crate::walk::Stamp;
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Known {
     pub stamp: Stamp,
+    /// Whether the stamp had settled when it was taken, so that an equal
+    /// stamp now proves the content unchanged (see [`Stamp::settled_before`]).
+    pub settled: bool,
     pub md5: Md5Digest,
     /// The ETag S3 answered when this tool wrote the object.
     pub etag: Option<Box<str>>,
@@ -36,6 +40,9 @@ pub struct StateIndex {
     /// Runs since every file was last read and hashed.
     #[serde(default)]
     pub runs_since_full_verify: u32,
+    /// When the run began: every stamp in the manifest was taken after it.
+    #[serde(default)]
+    started_at: Option<DateTime<Utc>>,
     #[serde(rename = "files", deserialize_with = "stored_entries")]
     entries: HashMap<Box<str>, Known>,
 }
@@ -43,7 +50,16 @@ pub struct StateIndex {
 impl StateIndex {
     /// Reads a manifest from JSON, keeping only what an index needs.
     pub fn read(reader: impl std::io::Read) -> serde_json::Result<Self> {
-        serde_json::from_reader(std::io::BufReader::new(reader))
+        let mut index: Self = serde_json::from_reader(std::io::BufReader::new(reader))?;
+        // Without a start time no stamp can be shown to have settled.
+        let taken_ns = index
+            .started_at
+            .and_then(|t| t.timestamp_nanos_opt())
+            .unwrap_or(i64::MIN);
+        for known in index.entries.values_mut() {
+            known.settled = known.stamp.settled_before(taken_ns);
+        }
+        Ok(index)
     }
 
     /// Sorted keys: where to cut the listing.
@@ -142,6 +158,8 @@ impl StoredRecord {
                 ctime_ns: self.ctime_ns?,
                 inode: self.inode?,
             },
+            // Decided once the header's start time is known.
+            settled: false,
             md5: Md5Digest::from_hex(self.md5.as_deref()?)?,
             etag: Some(self.etag?.into()),
         };
@@ -364,6 +382,7 @@ mod tests {
                 ctime_ns: 2,
                 inode: 3,
             },
+            settled: true,
             md5: Md5Digest::of(b"abc"),
             etag: Some("\"e1\"".into()),
         };

@@ -95,10 +95,10 @@ async fn send_if_changed(
     prior: Prior<'_>,
     result: &mut FileResult,
 ) -> Result<Outcome> {
-    // An unchanged stamp vouches for the MD5 the last run computed.
+    // An unchanged stamp that had settled vouches for the MD5 the last run computed.
     let trusted = prior
         .known
-        .filter(|known| prior.trust_stamp && known.stamp == file.stamp)
+        .filter(|known| prior.trust_stamp && known.settled && known.stamp == file.stamp)
         .map(|known| known.md5);
     let (mut content, mut md5) = match trusted {
         Some(md5) => (None, md5),

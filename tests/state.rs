@@ -279,3 +279,116 @@ async fn a_listing_cut_into_ranges_still_sees_every_key() {
     // room each range leaves, so every range is one page.
     assert_eq!(count(&counts, "ListObjectsV2"), 3, "{counts:?}");
 }
+
+/// A file system image made with `mkfs.ext4 -I 128` (1-second timestamps),
+/// loop-mounted for as long as this value lives.
+struct CoarseMount {
+    _dir: tempfile::TempDir,
+    mount: std::path::PathBuf,
+}
+
+impl CoarseMount {
+    fn new() -> CoarseMount {
+        use std::process::Command;
+        let root = Command::new("id").arg("-u").output().unwrap();
+        assert_eq!(
+            String::from_utf8_lossy(&root.stdout).trim(),
+            "0",
+            "this test loop-mounts an ext4 image and needs root, as `make test` runs in CI"
+        );
+        let dir = tempfile::tempdir().unwrap();
+        let (image, mount) = (dir.path().join("fs.img"), dir.path().join("mnt"));
+        std::fs::create_dir(&mount).unwrap();
+        std::fs::File::create(&image)
+            .unwrap()
+            .set_len(16 << 20)
+            .unwrap();
+        let run = |command: &mut Command| {
+            let out = command.output().unwrap();
+            assert!(out.status.success(), "{command:?}: {out:?}");
+        };
+        run(Command::new("mkfs.ext4")
+            .args(["-q", "-F", "-I", "128"])
+            .arg(&image));
+        run(Command::new("mount")
+            .args(["-o", "loop"])
+            .arg(&image)
+            .arg(&mount));
+        CoarseMount { _dir: dir, mount }
+    }
+}
+
+impl Drop for CoarseMount {
+    fn drop(&mut self) {
+        let _ = std::process::Command::new("umount")
+            .arg(&self.mount)
+            .status();
+    }
+}
+
+/// On 1-second timestamps a same-size rewrite within the second of the last
+/// hash leaves size, mtime, ctime and inode as they were. That stamp had not
+/// settled when it was taken, so the next run reads the file again.
+#[tokio::test]
+async fn a_same_second_rewrite_on_a_coarse_file_system_is_uploaded() {
+    let mount = CoarseMount::new();
+    let bench = Stack::start(BUCKET, "c", 0).await;
+    let source = mount.mount.join("data");
+    std::fs::create_dir(&source).unwrap();
+    let engine = engine(
+        client_for(&bench.proxy.endpoint),
+        settings(&source, bench.manifests.path(), BUCKET, &bench.key_arn, "c"),
+    );
+    let path = source.join("f.txt");
+    let stamp = |p: &std::path::Path| {
+        use std::os::unix::fs::MetadataExt;
+        let m = std::fs::metadata(p).unwrap();
+        (m.len(), m.mtime(), m.mtime_nsec(), m.ctime(), m.ino())
+    };
+    // The first run and the rewrite must fall within one second; retry if not.
+    let mut attempts = 0;
+    let (old, new) = loop {
+        attempts += 1;
+        assert!(attempts <= 5, "never fitted a run into one second");
+        let (old, new) = (format!("old {attempts}"), format!("new {attempts}"));
+        while chrono::Utc::now().timestamp_subsec_millis() > 50 {
+            std::thread::sleep(Duration::from_millis(5));
+        }
+        std::fs::write(&path, &old).unwrap();
+        let before = stamp(&path);
+        let first = engine.run(&RunRequest::default()).await.unwrap();
+        assert_eq!(first.failed, 0, "{first:?}");
+        std::fs::write(&path, &new).unwrap();
+        if stamp(&path) == before {
+            break (old, new);
+        }
+    };
+    assert_ne!(old, new);
+    let (second, _) = run(&bench, &engine, RunRequest::default()).await;
+    assert_eq!(second.uploaded, 1, "the racy stamp was trusted: {second:?}");
+    assert_eq!(
+        get_bytes(&bench.moto.s3(), BUCKET, "c/f.txt").await,
+        new.as_bytes()
+    );
+
+    // Once settled, the same stamp is trusted again: nothing is read.
+    std::thread::sleep(Duration::from_millis(2100));
+    let (third, _) = run(&bench, &engine, RunRequest::default()).await;
+    assert_eq!((third.uploaded, third.skipped), (0, 1));
+    let (fourth, _) = run(&bench, &engine, RunRequest::default()).await;
+    assert_eq!(fourth.bytes_read, 0, "{fourth:?}");
+}
+
+/// With sub-second timestamps the window is short: a file written just
+/// before a run is read once more by the next run, and then never again.
+#[tokio::test]
+async fn a_file_written_just_before_a_run_is_read_once_more() {
+    let bench = stack(false).await;
+    let engine = bench.engine();
+    std::fs::write(bench.source.path().join("fresh.txt"), b"fresh").unwrap();
+    run(&bench, &engine, RunRequest::default()).await;
+    let (second, _) = run(&bench, &engine, RunRequest::default()).await;
+    assert_eq!((second.bytes_read, second.uploaded), (5, 0), "{second:?}");
+    let (third, _) = run(&bench, &engine, RunRequest::default()).await;
+    assert_eq!(third.bytes_read, 0, "{third:?}");
+}

@@ -176,12 +176,23 @@ pub fn sample_files() -> Vec<(&'static str, Vec<u8>)> {
     ]
 }
 
+/// Writes the files, then waits until their stamps have settled, as the files
+/// of a real backup have: a stamp taken within the file system's timestamp
+/// granularity of the last write is not trusted, and the next run reads the
+/// file again (see `Stamp::settled_before`).
 pub fn write_tree(root: &Path, files: &[(&str, Vec<u8>)]) {
     for (relative, content) in files {
         let path = root.join(relative);
         std::fs::create_dir_all(path.parent().unwrap()).unwrap();
         std::fs::write(path, content).unwrap();
     }
+    settle();
+}
+
+/// Waits out the stamp window of a file system with sub-second timestamps.
+pub fn settle() {
+    let window = s3_kms_sync::walk::FINE_STAMP_WINDOW_NS as u64;
+    std::thread::sleep(Duration::from_nanos(window + 50_000_000));
 }
 
 pub async fn list_keys(client: &Client, bucket: &str) -> Vec<String> {
