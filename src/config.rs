@@ -9,6 +9,7 @@ use clap::Args;
 use crate::error::{Error, Result};
 use crate::filter::Filter;
 use crate::keys;
+use crate::manifest_dir;
 use crate::request::RunRequest;
 
 pub const MIB: u64 = 1024 * 1024;
@@ -40,7 +41,8 @@ pub struct SyncArgs {
     /// Directory to back up (default /mnt/data under Lambda).
     #[arg(long, env = "SYNC_SOURCE_DIR")]
     pub source_dir: Option<PathBuf>,
-    /// Directory for the local copy of the manifest (default: the system temporary directory).
+    /// Directory for the local copies of the manifests (default: a private
+    /// per-user directory, ~/.local/state/s3-kms-sync; /tmp under Lambda).
     #[arg(long, env = "SYNC_MANIFEST_DIR")]
     pub manifest_dir: Option<PathBuf>,
     /// Files processed at once; memory stays under this times the part size.
@@ -108,6 +110,10 @@ pub struct Scope {
     pub dry_run: bool,
     /// Asked for by the event: hash every file.
     pub verify: bool,
+    /// Whether the run covers only part of the source (a sub-directory, a
+    /// sub-prefix or an event's filter): its manifest is then no index for
+    /// later runs.
+    pub narrowed: bool,
 }
 
 fn missing(what: &str, env: &str, flag: &str) -> Error {
@@ -133,16 +139,14 @@ impl Settings {
         };
         let source_dir = existing_dir(&source_dir, "SYNC_SOURCE_DIR", "--source-dir")?;
         let manifest_dir = match (args.manifest_dir, mode) {
-            (Some(dir), _) => dir,
+            (Some(dir), _) => {
+                manifest_dir::prepare(&dir)?;
+                dir
+            }
+            // The function's /tmp is its own; nobody else writes there.
             (None, Mode::Lambda) => PathBuf::from("/tmp"),
-            (None, Mode::Cli) => std::env::temp_dir(),
+            (None, Mode::Cli) => manifest_dir::private_default()?,
         };
-        std::fs::create_dir_all(&manifest_dir).map_err(|err| {
-            Error::Config(format!(
-                "cannot create the manifest directory {} ({err}): set SYNC_MANIFEST_DIR or pass --manifest-dir",
-                manifest_dir.display()
-            ))
-        })?;
         if args.concurrency == 0 {
             return Err(Error::Config(
                 "concurrency must be at least 1: set SYNC_CONCURRENCY or pass --concurrency".into(),
@@ -224,11 +228,15 @@ impl Settings {
                 other => other,
             })?;
         Ok(Scope {
-            start_dir,
+            start_dir: start_dir.clone(),
             key_prefix: keys::join(&self.prefix, &sub_prefix),
             filter,
             dry_run: self.dry_run || request.dry_run.unwrap_or(false),
             verify: request.verify.unwrap_or(false),
+            narrowed: !start_dir.as_os_str().is_empty()
+                || !sub_prefix.is_empty()
+                || !request.include.is_empty()
+                || !request.exclude.is_empty(),
         })
     }
 

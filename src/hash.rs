@@ -50,6 +50,36 @@ impl Md5Stream {
     }
 }
 
+/// A SHA-256 fed piece by piece: the digest that ties a local copy of a
+/// manifest to the one in S3.
+#[derive(Default, Clone)]
+pub struct Sha256Stream(sha2::Sha256);
+
+impl Sha256Stream {
+    pub fn update(&mut self, bytes: &[u8]) {
+        sha2::Digest::update(&mut self.0, bytes);
+    }
+
+    /// Lower-case hex.
+    pub fn finish_hex(self) -> String {
+        hex::encode(sha2::Digest::finalize(self.0))
+    }
+}
+
+/// Passes reads on and hashes them on the way.
+pub struct Sha256Reader<R> {
+    pub inner: R,
+    pub sha256: Sha256Stream,
+}
+
+impl<R: Read> Read for Sha256Reader<R> {
+    fn read(&mut self, buffer: &mut [u8]) -> std::io::Result<usize> {
+        let read = self.inner.read(buffer)?;
+        self.sha256.update(&buffer[..read]);
+        Ok(read)
+    }
+}
+
 /// Hashes a file with a fixed-size buffer; returns the digest and the bytes read.
 pub fn md5_file(path: &Path) -> Result<(Md5Digest, u64)> {
     let file = std::fs::File::open(path).map_err(|err| Error::io("open", path, err))?;
@@ -88,6 +118,19 @@ mod tests {
         assert_eq!(
             Md5Digest::of(b"The quick brown fox jumps over the lazy dog").hex(),
             "9e107d9d372bb6826bd81d3542a419d6"
+        );
+    }
+
+    #[test]
+    fn sha256_of_a_read() {
+        let mut reader = Sha256Reader {
+            inner: &b"abc"[..],
+            sha256: Sha256Stream::default(),
+        };
+        std::io::copy(&mut reader, &mut std::io::sink()).unwrap();
+        assert_eq!(
+            reader.sha256.finish_hex(),
+            "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad"
         );
     }
 

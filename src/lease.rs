@@ -18,7 +18,7 @@ use tracing::warn;
 use crate::error::{Error, Result};
 use crate::hash::Md5Digest;
 use crate::keys;
-use crate::remote::{Remote, WriteIf};
+use crate::remote::{PutExtras, Remote, WriteIf};
 
 const LOCK_FILE: &str = "lock.json";
 
@@ -120,7 +120,7 @@ async fn write(
     let body = serde_json::to_vec_pretty(holder)?;
     let md5 = Md5Digest::of(&body);
     let etag = remote
-        .put(key, body, md5, Some("application/json"), condition)
+        .put(key, body, md5, PutExtras::JSON, condition)
         .await?;
     etag.ok_or_else(|| Error::S3 {
         operation: "PutObject",

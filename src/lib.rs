@@ -12,6 +12,7 @@ pub mod hash;
 pub mod keys;
 pub mod lease;
 pub mod manifest;
+pub mod manifest_dir;
 pub mod metrics;
 pub mod plan;
 pub mod remote;

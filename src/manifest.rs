@@ -8,7 +8,7 @@ use chrono::{DateTime, SecondsFormat, Utc};
 use serde::{Deserialize, Serialize};
 
 use crate::error::{Error, Result};
-use crate::hash::{Md5Digest, Md5Stream};
+use crate::hash::{Md5Digest, Md5Stream, Sha256Stream};
 use crate::walk::Stamp;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -241,16 +241,17 @@ impl Manifest {
         Ok(serde_json::to_vec(self)?)
     }
 
-    /// Writes the local copy, streamed through a temporary file so that
-    /// neither memory holds the whole document nor a reader sees half of it.
-    /// Returns the MD5 of what was written.
-    pub fn write_local(&self, path: &Path) -> Result<Md5Digest> {
+    /// Writes the local copy, readable by its owner only, streamed through a
+    /// temporary file so that neither memory holds the whole document nor a
+    /// reader sees half of it. Returns the digests of what was written.
+    pub fn write_local(&self, path: &Path) -> Result<Written> {
         let partial = path.with_extension("json.partial");
-        let file =
-            std::fs::File::create(&partial).map_err(|err| Error::io("create", &partial, err))?;
+        let file = crate::manifest_dir::create_private(&partial)
+            .map_err(|err| Error::io("create", &partial, err))?;
         let mut out = HashingWriter {
             inner: std::io::BufWriter::new(file),
             md5: Md5Stream::default(),
+            sha256: Sha256Stream::default(),
         };
         serde_json::to_writer(&mut out, self)?;
         out.inner
@@ -259,20 +260,46 @@ impl Manifest {
             .sync_all()
             .map_err(|err| Error::io("write", &partial, err))?;
         std::fs::rename(&partial, path).map_err(|err| Error::io("rename", path, err))?;
-        Ok(out.md5.finish())
+        Ok(Written {
+            md5: out.md5.finish(),
+            sha256: out.sha256.finish_hex(),
+        })
     }
+
+    /// The document in memory, with its digests: the upload when no local
+    /// copy could be written.
+    pub fn to_json_with_digests(&self) -> Result<(Vec<u8>, Written)> {
+        let body = self.to_json()?;
+        let mut sha256 = Sha256Stream::default();
+        sha256.update(&body);
+        let written = Written {
+            md5: Md5Digest::of(&body),
+            sha256: sha256.finish_hex(),
+        };
+        Ok((body, written))
+    }
+}
+
+/// The digests of a written manifest.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Written {
+    pub md5: Md5Digest,
+    /// Hex SHA-256: stored with the S3 object, so a local copy can be proven.
+    pub sha256: String,
 }
 
 /// Passes bytes on and hashes them on the way.
 struct HashingWriter<W> {
     inner: W,
     md5: Md5Stream,
+    sha256: Sha256Stream,
 }
 
 impl<W: std::io::Write> std::io::Write for HashingWriter<W> {
     fn write(&mut self, bytes: &[u8]) -> std::io::Result<usize> {
         let written = self.inner.write(bytes)?;
         self.md5.update(&bytes[..written]);
+        self.sha256.update(&bytes[..written]);
         Ok(written)
     }
 
@@ -281,9 +308,25 @@ impl<W: std::io::Write> std::io::Write for HashingWriter<W> {
     }
 }
 
-/// A manifest file name: sortable by start time, unique by run id.
-pub fn file_name(started: DateTime<Utc>, run_id: &str) -> String {
-    format!("{}-{run_id}.json", started.format("%Y%m%dT%H%M%S%.3fZ"))
+/// Suffix of the manifests of narrowed runs (a sub-directory, a sub-prefix
+/// or an event's filter): they describe part of the source only, so they
+/// never serve as the index of a run.
+const NARROWED_SUFFIX: &str = ".narrowed.json";
+
+/// A manifest file name: sortable by start time, unique by run id, and
+/// marked when the run covered only part of the source.
+pub fn file_name(started: DateTime<Utc>, run_id: &str, narrowed: bool) -> String {
+    let suffix = if narrowed { NARROWED_SUFFIX } else { ".json" };
+    format!("{}-{run_id}{suffix}", started.format("%Y%m%dT%H%M%S%.3fZ"))
+}
+
+/// Whether `name` (a file name, no folder) is the manifest of a run over the
+/// whole source: what the next run may take as its index.
+pub fn is_full_manifest_name(name: &str) -> bool {
+    name.ends_with(".json")
+        && !name.ends_with(NARROWED_SUFFIX)
+        && !name.contains('/')
+        && name.starts_with(|c: char| c.is_ascii_digit())
 }
 
 pub fn timestamp(at: DateTime<Utc>) -> String {
@@ -370,7 +413,12 @@ mod tests {
         let t = DateTime::parse_from_rfc3339("2026-11-22T02:37:06.5Z")
             .unwrap()
             .to_utc();
-        assert_eq!(file_name(t, "abc"), "20261122T023706.500Z-abc.json");
-        assert_ne!(file_name(t, "a"), file_name(t, "b"));
+        assert_eq!(file_name(t, "abc", false), "20261122T023706.500Z-abc.json");
+        assert_ne!(file_name(t, "a", false), file_name(t, "b", false));
+        let narrowed = file_name(t, "abc", true);
+        assert_eq!(narrowed, "20261122T023706.500Z-abc.narrowed.json");
+        assert!(is_full_manifest_name(&file_name(t, "abc", false)));
+        assert!(!is_full_manifest_name(&narrowed));
+        assert!(!is_full_manifest_name("lock.json"));
     }
 }

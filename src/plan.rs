@@ -43,6 +43,7 @@ mod tests {
             md5: md5.map(str::to_owned),
             etag: Some(etag.to_owned()),
             size: Some(3),
+            ..RemoteObject::default()
         }
     }
 

@@ -38,6 +38,24 @@ pub async fn file_body(path: &std::path::Path) -> Result<ByteStream> {
 
 /// User metadata key holding the hex MD5 of the content (`x-amz-meta-md5checksum`).
 pub const MD5_METADATA: &str = "md5checksum";
+/// User metadata key holding a manifest's hex SHA-256 (`x-amz-meta-sha256`):
+/// what a local copy must match to be trusted.
+pub const SHA256_METADATA: &str = "sha256";
+
+/// What a PUT carries besides the body and its MD5.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct PutExtras<'a> {
+    pub content_type: Option<&'a str>,
+    /// The body's hex SHA-256, kept as [`SHA256_METADATA`].
+    pub sha256: Option<&'a str>,
+}
+
+impl PutExtras<'_> {
+    pub const JSON: PutExtras<'static> = PutExtras {
+        content_type: Some("application/json"),
+        sha256: None,
+    };
+}
 
 /// Builds the S3 client once per process from the standard AWS configuration.
 ///
@@ -70,13 +88,24 @@ pub fn s3_client_from(
 }
 
 /// What S3 holds for a key, as far as the skip decision needs it.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub struct RemoteObject {
     /// The MD5 this tool recorded at upload time, if any.
     pub md5: Option<String>,
     /// Opaque version token; not an MD5 under SSE-KMS or multipart.
     pub etag: Option<String>,
     pub size: Option<i64>,
+    /// The SHA-256 this tool recorded for a manifest.
+    pub sha256: Option<String>,
+    /// The encryption S3 reports; `None` where it was not asked (a listing).
+    pub encryption: Option<Encryption>,
+}
+
+/// Server-side encryption as S3 reports it for an object.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Encryption {
+    pub algorithm: Option<ServerSideEncryption>,
+    pub kms_key_id: Option<String>,
 }
 
 /// Listing requests in flight at once.
@@ -145,14 +174,23 @@ impl Remote {
             .send()
             .await;
         match response {
-            Ok(out) => Ok(Some(RemoteObject {
-                md5: out
-                    .metadata()
-                    .and_then(|m| m.get(MD5_METADATA))
-                    .map(|v| v.to_ascii_lowercase()),
-                etag: out.e_tag().map(str::to_owned),
-                size: out.content_length(),
-            })),
+            Ok(out) => {
+                let meta = |name| {
+                    out.metadata()
+                        .and_then(|m| m.get(name))
+                        .map(|v| v.to_ascii_lowercase())
+                };
+                Ok(Some(RemoteObject {
+                    md5: meta(MD5_METADATA),
+                    sha256: meta(SHA256_METADATA),
+                    etag: out.e_tag().map(str::to_owned),
+                    size: out.content_length(),
+                    encryption: Some(Encryption {
+                        algorithm: out.server_side_encryption().cloned(),
+                        kms_key_id: out.ssekms_key_id().map(str::to_owned),
+                    }),
+                }))
+            }
             Err(err) if err.as_service_error().is_some_and(|e| e.is_not_found()) => Ok(None),
             Err(err) => Err(Error::s3("HeadObject", &self.bucket, key, err)),
         }
@@ -165,7 +203,7 @@ impl Remote {
         key: &str,
         body: impl Into<ByteStream>,
         md5: Md5Digest,
-        content_type: Option<&str>,
+        extras: PutExtras<'_>,
         condition: WriteIf<'_>,
     ) -> Result<Option<String>> {
         let mut request = self
@@ -178,8 +216,11 @@ impl Remote {
             .bucket_key_enabled(true)
             .content_md5(md5.base64())
             .metadata(MD5_METADATA, md5.hex())
-            .set_content_type(content_type.map(str::to_owned))
+            .set_content_type(extras.content_type.map(str::to_owned))
             .body(body.into());
+        if let Some(sha256) = extras.sha256 {
+            request = request.metadata(SHA256_METADATA, sha256);
+        }
         request = match condition {
             WriteIf::Always => request,
             WriteIf::Absent => request.if_none_match("*"),
@@ -399,6 +440,16 @@ impl Remote {
             },
             _ => Error::s3(operation, &self.bucket, key, err),
         }
+    }
+
+    /// Fails unless `object` is reported stored under the configured key.
+    pub fn check_stored_encryption(&self, key: &str, object: &RemoteObject) -> Result<()> {
+        let encryption = object.encryption.as_ref();
+        self.check_encryption(
+            key,
+            encryption.and_then(|e| e.algorithm.as_ref()),
+            encryption.and_then(|e| e.kms_key_id.as_deref()),
+        )
     }
 
     fn check_encryption(

@@ -11,7 +11,7 @@ use serde::Deserialize;
 use serde::de::{Deserializer, SeqAccess, Visitor};
 
 use crate::hash::Md5Digest;
-use crate::manifest::FileStatus;
+use crate::manifest::{FileStatus, is_full_manifest_name};
 use crate::remote::{KeyRange, Listed};
 use crate::walk::Stamp;
 
@@ -206,7 +206,8 @@ type ListedObject = (Option<Box<str>>, Option<u64>);
 #[derive(Debug, Default)]
 pub struct RemoteView {
     objects: HashMap<Box<str>, ListedObject>,
-    /// The newest manifest under the manifest folder, if the listing covered it.
+    /// The newest manifest of a full run under the manifest folder, if the
+    /// listing covered it.
     pub latest_manifest: Option<String>,
 }
 
@@ -216,9 +217,7 @@ impl RemoteView {
         let mut view = RemoteView::default();
         for object in listed {
             if let Some(name) = object.key.strip_prefix(manifest_folder) {
-                let is_manifest = name.ends_with(".json")
-                    && !name.contains('/')
-                    && name.starts_with(|c: char| c.is_ascii_digit());
+                let is_manifest = is_full_manifest_name(name);
                 if is_manifest && view.latest_manifest.as_deref() < Some(object.key.as_str()) {
                     view.latest_manifest = Some(object.key);
                 }
@@ -282,6 +281,11 @@ mod tests {
                 listed("p/a.txt", "\"e1\"", 3),
                 listed("p/_manifests/20260101T000000.000Z-x.json", "\"m\"", 9),
                 listed("p/_manifests/20261231T235959.999Z-y.json", "\"m\"", 9),
+                listed(
+                    "p/_manifests/20261231T235959.999Z-z.narrowed.json",
+                    "\"m\"",
+                    9,
+                ),
                 listed("p/_manifests/lock.json", "\"l\"", 9),
             ],
             "p/_manifests/",

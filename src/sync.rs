@@ -13,9 +13,10 @@ use crate::config::{Scope, Settings};
 use crate::error::{Error, Result};
 use crate::keys;
 use crate::lease::{self, Acquired, Lease};
-use crate::manifest::{self, FileRecord, FileStatus, Manifest, Summary};
+use crate::manifest::{self, FileRecord, FileStatus, Manifest, Summary, Written};
+use crate::manifest_dir;
 use crate::remote::KeyRange;
-use crate::remote::{self, Remote, WriteIf};
+use crate::remote::{self, PutExtras, Remote, WriteIf};
 use crate::request::RunRequest;
 use crate::source::SourceDir;
 use crate::state::{RemoteView, StateIndex, plan_listing};
@@ -196,9 +197,8 @@ impl Engine {
             summary,
             files,
         };
-        let summary = self
-            .store_manifest(manifest, &manifest::file_name(run.started, &run.id))
-            .await?;
+        let name = manifest::file_name(run.started, &run.id, scope.narrowed);
+        let summary = self.store_manifest(manifest, &name).await;
         info!(
             status = ?summary.status,
             uploaded = summary.uploaded,
@@ -214,37 +214,55 @@ impl Engine {
         Ok(summary)
     }
 
-    /// One listing of the prefix, and the index of the newest manifest it
-    /// shows. Either may be missing; the run then asks S3 key by key.
+    /// One listing of the prefix, and the index of the newest full manifest
+    /// it shows. Either may be missing; the run then asks S3 key by key.
     async fn load_state(&self, scope: &Scope) -> RunState {
         let list_prefix = if scope.key_prefix.is_empty() {
             String::new()
         } else {
             format!("{}/", scope.key_prefix)
         };
-        // This machine's newest manifest, if any, tells where to cut the listing.
+        // This machine's newest copy, if any, tells where to cut the listing.
+        // It stands in for the S3 manifest only if S3 vouches for its SHA-256.
         let folder = keys::manifest_key(&self.settings.prefix, "");
-        let local = self.newest_local_manifest(&scope.key_prefix);
-        let local_key = local.as_ref().map(|(name, _)| format!("{folder}{name}"));
+        let local = manifest_dir::newest(
+            &self.settings.manifest_dir,
+            &self.settings.bucket,
+            &scope.key_prefix,
+        );
+        let local_key = local.as_ref().map(|copy| format!("{folder}{}", copy.name));
         let ranges = match (&local, &local_key) {
-            (Some((_, index)), Some(key)) => plan_listing(index, &folder, key),
+            (Some(copy), Some(key)) => plan_listing(&copy.index, &folder, key),
             _ => vec![KeyRange::default()],
         };
-        let view = match self.remote.list(&list_prefix, &ranges).await {
-            Ok(listed) => Some(RemoteView::from_listing(listed, &folder)),
-            Err(err) => {
-                warn!(error = %err, "listing failed; each file is looked up on its own");
-                None
-            }
-        };
+        let (mut view, proven) = tokio::join!(
+            self.list_view(&list_prefix, &ranges, &folder),
+            self.proven_copy(
+                local_key.as_deref(),
+                local.as_ref().map(|c| c.sha256.as_str())
+            ),
+        );
+        let local = local.filter(|_| proven);
+        if local_key.is_some() && local.is_none() && ranges.len() > 1 {
+            // The unproven copy cut the listing; a planted name could have
+            // hidden newer manifests from it. List everything instead.
+            warn!(
+                key = local_key,
+                "local manifest copy does not match S3; not used"
+            );
+            view = self
+                .list_view(&list_prefix, &[KeyRange::default()], &folder)
+                .await;
+        }
+        let local_key = local_key.filter(|_| local.is_some());
         // A newer manifest in the listing was written elsewhere; else ours is the newest.
         let latest = view
             .as_ref()
             .and_then(|v| v.latest_manifest.clone())
             .or(local_key.clone());
         let index = match (view.as_ref().and(latest), local) {
-            (Some(latest), Some((_, index))) if Some(&latest) == local_key.as_ref() => Some(index),
-            (Some(latest), _) => self.fetch_index(&latest).await,
+            (Some(latest), Some(copy)) if Some(&latest) == local_key.as_ref() => Some(copy.index),
+            (Some(latest), _) => self.fetch_index(&latest, &scope.key_prefix).await,
             (None, _) => None,
         };
         let due = |i: &StateIndex| {
@@ -270,30 +288,39 @@ impl Engine {
         }
     }
 
-    /// The index of the newest manifest in the local manifest directory
-    /// written for this bucket and prefix, with its file name.
-    fn newest_local_manifest(&self, key_prefix: &str) -> Option<(String, StateIndex)> {
-        let mut names: Vec<String> = std::fs::read_dir(&self.settings.manifest_dir)
-            .ok()?
-            .filter_map(|entry| entry.ok()?.file_name().into_string().ok())
-            .filter(|name| {
-                name.ends_with(".json") && name.starts_with(|c: char| c.is_ascii_digit())
-            })
-            .collect();
-        names.sort_unstable();
-        // Only the newest few: the directory may hold other buckets' manifests.
-        names.into_iter().rev().take(5).find_map(|name| {
-            let file = std::fs::File::open(self.settings.manifest_dir.join(&name)).ok()?;
-            let index = StateIndex::read(file).ok()?;
-            let ours = index.bucket == self.settings.bucket
-                && index.prefix == key_prefix
-                && !index.dry_run;
-            ours.then_some((name, index))
-        })
+    async fn list_view(
+        &self,
+        prefix: &str,
+        ranges: &[KeyRange],
+        folder: &str,
+    ) -> Option<RemoteView> {
+        match self.remote.list(prefix, ranges).await {
+            Ok(listed) => Some(RemoteView::from_listing(listed, folder)),
+            Err(err) => {
+                warn!(error = %err, "listing failed; each file is looked up on its own");
+                None
+            }
+        }
     }
 
-    /// The manifest at `key` from S3; a missing or unreadable one is no index.
-    async fn fetch_index(&self, key: &str) -> Option<StateIndex> {
+    /// Whether the S3 manifest at `key` has the SHA-256 of the local copy.
+    async fn proven_copy(&self, key: Option<&str>, sha256: Option<&str>) -> bool {
+        let (Some(key), Some(sha256)) = (key, sha256) else {
+            return false;
+        };
+        match self.remote.head(key).await {
+            Ok(Some(stored)) => stored.sha256.as_deref() == Some(sha256),
+            Ok(None) => false,
+            Err(err) => {
+                warn!(key, error = %err, "cannot check the local manifest copy against S3");
+                false
+            }
+        }
+    }
+
+    /// The manifest at `key` from S3; a missing or unreadable one, or one of
+    /// another bucket or prefix, is no index.
+    async fn fetch_index(&self, key: &str, key_prefix: &str) -> Option<StateIndex> {
         let bytes = match self.remote.get(key).await {
             Ok(Some((bytes, _))) => bytes,
             Ok(None) => return None,
@@ -303,7 +330,9 @@ impl Engine {
             }
         };
         match StateIndex::read(bytes.as_slice()) {
-            Ok(index) if index.bucket == self.settings.bucket => Some(index),
+            Ok(index) if index.bucket == self.settings.bucket && index.prefix == key_prefix => {
+                Some(index)
+            }
             Ok(_) => None,
             Err(err) => {
                 warn!(key, error = %err, "last manifest is corrupt; files are checked one by one");
@@ -313,10 +342,10 @@ impl Engine {
     }
 
     /// Writes the local copy, then uploads that file (not in a dry run).
-    /// Either failing is recorded in the summary; the run's results stand.
-    /// At a million files the manifest is large, so it is streamed to disk
-    /// and from disk, never held whole in memory.
-    async fn store_manifest(&self, mut manifest: Manifest, name: &str) -> Result<Summary> {
+    /// Either failing is recorded in the summary; the run's results stand,
+    /// so nothing here is an `Err`. At a million files the manifest is large,
+    /// so it is streamed to disk and from disk, never held whole in memory.
+    async fn store_manifest(&self, mut manifest: Manifest, name: &str) -> Summary {
         let key = keys::manifest_key(&self.settings.prefix, name);
         let local = self.settings.manifest_dir.join(name);
         manifest.summary.manifest_local_path = Some(local.display().to_string());
@@ -324,7 +353,7 @@ impl Engine {
             manifest.summary.manifest_s3_uri = Some(self.remote.uri(&key));
         }
         let written = match manifest.write_local(&local) {
-            Ok(md5) => Some(md5),
+            Ok(written) => Some(written),
             Err(err) => {
                 warn!(path = %local.display(), error = %err, "local manifest write failed");
                 manifest.summary.manifest_local_path = None;
@@ -333,20 +362,9 @@ impl Engine {
             }
         };
         if manifest.dry_run {
-            return Ok(manifest.summary);
+            return manifest.summary;
         }
-        let uploaded = match written {
-            Some(md5) => {
-                self.upload_manifest(&key, remote::file_body(&local).await?, md5)
-                    .await
-            }
-            // No local copy: send the document from memory instead.
-            None => {
-                let body = manifest.to_json()?;
-                let md5 = crate::hash::Md5Digest::of(&body);
-                self.upload_manifest(&key, body.into(), md5).await
-            }
-        };
+        let uploaded = self.upload_manifest(&manifest, &key, &local, written).await;
         if let Err(err) = uploaded {
             warn!(key, error = %err, "manifest upload failed");
             manifest.summary.manifest_s3_uri = None;
@@ -358,24 +376,44 @@ impl Engine {
                 warn!(path = %local.display(), error = %err, "local manifest rewrite failed");
             }
         }
-        Ok(manifest.summary)
+        manifest.summary
     }
 
+    /// Sends the local copy if there is one, else the document from memory,
+    /// with its SHA-256 so a later run can prove a local copy.
     async fn upload_manifest(
         &self,
+        manifest: &Manifest,
         key: &str,
-        body: ByteStream,
-        md5: crate::hash::Md5Digest,
+        local: &std::path::Path,
+        written: Option<Written>,
     ) -> Result<()> {
+        let from_disk = match &written {
+            Some(_) => remote::file_body(local).await.ok(),
+            None => None,
+        };
+        let (body, written) = match (from_disk, written) {
+            (Some(body), Some(written)) => (body, written),
+            _ => {
+                let (bytes, written) = manifest.to_json_with_digests()?;
+                (ByteStream::from(bytes), written)
+            }
+        };
+        let extras = PutExtras {
+            sha256: Some(&written.sha256),
+            ..PutExtras::JSON
+        };
         match self
             .remote
-            .put(key, body, md5, Some("application/json"), WriteIf::Absent)
+            .put(key, body, written.md5, extras, WriteIf::Absent)
             .await
         {
             Ok(_) => Ok(()),
             // A retried PUT whose first attempt went through finds its own manifest.
             Err(err @ Error::PreconditionFailed { .. }) => match self.remote.head(key).await {
-                Ok(Some(stored)) if stored.md5.as_deref() == Some(md5.hex().as_str()) => Ok(()),
+                Ok(Some(stored)) if stored.sha256.as_deref() == Some(written.sha256.as_str()) => {
+                    Ok(())
+                }
                 _ => Err(err),
             },
             Err(err) => Err(err),

@@ -16,7 +16,7 @@ use tracing::{debug, warn};
 use crate::error::{Error, Result};
 use crate::hash::{Md5Digest, Md5Stream, md5_read};
 use crate::plan::{Action, decide, part_size_for};
-use crate::remote::{Remote, RemoteObject, WriteIf};
+use crate::remote::{PutExtras, Remote, RemoteObject, WriteIf};
 use crate::source::{SourceDir, stamp_of};
 use crate::state::{Known, Presence, unchanged_remotely};
 use crate::walk::LocalFile;
@@ -117,6 +117,7 @@ async fn send_if_changed(
                 md5: Some(known.md5.hex()),
                 etag: etag.map(str::to_owned),
                 size: size.and_then(|s| i64::try_from(s).ok()),
+                ..RemoteObject::default()
             })
         }
         (Some(Presence::Present { .. }), _) => remote.head(key).await?,
@@ -137,7 +138,11 @@ async fn send_if_changed(
         result.md5 = Some(md5);
     }
     let etag = match content {
-        Some(bytes) => remote.put(key, bytes, md5, None, WriteIf::Always).await?,
+        Some(bytes) => {
+            remote
+                .put(key, bytes, md5, PutExtras::default(), WriteIf::Always)
+                .await?
+        }
         None => upload_multipart(remote, source, settings, file, key, md5, result).await?,
     };
     Ok(Outcome::Uploaded { etag, reason })

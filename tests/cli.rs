@@ -9,7 +9,7 @@ use support::*;
 fn cli(args: &[&str], env: &[(&str, &str)]) -> Output {
     let mut command = Command::new(env!("CARGO_BIN_EXE_s3-kms-sync"));
     for (name, _) in std::env::vars() {
-        if name.starts_with("SYNC_") || name.starts_with("AWS_") {
+        if name.starts_with("SYNC_") || name.starts_with("AWS_") || name == "XDG_STATE_HOME" {
             command.env_remove(name);
         }
     }
@@ -108,6 +108,57 @@ async fn sync_prints_the_summary_and_exits_by_outcome() {
     assert_eq!(
         (summary["status"].as_str(), summary["failed"].as_u64()),
         (Some("partial"), Some(1))
+    );
+}
+
+/// Without --manifest-dir the copies go to a private per-user directory,
+/// readable by their owner only, not to the shared temporary directory.
+#[tokio::test]
+async fn manifests_are_private_by_default() {
+    use std::os::unix::fs::PermissionsExt;
+    let moto = Moto::start();
+    let key = moto.bucket_and_key("private").await;
+    let (source, home) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+    write_tree(source.path(), &[("a.txt", b"a".to_vec())]);
+    let env = [
+        ("AWS_ENDPOINT_URL", moto.endpoint.as_str()),
+        ("AWS_ACCESS_KEY_ID", "test"),
+        ("AWS_SECRET_ACCESS_KEY", "test"),
+        ("AWS_REGION", "us-east-1"),
+        ("HOME", home.path().to_str().unwrap()),
+    ];
+    let args = [
+        "sync",
+        "--source-dir",
+        source.path().to_str().unwrap(),
+        "--bucket",
+        "private",
+        "--kms-key-id",
+        &key,
+    ];
+    let out = cli(&args, &env);
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let summary: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let local = std::path::PathBuf::from(summary["manifest_local_path"].as_str().unwrap());
+    let dir = home.path().join(".local/state/s3-kms-sync");
+    assert_eq!(local.parent(), Some(dir.as_path()));
+    let mode = |p: &std::path::Path| std::fs::metadata(p).unwrap().permissions().mode() & 0o777;
+    assert_eq!(mode(&dir), 0o700);
+    assert_eq!(mode(&local), 0o600);
+
+    // A default directory others can write to is refused, naming the fix.
+    std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o777)).unwrap();
+    let out = cli(&args, &env);
+    assert_eq!(out.status.code(), Some(2));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains("SYNC_MANIFEST_DIR") && stderr.contains("0700"),
+        "{stderr}"
     );
 }
 

@@ -37,6 +37,15 @@ fn count(counts: &BTreeMap<String, u64>, op: &str) -> u64 {
     counts.get(op).copied().unwrap_or(0)
 }
 
+/// The HeadObject on the last manifest that proves this machine's copy of it
+/// (its SHA-256 against S3's) before the copy stands in for a download.
+const COPY_PROOF: u64 = 1;
+
+/// HeadObject requests for file keys: all of them but the copy's proof.
+fn file_heads(counts: &BTreeMap<String, u64>) -> u64 {
+    count(counts, "HeadObject") - COPY_PROOF
+}
+
 fn total_bytes() -> u64 {
     sample_files().iter().map(|(_, c)| c.len() as u64).sum()
 }
@@ -65,14 +74,19 @@ async fn an_unchanged_rerun_lists_once_and_reads_nothing() {
         );
         assert_eq!(second.bytes_read, 0, "no file content is read");
         assert_eq!(count(&counts, "ListObjectsV2"), 1, "{counts:?}");
-        assert_eq!(count(&counts, "HeadObject"), 0, "{counts:?}");
-        // The lock (create, delete) and the manifest: three requests besides the listing.
+        assert_eq!(file_heads(&counts), 0, "{counts:?}");
+        // The lock (create, delete), the manifest and the proof of the local
+        // copy of the last one: four requests besides the listing.
         let others: u64 = counts
             .iter()
             .filter(|(op, _)| *op != "ListObjectsV2")
             .map(|(_, n)| n)
             .sum();
-        assert_eq!(others, 3, "opaque ETags: {opaque_etags}: {counts:?}");
+        assert_eq!(
+            others,
+            3 + COPY_PROOF,
+            "opaque ETags: {opaque_etags}: {counts:?}"
+        );
     }
 }
 
@@ -197,7 +211,7 @@ async fn objects_changed_or_deleted_by_others_are_checked_and_restored() {
     let (summary, counts) = run(&bench, &engine, RunRequest::default()).await;
     assert_eq!(summary.uploaded, 2, "{counts:?}");
     assert_eq!(
-        count(&counts, "HeadObject"),
+        file_heads(&counts),
         1,
         "only the object whose ETag moved: {counts:?}"
     );
@@ -217,7 +231,7 @@ async fn verification_reads_every_file_when_asked_and_every_nth_run() {
     let (asked, counts) = run(&bench, &engine, verify).await;
     assert_eq!((asked.bytes_read, asked.uploaded), (total_bytes(), 0));
     assert_eq!(
-        count(&counts, "HeadObject"),
+        file_heads(&counts),
         0,
         "the listing still vouches for S3's side"
     );
@@ -274,7 +288,7 @@ async fn a_listing_cut_into_ranges_still_sees_every_key() {
         (2, total),
         "{counts:?}"
     );
-    assert_eq!(count(&counts, "HeadObject"), 0, "{counts:?}");
+    assert_eq!(file_heads(&counts), 0, "{counts:?}");
     // Three ranges of 990 recorded keys each at most: the new keys fit in the
     // room each range leaves, so every range is one page.
     assert_eq!(count(&counts, "ListObjectsV2"), 3, "{counts:?}");
@@ -391,4 +405,105 @@ async fn a_file_written_just_before_a_run_is_read_once_more() {
     assert_eq!((second.bytes_read, second.uploaded), (5, 0), "{second:?}");
     let (third, _) = run(&bench, &engine, RunRequest::default()).await;
     assert_eq!(third.bytes_read, 0, "{third:?}");
+}
+
+/// Narrowed runs (a sub-directory, a sub-prefix, an event's filter) write
+/// manifests of part of the source; the next full run still takes its index
+/// from the last full manifest, and reads nothing.
+#[tokio::test]
+async fn a_narrowed_run_does_not_become_the_next_full_runs_index() {
+    let bench = stack(true).await;
+    let engine = bench.engine();
+    run(&bench, &engine, RunRequest::default()).await;
+    let narrowings = [
+        RunRequest {
+            subdir: Some("reports".into()),
+            ..RunRequest::default()
+        },
+        RunRequest {
+            sub_prefix: Some("elsewhere".into()),
+            ..RunRequest::default()
+        },
+        RunRequest {
+            include: vec!["deep/**".into()],
+            ..RunRequest::default()
+        },
+    ];
+    for narrowed in narrowings {
+        let (part, _) = run(&bench, &engine, narrowed.clone()).await;
+        assert!(
+            part.manifest_s3_uri
+                .as_deref()
+                .unwrap()
+                .ends_with(".narrowed.json")
+        );
+        let (full, counts) = run(&bench, &engine, RunRequest::default()).await;
+        assert_eq!(
+            (full.skipped, full.bytes_read, file_heads(&counts)),
+            (sample_files().len() as u64, 0, 0),
+            "after {narrowed:?}: {counts:?}"
+        );
+    }
+}
+
+/// A file planted in the manifest directory, named newer than any manifest
+/// and claiming a changed file is unchanged, is not believed: S3 does not
+/// vouch for it, so the changed file is uploaded.
+#[tokio::test]
+async fn a_planted_local_manifest_cannot_make_a_changed_file_be_skipped() {
+    use std::os::unix::fs::MetadataExt;
+    let bench = stack(true).await;
+    let engine = bench.engine();
+    let (first, _) = run(&bench, &engine, RunRequest::default()).await;
+    let path = bench.source.path().join("top.txt");
+    std::fs::write(&path, b"TOP LEVEL\n").unwrap();
+    support::settle();
+
+    let mut forged: serde_json::Value = serde_json::from_slice(
+        &std::fs::read(first.manifest_local_path.as_deref().unwrap()).unwrap(),
+    )
+    .unwrap();
+    let meta = std::fs::metadata(&path).unwrap();
+    for record in forged["files"].as_array_mut().unwrap() {
+        if record["s3_key"] == "s/top.txt" {
+            record["mtime_ns"] = (meta.mtime() * 1_000_000_000 + meta.mtime_nsec()).into();
+            record["ctime_ns"] = (meta.ctime() * 1_000_000_000 + meta.ctime_nsec()).into();
+            record["inode"] = meta.ino().into();
+        }
+    }
+    let planted = bench
+        .manifests
+        .path()
+        .join("99991231T235959.999Z-planted.json");
+    std::fs::write(&planted, forged.to_string()).unwrap();
+
+    let (second, _) = run(&bench, &engine, RunRequest::default()).await;
+    assert_eq!(second.uploaded, 1, "{second:?}");
+    assert_eq!(
+        get_bytes(&bench.moto.s3(), BUCKET, "s/top.txt").await,
+        b"TOP LEVEL\n"
+    );
+}
+
+/// A FIFO named like the newest manifest would block a plain open forever,
+/// with the lock held.
+#[tokio::test]
+async fn a_fifo_in_the_manifest_directory_does_not_block_the_run() {
+    let bench = stack(false).await;
+    let engine = bench.engine();
+    run(&bench, &engine, RunRequest::default()).await;
+    let fifo = bench
+        .manifests
+        .path()
+        .join("99991231T235959.999Z-fifo.json");
+    let made = std::process::Command::new("mkfifo")
+        .arg(&fifo)
+        .status()
+        .unwrap();
+    assert!(made.success());
+    let summary = tokio::time::timeout(Duration::from_secs(60), engine.run(&RunRequest::default()))
+        .await
+        .expect("the run must not block on a FIFO")
+        .unwrap();
+    assert_eq!(summary.skipped, sample_files().len() as u64);
 }

@@ -1,0 +1,181 @@
+//! The local manifest directory. Its copies only save a run the download of
+//! the last manifest; they are never trusted for more than S3 vouches for:
+//! - the default directory is private to the user (0700), and copies are
+//!   written readable by their owner only (0600);
+//! - a copy is opened without following links or blocking, and only if it is
+//!   a regular file;
+//! - a copy stands in for the S3 manifest only when its SHA-256 equals the
+//!   one stored with that object (the caller checks it).
+
+use std::fs::File;
+use std::os::unix::fs::{DirBuilderExt, MetadataExt, OpenOptionsExt};
+use std::path::{Path, PathBuf};
+
+use tracing::{debug, warn};
+
+use crate::error::{Error, Result};
+use crate::hash::{Sha256Reader, Sha256Stream};
+use crate::manifest::is_full_manifest_name;
+use crate::state::StateIndex;
+
+/// The CLI's default: `$XDG_STATE_HOME/s3-kms-sync`, else
+/// `~/.local/state/s3-kms-sync`, else a per-user folder in the temporary
+/// directory. Created private; refused if anyone else could write to it.
+pub fn private_default() -> Result<PathBuf> {
+    let env_dir = |name| {
+        std::env::var_os(name)
+            .filter(|v| !v.is_empty())
+            .map(PathBuf::from)
+    };
+    let dir = match (env_dir("XDG_STATE_HOME"), env_dir("HOME")) {
+        (Some(state), _) => state.join("s3-kms-sync"),
+        (None, Some(home)) => home.join(".local/state/s3-kms-sync"),
+        (None, None) => {
+            let uid = rustix::process::geteuid().as_raw();
+            std::env::temp_dir().join(format!("s3-kms-sync-{uid}"))
+        }
+    };
+    prepare(&dir)?;
+    let meta = std::fs::symlink_metadata(&dir).map_err(|err| not_usable(&dir, &err.to_string()))?;
+    let uid = rustix::process::geteuid().as_raw();
+    if !meta.is_dir() || meta.uid() != uid || meta.mode() & 0o077 != 0 {
+        return Err(not_usable(
+            &dir,
+            &format!(
+                "it must be a directory owned by uid {uid} with mode 0700 (it is owned by {} with mode {:o})",
+                meta.uid(),
+                meta.mode() & 0o7777
+            ),
+        ));
+    }
+    Ok(dir)
+}
+
+/// Creates `dir` (and its parents) private to the user if it is absent.
+pub fn prepare(dir: &Path) -> Result<()> {
+    std::fs::DirBuilder::new()
+        .recursive(true)
+        .mode(0o700)
+        .create(dir)
+        .map_err(|err| not_usable(dir, &err.to_string()))
+}
+
+fn not_usable(dir: &Path, why: &str) -> Error {
+    Error::Config(format!(
+        "cannot use the manifest directory {} ({why}): set SYNC_MANIFEST_DIR or pass --manifest-dir",
+        dir.display()
+    ))
+}
+
+/// A new file readable by its owner only. Whatever had the name before (a
+/// partial copy left by a crash, a planted FIFO or link) is removed first,
+/// and the file is created exclusively, so nothing but a new file is opened.
+pub fn create_private(path: &Path) -> std::io::Result<File> {
+    match std::fs::remove_file(path) {
+        Err(err) if err.kind() != std::io::ErrorKind::NotFound => return Err(err),
+        _ => {}
+    }
+    std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(0o600)
+        .open(path)
+}
+
+/// Opens a regular file for reading, refusing links and never blocking on a
+/// FIFO or device.
+pub fn open_regular(path: &Path) -> std::io::Result<File> {
+    let file = std::fs::OpenOptions::new()
+        .read(true)
+        .custom_flags((rustix::fs::OFlags::NOFOLLOW | rustix::fs::OFlags::NONBLOCK).bits() as i32)
+        .open(path)?;
+    if !file.metadata()?.is_file() {
+        return Err(std::io::Error::other("not a regular file"));
+    }
+    Ok(file)
+}
+
+/// A local copy of a manifest with the SHA-256 of its bytes.
+#[derive(Debug)]
+pub struct LocalCopy {
+    pub name: String,
+    pub index: StateIndex,
+    pub sha256: String,
+}
+
+/// The newest local copy of a full manifest of this bucket and prefix.
+pub fn newest(dir: &Path, bucket: &str, key_prefix: &str) -> Option<LocalCopy> {
+    let mut names: Vec<String> = std::fs::read_dir(dir)
+        .ok()?
+        .filter_map(|entry| entry.ok()?.file_name().into_string().ok())
+        .filter(|name| is_full_manifest_name(name))
+        .collect();
+    names.sort_unstable();
+    // Only the newest few: the directory may hold other buckets' manifests.
+    names.into_iter().rev().take(5).find_map(|name| {
+        let copy = read(&dir.join(&name), name)
+            .inspect_err(|err| warn!(error = %err, "local manifest copy not used"))
+            .ok()?;
+        let index = &copy.index;
+        let ours = index.bucket == bucket && index.prefix == key_prefix && !index.dry_run;
+        if !ours {
+            debug!(
+                name = copy.name,
+                "local manifest of another bucket or prefix"
+            );
+        }
+        ours.then_some(copy)
+    })
+}
+
+fn read(path: &Path, name: String) -> Result<LocalCopy> {
+    let file = open_regular(path).map_err(|err| Error::io("open", path, err))?;
+    let mut reader = Sha256Reader {
+        inner: std::io::BufReader::new(file),
+        sha256: Sha256Stream::default(),
+    };
+    let index = StateIndex::read(&mut reader)?;
+    // Trailing bytes after the document count towards the digest too.
+    std::io::copy(&mut reader, &mut std::io::sink()).map_err(|err| Error::io("read", path, err))?;
+    Ok(LocalCopy {
+        name,
+        index,
+        sha256: reader.sha256.finish_hex(),
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::os::unix::fs::PermissionsExt;
+
+    #[test]
+    fn private_files_are_new_and_owner_only() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("m.json");
+        std::os::unix::fs::symlink("/etc/passwd", &path).unwrap();
+        let file = create_private(&path).unwrap();
+        let mode = file.metadata().unwrap().permissions().mode();
+        assert_eq!(mode & 0o777, 0o600);
+        assert!(std::fs::symlink_metadata(&path).unwrap().is_file());
+    }
+
+    #[test]
+    fn only_regular_files_are_read() {
+        let dir = tempfile::tempdir().unwrap();
+        std::os::unix::fs::symlink("/etc/hostname", dir.path().join("link")).unwrap();
+        assert!(open_regular(&dir.path().join("link")).is_err());
+        assert!(open_regular(dir.path()).is_err());
+        std::fs::write(dir.path().join("ok"), b"{}").unwrap();
+        assert!(open_regular(&dir.path().join("ok")).is_ok());
+    }
+
+    #[test]
+    fn a_new_directory_is_private() {
+        let dir = tempfile::tempdir().unwrap();
+        let made = dir.path().join("a/b");
+        prepare(&made).unwrap();
+        let mode = std::fs::metadata(&made).unwrap().permissions().mode();
+        assert_eq!(mode & 0o777, 0o700);
+    }
+}
