@@ -35,9 +35,14 @@ pub enum Error {
         detail: String,
     },
 
-    /// A conditional write or delete lost to another writer.
+    /// A conditional write or delete lost to another writer. `server_time`
+    /// is S3's clock when it refused (its `Date` header), if it said.
     #[error("s3://{bucket}/{key} was changed by another writer")]
-    PreconditionFailed { bucket: String, key: String },
+    PreconditionFailed {
+        bucket: String,
+        key: String,
+        server_time: Option<chrono::DateTime<chrono::Utc>>,
+    },
 
     /// S3 stored an object with other encryption settings than configured.
     #[error("encryption mismatch on s3://{bucket}/{key}: {detail}")]

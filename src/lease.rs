@@ -1,14 +1,20 @@
 //! A lease that keeps two runs from working on the same prefix at once.
 //!
 //! The lock object `<prefix>/_manifests/lock.json` is created with a
-//! conditional PUT (`If-None-Match: *`), so exactly one run wins. It carries an
-//! expiry, so a run that crashed blocks the next ones only until then; an
-//! expired lease is taken over with `If-Match` on its ETag, so two runs cannot
-//! both take it over. A live run renews its lease the same way.
+//! conditional PUT (`If-None-Match: *`), so exactly one run wins. It says how
+//! long it lives, so a run that crashed blocks the next ones only until then;
+//! an expired lease is taken over with `If-Match` on its ETag, so two runs
+//! cannot both take it over. A live run renews its lease the same way.
+//!
+//! Expiry is judged by S3's clock alone: the lock's Last-Modified (when it
+//! was last written) against the `Date` of S3's refusal of our create. Clocks
+//! of the machines that run the tool never need to agree.
 //!
 //! The lock is also the run's first write with the configured SSE-KMS key: a
 //! wrong or disabled key fails here, before any file is uploaded.
 
+use std::sync::Mutex;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
@@ -18,16 +24,39 @@ use tracing::warn;
 use crate::error::{Error, Result};
 use crate::hash::Md5Digest;
 use crate::keys;
-use crate::remote::{PutExtras, Remote, WriteIf};
+use crate::remote::{Fetched, PutExtras, Remote, WriteIf};
 
 const LOCK_FILE: &str = "lock.json";
+
+/// Last-Modified has whole seconds: a lease is expired only once this much
+/// more than its lifetime has passed.
+const CLOCK_RESOLUTION: Duration = Duration::from_secs(1);
 
 /// What the lock object says of its holder.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Holder {
     pub run_id: String,
+    /// By the holder's clock, for people reading the lock; not used to decide.
     pub acquired_at: DateTime<Utc>,
     pub expires_at: DateTime<Utc>,
+    /// How long the lease lives after each write of the lock.
+    #[serde(default)]
+    pub ttl_secs: Option<u64>,
+    /// Counts the holder's renewals, so a retried renewal knows its own write.
+    #[serde(default)]
+    pub renewals: u64,
+}
+
+impl Holder {
+    fn ttl(&self) -> Duration {
+        let ttl = self.ttl_secs.map(Duration::from_secs);
+        // Locks written before ttl_secs existed: the span they declared.
+        ttl.unwrap_or_else(|| {
+            (self.expires_at - self.acquired_at)
+                .to_std()
+                .unwrap_or_default()
+        })
+    }
 }
 
 /// A lease this run holds.
@@ -43,6 +72,14 @@ pub enum Acquired {
     Held(Lease),
     /// Another run holds a lease that has not expired.
     Busy(Holder),
+}
+
+/// What a renewal found.
+#[derive(Debug, PartialEq, Eq)]
+pub enum Renewal {
+    Renewed,
+    /// Another run holds the lock now, or it is gone; the reason says which.
+    Lost(String),
 }
 
 pub fn lock_key(prefix: &str) -> String {
@@ -61,13 +98,20 @@ pub async fn acquire(
         run_id: run_id.to_owned(),
         acquired_at: now,
         expires_at: now + ttl,
+        ttl_secs: Some(ttl.as_secs()),
+        renewals: 0,
     };
-    match write(remote, &key, &holder, WriteIf::Absent).await {
+    let server_now = match write(remote, &key, &holder, WriteIf::Absent).await {
         Ok(etag) => return Ok(Acquired::Held(Lease { key, etag, holder })),
-        Err(Error::PreconditionFailed { .. }) => {}
+        Err(Error::PreconditionFailed { server_time, .. }) => server_time,
         Err(err) => return Err(err),
-    }
-    let Some((body, Some(etag))) = remote.get(&key).await? else {
+    };
+    let Some(Fetched {
+        body,
+        etag: Some(etag),
+        last_modified,
+    }) = remote.get(&key).await?
+    else {
         // Released between our PUT and GET: one more try decides it.
         return match write(remote, &key, &holder, WriteIf::Absent).await {
             Ok(etag) => Ok(Acquired::Held(Lease { key, etag, holder })),
@@ -84,9 +128,11 @@ pub async fn acquire(
                 holder: current,
             }));
         }
-        Ok(current) if current.expires_at > now => return Ok(Acquired::Busy(current)),
+        Ok(current) if !expired(&current, last_modified, server_now) => {
+            return Ok(Acquired::Busy(current));
+        }
         Ok(current) => {
-            warn!(holder = %current.run_id, expired = %current.expires_at, "taking over an expired lease")
+            warn!(holder = %current.run_id, written = ?last_modified, ttl = ?current.ttl(), "taking over an expired lease")
         }
         Err(err) => warn!(error = %err, "taking over an unreadable lock object"),
     }
@@ -97,13 +143,54 @@ pub async fn acquire(
     }
 }
 
-/// Extends the lease; fails if another run has taken it over meanwhile.
-pub async fn renew(remote: &Remote, lease: &mut Lease, ttl: Duration) -> Result<()> {
+/// Whether a lease last written at `written` (S3's Last-Modified) has run
+/// out by `server_now` (S3's `Date`). Without S3's time, this machine's
+/// clock stands in; without a Last-Modified, the holder's own expiry does.
+fn expired(
+    holder: &Holder,
+    written: Option<DateTime<Utc>>,
+    server_now: Option<DateTime<Utc>>,
+) -> bool {
+    let now = server_now.unwrap_or_else(Utc::now);
+    let Some(written) = written else {
+        return holder.expires_at < now;
+    };
+    let age = (now - written).to_std().unwrap_or_default();
+    age > holder.ttl() + CLOCK_RESOLUTION
+}
+
+/// Extends the lease. A renewal whose answer was lost is retried by the SDK
+/// and then refused (the ETag moved); the lock then shows our own renewal,
+/// which counts as done.
+pub async fn renew(remote: &Remote, lease: &mut Lease, ttl: Duration) -> Result<Renewal> {
     let mut holder = lease.holder.clone();
     holder.expires_at = Utc::now() + ttl;
-    lease.etag = write(remote, &lease.key, &holder, WriteIf::Matches(&lease.etag)).await?;
-    lease.holder = holder;
-    Ok(())
+    holder.ttl_secs = Some(ttl.as_secs());
+    holder.renewals += 1;
+    match write(remote, &lease.key, &holder, WriteIf::Matches(&lease.etag)).await {
+        Ok(etag) => {
+            lease.etag = etag;
+            lease.holder = holder;
+            return Ok(Renewal::Renewed);
+        }
+        Err(Error::PreconditionFailed { .. }) => {}
+        Err(err) => return Err(err),
+    }
+    let Some(Fetched { body, etag, .. }) = remote.get(&lease.key).await? else {
+        return Ok(Renewal::Lost("the lock object is gone".into()));
+    };
+    match (serde_json::from_slice::<Holder>(&body), etag) {
+        (Ok(current), Some(etag)) if current == holder => {
+            lease.etag = etag;
+            lease.holder = holder;
+            Ok(Renewal::Renewed)
+        }
+        (Ok(current), _) => Ok(Renewal::Lost(format!(
+            "run {} took the lock over",
+            current.run_id
+        ))),
+        (Err(_), _) => Ok(Renewal::Lost("the lock object was overwritten".into())),
+    }
 }
 
 /// Removes the lock object, unless another run has taken it over.
@@ -136,5 +223,69 @@ fn unknown_holder(now: DateTime<Utc>) -> Holder {
         run_id: "unknown (the lease changed hands while it was read)".into(),
         acquired_at: now,
         expires_at: now,
+        ttl_secs: None,
+        renewals: 0,
+    }
+}
+
+/// Whether the run still holds its lease, as the renewer last found.
+#[derive(Debug, Default)]
+pub struct Standing {
+    lost: AtomicBool,
+    why: Mutex<Option<String>>,
+}
+
+impl Standing {
+    pub fn lose(&self, why: String) {
+        if let Ok(mut slot) = self.why.lock() {
+            slot.get_or_insert(why);
+        }
+        self.lost.store(true, Ordering::Release);
+    }
+
+    pub fn is_lost(&self) -> bool {
+        self.lost.load(Ordering::Acquire)
+    }
+
+    /// Why the lease was lost, if it was.
+    pub fn lost_because(&self) -> Option<String> {
+        if !self.is_lost() {
+            return None;
+        }
+        self.why.lock().ok().and_then(|why| why.clone())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn holder(ttl_secs: Option<u64>, expires_at: DateTime<Utc>) -> Holder {
+        Holder {
+            run_id: "r".into(),
+            acquired_at: expires_at - chrono::Duration::seconds(60),
+            expires_at,
+            ttl_secs,
+            renewals: 0,
+        }
+    }
+
+    #[test]
+    fn expiry_is_judged_by_s3s_clock() {
+        let written = Utc::now();
+        let at = |secs| Some(written + chrono::Duration::seconds(secs));
+        // The writer's clock ran an hour behind: its expires_at means nothing.
+        let behind = holder(Some(600), written - chrono::Duration::hours(1));
+        assert!(!expired(&behind, Some(written), at(5)));
+        assert!(expired(&behind, Some(written), at(602)));
+        // An hour ahead: the lease still ends 600 s after the last write.
+        let ahead = holder(Some(600), written + chrono::Duration::hours(1));
+        assert!(expired(&ahead, Some(written), at(602)));
+        // Last-Modified has whole seconds: one more second before taking over.
+        assert!(!expired(&ahead, Some(written), at(601)));
+        // Locks from before ttl_secs: the span they declared.
+        let old = holder(None, written + chrono::Duration::seconds(30));
+        assert!(expired(&old, Some(written), at(62)));
+        assert!(!expired(&old, Some(written), at(30)));
     }
 }

@@ -186,16 +186,26 @@ impl Summary {
     }
 
     /// `failed` when nothing succeeded, `partial` when something went wrong
-    /// (a file, the manifest, or the time ran out), `succeeded` otherwise.
+    /// (a file, the manifest, or the run stopped early), `succeeded` otherwise.
     fn derive_status(&self) -> RunStatus {
         let ok = self.uploaded + self.skipped + self.would_upload;
         if self.failed > 0 && ok == 0 {
             RunStatus::Failed
-        } else if self.failed > 0 || self.not_reached > 0 || self.manifest_error.is_some() {
+        } else if self.failed > 0 || !self.complete || self.manifest_error.is_some() {
             RunStatus::Partial
         } else {
             RunStatus::Succeeded
         }
+    }
+
+    /// The run lost its lease: another run may be working on the prefix, so
+    /// this one started no more files and its manifest is incomplete.
+    pub fn record_lost_lease(&mut self, why: &str) {
+        self.complete = false;
+        self.message = Some(format!(
+            "lost the lock ({why}); stopped starting files, the next run finishes the rest"
+        ));
+        self.status = self.derive_status();
     }
 
     pub fn record_manifest_error(&mut self, error: &Error) {

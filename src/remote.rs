@@ -12,6 +12,7 @@ use aws_sdk_s3::types::{
     CompletedMultipartUpload, CompletedPart, EncodingType, ServerSideEncryption,
 };
 use aws_smithy_runtime_api::client::orchestrator::HttpResponse;
+use chrono::{DateTime, Utc};
 use futures::{StreamExt, TryStreamExt};
 
 use crate::error::{Error, Result};
@@ -133,6 +134,27 @@ pub struct Listed {
     pub key: String,
     pub etag: Option<String>,
     pub size: Option<u64>,
+}
+
+/// A whole object as GetObject returned it.
+#[derive(Debug, Clone)]
+pub struct Fetched {
+    pub body: Vec<u8>,
+    pub etag: Option<String>,
+    /// When S3 stored the object, by S3's clock (whole seconds).
+    pub last_modified: Option<DateTime<Utc>>,
+}
+
+fn to_chrono(time: &aws_smithy_types::DateTime) -> Option<DateTime<Utc>> {
+    DateTime::from_timestamp(time.secs(), time.subsec_nanos())
+}
+
+/// An HTTP `Date` header's time.
+fn http_date(value: &str) -> Option<DateTime<Utc>> {
+    let parsed =
+        aws_smithy_types::DateTime::from_str(value, aws_smithy_types::date_time::Format::HttpDate)
+            .ok()?;
+    to_chrono(&parsed)
 }
 
 /// The bucket and encryption every request of a run uses.
@@ -383,8 +405,8 @@ impl Remote {
         }
     }
 
-    /// The object's bytes and ETag; `None` when the key does not exist.
-    pub async fn get(&self, key: &str) -> Result<Option<(Vec<u8>, Option<String>)>> {
+    /// The object's bytes, ETag and Last-Modified; `None` when the key does not exist.
+    pub async fn get(&self, key: &str) -> Result<Option<Fetched>> {
         let response = self
             .client
             .get_object()
@@ -400,13 +422,18 @@ impl Remote {
             Err(err) => return Err(Error::s3("GetObject", &self.bucket, key, err)),
         };
         let etag = out.e_tag().map(str::to_owned);
+        let last_modified = out.last_modified().and_then(to_chrono);
         let bytes = out.body.collect().await.map_err(|err| Error::S3 {
             operation: "GetObject",
             bucket: self.bucket.clone(),
             key: key.to_owned(),
             detail: err.to_string(),
         })?;
-        Ok(Some((bytes.to_vec(), etag)))
+        Ok(Some(Fetched {
+            body: bytes.to_vec(),
+            etag,
+            last_modified,
+        }))
     }
 
     /// Deletes `key` only while its ETag is still `etag`.
@@ -437,6 +464,10 @@ impl Remote {
             Some(412 | 409) => Error::PreconditionFailed {
                 bucket: self.bucket.clone(),
                 key: key.to_owned(),
+                server_time: err
+                    .raw_response()
+                    .and_then(|r| r.headers().get("date"))
+                    .and_then(http_date),
             },
             _ => Error::s3(operation, &self.bucket, key, err),
         }
@@ -509,6 +540,13 @@ mod tests {
 
     const ARN: &str = "arn:aws:kms:eu-west-1:111122223333:key/1234abcd-12ab-34cd-56ef-1234567890ab";
     const ID: &str = "1234abcd-12ab-34cd-56ef-1234567890ab";
+
+    #[test]
+    fn http_dates_parse() {
+        let time = http_date("Sun, 22 Nov 2026 23:40:05 GMT").unwrap();
+        assert_eq!(time.to_rfc3339(), "2026-11-22T23:40:05+00:00");
+        assert_eq!(http_date("yesterday"), None);
+    }
 
     #[test]
     fn same_key_by_id_or_arn() {

@@ -12,7 +12,7 @@ use tracing::{Instrument, error, info, info_span, warn};
 use crate::config::{Scope, Settings};
 use crate::error::{Error, Result};
 use crate::keys;
-use crate::lease::{self, Acquired, Lease};
+use crate::lease::{self, Acquired, Lease, Renewal, Standing};
 use crate::manifest::{self, FileRecord, FileStatus, Manifest, Summary, Written};
 use crate::manifest_dir;
 use crate::remote::KeyRange;
@@ -41,6 +41,15 @@ struct Run {
     clock: Instant,
     /// No file is started after this instant (the Lambda time limit less a margin).
     stop_at: Option<Instant>,
+    /// No file is started once the lease is lost.
+    standing: Arc<Standing>,
+}
+
+impl Run {
+    /// Whether a file may still be started.
+    fn may_start(&self) -> bool {
+        self.stop_at.is_none_or(|at| Instant::now() < at) && !self.standing.is_lost()
+    }
 }
 
 impl Engine {
@@ -72,6 +81,7 @@ impl Engine {
             started: Utc::now(),
             clock: Instant::now(),
             stop_at,
+            standing: Arc::default(),
         };
         let span = info_span!("run", run_id = %run.id, bucket = %self.settings.bucket, prefix = %scope.key_prefix);
         async {
@@ -79,6 +89,7 @@ impl Engine {
                 // A dry run writes nothing to S3, so it needs no lease.
                 return self.sync(&run, &scope).await;
             }
+            let taking = Instant::now();
             let lease = match self.take_lease(&run.id).await? {
                 Acquired::Held(lease) => lease,
                 Acquired::Busy(holder) => {
@@ -88,11 +99,13 @@ impl Engine {
                 }
             };
             let lease = Arc::new(Mutex::new(lease));
-            let renewer = self.renew_lease_in_background(Arc::clone(&lease));
+            let renewer =
+                self.renew_lease_in_background(Arc::clone(&lease), Arc::clone(&run.standing), taking);
             let summary = self.sync(&run, &scope).await;
             renewer.abort();
             let held = lease.lock().map(|l| l.clone());
             if let Ok(held) = held
+                && !run.standing.is_lost()
                 && let Err(err) = lease::release(&self.remote, &held).await
             {
                 warn!(error = %err, "could not release the lock; it expires by itself");
@@ -119,7 +132,16 @@ impl Engine {
             })
     }
 
-    fn renew_lease_in_background(&self, lease: Arc<Mutex<Lease>>) -> tokio::task::JoinHandle<()> {
+    /// Renews the lease every third of its lifetime. The lease counts as lost
+    /// when another run holds the lock, or when no renewal has gone through
+    /// for a whole lifetime (measured from when the last good write was
+    /// sent, so never later than S3 would let another run take over).
+    fn renew_lease_in_background(
+        &self,
+        lease: Arc<Mutex<Lease>>,
+        standing: Arc<Standing>,
+        mut confirmed: Instant,
+    ) -> tokio::task::JoinHandle<()> {
         let (remote, ttl) = (self.remote.clone(), self.settings.lock_ttl);
         tokio::spawn(
             async move {
@@ -130,14 +152,27 @@ impl Engine {
                     let Ok(mut current) = lease.lock().map(|l| l.clone()) else {
                         return;
                     };
-                    match lease::renew(&remote, &mut current, ttl).await {
-                        Ok(()) => {
+                    let sent = Instant::now();
+                    let why = match lease::renew(&remote, &mut current, ttl).await {
+                        Ok(Renewal::Renewed) => {
+                            confirmed = sent;
                             if let Ok(mut slot) = lease.lock() {
                                 *slot = current;
                             }
+                            continue;
                         }
-                        Err(err) => error!(error = %err, "could not renew the lock"),
-                    }
+                        Ok(Renewal::Lost(why)) => why,
+                        Err(err) if confirmed.elapsed() >= ttl => {
+                            format!("it could not be renewed within its lifetime ({err})")
+                        }
+                        Err(err) => {
+                            error!(error = %err, "could not renew the lock; retrying");
+                            continue;
+                        }
+                    };
+                    error!(reason = %why, "lost the lock; no more files are started");
+                    standing.lose(why);
+                    return;
                 }
             }
             .in_current_span(),
@@ -159,7 +194,7 @@ impl Engine {
         let progress = Arc::new(Progress::default());
         let reporter = progress.report_every(PROGRESS_EVERY, total);
         let mut files: Vec<FileRecord> = futures::stream::iter(found)
-            .map(|item| self.process(item, &source, scope, run.stop_at, &known, &progress))
+            .map(|item| self.process(item, &source, scope, run, &known, &progress))
             .buffer_unordered(self.settings.concurrency)
             .filter_map(std::future::ready)
             .collect()
@@ -181,6 +216,9 @@ impl Engine {
         let duration_ms = run.clock.elapsed().as_millis() as u64;
         let mut summary = Summary::tally(&run.id, scope.dry_run, &files, not_reached, duration_ms);
         summary.bytes_read = progress.bytes_read.load(Ordering::Relaxed);
+        if let Some(why) = run.standing.lost_because() {
+            summary.record_lost_lease(&why);
+        }
         let manifest = Manifest {
             run_id: run.id.clone(),
             started_at: manifest::timestamp(run.started),
@@ -191,7 +229,7 @@ impl Engine {
             prefix: scope.key_prefix.clone(),
             kms_key_id: self.settings.kms_key_id.clone(),
             dry_run: scope.dry_run,
-            complete: not_reached == 0,
+            complete: summary.complete,
             full_verify,
             runs_since_full_verify,
             summary,
@@ -322,7 +360,7 @@ impl Engine {
     /// another bucket or prefix, is no index.
     async fn fetch_index(&self, key: &str, key_prefix: &str) -> Option<StateIndex> {
         let bytes = match self.remote.get(key).await {
-            Ok(Some((bytes, _))) => bytes,
+            Ok(Some(fetched)) => fetched.body,
             Ok(None) => return None,
             Err(err) => {
                 warn!(key, error = %err, "last manifest unreadable; files are checked one by one");
@@ -427,11 +465,11 @@ impl Engine {
         item: Found,
         source: &SourceDir,
         scope: &Scope,
-        stop_at: Option<Instant>,
+        run: &Run,
         known: &RunState,
         progress: &Progress,
     ) -> Option<FileRecord> {
-        if stop_at.is_some_and(|at| Instant::now() >= at) {
+        if !run.may_start() {
             return None;
         }
         let mut record = match item {
@@ -442,7 +480,7 @@ impl Engine {
                     Err(err) => record.fail(err.to_string()),
                     Ok(key) => {
                         record.s3_uri = Some(self.remote.uri(&key));
-                        let settings = self.transfer_settings(scope, stop_at);
+                        let settings = self.transfer_settings(scope, run.stop_at);
                         let prior = known.prior(&key);
                         let result =
                             sync_file(&self.remote, source, settings, &file, &key, prior).await;

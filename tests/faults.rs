@@ -356,13 +356,15 @@ async fn an_expired_lock_is_taken_over_and_a_live_one_is_respected() {
     assert!(blocked.message.unwrap().contains("crashed-run"));
     lease::release(&remote, &live).await.unwrap();
 
-    // A lock whose holder died long ago expires.
+    // A lock whose holder died long ago expires. Last-Modified has whole
+    // seconds, so a zero lifetime is over two seconds later.
     let Acquired::Held(_) = lease::acquire(&remote, "data", "crashed-run", Duration::ZERO)
         .await
         .unwrap()
     else {
         panic!("lock not taken")
     };
+    tokio::time::sleep(Duration::from_millis(2_100)).await;
     let resumed = bench.engine().run(&RunRequest::default()).await.unwrap();
     assert_eq!(resumed.status, RunStatus::Succeeded);
     let keys: BTreeMap<_, _> = list_keys(&bench.moto.s3(), BUCKET)

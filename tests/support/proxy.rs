@@ -48,6 +48,9 @@ struct State {
     /// Opaque ETag → moto's ETag, for conditional requests.
     etags: Mutex<HashMap<String, String>>,
     hook: Mutex<Option<Hook>>,
+    /// (operation, path suffix, matching requests still to let through):
+    /// the next matching request after those takes effect, but its answer is lost.
+    lose_answer: Mutex<Option<(String, String, u32)>>,
     client: Client<HttpConnector, Full<Bytes>>,
 }
 
@@ -69,6 +72,7 @@ impl Proxy {
             injected: Mutex::default(),
             etags: Mutex::default(),
             hook: Mutex::new(None),
+            lose_answer: Mutex::new(None),
             client: Client::builder(TokioExecutor::new()).build_http(),
         });
         let shared = Arc::clone(&state);
@@ -102,6 +106,13 @@ impl Proxy {
     /// Called with (operation, path) before each request is forwarded.
     pub fn on_request(&self, hook: impl Fn(&str, &str) + Send + Sync + 'static) {
         *self.state.hook.lock().unwrap() = Some(Box::new(hook));
+    }
+
+    /// The `nth` (from 1) request from now on of `op` to a path ending in
+    /// `suffix` reaches moto, but its answer is dropped: the client retries a
+    /// request that already took effect.
+    pub fn lose_answer(&self, op: &str, suffix: &str, nth: u32) {
+        *self.state.lose_answer.lock().unwrap() = Some((op.into(), suffix.into(), nth - 1));
     }
 
     /// Requests seen, by S3 operation.
@@ -237,8 +248,23 @@ async fn handle(
         let mut rng = state.rng.lock().unwrap();
         (rng.random::<f64>(), rng.random::<bool>())
     };
-    let drop = roll < faults.drop_rate;
-    if drop && !after_forward {
+    let lose = {
+        let mut armed = state.lose_answer.lock().unwrap();
+        match armed.as_mut() {
+            Some((want, suffix, skip)) if want == op && path.ends_with(suffix.as_str()) => {
+                if *skip == 0 {
+                    *armed = None;
+                    true
+                } else {
+                    *skip -= 1;
+                    false
+                }
+            }
+            _ => false,
+        }
+    };
+    let drop = roll < faults.drop_rate || lose;
+    if drop && !after_forward && !lose {
         count("drop");
         return Err(Dropped);
     }
