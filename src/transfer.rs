@@ -210,27 +210,45 @@ async fn upload_multipart(
     result.bytes_read += file.size;
     let upload_id = remote.create_multipart(key, md5).await?;
     let sent = send_parts(remote, source, settings, file, key, &upload_id, md5).await;
+    let mut completion_failed = false;
     let completed = match sent {
         Ok(parts) => match remote.complete_multipart(key, &upload_id, parts).await {
             // A retried completion whose first attempt went through finds no
             // upload any more; the object itself says whether it is ours.
-            Err(err @ Error::S3 { .. }) => match remote.head(key).await {
-                Ok(Some(stored)) if stored.md5.as_deref() == Some(md5.hex().as_str()) => {
-                    return Ok(stored.etag);
-                }
-                _ => Err(err),
-            },
+            Err(err @ Error::S3 { .. }) => {
+                completion_failed = true;
+                stored_instead(remote, key, md5).await.unwrap_or(Err(err))
+            }
             done => done,
         },
         Err(err) => Err(err),
     };
-    if completed.is_err() {
-        // Leave no orphaned parts behind: they are billed and invisible.
-        if let Err(abort) = remote.abort_multipart(key, &upload_id).await {
-            warn!(key, upload_id, error = %abort, "could not abort multipart upload");
-        }
+    // After a failed completion the object found may be an older copy, and
+    // the upload still open: its parts would stay, billed and invisible.
+    // Aborting an upload that did complete only answers NoSuchUpload.
+    if (completed.is_err() || completion_failed)
+        && let Err(abort) = remote.abort_multipart(key, &upload_id).await
+    {
+        warn!(key, upload_id, error = %abort, "could not abort multipart upload");
     }
     completed
+}
+
+/// After a failed completion: the stored object if it holds the file's MD5,
+/// provided it is under the configured key.
+async fn stored_instead(
+    remote: &Remote,
+    key: &str,
+    md5: Md5Digest,
+) -> Option<Result<Option<String>>> {
+    match remote.head(key).await {
+        Ok(Some(stored)) if stored.md5.as_deref() == Some(md5.hex().as_str()) => Some(
+            remote
+                .check_stored_encryption(key, &stored)
+                .map(|()| stored.etag),
+        ),
+        _ => None,
+    }
 }
 
 async fn send_parts(

@@ -259,3 +259,75 @@ async fn a_newline_in_a_file_name_reaches_s3_unchanged() {
     );
     assert_eq!(exact.num_calls(), 1);
 }
+
+/// CompleteMultipartUpload fails, yet HeadObject finds an object with the
+/// file's MD5 (a completion whose answer was lost, or an older copy). The
+/// upload is aborted either way, so no parts are left behind, and the
+/// object counts only if it is stored under the configured key.
+#[tokio::test]
+async fn a_failed_completion_aborts_and_checks_the_object_it_falls_back_to() {
+    use aws_sdk_s3::operation::upload_part::UploadPartOutput;
+    let big = vec![9u8; 6 * 1024 * 1024];
+    let md5 = md5_hex(&big);
+    let found_under = |sse: ServerSideEncryption, kms: Option<&'static str>| {
+        let md5 = md5.clone();
+        mock!(Client::head_object)
+            .match_requests(|req| req.key() == Some("p/big.bin"))
+            .then_output(move || {
+                HeadObjectOutput::builder()
+                    .e_tag("\"opaque-multipart-etag-2\"")
+                    .content_length(6 * 1024 * 1024)
+                    .metadata("md5checksum", md5.clone())
+                    .server_side_encryption(sse.clone())
+                    .set_ssekms_key_id(kms.map(str::to_owned))
+                    .build()
+            })
+    };
+    let cases = [
+        (
+            found_under(ServerSideEncryption::Aes256, None),
+            FileStatus::Failed,
+        ),
+        (
+            found_under(ServerSideEncryption::AwsKms, Some(KEY)),
+            FileStatus::Uploaded,
+        ),
+    ];
+    for (head, expected) in cases {
+        let create = mock!(Client::create_multipart_upload).then_output(|| {
+            CreateMultipartUploadOutput::builder()
+                .upload_id("upload-2")
+                .server_side_encryption(ServerSideEncryption::AwsKms)
+                .ssekms_key_id(KEY)
+                .build()
+        });
+        let part = mock!(Client::upload_part)
+            .then_output(|| UploadPartOutput::builder().e_tag("\"part\"").build());
+        let complete = mock!(Client::complete_multipart_upload)
+            .sequence()
+            .http_status(500, None)
+            .repeatedly()
+            .build();
+        let abort = mock!(Client::abort_multipart_upload)
+            .match_requests(|req| req.upload_id() == Some("upload-2"))
+            .then_output(|| AbortMultipartUploadOutput::builder().build());
+        let client = client_with(&[&create, &part, &complete, &head, &abort]);
+
+        let (_, manifest) = run(client, &[("big.bin", big.clone())]).await;
+        let record = record(&manifest, "p/big.bin");
+        assert_eq!(record.status, expected, "{record:?}");
+        if expected == FileStatus::Failed {
+            let error = record.error.as_deref().unwrap();
+            assert!(
+                error.contains("encryption mismatch") && error.contains("AES256"),
+                "{error}"
+            );
+        }
+        assert_eq!(head.num_calls(), 1);
+        assert_eq!(
+            abort.num_calls(),
+            1,
+            "the upload's parts are not left behind"
+        );
+    }
+}
