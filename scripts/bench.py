@@ -324,8 +324,12 @@ def targets(results, md5, hundred_k):
 NOTES = """## Reading the results
 
 - **Requests.** On an unchanged rerun this tool makes the listing requests and
-  three others: it creates and deletes its run lock and writes the manifest.
-  It sends no HeadObject and reads no file. `aws s3 sync` also only lists, but
+  four others: it creates and deletes its run lock, writes the manifest, and
+  sends one HeadObject for the last manifest, whose stored SHA-256 must match
+  this machine's copy before the copy stands in for a download (a copy
+  planted in the manifest directory could otherwise make a changed file be
+  skipped). That one request runs alongside the listing. It sends no
+  HeadObject for files and reads no file. `aws s3 sync` also only lists, but
   it compares size and modification time, never content, so a same-size
   change with a restored mtime passes it by. `rclone sync --checksum` sends a
   HeadObject for every file.

@@ -20,6 +20,18 @@ fn cli(args: &[&str], env: &[(&str, &str)]) -> Output {
         .expect("run the CLI")
 }
 
+/// The environment that points the CLI at moto, plus `more`.
+fn moto_env<'a>(endpoint: &'a str, more: &[(&'a str, &'a str)]) -> Vec<(&'a str, &'a str)> {
+    let mut env = vec![
+        ("AWS_ENDPOINT_URL", endpoint),
+        ("AWS_ACCESS_KEY_ID", "test"),
+        ("AWS_SECRET_ACCESS_KEY", "test"),
+        ("AWS_REGION", "us-east-1"),
+    ];
+    env.extend_from_slice(more);
+    env
+}
+
 #[test]
 fn missing_settings_fail_before_any_request_and_name_the_fix() {
     let dir = tempfile::tempdir().unwrap();
@@ -62,15 +74,14 @@ async fn sync_prints_the_summary_and_exits_by_outcome() {
     let source = tempfile::tempdir().unwrap();
     let manifests = tempfile::tempdir().unwrap();
     write_tree(source.path(), &[("a.txt", b"a".to_vec())]);
-    let env = [
-        ("AWS_ENDPOINT_URL", moto.endpoint.as_str()),
-        ("AWS_ACCESS_KEY_ID", "test"),
-        ("AWS_SECRET_ACCESS_KEY", "test"),
-        ("AWS_REGION", "us-east-1"),
-        ("SYNC_BUCKET", "cli"),
-        ("SYNC_KMS_KEY_ID", key.as_str()),
-        ("SYNC_MANIFEST_DIR", manifests.path().to_str().unwrap()),
-    ];
+    let env = moto_env(
+        &moto.endpoint,
+        &[
+            ("SYNC_BUCKET", "cli"),
+            ("SYNC_KMS_KEY_ID", key.as_str()),
+            ("SYNC_MANIFEST_DIR", manifests.path().to_str().unwrap()),
+        ],
+    );
     let args = [
         "sync",
         "--source-dir",
@@ -120,13 +131,7 @@ async fn manifests_are_private_by_default() {
     let key = moto.bucket_and_key("private").await;
     let (source, home) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
     write_tree(source.path(), &[("a.txt", b"a".to_vec())]);
-    let env = [
-        ("AWS_ENDPOINT_URL", moto.endpoint.as_str()),
-        ("AWS_ACCESS_KEY_ID", "test"),
-        ("AWS_SECRET_ACCESS_KEY", "test"),
-        ("AWS_REGION", "us-east-1"),
-        ("HOME", home.path().to_str().unwrap()),
-    ];
+    let env = moto_env(&moto.endpoint, &[("HOME", home.path().to_str().unwrap())]);
     let args = [
         "sync",
         "--source-dir",

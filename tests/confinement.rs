@@ -11,19 +11,11 @@ use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::time::Duration;
 
 use s3_kms_sync::filter::Filter;
-use s3_kms_sync::manifest::{FileRecord, FileStatus, Manifest, Summary};
+use s3_kms_sync::manifest::{FileRecord, FileStatus, Manifest};
 use s3_kms_sync::request::RunRequest;
 use s3_kms_sync::source::SourceDir;
 use s3_kms_sync::walk::{Found, walk};
 use support::*;
-
-fn manifest_of(summary: &Summary) -> Manifest {
-    let path = summary
-        .manifest_local_path
-        .as_deref()
-        .expect("local manifest");
-    serde_json::from_slice(&std::fs::read(path).unwrap()).unwrap()
-}
 
 fn records_by_relative(manifest: &Manifest, root: &Path) -> BTreeMap<String, FileRecord> {
     manifest

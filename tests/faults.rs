@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 
 use s3_kms_sync::Error;
 use s3_kms_sync::lease::{self, Acquired};
-use s3_kms_sync::manifest::{FileStatus, Manifest, RunStatus, Summary};
+use s3_kms_sync::manifest::{FileStatus, RunStatus};
 use s3_kms_sync::remote::Remote;
 use s3_kms_sync::request::RunRequest;
 use support::*;
@@ -22,14 +22,6 @@ async fn stack(seed: u64) -> Stack {
     let arn = stack.key_arn.clone();
     stack.proxy.configure(|f| f.kms_keys = Some(vec![arn]));
     stack
-}
-
-fn manifest_of(summary: &Summary) -> Manifest {
-    let path = summary
-        .manifest_local_path
-        .as_deref()
-        .expect("local manifest");
-    serde_json::from_slice(&std::fs::read(path).unwrap()).unwrap()
 }
 
 /// 500 small files and three multipart files, each with distinct content.
@@ -49,12 +41,6 @@ fn many_files() -> Vec<(String, Vec<u8>)> {
         ));
     }
     files
-}
-
-fn write_owned(root: &std::path::Path, files: &[(String, Vec<u8>)]) {
-    let borrowed: Vec<(&str, Vec<u8>)> =
-        files.iter().map(|(p, c)| (p.as_str(), c.clone())).collect();
-    write_tree(root, &borrowed);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -396,4 +382,55 @@ async fn the_handler_takes_its_time_limit_from_the_invocation() {
     let summary = s3_kms_sync::handler::handle(&engine, event).await.unwrap();
     assert!(!summary.complete && summary.not_reached > 0, "{summary:?}");
     assert!(summary.manifest_s3_uri.is_some());
+}
+
+/// The local copy of the manifest vanishes as soon as it is written (a
+/// cleaner sweeping the directory). Files were uploaded by then, so the run
+/// still ends with its summary and its manifest in S3, never as an error
+/// that would make the CLI say the run could not start.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_local_manifest_that_vanishes_after_writing_does_not_fail_the_run() {
+    use std::sync::Arc;
+    use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+    let bench = stack(12).await;
+    write_tree(bench.source.path(), &[("a.txt", b"a".to_vec())]);
+    let (stop, swept) = (
+        Arc::new(AtomicBool::new(false)),
+        Arc::new(AtomicUsize::new(0)),
+    );
+    let sweeper = {
+        let (dir, stop, swept) = (
+            bench.manifests.path().to_path_buf(),
+            Arc::clone(&stop),
+            Arc::clone(&swept),
+        );
+        std::thread::spawn(move || {
+            while !stop.load(Ordering::Relaxed) {
+                let Ok(entries) = std::fs::read_dir(&dir) else {
+                    continue;
+                };
+                for entry in entries.flatten() {
+                    let name = entry.file_name();
+                    if name.to_string_lossy().ends_with(".json")
+                        && std::fs::remove_file(entry.path()).is_ok()
+                    {
+                        swept.fetch_add(1, Ordering::Relaxed);
+                    }
+                }
+            }
+        })
+    };
+    let engine = bench.engine();
+    for round in 0..10 {
+        std::fs::write(bench.source.path().join("a.txt"), format!("round {round}")).unwrap();
+        let summary = engine
+            .run(&RunRequest::default())
+            .await
+            .unwrap_or_else(|err| panic!("round {round}: {err}"));
+        assert_eq!(summary.uploaded, 1, "round {round}: {summary:?}");
+        assert!(summary.manifest_s3_uri.is_some(), "{summary:?}");
+    }
+    stop.store(true, Ordering::Relaxed);
+    sweeper.join().unwrap();
+    assert!(swept.load(Ordering::Relaxed) > 0, "the sweeper never ran");
 }

@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use s3_kms_sync::Engine;
 use s3_kms_sync::lease::{self, Acquired};
-use s3_kms_sync::manifest::{Manifest, RunStatus};
+use s3_kms_sync::manifest::RunStatus;
 use s3_kms_sync::remote::Remote;
 use s3_kms_sync::request::RunRequest;
 use support::*;
@@ -20,9 +20,7 @@ async fn slow_run_stack(bucket: &'static str) -> (Stack, Engine) {
     let files: Vec<(String, Vec<u8>)> = (0..30)
         .map(|i| (format!("f{i:02}.txt"), format!("file {i}").into_bytes()))
         .collect();
-    let borrowed: Vec<(&str, Vec<u8>)> =
-        files.iter().map(|(p, c)| (p.as_str(), c.clone())).collect();
-    write_tree(stack.source.path(), &borrowed);
+    write_owned(stack.source.path(), &files);
     stack
         .proxy
         .configure(|f| f.delay = Duration::from_millis(120));
@@ -37,6 +35,24 @@ async fn slow_run_stack(bucket: &'static str) -> (Stack, Engine) {
     settings.concurrency = 1;
     let engine = engine(client_for(&stack.proxy.endpoint), settings);
     (stack, engine)
+}
+
+/// Writes the lock object as another run (or another clock) would.
+async fn plant_lock(
+    s3: aws_sdk_s3::Client,
+    bucket: &str,
+    kms_key: String,
+    holder: serde_json::Value,
+) {
+    s3.put_object()
+        .bucket(bucket)
+        .key(LOCK)
+        .server_side_encryption(aws_sdk_s3::types::ServerSideEncryption::AwsKms)
+        .ssekms_key_id(kms_key)
+        .body(holder.to_string().into_bytes().into())
+        .send()
+        .await
+        .unwrap();
 }
 
 async fn lock_exists(stack: &Stack) -> bool {
@@ -85,17 +101,7 @@ async fn a_run_that_lost_its_lock_stops_and_reports_partial() {
                 "run_id": "intruder", "acquired_at": chrono::Utc::now(),
                 "expires_at": chrono::Utc::now(), "ttl_secs": 600
             });
-            tokio::spawn(async move {
-                s3.put_object()
-                    .bucket(bucket)
-                    .key(LOCK)
-                    .server_side_encryption(aws_sdk_s3::types::ServerSideEncryption::AwsKms)
-                    .ssekms_key_id(key)
-                    .body(intruder.to_string().into_bytes().into())
-                    .send()
-                    .await
-                    .unwrap();
-            });
+            tokio::spawn(plant_lock(s3, bucket, key, intruder));
         }
     });
     let summary = engine.run(&RunRequest::default()).await.unwrap();
@@ -106,11 +112,7 @@ async fn a_run_that_lost_its_lock_stops_and_reports_partial() {
         message.contains("lost the lock") && message.contains("intruder"),
         "{message}"
     );
-    let manifest: Manifest = serde_json::from_slice(
-        &std::fs::read(summary.manifest_local_path.as_deref().unwrap()).unwrap(),
-    )
-    .unwrap();
-    assert!(!manifest.complete);
+    assert!(!manifest_of(&summary).complete);
     assert!(summary.manifest_s3_uri.is_some());
     let held = get_bytes(&stack.moto.s3(), stack.bucket, LOCK).await;
     assert!(String::from_utf8_lossy(&held).contains("intruder"));
@@ -131,18 +133,7 @@ async fn lock_expiry_follows_s3s_clock_not_the_holders() {
         let body = serde_json::json!({
             "run_id": run_id, "acquired_at": now, "expires_at": expires_at, "ttl_secs": ttl_secs
         });
-        let (s3, bucket, key) = (stack.moto.s3(), stack.bucket, stack.key_arn.clone());
-        async move {
-            s3.put_object()
-                .bucket(bucket)
-                .key(LOCK)
-                .server_side_encryption(aws_sdk_s3::types::ServerSideEncryption::AwsKms)
-                .ssekms_key_id(key)
-                .body(body.to_string().into_bytes().into())
-                .send()
-                .await
-                .unwrap();
-        }
+        plant_lock(stack.moto.s3(), stack.bucket, stack.key_arn.clone(), body)
     };
 
     // Written just now by a holder whose clock runs an hour behind.

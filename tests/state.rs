@@ -267,9 +267,7 @@ async fn a_listing_cut_into_ranges_still_sees_every_key() {
     let files: Vec<(String, Vec<u8>)> = (0..2500)
         .map(|i| (format!("many/{i:05}"), format!("{i}").into_bytes()))
         .collect();
-    let borrowed: Vec<(&str, Vec<u8>)> =
-        files.iter().map(|(p, c)| (p.as_str(), c.clone())).collect();
-    write_tree(bench.source.path(), &borrowed);
+    write_owned(bench.source.path(), &files);
     let engine = bench.engine();
     run(&bench, &engine, RunRequest::default()).await;
 

@@ -189,6 +189,22 @@ pub fn write_tree(root: &Path, files: &[(&str, Vec<u8>)]) {
     settle();
 }
 
+/// `write_tree` for generated paths.
+pub fn write_owned(root: &Path, files: &[(String, Vec<u8>)]) {
+    let borrowed: Vec<(&str, Vec<u8>)> =
+        files.iter().map(|(p, c)| (p.as_str(), c.clone())).collect();
+    write_tree(root, &borrowed);
+}
+
+/// The local copy of a run's manifest.
+pub fn manifest_of(summary: &s3_kms_sync::manifest::Summary) -> s3_kms_sync::manifest::Manifest {
+    let path = summary
+        .manifest_local_path
+        .as_deref()
+        .expect("local manifest");
+    serde_json::from_slice(&std::fs::read(path).unwrap()).unwrap()
+}
+
 /// Waits out the stamp window of a file system with sub-second timestamps.
 pub fn settle() {
     let window = s3_kms_sync::walk::FINE_STAMP_WINDOW_NS as u64;
