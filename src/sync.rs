@@ -281,7 +281,7 @@ impl Engine {
             ),
         );
         let local = local.filter(|_| proven);
-        if local_key.is_some() && local.is_none() && ranges.len() > 1 {
+        if local_key.is_some() && local.is_none() && ranges != [KeyRange::default()] {
             // The unproven copy cut the listing; a planted name could have
             // hidden newer manifests from it. List everything instead.
             warn!(
@@ -418,7 +418,9 @@ impl Engine {
     }
 
     /// Sends the local copy if there is one, else the document from memory,
-    /// with its SHA-256 so a later run can prove a local copy.
+    /// with its SHA-256 so a later run can prove a local copy. A local copy
+    /// that vanishes while it is sent (a cleaner sweeping the directory) is
+    /// replaced by the document from memory.
     async fn upload_manifest(
         &self,
         manifest: &Manifest,
@@ -426,17 +428,21 @@ impl Engine {
         local: &std::path::Path,
         written: Option<Written>,
     ) -> Result<()> {
-        let from_disk = match &written {
-            Some(_) => remote::file_body(local).await.ok(),
-            None => None,
-        };
-        let (body, written) = match (from_disk, written) {
-            (Some(body), Some(written)) => (body, written),
-            _ => {
-                let (bytes, written) = manifest.to_json_with_digests()?;
-                (ByteStream::from(bytes), written)
+        if let Some(written) = written
+            && let Ok(body) = remote::file_body(local).await
+        {
+            match self.put_manifest(key, body, &written).await {
+                Err(err) if std::fs::symlink_metadata(local).is_err() => {
+                    warn!(key, error = %err, "local manifest copy vanished while it was sent; sending it from memory");
+                }
+                sent => return sent,
             }
-        };
+        }
+        let (bytes, written) = manifest.to_json_with_digests()?;
+        self.put_manifest(key, bytes.into(), &written).await
+    }
+
+    async fn put_manifest(&self, key: &str, body: ByteStream, written: &Written) -> Result<()> {
         let extras = PutExtras {
             sha256: Some(&written.sha256),
             ..PutExtras::JSON

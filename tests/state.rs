@@ -475,8 +475,14 @@ async fn a_planted_local_manifest_cannot_make_a_changed_file_be_skipped() {
         .join("99991231T235959.999Z-planted.json");
     std::fs::write(&planted, forged.to_string()).unwrap();
 
-    let (second, _) = run(&bench, &engine, RunRequest::default()).await;
+    let (second, counts) = run(&bench, &engine, RunRequest::default()).await;
     assert_eq!(second.uploaded, 1, "{second:?}");
+    // The real last manifest is found and fetched; no file needs a HeadObject.
+    assert_eq!(
+        (count(&counts, "GetObject"), file_heads(&counts)),
+        (1, 0),
+        "{counts:?}"
+    );
     assert_eq!(
         get_bytes(&bench.moto.s3(), BUCKET, "s/top.txt").await,
         b"TOP LEVEL\n"
