@@ -206,10 +206,10 @@ async fn write(
 ) -> Result<String> {
     let body = serde_json::to_vec_pretty(holder)?;
     let md5 = Md5Digest::of(&body);
-    let etag = remote
+    let stored = remote
         .put(key, body, md5, PutExtras::JSON, condition)
         .await?;
-    etag.ok_or_else(|| Error::S3 {
+    stored.etag.ok_or_else(|| Error::S3 {
         operation: "PutObject",
         bucket: remote.bucket().to_owned(),
         key: key.to_owned(),

@@ -40,6 +40,9 @@ pub struct FileRecord {
     /// The ETag S3 returned for this upload: an opaque version token.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub etag: Option<String>,
+    /// The S3 version that holds this file's content (versioned buckets).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub version_id: Option<String>,
     /// The file's modification and change times (ns) and inode when it was
     /// read: the next run reuses `md5` without reading a file whose size,
     /// times and inode are all the same.
@@ -65,6 +68,7 @@ impl FileRecord {
             reason: None,
             error: None,
             etag: None,
+            version_id: None,
             mtime_ns: None,
             ctime_ns: None,
             inode: None,
@@ -359,6 +363,7 @@ mod tests {
             reason: None,
             error: None,
             etag: None,
+            version_id: None,
             mtime_ns: None,
             ctime_ns: None,
             inode: None,

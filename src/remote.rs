@@ -98,8 +98,18 @@ pub struct RemoteObject {
     pub size: Option<i64>,
     /// The SHA-256 this tool recorded for a manifest.
     pub sha256: Option<String>,
+    /// The current version's id, on a versioned bucket.
+    pub version_id: Option<String>,
     /// The encryption S3 reports; `None` where it was not asked (a listing).
     pub encryption: Option<Encryption>,
+}
+
+/// What S3 answered for a write: the new object's ETag (an opaque version
+/// token) and, on a versioned bucket, its version id.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct Stored {
+    pub etag: Option<String>,
+    pub version_id: Option<String>,
 }
 
 /// Server-side encryption as S3 reports it for an object.
@@ -207,6 +217,7 @@ impl Remote {
                     sha256: meta(SHA256_METADATA),
                     etag: out.e_tag().map(str::to_owned),
                     size: out.content_length(),
+                    version_id: out.version_id().map(str::to_owned),
                     encryption: Some(Encryption {
                         algorithm: out.server_side_encryption().cloned(),
                         kms_key_id: out.ssekms_key_id().map(str::to_owned),
@@ -218,7 +229,7 @@ impl Remote {
         }
     }
 
-    /// A single PUT of `body`; returns the ETag S3 answered. A write whose
+    /// A single PUT of `body`; returns what S3 answered. A write whose
     /// condition does not hold fails with [`Error::PreconditionFailed`].
     pub async fn put(
         &self,
@@ -227,7 +238,7 @@ impl Remote {
         md5: Md5Digest,
         extras: PutExtras<'_>,
         condition: WriteIf<'_>,
-    ) -> Result<Option<String>> {
+    ) -> Result<Stored> {
         let mut request = self
             .client
             .put_object()
@@ -253,7 +264,10 @@ impl Remote {
             .await
             .map_err(|err| self.conditional_error("PutObject", key, err))?;
         self.check_encryption(key, out.server_side_encryption(), out.ssekms_key_id())?;
-        Ok(out.e_tag().map(str::to_owned))
+        Ok(Stored {
+            etag: out.e_tag().map(str::to_owned),
+            version_id: out.version_id().map(str::to_owned),
+        })
     }
 
     /// Starts a multipart upload; the whole-file MD5 goes into the metadata.
@@ -310,7 +324,7 @@ impl Remote {
         key: &str,
         upload_id: &str,
         parts: Vec<CompletedPart>,
-    ) -> Result<Option<String>> {
+    ) -> Result<Stored> {
         let out = self
             .client
             .complete_multipart_upload()
@@ -326,7 +340,10 @@ impl Remote {
             .await
             .map_err(|err| Error::s3("CompleteMultipartUpload", &self.bucket, key, err))?;
         self.check_encryption(key, out.server_side_encryption(), out.ssekms_key_id())?;
-        Ok(out.e_tag().map(str::to_owned))
+        Ok(Stored {
+            etag: out.e_tag().map(str::to_owned),
+            version_id: out.version_id().map(str::to_owned),
+        })
     }
 
     pub async fn abort_multipart(&self, key: &str, upload_id: &str) -> Result<()> {

@@ -25,6 +25,8 @@ pub struct Known {
     pub md5: Md5Digest,
     /// The ETag S3 answered when this tool wrote the object.
     pub etag: Option<Box<str>>,
+    /// The version that holds the content, on a versioned bucket.
+    pub version_id: Option<Box<str>>,
 }
 
 /// The last manifest, by key. It is read straight from the manifest's JSON
@@ -140,6 +142,8 @@ struct StoredRecord {
     status: FileStatus,
     md5: Option<String>,
     etag: Option<String>,
+    #[serde(default)]
+    version_id: Option<String>,
     mtime_ns: Option<i64>,
     ctime_ns: Option<i64>,
     inode: Option<u64>,
@@ -162,6 +166,7 @@ impl StoredRecord {
             settled: false,
             md5: Md5Digest::from_hex(self.md5.as_deref()?)?,
             etag: Some(self.etag?.into()),
+            version_id: self.version_id.map(Into::into),
         };
         Some((self.s3_key?.into(), known))
     }
@@ -389,6 +394,7 @@ mod tests {
             settled: true,
             md5: Md5Digest::of(b"abc"),
             etag: Some("\"e1\"".into()),
+            version_id: None,
         };
         assert!(unchanged_remotely(
             &known,

@@ -534,15 +534,15 @@ impl Engine {
 impl FileRecord {
     fn set_outcome(&mut self, outcome: Result<Outcome>) {
         match outcome {
-            Ok(Outcome::Uploaded { etag, reason }) => {
+            Ok(Outcome::Uploaded { stored, reason }) => {
                 self.status = FileStatus::Uploaded;
                 self.reason = Some(reason.into());
-                self.etag = etag;
+                (self.etag, self.version_id) = (stored.etag, stored.version_id);
             }
-            Ok(Outcome::Skipped { etag, reason }) => {
+            Ok(Outcome::Skipped { stored, reason }) => {
                 self.status = FileStatus::Skipped;
                 self.reason = Some(reason.into());
-                self.etag = etag;
+                (self.etag, self.version_id) = (stored.etag, stored.version_id);
             }
             Ok(Outcome::WouldUpload { reason }) => {
                 self.status = FileStatus::WouldUpload;

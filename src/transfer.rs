@@ -16,7 +16,7 @@ use tracing::{debug, warn};
 use crate::error::{Error, Result};
 use crate::hash::{Md5Digest, Md5Stream, md5_read};
 use crate::plan::{Action, decide, part_size_for};
-use crate::remote::{PutExtras, Remote, RemoteObject, WriteIf};
+use crate::remote::{PutExtras, Remote, RemoteObject, Stored, WriteIf};
 use crate::source::{SourceDir, stamp_of};
 use crate::state::{Known, Presence, unchanged_remotely};
 use crate::walk::LocalFile;
@@ -35,12 +35,13 @@ pub struct TransferSettings {
 #[derive(Debug)]
 pub enum Outcome {
     Uploaded {
-        etag: Option<String>,
+        stored: Stored,
         reason: &'static str,
     },
     Skipped {
-        /// The ETag of the stored object, kept for the next run's check.
-        etag: Option<String>,
+        /// The stored object's ETag, kept for the next run's check, and its
+        /// version id: the version that holds this file's content.
+        stored: Stored,
         reason: &'static str,
     },
     WouldUpload {
@@ -117,6 +118,7 @@ async fn send_if_changed(
                 md5: Some(known.md5.hex()),
                 etag: etag.map(str::to_owned),
                 size: size.and_then(|s| i64::try_from(s).ok()),
+                version_id: known.version_id.as_deref().map(str::to_owned),
                 ..RemoteObject::default()
             })
         }
@@ -126,8 +128,11 @@ async fn send_if_changed(
     debug!(key, ?action, md5 = %md5.hex(), trusted = trusted.is_some(), "decided");
     let reason = match action {
         Action::Skip(reason) => {
-            let etag = existing.and_then(|e| e.etag);
-            return Ok(Outcome::Skipped { etag, reason });
+            let stored = existing.map_or_else(Stored::default, |e| Stored {
+                etag: e.etag,
+                version_id: e.version_id,
+            });
+            return Ok(Outcome::Skipped { stored, reason });
         }
         Action::Upload(reason) if settings.dry_run => return Ok(Outcome::WouldUpload { reason }),
         Action::Upload(reason) => reason,
@@ -137,7 +142,7 @@ async fn send_if_changed(
         (content, md5) = read_and_hash(source, file, settings.multipart_threshold, result).await?;
         result.md5 = Some(md5);
     }
-    let etag = match content {
+    let stored = match content {
         Some(bytes) => {
             remote
                 .put(key, bytes, md5, PutExtras::default(), WriteIf::Always)
@@ -145,7 +150,7 @@ async fn send_if_changed(
         }
         None => upload_multipart(remote, source, settings, file, key, md5, result).await?,
     };
-    Ok(Outcome::Uploaded { etag, reason })
+    Ok(Outcome::Uploaded { stored, reason })
 }
 
 /// Small files come back in memory with their MD5; large ones only hashed.
@@ -206,7 +211,7 @@ async fn upload_multipart(
     key: &str,
     md5: Md5Digest,
     result: &mut FileResult,
-) -> Result<Option<String>> {
+) -> Result<Stored> {
     result.bytes_read += file.size;
     let upload_id = remote.create_multipart(key, md5).await?;
     let sent = send_parts(remote, source, settings, file, key, &upload_id, md5).await;
@@ -236,16 +241,15 @@ async fn upload_multipart(
 
 /// After a failed completion: the stored object if it holds the file's MD5,
 /// provided it is under the configured key.
-async fn stored_instead(
-    remote: &Remote,
-    key: &str,
-    md5: Md5Digest,
-) -> Option<Result<Option<String>>> {
+async fn stored_instead(remote: &Remote, key: &str, md5: Md5Digest) -> Option<Result<Stored>> {
     match remote.head(key).await {
-        Ok(Some(stored)) if stored.md5.as_deref() == Some(md5.hex().as_str()) => Some(
+        Ok(Some(found)) if found.md5.as_deref() == Some(md5.hex().as_str()) => Some(
             remote
-                .check_stored_encryption(key, &stored)
-                .map(|()| stored.etag),
+                .check_stored_encryption(key, &found)
+                .map(|()| Stored {
+                    etag: found.etag,
+                    version_id: found.version_id,
+                }),
         ),
         _ => None,
     }

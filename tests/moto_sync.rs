@@ -227,3 +227,76 @@ async fn a_file_without_a_valid_key_fails_alone() {
     );
     assert!(failed.local_path.ends_with("f.txt"));
 }
+
+/// On a versioned bucket every stored file's record names the version that
+/// holds its content: taken from the upload, carried over while the object
+/// is unchanged, and still readable after the file changes.
+#[tokio::test]
+async fn records_name_the_version_that_holds_each_file() {
+    let fx = Fixture::new().await;
+    let s3 = fx.moto.s3();
+    s3.put_bucket_versioning()
+        .bucket(BUCKET)
+        .versioning_configuration(
+            aws_sdk_s3::types::VersioningConfiguration::builder()
+                .status(aws_sdk_s3::types::BucketVersioningStatus::Enabled)
+                .build(),
+        )
+        .send()
+        .await
+        .unwrap();
+    let versions = |manifest: &Manifest| -> BTreeMap<String, String> {
+        manifest
+            .files
+            .iter()
+            .map(|f| {
+                let key = f.s3_key.clone().unwrap();
+                let version = f
+                    .version_id
+                    .clone()
+                    .unwrap_or_else(|| panic!("{key} has no version"));
+                (key, version)
+            })
+            .collect()
+    };
+
+    let (_, first) = fx.run(RunRequest::default()).await;
+    let uploaded = versions(&first);
+    assert_eq!(uploaded.len(), sample_files().len());
+    for (key, version) in &uploaded {
+        let head = s3
+            .head_object()
+            .bucket(BUCKET)
+            .key(key)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(head.version_id(), Some(version.as_str()), "{key}");
+    }
+
+    let (_, second) = fx.run(RunRequest::default()).await;
+    assert_eq!(
+        versions(&second),
+        uploaded,
+        "skipped files keep their versions"
+    );
+
+    std::fs::write(fx.source.path().join("top.txt"), b"changed\n").unwrap();
+    let (_, third) = fx.run(RunRequest::default()).await;
+    let now = versions(&third);
+    assert_ne!(now["nightly/top.txt"], uploaded["nightly/top.txt"]);
+    let old = s3
+        .get_object()
+        .bucket(BUCKET)
+        .key("nightly/top.txt")
+        .version_id(&uploaded["nightly/top.txt"])
+        .send()
+        .await
+        .unwrap();
+    let old = old.body.collect().await.unwrap().into_bytes();
+    assert_eq!(
+        &old[..],
+        b"top level\n",
+        "the first manifest still restores"
+    );
+}
