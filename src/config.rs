@@ -227,16 +227,17 @@ impl Settings {
                 Error::Config(msg) => Error::Event(msg),
                 other => other,
             })?;
+        let narrowed = !start_dir.as_os_str().is_empty()
+            || !sub_prefix.is_empty()
+            || !request.include.is_empty()
+            || !request.exclude.is_empty();
         Ok(Scope {
-            start_dir: start_dir.clone(),
+            start_dir,
             key_prefix: keys::join(&self.prefix, &sub_prefix),
             filter,
             dry_run: self.dry_run || request.dry_run.unwrap_or(false),
             verify: request.verify.unwrap_or(false),
-            narrowed: !start_dir.as_os_str().is_empty()
-                || !sub_prefix.is_empty()
-                || !request.include.is_empty()
-                || !request.exclude.is_empty(),
+            narrowed,
         })
     }
 

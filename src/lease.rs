@@ -13,8 +13,7 @@
 //! The lock is also the run's first write with the configured SSE-KMS key: a
 //! wrong or disabled key fails here, before any file is uploaded.
 
-use std::sync::Mutex;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::OnceLock;
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
@@ -228,31 +227,25 @@ fn unknown_holder(now: DateTime<Utc>) -> Holder {
     }
 }
 
-/// Whether the run still holds its lease, as the renewer last found.
+/// Whether the run still holds its lease, as the renewer last found: the
+/// first reason it was lost, once it is.
 #[derive(Debug, Default)]
 pub struct Standing {
-    lost: AtomicBool,
-    why: Mutex<Option<String>>,
+    lost: OnceLock<String>,
 }
 
 impl Standing {
     pub fn lose(&self, why: String) {
-        if let Ok(mut slot) = self.why.lock() {
-            slot.get_or_insert(why);
-        }
-        self.lost.store(true, Ordering::Release);
+        let _ = self.lost.set(why);
     }
 
     pub fn is_lost(&self) -> bool {
-        self.lost.load(Ordering::Acquire)
+        self.lost.get().is_some()
     }
 
     /// Why the lease was lost, if it was.
-    pub fn lost_because(&self) -> Option<String> {
-        if !self.is_lost() {
-            return None;
-        }
-        self.why.lock().ok().and_then(|why| why.clone())
+    pub fn lost_because(&self) -> Option<&str> {
+        self.lost.get().map(String::as_str)
     }
 }
 

@@ -249,12 +249,6 @@ pub struct Manifest {
 }
 
 impl Manifest {
-    /// Compact JSON: at a million files every byte of indentation counts
-    /// (`jq .` prints it readably).
-    pub fn to_json(&self) -> Result<Vec<u8>> {
-        Ok(serde_json::to_vec(self)?)
-    }
-
     /// Writes the local copy, readable by its owner only, streamed through a
     /// temporary file so that neither memory holds the whole document nor a
     /// reader sees half of it. Returns the digests of what was written.
@@ -262,35 +256,35 @@ impl Manifest {
         let partial = path.with_extension("json.partial");
         let file = crate::manifest_dir::create_private(&partial)
             .map_err(|err| Error::io("create", &partial, err))?;
-        let mut out = HashingWriter {
-            inner: std::io::BufWriter::new(file),
-            md5: Md5Stream::default(),
-            sha256: Sha256Stream::default(),
-        };
-        serde_json::to_writer(&mut out, self)?;
-        out.inner
-            .into_inner()
+        let (out, written) = self.write_hashed(std::io::BufWriter::new(file))?;
+        out.into_inner()
             .map_err(|err| Error::io("write", &partial, err.into_error()))?
             .sync_all()
             .map_err(|err| Error::io("write", &partial, err))?;
         std::fs::rename(&partial, path).map_err(|err| Error::io("rename", path, err))?;
-        Ok(Written {
-            md5: out.md5.finish(),
-            sha256: out.sha256.finish_hex(),
-        })
+        Ok(written)
     }
 
     /// The document in memory, with its digests: the upload when no local
     /// copy could be written.
     pub fn to_json_with_digests(&self) -> Result<(Vec<u8>, Written)> {
-        let body = self.to_json()?;
-        let mut sha256 = Sha256Stream::default();
-        sha256.update(&body);
-        let written = Written {
-            md5: Md5Digest::of(&body),
-            sha256: sha256.finish_hex(),
+        self.write_hashed(Vec::new())
+    }
+
+    /// Writes compact JSON to `out`, hashing it on the way: at a million
+    /// files every byte of indentation counts (`jq .` prints it readably).
+    fn write_hashed<W: std::io::Write>(&self, out: W) -> Result<(W, Written)> {
+        let mut out = HashingWriter {
+            inner: out,
+            md5: Md5Stream::default(),
+            sha256: Sha256Stream::default(),
         };
-        Ok((body, written))
+        serde_json::to_writer(&mut out, self)?;
+        let written = Written {
+            md5: out.md5.finish(),
+            sha256: out.sha256.finish_hex(),
+        };
+        Ok((out.inner, written))
     }
 }
 

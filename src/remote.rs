@@ -112,6 +112,15 @@ pub struct Stored {
     pub version_id: Option<String>,
 }
 
+impl From<RemoteObject> for Stored {
+    fn from(object: RemoteObject) -> Self {
+        Stored {
+            etag: object.etag,
+            version_id: object.version_id,
+        }
+    }
+}
+
 /// Server-side encryption as S3 reports it for an object.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Encryption {

@@ -66,7 +66,7 @@ impl SourceDir {
     /// Opens the regular file at `relative` for reading. A symlink anywhere
     /// on the path, or anything but a regular file at its end (a FIFO, a
     /// device, a directory swapped in after the walk), is refused.
-    pub fn open_file(&self, relative: &Path) -> Result<(File, Stamp)> {
+    pub fn open_file(&self, relative: &Path) -> Result<File> {
         let path = self.path.join(relative);
         let names = components(relative).map_err(|err| Error::io("open", &path, err))?;
         let Some((last, parents)) = names.split_last() else {
@@ -92,7 +92,7 @@ impl SourceDir {
                 detail: format!("it is now {}, not a regular file; not read", describe(kind)),
             });
         }
-        Ok((File::from(fd), Stamp::of_stat(&stat)))
+        Ok(File::from(fd))
     }
 }
 
@@ -170,10 +170,10 @@ mod tests {
         symlink(outside.path().join("secret"), root.join("link")).unwrap();
         let source = SourceDir::open(root).unwrap();
 
-        let (mut file, stamp) = source.open_file(Path::new("sub/ok")).unwrap();
+        let mut file = source.open_file(Path::new("sub/ok")).unwrap();
         let mut text = String::new();
         file.read_to_string(&mut text).unwrap();
-        assert_eq!((text.as_str(), stamp.size), ("ok", 2));
+        assert_eq!((text.as_str(), file.metadata().unwrap().len()), ("ok", 2));
 
         for refused in ["escape/secret", "link", "../x", "/etc/passwd", "", "sub"] {
             assert!(

@@ -217,7 +217,7 @@ impl Engine {
         let mut summary = Summary::tally(&run.id, scope.dry_run, &files, not_reached, duration_ms);
         summary.bytes_read = progress.bytes_read.load(Ordering::Relaxed);
         if let Some(why) = run.standing.lost_because() {
-            summary.record_lost_lease(&why);
+            summary.record_lost_lease(why);
         }
         let manifest = Manifest {
             run_id: run.id.clone(),

@@ -128,10 +128,7 @@ async fn send_if_changed(
     debug!(key, ?action, md5 = %md5.hex(), trusted = trusted.is_some(), "decided");
     let reason = match action {
         Action::Skip(reason) => {
-            let stored = existing.map_or_else(Stored::default, |e| Stored {
-                etag: e.etag,
-                version_id: e.version_id,
-            });
+            let stored = existing.map(Stored::from).unwrap_or_default();
             return Ok(Outcome::Skipped { stored, reason });
         }
         Action::Upload(reason) if settings.dry_run => return Ok(Outcome::WouldUpload { reason }),
@@ -163,7 +160,7 @@ async fn read_and_hash(
     result.bytes_read += file.size;
     let (source, file) = (source.clone(), file.clone());
     tokio::task::spawn_blocking(move || {
-        let (mut handle, _) = source.open_file(&file.relative)?;
+        let mut handle = source.open_file(&file.relative)?;
         if file.size <= threshold {
             let mut bytes = Vec::with_capacity(file.size as usize);
             handle
@@ -246,10 +243,7 @@ async fn stored_instead(remote: &Remote, key: &str, md5: Md5Digest) -> Option<Re
         Ok(Some(found)) if found.md5.as_deref() == Some(md5.hex().as_str()) => Some(
             remote
                 .check_stored_encryption(key, &found)
-                .map(|()| Stored {
-                    etag: found.etag,
-                    version_id: found.version_id,
-                }),
+                .map(|()| Stored::from(found)),
         ),
         _ => None,
     }
@@ -265,7 +259,7 @@ async fn send_parts(
     md5: Md5Digest,
 ) -> Result<Vec<aws_sdk_s3::types::CompletedPart>> {
     let part_size = part_size_for(file.size, settings.part_size);
-    let handle = Arc::new(source.open_file(&file.relative)?.0);
+    let handle = Arc::new(source.open_file(&file.relative)?);
     let mut whole = Md5Stream::default();
     let mut parts = Vec::new();
     let mut offset = 0u64;
