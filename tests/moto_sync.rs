@@ -285,15 +285,13 @@ async fn records_name_the_version_that_holds_each_file() {
     let (_, third) = fx.run(RunRequest::default()).await;
     let now = versions(&third);
     assert_ne!(now["nightly/top.txt"], uploaded["nightly/top.txt"]);
-    let old = s3
-        .get_object()
-        .bucket(BUCKET)
-        .key("nightly/top.txt")
-        .version_id(&uploaded["nightly/top.txt"])
-        .send()
-        .await
-        .unwrap();
-    let old = old.body.collect().await.unwrap().into_bytes();
+    let old = get_version_bytes(
+        &s3,
+        BUCKET,
+        "nightly/top.txt",
+        Some(&uploaded["nightly/top.txt"]),
+    )
+    .await;
     assert_eq!(
         &old[..],
         b"top level\n",

@@ -231,10 +231,21 @@ pub async fn list_keys(client: &Client, bucket: &str) -> Vec<String> {
 }
 
 pub async fn get_bytes(client: &Client, bucket: &str, key: &str) -> Vec<u8> {
+    get_version_bytes(client, bucket, key, None).await
+}
+
+/// The bytes of one version of `key` (the current one for `None`).
+pub async fn get_version_bytes(
+    client: &Client,
+    bucket: &str,
+    key: &str,
+    version: Option<&str>,
+) -> Vec<u8> {
     let object = client
         .get_object()
         .bucket(bucket)
         .key(key)
+        .set_version_id(version.map(str::to_owned))
         .send()
         .await
         .expect("get object");
