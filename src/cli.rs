@@ -1,16 +1,16 @@
-//! The command-line front end over the same engine.
+//! The command-line front end: one subcommand per command, each with the
+//! shared target and run flags flattened beside its own.
 
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 use tracing_subscriber::EnvFilter;
 
-use crate::config::{Mode, Settings, SyncArgs};
-use crate::error::{Error, Result};
+use crate::commands::{self, sync::SyncArgs, sync::SyncOptions, sync::SyncRequest};
+use crate::config::{Config, ConfigArgs};
+use crate::error::Result;
 use crate::manifest::RunStatus;
-use crate::remote::s3_client;
-use crate::request::RunRequest;
-use crate::sync::Engine;
+use crate::run::Mode;
 
 #[derive(Debug, Parser)]
 #[command(name = "s3-kms-sync", version, about)]
@@ -22,26 +22,12 @@ pub struct Cli {
 #[derive(Debug, Subcommand)]
 pub enum Command {
     /// Run one sync and print its summary as JSON on stdout.
-    Sync(SyncArgs),
+    Sync(Box<ConfigArgs<SyncArgs>>),
     /// Print the MD5 this tool would record for each file, as md5sum does.
     Md5 {
         #[arg(required = true)]
         files: Vec<std::path::PathBuf>,
     },
-}
-
-impl SyncArgs {
-    /// The settings from the environment alone, as under Lambda.
-    pub fn from_env() -> Result<Self> {
-        #[derive(Parser)]
-        struct EnvOnly {
-            #[command(flatten)]
-            args: SyncArgs,
-        }
-        EnvOnly::try_parse_from(["s3-kms-sync"])
-            .map(|parsed| parsed.args)
-            .map_err(|err| Error::Config(err.to_string()))
-    }
 }
 
 /// Exit status: 0 when every file was uploaded or skipped, 1 when a file or
@@ -54,11 +40,11 @@ pub async fn run(cli: Cli) -> ExitCode {
         )
         .with_writer(std::io::stderr)
         .init();
-    let args = match cli.command {
-        Command::Sync(args) => args,
+    let outcome = match cli.command {
+        Command::Sync(args) => sync(*args).await,
         Command::Md5 { files } => return print_md5(&files),
     };
-    match sync(args).await {
+    match outcome {
         Ok(RunStatus::Succeeded) => ExitCode::SUCCESS,
         Ok(RunStatus::Skipped) => ExitCode::from(3),
         Ok(RunStatus::Partial | RunStatus::Failed) => ExitCode::from(1),
@@ -72,7 +58,7 @@ pub async fn run(cli: Cli) -> ExitCode {
 fn print_md5(files: &[std::path::PathBuf]) -> ExitCode {
     let mut status = ExitCode::SUCCESS;
     for file in files {
-        match crate::hash::md5_file(file) {
+        match crate::local::hash::md5_file(file) {
             Ok((digest, _)) => println!("{}  {}", digest.hex(), file.display()),
             Err(err) => {
                 eprintln!("s3-kms-sync: {err}");
@@ -83,10 +69,18 @@ fn print_md5(files: &[std::path::PathBuf]) -> ExitCode {
     status
 }
 
-async fn sync(args: SyncArgs) -> Result<RunStatus> {
-    let settings = Settings::from_args(args, Mode::Cli)?;
-    let engine = Engine::new(s3_client(settings.max_attempts).await, settings);
-    let summary = engine.run(&RunRequest::default()).await?;
+async fn sync(args: ConfigArgs<SyncArgs>) -> Result<RunStatus> {
+    let config = Config::<SyncOptions>::from_args(args, Mode::Cli)?;
+    let store = config.connect().await;
+    let summary = commands::sync::run(
+        &store,
+        &config.target.prefix,
+        &config.run,
+        &config.command,
+        &SyncRequest::default(),
+        None,
+    )
+    .await?;
     println!("{}", serde_json::to_string_pretty(&summary)?);
     Ok(summary.status)
 }

@@ -6,7 +6,7 @@
 
 use std::path::PathBuf;
 
-use aws_sdk_s3::error::{DisplayErrorContext, SdkError};
+use aws_sdk_s3::error::{DisplayErrorContext, ProvideErrorMetadata, SdkError};
 
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
@@ -26,12 +26,15 @@ pub enum Error {
         source: std::io::Error,
     },
 
-    /// An S3 request failed; `detail` holds the SDK's full error chain.
+    /// An S3 request failed. `code` is S3's error code when it sent one
+    /// (`AccessDenied`, `NoSuchVersion`, `KMS.DisabledException`…), so callers
+    /// can tell causes apart; `detail` holds the SDK's full error chain.
     #[error("S3 {operation} s3://{bucket}/{key}: {detail}")]
     S3 {
         operation: &'static str,
         bucket: String,
         key: String,
+        code: Option<String>,
         detail: String,
     },
 
@@ -88,14 +91,47 @@ impl Error {
         err: SdkError<E, R>,
     ) -> Self
     where
-        E: std::error::Error + 'static,
+        E: std::error::Error + ProvideErrorMetadata + 'static,
         R: std::fmt::Debug,
     {
         Error::S3 {
             operation,
             bucket: bucket.to_owned(),
             key: key.to_owned(),
+            code: err
+                .as_service_error()
+                .and_then(|e| e.code())
+                .map(str::to_owned),
             detail: DisplayErrorContext(&err).to_string(),
+        }
+    }
+
+    /// A required setting that is not set, with the variable and the flag that set it.
+    pub fn missing(what: &str, env: &str, flag: &str) -> Self {
+        Error::Config(format!("{what} is not set: set {env} or pass {flag}"))
+    }
+
+    /// An S3 answer this tool cannot use, though the request went through.
+    pub(crate) fn s3_detail(
+        operation: &'static str,
+        bucket: &str,
+        key: &str,
+        detail: impl std::fmt::Display,
+    ) -> Self {
+        Error::S3 {
+            operation,
+            bucket: bucket.to_owned(),
+            key: key.to_owned(),
+            code: None,
+            detail: detail.to_string(),
+        }
+    }
+
+    /// S3's error code, when the error is S3's answer.
+    pub fn s3_code(&self) -> Option<&str> {
+        match self {
+            Error::S3 { code, .. } => code.as_deref(),
+            _ => None,
         }
     }
 

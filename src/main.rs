@@ -9,7 +9,7 @@ use clap::Parser;
 #[tokio::main]
 async fn main() -> ExitCode {
     if std::env::var_os("AWS_LAMBDA_RUNTIME_API").is_some() {
-        return match s3_kms_sync::handler::serve().await {
+        return match s3_kms_sync::lambda::serve().await {
             Ok(()) => ExitCode::SUCCESS,
             Err(err) => {
                 eprintln!("s3-kms-sync: {err}");

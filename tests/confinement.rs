@@ -10,11 +10,11 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::time::Duration;
 
-use s3_kms_sync::filter::Filter;
+use s3_kms_sync::commands::sync::SyncRequest;
+use s3_kms_sync::local::filter::Filter;
+use s3_kms_sync::local::source::SourceDir;
+use s3_kms_sync::local::walk::{Found, walk};
 use s3_kms_sync::manifest::{FileRecord, FileStatus, Manifest};
-use s3_kms_sync::request::RunRequest;
-use s3_kms_sync::source::SourceDir;
-use s3_kms_sync::walk::{Found, walk};
 use support::*;
 
 fn records_by_relative(manifest: &Manifest, root: &Path) -> BTreeMap<String, FileRecord> {
@@ -128,10 +128,11 @@ async fn a_fifo_or_symlink_swapped_in_after_the_walk_is_refused() {
         }
     });
     let engine = stack.engine_with(&stack.key_arn, 1);
-    let summary = tokio::time::timeout(Duration::from_secs(60), engine.run(&RunRequest::default()))
-        .await
-        .expect("a FIFO swapped in after the walk must not hang the run")
-        .unwrap();
+    let summary =
+        tokio::time::timeout(Duration::from_secs(60), engine.run(&SyncRequest::default()))
+            .await
+            .expect("a FIFO swapped in after the walk must not hang the run")
+            .unwrap();
     let records = records_by_relative(&manifest_of(&summary), &root);
     assert_eq!(records["a.txt"].status, FileStatus::Uploaded);
     for (name, text) in [("b_fifo.txt", "FIFO"), ("c_link.txt", "symbolic link")] {
@@ -167,7 +168,7 @@ async fn source_files_never_reach_the_reserved_manifest_folder() {
         ],
     );
     let engine = stack.engine();
-    let summary = engine.run(&RunRequest::default()).await.unwrap();
+    let summary = engine.run(&SyncRequest::default()).await.unwrap();
     assert_eq!((summary.uploaded, summary.failed), (1, 2), "{summary:?}");
     let records = records_by_relative(&manifest_of(&summary), root);
     for name in ["_manifests/lock.json", planted] {
@@ -182,7 +183,7 @@ async fn source_files_never_reach_the_reserved_manifest_folder() {
     );
 
     // The next run takes the lock and skips the stored file as usual.
-    let again = engine.run(&RunRequest::default()).await.unwrap();
+    let again = engine.run(&SyncRequest::default()).await.unwrap();
     assert_eq!(
         (again.uploaded, again.skipped, again.failed),
         (0, 1, 2),

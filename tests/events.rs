@@ -6,7 +6,7 @@ mod support;
 use std::path::Path;
 
 use lambda_runtime::{Context, LambdaEvent};
-use s3_kms_sync::handler::handle;
+use s3_kms_sync::lambda::handle;
 use s3_kms_sync::manifest::{RunStatus, Summary};
 use support::*;
 
@@ -19,7 +19,7 @@ fn load(name: &str) -> serde_json::Value {
     serde_json::from_slice(&std::fs::read(&path).unwrap()).unwrap_or_else(|e| panic!("{name}: {e}"))
 }
 
-async fn invoke(engine: &s3_kms_sync::Engine, name: &str) -> Summary {
+async fn invoke(engine: &Engine, name: &str) -> Summary {
     handle(engine, LambdaEvent::new(load(name), Context::default()))
         .await
         .unwrap_or_else(|e| panic!("{name}: {e}"))

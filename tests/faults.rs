@@ -8,10 +8,10 @@ use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
 
 use s3_kms_sync::Error;
-use s3_kms_sync::lease::{self, Acquired};
+use s3_kms_sync::commands::sync::SyncRequest;
 use s3_kms_sync::manifest::{FileStatus, RunStatus};
-use s3_kms_sync::remote::Remote;
-use s3_kms_sync::request::RunRequest;
+use s3_kms_sync::run::lease::{self, Acquired};
+use s3_kms_sync::store::Store;
 use support::*;
 
 const BUCKET: &str = "faults";
@@ -55,7 +55,7 @@ async fn throttling_errors_and_dropped_connections_converge() {
 
     let first = bench
         .engine()
-        .run(&RunRequest::default())
+        .run(&SyncRequest::default())
         .await
         .expect("first run");
     let manifest = manifest_of(&first);
@@ -73,7 +73,7 @@ async fn throttling_errors_and_dropped_connections_converge() {
 
     let second = bench
         .engine()
-        .run(&RunRequest::default())
+        .run(&SyncRequest::default())
         .await
         .expect("second run");
     assert_eq!(
@@ -134,7 +134,7 @@ async fn opaque_etags_do_not_defeat_the_skip() {
     bench.proxy.configure(|f| f.opaque_etags = true);
     write_tree(bench.source.path(), &sample_files());
 
-    let first = bench.engine().run(&RunRequest::default()).await.unwrap();
+    let first = bench.engine().run(&SyncRequest::default()).await.unwrap();
     assert_eq!(first.uploaded, sample_files().len() as u64);
     // The ETags this run saw are not MD5s, as on real S3 under SSE-KMS.
     for record in manifest_of(&first).files {
@@ -146,7 +146,7 @@ async fn opaque_etags_do_not_defeat_the_skip() {
             record.local_path
         );
     }
-    let second = bench.engine().run(&RunRequest::default()).await.unwrap();
+    let second = bench.engine().run(&SyncRequest::default()).await.unwrap();
     assert_eq!(
         (second.uploaded, second.skipped),
         (0, sample_files().len() as u64)
@@ -167,7 +167,7 @@ async fn a_wrong_kms_key_stops_the_run_before_any_upload() {
 
     let err = bench
         .engine_with(wrong, 8)
-        .run(&RunRequest::default())
+        .run(&SyncRequest::default())
         .await
         .unwrap_err();
     assert!(matches!(err, Error::Config(_)), "{err:?}");
@@ -194,7 +194,7 @@ async fn content_md5_mismatches_are_refused_like_s3_does() {
         .put_object()
         .bucket(BUCKET)
         .key("k")
-        .content_md5(s3_kms_sync::hash::Md5Digest::of(b"other").base64())
+        .content_md5(s3_kms_sync::local::hash::Md5Digest::of(b"other").base64())
         .body(b"body".to_vec().into())
         .send()
         .await
@@ -218,7 +218,7 @@ async fn the_time_limit_leaves_a_manifest_and_the_next_run_finishes() {
     let engine = bench.engine_with(&bench.key_arn, 2);
     let stop_at = Instant::now() + Duration::from_millis(1500);
     let first = engine
-        .run_until(&RunRequest::default(), Some(stop_at))
+        .run_until(&SyncRequest::default(), Some(stop_at))
         .await
         .unwrap();
     assert!(!first.complete);
@@ -233,7 +233,7 @@ async fn the_time_limit_leaves_a_manifest_and_the_next_run_finishes() {
     );
 
     bench.proxy.configure(|f| f.delay = Duration::ZERO);
-    let second = engine.run(&RunRequest::default()).await.unwrap();
+    let second = engine.run(&SyncRequest::default()).await.unwrap();
     assert!(second.complete);
     assert_eq!(
         (second.uploaded, second.skipped),
@@ -255,7 +255,7 @@ async fn the_time_limit_aborts_a_multipart_upload_between_parts() {
     let stop_at = Instant::now() + Duration::from_millis(1000);
     let summary = bench
         .engine()
-        .run_until(&RunRequest::default(), Some(stop_at))
+        .run_until(&SyncRequest::default(), Some(stop_at))
         .await
         .unwrap();
     let record = &manifest_of(&summary).files[0];
@@ -297,7 +297,7 @@ async fn overlapping_runs_leave_one_to_work() {
     // Either order: whichever starts first works, the other skips.
     for first_is_a in [true, false] {
         let (first, second) = if first_is_a { (&a, &b) } else { (&b, &a) };
-        let request = RunRequest::default();
+        let request = SyncRequest::default();
         let (winner, loser) = tokio::join!(first.run(&request), async {
             lock_taken().await;
             second.run(&request).await
@@ -316,7 +316,7 @@ async fn overlapping_runs_leave_one_to_work() {
         assert_eq!(loser.manifest_s3_uri, None);
     }
     // Both runs released the lock: a third run works.
-    let third = a.run(&RunRequest::default()).await.unwrap();
+    let third = a.run(&SyncRequest::default()).await.unwrap();
     assert_eq!(third.status, RunStatus::Succeeded);
 }
 
@@ -324,7 +324,7 @@ async fn overlapping_runs_leave_one_to_work() {
 async fn an_expired_lock_is_taken_over_and_a_live_one_is_respected() {
     let bench = stack(8).await;
     write_tree(bench.source.path(), &[("a.txt", b"a".to_vec())]);
-    let remote = Remote::new(
+    let remote = Store::new(
         client_for(&bench.proxy.endpoint),
         BUCKET,
         bench.key_arn.clone(),
@@ -337,7 +337,7 @@ async fn an_expired_lock_is_taken_over_and_a_live_one_is_respected() {
     else {
         panic!("lock not taken")
     };
-    let blocked = bench.engine().run(&RunRequest::default()).await.unwrap();
+    let blocked = bench.engine().run(&SyncRequest::default()).await.unwrap();
     assert_eq!(blocked.status, RunStatus::Skipped);
     assert!(blocked.message.unwrap().contains("crashed-run"));
     lease::release(&remote, &live).await.unwrap();
@@ -351,7 +351,7 @@ async fn an_expired_lock_is_taken_over_and_a_live_one_is_respected() {
         panic!("lock not taken")
     };
     tokio::time::sleep(Duration::from_millis(2_100)).await;
-    let resumed = bench.engine().run(&RunRequest::default()).await.unwrap();
+    let resumed = bench.engine().run(&SyncRequest::default()).await.unwrap();
     assert_eq!(resumed.status, RunStatus::Succeeded);
     let keys: BTreeMap<_, _> = list_keys(&bench.moto.s3(), BUCKET)
         .await
@@ -379,7 +379,7 @@ async fn the_handler_takes_its_time_limit_from_the_invocation() {
     context.deadline = (chrono::Utc::now().timestamp_millis() + 2_000) as u64;
     let engine = bench.engine_with(&bench.key_arn, 2);
     let event = lambda_runtime::LambdaEvent::new(serde_json::json!({}), context);
-    let summary = s3_kms_sync::handler::handle(&engine, event).await.unwrap();
+    let summary = s3_kms_sync::lambda::handle(&engine, event).await.unwrap();
     assert!(!summary.complete && summary.not_reached > 0, "{summary:?}");
     assert!(summary.manifest_s3_uri.is_some());
 }
@@ -424,7 +424,7 @@ async fn a_local_manifest_that_vanishes_after_writing_does_not_fail_the_run() {
     for round in 0..10 {
         std::fs::write(bench.source.path().join("a.txt"), format!("round {round}")).unwrap();
         let summary = engine
-            .run(&RunRequest::default())
+            .run(&SyncRequest::default())
             .await
             .unwrap_or_else(|err| panic!("round {round}: {err}"));
         assert_eq!(summary.uploaded, 1, "round {round}: {summary:?}");

@@ -11,11 +11,11 @@ use std::path::Path;
 use std::process::Command;
 use std::time::Duration;
 
+use s3_kms_sync::commands::sync::SyncRequest;
+use s3_kms_sync::local::source::SourceDir;
+use s3_kms_sync::local::walk::{Found, walk};
 use s3_kms_sync::manifest::{FileRecord, FileStatus, Manifest};
-use s3_kms_sync::plan::{MAX_PARTS, part_size_for};
-use s3_kms_sync::request::RunRequest;
-use s3_kms_sync::source::SourceDir;
-use s3_kms_sync::walk::{Found, walk};
+use s3_kms_sync::store::multipart::{MAX_PARTS, part_size_for};
 use support::proxy::Proxy;
 use support::*;
 
@@ -117,13 +117,15 @@ async fn hostile_names_and_special_files_each_get_a_record() {
     });
 
     let mut settings = settings(root, manifests.path(), BUCKET, &key, "h");
-    settings.concurrency = 1; // in walk order, so the hooks fire before the files they change are read
+    settings.command.concurrency = 1; // in walk order, so the hooks fire before the files they change are read
     let engine = engine(client_for(&proxy.endpoint), settings);
-    let summary =
-        tokio::time::timeout(Duration::from_secs(120), engine.run(&RunRequest::default()))
-            .await
-            .expect("the run never blocks (FIFO)")
-            .unwrap();
+    let summary = tokio::time::timeout(
+        Duration::from_secs(120),
+        engine.run(&SyncRequest::default()),
+    )
+    .await
+    .expect("the run never blocks (FIFO)")
+    .unwrap();
     let manifest: Manifest = serde_json::from_slice(
         &std::fs::read(summary.manifest_local_path.as_deref().unwrap()).unwrap(),
     )
@@ -340,7 +342,7 @@ fn a_sparse_file_beyond_ten_thousand_default_parts_gets_bigger_parts() {
         .unwrap()
         .set_len(100 << 30)
         .unwrap();
-    let filter = s3_kms_sync::filter::Filter::new(&[], &[]).unwrap();
+    let filter = s3_kms_sync::local::filter::Filter::new(&[], &[]).unwrap();
     let found = walk(
         &SourceDir::open(dir.path()).unwrap(),
         Path::new(""),
@@ -362,7 +364,7 @@ fn a_directory_of_100000_empty_files_walks_in_full() {
     for i in 0..100_000 {
         std::fs::File::create(dir.path().join(format!("{i:06}"))).unwrap();
     }
-    let filter = s3_kms_sync::filter::Filter::new(&[], &[]).unwrap();
+    let filter = s3_kms_sync::local::filter::Filter::new(&[], &[]).unwrap();
     let found = walk(
         &SourceDir::open(dir.path()).unwrap(),
         Path::new(""),

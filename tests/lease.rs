@@ -4,11 +4,10 @@ mod support;
 
 use std::time::Duration;
 
-use s3_kms_sync::Engine;
-use s3_kms_sync::lease::{self, Acquired};
+use s3_kms_sync::commands::sync::SyncRequest;
 use s3_kms_sync::manifest::RunStatus;
-use s3_kms_sync::remote::Remote;
-use s3_kms_sync::request::RunRequest;
+use s3_kms_sync::run::lease::{self, Acquired};
+use s3_kms_sync::store::Store;
 use support::*;
 
 const LOCK: &str = "data/_manifests/lock.json";
@@ -31,8 +30,8 @@ async fn slow_run_stack(bucket: &'static str) -> (Stack, Engine) {
         &stack.key_arn,
         stack.prefix,
     );
-    settings.lock_ttl = Duration::from_secs(3);
-    settings.concurrency = 1;
+    settings.run.lock_ttl = Duration::from_secs(3);
+    settings.command.concurrency = 1;
     let engine = engine(client_for(&stack.proxy.endpoint), settings);
     (stack, engine)
 }
@@ -71,7 +70,7 @@ async fn a_renewal_whose_answer_is_lost_keeps_the_lock() {
     stack
         .proxy
         .lose_answer("PutObject", "_manifests/lock.json", 2);
-    let summary = engine.run(&RunRequest::default()).await.unwrap();
+    let summary = engine.run(&SyncRequest::default()).await.unwrap();
     assert!(
         summary.duration_ms > 2_000,
         "the run outlived a renewal: {summary:?}"
@@ -82,7 +81,7 @@ async fn a_renewal_whose_answer_is_lost_keeps_the_lock() {
         !lock_exists(&stack).await,
         "the lock was released with its current ETag"
     );
-    let next = engine.run(&RunRequest::default()).await.unwrap();
+    let next = engine.run(&SyncRequest::default()).await.unwrap();
     assert_eq!(next.status, RunStatus::Succeeded, "{next:?}");
 }
 
@@ -104,7 +103,7 @@ async fn a_run_that_lost_its_lock_stops_and_reports_partial() {
             tokio::spawn(plant_lock(s3, bucket, key, intruder));
         }
     });
-    let summary = engine.run(&RunRequest::default()).await.unwrap();
+    let summary = engine.run(&SyncRequest::default()).await.unwrap();
     assert_eq!(summary.status, RunStatus::Partial, "{summary:?}");
     assert!(!summary.complete && summary.not_reached > 0, "{summary:?}");
     let message = summary.message.as_deref().unwrap_or_default();
@@ -123,7 +122,7 @@ async fn a_run_that_lost_its_lock_stops_and_reports_partial() {
 #[tokio::test]
 async fn lock_expiry_follows_s3s_clock_not_the_holders() {
     let stack = Stack::start("clocks", "data", 0).await;
-    let remote = Remote::new(
+    let remote = Store::new(
         client_for(&stack.proxy.endpoint),
         stack.bucket,
         stack.key_arn.clone(),

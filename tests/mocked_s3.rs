@@ -14,8 +14,8 @@ use aws_sdk_s3::operation::put_object::PutObjectOutput;
 use aws_sdk_s3::types::error::NotFound;
 use aws_sdk_s3::types::{Object, ServerSideEncryption};
 use aws_smithy_mocks::{Rule, RuleMode, mock, mock_client};
+use s3_kms_sync::commands::sync::SyncRequest;
 use s3_kms_sync::manifest::{FileRecord, FileStatus, Manifest, RunStatus, Summary};
-use s3_kms_sync::request::RunRequest;
 use support::*;
 
 const BUCKET: &str = "backups";
@@ -109,7 +109,7 @@ async fn run(client: Client, files: &[(&str, Vec<u8>)]) -> (Summary, Manifest) {
         settings(source.path(), manifests.path(), BUCKET, KEY, "p"),
     );
     let summary = engine
-        .run(&RunRequest::default())
+        .run(&SyncRequest::default())
         .await
         .expect("run starts");
     let local = std::fs::read(summary.manifest_local_path.as_deref().unwrap()).unwrap();

@@ -5,8 +5,8 @@ mod support;
 use std::collections::BTreeMap;
 
 use aws_sdk_s3::types::ServerSideEncryption;
+use s3_kms_sync::commands::sync::SyncRequest;
 use s3_kms_sync::manifest::{FileStatus, Manifest, RunStatus};
-use s3_kms_sync::request::RunRequest;
 use support::*;
 
 const BUCKET: &str = "backups";
@@ -32,7 +32,7 @@ impl Fixture {
         }
     }
 
-    fn engine(&self) -> s3_kms_sync::Engine {
+    fn engine(&self) -> Engine {
         engine(
             self.moto.s3(),
             settings(
@@ -45,7 +45,7 @@ impl Fixture {
         )
     }
 
-    async fn run(&self, request: RunRequest) -> (s3_kms_sync::manifest::Summary, Manifest) {
+    async fn run(&self, request: SyncRequest) -> (s3_kms_sync::manifest::Summary, Manifest) {
         let summary = self.engine().run(&request).await.expect("run starts");
         let local = summary
             .manifest_local_path
@@ -67,7 +67,7 @@ impl Fixture {
 #[tokio::test]
 async fn first_run_uploads_everything_encrypted_with_recorded_md5() {
     let fx = Fixture::new().await;
-    let (summary, manifest) = fx.run(RunRequest::default()).await;
+    let (summary, manifest) = fx.run(SyncRequest::default()).await;
     let files = sample_files();
     assert_eq!(summary.status, RunStatus::Succeeded);
     assert_eq!(summary.uploaded, files.len() as u64);
@@ -107,9 +107,9 @@ async fn first_run_uploads_everything_encrypted_with_recorded_md5() {
 #[tokio::test]
 async fn second_run_skips_every_file_and_writes_only_a_manifest() {
     let fx = Fixture::new().await;
-    fx.run(RunRequest::default()).await;
+    fx.run(SyncRequest::default()).await;
     let before = list_keys(&fx.moto.s3(), BUCKET).await;
-    let (summary, manifest) = fx.run(RunRequest::default()).await;
+    let (summary, manifest) = fx.run(SyncRequest::default()).await;
     assert_eq!(summary.status, RunStatus::Succeeded);
     assert_eq!(
         (summary.uploaded, summary.skipped),
@@ -130,12 +130,12 @@ async fn second_run_skips_every_file_and_writes_only_a_manifest() {
 #[tokio::test]
 async fn changed_and_new_files_are_uploaded_again() {
     let fx = Fixture::new().await;
-    fx.run(RunRequest::default()).await;
+    fx.run(SyncRequest::default()).await;
     // Same size, new content: only a content hash can tell.
     std::fs::write(fx.source.path().join("top.txt"), b"TOP LEVEL\n").unwrap();
     std::fs::write(fx.source.path().join("new.txt"), b"new").unwrap();
 
-    let (summary, manifest) = fx.run(RunRequest::default()).await;
+    let (summary, manifest) = fx.run(SyncRequest::default()).await;
     assert_eq!(summary.uploaded, 2);
     assert_eq!(summary.skipped, sample_files().len() as u64 - 1);
     let statuses = Fixture::statuses(&manifest);
@@ -157,9 +157,9 @@ async fn changed_and_new_files_are_uploaded_again() {
 #[tokio::test]
 async fn dry_run_uploads_nothing() {
     let fx = Fixture::new().await;
-    let request = RunRequest {
+    let request = SyncRequest {
         dry_run: Some(true),
-        ..RunRequest::default()
+        ..SyncRequest::default()
     };
     let (summary, manifest) = fx.run(request).await;
     assert_eq!(summary.uploaded, 0);
@@ -172,8 +172,8 @@ async fn dry_run_uploads_nothing() {
 #[tokio::test]
 async fn manifests_are_encrypted_and_never_overwritten() {
     let fx = Fixture::new().await;
-    let (first, _) = fx.run(RunRequest::default()).await;
-    let (second, _) = fx.run(RunRequest::default()).await;
+    let (first, _) = fx.run(SyncRequest::default()).await;
+    let (second, _) = fx.run(SyncRequest::default()).await;
     let s3 = fx.moto.s3();
     let manifests: Vec<_> = list_keys(&s3, BUCKET)
         .await
@@ -210,7 +210,7 @@ async fn a_file_without_a_valid_key_fails_alone() {
         fx.source.path(),
         &[(long.join("f.txt").to_str().unwrap(), b"x".to_vec())],
     );
-    let (summary, manifest) = fx.run(RunRequest::default()).await;
+    let (summary, manifest) = fx.run(SyncRequest::default()).await;
     assert_eq!(summary.status, RunStatus::Partial);
     assert_eq!(
         (summary.failed, summary.uploaded),
@@ -260,7 +260,7 @@ async fn records_name_the_version_that_holds_each_file() {
             .collect()
     };
 
-    let (_, first) = fx.run(RunRequest::default()).await;
+    let (_, first) = fx.run(SyncRequest::default()).await;
     let uploaded = versions(&first);
     assert_eq!(uploaded.len(), sample_files().len());
     for (key, version) in &uploaded {
@@ -274,7 +274,7 @@ async fn records_name_the_version_that_holds_each_file() {
         assert_eq!(head.version_id(), Some(version.as_str()), "{key}");
     }
 
-    let (_, second) = fx.run(RunRequest::default()).await;
+    let (_, second) = fx.run(SyncRequest::default()).await;
     assert_eq!(
         versions(&second),
         uploaded,
@@ -282,7 +282,7 @@ async fn records_name_the_version_that_holds_each_file() {
     );
 
     std::fs::write(fx.source.path().join("top.txt"), b"changed\n").unwrap();
-    let (_, third) = fx.run(RunRequest::default()).await;
+    let (_, third) = fx.run(SyncRequest::default()).await;
     let now = versions(&third);
     assert_ne!(now["nightly/top.txt"], uploaded["nightly/top.txt"]);
     let old = get_version_bytes(

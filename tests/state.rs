@@ -7,9 +7,8 @@ mod support;
 use std::collections::BTreeMap;
 use std::time::Duration;
 
-use s3_kms_sync::Engine;
+use s3_kms_sync::commands::sync::SyncRequest;
 use s3_kms_sync::manifest::Summary;
-use s3_kms_sync::request::RunRequest;
 use support::*;
 
 const BUCKET: &str = "state";
@@ -26,7 +25,7 @@ async fn stack(opaque_etags: bool) -> Stack {
 async fn run(
     bench: &Stack,
     engine: &Engine,
-    request: RunRequest,
+    request: SyncRequest,
 ) -> (Summary, BTreeMap<String, u64>) {
     bench.proxy.reset_counts();
     let summary = engine.run(&request).await.expect("run");
@@ -55,7 +54,7 @@ async fn an_unchanged_rerun_lists_once_and_reads_nothing() {
     for opaque_etags in [false, true] {
         let bench = stack(opaque_etags).await;
         let engine = bench.engine();
-        let (first, _) = run(&bench, &engine, RunRequest::default()).await;
+        let (first, _) = run(&bench, &engine, SyncRequest::default()).await;
         let big = sample_files()
             .iter()
             .map(|(_, c)| c.len() as u64)
@@ -67,7 +66,7 @@ async fn an_unchanged_rerun_lists_once_and_reads_nothing() {
             "small files read once; the multipart one hashed, then sent"
         );
 
-        let (second, counts) = run(&bench, &engine, RunRequest::default()).await;
+        let (second, counts) = run(&bench, &engine, SyncRequest::default()).await;
         assert_eq!(
             (second.uploaded, second.skipped),
             (0, sample_files().len() as u64)
@@ -94,7 +93,7 @@ async fn an_unchanged_rerun_lists_once_and_reads_nothing() {
 async fn a_content_change_behind_a_restored_mtime_is_still_seen() {
     let bench = stack(true).await;
     let engine = bench.engine();
-    run(&bench, &engine, RunRequest::default()).await;
+    run(&bench, &engine, SyncRequest::default()).await;
 
     let path = bench.source.path().join("top.txt");
     let mtime = std::fs::metadata(&path).unwrap().modified().unwrap();
@@ -108,7 +107,7 @@ async fn a_content_change_behind_a_restored_mtime_is_still_seen() {
         .unwrap();
     assert_eq!(std::fs::metadata(&path).unwrap().modified().unwrap(), mtime);
 
-    let (summary, counts) = run(&bench, &engine, RunRequest::default()).await;
+    let (summary, counts) = run(&bench, &engine, SyncRequest::default()).await;
     assert_eq!(summary.uploaded, 1, "{counts:?}");
     assert_eq!(summary.bytes_read, 10, "only the changed file is read");
     assert_eq!(
@@ -120,7 +119,7 @@ async fn a_content_change_behind_a_restored_mtime_is_still_seen() {
 #[tokio::test]
 async fn a_lost_local_copy_is_fetched_and_a_corrupt_manifest_falls_back_to_head() {
     let bench = stack(true).await;
-    let (first, _) = run(&bench, &bench.engine(), RunRequest::default()).await;
+    let (first, _) = run(&bench, &bench.engine(), SyncRequest::default()).await;
 
     // Another machine (no local copy): the manifest comes from S3, one GET.
     let elsewhere = tempfile::tempdir().unwrap();
@@ -134,7 +133,7 @@ async fn a_lost_local_copy_is_fetched_and_a_corrupt_manifest_falls_back_to_head(
             "s",
         ),
     );
-    let (second, counts) = run(&bench, &other, RunRequest::default()).await;
+    let (second, counts) = run(&bench, &other, SyncRequest::default()).await;
     assert_eq!(second.skipped, sample_files().len() as u64);
     assert_eq!(
         (count(&counts, "GetObject"), count(&counts, "HeadObject")),
@@ -169,7 +168,7 @@ async fn a_lost_local_copy_is_fetched_and_a_corrupt_manifest_falls_back_to_head(
             "s",
         ),
     );
-    let (third, counts) = run(&bench, &third_engine, RunRequest::default()).await;
+    let (third, counts) = run(&bench, &third_engine, SyncRequest::default()).await;
     assert_eq!(
         (third.uploaded, third.skipped),
         (0, sample_files().len() as u64)
@@ -191,7 +190,7 @@ async fn a_lost_local_copy_is_fetched_and_a_corrupt_manifest_falls_back_to_head(
 async fn objects_changed_or_deleted_by_others_are_checked_and_restored() {
     let bench = stack(true).await;
     let engine = bench.engine();
-    run(&bench, &engine, RunRequest::default()).await;
+    run(&bench, &engine, SyncRequest::default()).await;
     let s3 = bench.moto.s3();
     // Someone else overwrites one object (no md5checksum) and deletes another.
     s3.put_object()
@@ -208,7 +207,7 @@ async fn objects_changed_or_deleted_by_others_are_checked_and_restored() {
         .await
         .unwrap();
 
-    let (summary, counts) = run(&bench, &engine, RunRequest::default()).await;
+    let (summary, counts) = run(&bench, &engine, SyncRequest::default()).await;
     assert_eq!(summary.uploaded, 2, "{counts:?}");
     assert_eq!(
         file_heads(&counts),
@@ -223,10 +222,10 @@ async fn objects_changed_or_deleted_by_others_are_checked_and_restored() {
 async fn verification_reads_every_file_when_asked_and_every_nth_run() {
     let bench = stack(false).await;
     let engine = bench.engine();
-    run(&bench, &engine, RunRequest::default()).await;
-    let verify = RunRequest {
-        verify: Some(true),
-        ..RunRequest::default()
+    run(&bench, &engine, SyncRequest::default()).await;
+    let verify = SyncRequest {
+        rehash: Some(true),
+        ..SyncRequest::default()
     };
     let (asked, counts) = run(&bench, &engine, verify).await;
     assert_eq!((asked.bytes_read, asked.uploaded), (total_bytes(), 0));
@@ -243,12 +242,12 @@ async fn verification_reads_every_file_when_asked_and_every_nth_run() {
         &bench.key_arn,
         "s",
     );
-    every_second.verify_every = 2;
+    every_second.command.rehash_every = 2;
     let periodic = support::engine(client_for(&bench.proxy.endpoint), every_second);
     let mut read = Vec::new();
     for _ in 0..4 {
         read.push(
-            run(&bench, &periodic, RunRequest::default())
+            run(&bench, &periodic, SyncRequest::default())
                 .await
                 .0
                 .bytes_read,
@@ -269,7 +268,7 @@ async fn a_listing_cut_into_ranges_still_sees_every_key() {
         .collect();
     write_owned(bench.source.path(), &files);
     let engine = bench.engine();
-    run(&bench, &engine, RunRequest::default()).await;
+    run(&bench, &engine, SyncRequest::default()).await;
 
     // New keys inside and after the ranges the last manifest suggests.
     write_tree(
@@ -279,7 +278,7 @@ async fn a_listing_cut_into_ranges_still_sees_every_key() {
             ("many/zzz", b"new".to_vec()),
         ],
     );
-    let (summary, counts) = run(&bench, &engine, RunRequest::default()).await;
+    let (summary, counts) = run(&bench, &engine, SyncRequest::default()).await;
     let total = (files.len() + sample_files().len()) as u64;
     assert_eq!(
         (summary.uploaded, summary.skipped),
@@ -368,7 +367,7 @@ async fn a_same_second_rewrite_on_a_coarse_file_system_is_uploaded() {
         }
         std::fs::write(&path, &old).unwrap();
         let before = stamp(&path);
-        let first = engine.run(&RunRequest::default()).await.unwrap();
+        let first = engine.run(&SyncRequest::default()).await.unwrap();
         assert_eq!(first.failed, 0, "{first:?}");
         std::fs::write(&path, &new).unwrap();
         if stamp(&path) == before {
@@ -376,7 +375,7 @@ async fn a_same_second_rewrite_on_a_coarse_file_system_is_uploaded() {
         }
     };
     assert_ne!(old, new);
-    let (second, _) = run(&bench, &engine, RunRequest::default()).await;
+    let (second, _) = run(&bench, &engine, SyncRequest::default()).await;
     assert_eq!(second.uploaded, 1, "the racy stamp was trusted: {second:?}");
     assert_eq!(
         get_bytes(&bench.moto.s3(), BUCKET, "c/f.txt").await,
@@ -385,9 +384,9 @@ async fn a_same_second_rewrite_on_a_coarse_file_system_is_uploaded() {
 
     // Once settled, the same stamp is trusted again: nothing is read.
     std::thread::sleep(Duration::from_millis(2100));
-    let (third, _) = run(&bench, &engine, RunRequest::default()).await;
+    let (third, _) = run(&bench, &engine, SyncRequest::default()).await;
     assert_eq!((third.uploaded, third.skipped), (0, 1));
-    let (fourth, _) = run(&bench, &engine, RunRequest::default()).await;
+    let (fourth, _) = run(&bench, &engine, SyncRequest::default()).await;
     assert_eq!(fourth.bytes_read, 0, "{fourth:?}");
 }
 
@@ -398,10 +397,10 @@ async fn a_file_written_just_before_a_run_is_read_once_more() {
     let bench = stack(false).await;
     let engine = bench.engine();
     std::fs::write(bench.source.path().join("fresh.txt"), b"fresh").unwrap();
-    run(&bench, &engine, RunRequest::default()).await;
-    let (second, _) = run(&bench, &engine, RunRequest::default()).await;
+    run(&bench, &engine, SyncRequest::default()).await;
+    let (second, _) = run(&bench, &engine, SyncRequest::default()).await;
     assert_eq!((second.bytes_read, second.uploaded), (5, 0), "{second:?}");
-    let (third, _) = run(&bench, &engine, RunRequest::default()).await;
+    let (third, _) = run(&bench, &engine, SyncRequest::default()).await;
     assert_eq!(third.bytes_read, 0, "{third:?}");
 }
 
@@ -412,19 +411,19 @@ async fn a_file_written_just_before_a_run_is_read_once_more() {
 async fn a_narrowed_run_does_not_become_the_next_full_runs_index() {
     let bench = stack(true).await;
     let engine = bench.engine();
-    run(&bench, &engine, RunRequest::default()).await;
+    run(&bench, &engine, SyncRequest::default()).await;
     let narrowings = [
-        RunRequest {
+        SyncRequest {
             subdir: Some("reports".into()),
-            ..RunRequest::default()
+            ..SyncRequest::default()
         },
-        RunRequest {
+        SyncRequest {
             sub_prefix: Some("elsewhere".into()),
-            ..RunRequest::default()
+            ..SyncRequest::default()
         },
-        RunRequest {
+        SyncRequest {
             include: vec!["deep/**".into()],
-            ..RunRequest::default()
+            ..SyncRequest::default()
         },
     ];
     for narrowed in narrowings {
@@ -435,7 +434,7 @@ async fn a_narrowed_run_does_not_become_the_next_full_runs_index() {
                 .unwrap()
                 .ends_with(".narrowed.json")
         );
-        let (full, counts) = run(&bench, &engine, RunRequest::default()).await;
+        let (full, counts) = run(&bench, &engine, SyncRequest::default()).await;
         assert_eq!(
             (full.skipped, full.bytes_read, file_heads(&counts)),
             (sample_files().len() as u64, 0, 0),
@@ -452,7 +451,7 @@ async fn a_planted_local_manifest_cannot_make_a_changed_file_be_skipped() {
     use std::os::unix::fs::MetadataExt;
     let bench = stack(true).await;
     let engine = bench.engine();
-    let (first, _) = run(&bench, &engine, RunRequest::default()).await;
+    let (first, _) = run(&bench, &engine, SyncRequest::default()).await;
     let path = bench.source.path().join("top.txt");
     std::fs::write(&path, b"TOP LEVEL\n").unwrap();
     support::settle();
@@ -475,7 +474,7 @@ async fn a_planted_local_manifest_cannot_make_a_changed_file_be_skipped() {
         .join("99991231T235959.999Z-planted.json");
     std::fs::write(&planted, forged.to_string()).unwrap();
 
-    let (second, counts) = run(&bench, &engine, RunRequest::default()).await;
+    let (second, counts) = run(&bench, &engine, SyncRequest::default()).await;
     assert_eq!(second.uploaded, 1, "{second:?}");
     // The real last manifest is found and fetched; no file needs a HeadObject.
     assert_eq!(
@@ -495,7 +494,7 @@ async fn a_planted_local_manifest_cannot_make_a_changed_file_be_skipped() {
 async fn a_fifo_in_the_manifest_directory_does_not_block_the_run() {
     let bench = stack(false).await;
     let engine = bench.engine();
-    run(&bench, &engine, RunRequest::default()).await;
+    run(&bench, &engine, SyncRequest::default()).await;
     let fifo = bench
         .manifests
         .path()
@@ -505,9 +504,10 @@ async fn a_fifo_in_the_manifest_directory_does_not_block_the_run() {
         .status()
         .unwrap();
     assert!(made.success());
-    let summary = tokio::time::timeout(Duration::from_secs(60), engine.run(&RunRequest::default()))
-        .await
-        .expect("the run must not block on a FIFO")
-        .unwrap();
+    let summary =
+        tokio::time::timeout(Duration::from_secs(60), engine.run(&SyncRequest::default()))
+            .await
+            .expect("the run must not block on a FIFO")
+            .unwrap();
     assert_eq!(summary.skipped, sample_files().len() as u64);
 }

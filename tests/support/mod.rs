@@ -13,9 +13,14 @@ use aws_config::{BehaviorVersion, Region, SdkConfig};
 use aws_sdk_s3::Client;
 use aws_sdk_s3::config::Credentials;
 use aws_sdk_s3::config::retry::RetryConfig;
-use s3_kms_sync::Engine;
-use s3_kms_sync::config::{MIB, Mode, Settings, SyncArgs};
-use s3_kms_sync::remote::s3_client_from;
+use s3_kms_sync::commands::sync::{self, SyncArgs, SyncOptions, SyncRequest};
+use s3_kms_sync::config::{Config, ConfigArgs};
+use s3_kms_sync::lambda::Function;
+use s3_kms_sync::manifest::Summary;
+use s3_kms_sync::run::{Mode, RunArgs};
+use s3_kms_sync::store::multipart::MIB;
+use s3_kms_sync::store::s3_client_from;
+use s3_kms_sync::target::TargetArgs;
 
 /// A moto server (S3 + KMS over HTTP) that lives as long as this value.
 pub struct Moto {
@@ -137,24 +142,70 @@ pub fn settings(
     key: &str,
     prefix: &str,
 ) -> Settings {
-    let args = SyncArgs {
-        bucket: Some(bucket.into()),
-        prefix: prefix.into(),
-        kms_key_id: Some(key.into()),
-        source_dir: Some(source.into()),
-        manifest_dir: Some(manifests.into()),
-        concurrency: 4,
-        multipart_threshold: MIB,
-        part_size: 5 * MIB,
-        max_attempts: 3,
-        lock_ttl_secs: 60,
-        ..SyncArgs::default()
+    let args = ConfigArgs {
+        target: TargetArgs {
+            bucket: Some(bucket.into()),
+            prefix: prefix.into(),
+            kms_key_id: Some(key.into()),
+            max_attempts: 3,
+        },
+        run: RunArgs {
+            manifest_dir: Some(manifests.into()),
+            lock_ttl_secs: 60,
+            ..RunArgs::default()
+        },
+        command: SyncArgs {
+            source_dir: Some(source.into()),
+            concurrency: 4,
+            multipart_threshold: MIB,
+            part_size: 5 * MIB,
+            ..SyncArgs::default()
+        },
     };
-    Settings::from_args(args, Mode::Cli).expect("valid settings")
+    Config::from_args(args, Mode::Cli).expect("valid settings")
 }
 
+/// The validated settings of a sync.
+pub type Settings = Config<SyncOptions>;
+
+/// What the Lambda function builds at cold start; the tests run syncs on it.
+pub type Engine = Function;
+
 pub fn engine(client: Client, settings: Settings) -> Engine {
-    Engine::new(client, settings)
+    Function::new(client, settings)
+}
+
+/// One sync, with no time limit as the CLI runs it, or with one as the
+/// Lambda handler does.
+pub trait RunSync {
+    async fn run_until(
+        &self,
+        request: &SyncRequest,
+        stop_at: Option<Instant>,
+    ) -> s3_kms_sync::Result<Summary>;
+
+    async fn run(&self, request: &SyncRequest) -> s3_kms_sync::Result<Summary> {
+        self.run_until(request, None).await
+    }
+}
+
+impl RunSync for Function {
+    async fn run_until(
+        &self,
+        request: &SyncRequest,
+        stop_at: Option<Instant>,
+    ) -> s3_kms_sync::Result<Summary> {
+        let config = &self.config;
+        sync::run(
+            &self.store,
+            &config.target.prefix,
+            &config.run,
+            &config.command,
+            request,
+            stop_at,
+        )
+        .await
+    }
 }
 
 /// Relative path → content for the standard sample tree.
@@ -207,7 +258,7 @@ pub fn manifest_of(summary: &s3_kms_sync::manifest::Summary) -> s3_kms_sync::man
 
 /// Waits out the stamp window of a file system with sub-second timestamps.
 pub fn settle() {
-    let window = s3_kms_sync::walk::FINE_STAMP_WINDOW_NS as u64;
+    let window = s3_kms_sync::local::stamp::FINE_STAMP_WINDOW_NS as u64;
     std::thread::sleep(Duration::from_nanos(window + 50_000_000));
 }
 
@@ -259,7 +310,7 @@ pub async fn get_version_bytes(
 }
 
 pub fn md5_hex(bytes: &[u8]) -> String {
-    s3_kms_sync::hash::Md5Digest::of(bytes).hex()
+    s3_kms_sync::local::hash::Md5Digest::of(bytes).hex()
 }
 
 /// moto with the fault proxy in front, a bucket and KMS key in it, and a
@@ -299,7 +350,7 @@ impl Stack {
             kms_key,
             self.prefix,
         );
-        settings.concurrency = concurrency;
+        settings.command.concurrency = concurrency;
         engine(client_for(&self.proxy.endpoint), settings)
     }
 

@@ -192,8 +192,9 @@ fn s3_error(status: u16, code: &str, message: &str) -> Response<Full<Bytes>> {
 
 /// A stable stand-in for an ETag that is not an MD5 of anything stored.
 fn opaque(etag: &str) -> String {
-    let digest =
-        s3_kms_sync::hash::Md5Digest::of(format!("opaque:{}", etag.trim_matches('"')).as_bytes());
+    let digest = s3_kms_sync::local::hash::Md5Digest::of(
+        format!("opaque:{}", etag.trim_matches('"')).as_bytes(),
+    );
     format!("\"{}\"", digest.hex())
 }
 
@@ -303,7 +304,7 @@ async fn handle(
         ));
     }
     if let Some(expected) = header("content-md5")
-        && s3_kms_sync::hash::Md5Digest::of(&body).base64() != expected
+        && s3_kms_sync::local::hash::Md5Digest::of(&body).base64() != expected
     {
         count("bad-digest");
         return Ok(s3_error(

@@ -2,11 +2,7 @@
 //! metadata with the local MD5, never the ETag: under SSE-KMS, SSE-C and for
 //! every multipart upload, S3's ETag is not the MD5 of the content.
 
-use crate::config::{MAX_PART_SIZE, MIB};
-use crate::remote::RemoteObject;
-
-/// S3's limit on the number of parts of one multipart upload.
-pub const MAX_PARTS: u64 = 10_000;
+use crate::store::Object;
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Action {
@@ -14,7 +10,7 @@ pub enum Action {
     Skip(&'static str),
 }
 
-pub fn decide(local_md5_hex: &str, remote: Option<&RemoteObject>) -> Action {
+pub fn decide(local_md5_hex: &str, remote: Option<&Object>) -> Action {
     let Some(remote) = remote else {
         return Action::Upload("not in the bucket");
     };
@@ -27,23 +23,16 @@ pub fn decide(local_md5_hex: &str, remote: Option<&RemoteObject>) -> Action {
     }
 }
 
-/// The part size for a file: at least `min_part`, grown in whole MiB so the
-/// file fits in 10,000 parts.
-pub fn part_size_for(file_size: u64, min_part: u64) -> u64 {
-    let needed = file_size.div_ceil(MAX_PARTS).div_ceil(MIB) * MIB;
-    needed.max(min_part).min(MAX_PART_SIZE)
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
 
-    fn object(md5: Option<&str>, etag: &str) -> RemoteObject {
-        RemoteObject {
+    fn object(md5: Option<&str>, etag: &str) -> Object {
+        Object {
             md5: md5.map(str::to_owned),
             etag: Some(etag.to_owned()),
             size: Some(3),
-            ..RemoteObject::default()
+            ..Object::default()
         }
     }
 
@@ -59,21 +48,5 @@ mod tests {
         let changed = object(Some("00000000000000000000000000000000"), "\"x\"");
         assert!(matches!(decide(md5, Some(&changed)), Action::Upload(_)));
         assert_eq!(decide(md5, None), Action::Upload("not in the bucket"));
-    }
-
-    #[test]
-    fn parts_never_exceed_ten_thousand() {
-        let min = 8 * MIB;
-        assert_eq!(part_size_for(0, min), min);
-        assert_eq!(part_size_for(100 * MIB, min), min);
-        for size in [80_000 * MIB, 80_000 * MIB + 1, 1 << 40, 5 << 40] {
-            let part = part_size_for(size, min);
-            assert!(
-                size.div_ceil(part) <= MAX_PARTS,
-                "{size} needs too many parts"
-            );
-            assert_eq!(part % MIB, 0);
-        }
-        assert_eq!(part_size_for(80_000 * MIB + 1, min), 9 * MIB);
     }
 }

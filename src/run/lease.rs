@@ -21,9 +21,8 @@ use serde::{Deserialize, Serialize};
 use tracing::warn;
 
 use crate::error::{Error, Result};
-use crate::hash::Md5Digest;
-use crate::keys;
-use crate::remote::{Fetched, PutExtras, Remote, WriteIf};
+use crate::local::hash::Md5Digest;
+use crate::store::{PutExtras, Store, WriteIf, keys};
 
 const LOCK_FILE: &str = "lock.json";
 
@@ -85,12 +84,7 @@ pub fn lock_key(prefix: &str) -> String {
     keys::manifest_key(prefix, LOCK_FILE)
 }
 
-pub async fn acquire(
-    remote: &Remote,
-    prefix: &str,
-    run_id: &str,
-    ttl: Duration,
-) -> Result<Acquired> {
+pub async fn acquire(store: &Store, prefix: &str, run_id: &str, ttl: Duration) -> Result<Acquired> {
     let key = lock_key(prefix);
     let now = Utc::now();
     let holder = Holder {
@@ -100,19 +94,19 @@ pub async fn acquire(
         ttl_secs: Some(ttl.as_secs()),
         renewals: 0,
     };
-    let server_now = match write(remote, &key, &holder, WriteIf::Absent).await {
+    let server_now = match write(store, &key, &holder, WriteIf::Absent).await {
         Ok(etag) => return Ok(Acquired::Held(Lease { key, etag, holder })),
         Err(Error::PreconditionFailed { server_time, .. }) => server_time,
         Err(err) => return Err(err),
     };
-    let Some(Fetched {
+    let Some(LockObject {
         body,
         etag: Some(etag),
         last_modified,
-    }) = remote.get(&key).await?
+    }) = read_lock(store, &key).await?
     else {
         // Released between our PUT and GET: one more try decides it.
-        return match write(remote, &key, &holder, WriteIf::Absent).await {
+        return match write(store, &key, &holder, WriteIf::Absent).await {
             Ok(etag) => Ok(Acquired::Held(Lease { key, etag, holder })),
             Err(Error::PreconditionFailed { .. }) => Ok(Acquired::Busy(unknown_holder(now))),
             Err(err) => Err(err),
@@ -135,7 +129,7 @@ pub async fn acquire(
         }
         Err(err) => warn!(error = %err, "taking over an unreadable lock object"),
     }
-    match write(remote, &key, &holder, WriteIf::Matches(&etag)).await {
+    match write(store, &key, &holder, WriteIf::Matches(&etag)).await {
         Ok(etag) => Ok(Acquired::Held(Lease { key, etag, holder })),
         Err(Error::PreconditionFailed { .. }) => Ok(Acquired::Busy(unknown_holder(now))),
         Err(err) => Err(err),
@@ -161,12 +155,12 @@ fn expired(
 /// Extends the lease. A renewal whose answer was lost is retried by the SDK
 /// and then refused (the ETag moved); the lock then shows our own renewal,
 /// which counts as done.
-pub async fn renew(remote: &Remote, lease: &mut Lease, ttl: Duration) -> Result<Renewal> {
+pub async fn renew(store: &Store, lease: &mut Lease, ttl: Duration) -> Result<Renewal> {
     let mut holder = lease.holder.clone();
     holder.expires_at = Utc::now() + ttl;
     holder.ttl_secs = Some(ttl.as_secs());
     holder.renewals += 1;
-    match write(remote, &lease.key, &holder, WriteIf::Matches(&lease.etag)).await {
+    match write(store, &lease.key, &holder, WriteIf::Matches(&lease.etag)).await {
         Ok(etag) => {
             lease.etag = etag;
             lease.holder = holder;
@@ -175,7 +169,7 @@ pub async fn renew(remote: &Remote, lease: &mut Lease, ttl: Duration) -> Result<
         Err(Error::PreconditionFailed { .. }) => {}
         Err(err) => return Err(err),
     }
-    let Some(Fetched { body, etag, .. }) = remote.get(&lease.key).await? else {
+    let Some(LockObject { body, etag, .. }) = read_lock(store, &lease.key).await? else {
         return Ok(Renewal::Lost("the lock object is gone".into()));
     };
     match (serde_json::from_slice::<Holder>(&body), etag) {
@@ -193,27 +187,48 @@ pub async fn renew(remote: &Remote, lease: &mut Lease, ttl: Duration) -> Result<
 }
 
 /// Removes the lock object, unless another run has taken it over.
-pub async fn release(remote: &Remote, lease: &Lease) -> Result<()> {
-    remote.delete_if_matches(&lease.key, &lease.etag).await
+pub async fn release(store: &Store, lease: &Lease) -> Result<()> {
+    store.delete_if_matches(&lease.key, &lease.etag).await
 }
 
 async fn write(
-    remote: &Remote,
+    store: &Store,
     key: &str,
     holder: &Holder,
     condition: WriteIf<'_>,
 ) -> Result<String> {
     let body = serde_json::to_vec_pretty(holder)?;
     let md5 = Md5Digest::of(&body);
-    let stored = remote
+    let stored = store
         .put(key, body, md5, PutExtras::JSON, condition)
         .await?;
-    stored.etag.ok_or_else(|| Error::S3 {
-        operation: "PutObject",
-        bucket: remote.bucket().to_owned(),
-        key: key.to_owned(),
-        detail: "the response has no ETag, so the lease cannot be renewed or released".into(),
+    stored.etag.ok_or_else(|| {
+        Error::s3_detail(
+            "PutObject",
+            store.bucket(),
+            key,
+            "the response has no ETag, so the lease cannot be renewed or released",
+        )
     })
+}
+
+/// The lock object as read back: its bytes, and S3's ETag and Last-Modified.
+struct LockObject {
+    body: Vec<u8>,
+    etag: Option<String>,
+    last_modified: Option<DateTime<Utc>>,
+}
+
+async fn read_lock(store: &Store, key: &str) -> Result<Option<LockObject>> {
+    let Some(fetched) = store.get(key).await? else {
+        return Ok(None);
+    };
+    let (etag, last_modified) = (fetched.etag.clone(), fetched.last_modified);
+    Ok(Some(LockObject {
+        body: fetched.bytes().await?,
+        etag,
+        last_modified,
+    }))
 }
 
 /// The holder of a lease that changed hands while we looked at it.

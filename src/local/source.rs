@@ -11,8 +11,8 @@ use std::sync::Arc;
 
 use rustix::fs::{FileType, Mode, OFlags, Stat};
 
+use super::stamp::Stamp;
 use crate::error::{Error, Result};
-use crate::walk::Stamp;
 
 /// Flags of every open: close on exec, never follow the last component
 /// either, and never block (a FIFO swapped in would hang a plain open).

@@ -11,12 +11,13 @@ use std::fs::File;
 use std::os::unix::fs::{DirBuilderExt, MetadataExt, OpenOptionsExt};
 use std::path::{Path, PathBuf};
 
+use serde::de::DeserializeOwned;
 use tracing::{debug, warn};
 
+use super::is_full_manifest_name;
+use super::read::{Header, read};
 use crate::error::{Error, Result};
-use crate::hash::{Sha256Reader, Sha256Stream};
-use crate::manifest::is_full_manifest_name;
-use crate::state::StateIndex;
+use crate::local::hash::{Sha256Reader, Sha256Stream};
 
 /// The CLI's default: `$XDG_STATE_HOME/s3-kms-sync`, else
 /// `~/.local/state/s3-kms-sync`, else a per-user folder in the temporary
@@ -95,16 +96,28 @@ pub fn open_regular(path: &Path) -> std::io::Result<File> {
     Ok(file)
 }
 
-/// A local copy of a manifest with the SHA-256 of its bytes.
+/// A local copy of a manifest: what a reader took from it, and the
+/// SHA-256 of its bytes.
 #[derive(Debug)]
-pub struct LocalCopy {
+pub struct LocalCopy<T> {
     pub name: String,
-    pub index: StateIndex,
+    pub header: Header,
+    pub content: T,
     pub sha256: String,
 }
 
-/// The newest local copy of a full manifest of this bucket and prefix.
-pub fn newest(dir: &Path, bucket: &str, key_prefix: &str) -> Option<LocalCopy> {
+/// The newest local copy of a full manifest of this bucket and prefix (not
+/// a dry run's), read record by record into `content` with `each`.
+pub fn newest<T, R>(
+    dir: &Path,
+    bucket: &str,
+    key_prefix: &str,
+    each: fn(&mut T, R),
+) -> Option<LocalCopy<T>>
+where
+    T: Default,
+    R: DeserializeOwned,
+{
     let mut names: Vec<String> = std::fs::read_dir(dir)
         .ok()?
         .filter_map(|entry| entry.ok()?.file_name().into_string().ok())
@@ -113,11 +126,11 @@ pub fn newest(dir: &Path, bucket: &str, key_prefix: &str) -> Option<LocalCopy> {
     names.sort_unstable();
     // Only the newest few: the directory may hold other buckets' manifests.
     names.into_iter().rev().take(5).find_map(|name| {
-        let copy = read(&dir.join(&name), name)
+        let copy = read_copy(&dir.join(&name), name, each)
             .inspect_err(|err| warn!(error = %err, "local manifest copy not used"))
             .ok()?;
-        let index = &copy.index;
-        let ours = index.bucket == bucket && index.prefix == key_prefix && !index.dry_run;
+        let header = &copy.header;
+        let ours = header.bucket == bucket && header.prefix == key_prefix && !header.dry_run;
         if !ours {
             debug!(
                 name = copy.name,
@@ -128,18 +141,24 @@ pub fn newest(dir: &Path, bucket: &str, key_prefix: &str) -> Option<LocalCopy> {
     })
 }
 
-fn read(path: &Path, name: String) -> Result<LocalCopy> {
+fn read_copy<T: Default, R: DeserializeOwned>(
+    path: &Path,
+    name: String,
+    each: fn(&mut T, R),
+) -> Result<LocalCopy<T>> {
     let file = open_regular(path).map_err(|err| Error::io("open", path, err))?;
     let mut reader = Sha256Reader {
         inner: std::io::BufReader::new(file),
         sha256: Sha256Stream::default(),
     };
-    let index = StateIndex::read(&mut reader)?;
+    let mut content = T::default();
+    let header = read(&mut reader, |record| each(&mut content, record))?;
     // Trailing bytes after the document count towards the digest too.
     std::io::copy(&mut reader, &mut std::io::sink()).map_err(|err| Error::io("read", path, err))?;
     Ok(LocalCopy {
         name,
-        index,
+        header,
+        content,
         sha256: reader.sha256.finish_hex(),
     })
 }

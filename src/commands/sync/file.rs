@@ -1,0 +1,202 @@
+//! One entry of the walk to one manifest record: hash, look up, decide,
+//! upload. Files up to the multipart threshold are read once into memory and
+//! sent from that buffer; larger ones are hashed by streaming, then sent part
+//! by part (see [`super::upload`]).
+
+use chrono::Utc;
+use tracing::{debug, warn};
+
+use super::decide::{Action, decide};
+use super::listing::{Presence, unchanged_remotely};
+use super::options::{Scope, SyncOptions};
+use super::prior::{Prior, PriorState};
+use crate::error::Result;
+use crate::local::hash::Md5Digest;
+use crate::local::source::SourceDir;
+use crate::local::walk::{Found, LocalFile};
+use crate::manifest::{self, FileRecord, FileStatus};
+use crate::run::RunContext;
+use crate::run::progress::Progress;
+use crate::store::{Object, PutExtras, Store, Stored, WriteIf, keys};
+
+/// What one file's transfer needs from its run.
+pub struct Worker<'a> {
+    pub store: &'a Store,
+    /// The configured key prefix (the manifest folder is under it).
+    pub prefix: &'a str,
+    pub source: &'a SourceDir,
+    pub options: &'a SyncOptions,
+    pub scope: &'a Scope,
+    pub run: &'a RunContext,
+    pub prior: &'a PriorState,
+    pub progress: &'a Progress,
+}
+
+/// What happened to one file.
+#[derive(Debug)]
+pub enum Outcome {
+    Uploaded {
+        stored: Stored,
+        reason: &'static str,
+    },
+    Skipped {
+        /// The stored object's ETag, kept for the next run's check, and its
+        /// version id: the version that holds this file's content.
+        stored: Stored,
+        reason: &'static str,
+    },
+    WouldUpload {
+        reason: &'static str,
+    },
+}
+
+/// The result for one file. `md5` is known as soon as the file was hashed
+/// (or trusted from the last manifest), even if the file then failed.
+#[derive(Debug)]
+pub struct FileResult {
+    pub md5: Option<Md5Digest>,
+    /// Bytes of the file read from disk.
+    pub bytes_read: u64,
+    pub outcome: Result<Outcome>,
+}
+
+impl Worker<'_> {
+    /// One entry of the walk to one manifest record; `None` when the run's
+    /// time was up (or its lease lost) before the entry was reached.
+    pub async fn process(&self, item: Found) -> Option<FileRecord> {
+        if !self.run.may_start() {
+            return None;
+        }
+        let mut record = match item {
+            Found::File(file) => self.process_file(&file).await,
+            Found::Ignored { path, reason, .. } => {
+                let mut record = FileRecord::new(&path, 0);
+                record.status = FileStatus::Skipped;
+                record.reason = Some(reason.into());
+                record
+            }
+            Found::Unreadable { path, error, .. } => {
+                let mut record = FileRecord::new(&path, 0);
+                record.fail(error);
+                record
+            }
+        };
+        record.timestamp = manifest::timestamp(Utc::now());
+        if let Some(error) = &record.error {
+            warn!(path = %record.local_path, error, "file failed");
+        }
+        debug!(path = %record.local_path, status = ?record.status, reason = ?record.reason, "file done");
+        self.progress.count(&record);
+        Some(record)
+    }
+
+    async fn process_file(&self, file: &LocalFile) -> FileRecord {
+        let mut record = FileRecord::new(&file.path, file.size);
+        record.set_stamp(file.stamp);
+        let key = match keys::file_key(self.prefix, &self.scope.key_prefix, &file.relative) {
+            Ok(key) => key,
+            Err(err) => {
+                record.fail(err.to_string());
+                return record;
+            }
+        };
+        record.s3_uri = Some(self.store.uri(&key));
+        let result = self.sync_file(file, &key, self.prior.prior(&key)).await;
+        self.progress.read(result.bytes_read);
+        record.s3_key = Some(key);
+        record.md5 = result.md5.map(|m| m.hex());
+        record.set_outcome(result.outcome);
+        record
+    }
+
+    pub async fn sync_file(&self, file: &LocalFile, key: &str, prior: Prior<'_>) -> FileResult {
+        let mut result = FileResult {
+            md5: None,
+            bytes_read: 0,
+            outcome: Ok(Outcome::WouldUpload { reason: "" }),
+        };
+        result.outcome = self.send_if_changed(file, key, prior, &mut result).await;
+        result
+    }
+
+    async fn send_if_changed(
+        &self,
+        file: &LocalFile,
+        key: &str,
+        prior: Prior<'_>,
+        result: &mut FileResult,
+    ) -> Result<Outcome> {
+        // An unchanged stamp that had settled vouches for the MD5 the last run computed.
+        let trusted = prior
+            .recorded
+            .filter(|rec| prior.trust_stamp && rec.settled && rec.stamp == file.stamp)
+            .map(|rec| rec.md5);
+        let (mut content, mut md5) = match trusted {
+            Some(md5) => (None, md5),
+            None => self.read_and_hash(file, result).await?,
+        };
+        result.md5 = Some(md5);
+
+        let existing = match (prior.presence, prior.recorded) {
+            (None, _) => self.store.head(key).await?,
+            (Some(Presence::Absent), _) => None,
+            // Same ETag and size as this tool's own upload: the recorded MD5 still holds.
+            (Some(presence @ Presence::Present { etag, size }), Some(recorded))
+                if unchanged_remotely(recorded, presence) =>
+            {
+                Some(Object {
+                    md5: Some(recorded.md5.hex()),
+                    etag: etag.map(str::to_owned),
+                    size: size.and_then(|s| i64::try_from(s).ok()),
+                    version_id: recorded.version_id.as_deref().map(str::to_owned),
+                    ..Object::default()
+                })
+            }
+            (Some(Presence::Present { .. }), _) => self.store.head(key).await?,
+        };
+        let action = decide(&md5.hex(), existing.as_ref());
+        debug!(key, ?action, md5 = %md5.hex(), trusted = trusted.is_some(), "decided");
+        let reason = match action {
+            Action::Skip(reason) => {
+                let stored = existing.map(Stored::from).unwrap_or_default();
+                return Ok(Outcome::Skipped { stored, reason });
+            }
+            Action::Upload(reason) if self.scope.dry_run => {
+                return Ok(Outcome::WouldUpload { reason });
+            }
+            Action::Upload(reason) => reason,
+        };
+        if trusted.is_some() {
+            // The upload needs the bytes, and their MD5 as they are now.
+            (content, md5) = self.read_and_hash(file, result).await?;
+            result.md5 = Some(md5);
+        }
+        let stored = match content {
+            Some(bytes) => {
+                self.store
+                    .put(key, bytes, md5, PutExtras::default(), WriteIf::Always)
+                    .await?
+            }
+            None => self.upload_multipart(file, key, md5, result).await?,
+        };
+        Ok(Outcome::Uploaded { stored, reason })
+    }
+}
+
+impl FileRecord {
+    fn set_outcome(&mut self, outcome: Result<Outcome>) {
+        let (status, reason, stored) = match outcome {
+            Ok(Outcome::Uploaded { stored, reason }) => {
+                (FileStatus::Uploaded, reason, Some(stored))
+            }
+            Ok(Outcome::Skipped { stored, reason }) => (FileStatus::Skipped, reason, Some(stored)),
+            Ok(Outcome::WouldUpload { reason }) => (FileStatus::WouldUpload, reason, None),
+            Err(err) => return self.fail(err.to_string()),
+        };
+        self.status = status;
+        self.reason = Some(reason.into());
+        if let Some(stored) = stored {
+            (self.etag, self.version_id) = (stored.etag, stored.version_id);
+        }
+    }
+}

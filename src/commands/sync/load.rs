@@ -1,0 +1,144 @@
+//! Before a run looks at any file: one listing of the prefix and the index
+//! of the newest full manifest it shows, this machine's copy standing in
+//! for the download when S3 vouches for its SHA-256.
+
+use std::collections::HashMap;
+use std::path::Path;
+
+use tracing::{info, warn};
+
+use super::listing::{Listing, plan_listing};
+use super::options::Scope;
+use super::prior::{Index, PriorState};
+use crate::manifest::local_dir;
+use crate::manifest::read::read_fetched;
+use crate::store::{KeyRange, Store, keys};
+
+/// One listing of the prefix, and the index of the newest full manifest
+/// it shows. Either may be missing; the run then asks S3 key by key.
+pub async fn load(
+    store: &Store,
+    prefix: &str,
+    manifest_dir: &Path,
+    rehash_every: u32,
+    scope: &Scope,
+) -> PriorState {
+    let list_prefix = if scope.key_prefix.is_empty() {
+        String::new()
+    } else {
+        format!("{}/", scope.key_prefix)
+    };
+    // This machine's newest copy, if any, tells where to cut the listing.
+    // It stands in for the S3 manifest only if S3 vouches for its SHA-256.
+    let folder = keys::manifest_key(prefix, "");
+    let local = local_dir::newest(manifest_dir, store.bucket(), &scope.key_prefix, Index::add).map(
+        |copy| {
+            (
+                copy.name,
+                Index::new(copy.header, copy.content),
+                copy.sha256,
+            )
+        },
+    );
+    let local_key = local.as_ref().map(|(name, ..)| format!("{folder}{name}"));
+    let ranges = match (&local, &local_key) {
+        (Some((_, index, _)), Some(key)) => plan_listing(index, &folder, key),
+        _ => vec![KeyRange::default()],
+    };
+    let (mut listing, proven) = tokio::join!(
+        list(store, &list_prefix, &ranges, &folder),
+        proven_copy(
+            store,
+            local_key.as_deref(),
+            local.as_ref().map(|(.., sha256)| sha256.as_str())
+        ),
+    );
+    let local = local.filter(|_| proven);
+    if local_key.is_some() && local.is_none() && ranges != [KeyRange::default()] {
+        // The unproven copy cut the listing; a planted name could have
+        // hidden newer manifests from it. List everything instead.
+        warn!(
+            key = local_key,
+            "local manifest copy does not match S3; not used"
+        );
+        listing = list(store, &list_prefix, &[KeyRange::default()], &folder).await;
+    }
+    let local_key = local_key.filter(|_| local.is_some());
+    // A newer manifest in the listing was written elsewhere; else ours is the newest.
+    let latest = listing
+        .as_ref()
+        .and_then(|v| v.latest_manifest.clone())
+        .or(local_key.clone());
+    let index = match (listing.as_ref().and(latest), local) {
+        (Some(latest), Some((_, index, _))) if Some(&latest) == local_key.as_ref() => Some(index),
+        (Some(latest), _) => fetch_index(store, &latest, &scope.key_prefix).await,
+        (None, _) => None,
+    };
+    let due = |i: &Index| rehash_every > 0 && i.header.runs_since_full_rehash + 1 >= rehash_every;
+    let full_rehash = scope.rehash || index.as_ref().is_none_or(due);
+    let runs_since_full_rehash = match &index {
+        Some(i) if !full_rehash => i.header.runs_since_full_rehash + 1,
+        _ => 0,
+    };
+    info!(
+        listed = listing.as_ref().map(Listing::len),
+        indexed = index.as_ref().map(Index::len),
+        full_rehash,
+        "state loaded"
+    );
+    PriorState {
+        listing,
+        index,
+        full_rehash,
+        runs_since_full_rehash,
+    }
+}
+
+async fn list(store: &Store, prefix: &str, ranges: &[KeyRange], folder: &str) -> Option<Listing> {
+    match store.list(prefix, ranges).await {
+        Ok(listed) => Some(Listing::from_listing(listed, folder)),
+        Err(err) => {
+            warn!(error = %err, "listing failed; each file is looked up on its own");
+            None
+        }
+    }
+}
+
+/// Whether the S3 manifest at `key` has the SHA-256 of the local copy.
+async fn proven_copy(store: &Store, key: Option<&str>, sha256: Option<&str>) -> bool {
+    let (Some(key), Some(sha256)) = (key, sha256) else {
+        return false;
+    };
+    match store.head(key).await {
+        Ok(Some(stored)) => stored.sha256.as_deref() == Some(sha256),
+        Ok(None) => false,
+        Err(err) => {
+            warn!(key, error = %err, "cannot check the local manifest copy against S3");
+            false
+        }
+    }
+}
+
+/// The manifest at `key` from S3; a missing or unreadable one, or one of
+/// another bucket or prefix, is no index.
+async fn fetch_index(store: &Store, key: &str, key_prefix: &str) -> Option<Index> {
+    let fetched = match store.get(key).await {
+        Ok(Some(fetched)) => fetched,
+        Ok(None) => return None,
+        Err(err) => {
+            warn!(key, error = %err, "last manifest unreadable; files are checked one by one");
+            return None;
+        }
+    };
+    let read = read_fetched(fetched, HashMap::new(), Index::add).await;
+    match read.map(|(header, entries)| Index::new(header, entries)) {
+        Ok(index) if index.header.bucket == store.bucket() && index.header.prefix == key_prefix => {
+            Some(index)
+        }
+        Ok(_) => None,
+        Err(err) => {
+            warn!(key, error = %err, "last manifest is corrupt; files are checked one by one");
+            None
+        }
+    }
+}

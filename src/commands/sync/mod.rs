@@ -1,0 +1,161 @@
+//! `sync`: back the source directory up. Walk it, load what is already
+//! known, decide and upload each file with bounded concurrency, then write
+//! the manifest locally and to S3, all under the prefix's lease.
+
+mod decide;
+mod file;
+mod listing;
+mod load;
+pub mod options;
+mod prior;
+pub mod request;
+mod upload;
+
+use std::sync::Arc;
+use std::time::Instant;
+
+use chrono::Utc;
+use futures::StreamExt;
+use tracing::{Instrument, info, info_span, warn};
+
+use crate::error::Result;
+use crate::local::source::SourceDir;
+use crate::local::walk::walk;
+use crate::manifest::{self, FileRecord, Manifest, Summary, publish::publish};
+use crate::run::progress::{PROGRESS_EVERY, Progress};
+use crate::run::{self, RunContext, RunOptions};
+use crate::store::Store;
+use file::Worker;
+pub use options::{Scope, SyncArgs, SyncOptions};
+pub use request::SyncRequest;
+
+/// Runs one sync to the end, starting no file after `stop_at`; files not
+/// reached by then are counted, and the manifest says the run is
+/// incomplete. Per-file failures are in the summary and the manifest; `Err`
+/// means the run could not start.
+pub async fn run(
+    store: &Store,
+    prefix: &str,
+    options: &RunOptions,
+    sync: &SyncOptions,
+    request: &SyncRequest,
+    stop_at: Option<Instant>,
+) -> Result<Summary> {
+    let scope = sync.scope(prefix, request)?;
+    let run = RunContext::start(stop_at);
+    let span =
+        info_span!("run", run_id = %run.id, bucket = %store.bucket(), prefix = %scope.key_prefix);
+    let work = async {
+        let manifest = back_up(store, prefix, options, sync, &scope, &run).await?;
+        let name = manifest::file_name(run.started, &run.id, scope.narrowed);
+        let summary = publish(store, prefix, &options.manifest_dir, manifest, &name).await;
+        log_summary(&summary);
+        Ok(summary)
+    };
+    if scope.dry_run {
+        // A dry run writes nothing to S3, so it needs no lease.
+        return work.instrument(span).await;
+    }
+    run::exclusively(store, prefix, options.lock_ttl, &run, work)
+        .instrument(span)
+        .await
+}
+
+/// The walk and the transfers; returns the manifest of what was done.
+async fn back_up(
+    store: &Store,
+    prefix: &str,
+    options: &RunOptions,
+    sync: &SyncOptions,
+    scope: &Scope,
+    run: &RunContext,
+) -> Result<Manifest> {
+    let source = SourceDir::open(&sync.source_dir)?;
+    let walker = source.clone();
+    let (start, filter) = (scope.start_dir.clone(), scope.filter.clone());
+    // The walk and the listing take similar time and need nothing from each other.
+    let walking = tokio::task::spawn_blocking(move || walk(&walker, &start, &filter));
+    let loading = load::load(
+        store,
+        prefix,
+        &options.manifest_dir,
+        sync.rehash_every,
+        scope,
+    );
+    let (found, prior) = tokio::join!(walking, loading);
+    let found = found?;
+    let total = found.len();
+    let walked_dir = sync.source_dir.join(&scope.start_dir);
+    info!(entries = total, dir = %walked_dir.display(), dry_run = scope.dry_run, "walked source");
+
+    let progress = Arc::new(Progress::default());
+    let reporter = progress.report_every(PROGRESS_EVERY, total);
+    let worker = Worker {
+        store,
+        prefix,
+        source: &source,
+        options: sync,
+        scope,
+        run,
+        prior: &prior,
+        progress: &progress,
+    };
+    let mut files: Vec<FileRecord> = futures::stream::iter(found)
+        .map(|item| worker.process(item))
+        .buffer_unordered(sync.concurrency)
+        .filter_map(std::future::ready)
+        .collect()
+        .await;
+    reporter.abort();
+    let (full_rehash, runs_since_full_rehash) = (prior.full_rehash, prior.runs_since_full_rehash);
+    // The index and the listing are done with; free them before the manifest is written.
+    drop(prior);
+    files.sort_by(|a, b| a.local_path.cmp(&b.local_path));
+
+    let not_reached = (total - files.len()) as u64;
+    if not_reached > 0 {
+        warn!(
+            not_reached,
+            "stopped before the time limit; the next run picks up the rest"
+        );
+    }
+    let duration_ms = run.clock.elapsed().as_millis() as u64;
+    let mut summary = Summary::tally(&run.id, scope.dry_run, &files, not_reached, duration_ms);
+    summary.bytes_read = progress
+        .bytes_read
+        .load(std::sync::atomic::Ordering::Relaxed);
+    if let Some(why) = run.standing.lost_because() {
+        summary.record_lost_lease(why);
+    }
+    Ok(Manifest {
+        run_id: run.id.clone(),
+        started_at: manifest::timestamp(run.started),
+        finished_at: manifest::timestamp(Utc::now()),
+        source_dir: sync.source_dir.display().to_string(),
+        walked_dir: walked_dir.display().to_string(),
+        bucket: store.bucket().to_owned(),
+        prefix: scope.key_prefix.clone(),
+        kms_key_id: store.kms_key_id().to_owned(),
+        dry_run: scope.dry_run,
+        complete: summary.complete,
+        full_rehash,
+        runs_since_full_rehash,
+        summary,
+        files,
+    })
+}
+
+fn log_summary(summary: &Summary) {
+    info!(
+        status = ?summary.status,
+        uploaded = summary.uploaded,
+        skipped = summary.skipped,
+        failed = summary.failed,
+        not_reached = summary.not_reached,
+        would_upload = summary.would_upload,
+        bytes_uploaded = summary.bytes_uploaded,
+        duration_ms = summary.duration_ms,
+        manifest = summary.manifest_s3_uri.as_deref().or(summary.manifest_local_path.as_deref()),
+        "run finished"
+    );
+}

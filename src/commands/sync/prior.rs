@@ -1,0 +1,199 @@
+//! What the last full manifest recorded, by key: the local size, times,
+//! inode and MD5 of every file, and the ETag and version S3 gave each
+//! upload. With the listing (see [`super::listing`]) it lets an unchanged
+//! file be skipped without reading it and without a HeadObject.
+
+use std::collections::HashMap;
+
+use serde::Deserialize;
+
+use super::listing::{Listing, Presence};
+use crate::local::hash::Md5Digest;
+use crate::local::stamp::Stamp;
+use crate::manifest::FileStatus;
+use crate::manifest::read::Header;
+
+/// What the last manifest recorded of one key.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Recorded {
+    pub stamp: Stamp,
+    /// Whether the stamp had settled when it was taken, so that an equal
+    /// stamp now proves the content unchanged (see [`Stamp::settled_before`]).
+    pub settled: bool,
+    pub md5: Md5Digest,
+    /// The ETag S3 answered when this tool wrote the object.
+    pub etag: Option<Box<str>>,
+    /// The version that holds the content, on a versioned bucket.
+    pub version_id: Option<Box<str>>,
+}
+
+/// The last full manifest's records by key. It is filled record by record
+/// from the streamed manifest, so a run never holds the old records.
+#[derive(Debug, Default)]
+pub struct Index {
+    /// Which run wrote the manifest: an index only serves the same bucket
+    /// and prefix, and a dry run's manifest describes nothing stored.
+    pub header: Header,
+    entries: HashMap<Box<str>, Recorded>,
+}
+
+impl Index {
+    /// Keeps one record, if it describes a stored file completely.
+    pub fn add(entries: &mut HashMap<Box<str>, Recorded>, record: IndexedRecord) {
+        entries.extend(record.into_entry());
+    }
+
+    /// The index of a manifest whose records `entries` holds. Each stamp is
+    /// judged against the run's start: without one, none can be shown to
+    /// have settled.
+    pub fn new(header: Header, mut entries: HashMap<Box<str>, Recorded>) -> Self {
+        let taken_ns = header
+            .started_at
+            .and_then(|t| t.timestamp_nanos_opt())
+            .unwrap_or(i64::MIN);
+        for recorded in entries.values_mut() {
+            recorded.settled = recorded.stamp.settled_before(taken_ns);
+        }
+        Index { header, entries }
+    }
+
+    /// Reads a manifest from JSON, keeping only what an index needs.
+    #[cfg(test)]
+    pub fn read(reader: impl std::io::Read) -> serde_json::Result<Self> {
+        let mut entries = HashMap::new();
+        let header =
+            crate::manifest::read::read(reader, |record| Index::add(&mut entries, record))?;
+        Ok(Index::new(header, entries))
+    }
+
+    /// Sorted keys: where to cut the listing.
+    pub fn sorted_keys(&self) -> Vec<&str> {
+        let mut keys: Vec<&str> = self.entries.keys().map(|k| &**k).collect();
+        keys.sort_unstable();
+        keys
+    }
+
+    pub fn get(&self, key: &str) -> Option<&Recorded> {
+        self.entries.get(key)
+    }
+
+    pub fn len(&self) -> usize {
+        self.entries.len()
+    }
+}
+
+/// The fields of a manifest record that an index keeps.
+#[derive(Deserialize)]
+pub struct IndexedRecord {
+    s3_key: Option<String>,
+    size_bytes: u64,
+    status: FileStatus,
+    md5: Option<String>,
+    etag: Option<String>,
+    #[serde(default)]
+    version_id: Option<String>,
+    mtime_ns: Option<i64>,
+    ctime_ns: Option<i64>,
+    inode: Option<u64>,
+}
+
+impl IndexedRecord {
+    /// Only records of stored files with an MD5, a stamp and an ETag.
+    fn into_entry(self) -> Option<(Box<str>, Recorded)> {
+        if !matches!(self.status, FileStatus::Uploaded | FileStatus::Skipped) {
+            return None;
+        }
+        let recorded = Recorded {
+            stamp: Stamp {
+                size: self.size_bytes,
+                mtime_ns: self.mtime_ns?,
+                ctime_ns: self.ctime_ns?,
+                inode: self.inode?,
+            },
+            // Decided once the header's start time is recorded.
+            settled: false,
+            md5: Md5Digest::from_hex(self.md5.as_deref()?)?,
+            etag: Some(self.etag?.into()),
+            version_id: self.version_id.map(Into::into),
+        };
+        Some((self.s3_key?.into(), recorded))
+    }
+}
+
+/// What a run knows before it looks at any file: the last full manifest's
+/// index and this run's listing, either of which may be missing.
+pub struct PriorState {
+    pub listing: Option<Listing>,
+    pub index: Option<Index>,
+    /// Whether every file is read and hashed this run.
+    pub full_rehash: bool,
+    pub runs_since_full_rehash: u32,
+}
+
+impl PriorState {
+    pub fn prior(&self, key: &str) -> Prior<'_> {
+        Prior {
+            recorded: self.index.as_ref().and_then(|i| i.get(key)),
+            presence: self.listing.as_ref().map(|v| v.presence(key)),
+            trust_stamp: !self.full_rehash,
+        }
+    }
+}
+
+/// What the run knows of one key before it looks at the file.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Prior<'a> {
+    /// The last manifest's record of the key.
+    pub recorded: Option<&'a Recorded>,
+    /// The key in this run's listing; `None` when the run has no listing.
+    pub presence: Option<Presence<'a>>,
+    /// Whether a record whose stamp matches may stand in for reading the file.
+    pub trust_stamp: bool,
+}
+
+#[cfg(test)]
+pub(super) mod tests {
+    use super::*;
+
+    pub(in crate::commands::sync) fn index_of(keys: impl Iterator<Item = String>) -> Index {
+        let files: Vec<_> = keys
+            .map(|key| {
+                serde_json::json!({
+                    "s3_key": key, "size_bytes": 1, "status": "uploaded", "md5": "d41d8cd98f00b204e9800998ecf8427e",
+                    "etag": "\"e\"", "mtime_ns": 1, "ctime_ns": 1, "inode": 1, "local_path": "/x", "s3_uri": "s3://b/k",
+                    "timestamp": ""
+                })
+            })
+            .collect();
+        let manifest =
+            serde_json::json!({"bucket": "b", "prefix": "p", "summary": {}, "files": files});
+        Index::read(manifest.to_string().as_bytes()).unwrap()
+    }
+
+    #[test]
+    fn an_index_keeps_only_complete_records_of_stored_files() {
+        let manifest = serde_json::json!({"bucket": "b", "prefix": "p", "runs_since_full_verify": 3, "files": [
+            {"s3_key": "p/ok", "size_bytes": 3, "status": "skipped", "md5": "900150983cd24fb0d6963f7d28e17f72",
+             "etag": "\"e\"", "mtime_ns": 1, "ctime_ns": 2, "inode": 3},
+            {"s3_key": "p/failed", "size_bytes": 3, "status": "failed", "md5": "900150983cd24fb0d6963f7d28e17f72",
+             "etag": "\"e\"", "mtime_ns": 1, "ctime_ns": 2, "inode": 3},
+            {"s3_key": "p/no-stamp", "size_bytes": 3, "status": "uploaded", "md5": "900150983cd24fb0d6963f7d28e17f72",
+             "etag": "\"e\""}
+        ]});
+        let index = Index::read(manifest.to_string().as_bytes()).unwrap();
+        assert_eq!(index.len(), 1);
+        assert_eq!(index.header.runs_since_full_rehash, 3);
+        let recorded = index.get("p/ok").unwrap();
+        assert_eq!(
+            recorded.stamp,
+            Stamp {
+                size: 3,
+                mtime_ns: 1,
+                ctime_ns: 2,
+                inode: 3
+            }
+        );
+        assert_eq!(recorded.md5, Md5Digest::of(b"abc"));
+        assert!(Index::read(&b"{not json"[..]).is_err());
+    }
+}

@@ -1,0 +1,180 @@
+//! Reading a file safely, and sending a large one part by part, so one file
+//! in flight holds at most one part in memory.
+
+use std::fs::File;
+use std::io::Read;
+use std::os::unix::fs::FileExt;
+use std::path::Path;
+use std::sync::Arc;
+use std::time::Instant;
+
+use tracing::warn;
+
+use super::file::{FileResult, Worker};
+use crate::error::{Error, Result};
+use crate::local::hash::{Md5Digest, Md5Stream, md5_read};
+use crate::local::source::stamp_of;
+use crate::local::walk::LocalFile;
+use crate::store::Stored;
+use crate::store::multipart::part_size_for;
+
+impl Worker<'_> {
+    /// Small files come back in memory with their MD5; large ones only hashed.
+    pub(super) async fn read_and_hash(
+        &self,
+        file: &LocalFile,
+        result: &mut FileResult,
+    ) -> Result<(Option<Vec<u8>>, Md5Digest)> {
+        result.bytes_read += file.size;
+        let threshold = self.options.multipart_threshold;
+        let (source, file) = (self.source.clone(), file.clone());
+        tokio::task::spawn_blocking(move || {
+            let mut handle = source.open_file(&file.relative)?;
+            if file.size <= threshold {
+                let mut bytes = Vec::with_capacity(file.size as usize);
+                handle
+                    .read_to_end(&mut bytes)
+                    .map_err(|err| Error::io("read", &file.path, err))?;
+                ensure_unchanged(&file, &handle, bytes.len() as u64)?;
+                let md5 = Md5Digest::of(&bytes);
+                Ok((Some(bytes), md5))
+            } else {
+                let (md5, read) = md5_read(&handle, &file.path)?;
+                ensure_unchanged(&file, &handle, read)?;
+                Ok((None, md5))
+            }
+        })
+        .await?
+    }
+
+    pub(super) async fn upload_multipart(
+        &self,
+        file: &LocalFile,
+        key: &str,
+        md5: Md5Digest,
+        result: &mut FileResult,
+    ) -> Result<Stored> {
+        result.bytes_read += file.size;
+        let upload_id = self.store.create_multipart(key, md5).await?;
+        let sent = self.send_parts(file, key, &upload_id, md5).await;
+        let mut completion_failed = false;
+        let completed = match sent {
+            Ok(parts) => match self.store.complete_multipart(key, &upload_id, parts).await {
+                // A retried completion whose first attempt went through finds no
+                // upload any more; the object itself says whether it is ours.
+                Err(err @ Error::S3 { .. }) => {
+                    completion_failed = true;
+                    self.stored_instead(key, md5).await.unwrap_or(Err(err))
+                }
+                done => done,
+            },
+            Err(err) => Err(err),
+        };
+        // After a failed completion the object found may be an older copy, and
+        // the upload still open: its parts would stay, billed and invisible.
+        // Aborting an upload that did complete only answers NoSuchUpload.
+        if (completed.is_err() || completion_failed)
+            && let Err(abort) = self.store.abort_multipart(key, &upload_id).await
+        {
+            warn!(key, upload_id, error = %abort, "could not abort multipart upload");
+        }
+        completed
+    }
+
+    /// After a failed completion: the stored object if it holds the file's MD5,
+    /// provided it is under the configured key.
+    async fn stored_instead(&self, key: &str, md5: Md5Digest) -> Option<Result<Stored>> {
+        match self.store.head(key).await {
+            Ok(Some(found)) if found.md5.as_deref() == Some(md5.hex().as_str()) => Some(
+                self.store
+                    .check_stored_encryption(key, &found)
+                    .map(|()| Stored::from(found)),
+            ),
+            _ => None,
+        }
+    }
+
+    async fn send_parts(
+        &self,
+        file: &LocalFile,
+        key: &str,
+        upload_id: &str,
+        md5: Md5Digest,
+    ) -> Result<Vec<aws_sdk_s3::types::CompletedPart>> {
+        let part_size = part_size_for(file.size, self.options.part_size);
+        let handle = Arc::new(self.source.open_file(&file.relative)?);
+        let mut whole = Md5Stream::default();
+        let mut parts = Vec::new();
+        let mut offset = 0u64;
+        let mut number = 1i32;
+        while offset < file.size {
+            if self.run.stop_at.is_some_and(|at| Instant::now() >= at) {
+                return Err(Error::Stopped {
+                    path: file.path.clone(),
+                });
+            }
+            let length = part_size.min(file.size - offset);
+            let (bytes, hasher) = read_part(&handle, &file.path, offset, length, whole).await?;
+            whole = hasher;
+            parts.push(
+                self.store
+                    .upload_part(key, upload_id, number, bytes)
+                    .await?,
+            );
+            offset += length;
+            number += 1;
+        }
+        // The parts must add up to the content whose MD5 went into the metadata.
+        ensure_unchanged(file, &handle, offset)?;
+        let sent = whole.finish();
+        if sent != md5 {
+            return Err(Error::Changed {
+                path: file.path.clone(),
+                detail: format!("content MD5 went from {} to {}", md5.hex(), sent.hex()),
+            });
+        }
+        Ok(parts)
+    }
+}
+
+/// Fails when the open file is not the one the walk saw (another inode), or
+/// its size or times moved since, or the bytes read disagree with its size:
+/// such a read may be torn.
+fn ensure_unchanged(file: &LocalFile, handle: &File, bytes_read: u64) -> Result<()> {
+    let now = stamp_of(handle, &file.path)?;
+    let detail = if now.inode != file.stamp.inode {
+        "it was replaced by another file".to_owned()
+    } else if bytes_read != file.size {
+        format!("{bytes_read} bytes read, {} expected", file.size)
+    } else if now.size != file.size {
+        format!("size went from {} to {}", file.size, now.size)
+    } else if now != file.stamp {
+        "modification or change time moved".to_owned()
+    } else {
+        return Ok(());
+    };
+    Err(Error::Changed {
+        path: file.path.clone(),
+        detail,
+    })
+}
+
+async fn read_part(
+    handle: &Arc<File>,
+    path: &Path,
+    offset: u64,
+    length: u64,
+    mut hasher: Md5Stream,
+) -> Result<(Vec<u8>, Md5Stream)> {
+    let handle = Arc::clone(handle);
+    let path = path.to_path_buf();
+    tokio::task::spawn_blocking(move || {
+        let mut bytes = vec![0u8; length as usize];
+        handle
+            .read_exact_at(&mut bytes, offset)
+            .map_err(|err| Error::io("read", &path, err))?;
+        hasher.update(&bytes);
+        Ok((bytes, hasher))
+    })
+    .await?
+}

@@ -1,0 +1,168 @@
+//! The Lambda invocation payload: one tagged enum of what an invocation asks.
+//!
+//! Any JSON object is accepted. A scheduled event (EventBridge rule or
+//! EventBridge Scheduler) runs `sync` with the configured defaults and its
+//! envelope is ignored. A manual payload names its command in `command`
+//! (default `sync`); the other fields are that command's request.
+
+use aws_lambda_events::eventbridge::EventBridgeEvent;
+use serde::Deserialize;
+use serde_json::Value;
+
+use crate::commands::sync::{SyncRequest, request::FIELDS};
+use crate::error::{Error, Result};
+
+/// The field that names the command.
+const COMMAND: &str = "command";
+
+/// What one invocation asks for.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Invocation {
+    Sync(SyncRequest),
+}
+
+impl Invocation {
+    pub fn from_event(event: &Value) -> Result<Self> {
+        let fields = match event {
+            Value::Null => return Ok(Invocation::Sync(SyncRequest::default())),
+            Value::Object(_) if is_scheduled(event) => {
+                return Ok(Invocation::Sync(SyncRequest::default()));
+            }
+            Value::Object(fields) => fields,
+            other => {
+                return Err(Error::Event(format!(
+                    "expected a JSON object, got {}",
+                    kind_of(other)
+                )));
+            }
+        };
+        let mut fields = fields.clone();
+        match fields.remove(COMMAND) {
+            None => {}
+            Some(Value::String(name)) if name == "sync" => {}
+            Some(other) => {
+                return Err(Error::Event(format!(
+                    "unknown command {other}; this function runs \"sync\""
+                )));
+            }
+        }
+        SyncRequest::deserialize(Value::Object(fields))
+            .map(Invocation::Sync)
+            .map_err(|err| Error::Event(format!("{err}; a sync request accepts {FIELDS}")))
+    }
+}
+
+/// An EventBridge envelope (`detail-type`, `source`, `detail`), as a rule or a
+/// schedule sends it.
+fn is_scheduled(event: &Value) -> bool {
+    EventBridgeEvent::<Value>::deserialize(event).is_ok()
+}
+
+fn kind_of(value: &Value) -> &'static str {
+    match value {
+        Value::Null => "null",
+        Value::Bool(_) => "a boolean",
+        Value::Number(_) => "a number",
+        Value::String(_) => "a string",
+        Value::Array(_) => "an array",
+        Value::Object(_) => "an object",
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn sync(request: SyncRequest) -> Invocation {
+        Invocation::Sync(request)
+    }
+
+    #[test]
+    fn scheduled_envelope_is_ignored() {
+        let event = json!({
+            "version": "0", "id": "x", "detail-type": "Scheduled Event",
+            "source": "aws.events", "detail": {"subdir": "../etc"}
+        });
+        assert_eq!(
+            Invocation::from_event(&event).unwrap(),
+            sync(SyncRequest::default())
+        );
+        assert_eq!(
+            Invocation::from_event(&json!({})).unwrap(),
+            sync(SyncRequest::default())
+        );
+        assert_eq!(
+            Invocation::from_event(&Value::Null).unwrap(),
+            sync(SyncRequest::default())
+        );
+    }
+
+    #[test]
+    fn manual_payload_narrows() {
+        let event =
+            json!({"subdir": "a", "sub_prefix": "p", "dry_run": true, "exclude": ["*.tmp"]});
+        let Invocation::Sync(request) = Invocation::from_event(&event).unwrap();
+        assert_eq!(request.subdir.as_deref(), Some("a"));
+        assert_eq!(request.dry_run, Some(true));
+        assert_eq!(request.exclude, vec!["*.tmp"]);
+    }
+
+    /// The samples in events/ are what a schedule or a person sends.
+    #[test]
+    fn sample_events_are_well_formed() {
+        let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("events");
+        for entry in std::fs::read_dir(dir).unwrap() {
+            let path = entry.unwrap().path();
+            let event: Value = serde_json::from_slice(&std::fs::read(&path).unwrap()).unwrap();
+            let name = path.file_name().unwrap().to_str().unwrap();
+            let request = Invocation::from_event(&event).unwrap_or_else(|e| panic!("{name}: {e}"));
+            if name.starts_with("scheduled") {
+                assert!(
+                    is_scheduled(&event),
+                    "{name} is not an EventBridge envelope"
+                );
+                assert_eq!(request, sync(SyncRequest::default()));
+            } else {
+                assert!(
+                    !is_scheduled(&event),
+                    "{name} would be taken for a schedule"
+                );
+                assert_ne!(
+                    request,
+                    sync(SyncRequest::default()),
+                    "{name} narrows nothing"
+                );
+            }
+        }
+    }
+
+    #[test]
+    fn unknown_fields_and_non_objects_are_refused() {
+        for event in [
+            json!({"bucket": "other"}),
+            json!({"kms_key_id": "k"}),
+            json!([1]),
+            json!("x"),
+        ] {
+            assert!(
+                matches!(Invocation::from_event(&event), Err(Error::Event(_))),
+                "{event} was accepted"
+            );
+        }
+    }
+
+    #[test]
+    fn the_command_is_named_or_sync_by_default() {
+        let named = json!({"command": "sync", "rehash": true});
+        let old_name = json!({"verify": true});
+        let rehash = sync(SyncRequest {
+            rehash: Some(true),
+            ..SyncRequest::default()
+        });
+        assert_eq!(Invocation::from_event(&named).unwrap(), rehash);
+        assert_eq!(Invocation::from_event(&old_name).unwrap(), rehash);
+        let unknown = Invocation::from_event(&json!({"command": "explode"}));
+        assert!(matches!(unknown, Err(Error::Event(m)) if m.contains("explode")));
+    }
+}

@@ -1,0 +1,8 @@
+//! The local side: the source directory held open, its walk and filters,
+//! file stamps and hashing. Nothing here talks to S3.
+
+pub mod filter;
+pub mod hash;
+pub mod source;
+pub mod stamp;
+pub mod walk;

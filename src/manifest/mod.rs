@@ -1,0 +1,45 @@
+//! The manifest: one JSON document per run, a snapshot of what the run
+//! stored. It is written locally and uploaded under `<prefix>/_manifests/`;
+//! every command reads manifests through the one streamed reader in [`read`].
+
+pub mod local_dir;
+mod name;
+pub mod publish;
+pub mod read;
+mod record;
+mod summary;
+mod write;
+
+use serde::{Deserialize, Serialize};
+
+pub use name::{file_name, is_full_manifest_name, timestamp};
+pub use record::{FileRecord, FileStatus};
+pub use summary::{RunStatus, Summary};
+pub use write::Written;
+
+/// The run's record, as written locally and to `<prefix>/_manifests/`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Manifest {
+    pub run_id: String,
+    /// Every stamp in `files` was taken after this moment; the next run
+    /// trusts a stamp only if it had settled by then.
+    pub started_at: String,
+    pub finished_at: String,
+    pub source_dir: String,
+    /// The directory this run walked (the source, or a sub-directory of it).
+    pub walked_dir: String,
+    pub bucket: String,
+    pub prefix: String,
+    pub kms_key_id: String,
+    pub dry_run: bool,
+    /// Whether every file found was processed.
+    pub complete: bool,
+    /// Whether every file was read and hashed, rather than trusted by its stamp.
+    #[serde(default, alias = "full_verify")]
+    pub full_rehash: bool,
+    /// Runs since every file was last read and hashed.
+    #[serde(default, alias = "runs_since_full_verify")]
+    pub runs_since_full_rehash: u32,
+    pub summary: Summary,
+    pub files: Vec<FileRecord>,
+}

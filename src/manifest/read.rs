@@ -1,0 +1,175 @@
+//! The one streamed manifest reader. A manifest of a million files is
+//! hundreds of megabytes: it is parsed record by record, each record handed
+//! to the caller and dropped, so no reader ever holds the whole document.
+
+use std::fmt;
+use std::io::Read;
+use std::marker::PhantomData;
+
+use chrono::{DateTime, Utc};
+use serde::de::{self, DeserializeOwned, DeserializeSeed, MapAccess, SeqAccess, Visitor};
+use serde::{Deserialize, Deserializer};
+use serde_json::{Map, Value};
+
+use crate::error::Result;
+use crate::store::Fetched;
+
+/// A manifest's header: everything but its records, as far as readers need it.
+#[derive(Debug, Clone, Default, Deserialize)]
+pub struct Header {
+    #[serde(default)]
+    pub run_id: String,
+    /// When the run began: every stamp in the manifest was taken after it.
+    #[serde(default)]
+    pub started_at: Option<DateTime<Utc>>,
+    pub bucket: String,
+    pub prefix: String,
+    #[serde(default)]
+    pub kms_key_id: String,
+    #[serde(default)]
+    pub dry_run: bool,
+    #[serde(default)]
+    pub complete: bool,
+    #[serde(default, alias = "full_verify")]
+    pub full_rehash: bool,
+    #[serde(default, alias = "runs_since_full_verify")]
+    pub runs_since_full_rehash: u32,
+}
+
+/// Reads a manifest, handing each record in `files` to `each` as it is
+/// parsed; returns the header. `T` picks the record fields the caller needs.
+pub fn read<T, F>(reader: impl Read, each: F) -> serde_json::Result<Header>
+where
+    T: DeserializeOwned,
+    F: FnMut(T),
+{
+    let mut parser = serde_json::Deserializer::from_reader(std::io::BufReader::new(reader));
+    let header = parser.deserialize_map(Document {
+        each,
+        record: PhantomData,
+    })?;
+    parser.end()?;
+    Ok(header)
+}
+
+/// [`read`] over a manifest streaming from S3, parsed on a blocking thread.
+/// `state` goes to the thread and comes back with the header.
+pub async fn read_fetched<T, S>(
+    fetched: Fetched,
+    mut state: S,
+    each: fn(&mut S, T),
+) -> Result<(Header, S)>
+where
+    T: DeserializeOwned + 'static,
+    S: Send + 'static,
+{
+    let body = fetched.into_blocking_read();
+    tokio::task::spawn_blocking(move || {
+        let header = read(body, |record| each(&mut state, record))?;
+        Ok((header, state))
+    })
+    .await?
+}
+
+/// The top-level object: header fields are kept (they are few and small),
+/// `files` is streamed.
+struct Document<T, F> {
+    each: F,
+    record: PhantomData<fn() -> T>,
+}
+
+impl<'de, T: DeserializeOwned, F: FnMut(T)> Visitor<'de> for Document<T, F> {
+    type Value = Header;
+
+    fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+        f.write_str("a manifest object")
+    }
+
+    fn visit_map<A: MapAccess<'de>>(mut self, mut map: A) -> Result<Header, A::Error> {
+        let mut header = Map::new();
+        while let Some(field) = map.next_key::<String>()? {
+            match field.as_str() {
+                "files" => map.next_value_seed(Records {
+                    each: &mut self.each,
+                    record: PhantomData,
+                })?,
+                // The summary repeats the counts; no reader needs it.
+                "summary" => {
+                    map.next_value::<de::IgnoredAny>()?;
+                }
+                _ => {
+                    header.insert(field, map.next_value()?);
+                }
+            }
+        }
+        Header::deserialize(Value::Object(header)).map_err(de::Error::custom)
+    }
+}
+
+struct Records<'a, T, F> {
+    each: &'a mut F,
+    record: PhantomData<fn() -> T>,
+}
+
+impl<'de, T: DeserializeOwned, F: FnMut(T)> DeserializeSeed<'de> for Records<'_, T, F> {
+    type Value = ();
+
+    fn deserialize<D: Deserializer<'de>>(self, deserializer: D) -> Result<(), D::Error> {
+        deserializer.deserialize_seq(self)
+    }
+}
+
+impl<'de, T: DeserializeOwned, F: FnMut(T)> Visitor<'de> for Records<'_, T, F> {
+    type Value = ();
+
+    fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+        f.write_str("a list of file records")
+    }
+
+    fn visit_seq<A: SeqAccess<'de>>(self, mut records: A) -> Result<(), A::Error> {
+        while let Some(record) = records.next_element::<T>()? {
+            (self.each)(record);
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[derive(Deserialize)]
+    struct Key {
+        s3_key: String,
+    }
+
+    #[test]
+    fn records_stream_out_and_the_header_comes_back() {
+        let document = serde_json::json!({
+            "run_id": "r", "bucket": "b", "prefix": "p", "runs_since_full_verify": 2,
+            "summary": {"uploaded": 1},
+            "files": [{"s3_key": "p/a", "size_bytes": 1}, {"s3_key": "p/b"}],
+            "complete": true
+        });
+        let mut keys = Vec::new();
+        let header = read(document.to_string().as_bytes(), |r: Key| {
+            keys.push(r.s3_key)
+        })
+        .unwrap();
+        assert_eq!(keys, ["p/a", "p/b"]);
+        assert_eq!((header.bucket.as_str(), header.prefix.as_str()), ("b", "p"));
+        assert!(header.complete);
+        assert_eq!(
+            header.runs_since_full_rehash, 2,
+            "the old field name is read"
+        );
+    }
+
+    #[test]
+    fn a_broken_document_is_an_error() {
+        let each = |_: Key| {};
+        assert!(read(&b"{not json"[..], each).is_err());
+        assert!(read(&br#"{"bucket": "b", "prefix": "p"} trailing"#[..], each).is_err());
+        assert!(read(&br#"{"prefix": "p", "files": []}"#[..], each).is_err());
+    }
+}

@@ -1,0 +1,141 @@
+//! One file's entry in a manifest.
+
+use std::borrow::Cow;
+use std::path::Path;
+
+use chrono::Utc;
+use serde::{Deserialize, Serialize};
+
+use super::name::timestamp;
+use crate::local::stamp::Stamp;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum FileStatus {
+    Uploaded,
+    Skipped,
+    Failed,
+    /// Dry run only: the file would have been uploaded.
+    WouldUpload,
+}
+
+/// One file's entry in the manifest.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct FileRecord {
+    pub local_path: String,
+    pub s3_key: Option<String>,
+    pub s3_uri: Option<String>,
+    pub size_bytes: u64,
+    pub status: FileStatus,
+    pub timestamp: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub md5: Option<String>,
+    /// Why the file was uploaded, skipped or left alone.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub reason: Option<Cow<'static, str>>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
+    /// The ETag S3 returned for this upload: an opaque version token.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub etag: Option<String>,
+    /// The S3 version that holds this file's content (versioned buckets).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub version_id: Option<String>,
+    /// The file's modification and change times (ns) and inode when it was
+    /// read: the next run reuses `md5` without reading a file whose size,
+    /// times and inode are all the same.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub mtime_ns: Option<i64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ctime_ns: Option<i64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub inode: Option<u64>,
+}
+
+impl FileRecord {
+    /// A pending record; the caller sets the outcome.
+    pub fn new(path: &Path, size_bytes: u64) -> Self {
+        FileRecord {
+            local_path: path.to_string_lossy().into_owned(),
+            s3_key: None,
+            s3_uri: None,
+            size_bytes,
+            status: FileStatus::Failed,
+            timestamp: timestamp(Utc::now()),
+            md5: None,
+            reason: None,
+            error: None,
+            etag: None,
+            version_id: None,
+            mtime_ns: None,
+            ctime_ns: None,
+            inode: None,
+        }
+    }
+
+    pub fn set_stamp(&mut self, stamp: Stamp) {
+        self.size_bytes = stamp.size;
+        self.mtime_ns = Some(stamp.mtime_ns);
+        self.ctime_ns = Some(stamp.ctime_ns);
+        self.inode = Some(stamp.inode);
+    }
+
+    pub fn stamp(&self) -> Option<Stamp> {
+        Some(Stamp {
+            size: self.size_bytes,
+            mtime_ns: self.mtime_ns?,
+            ctime_ns: self.ctime_ns?,
+            inode: self.inode?,
+        })
+    }
+
+    pub fn fail(&mut self, error: String) {
+        self.status = FileStatus::Failed;
+        self.error = Some(error);
+    }
+}
+
+#[cfg(test)]
+pub(crate) mod tests {
+    use super::*;
+
+    pub(crate) fn record(status: FileStatus, size: u64) -> FileRecord {
+        FileRecord {
+            local_path: "/d/f".into(),
+            s3_key: Some("f".into()),
+            s3_uri: Some("s3://b/f".into()),
+            size_bytes: size,
+            status,
+            timestamp: "2026-01-01T00:00:00.000Z".into(),
+            md5: None,
+            reason: None,
+            error: None,
+            etag: None,
+            version_id: None,
+            mtime_ns: None,
+            ctime_ns: None,
+            inode: None,
+        }
+    }
+
+    #[test]
+    fn records_keep_the_recipe_field_names() {
+        let mut failed = record(FileStatus::Failed, 1);
+        failed.error = Some("boom".into());
+        let value = serde_json::to_value(&failed).unwrap();
+        for field in [
+            "local_path",
+            "s3_key",
+            "s3_uri",
+            "size_bytes",
+            "status",
+            "timestamp",
+            "error",
+        ] {
+            assert!(value.get(field).is_some(), "{field} missing");
+        }
+        assert_eq!(value["status"], "failed");
+        let back: FileRecord = serde_json::from_value(value).unwrap();
+        assert_eq!(back, failed);
+    }
+}

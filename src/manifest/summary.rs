@@ -1,0 +1,160 @@
+//! What a run returns: the counts, the status and where the manifest went.
+
+use serde::{Deserialize, Serialize};
+
+use super::record::{FileRecord, FileStatus};
+use crate::error::Error;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum RunStatus {
+    Succeeded,
+    Partial,
+    Failed,
+    /// Another run held the lock; this one did nothing.
+    Skipped,
+}
+
+/// What the Lambda function returns and the CLI prints.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Summary {
+    pub run_id: String,
+    pub status: RunStatus,
+    pub uploaded: u64,
+    pub skipped: u64,
+    pub failed: u64,
+    pub would_upload: u64,
+    /// Bytes of file content read from disk (hashing and uploading).
+    #[serde(default)]
+    pub bytes_read: u64,
+    /// Files left for the next run because the time limit came first.
+    pub not_reached: u64,
+    pub bytes_uploaded: u64,
+    pub duration_ms: u64,
+    pub dry_run: bool,
+    /// Whether every file found was processed.
+    pub complete: bool,
+    pub manifest_s3_uri: Option<String>,
+    pub manifest_local_path: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub manifest_error: Option<String>,
+    /// Why a run did nothing (the lock was held).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub message: Option<String>,
+}
+
+impl Summary {
+    pub fn tally(
+        run_id: &str,
+        dry_run: bool,
+        files: &[FileRecord],
+        not_reached: u64,
+        duration_ms: u64,
+    ) -> Self {
+        let count = |status| files.iter().filter(|f| f.status == status).count() as u64;
+        let bytes_uploaded = files
+            .iter()
+            .filter(|f| f.status == FileStatus::Uploaded)
+            .map(|f| f.size_bytes)
+            .sum();
+        let mut summary = Summary {
+            run_id: run_id.to_owned(),
+            status: RunStatus::Succeeded,
+            uploaded: count(FileStatus::Uploaded),
+            skipped: count(FileStatus::Skipped),
+            failed: count(FileStatus::Failed),
+            would_upload: count(FileStatus::WouldUpload),
+            bytes_read: 0,
+            not_reached,
+            bytes_uploaded,
+            duration_ms,
+            dry_run,
+            complete: not_reached == 0,
+            manifest_s3_uri: None,
+            manifest_local_path: None,
+            manifest_error: None,
+            message: None,
+        };
+        summary.status = summary.derive_status();
+        summary
+    }
+
+    /// The summary of a run that did nothing, and why (another run held the lock).
+    pub fn skipped(run_id: &str, why: String, elapsed: std::time::Duration) -> Self {
+        let mut summary = Summary::tally(run_id, false, &[], 0, elapsed.as_millis() as u64);
+        summary.status = RunStatus::Skipped;
+        summary.complete = false;
+        summary.message = Some(format!("skipped: {why}"));
+        summary
+    }
+
+    /// `failed` when nothing succeeded, `partial` when something went wrong
+    /// (a file, the manifest, or the run stopped early), `succeeded` otherwise.
+    fn derive_status(&self) -> RunStatus {
+        let ok = self.uploaded + self.skipped + self.would_upload;
+        if self.failed > 0 && ok == 0 {
+            RunStatus::Failed
+        } else if self.failed > 0 || !self.complete || self.manifest_error.is_some() {
+            RunStatus::Partial
+        } else {
+            RunStatus::Succeeded
+        }
+    }
+
+    /// The run lost its lease: another run may be working on the prefix, so
+    /// this one started no more files and its manifest is incomplete.
+    pub fn record_lost_lease(&mut self, why: &str) {
+        self.complete = false;
+        self.message = Some(format!(
+            "lost the lock ({why}); stopped starting files, the next run finishes the rest"
+        ));
+        self.status = self.derive_status();
+    }
+
+    pub fn record_manifest_error(&mut self, error: &Error) {
+        let message = error.to_string();
+        self.manifest_error = Some(match self.manifest_error.take() {
+            Some(earlier) => format!("{earlier}; {message}"),
+            None => message,
+        });
+        self.status = self.derive_status();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::manifest::record::tests::record;
+
+    #[test]
+    fn status_follows_the_counts() {
+        let ok = [
+            record(FileStatus::Uploaded, 5),
+            record(FileStatus::Skipped, 7),
+        ];
+        let summary = Summary::tally("r", false, &ok, 0, 1);
+        assert_eq!(
+            (summary.uploaded, summary.skipped, summary.bytes_uploaded),
+            (1, 1, 5)
+        );
+        assert_eq!(summary.status, RunStatus::Succeeded);
+
+        let mixed = [
+            record(FileStatus::Uploaded, 5),
+            record(FileStatus::Failed, 7),
+        ];
+        assert_eq!(
+            Summary::tally("r", false, &mixed, 0, 1).status,
+            RunStatus::Partial
+        );
+        let bad = [record(FileStatus::Failed, 7)];
+        assert_eq!(
+            Summary::tally("r", false, &bad, 0, 1).status,
+            RunStatus::Failed
+        );
+
+        let mut summary = Summary::tally("r", false, &ok, 0, 1);
+        summary.record_manifest_error(&Error::Config("x".into()));
+        assert_eq!(summary.status, RunStatus::Partial);
+    }
+}

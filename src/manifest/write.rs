@@ -1,0 +1,75 @@
+//! The manifest as compact JSON, hashed while it is written.
+
+use std::path::Path;
+
+use super::Manifest;
+use super::local_dir::create_private;
+use crate::error::{Error, Result};
+use crate::local::hash::{Md5Digest, Md5Stream, Sha256Stream};
+
+impl Manifest {
+    /// Writes the local copy, readable by its owner only, streamed through a
+    /// temporary file so that neither memory holds the whole document nor a
+    /// reader sees half of it. Returns the digests of what was written.
+    pub fn write_local(&self, path: &Path) -> Result<Written> {
+        let partial = path.with_extension("json.partial");
+        let file = create_private(&partial).map_err(|err| Error::io("create", &partial, err))?;
+        let (out, written) = self.write_hashed(std::io::BufWriter::new(file))?;
+        out.into_inner()
+            .map_err(|err| Error::io("write", &partial, err.into_error()))?
+            .sync_all()
+            .map_err(|err| Error::io("write", &partial, err))?;
+        std::fs::rename(&partial, path).map_err(|err| Error::io("rename", path, err))?;
+        Ok(written)
+    }
+
+    /// The document in memory, with its digests: the upload when no local
+    /// copy could be written.
+    pub fn to_json_with_digests(&self) -> Result<(Vec<u8>, Written)> {
+        self.write_hashed(Vec::new())
+    }
+
+    /// Writes compact JSON to `out`, hashing it on the way: at a million
+    /// files every byte of indentation counts (`jq .` prints it readably).
+    fn write_hashed<W: std::io::Write>(&self, out: W) -> Result<(W, Written)> {
+        let mut out = HashingWriter {
+            inner: out,
+            md5: Md5Stream::default(),
+            sha256: Sha256Stream::default(),
+        };
+        serde_json::to_writer(&mut out, self)?;
+        let written = Written {
+            md5: out.md5.finish(),
+            sha256: out.sha256.finish_hex(),
+        };
+        Ok((out.inner, written))
+    }
+}
+
+/// The digests of a written manifest.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Written {
+    pub md5: Md5Digest,
+    /// Hex SHA-256: stored with the S3 object, so a local copy can be proven.
+    pub sha256: String,
+}
+
+/// Passes bytes on and hashes them on the way.
+struct HashingWriter<W> {
+    inner: W,
+    md5: Md5Stream,
+    sha256: Sha256Stream,
+}
+
+impl<W: std::io::Write> std::io::Write for HashingWriter<W> {
+    fn write(&mut self, bytes: &[u8]) -> std::io::Result<usize> {
+        let written = self.inner.write(bytes)?;
+        self.md5.update(&bytes[..written]);
+        self.sha256.update(&bytes[..written]);
+        Ok(written)
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        self.inner.flush()
+    }
+}

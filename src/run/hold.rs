@@ -1,0 +1,122 @@
+//! A command run under the prefix's lease: taken before the command starts,
+//! renewed while it works, released when it ends.
+
+use std::future::Future;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use tracing::{Instrument, error, info, warn};
+
+use super::RunContext;
+use super::lease::{self, Acquired, Lease, Renewal, Standing};
+use crate::error::{Error, Result};
+use crate::manifest::{Summary, timestamp};
+use crate::store::Store;
+
+/// Runs `work` while this run holds the lease of `prefix`. When another run
+/// holds it, `work` never starts and the summary says the run was skipped.
+/// A lease lost on the way is marked in `run.standing`; the command stops
+/// starting work and says so in its summary.
+pub async fn exclusively(
+    store: &Store,
+    prefix: &str,
+    ttl: Duration,
+    run: &RunContext,
+    work: impl Future<Output = Result<Summary>>,
+) -> Result<Summary> {
+    let taking = Instant::now();
+    let lease = match take(store, prefix, &run.id, ttl).await? {
+        Acquired::Held(lease) => lease,
+        Acquired::Busy(holder) => {
+            info!(holder = %holder.run_id, until = %holder.expires_at, "another run holds the lock; skipping");
+            let why = format!(
+                "another run holds the lock ({} since {}, until {})",
+                holder.run_id,
+                timestamp(holder.acquired_at),
+                timestamp(holder.expires_at)
+            );
+            return Ok(Summary::skipped(&run.id, why, run.clock.elapsed()));
+        }
+    };
+    let lease = Arc::new(Mutex::new(lease));
+    let renewer = renew_in_background(
+        store.clone(),
+        ttl,
+        Arc::clone(&lease),
+        Arc::clone(&run.standing),
+        taking,
+    );
+    let summary = work.await;
+    renewer.abort();
+    let held = lease.lock().map(|l| l.clone());
+    if let Ok(held) = held
+        && !run.standing.is_lost()
+        && let Err(err) = lease::release(store, &held).await
+    {
+        warn!(error = %err, "could not release the lock; it expires by itself");
+    }
+    summary
+}
+
+/// Takes the lease; its PUT is also the preflight of the KMS key.
+async fn take(store: &Store, prefix: &str, run_id: &str, ttl: Duration) -> Result<Acquired> {
+    lease::acquire(store, prefix, run_id, ttl)
+        .await
+        .map_err(|err| match err {
+            Error::S3 { detail, .. } => Error::Config(format!(
+                "cannot write to s3://{}/{} with SSE-KMS key {}: {detail}; check SYNC_KMS_KEY_ID (--kms-key-id): \
+                 the key must exist, be enabled and let this role use it through S3",
+                store.bucket(),
+                lease::lock_key(prefix),
+                store.kms_key_id()
+            )),
+            other => other,
+        })
+}
+
+/// Renews the lease every third of its lifetime. The lease counts as lost
+/// when another run holds the lock, or when no renewal has gone through
+/// for a whole lifetime (measured from when the last good write was
+/// sent, so never later than S3 would let another run take over).
+fn renew_in_background(
+    store: Store,
+    ttl: Duration,
+    lease: Arc<Mutex<Lease>>,
+    standing: Arc<Standing>,
+    mut confirmed: Instant,
+) -> tokio::task::JoinHandle<()> {
+    tokio::spawn(
+        async move {
+            let mut ticks =
+                tokio::time::interval_at(tokio::time::Instant::now() + ttl / 3, ttl / 3);
+            loop {
+                ticks.tick().await;
+                let Ok(mut current) = lease.lock().map(|l| l.clone()) else {
+                    return;
+                };
+                let sent = Instant::now();
+                let why = match lease::renew(&store, &mut current, ttl).await {
+                    Ok(Renewal::Renewed) => {
+                        confirmed = sent;
+                        if let Ok(mut slot) = lease.lock() {
+                            *slot = current;
+                        }
+                        continue;
+                    }
+                    Ok(Renewal::Lost(why)) => why,
+                    Err(err) if confirmed.elapsed() >= ttl => {
+                        format!("it could not be renewed within its lifetime ({err})")
+                    }
+                    Err(err) => {
+                        error!(error = %err, "could not renew the lock; retrying");
+                        continue;
+                    }
+                };
+                error!(reason = %why, "lost the lock; no more files are started");
+                standing.lose(why);
+                return;
+            }
+        }
+        .in_current_span(),
+    )
+}

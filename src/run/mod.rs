@@ -1,0 +1,47 @@
+//! What every run of every command shares: its identity and clock, the time
+//! limit, the lease that makes it the only writer of its prefix, progress
+//! counters and the metrics it reports.
+
+pub mod hold;
+pub mod lease;
+pub mod metrics;
+pub mod options;
+pub mod progress;
+
+use std::sync::Arc;
+use std::time::Instant;
+
+use chrono::{DateTime, Utc};
+
+pub use hold::exclusively;
+pub use lease::Standing;
+pub use options::{Mode, RunArgs, RunOptions};
+
+/// One run's identity and clock.
+#[derive(Debug)]
+pub struct RunContext {
+    pub id: String,
+    pub started: DateTime<Utc>,
+    pub clock: Instant,
+    /// No work is started after this instant (the Lambda time limit less a margin).
+    pub stop_at: Option<Instant>,
+    /// No work is started once the lease is lost.
+    pub standing: Arc<Standing>,
+}
+
+impl RunContext {
+    pub fn start(stop_at: Option<Instant>) -> Self {
+        RunContext {
+            id: uuid::Uuid::new_v4().to_string(),
+            started: Utc::now(),
+            clock: Instant::now(),
+            stop_at,
+            standing: Arc::default(),
+        }
+    }
+
+    /// Whether a piece of work (a file) may still be started.
+    pub fn may_start(&self) -> bool {
+        self.stop_at.is_none_or(|at| Instant::now() < at) && !self.standing.is_lost()
+    }
+}

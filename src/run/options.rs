@@ -1,0 +1,64 @@
+//! How runs go, whatever the command: where manifests are kept locally,
+//! how long the lock lives, how close to a time limit work still starts.
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use clap::Args;
+
+use crate::error::{Error, Result};
+use crate::manifest::local_dir;
+
+/// Where the binary runs; it decides the defaults of the directories.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Mode {
+    Cli,
+    Lambda,
+}
+
+/// The run options, exactly as given in the environment or on the command line.
+#[derive(Debug, Clone, Default, Args)]
+pub struct RunArgs {
+    /// Directory for the local copies of the manifests (default: a private
+    /// per-user directory, ~/.local/state/s3-kms-sync; /tmp under Lambda).
+    #[arg(long, env = "SYNC_MANIFEST_DIR")]
+    pub manifest_dir: Option<PathBuf>,
+    /// Lifetime of the run lock in seconds; a live run renews it, a crashed one lets it expire.
+    #[arg(long, env = "SYNC_LOCK_TTL_SECS", default_value_t = 900)]
+    pub lock_ttl_secs: u64,
+    /// Under Lambda, stop starting files this many seconds before the time limit.
+    #[arg(long, env = "SYNC_DEADLINE_MARGIN_SECS", default_value_t = 60)]
+    pub deadline_margin_secs: u64,
+}
+
+/// The validated run options.
+#[derive(Debug, Clone)]
+pub struct RunOptions {
+    pub manifest_dir: PathBuf,
+    pub lock_ttl: Duration,
+    pub deadline_margin: Duration,
+}
+
+impl RunOptions {
+    pub fn from_args(args: RunArgs, mode: Mode) -> Result<Self> {
+        let manifest_dir = match (args.manifest_dir, mode) {
+            (Some(dir), _) => {
+                local_dir::prepare(&dir)?;
+                dir
+            }
+            // The function's /tmp is its own; nobody else writes there.
+            (None, Mode::Lambda) => PathBuf::from("/tmp"),
+            (None, Mode::Cli) => local_dir::private_default()?,
+        };
+        if args.lock_ttl_secs < 3 {
+            return Err(Error::Config(
+                "the lock lifetime must be at least 3 seconds: set SYNC_LOCK_TTL_SECS or pass --lock-ttl-secs".into(),
+            ));
+        }
+        Ok(RunOptions {
+            manifest_dir,
+            lock_ttl: Duration::from_secs(args.lock_ttl_secs),
+            deadline_margin: Duration::from_secs(args.deadline_margin_secs),
+        })
+    }
+}

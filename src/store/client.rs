@@ -1,0 +1,34 @@
+//! The SDK client, built once per process.
+
+use aws_sdk_s3::Client;
+use aws_sdk_s3::config::{RequestChecksumCalculation, retry::RetryConfig};
+
+/// Builds the S3 client once per process from the standard AWS configuration.
+///
+/// `AWS_ENDPOINT_URL` / `AWS_ENDPOINT_URL_S3` select another endpoint; with one
+/// set, requests use path-style addressing so local emulators work.
+pub async fn s3_client(max_attempts: u32) -> Client {
+    let shared = aws_config::load_from_env().await;
+    let custom_endpoint = ["AWS_ENDPOINT_URL_S3", "AWS_ENDPOINT_URL"]
+        .iter()
+        .any(|name| std::env::var_os(name).is_some_and(|v| !v.is_empty()));
+    let retry = RetryConfig::standard().with_max_attempts(max_attempts);
+    s3_client_from(&shared, custom_endpoint, retry)
+}
+
+/// The S3 client for a given shared configuration. Retries use the SDK's
+/// standard mode: exponential backoff with jitter on throttling, 5xx and
+/// connection errors. Bodies are in memory, so a retry never re-reads a file.
+pub fn s3_client_from(
+    shared: &aws_config::SdkConfig,
+    path_style: bool,
+    retry: RetryConfig,
+) -> Client {
+    let config = aws_sdk_s3::config::Builder::from(shared)
+        .force_path_style(path_style)
+        .retry_config(retry)
+        // Every upload already carries a Content-MD5 computed here.
+        .request_checksum_calculation(RequestChecksumCalculation::WhenRequired)
+        .build();
+    Client::from_conf(config)
+}

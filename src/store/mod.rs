@@ -1,0 +1,211 @@
+//! The only code that talks to S3.
+//!
+//! Every write carries the same SSE-KMS settings, and every response that
+//! echoes encryption is checked against them: a bucket or proxy that stores an
+//! object differently makes that write fail instead of passing silently.
+//! Results are typed: each says the version id and the encryption S3 reported.
+
+mod client;
+pub mod encryption;
+pub mod keys;
+mod listing;
+pub mod multipart;
+mod object;
+
+use aws_sdk_s3::Client;
+use aws_sdk_s3::error::SdkError;
+use aws_sdk_s3::primitives::ByteStream;
+use aws_sdk_s3::types::ServerSideEncryption;
+use aws_smithy_runtime_api::client::orchestrator::HttpResponse;
+
+use crate::error::{Error, Result};
+use crate::local::hash::Md5Digest;
+
+pub use client::{s3_client, s3_client_from};
+pub use encryption::Encryption;
+pub use listing::{KeyRange, Listed};
+pub use object::{Fetched, Object, Stored};
+
+/// The condition of a write.
+#[derive(Debug, Clone, Copy)]
+pub enum WriteIf<'a> {
+    Always,
+    /// Only if no object has the key (`If-None-Match: *`).
+    Absent,
+    /// Only if the object's ETag is still this one (`If-Match`).
+    Matches(&'a str),
+}
+
+/// A file's bytes as a request body, read from disk as they are sent.
+pub async fn file_body(path: &std::path::Path) -> Result<ByteStream> {
+    ByteStream::from_path(path)
+        .await
+        .map_err(|err| Error::io("read", path, std::io::Error::other(err)))
+}
+
+/// User metadata key holding the hex MD5 of the content (`x-amz-meta-md5checksum`).
+pub const MD5_METADATA: &str = "md5checksum";
+/// User metadata key holding a manifest's hex SHA-256 (`x-amz-meta-sha256`):
+/// what a local copy must match to be trusted.
+pub const SHA256_METADATA: &str = "sha256";
+
+/// What a PUT carries besides the body and its MD5.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct PutExtras<'a> {
+    pub content_type: Option<&'a str>,
+    /// The body's hex SHA-256, kept as [`SHA256_METADATA`].
+    pub sha256: Option<&'a str>,
+}
+
+impl PutExtras<'_> {
+    pub const JSON: PutExtras<'static> = PutExtras {
+        content_type: Some("application/json"),
+        sha256: None,
+    };
+}
+
+/// The bucket and the KMS key every request uses, over one SDK client.
+#[derive(Debug, Clone)]
+pub struct Store {
+    client: Client,
+    bucket: String,
+    kms_key_id: String,
+}
+
+impl Store {
+    pub fn new(client: Client, bucket: impl Into<String>, kms_key_id: impl Into<String>) -> Self {
+        Store {
+            client,
+            bucket: bucket.into(),
+            kms_key_id: kms_key_id.into(),
+        }
+    }
+
+    pub fn bucket(&self) -> &str {
+        &self.bucket
+    }
+
+    pub fn kms_key_id(&self) -> &str {
+        &self.kms_key_id
+    }
+
+    pub fn uri(&self, key: &str) -> String {
+        format!("s3://{}/{key}", self.bucket)
+    }
+
+    /// `None` when the key does not exist; any other failure is an error.
+    pub async fn head(&self, key: &str) -> Result<Option<Object>> {
+        let response = self
+            .client
+            .head_object()
+            .bucket(&self.bucket)
+            .key(key)
+            .send()
+            .await;
+        match response {
+            Ok(out) => Ok(Some(Object::from_head(&out))),
+            Err(err) if err.as_service_error().is_some_and(|e| e.is_not_found()) => Ok(None),
+            Err(err) => Err(Error::s3("HeadObject", &self.bucket, key, err)),
+        }
+    }
+
+    /// A single PUT of `body`; returns what S3 answered. A write whose
+    /// condition does not hold fails with [`Error::PreconditionFailed`].
+    pub async fn put(
+        &self,
+        key: &str,
+        body: impl Into<ByteStream>,
+        md5: Md5Digest,
+        extras: PutExtras<'_>,
+        condition: WriteIf<'_>,
+    ) -> Result<Stored> {
+        let mut request = self
+            .client
+            .put_object()
+            .bucket(&self.bucket)
+            .key(key)
+            .server_side_encryption(ServerSideEncryption::AwsKms)
+            .ssekms_key_id(&self.kms_key_id)
+            .bucket_key_enabled(true)
+            .content_md5(md5.base64())
+            .metadata(MD5_METADATA, md5.hex())
+            .set_content_type(extras.content_type.map(str::to_owned))
+            .body(body.into());
+        if let Some(sha256) = extras.sha256 {
+            request = request.metadata(SHA256_METADATA, sha256);
+        }
+        request = match condition {
+            WriteIf::Always => request,
+            WriteIf::Absent => request.if_none_match("*"),
+            WriteIf::Matches(etag) => request.if_match(etag),
+        };
+        let out = request
+            .send()
+            .await
+            .map_err(|err| self.conditional_error("PutObject", key, err))?;
+        let stored = Stored {
+            etag: out.e_tag().map(str::to_owned),
+            version_id: out.version_id().map(str::to_owned),
+            encryption: Encryption::reported(
+                out.server_side_encryption(),
+                out.ssekms_key_id(),
+                out.bucket_key_enabled(),
+            ),
+        };
+        self.check_encryption(key, &stored.encryption)?;
+        Ok(stored)
+    }
+
+    /// Streams the object's body; `None` when the key does not exist.
+    pub async fn get(&self, key: &str) -> Result<Option<Fetched>> {
+        let response = self
+            .client
+            .get_object()
+            .bucket(&self.bucket)
+            .key(key)
+            .send()
+            .await;
+        match response {
+            Ok(out) => Ok(Some(Fetched::from_get(&self.bucket, key, out))),
+            Err(err) if err.as_service_error().is_some_and(|e| e.is_no_such_key()) => Ok(None),
+            Err(err) => Err(Error::s3("GetObject", &self.bucket, key, err)),
+        }
+    }
+
+    /// Deletes `key` only while its ETag is still `etag`.
+    pub async fn delete_if_matches(&self, key: &str, etag: &str) -> Result<()> {
+        self.client
+            .delete_object()
+            .bucket(&self.bucket)
+            .key(key)
+            .if_match(etag)
+            .send()
+            .await
+            .map_err(|err| self.conditional_error("DeleteObject", key, err))?;
+        Ok(())
+    }
+
+    /// 412 Precondition Failed and 409 ConditionalRequestConflict both mean
+    /// another writer got there first.
+    fn conditional_error<E>(
+        &self,
+        operation: &'static str,
+        key: &str,
+        err: SdkError<E, HttpResponse>,
+    ) -> Error
+    where
+        E: std::error::Error + aws_sdk_s3::error::ProvideErrorMetadata + 'static,
+    {
+        match err.raw_response().map(|r| r.status().as_u16()) {
+            Some(412 | 409) => Error::PreconditionFailed {
+                bucket: self.bucket.clone(),
+                key: key.to_owned(),
+                server_time: err
+                    .raw_response()
+                    .and_then(|r| r.headers().get("date"))
+                    .and_then(object::http_date),
+            },
+            _ => Error::s3(operation, &self.bucket, key, err),
+        }
+    }
+}

@@ -1,0 +1,131 @@
+//! What S3 answers about one object: a HEAD, a write, a GET.
+
+use aws_sdk_s3::operation::get_object::GetObjectOutput;
+use aws_sdk_s3::operation::head_object::HeadObjectOutput;
+use aws_sdk_s3::primitives::ByteStream;
+use chrono::{DateTime, Utc};
+
+use super::encryption::Encryption;
+use super::{MD5_METADATA, SHA256_METADATA};
+use crate::error::{Error, Result};
+
+/// An object as HeadObject describes it.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct Object {
+    /// The MD5 this tool recorded at upload time, if any.
+    pub md5: Option<String>,
+    /// Opaque version token; not an MD5 under SSE-KMS or multipart.
+    pub etag: Option<String>,
+    pub size: Option<i64>,
+    /// The SHA-256 this tool recorded for a manifest.
+    pub sha256: Option<String>,
+    /// The current version's id, on a versioned bucket.
+    pub version_id: Option<String>,
+    /// The encryption S3 reports; `None` where it was not asked (a listing).
+    pub encryption: Option<Encryption>,
+}
+
+impl Object {
+    pub(super) fn from_head(out: &HeadObjectOutput) -> Self {
+        let meta = |name| {
+            out.metadata()
+                .and_then(|m| m.get(name))
+                .map(|v| v.to_ascii_lowercase())
+        };
+        Object {
+            md5: meta(MD5_METADATA),
+            sha256: meta(SHA256_METADATA),
+            etag: out.e_tag().map(str::to_owned),
+            size: out.content_length(),
+            version_id: out.version_id().map(str::to_owned),
+            encryption: Some(Encryption::reported(
+                out.server_side_encryption(),
+                out.ssekms_key_id(),
+                out.bucket_key_enabled(),
+            )),
+        }
+    }
+}
+
+/// What S3 answered for a write: the new object's ETag (an opaque version
+/// token), on a versioned bucket its version id, and its encryption.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct Stored {
+    pub etag: Option<String>,
+    pub version_id: Option<String>,
+    pub encryption: Encryption,
+}
+
+impl From<Object> for Stored {
+    fn from(object: Object) -> Self {
+        Stored {
+            etag: object.etag,
+            version_id: object.version_id,
+            encryption: object.encryption.unwrap_or_default(),
+        }
+    }
+}
+
+/// An object as GetObject returned it; the body is still streaming.
+#[derive(Debug)]
+pub struct Fetched {
+    pub body: ByteStream,
+    pub etag: Option<String>,
+    pub version_id: Option<String>,
+    /// When S3 stored the object, by S3's clock (whole seconds).
+    pub last_modified: Option<DateTime<Utc>>,
+    bucket: String,
+    key: String,
+}
+
+impl Fetched {
+    pub(super) fn from_get(bucket: &str, key: &str, out: GetObjectOutput) -> Self {
+        Fetched {
+            etag: out.e_tag().map(str::to_owned),
+            version_id: out.version_id().map(str::to_owned),
+            last_modified: out.last_modified().and_then(to_chrono),
+            body: out.body,
+            bucket: bucket.to_owned(),
+            key: key.to_owned(),
+        }
+    }
+
+    /// The whole body in memory: for small objects only (the lock).
+    pub async fn bytes(self) -> Result<Vec<u8>> {
+        let collected = self
+            .body
+            .collect()
+            .await
+            .map_err(|err| Error::s3_detail("GetObject", &self.bucket, &self.key, err))?;
+        Ok(collected.to_vec())
+    }
+
+    /// The body as a blocking reader, for a parser on a blocking thread.
+    pub fn into_blocking_read(self) -> impl std::io::Read + Send {
+        tokio_util::io::SyncIoBridge::new(self.body.into_async_read())
+    }
+}
+
+fn to_chrono(time: &aws_smithy_types::DateTime) -> Option<DateTime<Utc>> {
+    DateTime::from_timestamp(time.secs(), time.subsec_nanos())
+}
+
+/// An HTTP `Date` header's time.
+pub(super) fn http_date(value: &str) -> Option<DateTime<Utc>> {
+    let parsed =
+        aws_smithy_types::DateTime::from_str(value, aws_smithy_types::date_time::Format::HttpDate)
+            .ok()?;
+    to_chrono(&parsed)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn http_dates_parse() {
+        let time = http_date("Sun, 22 Nov 2026 23:40:05 GMT").unwrap();
+        assert_eq!(time.to_rfc3339(), "2026-11-22T23:40:05+00:00");
+        assert_eq!(http_date("yesterday"), None);
+    }
+}
