@@ -100,22 +100,11 @@ pub(crate) mod tests {
     use super::*;
 
     pub(crate) fn record(status: FileStatus, size: u64) -> FileRecord {
-        FileRecord {
-            local_path: "/d/f".into(),
-            s3_key: Some("f".into()),
-            s3_uri: Some("s3://b/f".into()),
-            size_bytes: size,
-            status,
-            timestamp: "2026-01-01T00:00:00.000Z".into(),
-            md5: None,
-            reason: None,
-            error: None,
-            etag: None,
-            version_id: None,
-            mtime_ns: None,
-            ctime_ns: None,
-            inode: None,
-        }
+        let mut record = FileRecord::new(Path::new("/d/f"), size);
+        record.s3_key = Some("f".into());
+        record.s3_uri = Some("s3://b/f".into());
+        record.status = status;
+        record
     }
 
     #[test]

@@ -24,6 +24,7 @@ use crate::local::hash::Md5Digest;
 pub use client::{s3_client, s3_client_from};
 pub use encryption::Encryption;
 pub use listing::{KeyRange, Listed};
+use object::stored_by;
 pub use object::{Fetched, Object, Stored};
 
 /// The condition of a write.
@@ -143,15 +144,7 @@ impl Store {
             .send()
             .await
             .map_err(|err| self.conditional_error("PutObject", key, err))?;
-        let stored = Stored {
-            etag: out.e_tag().map(str::to_owned),
-            version_id: out.version_id().map(str::to_owned),
-            encryption: Encryption::reported(
-                out.server_side_encryption(),
-                out.ssekms_key_id(),
-                out.bucket_key_enabled(),
-            ),
-        };
+        let stored = stored_by!(out);
         self.check_encryption(key, &stored.encryption)?;
         Ok(stored)
     }

@@ -3,7 +3,8 @@
 use aws_sdk_s3::primitives::ByteStream;
 use aws_sdk_s3::types::{CompletedMultipartUpload, CompletedPart, ServerSideEncryption};
 
-use super::{Encryption, MD5_METADATA, Store, Stored};
+use super::object::{reported_encryption, stored_by};
+use super::{MD5_METADATA, Store, Stored};
 use crate::error::{Error, Result};
 use crate::local::hash::Md5Digest;
 
@@ -38,14 +39,7 @@ impl Store {
             .send()
             .await
             .map_err(|err| Error::s3("CreateMultipartUpload", &self.bucket, key, err))?;
-        self.check_encryption(
-            key,
-            &Encryption::reported(
-                out.server_side_encryption(),
-                out.ssekms_key_id(),
-                out.bucket_key_enabled(),
-            ),
-        )?;
+        self.check_encryption(key, &reported_encryption!(out))?;
         out.upload_id().map(str::to_owned).ok_or_else(|| {
             Error::s3_detail(
                 "CreateMultipartUpload",
@@ -102,15 +96,7 @@ impl Store {
             .send()
             .await
             .map_err(|err| Error::s3("CompleteMultipartUpload", &self.bucket, key, err))?;
-        let stored = Stored {
-            etag: out.e_tag().map(str::to_owned),
-            version_id: out.version_id().map(str::to_owned),
-            encryption: Encryption::reported(
-                out.server_side_encryption(),
-                out.ssekms_key_id(),
-                out.bucket_key_enabled(),
-            ),
-        };
+        let stored = stored_by!(out);
         self.check_encryption(key, &stored.encryption)?;
         Ok(stored)
     }

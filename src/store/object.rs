@@ -9,6 +9,31 @@ use super::encryption::Encryption;
 use super::{MD5_METADATA, SHA256_METADATA};
 use crate::error::{Error, Result};
 
+/// The encryption an S3 answer reports. S3's output types share these
+/// accessors but no trait, hence a macro.
+macro_rules! reported_encryption {
+    ($out:expr) => {
+        $crate::store::Encryption::reported(
+            $out.server_side_encryption(),
+            $out.ssekms_key_id(),
+            $out.bucket_key_enabled(),
+        )
+    };
+}
+
+/// What a write's answer says was stored (see [`reported_encryption`]).
+macro_rules! stored_by {
+    ($out:expr) => {
+        $crate::store::Stored {
+            etag: $out.e_tag().map(str::to_owned),
+            version_id: $out.version_id().map(str::to_owned),
+            encryption: $crate::store::object::reported_encryption!($out),
+        }
+    };
+}
+
+pub(super) use {reported_encryption, stored_by};
+
 /// An object as HeadObject describes it.
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub struct Object {
@@ -38,11 +63,7 @@ impl Object {
             etag: out.e_tag().map(str::to_owned),
             size: out.content_length(),
             version_id: out.version_id().map(str::to_owned),
-            encryption: Some(Encryption::reported(
-                out.server_side_encryption(),
-                out.ssekms_key_id(),
-                out.bucket_key_enabled(),
-            )),
+            encryption: Some(reported_encryption!(out)),
         }
     }
 }

@@ -273,6 +273,27 @@ mod tests {
     }
 
     #[test]
+    fn the_old_rehash_flag_still_works_and_the_new_one_wins() {
+        use clap::Parser;
+        #[derive(Parser)]
+        struct Flags {
+            #[command(flatten)]
+            sync: SyncArgs,
+        }
+        let dir = tempfile::tempdir().unwrap();
+        let source = dir.path().to_str().unwrap();
+        let every = |flags: &[&str]| {
+            let parsed = Flags::try_parse_from([&["x", "--source-dir", source], flags].concat());
+            SyncOptions::from_args(parsed.unwrap().sync, Mode::Cli)
+                .unwrap()
+                .rehash_every
+        };
+        assert_eq!(every(&[]), 0);
+        assert_eq!(every(&["--verify-every", "3"]), 3);
+        assert_eq!(every(&["--rehash-every", "2", "--verify-every", "3"]), 2);
+    }
+
+    #[test]
     fn sizes_parse_with_binary_units() {
         assert_eq!(parse_size("1048576"), Ok(MIB));
         assert_eq!(parse_size("8MiB"), Ok(8 * MIB));
