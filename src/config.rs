@@ -6,6 +6,7 @@ use clap::{Args, FromArgMatches, Parser};
 
 use crate::error::{Error, Result};
 use crate::run::{Mode, RunArgs, RunOptions};
+use crate::store::multipart::MIB;
 use crate::store::{Store, s3_client};
 use crate::target::{Target, TargetArgs};
 
@@ -68,5 +69,42 @@ impl<O> Config<O> {
     /// The store of the target, over the client the standard AWS configuration gives.
     pub async fn connect(&self) -> Store {
         self.store(s3_client(self.target.max_attempts).await)
+    }
+}
+
+/// Parses a byte count: `1048576`, `512KiB`, `8MiB`, `1GiB` (also KB/MB/GB as binary units).
+pub fn parse_size(text: &str) -> std::result::Result<u64, String> {
+    let text = text.trim();
+    let split = text
+        .find(|c: char| !c.is_ascii_digit())
+        .unwrap_or(text.len());
+    let (number, unit) = text.split_at(split);
+    let number: u64 = number
+        .parse()
+        .map_err(|_| format!("{text:?} is not a size such as 8MiB or 1048576"))?;
+    let factor = match unit.trim().to_ascii_lowercase().as_str() {
+        "" | "b" => 1,
+        "k" | "kb" | "kib" => 1024,
+        "m" | "mb" | "mib" => MIB,
+        "g" | "gb" | "gib" => 1024 * MIB,
+        _ => return Err(format!("{text:?} has an unknown unit; use KiB, MiB or GiB")),
+    };
+    number
+        .checked_mul(factor)
+        .ok_or_else(|| format!("{text:?} is too large"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sizes_parse_with_binary_units() {
+        assert_eq!(parse_size("1048576"), Ok(MIB));
+        assert_eq!(parse_size("8MiB"), Ok(8 * MIB));
+        assert_eq!(parse_size("512 KiB"), Ok(512 * 1024));
+        assert_eq!(parse_size("1gb"), Ok(1024 * MIB));
+        assert!(parse_size("8 parsecs").is_err());
+        assert!(parse_size("MiB").is_err());
     }
 }

@@ -7,6 +7,20 @@
 //! `sync`'s data flows one way: [`config`] → [`local::walk`] and the prior
 //! state (listing + last manifest) → per-file decision and transfer →
 //! [`manifest::publish`] → [`manifest::Summary`].
+//!
+//! Each name means one thing:
+//! - what S3 says of a key: [`store::Object`] (a HEAD), [`store::Listed`]
+//!   (a listing), [`store::Stored`] (a write), [`store::Fetched`] (a GET,
+//!   still streaming);
+//! - what `sync` knows before it reads a file: `Recorded` (the last
+//!   manifest's record of a key), `Index` (those records by key), `Listing`
+//!   (this run's listing by key, a `Presence` per key), `Prior` (both, for
+//!   one key), `PriorState` (both, for the run);
+//! - configuration: `*Args` as given (environment or flags),
+//!   [`target::Target`], [`run::RunOptions`] and each command's options once
+//!   validated, [`config::Config`] the three together; a request
+//!   ([`commands::sync::SyncRequest`]) is what one invocation asks, and a
+//!   [`commands::sync::Scope`] is the options narrowed by it.
 
 pub mod cli;
 pub mod commands;

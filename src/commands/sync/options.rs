@@ -7,12 +7,12 @@ use clap::Args;
 use tracing::warn;
 
 use super::request::SyncRequest;
-use crate::config::Options;
+use crate::config::{Options, parse_size};
 use crate::error::{Error, Result};
 use crate::local::filter::Filter;
 use crate::run::Mode;
 use crate::store::keys;
-use crate::store::multipart::{MAX_PART_SIZE, MAX_SINGLE_PUT, MIB, MIN_PART_SIZE};
+use crate::store::multipart::{MAX_PART_SIZE, MAX_SINGLE_PUT, MIN_PART_SIZE};
 
 /// The options of `sync`, exactly as given in the environment or on the command line.
 #[derive(Debug, Clone, Default, Args)]
@@ -229,31 +229,10 @@ fn existing_dir(dir: &Path, env: &str, flag: &str) -> Result<PathBuf> {
     Ok(resolved)
 }
 
-/// Parses a byte count: `1048576`, `512KiB`, `8MiB`, `1GiB` (also KB/MB/GB as binary units).
-pub fn parse_size(text: &str) -> std::result::Result<u64, String> {
-    let text = text.trim();
-    let split = text
-        .find(|c: char| !c.is_ascii_digit())
-        .unwrap_or(text.len());
-    let (number, unit) = text.split_at(split);
-    let number: u64 = number
-        .parse()
-        .map_err(|_| format!("{text:?} is not a size such as 8MiB or 1048576"))?;
-    let factor = match unit.trim().to_ascii_lowercase().as_str() {
-        "" | "b" => 1,
-        "k" | "kb" | "kib" => 1024,
-        "m" | "mb" | "mib" => MIB,
-        "g" | "gb" | "gib" => 1024 * MIB,
-        _ => return Err(format!("{text:?} has an unknown unit; use KiB, MiB or GiB")),
-    };
-    number
-        .checked_mul(factor)
-        .ok_or_else(|| format!("{text:?} is too large"))
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::store::multipart::MIB;
 
     fn args(dir: &Path) -> SyncArgs {
         SyncArgs {
@@ -291,16 +270,6 @@ mod tests {
         assert_eq!(every(&[]), 0);
         assert_eq!(every(&["--verify-every", "3"]), 3);
         assert_eq!(every(&["--rehash-every", "2", "--verify-every", "3"]), 2);
-    }
-
-    #[test]
-    fn sizes_parse_with_binary_units() {
-        assert_eq!(parse_size("1048576"), Ok(MIB));
-        assert_eq!(parse_size("8MiB"), Ok(8 * MIB));
-        assert_eq!(parse_size("512 KiB"), Ok(512 * 1024));
-        assert_eq!(parse_size("1gb"), Ok(1024 * MIB));
-        assert!(parse_size("8 parsecs").is_err());
-        assert!(parse_size("MiB").is_err());
     }
 
     #[test]
