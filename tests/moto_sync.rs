@@ -6,7 +6,7 @@ use std::collections::BTreeMap;
 
 use aws_sdk_s3::types::ServerSideEncryption;
 use s3_kms_sync::commands::sync::SyncRequest;
-use s3_kms_sync::manifest::{FileStatus, Manifest, RunStatus};
+use s3_kms_sync::manifest::{FileStatus, Manifest, RunStatus, SourceShrunk};
 use support::*;
 
 const BUCKET: &str = "backups";
@@ -296,5 +296,74 @@ async fn records_name_the_version_that_holds_each_file() {
         &old[..],
         b"top level\n",
         "the first manifest still restores"
+    );
+}
+
+/// An unmounted file system leaves an empty directory at the mount point,
+/// which looks exactly like a source whose files were all deleted.
+#[tokio::test]
+async fn an_emptied_source_is_backed_up_but_never_reported_as_succeeded() {
+    let fx = Fixture::new().await;
+    let mut config = settings(
+        fx.source.path(),
+        fx.manifests.path(),
+        BUCKET,
+        &fx.key_arn,
+        "shrink",
+    );
+    config.command.min_source_ratio = 0.5;
+    let engine = engine(fx.moto.s3(), config.clone());
+    let first = engine.run(&SyncRequest::default()).await.unwrap();
+    assert_eq!(first.status, RunStatus::Succeeded);
+    assert_eq!(first.source_shrunk, None);
+
+    let files = sample_files();
+    for (relative, _) in &files[1..] {
+        std::fs::remove_file(fx.source.path().join(relative)).unwrap();
+    }
+    let shrunk = SourceShrunk {
+        found: 1,
+        recorded: files.len() as u64,
+    };
+    let second = engine.run(&SyncRequest::default()).await.unwrap();
+    assert_eq!(second.status, RunStatus::Partial);
+    assert_eq!(second.source_shrunk, Some(shrunk));
+    assert_eq!(
+        (second.skipped, second.failed),
+        (1, 0),
+        "what is left is still backed up"
+    );
+    let message = second.message.as_deref().unwrap();
+    assert!(
+        message.contains("holds 1 files") && message.contains(&format!("recorded {}", files.len())),
+        "{message}"
+    );
+
+    // Still empty on the next run: still not a success.
+    let third = engine.run(&SyncRequest::default()).await.unwrap();
+    assert_eq!(third.source_shrunk, Some(shrunk));
+    assert_eq!(third.status, RunStatus::Partial);
+
+    // A narrowed run is not measured against the whole source.
+    let narrowed = engine
+        .run(&SyncRequest {
+            include: vec!["top.txt".into()],
+            ..SyncRequest::default()
+        })
+        .await
+        .unwrap();
+    assert_eq!(narrowed.status, RunStatus::Succeeded);
+
+    // A deliberate deletion is accepted by one run with the check off.
+    config.command.min_source_ratio = 0.0;
+    let accepted = support::engine(fx.moto.s3(), config)
+        .run(&SyncRequest::default())
+        .await
+        .unwrap();
+    assert_eq!(accepted.status, RunStatus::Succeeded);
+    let after = engine.run(&SyncRequest::default()).await.unwrap();
+    assert_eq!(
+        (after.status, after.source_shrunk),
+        (RunStatus::Succeeded, None)
     );
 }

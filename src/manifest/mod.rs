@@ -14,7 +14,7 @@ use serde::{Deserialize, Serialize};
 
 pub use name::{file_name, is_full_manifest_name, timestamp};
 pub use record::{FileRecord, FileStatus};
-pub use summary::{RunStatus, Summary};
+pub use summary::{RunStatus, SourceShrunk, Summary};
 pub use write::Written;
 
 /// The run's record, as written locally and to `<prefix>/_manifests/`.
@@ -34,6 +34,11 @@ pub struct Manifest {
     pub dry_run: bool,
     /// Whether every file found was processed.
     pub complete: bool,
+    /// How many files the source is expected to hold: what this run found,
+    /// or, when the source shrank, the count it shrank from (see
+    /// `SYNC_MIN_SOURCE_RATIO`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub expected_files: Option<u64>,
     /// Whether every file was read and hashed, rather than trusted by its stamp.
     #[serde(default, alias = "full_verify")]
     pub full_rehash: bool,

@@ -30,6 +30,8 @@ pub struct Header {
     pub dry_run: bool,
     #[serde(default)]
     pub complete: bool,
+    #[serde(default)]
+    pub expected_files: Option<u64>,
     #[serde(default, alias = "full_verify")]
     pub full_rehash: bool,
     #[serde(default, alias = "runs_since_full_verify")]

@@ -38,9 +38,22 @@ pub struct Summary {
     pub manifest_local_path: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub manifest_error: Option<String>,
-    /// Why a run did nothing (the lock was held).
+    /// Why a run did nothing (the lock was held), or what else went wrong.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub message: Option<String>,
+    /// The source held far fewer files than the last complete run recorded
+    /// (a missing mount, a mass deletion): the run is never `succeeded` then.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub source_shrunk: Option<SourceShrunk>,
+}
+
+/// How far the source shrank since the last complete run.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SourceShrunk {
+    /// Files this run found.
+    pub found: u64,
+    /// Files the last complete run recorded as stored.
+    pub recorded: u64,
 }
 
 impl Summary {
@@ -74,6 +87,7 @@ impl Summary {
             manifest_local_path: None,
             manifest_error: None,
             message: None,
+            source_shrunk: None,
         };
         summary.status = summary.derive_status();
         summary
@@ -94,7 +108,11 @@ impl Summary {
         let ok = self.uploaded + self.skipped + self.would_upload;
         if self.failed > 0 && ok == 0 {
             RunStatus::Failed
-        } else if self.failed > 0 || !self.complete || self.manifest_error.is_some() {
+        } else if self.failed > 0
+            || !self.complete
+            || self.manifest_error.is_some()
+            || self.source_shrunk.is_some()
+        {
             RunStatus::Partial
         } else {
             RunStatus::Succeeded
@@ -105,9 +123,28 @@ impl Summary {
     /// this one started no more files and its manifest is incomplete.
     pub fn record_lost_lease(&mut self, why: &str) {
         self.complete = false;
-        self.message = Some(format!(
+        self.add_message(format!(
             "lost the lock ({why}); stopped starting files, the next run finishes the rest"
         ));
+    }
+
+    /// The source shrank below the allowed share of the last complete run:
+    /// what was found is backed up, but the run does not count as a success.
+    pub fn record_shrunk_source(&mut self, shrunk: SourceShrunk) {
+        self.source_shrunk = Some(shrunk);
+        self.add_message(format!(
+            "the source holds {} files where the last complete run recorded {}: \
+             is the file system mounted? (SYNC_MIN_SOURCE_RATIO sets the threshold)",
+            shrunk.found, shrunk.recorded
+        ));
+    }
+
+    /// Adds to the message, after what it already says; the status follows.
+    fn add_message(&mut self, text: String) {
+        self.message = Some(match self.message.take() {
+            Some(earlier) => format!("{earlier}; {text}"),
+            None => text,
+        });
         self.status = self.derive_status();
     }
 

@@ -21,7 +21,8 @@ pub fn emf(summary: &Summary, function_name: &str, timestamp_ms: i64) -> Value {
                     {"Name": "FilesSkipped", "Unit": "Count"},
                     {"Name": "FilesFailed", "Unit": "Count"},
                     {"Name": "BytesUploaded", "Unit": "Bytes"},
-                    {"Name": "RunDuration", "Unit": "Milliseconds"}
+                    {"Name": "RunDuration", "Unit": "Milliseconds"},
+                    {"Name": "SourceShrunk", "Unit": "Count"}
                 ]
             }]
         },
@@ -31,6 +32,7 @@ pub fn emf(summary: &Summary, function_name: &str, timestamp_ms: i64) -> Value {
         "FilesFailed": summary.failed,
         "BytesUploaded": summary.bytes_uploaded,
         "RunDuration": summary.duration_ms,
+        "SourceShrunk": u8::from(summary.source_shrunk.is_some()),
         "RunId": summary.run_id,
         "Status": summary.status,
     })

@@ -20,13 +20,14 @@ use tracing::{Instrument, info, info_span, warn};
 
 use crate::error::Result;
 use crate::local::source::SourceDir;
-use crate::local::walk::walk;
-use crate::manifest::{self, FileRecord, Manifest, Summary, publish::publish};
+use crate::local::walk::{Found, walk};
+use crate::manifest::{self, FileRecord, Manifest, SourceShrunk, Summary, publish::publish};
 use crate::run::progress::{PROGRESS_EVERY, Progress};
 use crate::run::{self, RunContext, RunOptions};
 use crate::store::Store;
 use file::Worker;
 pub use options::{Scope, SyncArgs, SyncOptions};
+use prior::PriorState;
 pub use request::SyncRequest;
 
 /// Runs one sync to the end, starting no file after `stop_at`; files not
@@ -85,6 +86,8 @@ async fn back_up(
     let (found, prior) = tokio::join!(walking, loading);
     let found = found?;
     let total = found.len();
+    let files_found = found.iter().filter(|f| matches!(f, Found::File(_))).count() as u64;
+    let shrunk = shrunk_source(sync.min_source_ratio, scope, &prior, files_found);
     let walked_dir = sync.source_dir.join(&scope.start_dir);
     info!(entries = total, dir = %walked_dir.display(), dry_run = scope.dry_run, "walked source");
 
@@ -127,6 +130,14 @@ async fn back_up(
     if let Some(why) = run.standing.lost_because() {
         summary.record_lost_lease(why);
     }
+    if let Some(shrunk) = shrunk {
+        warn!(
+            found = shrunk.found,
+            recorded = shrunk.recorded,
+            "the source shrank"
+        );
+        summary.record_shrunk_source(shrunk);
+    }
     Ok(Manifest {
         run_id: run.id.clone(),
         started_at: manifest::timestamp(run.started),
@@ -138,11 +149,31 @@ async fn back_up(
         kms_key_id: store.kms_key_id().to_owned(),
         dry_run: scope.dry_run,
         complete: summary.complete,
+        expected_files: Some(shrunk.map_or(files_found, |s| s.recorded)),
         full_rehash,
         runs_since_full_rehash,
         summary,
         files,
     })
+}
+
+/// Whether a full run finds fewer files than `ratio` of what the last
+/// complete run stored: an empty mount point looks exactly like a source
+/// whose files were all deleted, and must not pass as a success.
+/// The count to compare with is the last run's `expected_files`, which a
+/// shrunk run carries over, so a mount that stays empty keeps failing.
+fn shrunk_source(
+    ratio: f64,
+    scope: &Scope,
+    prior: &PriorState,
+    found: u64,
+) -> Option<SourceShrunk> {
+    let index = prior.index.as_ref().filter(|i| i.header.complete)?;
+    if scope.narrowed {
+        return None;
+    }
+    let recorded = (index.header.expected_files).unwrap_or(index.len() as u64);
+    ((found as f64) < ratio * recorded as f64).then_some(SourceShrunk { found, recorded })
 }
 
 fn log_summary(summary: &Summary) {

@@ -42,6 +42,11 @@ pub struct SyncArgs {
     /// size, times and inode (default 0: only when an event asks with "rehash": true).
     #[arg(long, env = "SYNC_REHASH_EVERY")]
     pub rehash_every: Option<u32>,
+    /// A run that finds fewer files than this share of what the last complete
+    /// run recorded (an unmounted file system, a mass deletion) is never
+    /// reported as succeeded (0 turns the check off).
+    #[arg(long, env = "SYNC_MIN_SOURCE_RATIO", default_value_t = 0.5)]
+    pub min_source_ratio: f64,
     /// Deprecated name of --rehash-every (SYNC_VERIFY_EVERY).
     #[arg(long, env = "SYNC_VERIFY_EVERY", hide = true)]
     pub verify_every: Option<u32>,
@@ -58,6 +63,7 @@ pub struct SyncOptions {
     pub filter: Filter,
     pub dry_run: bool,
     pub rehash_every: u32,
+    pub min_source_ratio: f64,
 }
 
 /// What one run covers: the configured settings narrowed by a request.
@@ -111,6 +117,12 @@ impl Options for SyncOptions {
                 args.multipart_threshold
             )));
         }
+        if !(0.0..=1.0).contains(&args.min_source_ratio) {
+            return Err(Error::Config(format!(
+                "minimum source ratio {} must be between 0 and 1: set SYNC_MIN_SOURCE_RATIO or pass --min-source-ratio",
+                args.min_source_ratio
+            )));
+        }
         if args.verify_every.is_some() {
             warn!(
                 "SYNC_VERIFY_EVERY (--verify-every) is deprecated; use SYNC_REHASH_EVERY (--rehash-every)"
@@ -125,6 +137,7 @@ impl Options for SyncOptions {
             filter: Filter::new(&args.include, &args.exclude)?,
             dry_run: args.dry_run,
             rehash_every: args.rehash_every.or(args.verify_every).unwrap_or(0),
+            min_source_ratio: args.min_source_ratio,
         })
     }
 }
