@@ -367,3 +367,58 @@ async fn an_emptied_source_is_backed_up_but_never_reported_as_succeeded() {
         (RunStatus::Succeeded, None)
     );
 }
+
+/// The key of a manifest from the URI a run reported.
+fn key_of(uri: Option<&str>) -> String {
+    let uri = uri.expect("manifest uploaded");
+    uri.strip_prefix(&format!("s3://{BUCKET}/"))
+        .unwrap()
+        .to_owned()
+}
+
+fn sha256_hex(bytes: &[u8]) -> String {
+    let mut digest = s3_kms_sync::local::hash::Sha256Stream::default();
+    digest.update(bytes);
+    digest.finish_hex()
+}
+
+#[tokio::test]
+async fn each_manifest_links_to_the_one_before_by_key_and_digest() {
+    let fx = Fixture::new().await;
+    let s3 = fx.moto.s3();
+    let (first, m1) = fx.run(SyncRequest::default()).await;
+    assert_eq!(
+        m1.previous_manifest, None,
+        "the first run has no predecessor"
+    );
+
+    // The predecessor is proven by this machine's local copy.
+    let (second, m2) = fx.run(SyncRequest::default()).await;
+    let first_key = key_of(first.manifest_s3_uri.as_deref());
+    let link = m2.previous_manifest.expect("linked");
+    assert_eq!(link.key, first_key);
+    let stored = get_bytes(&s3, BUCKET, &first_key).await;
+    assert_eq!(link.sha256, Some(sha256_hex(&stored)));
+
+    // A narrowed run is a link of the chain too.
+    let narrowed_request = SyncRequest {
+        include: vec!["top.txt".into()],
+        ..SyncRequest::default()
+    };
+    let (narrowed, m3) = fx.run(narrowed_request).await;
+    assert_eq!(
+        m3.previous_manifest.unwrap().key,
+        key_of(second.manifest_s3_uri.as_deref())
+    );
+
+    // Without local copies the next run reads the digests from S3.
+    for entry in std::fs::read_dir(fx.manifests.path()).unwrap() {
+        std::fs::remove_file(entry.unwrap().path()).unwrap();
+    }
+    let (_, m4) = fx.run(SyncRequest::default()).await;
+    let narrowed_key = key_of(narrowed.manifest_s3_uri.as_deref());
+    let link = m4.previous_manifest.expect("linked");
+    assert_eq!(link.key, narrowed_key);
+    let stored = get_bytes(&s3, BUCKET, &narrowed_key).await;
+    assert_eq!(link.sha256, Some(sha256_hex(&stored)));
+}

@@ -12,7 +12,15 @@ mod write;
 
 use serde::{Deserialize, Serialize};
 
-pub use name::{file_name, is_full_manifest_name, timestamp};
+/// A link of the manifest chain.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ManifestLink {
+    pub key: String,
+    /// Hex SHA-256 of the manifest's bytes; `None` when it could not be read.
+    pub sha256: Option<String>,
+}
+
+pub use name::{file_name, is_full_manifest_name, is_manifest_name, timestamp};
 pub use record::{FileRecord, FileStatus};
 pub use summary::{RunStatus, SourceShrunk, Summary};
 pub use write::Written;
@@ -39,6 +47,11 @@ pub struct Manifest {
     /// `SYNC_MIN_SOURCE_RATIO`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub expected_files: Option<u64>,
+    /// The manifest before this one in the prefix's folder (of any run, full
+    /// or narrowed), by key and SHA-256: rewriting or deleting an older
+    /// manifest breaks the chain that newer ones hold.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub previous_manifest: Option<ManifestLink>,
     /// Whether every file was read and hashed, rather than trusted by its stamp.
     #[serde(default, alias = "full_verify")]
     pub full_rehash: bool,

@@ -14,13 +14,16 @@ pub fn file_name(started: DateTime<Utc>, run_id: &str, narrowed: bool) -> String
     format!("{}-{run_id}{suffix}", started.format("%Y%m%dT%H%M%S%.3fZ"))
 }
 
+/// Whether `name` (a file name, no folder) is a run's manifest, full or
+/// narrowed (not the lock): a link of the chain.
+pub fn is_manifest_name(name: &str) -> bool {
+    name.ends_with(".json") && !name.contains('/') && name.starts_with(|c: char| c.is_ascii_digit())
+}
+
 /// Whether `name` (a file name, no folder) is the manifest of a run over the
 /// whole source: what the next run may take as its index.
 pub fn is_full_manifest_name(name: &str) -> bool {
-    name.ends_with(".json")
-        && !name.ends_with(NARROWED_SUFFIX)
-        && !name.contains('/')
-        && name.starts_with(|c: char| c.is_ascii_digit())
+    is_manifest_name(name) && !name.ends_with(NARROWED_SUFFIX)
 }
 
 pub fn timestamp(at: DateTime<Utc>) -> String {
@@ -43,5 +46,6 @@ mod tests {
         assert!(is_full_manifest_name(&file_name(t, "abc", false)));
         assert!(!is_full_manifest_name(&narrowed));
         assert!(!is_full_manifest_name("lock.json"));
+        assert!(is_manifest_name(&narrowed) && !is_manifest_name("lock.json"));
     }
 }

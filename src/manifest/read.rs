@@ -11,8 +11,10 @@ use serde::de::{self, DeserializeOwned, DeserializeSeed, MapAccess, SeqAccess, V
 use serde::{Deserialize, Deserializer};
 use serde_json::{Map, Value};
 
-use crate::error::Result;
-use crate::store::Fetched;
+use super::ManifestLink;
+use crate::error::{Error, Result};
+use crate::local::hash::{Sha256Reader, Sha256Stream};
+use crate::store;
 
 /// A manifest's header: everything but its records, as far as readers need it.
 #[derive(Debug, Clone, Default, Deserialize)]
@@ -32,6 +34,8 @@ pub struct Header {
     pub complete: bool,
     #[serde(default)]
     pub expected_files: Option<u64>,
+    #[serde(default)]
+    pub previous_manifest: Option<ManifestLink>,
     #[serde(default, alias = "full_verify")]
     pub full_rehash: bool,
     #[serde(default, alias = "runs_since_full_verify")]
@@ -54,21 +58,41 @@ where
     Ok(header)
 }
 
-/// [`read`] over a manifest streaming from S3, parsed on a blocking thread.
-/// `state` goes to the thread and comes back with the header.
+/// What [`read_fetched`] gives back.
+#[derive(Debug)]
+pub struct Parsed<S> {
+    pub header: Header,
+    /// What `each` made of the records.
+    pub state: S,
+    /// The SHA-256 of the bytes read: what the next link of the chain names.
+    pub sha256: String,
+}
+
+/// [`read`] over a manifest streaming from S3, parsed on a blocking thread
+/// and hashed on the way. `state` goes to the thread and comes back.
 pub async fn read_fetched<T, S>(
-    fetched: Fetched,
+    object: store::Fetched,
     mut state: S,
     each: fn(&mut S, T),
-) -> Result<(Header, S)>
+) -> Result<Parsed<S>>
 where
     T: DeserializeOwned + 'static,
     S: Send + 'static,
 {
-    let body = fetched.into_blocking_read();
+    let mut body = Sha256Reader {
+        inner: object.into_blocking_read(),
+        sha256: Sha256Stream::default(),
+    };
     tokio::task::spawn_blocking(move || {
-        let header = read(body, |record| each(&mut state, record))?;
-        Ok((header, state))
+        let header = read(&mut body, |record| each(&mut state, record))?;
+        // Trailing bytes after the document count towards the digest too.
+        std::io::copy(&mut body, &mut std::io::sink())
+            .map_err(|err| Error::io("read", "the manifest download", err))?;
+        Ok(Parsed {
+            header,
+            state,
+            sha256: body.sha256.finish_hex(),
+        })
     })
     .await?
 }

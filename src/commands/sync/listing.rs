@@ -3,7 +3,7 @@
 use std::collections::HashMap;
 
 use super::prior::{Index, Recorded};
-use crate::manifest::is_full_manifest_name;
+use crate::manifest::{is_full_manifest_name, is_manifest_name};
 use crate::store::{KeyRange, Listed};
 
 /// How to list the prefix when this machine has the newest manifest: ranges
@@ -72,6 +72,8 @@ pub struct Listing {
     /// The newest manifest of a full run under the manifest folder, if the
     /// listing covered it.
     pub latest_manifest: Option<String>,
+    /// The newest manifest of any run, full or narrowed.
+    pub newest_manifest: Option<String>,
 }
 
 impl Listing {
@@ -80,8 +82,11 @@ impl Listing {
         let mut view = Listing::default();
         for object in listed {
             if let Some(name) = object.key.strip_prefix(manifest_folder) {
-                let is_manifest = is_full_manifest_name(name);
-                if is_manifest && view.latest_manifest.as_deref() < Some(object.key.as_str()) {
+                let newer = |than: &Option<String>| than.as_deref() < Some(object.key.as_str());
+                if is_manifest_name(name) && newer(&view.newest_manifest) {
+                    view.newest_manifest = Some(object.key.clone());
+                }
+                if is_full_manifest_name(name) && newer(&view.latest_manifest) {
                     view.latest_manifest = Some(object.key);
                 }
                 continue;
@@ -155,6 +160,10 @@ mod tests {
         assert_eq!(
             view.latest_manifest.as_deref(),
             Some("p/_manifests/20261231T235959.999Z-y.json")
+        );
+        assert_eq!(
+            view.newest_manifest.as_deref(),
+            Some("p/_manifests/20261231T235959.999Z-z.narrowed.json")
         );
         assert_eq!(view.len(), 1);
         assert_eq!(

@@ -10,8 +10,8 @@ use tracing::{info, warn};
 use super::listing::{Listing, plan_listing};
 use super::options::Scope;
 use super::prior::{Index, PriorState};
-use crate::manifest::local_dir;
 use crate::manifest::read::read_fetched;
+use crate::manifest::{ManifestLink, local_dir};
 use crate::store::{KeyRange, Store, keys};
 
 /// One listing of the prefix, and the index of the newest full manifest
@@ -69,10 +69,29 @@ pub async fn load(
         .as_ref()
         .and_then(|v| v.latest_manifest.clone())
         .or(local_key.clone());
+    // The digests of manifests this run has read or proven: the chain link
+    // to the newest manifest usually needs no request of its own.
+    let mut digests: Vec<(String, String)> = Vec::new();
     let index = match (listing.as_ref().and(latest), local) {
-        (Some(latest), Some((_, index, _))) if Some(&latest) == local_key.as_ref() => Some(index),
-        (Some(latest), _) => fetch_index(store, &latest, &scope.key_prefix).await,
+        (Some(latest), Some((_, index, sha256))) if Some(&latest) == local_key.as_ref() => {
+            digests.push((latest, sha256));
+            Some(index)
+        }
+        (Some(latest), _) => {
+            let (index, sha256) = fetch_index(store, &latest, &scope.key_prefix).await;
+            digests.extend(sha256.map(|sha256| (latest, sha256)));
+            index
+        }
         (None, _) => None,
+    };
+    let newest_manifest = listing
+        .as_ref()
+        .and_then(|l| l.newest_manifest.clone())
+        .or(local_key);
+    let previous = match (listing.as_ref(), newest_manifest) {
+        (Some(_), Some(key)) => Some(link_to(store, key, &digests).await),
+        // Without a listing the newest manifest is unknown: no link.
+        _ => None,
     };
     let due = |i: &Index| rehash_every > 0 && i.header.runs_since_full_rehash + 1 >= rehash_every;
     let full_rehash = scope.rehash || index.as_ref().is_none_or(due);
@@ -89,6 +108,7 @@ pub async fn load(
     PriorState {
         listing,
         index,
+        previous,
         full_rehash,
         runs_since_full_rehash,
     }
@@ -119,26 +139,47 @@ async fn proven_copy(store: &Store, key: Option<&str>, sha256: Option<&str>) -> 
     }
 }
 
-/// The manifest at `key` from S3; a missing or unreadable one, or one of
-/// another bucket or prefix, is no index.
-async fn fetch_index(store: &Store, key: &str, key_prefix: &str) -> Option<Index> {
+/// The manifest at `key` from S3, and the SHA-256 of its bytes; a missing
+/// or unreadable one, or one of another bucket or prefix, is no index.
+async fn fetch_index(
+    store: &Store,
+    key: &str,
+    key_prefix: &str,
+) -> (Option<Index>, Option<String>) {
     let fetched = match store.get(key).await {
         Ok(Some(fetched)) => fetched,
-        Ok(None) => return None,
+        Ok(None) => return (None, None),
         Err(err) => {
             warn!(key, error = %err, "last manifest unreadable; files are checked one by one");
-            return None;
+            return (None, None);
         }
     };
-    let read = read_fetched(fetched, HashMap::new(), Index::add).await;
-    match read.map(|(header, entries)| Index::new(header, entries)) {
-        Ok(index) if index.header.bucket == store.bucket() && index.header.prefix == key_prefix => {
-            Some(index)
+    match read_fetched(fetched, HashMap::new(), Index::add).await {
+        Ok(read) => {
+            let index = Index::new(read.header, read.state);
+            let ours = index.header.bucket == store.bucket() && index.header.prefix == key_prefix;
+            (ours.then_some(index), Some(read.sha256))
         }
-        Ok(_) => None,
         Err(err) => {
             warn!(key, error = %err, "last manifest is corrupt; files are checked one by one");
-            None
+            (None, None)
         }
     }
+}
+
+/// The link to the manifest at `key`: its SHA-256 as this run read it, or
+/// else as stored with the object (one HeadObject).
+async fn link_to(store: &Store, key: String, digests: &[(String, String)]) -> ManifestLink {
+    let known = digests.iter().find(|(k, _)| *k == key);
+    let sha256 = match known {
+        Some((_, sha256)) => Some(sha256.clone()),
+        None => match store.head(&key).await {
+            Ok(object) => object.and_then(|o| o.sha256),
+            Err(err) => {
+                warn!(key, error = %err, "cannot read the newest manifest's digest");
+                None
+            }
+        },
+    };
+    ManifestLink { key, sha256 }
 }

@@ -111,6 +111,7 @@ async fn back_up(
         .await;
     reporter.abort();
     let (full_rehash, runs_since_full_rehash) = (prior.full_rehash, prior.runs_since_full_rehash);
+    let previous_manifest = prior.previous.clone();
     // The index and the listing are done with; free them before the manifest is written.
     drop(prior);
     files.sort_by(|a, b| a.local_path.cmp(&b.local_path));
@@ -150,6 +151,7 @@ async fn back_up(
         dry_run: scope.dry_run,
         complete: summary.complete,
         expected_files: Some(shrunk.map_or(files_found, |s| s.recorded)),
+        previous_manifest,
         full_rehash,
         runs_since_full_rehash,
         summary,

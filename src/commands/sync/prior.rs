@@ -10,8 +10,8 @@ use serde::Deserialize;
 use super::listing::{Listing, Presence};
 use crate::local::hash::Md5Digest;
 use crate::local::stamp::Stamp;
-use crate::manifest::FileStatus;
 use crate::manifest::read::Header;
+use crate::manifest::{FileStatus, ManifestLink};
 
 /// What the last manifest recorded of one key.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -125,6 +125,8 @@ impl IndexedRecord {
 pub struct PriorState {
     pub listing: Option<Listing>,
     pub index: Option<Index>,
+    /// The newest manifest of the prefix: this run's link in the chain.
+    pub previous: Option<ManifestLink>,
     /// Whether every file is read and hashed this run.
     pub full_rehash: bool,
     pub runs_since_full_rehash: u32,
