@@ -32,17 +32,18 @@ impl Fixture {
         }
     }
 
-    fn engine(&self) -> Engine {
-        engine(
-            self.moto.s3(),
-            settings(
-                self.source.path(),
-                self.manifests.path(),
-                BUCKET,
-                &self.key_arn,
-                "/nightly/",
-            ),
+    fn config(&self, prefix: &str) -> Settings {
+        settings(
+            self.source.path(),
+            self.manifests.path(),
+            BUCKET,
+            &self.key_arn,
+            prefix,
         )
+    }
+
+    fn engine(&self) -> Engine {
+        engine(self.moto.s3(), self.config("/nightly/"))
     }
 
     async fn run(&self, request: SyncRequest) -> (s3_kms_sync::manifest::Summary, Manifest) {
@@ -304,13 +305,7 @@ async fn records_name_the_version_that_holds_each_file() {
 #[tokio::test]
 async fn an_emptied_source_is_backed_up_but_never_reported_as_succeeded() {
     let fx = Fixture::new().await;
-    let mut config = settings(
-        fx.source.path(),
-        fx.manifests.path(),
-        BUCKET,
-        &fx.key_arn,
-        "shrink",
-    );
+    let mut config = fx.config("shrink");
     config.command.min_source_ratio = 0.5;
     let engine = engine(fx.moto.s3(), config.clone());
     let first = engine.run(&SyncRequest::default()).await.unwrap();
