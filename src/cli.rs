@@ -6,7 +6,9 @@ use std::process::ExitCode;
 use clap::{Parser, Subcommand};
 use tracing_subscriber::EnvFilter;
 
-use crate::commands::{self, sync::SyncArgs, sync::SyncOptions, sync::SyncRequest};
+use crate::commands;
+use crate::commands::sync::{SyncArgs, SyncOptions, SyncRequest};
+use crate::commands::verify::{VerifyArgs, VerifyOptions, VerifyStatus};
 use crate::config::{Config, ConfigArgs};
 use crate::error::Result;
 use crate::manifest::RunStatus;
@@ -23,6 +25,8 @@ pub struct Cli {
 pub enum Command {
     /// Run one sync and print its summary as JSON on stdout.
     Sync(Box<ConfigArgs<SyncArgs>>),
+    /// Prove a backup against its manifest and print the report as JSON.
+    Verify(Box<ConfigArgs<VerifyArgs>>),
     /// Print the MD5 this tool would record for each file, as md5sum does.
     Md5 {
         #[arg(required = true)]
@@ -30,9 +34,9 @@ pub enum Command {
     },
 }
 
-/// Exit status: 0 when every file was uploaded or skipped, 1 when a file or
-/// the manifest failed, 2 when the run could not start, 3 when another run
-/// held the lock.
+/// Exit status: 0 when every file was uploaded or skipped (or verified), 1
+/// when a file or the manifest failed (or verify found a problem), 2 when
+/// the run could not start, 3 when another run held the lock.
 pub async fn run(cli: Cli) -> ExitCode {
     tracing_subscriber::fmt()
         .with_env_filter(
@@ -42,12 +46,11 @@ pub async fn run(cli: Cli) -> ExitCode {
         .init();
     let outcome = match cli.command {
         Command::Sync(args) => sync(*args).await,
+        Command::Verify(args) => verify(*args).await,
         Command::Md5 { files } => return print_md5(&files),
     };
     match outcome {
-        Ok(RunStatus::Succeeded) => ExitCode::SUCCESS,
-        Ok(RunStatus::Skipped) => ExitCode::from(3),
-        Ok(RunStatus::Partial | RunStatus::Failed) => ExitCode::from(1),
+        Ok(code) => ExitCode::from(code),
         Err(err) => {
             eprintln!("s3-kms-sync: {err}");
             ExitCode::from(2)
@@ -69,7 +72,7 @@ fn print_md5(files: &[std::path::PathBuf]) -> ExitCode {
     status
 }
 
-async fn sync(args: ConfigArgs<SyncArgs>) -> Result<RunStatus> {
+async fn sync(args: ConfigArgs<SyncArgs>) -> Result<u8> {
     let config = Config::<SyncOptions>::from_args(args, Mode::Cli)?;
     let store = config.connect().await;
     let summary = commands::sync::run(
@@ -82,5 +85,22 @@ async fn sync(args: ConfigArgs<SyncArgs>) -> Result<RunStatus> {
     )
     .await?;
     println!("{}", serde_json::to_string_pretty(&summary)?);
-    Ok(summary.status)
+    Ok(match summary.status {
+        RunStatus::Succeeded => 0,
+        RunStatus::Skipped => 3,
+        RunStatus::Partial | RunStatus::Failed => 1,
+    })
+}
+
+async fn verify(args: ConfigArgs<VerifyArgs>) -> Result<u8> {
+    let request = args.command.request.clone();
+    let config = Config::<VerifyOptions>::from_args(args, Mode::Cli)?;
+    let store = config.connect().await;
+    let report =
+        commands::verify::run(&store, &config.target.prefix, &config.command, &request).await?;
+    println!("{}", serde_json::to_string_pretty(&report)?);
+    Ok(match report.status {
+        VerifyStatus::Ok => 0,
+        VerifyStatus::Problems => 1,
+    })
 }

@@ -23,6 +23,8 @@ async fn invoke(engine: &Engine, name: &str) -> Summary {
     handle(engine, LambdaEvent::new(load(name), Context::default()))
         .await
         .unwrap_or_else(|e| panic!("{name}: {e}"))
+        .summary()
+        .unwrap_or_else(|| panic!("{name} is not a sync"))
 }
 
 #[tokio::test]

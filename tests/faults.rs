@@ -379,7 +379,11 @@ async fn the_handler_takes_its_time_limit_from_the_invocation() {
     context.deadline = (chrono::Utc::now().timestamp_millis() + 2_000) as u64;
     let engine = bench.engine_with(&bench.key_arn, 2);
     let event = lambda_runtime::LambdaEvent::new(serde_json::json!({}), context);
-    let summary = s3_kms_sync::lambda::handle(&engine, event).await.unwrap();
+    let summary = s3_kms_sync::lambda::handle(&engine, event)
+        .await
+        .unwrap()
+        .summary()
+        .unwrap();
     assert!(!summary.complete && summary.not_reached > 0, "{summary:?}");
     assert!(summary.manifest_s3_uri.is_some());
 }

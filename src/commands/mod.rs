@@ -2,3 +2,4 @@
 //! own options. Commands use the shared parts; nothing shared uses a command.
 
 pub mod sync;
+pub mod verify;

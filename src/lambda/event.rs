@@ -10,6 +10,7 @@ use serde::Deserialize;
 use serde_json::Value;
 
 use crate::commands::sync::{SyncRequest, request::FIELDS};
+use crate::commands::verify::{VerifyRequest, options::FIELDS as VERIFY_FIELDS};
 use crate::error::{Error, Result};
 
 /// The field that names the command.
@@ -19,6 +20,7 @@ const COMMAND: &str = "command";
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Invocation {
     Sync(SyncRequest),
+    Verify(VerifyRequest),
 }
 
 impl Invocation {
@@ -37,18 +39,29 @@ impl Invocation {
             }
         };
         let mut fields = fields.clone();
-        match fields.remove(COMMAND) {
-            None => {}
-            Some(Value::String(name)) if name == "sync" => {}
-            Some(other) => {
+        let command = fields.remove(COMMAND);
+        let fields = Value::Object(fields);
+        let refused = |err: serde_json::Error, name, accepted| {
+            Error::Event(format!("{err}; a {name} request accepts {accepted}"))
+        };
+        match command.as_ref().and_then(Value::as_str) {
+            None if command.is_none() => {}
+            Some("sync") => {}
+            Some("verify") => {
+                return VerifyRequest::deserialize(fields)
+                    .map(Invocation::Verify)
+                    .map_err(|err| refused(err, "verify", VERIFY_FIELDS));
+            }
+            _ => {
                 return Err(Error::Event(format!(
-                    "unknown command {other}; this function runs \"sync\""
+                    "unknown command {}; this function runs \"sync\" and \"verify\"",
+                    command.unwrap_or_default()
                 )));
             }
         }
-        SyncRequest::deserialize(Value::Object(fields))
+        SyncRequest::deserialize(fields)
             .map(Invocation::Sync)
-            .map_err(|err| Error::Event(format!("{err}; a sync request accepts {FIELDS}")))
+            .map_err(|err| refused(err, "sync", FIELDS))
     }
 }
 
@@ -72,6 +85,7 @@ fn kind_of(value: &Value) -> &'static str {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::commands::verify::ReadShare;
     use serde_json::json;
 
     fn sync(request: SyncRequest) -> Invocation {
@@ -102,7 +116,9 @@ mod tests {
     fn manual_payload_narrows() {
         let event =
             json!({"subdir": "a", "sub_prefix": "p", "dry_run": true, "exclude": ["*.tmp"]});
-        let Invocation::Sync(request) = Invocation::from_event(&event).unwrap();
+        let Ok(Invocation::Sync(request)) = Invocation::from_event(&event) else {
+            panic!("{event} is not a sync request")
+        };
         assert_eq!(request.subdir.as_deref(), Some("a"));
         assert_eq!(request.dry_run, Some(true));
         assert_eq!(request.exclude, vec!["*.tmp"]);
@@ -164,5 +180,14 @@ mod tests {
         assert_eq!(Invocation::from_event(&old_name).unwrap(), rehash);
         let unknown = Invocation::from_event(&json!({"command": "explode"}));
         assert!(matches!(unknown, Err(Error::Event(m)) if m.contains("explode")));
+        let verify = json!({"command": "verify", "read_data": "1%"});
+        let Ok(Invocation::Verify(request)) = Invocation::from_event(&verify) else {
+            panic!("{verify} is not a verify request")
+        };
+        assert_eq!(request.read_data, Some(ReadShare::BasisPoints(100)));
+        let misplaced = json!({"command": "verify", "subdir": "a"});
+        assert!(
+            matches!(Invocation::from_event(&misplaced), Err(Error::Event(m)) if m.contains("read_data"))
+        );
     }
 }

@@ -2,25 +2,48 @@
 //! invocation's deadline, and the run's metrics printed for CloudWatch.
 
 use lambda_runtime::LambdaEvent;
+use serde::Serialize;
 use serde_json::Value;
 use tracing::info;
 
 use super::deadline::stop_at;
 use super::{Function, Invocation};
 use crate::commands;
+use crate::commands::verify::{VerifyOptions, VerifyReport};
 use crate::error::Result;
 use crate::manifest::Summary;
 use crate::run::metrics;
 
+/// What an invocation returns: the command's summary or report.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(untagged)]
+pub enum Output {
+    Sync(Summary),
+    Verify(VerifyReport),
+}
+
+impl Output {
+    /// The sync summary, if this was a sync.
+    pub fn summary(self) -> Option<Summary> {
+        match self {
+            Output::Sync(summary) => Some(summary),
+            Output::Verify(_) => None,
+        }
+    }
+}
+
 /// Handles one invocation.
-pub async fn handle(function: &Function, event: LambdaEvent<Value>) -> Result<Summary> {
+pub async fn handle(function: &Function, event: LambdaEvent<Value>) -> Result<Output> {
     let invocation = Invocation::from_event(&event.payload)?;
     info!(request_id = %event.context.request_id, deadline_ms = event.context.deadline, ?invocation, "invocation");
     let config = &function.config;
     let stop_at = stop_at(&event.context, config.run.deadline_margin);
-    let summary = match &invocation {
+    let name = std::env::var("AWS_LAMBDA_FUNCTION_NAME").unwrap_or_else(|_| "local".into());
+    let now_ms = chrono::Utc::now().timestamp_millis();
+    // The EMF line goes to stdout, where Lambda forwards it to CloudWatch Logs.
+    match &invocation {
         Invocation::Sync(request) => {
-            commands::sync::run(
+            let summary = commands::sync::run(
                 &function.store,
                 &config.target.prefix,
                 &config.run,
@@ -28,18 +51,21 @@ pub async fn handle(function: &Function, event: LambdaEvent<Value>) -> Result<Su
                 request,
                 stop_at,
             )
-            .await?
+            .await?;
+            if !summary.dry_run {
+                println!("{}", metrics::emf(&summary, &name, now_ms));
+            }
+            Ok(Output::Sync(summary))
         }
-    };
-    if !summary.dry_run {
-        emit_metrics(&summary);
+        Invocation::Verify(request) => {
+            let options = VerifyOptions {
+                concurrency: config.command.concurrency,
+            };
+            let report =
+                commands::verify::run(&function.store, &config.target.prefix, &options, request)
+                    .await?;
+            println!("{}", report.emf(&name, now_ms));
+            Ok(Output::Verify(report))
+        }
     }
-    Ok(summary)
-}
-
-/// Prints the run's EMF line on stdout, where Lambda forwards it to CloudWatch Logs.
-fn emit_metrics(summary: &Summary) {
-    let function = std::env::var("AWS_LAMBDA_FUNCTION_NAME").unwrap_or_else(|_| "local".into());
-    let document = metrics::emf(summary, &function, chrono::Utc::now().timestamp_millis());
-    println!("{document}");
 }

@@ -3,6 +3,7 @@
 //! every command reads manifests through the one streamed reader in [`read`].
 
 pub mod local_dir;
+mod locate;
 mod name;
 pub mod publish;
 pub mod read;
@@ -20,6 +21,7 @@ pub struct ManifestLink {
     pub sha256: Option<String>,
 }
 
+pub use locate::locate;
 pub use name::{file_name, is_full_manifest_name, is_manifest_name, timestamp};
 pub use record::{FileRecord, FileStatus};
 pub use summary::{RunStatus, SourceShrunk, Summary};

@@ -8,34 +8,57 @@ use crate::manifest::Summary;
 
 pub const NAMESPACE: &str = "S3KmsSync";
 
-/// The EMF document for one run, dimensioned by function name.
-pub fn emf(summary: &Summary, function_name: &str, timestamp_ms: i64) -> Value {
-    json!({
+/// A metric of an EMF document: name, unit and value.
+pub type Metric<'a> = (&'a str, &'a str, u64);
+
+/// An EMF document dimensioned by function name: `metrics` become CloudWatch
+/// metrics, `properties` are logged beside them for searching.
+pub fn document(
+    function_name: &str,
+    timestamp_ms: i64,
+    metrics: &[Metric<'_>],
+    properties: Value,
+) -> Value {
+    let declared: Vec<Value> = metrics
+        .iter()
+        .map(|(name, unit, _)| json!({"Name": name, "Unit": unit}))
+        .collect();
+    let mut doc = json!({
         "_aws": {
             "Timestamp": timestamp_ms,
             "CloudWatchMetrics": [{
                 "Namespace": NAMESPACE,
                 "Dimensions": [["FunctionName"]],
-                "Metrics": [
-                    {"Name": "FilesUploaded", "Unit": "Count"},
-                    {"Name": "FilesSkipped", "Unit": "Count"},
-                    {"Name": "FilesFailed", "Unit": "Count"},
-                    {"Name": "BytesUploaded", "Unit": "Bytes"},
-                    {"Name": "RunDuration", "Unit": "Milliseconds"},
-                    {"Name": "SourceShrunk", "Unit": "Count"}
-                ]
+                "Metrics": declared
             }]
         },
         "FunctionName": function_name,
-        "FilesUploaded": summary.uploaded,
-        "FilesSkipped": summary.skipped,
-        "FilesFailed": summary.failed,
-        "BytesUploaded": summary.bytes_uploaded,
-        "RunDuration": summary.duration_ms,
-        "SourceShrunk": u8::from(summary.source_shrunk.is_some()),
-        "RunId": summary.run_id,
-        "Status": summary.status,
-    })
+    });
+    for (name, _, value) in metrics {
+        doc[*name] = json!(value);
+    }
+    if let (Some(doc), Value::Object(properties)) = (doc.as_object_mut(), properties) {
+        doc.extend(properties);
+    }
+    doc
+}
+
+/// The EMF document for one sync run.
+pub fn emf(summary: &Summary, function_name: &str, timestamp_ms: i64) -> Value {
+    let metrics = [
+        ("FilesUploaded", "Count", summary.uploaded),
+        ("FilesSkipped", "Count", summary.skipped),
+        ("FilesFailed", "Count", summary.failed),
+        ("BytesUploaded", "Bytes", summary.bytes_uploaded),
+        ("RunDuration", "Milliseconds", summary.duration_ms),
+        (
+            "SourceShrunk",
+            "Count",
+            u64::from(summary.source_shrunk.is_some()),
+        ),
+    ];
+    let properties = json!({"RunId": summary.run_id, "Status": summary.status});
+    document(function_name, timestamp_ms, &metrics, properties)
 }
 
 #[cfg(test)]

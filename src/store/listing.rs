@@ -31,6 +31,8 @@ pub struct Listed {
     pub key: String,
     pub etag: Option<String>,
     pub size: Option<u64>,
+    /// Set by a listing of versions only.
+    pub version_id: Option<String>,
 }
 
 impl Store {
@@ -69,6 +71,7 @@ impl Store {
                 .send()
                 .await
                 .map_err(|err| Error::s3("ListObjectsV2", &self.bucket, prefix, err))?;
+            self.count("ListObjectsV2");
             // Servers that ignore the request for encoding say so by not echoing it.
             let encoded = page.encoding_type() == Some(&EncodingType::Url);
             for object in page.contents() {
@@ -85,6 +88,7 @@ impl Store {
                     key,
                     etag: object.e_tag().map(str::to_owned),
                     size: object.size().and_then(|s| u64::try_from(s).ok()),
+                    version_id: None,
                 });
             }
             let reached_end =
@@ -94,6 +98,49 @@ impl Store {
                     token = Some(next.to_owned())
                 }
                 _ => return Ok(listed),
+            }
+        }
+    }
+
+    /// Every version under `prefix` (delete markers left out), 1,000 per
+    /// request: what a pinned manifest needs to be checked without a HEAD.
+    pub async fn list_versions(&self, prefix: &str) -> Result<Vec<Listed>> {
+        let mut listed = Vec::new();
+        let (mut key_marker, mut version_marker) = (None, None);
+        loop {
+            let page = self
+                .client
+                .list_object_versions()
+                .bucket(&self.bucket)
+                .prefix(prefix)
+                .encoding_type(EncodingType::Url)
+                .set_key_marker(key_marker.take())
+                .set_version_id_marker(version_marker.take())
+                .send()
+                .await
+                .map_err(|err| Error::s3("ListObjectVersions", &self.bucket, prefix, err))?;
+            self.count("ListObjectVersions");
+            let encoded = page.encoding_type() == Some(&EncodingType::Url);
+            for version in page.versions() {
+                let Some(key) = version.key() else { continue };
+                listed.push(Listed {
+                    key: if encoded {
+                        decode_listed_key(key)
+                    } else {
+                        key.to_owned()
+                    },
+                    etag: version.e_tag().map(str::to_owned),
+                    size: version.size().and_then(|s| u64::try_from(s).ok()),
+                    version_id: super::object::version_of(version.version_id()),
+                });
+            }
+            if page.is_truncated() != Some(true) {
+                return Ok(listed);
+            }
+            key_marker = page.next_key_marker().map(str::to_owned);
+            version_marker = page.next_version_id_marker().map(str::to_owned);
+            if key_marker.is_none() {
+                return Ok(listed);
             }
         }
     }

@@ -12,7 +12,11 @@ mod listing;
 pub mod multipart;
 mod object;
 
+use std::collections::BTreeMap;
+use std::sync::{Arc, Mutex};
+
 use aws_sdk_s3::Client;
+use aws_sdk_s3::error::ProvideErrorMetadata;
 use aws_sdk_s3::error::SdkError;
 use aws_sdk_s3::primitives::ByteStream;
 use aws_sdk_s3::types::ServerSideEncryption;
@@ -71,6 +75,9 @@ pub struct Store {
     client: Client,
     bucket: String,
     kms_key_id: String,
+    /// Requests sent, by operation (a retried request counts once): what a
+    /// command reports of its cost.
+    requests: Arc<Mutex<BTreeMap<&'static str, u64>>>,
 }
 
 impl Store {
@@ -79,6 +86,18 @@ impl Store {
             client,
             bucket: bucket.into(),
             kms_key_id: kms_key_id.into(),
+            requests: Arc::default(),
+        }
+    }
+
+    /// Requests sent so far through this store and its clones, by operation.
+    pub fn requests(&self) -> BTreeMap<&'static str, u64> {
+        self.requests.lock().map(|r| r.clone()).unwrap_or_default()
+    }
+
+    fn count(&self, operation: &'static str) {
+        if let Ok(mut requests) = self.requests.lock() {
+            *requests.entry(operation).or_default() += 1;
         }
     }
 
@@ -96,16 +115,33 @@ impl Store {
 
     /// `None` when the key does not exist; any other failure is an error.
     pub async fn head(&self, key: &str) -> Result<Option<Object>> {
+        self.head_at(key, None).await
+    }
+
+    /// [`Store::head`] of one version (`None`: the current one). A missing
+    /// version is `None` too.
+    pub async fn head_at(&self, key: &str, version: Option<&str>) -> Result<Option<Object>> {
+        self.count("HeadObject");
         let response = self
             .client
             .head_object()
             .bucket(&self.bucket)
             .key(key)
+            .set_version_id(version.map(str::to_owned))
             .send()
             .await;
         match response {
             Ok(out) => Ok(Some(Object::from_head(&out))),
             Err(err) if err.as_service_error().is_some_and(|e| e.is_not_found()) => Ok(None),
+            // A version id that names no version: 400 on HEAD, which has no body.
+            Err(err)
+                if version.is_some()
+                    && err
+                        .raw_response()
+                        .is_some_and(|r| r.status().as_u16() == 400) =>
+            {
+                Ok(None)
+            }
             Err(err) => Err(Error::s3("HeadObject", &self.bucket, key, err)),
         }
     }
@@ -120,6 +156,7 @@ impl Store {
         extras: PutExtras<'_>,
         condition: WriteIf<'_>,
     ) -> Result<Stored> {
+        self.count("PutObject");
         let mut request = self
             .client
             .put_object()
@@ -151,22 +188,37 @@ impl Store {
 
     /// Streams the object's body; `None` when the key does not exist.
     pub async fn get(&self, key: &str) -> Result<Option<Fetched>> {
+        self.get_at(key, None).await
+    }
+
+    /// [`Store::get`] of one version (`None`: the current one); a missing
+    /// version is `None` too.
+    pub async fn get_at(&self, key: &str, version: Option<&str>) -> Result<Option<Fetched>> {
+        self.count("GetObject");
         let response = self
             .client
             .get_object()
             .bucket(&self.bucket)
             .key(key)
+            .set_version_id(version.map(str::to_owned))
             .send()
             .await;
         match response {
             Ok(out) => Ok(Some(Fetched::from_get(&self.bucket, key, out))),
             Err(err) if err.as_service_error().is_some_and(|e| e.is_no_such_key()) => Ok(None),
+            Err(err)
+                if version.is_some()
+                    && err.as_service_error().and_then(|e| e.code()) == Some("NoSuchVersion") =>
+            {
+                Ok(None)
+            }
             Err(err) => Err(Error::s3("GetObject", &self.bucket, key, err)),
         }
     }
 
     /// Deletes `key` only while its ETag is still `etag`.
     pub async fn delete_if_matches(&self, key: &str, etag: &str) -> Result<()> {
+        self.count("DeleteObject");
         self.client
             .delete_object()
             .bucket(&self.bucket)

@@ -27,6 +27,7 @@ pub fn part_size_for(file_size: u64, min_part: u64) -> u64 {
 impl Store {
     /// Starts a multipart upload; the whole-file MD5 goes into the metadata.
     pub async fn create_multipart(&self, key: &str, md5: Md5Digest) -> Result<String> {
+        self.count("CreateMultipartUpload");
         let out = self
             .client
             .create_multipart_upload()
@@ -58,6 +59,7 @@ impl Store {
         body: Vec<u8>,
     ) -> Result<CompletedPart> {
         let md5 = Md5Digest::of(&body);
+        self.count("UploadPart");
         let out = self
             .client
             .upload_part()
@@ -82,6 +84,7 @@ impl Store {
         upload_id: &str,
         parts: Vec<CompletedPart>,
     ) -> Result<Stored> {
+        self.count("CompleteMultipartUpload");
         let out = self
             .client
             .complete_multipart_upload()
@@ -102,6 +105,7 @@ impl Store {
     }
 
     pub async fn abort_multipart(&self, key: &str, upload_id: &str) -> Result<()> {
+        self.count("AbortMultipartUpload");
         self.client
             .abort_multipart_upload()
             .bucket(&self.bucket)

@@ -26,13 +26,19 @@ macro_rules! stored_by {
     ($out:expr) => {
         $crate::store::Stored {
             etag: $out.e_tag().map(str::to_owned),
-            version_id: $out.version_id().map(str::to_owned),
+            version_id: $crate::store::object::version_of($out.version_id()),
             encryption: $crate::store::object::reported_encryption!($out),
         }
     };
 }
 
 pub(super) use {reported_encryption, stored_by};
+
+/// A version id as S3 reports it; "null" (an unversioned bucket's only
+/// version, as some servers report it) is no version id.
+pub(super) fn version_of(reported: Option<&str>) -> Option<String> {
+    reported.filter(|v| *v != "null").map(str::to_owned)
+}
 
 /// An object as HeadObject describes it.
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
@@ -62,7 +68,7 @@ impl Object {
             sha256: meta(SHA256_METADATA),
             etag: out.e_tag().map(str::to_owned),
             size: out.content_length(),
-            version_id: out.version_id().map(str::to_owned),
+            version_id: version_of(out.version_id()),
             encryption: Some(reported_encryption!(out)),
         }
     }
@@ -91,6 +97,8 @@ impl From<Object> for Stored {
 #[derive(Debug)]
 pub struct Fetched {
     pub body: ByteStream,
+    /// The SHA-256 this tool recorded for a manifest (`x-amz-meta-sha256`).
+    pub sha256: Option<String>,
     pub etag: Option<String>,
     pub version_id: Option<String>,
     /// When S3 stored the object, by S3's clock (whole seconds).
@@ -102,8 +110,12 @@ pub struct Fetched {
 impl Fetched {
     pub(super) fn from_get(bucket: &str, key: &str, out: GetObjectOutput) -> Self {
         Fetched {
+            sha256: out
+                .metadata()
+                .and_then(|m| m.get(SHA256_METADATA))
+                .map(|v| v.to_ascii_lowercase()),
             etag: out.e_tag().map(str::to_owned),
-            version_id: out.version_id().map(str::to_owned),
+            version_id: version_of(out.version_id()),
             last_modified: out.last_modified().and_then(to_chrono),
             body: out.body,
             bucket: bucket.to_owned(),

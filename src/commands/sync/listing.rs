@@ -138,6 +138,7 @@ mod tests {
             key: key.into(),
             etag: Some(etag.into()),
             size: Some(size),
+            version_id: None,
         }
     }
 

@@ -1,0 +1,126 @@
+//! What `verify` found: counts per kind of problem, and each problem named.
+
+use std::collections::BTreeMap;
+
+use serde::{Deserialize, Serialize};
+
+use super::options::ReadShare;
+use crate::run::metrics;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum VerifyStatus {
+    Ok,
+    Problems,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ProblemKind {
+    /// The object, or its recorded version, is gone.
+    Missing,
+    /// Its size or recorded MD5 is not what the manifest says.
+    Changed,
+    /// It is not SSE-KMS under the configured key.
+    WrongEncryption,
+    /// Its bytes, read back, do not have the recorded MD5.
+    ContentMismatch,
+    /// A manifest of the chain is missing, unreadable or rewritten.
+    ChainBroken,
+}
+
+/// One problem, naming the object key or the manifest it concerns.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Problem {
+    pub kind: ProblemKind,
+    pub key: String,
+    pub detail: String,
+}
+
+/// Which objects `--read-data` read.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ReadData {
+    pub share: ReadShare,
+    /// Objects whose slot (the first 8 bytes of the MD5 of the key, modulo
+    /// 10,000) is in `[first_slot, first_slot + slots)`, wrapping at 10,000.
+    pub first_slot: u32,
+    pub slots: u32,
+    pub seed: u64,
+    pub objects_read: u64,
+    pub bytes_read: u64,
+}
+
+/// The JSON `verify` prints (and returns under Lambda).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct VerifyReport {
+    pub run_id: String,
+    pub status: VerifyStatus,
+    pub manifest_s3_uri: String,
+    /// Files of the manifest checked.
+    pub checked: u64,
+    pub missing: u64,
+    pub changed: u64,
+    pub wrong_encryption: u64,
+    pub content_mismatch: u64,
+    pub chain_broken: u64,
+    /// Manifests of the chain checked, the verified one included.
+    pub chain_checked: u64,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub read_data: Option<ReadData>,
+    /// S3 requests sent, by operation.
+    pub requests: BTreeMap<String, u64>,
+    pub duration_ms: u64,
+    pub problems: Vec<Problem>,
+}
+
+impl VerifyReport {
+    pub fn new(run_id: &str, manifest_s3_uri: String) -> Self {
+        VerifyReport {
+            run_id: run_id.to_owned(),
+            status: VerifyStatus::Ok,
+            manifest_s3_uri,
+            checked: 0,
+            missing: 0,
+            changed: 0,
+            wrong_encryption: 0,
+            content_mismatch: 0,
+            chain_broken: 0,
+            chain_checked: 0,
+            read_data: None,
+            requests: BTreeMap::new(),
+            duration_ms: 0,
+            problems: Vec::new(),
+        }
+    }
+
+    pub fn add(&mut self, problem: Problem) {
+        let count = match problem.kind {
+            ProblemKind::Missing => &mut self.missing,
+            ProblemKind::Changed => &mut self.changed,
+            ProblemKind::WrongEncryption => &mut self.wrong_encryption,
+            ProblemKind::ContentMismatch => &mut self.content_mismatch,
+            ProblemKind::ChainBroken => &mut self.chain_broken,
+        };
+        *count += 1;
+        self.status = VerifyStatus::Problems;
+        self.problems.push(problem);
+    }
+
+    pub fn add_all(&mut self, problems: Vec<Problem>) {
+        problems.into_iter().for_each(|p| self.add(p));
+    }
+
+    pub fn problem_count(&self) -> u64 {
+        self.problems.len() as u64
+    }
+
+    /// The EMF document of this run: the problems found, and the files checked.
+    pub fn emf(&self, function_name: &str, timestamp_ms: i64) -> serde_json::Value {
+        let metrics = [
+            ("VerifyProblems", "Count", self.problem_count()),
+            ("VerifiedFiles", "Count", self.checked),
+        ];
+        let properties = serde_json::json!({"RunId": self.run_id, "Status": self.status});
+        metrics::document(function_name, timestamp_ms, &metrics, properties)
+    }
+}
