@@ -85,12 +85,20 @@ def normalise(statement):
 
 
 def check_schedule_input(template):
-    """The schedule must send a payload of the same form as events/scheduled.json."""
+    """Each schedule must send a payload of a sample's form: the sync schedule
+    that of events/scheduled.json, a command's schedule its events/ sample."""
     sample = json.loads((ROOT / "events" / "scheduled.json").read_text())
     events = template["Resources"]["BackupFunction"]["Properties"]["Events"]
     problems = []
     for name, event in events.items():
         sent = json.loads(event["Properties"].get("Input", "null"))
+        if isinstance(sent, dict) and "command" in sent:
+            command_sample = ROOT / "events" / f"{sent['command']}.json"
+            if not command_sample.exists() or json.loads(command_sample.read_text()) != sent:
+                problems.append(f"schedule {name} sends {sent!r}, not events/{sent['command']}.json")
+            else:
+                print(f"schedule {name} sends events/{sent['command']}.json")
+            continue
         if not isinstance(sent, dict) or not set(sent) <= set(sample):
             problems.append(f"schedule {name} sends {sent!r}, not the form of events/scheduled.json")
         elif sent["detail-type"] != sample["detail-type"] or "detail" not in sent:

@@ -24,10 +24,10 @@ check() {
 }
 
 # Order matters: the dry run first (it must change nothing), then the narrowed run.
-for event in dry-run manual scheduled; do
+for event in dry-run manual scheduled verify; do
     test -f "$ROOT/events/$event.json"
 done
-[ "$(ls "$ROOT"/events/*.json | wc -l)" = 3 ] || { echo "FAIL events/ has a payload this script does not check" >&2; exit 1; }
+[ "$(ls "$ROOT"/events/*.json | wc -l)" = 4 ] || { echo "FAIL events/ has a payload this script does not check" >&2; exit 1; }
 
 summary=$(invoke "$ROOT/events/dry-run.json")
 check "dry-run.json uploads nothing" "$(field uploaded <<<"$summary")" 0
@@ -40,6 +40,10 @@ check "manual.json fails nothing" "$(field failed <<<"$summary")" 0
 summary=$(invoke "$ROOT/events/scheduled.json")
 check "scheduled.json succeeds" "$(field status <<<"$summary")" succeeded
 check "scheduled.json uploads the rest" "$(field uploaded <<<"$summary")" $((total - in_reports))
+
+report=$(invoke "$ROOT/events/verify.json")
+check "verify.json finds the backup intact" "$(field status <<<"$report")" ok
+check "verify.json checks every stored file" "$(field checked <<<"$report")" "$total"
 
 echo "lambda runtime API checks: $passed ok, $failed failing"
 [ "$failed" = 0 ]

@@ -178,3 +178,63 @@ fn md5_prints_what_md5sum_prints() {
     assert_eq!(String::from_utf8(out.stdout).unwrap(), expected);
     assert_eq!(cli(&["md5", "/no/such/file"], &[]).status.code(), Some(1));
 }
+
+#[tokio::test]
+async fn verify_prints_its_report_and_exits_by_what_it_found() {
+    let moto = Moto::start();
+    let key = moto.bucket_and_key("proof").await;
+    let source = tempfile::tempdir().unwrap();
+    let manifests = tempfile::tempdir().unwrap();
+    write_tree(
+        source.path(),
+        &[("a.txt", b"a".to_vec()), ("b.txt", b"b".to_vec())],
+    );
+    let env = moto_env(
+        &moto.endpoint,
+        &[
+            ("SYNC_BUCKET", "proof"),
+            ("SYNC_PREFIX", "p"),
+            ("SYNC_KMS_KEY_ID", key.as_str()),
+            ("SYNC_MANIFEST_DIR", manifests.path().to_str().unwrap()),
+        ],
+    );
+    let synced = cli(
+        &["sync", "--source-dir", source.path().to_str().unwrap()],
+        &env,
+    );
+    assert_eq!(synced.status.code(), Some(0));
+
+    let out = cli(&["verify", "--read-data", "all"], &env);
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let report: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(
+        (report["status"].as_str(), report["checked"].as_u64()),
+        (Some("ok"), Some(2))
+    );
+    assert_eq!(report["read_data"]["objects_read"], 2);
+
+    moto.s3()
+        .delete_object()
+        .bucket("proof")
+        .key("p/b.txt")
+        .send()
+        .await
+        .unwrap();
+    let out = cli(&["verify"], &env);
+    assert_eq!(out.status.code(), Some(1));
+    let report: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(report["missing"], 1);
+    assert_eq!(report["problems"][0]["key"], "p/b.txt");
+
+    let out = cli(
+        &["verify", "--manifest", "s3://elsewhere/p/_manifests/x.json"],
+        &env,
+    );
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("--manifest"));
+}

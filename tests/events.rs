@@ -6,7 +6,9 @@ mod support;
 use std::path::Path;
 
 use lambda_runtime::{Context, LambdaEvent};
+use s3_kms_sync::commands::verify::VerifyStatus;
 use s3_kms_sync::lambda::handle;
+use s3_kms_sync::lambda::handler::Output;
 use s3_kms_sync::manifest::{RunStatus, Summary};
 use support::*;
 
@@ -19,10 +21,15 @@ fn load(name: &str) -> serde_json::Value {
     serde_json::from_slice(&std::fs::read(&path).unwrap()).unwrap_or_else(|e| panic!("{name}: {e}"))
 }
 
-async fn invoke(engine: &Engine, name: &str) -> Summary {
+async fn invoke_any(engine: &Engine, name: &str) -> Output {
     handle(engine, LambdaEvent::new(load(name), Context::default()))
         .await
         .unwrap_or_else(|e| panic!("{name}: {e}"))
+}
+
+async fn invoke(engine: &Engine, name: &str) -> Summary {
+    let output = invoke_any(engine, name).await;
+    output
         .summary()
         .unwrap_or_else(|| panic!("{name} is not a sync"))
 }
@@ -54,7 +61,12 @@ async fn every_sample_event_runs_through_the_handler() {
     names.sort();
     assert_eq!(
         names,
-        ["dry-run.json", "manual.json", "scheduled.json"],
+        [
+            "dry-run.json",
+            "manual.json",
+            "scheduled.json",
+            "verify.json"
+        ],
         "give each new event an expectation here"
     );
 
@@ -86,6 +98,15 @@ async fn every_sample_event_runs_through_the_handler() {
         (scheduled.uploaded, scheduled.skipped),
         (total - in_reports, in_reports)
     );
+
+    // The weekly check proves the newest backup and reads a tenth back.
+    let Output::Verify(verified) = invoke_any(&engine, "verify.json").await else {
+        panic!("verify.json did not verify")
+    };
+    assert_eq!(verified.status, VerifyStatus::Ok, "{:?}", verified.problems);
+    assert_eq!(verified.checked, total);
+    assert_eq!(verified.manifest_s3_uri, scheduled.manifest_s3_uri.unwrap());
+    assert_eq!(verified.read_data.unwrap().slots, 1000);
 }
 
 #[tokio::test]
