@@ -406,14 +406,33 @@ async fn each_manifest_links_to_the_one_before_by_key_and_digest() {
         key_of(second.manifest_s3_uri.as_deref())
     );
 
-    // Without local copies the next run reads the digests from S3.
+    // The next full run has not read the narrowed manifest: the link holds
+    // the ETag the listing showed, which any rewrite changes.
+    let (fourth, m4) = fx.run(SyncRequest::default()).await;
+    let narrowed_key = key_of(narrowed.manifest_s3_uri.as_deref());
+    let link = m4.previous_manifest.expect("linked");
+    assert_eq!(
+        (link.key.as_str(), link.sha256.as_deref()),
+        (narrowed_key.as_str(), None)
+    );
+    let head = s3
+        .head_object()
+        .bucket(BUCKET)
+        .key(&narrowed_key)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(link.etag.as_deref(), head.e_tag());
+
+    // Without local copies the next run reads its index, and so the
+    // predecessor's digest, from S3.
     for entry in std::fs::read_dir(fx.manifests.path()).unwrap() {
         std::fs::remove_file(entry.unwrap().path()).unwrap();
     }
-    let (_, m4) = fx.run(SyncRequest::default()).await;
-    let narrowed_key = key_of(narrowed.manifest_s3_uri.as_deref());
-    let link = m4.previous_manifest.expect("linked");
-    assert_eq!(link.key, narrowed_key);
-    let stored = get_bytes(&s3, BUCKET, &narrowed_key).await;
+    let (_, m5) = fx.run(SyncRequest::default()).await;
+    let fourth_key = key_of(fourth.manifest_s3_uri.as_deref());
+    let link = m5.previous_manifest.expect("linked");
+    assert_eq!(link.key, fourth_key);
+    let stored = get_bytes(&s3, BUCKET, &fourth_key).await;
     assert_eq!(link.sha256, Some(sha256_hex(&stored)));
 }

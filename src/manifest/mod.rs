@@ -17,8 +17,13 @@ use serde::{Deserialize, Serialize};
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ManifestLink {
     pub key: String,
-    /// Hex SHA-256 of the manifest's bytes; `None` when it could not be read.
+    /// Hex SHA-256 of the manifest's bytes, when the run read them.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub sha256: Option<String>,
+    /// The manifest's ETag as listed: an opaque version token that any
+    /// rewrite changes.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub etag: Option<String>,
 }
 
 pub use locate::locate;

@@ -72,8 +72,8 @@ pub struct Listing {
     /// The newest manifest of a full run under the manifest folder, if the
     /// listing covered it.
     pub latest_manifest: Option<String>,
-    /// The newest manifest of any run, full or narrowed.
-    pub newest_manifest: Option<String>,
+    /// The newest manifest of any run, full or narrowed, with its ETag.
+    pub newest_manifest: Option<(String, Option<String>)>,
 }
 
 impl Listing {
@@ -82,11 +82,12 @@ impl Listing {
         let mut view = Listing::default();
         for object in listed {
             if let Some(name) = object.key.strip_prefix(manifest_folder) {
-                let newer = |than: &Option<String>| than.as_deref() < Some(object.key.as_str());
-                if is_manifest_name(name) && newer(&view.newest_manifest) {
-                    view.newest_manifest = Some(object.key.clone());
+                let newer = |than: Option<&str>| than < Some(object.key.as_str());
+                let newest = view.newest_manifest.as_ref().map(|(key, _)| key.as_str());
+                if is_manifest_name(name) && newer(newest) {
+                    view.newest_manifest = Some((object.key.clone(), object.etag.clone()));
                 }
-                if is_full_manifest_name(name) && newer(&view.latest_manifest) {
+                if is_full_manifest_name(name) && newer(view.latest_manifest.as_deref()) {
                     view.latest_manifest = Some(object.key);
                 }
                 continue;
@@ -163,8 +164,11 @@ mod tests {
             Some("p/_manifests/20261231T235959.999Z-y.json")
         );
         assert_eq!(
-            view.newest_manifest.as_deref(),
-            Some("p/_manifests/20261231T235959.999Z-z.narrowed.json")
+            view.newest_manifest,
+            Some((
+                "p/_manifests/20261231T235959.999Z-z.narrowed.json".into(),
+                Some("\"m\"".into())
+            ))
         );
         assert_eq!(view.len(), 1);
         assert_eq!(

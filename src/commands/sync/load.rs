@@ -87,12 +87,12 @@ pub async fn load(
     let newest_manifest = listing
         .as_ref()
         .and_then(|l| l.newest_manifest.clone())
-        .or(local_key);
-    let previous = match (listing.as_ref(), newest_manifest) {
-        (Some(_), Some(key)) => Some(link_to(store, key, &digests).await),
-        // Without a listing the newest manifest is unknown: no link.
-        _ => None,
-    };
+        .or(local_key.map(|key| (key, None)));
+    // Without a listing the newest manifest is unknown: no link.
+    let previous = listing
+        .as_ref()
+        .and(newest_manifest)
+        .map(|(key, etag)| link_to(key, etag, &digests));
     let due = |i: &Index| rehash_every > 0 && i.header.runs_since_full_rehash + 1 >= rehash_every;
     let full_rehash = scope.rehash || index.as_ref().is_none_or(due);
     let runs_since_full_rehash = match &index {
@@ -167,19 +167,14 @@ async fn fetch_index(
     }
 }
 
-/// The link to the manifest at `key`: its SHA-256 as this run read it, or
-/// else as stored with the object (one HeadObject).
-async fn link_to(store: &Store, key: String, digests: &[(String, String)]) -> ManifestLink {
-    let known = digests.iter().find(|(k, _)| *k == key);
-    let sha256 = match known {
-        Some((_, sha256)) => Some(sha256.clone()),
-        None => match store.head(&key).await {
-            Ok(object) => object.and_then(|o| o.sha256),
-            Err(err) => {
-                warn!(key, error = %err, "cannot read the newest manifest's digest");
-                None
-            }
-        },
-    };
-    ManifestLink { key, sha256 }
+/// The link to the manifest at `key`: the SHA-256 of its bytes when this
+/// run read or proved them, and the ETag the listing showed. A manifest the
+/// run did not read (a narrowed run's, a corrupt one) is linked by its ETag
+/// alone, which costs no request: any rewrite gives it another ETag.
+fn link_to(key: String, etag: Option<String>, digests: &[(String, String)]) -> ManifestLink {
+    let sha256 = digests
+        .iter()
+        .find(|(k, _)| *k == key)
+        .map(|(_, sha256)| sha256.clone());
+    ManifestLink { key, sha256, etag }
 }

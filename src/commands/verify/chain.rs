@@ -38,6 +38,7 @@ pub async fn walk_back(
                 break;
             }
         };
+        let etag = fetched.etag.clone();
         let parsed = match read_fetched(fetched, (), |_, _: IgnoredAny| {}).await {
             Ok(parsed) => parsed,
             Err(err) => {
@@ -45,13 +46,19 @@ pub async fn walk_back(
                 break;
             }
         };
-        if current.sha256.as_deref() != Some(parsed.sha256.as_str()) {
-            problems.push(broken(format!(
-                "rewritten: its SHA-256 is {}, the next manifest recorded {}",
-                parsed.sha256,
-                current.sha256.as_deref().unwrap_or("(none)")
-            )));
-        }
+        let rewritten = match (&current.sha256, &current.etag) {
+            (Some(sha256), _) if *sha256 != parsed.sha256 => Some(format!(
+                "rewritten: its SHA-256 is {}, the next manifest recorded {sha256}",
+                parsed.sha256
+            )),
+            (None, Some(listed)) if etag.as_ref() != Some(listed) => Some(format!(
+                "rewritten: its ETag is {}, the next manifest recorded {listed}",
+                etag.as_deref().unwrap_or("(none)")
+            )),
+            (None, None) => Some("the next manifest records no digest of it".into()),
+            _ => None,
+        };
+        problems.extend(rewritten.map(broken));
         link = parsed.header.previous_manifest;
     }
     (checked, problems)
