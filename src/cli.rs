@@ -7,6 +7,7 @@ use clap::{Parser, Subcommand};
 use tracing_subscriber::EnvFilter;
 
 use crate::commands;
+use crate::commands::restore::{RestoreArgs, RestoreOptions};
 use crate::commands::sync::{SyncArgs, SyncOptions, SyncRequest};
 use crate::commands::verify::{VerifyArgs, VerifyOptions, VerifyStatus};
 use crate::config::{Config, ConfigArgs};
@@ -27,6 +28,8 @@ pub enum Command {
     Sync(Box<ConfigArgs<SyncArgs>>),
     /// Prove a backup against its manifest and print the report as JSON.
     Verify(Box<ConfigArgs<VerifyArgs>>),
+    /// Bring a manifest's tree back into a directory; print the report as JSON.
+    Restore(Box<ConfigArgs<RestoreArgs>>),
     /// Print the MD5 this tool would record for each file, as md5sum does.
     Md5 {
         #[arg(required = true)]
@@ -47,6 +50,7 @@ pub async fn run(cli: Cli) -> ExitCode {
     let outcome = match cli.command {
         Command::Sync(args) => sync(*args).await,
         Command::Verify(args) => verify(*args).await,
+        Command::Restore(args) => restore(*args).await,
         Command::Md5 { files } => return print_md5(&files),
     };
     match outcome {
@@ -85,11 +89,23 @@ async fn sync(args: ConfigArgs<SyncArgs>) -> Result<u8> {
     )
     .await?;
     println!("{}", serde_json::to_string_pretty(&summary)?);
-    Ok(match summary.status {
+    Ok(exit_code(summary.status))
+}
+
+fn exit_code(status: RunStatus) -> u8 {
+    match status {
         RunStatus::Succeeded => 0,
         RunStatus::Skipped => 3,
         RunStatus::Partial | RunStatus::Failed => 1,
-    })
+    }
+}
+
+async fn restore(args: ConfigArgs<RestoreArgs>) -> Result<u8> {
+    let config = Config::<RestoreOptions>::from_args(args, Mode::Cli)?;
+    let store = config.connect().await;
+    let report = commands::restore::run(&store, &config.target.prefix, &config.command).await?;
+    println!("{}", serde_json::to_string_pretty(&report)?);
+    Ok(exit_code(report.status))
 }
 
 async fn verify(args: ConfigArgs<VerifyArgs>) -> Result<u8> {

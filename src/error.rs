@@ -59,6 +59,15 @@ pub enum Error {
     #[error("{} changed while it was being read: {detail}", path.display())]
     Changed { path: PathBuf, detail: String },
 
+    /// A restore left this file alone: it would leave the directory, something
+    /// is in the way, or the download was not the recorded content.
+    #[error("{}: {detail}", path.display())]
+    Refused { path: PathBuf, detail: String },
+
+    /// A manifest is not what the chain of manifests vouches for.
+    #[error("manifest {key} is not trustworthy: {detail}")]
+    ChainBroken { key: String, detail: String },
+
     /// The run's time was up while this file was being uploaded; the upload
     /// was aborted and the next run sends the file again.
     #[error("{} was not finished before the time limit; the next run uploads it", path.display())]
@@ -146,6 +155,8 @@ impl Error {
             Error::Encryption { .. } => "EncryptionMismatch",
             Error::Changed { .. } => "FileChanged",
             Error::Stopped { .. } => "Stopped",
+            Error::Refused { .. } => "Refused",
+            Error::ChainBroken { .. } => "ChainBroken",
             Error::Manifest(_) => "ManifestError",
             Error::Join(_) => "InternalError",
         }

@@ -16,7 +16,7 @@ use crate::error::{Error, Result};
 
 /// Flags of every open: close on exec, never follow the last component
 /// either, and never block (a FIFO swapped in would hang a plain open).
-const SAFE: OFlags = OFlags::CLOEXEC
+pub(crate) const SAFE: OFlags = OFlags::CLOEXEC
     .union(OFlags::NOFOLLOW)
     .union(OFlags::NONBLOCK)
     .union(OFlags::RDONLY);
@@ -118,7 +118,7 @@ pub(crate) fn stat_child(parent: BorrowedFd<'_>, name: &OsStr) -> std::io::Resul
 
 /// ELOOP from `O_NOFOLLOW` means a symlink was found where a file or
 /// directory was expected; say so.
-fn refused_link(err: rustix::io::Errno) -> std::io::Error {
+pub(crate) fn refused_link(err: rustix::io::Errno) -> std::io::Error {
     if err == rustix::io::Errno::LOOP {
         std::io::Error::other("a symbolic link is in the way; links are not followed")
     } else {
@@ -126,15 +126,15 @@ fn refused_link(err: rustix::io::Errno) -> std::io::Error {
     }
 }
 
-/// The plain names of a relative path; anything else cannot be inside the source.
-fn components(relative: &Path) -> std::io::Result<Vec<&OsStr>> {
+/// The plain names of a relative path; anything else cannot be inside the directory.
+pub(crate) fn components(relative: &Path) -> std::io::Result<Vec<&OsStr>> {
     relative
         .components()
         .filter(|c| *c != Component::CurDir)
         .map(|c| match c {
             Component::Normal(name) => Ok(name),
             _ => Err(std::io::Error::other(
-                "path is not a plain relative path inside the source directory",
+                "path is not a plain relative path inside the directory",
             )),
         })
         .collect()

@@ -2,6 +2,7 @@
 //! stored. It is written locally and uploaded under `<prefix>/_manifests/`;
 //! every command reads manifests through the one streamed reader in [`read`].
 
+pub mod chain;
 pub mod local_dir;
 mod locate;
 mod name;

@@ -24,6 +24,9 @@ pub struct Header {
     /// When the run began: every stamp in the manifest was taken after it.
     #[serde(default)]
     pub started_at: Option<DateTime<Utc>>,
+    /// The backed-up directory; file records' local paths are under it.
+    #[serde(default)]
+    pub source_dir: String,
     pub bucket: String,
     pub prefix: String,
     #[serde(default)]

@@ -95,6 +95,15 @@ impl Store {
         self.requests.lock().map(|r| r.clone()).unwrap_or_default()
     }
 
+    /// Requests sent since `before` (an earlier [`Store::requests`]), by operation.
+    pub fn requests_since(&self, before: &BTreeMap<&'static str, u64>) -> BTreeMap<String, u64> {
+        self.requests()
+            .into_iter()
+            .map(|(op, n)| (op.to_owned(), n - before.get(op).copied().unwrap_or(0)))
+            .filter(|(_, n)| *n > 0)
+            .collect()
+    }
+
     fn count(&self, operation: &'static str) {
         if let Ok(mut requests) = self.requests.lock() {
             *requests.entry(operation).or_default() += 1;

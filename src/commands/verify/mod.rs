@@ -3,7 +3,6 @@
 //! share of the objects can be read back and hashed; the manifest chain is
 //! followed back to detect rewritten or deleted manifests. Nothing is written.
 
-mod chain;
 mod check;
 pub mod data;
 pub mod options;
@@ -11,9 +10,9 @@ pub mod report;
 
 use tracing::{Instrument, info, info_span};
 
-use crate::error::{Error, Result};
-use crate::manifest::read::read_fetched;
-use crate::manifest::{FileRecord, FileStatus, ManifestLink, locate};
+use crate::error::Result;
+use crate::manifest::chain;
+use crate::manifest::{FileRecord, ManifestLink, locate};
 use crate::run::RunContext;
 use crate::store::Store;
 pub use options::{ReadShare, VerifyArgs, VerifyOptions, VerifyRequest};
@@ -65,11 +64,11 @@ pub async fn run(
             report.add_all(problems);
         }
 
-        let (checked, problems) = chain::walk_back(store, previous, request.since_chain).await;
+        let (checked, broken) = chain::walk_back(store, previous, request.since_chain).await;
         report.chain_checked = 1 + checked;
-        report.add_all(problems);
+        report.add_all(broken.into_iter().map(Problem::chain_broken).collect());
 
-        report.requests = requests_since(&before, &store.requests());
+        report.requests = store.requests_since(&before);
         report.duration_ms = run.clock.elapsed().as_millis() as u64;
         info!(
             status = ?report.status,
@@ -90,43 +89,9 @@ async fn read_manifest(
     store: &Store,
     key: &str,
 ) -> Result<(Vec<FileRecord>, Option<ManifestLink>, Vec<Problem>)> {
-    let fetched = store.get(key).await?.ok_or_else(|| {
-        Error::Config(format!(
-            "manifest {} does not exist: pass a manifest_s3_uri a run printed, or \"latest\", to --manifest",
-            store.uri(key)
-        ))
-    })?;
-    let recorded = fetched.sha256.clone();
-    let keep_stored = |files: &mut Vec<FileRecord>, file: FileRecord| {
-        let stored = matches!(file.status, FileStatus::Uploaded | FileStatus::Skipped);
-        if stored && file.s3_key.is_some() {
-            files.push(file);
-        }
-    };
-    let parsed = read_fetched(fetched, Vec::new(), keep_stored).await?;
-    let mut broken = Vec::new();
-    if recorded.as_deref() != Some(parsed.sha256.as_str()) {
-        broken.push(Problem {
-            kind: ProblemKind::ChainBroken,
-            key: key.to_owned(),
-            detail: format!(
-                "rewritten: its SHA-256 is {}, its object records {}",
-                parsed.sha256,
-                recorded.as_deref().unwrap_or("(none)")
-            ),
-        });
-    }
+    let (parsed, broken) = chain::read_stored_files(store, key).await?;
+    let broken = broken.into_iter().map(Problem::chain_broken).collect();
     Ok((parsed.state, parsed.header.previous_manifest, broken))
-}
-
-fn requests_since(
-    before: &std::collections::BTreeMap<&'static str, u64>,
-    now: &std::collections::BTreeMap<&'static str, u64>,
-) -> std::collections::BTreeMap<String, u64> {
-    now.iter()
-        .map(|(op, n)| (op.to_string(), n - before.get(op).copied().unwrap_or(0)))
-        .filter(|(_, n)| *n > 0)
-        .collect()
 }
 
 /// Days since the epoch: the default seed, so a daily verify reads the next

@@ -5,6 +5,7 @@ use std::collections::BTreeMap;
 use serde::{Deserialize, Serialize};
 
 use super::options::ReadShare;
+use crate::manifest::chain::BrokenLink;
 use crate::run::metrics;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -35,6 +36,16 @@ pub struct Problem {
     pub kind: ProblemKind,
     pub key: String,
     pub detail: String,
+}
+
+impl Problem {
+    pub fn chain_broken(link: BrokenLink) -> Self {
+        Problem {
+            kind: ProblemKind::ChainBroken,
+            key: link.key,
+            detail: link.detail,
+        }
+    }
 }
 
 /// Which objects `--read-data` read.

@@ -3,10 +3,18 @@
 
 use serde::de::IgnoredAny;
 
-use super::report::{Problem, ProblemKind};
-use crate::manifest::ManifestLink;
-use crate::manifest::read::read_fetched;
+use super::read::{Parsed, read_fetched};
+use super::{FileRecord, FileStatus, ManifestLink};
+use crate::error::{Error, Result};
 use crate::store::Store;
+
+/// A manifest of the chain that is missing, unreadable or rewritten.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct BrokenLink {
+    /// The manifest's key.
+    pub key: String,
+    pub detail: String,
+}
 
 /// Follows `link` back, at most `limit` links (all when `None`). Returns
 /// the manifests checked and the broken links, each named by its manifest.
@@ -14,7 +22,7 @@ pub async fn walk_back(
     store: &Store,
     mut link: Option<ManifestLink>,
     limit: Option<u32>,
-) -> (u64, Vec<Problem>) {
+) -> (u64, Vec<BrokenLink>) {
     let mut checked = 0;
     let mut problems = Vec::new();
     while let Some(current) = link.take() {
@@ -22,8 +30,7 @@ pub async fn walk_back(
             break;
         }
         checked += 1;
-        let broken = |detail: String| Problem {
-            kind: ProblemKind::ChainBroken,
+        let broken = |detail: String| BrokenLink {
             key: current.key.clone(),
             detail,
         };
@@ -62,4 +69,37 @@ pub async fn walk_back(
         link = parsed.header.previous_manifest;
     }
     (checked, problems)
+}
+
+/// The records of stored files (uploaded or skipped, with a key) of the
+/// manifest at `key`, and a broken link if its bytes are not those whose
+/// SHA-256 was stored with it: a command trusts a manifest only as far as
+/// the chain vouches for it.
+pub async fn read_stored_files(
+    store: &Store,
+    key: &str,
+) -> Result<(Parsed<Vec<FileRecord>>, Option<BrokenLink>)> {
+    let fetched = store.get(key).await?.ok_or_else(|| {
+        Error::Config(format!(
+            "manifest {} does not exist: pass a manifest_s3_uri a run printed, or \"latest\", to --manifest",
+            store.uri(key)
+        ))
+    })?;
+    let recorded = fetched.sha256.clone();
+    let keep_stored = |files: &mut Vec<FileRecord>, file: FileRecord| {
+        let stored = matches!(file.status, FileStatus::Uploaded | FileStatus::Skipped);
+        if stored && file.s3_key.is_some() {
+            files.push(file);
+        }
+    };
+    let parsed = read_fetched(fetched, Vec::new(), keep_stored).await?;
+    let broken = (recorded.as_deref() != Some(parsed.sha256.as_str())).then(|| BrokenLink {
+        key: key.to_owned(),
+        detail: format!(
+            "rewritten: its SHA-256 is {}, its object records {}",
+            parsed.sha256,
+            recorded.as_deref().unwrap_or("(none)")
+        ),
+    });
+    Ok((parsed, broken))
 }

@@ -1,0 +1,77 @@
+//! The options of `restore`: where to, from which manifest, which files,
+//! and whether existing files may be replaced.
+
+use std::path::PathBuf;
+
+use clap::Args;
+
+use crate::config::Options;
+use crate::error::{Error, Result};
+use crate::local::filter::Filter;
+use crate::run::Mode;
+
+/// The options of `restore`, as given.
+#[derive(Debug, Clone, Default, Args)]
+pub struct RestoreArgs {
+    /// Directory to restore into (created if missing); files go to their
+    /// paths relative to the backed-up directory.
+    #[arg(long = "target", env = "SYNC_RESTORE_TARGET")]
+    pub target_dir: Option<PathBuf>,
+    /// The manifest to restore: "latest" (the newest full one), or the
+    /// manifest_s3_uri a run printed.
+    #[arg(long)]
+    pub manifest: Option<String>,
+    /// Only restore files whose relative path matches one of these globs.
+    #[arg(long = "include", value_delimiter = ',')]
+    pub include: Vec<String>,
+    /// Leave out files whose relative path matches one of these globs.
+    #[arg(long = "exclude", value_delimiter = ',')]
+    pub exclude: Vec<String>,
+    /// Say what would be restored; write nothing.
+    #[arg(long)]
+    pub dry_run: bool,
+    /// Replace existing files whose content differs from the manifest's.
+    #[arg(long)]
+    pub overwrite: bool,
+    /// Files fetched at once.
+    #[arg(long, env = "SYNC_CONCURRENCY", default_value_t = 8)]
+    pub concurrency: usize,
+}
+
+/// The validated options of `restore`.
+#[derive(Debug, Clone)]
+pub struct RestoreOptions {
+    pub target_dir: PathBuf,
+    pub manifest: Option<String>,
+    pub filter: Filter,
+    pub dry_run: bool,
+    pub overwrite: bool,
+    pub concurrency: usize,
+}
+
+impl Options for RestoreOptions {
+    type Args = RestoreArgs;
+
+    fn from_args(args: RestoreArgs, _mode: Mode) -> Result<Self> {
+        let target_dir = args.target_dir.ok_or_else(|| {
+            Error::missing(
+                "the directory to restore into",
+                "SYNC_RESTORE_TARGET",
+                "--target",
+            )
+        })?;
+        if args.concurrency == 0 {
+            return Err(Error::Config(
+                "concurrency must be at least 1: set SYNC_CONCURRENCY or pass --concurrency".into(),
+            ));
+        }
+        Ok(RestoreOptions {
+            target_dir,
+            manifest: args.manifest,
+            filter: Filter::new(&args.include, &args.exclude)?,
+            dry_run: args.dry_run,
+            overwrite: args.overwrite,
+            concurrency: args.concurrency,
+        })
+    }
+}

@@ -1,0 +1,216 @@
+//! The directory a restore writes into, held open. Every file is reached
+//! from that descriptor one component at a time without following a link,
+//! written under a temporary name beside its place, and renamed into place
+//! only once its content is proven: nothing lands outside the directory,
+//! and no wrong file is ever left under a real name.
+
+use std::ffi::{OsStr, OsString};
+use std::fs::File;
+use std::os::fd::{AsFd, OwnedFd};
+use std::path::{Path, PathBuf};
+
+use rustix::fs::{AtFlags, FileType, Mode, OFlags, RenameFlags, Timestamps};
+
+use super::source::{SAFE, components, describe, dir_flags, open_child_dir, refused_link};
+use crate::error::{Error, Result};
+
+/// The directory restored into.
+#[derive(Debug)]
+pub struct RestoreDir {
+    path: PathBuf,
+    fd: OwnedFd,
+}
+
+/// Where one file goes: its directory (opened) and its name there.
+#[derive(Debug)]
+pub struct Slot {
+    dir: OwnedFd,
+    name: OsString,
+    path: PathBuf,
+}
+
+/// What is at a slot already.
+#[derive(Debug, PartialEq, Eq)]
+pub enum Existing {
+    Nothing,
+    RegularFile {
+        size: u64,
+    },
+    /// Anything else is in the way: a directory, a link, a device.
+    Other(&'static str),
+}
+
+impl RestoreDir {
+    /// Opens `path`, creating it (and its parents) if it does not exist.
+    pub fn open(path: &Path) -> Result<Self> {
+        std::fs::create_dir_all(path).map_err(|err| Error::io("create", path, err))?;
+        let fd = rustix::fs::open(path, dir_flags(), Mode::empty())
+            .map_err(|err| Error::io("open", path, err.into()))?;
+        Ok(RestoreDir {
+            path: path.to_path_buf(),
+            fd,
+        })
+    }
+
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// The slot of `relative`, creating missing directories on the way
+    /// unless `dry_run`. A path that is not plainly relative, or that meets
+    /// a symlink or a non-directory on the way, is refused.
+    pub fn slot(&self, relative: &Path, dry_run: bool) -> Result<Option<Slot>> {
+        let path = self.path.join(relative);
+        let names = components(relative).map_err(|err| Error::io("restore", &path, err))?;
+        let Some((last, parents)) = names.split_last() else {
+            let empty = std::io::Error::other("the path is empty");
+            return Err(Error::io("restore", &path, empty));
+        };
+        let mut dir = rustix::fs::openat(&self.fd, ".", dir_flags(), Mode::empty())
+            .map_err(|err| Error::io("open", &self.path, err.into()))?;
+        for name in parents {
+            dir = match open_child_dir(dir.as_fd(), name) {
+                Ok(child) => child,
+                Err(err) if err.kind() == std::io::ErrorKind::NotFound && dry_run => {
+                    return Ok(None);
+                }
+                Err(err) if err.kind() == std::io::ErrorKind::NotFound => {
+                    rustix::fs::mkdirat(&dir, *name, Mode::from_raw_mode(0o755))
+                        .or_else(|e| {
+                            if e == rustix::io::Errno::EXIST {
+                                Ok(())
+                            } else {
+                                Err(e)
+                            }
+                        })
+                        .map_err(|err| Error::io("create", &path, err.into()))?;
+                    open_child_dir(dir.as_fd(), name)
+                        .map_err(|err| Error::io("open", &path, err))?
+                }
+                Err(err) => return Err(Error::io("open", &path, err)),
+            };
+        }
+        Ok(Some(Slot {
+            dir,
+            name: last.to_os_string(),
+            path,
+        }))
+    }
+}
+
+impl Slot {
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    pub fn existing(&self) -> Result<Existing> {
+        let stat = match rustix::fs::statat(&self.dir, &self.name, AtFlags::SYMLINK_NOFOLLOW) {
+            Ok(stat) => stat,
+            Err(rustix::io::Errno::NOENT) => return Ok(Existing::Nothing),
+            Err(err) => return Err(Error::io("stat", &self.path, err.into())),
+        };
+        Ok(match FileType::from_raw_mode(stat.st_mode) {
+            FileType::RegularFile => Existing::RegularFile {
+                size: stat.st_size as u64,
+            },
+            other => Existing::Other(describe(other)),
+        })
+    }
+
+    /// Opens the regular file at the slot for reading, without following a link.
+    pub fn open_existing(&self) -> Result<File> {
+        rustix::fs::openat(&self.dir, &self.name, SAFE, Mode::empty())
+            .map(File::from)
+            .map_err(|err| Error::io("open", &self.path, refused_link(err)))
+    }
+
+    /// A new temporary file beside the slot, named after it and `tag`.
+    pub fn create_temp(&self, tag: &str) -> Result<(File, OsString)> {
+        let mut temp = OsString::from(".");
+        temp.push(&self.name);
+        temp.push(format!(".{tag}.partial"));
+        let flags =
+            OFlags::WRONLY | OFlags::CREATE | OFlags::EXCL | OFlags::NOFOLLOW | OFlags::CLOEXEC;
+        let fd = rustix::fs::openat(&self.dir, &temp, flags, Mode::from_raw_mode(0o644))
+            .map_err(|err| Error::io("create", self.path.with_file_name(&temp), err.into()))?;
+        Ok((File::from(fd), temp))
+    }
+
+    /// Sets the file's modification time (ns since the epoch).
+    pub fn set_mtime(&self, file: &File, mtime_ns: i64) -> Result<()> {
+        let at = rustix::fs::Timespec {
+            tv_sec: mtime_ns.div_euclid(1_000_000_000),
+            tv_nsec: mtime_ns.rem_euclid(1_000_000_000) as _,
+        };
+        let times = Timestamps {
+            last_access: at,
+            last_modification: at,
+        };
+        rustix::fs::futimens(file, &times)
+            .map_err(|err| Error::io("set the time of", &self.path, err.into()))
+    }
+
+    /// Renames the temporary file into place; over an existing file only
+    /// when `replace`.
+    pub fn commit(&self, temp: &OsStr, replace: bool) -> Result<()> {
+        let flags = if replace {
+            RenameFlags::empty()
+        } else {
+            RenameFlags::NOREPLACE
+        };
+        rustix::fs::renameat_with(&self.dir, temp, &self.dir, &self.name, flags)
+            .map_err(|err| Error::io("rename into", &self.path, err.into()))
+    }
+
+    /// Removes a temporary file whose content was not proven.
+    pub fn discard(&self, temp: &OsStr) {
+        let _ = rustix::fs::unlinkat(&self.dir, temp, AtFlags::empty());
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::io::Write;
+
+    #[test]
+    fn files_land_only_inside_the_directory() {
+        let outside = tempfile::tempdir().unwrap();
+        let dir = tempfile::tempdir().unwrap();
+        std::os::unix::fs::symlink(outside.path(), dir.path().join("escape")).unwrap();
+        let restore = RestoreDir::open(dir.path()).unwrap();
+        for refused in ["../x", "/etc/passwd", "escape/x", "a/../../x", ""] {
+            assert!(
+                restore.slot(Path::new(refused), false).is_err(),
+                "{refused} was accepted"
+            );
+        }
+        let slot = restore
+            .slot(Path::new("a/b/c.txt"), false)
+            .unwrap()
+            .unwrap();
+        assert_eq!(slot.existing().unwrap(), Existing::Nothing);
+        let (mut file, temp) = slot.create_temp("t").unwrap();
+        file.write_all(b"abc").unwrap();
+        slot.set_mtime(&file, 1_600_000_000_123_456_789).unwrap();
+        slot.commit(&temp, false).unwrap();
+        let written = dir.path().join("a/b/c.txt");
+        assert_eq!(std::fs::read(&written).unwrap(), b"abc");
+        let mtime = std::fs::metadata(&written).unwrap().modified().unwrap();
+        let since = mtime.duration_since(std::time::UNIX_EPOCH).unwrap();
+        assert_eq!(since.as_nanos(), 1_600_000_000_123_456_789);
+        assert_eq!(slot.existing().unwrap(), Existing::RegularFile { size: 3 });
+
+        // Not over an existing file unless asked.
+        let (_, temp) = slot.create_temp("u").unwrap();
+        assert!(slot.commit(&temp, false).is_err());
+        slot.commit(&temp, true).unwrap();
+        assert_eq!(std::fs::read(&written).unwrap(), b"");
+        assert!(outside.path().read_dir().unwrap().next().is_none());
+        assert!(
+            restore.slot(Path::new("new/x"), true).unwrap().is_none(),
+            "a dry run creates nothing"
+        );
+        assert!(!dir.path().join("new").exists());
+    }
+}

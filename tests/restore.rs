@@ -1,0 +1,363 @@
+//! `restore` against a moto server: any manifest's tree comes back byte for
+//! byte, by version; a second run fetches nothing; an interrupted one
+//! resumes; a wrong download, a path out of the directory and a rewritten
+//! manifest chain are each refused without leaving a wrong file behind.
+
+mod support;
+
+use std::collections::BTreeMap;
+use std::path::Path;
+
+use aws_sdk_s3::primitives::ByteStream;
+use aws_sdk_s3::types::{BucketVersioningStatus, ServerSideEncryption, VersioningConfiguration};
+use s3_kms_sync::Error;
+use s3_kms_sync::commands::restore::{self, RestoreOptions, RestoreReport};
+use s3_kms_sync::commands::sync::SyncRequest;
+use s3_kms_sync::local::filter::Filter;
+use s3_kms_sync::manifest::{RunStatus, Summary};
+use support::*;
+
+const BUCKET: &str = "restores";
+const PREFIX: &str = "r";
+
+struct Backup {
+    moto: Moto,
+    key_arn: String,
+    source: tempfile::TempDir,
+    engine: Engine,
+    _manifests: tempfile::TempDir,
+}
+
+impl Backup {
+    async fn new(versioned: bool) -> Backup {
+        let moto = Moto::start();
+        let key_arn = moto.bucket_and_key(BUCKET).await;
+        if versioned {
+            let enabled = VersioningConfiguration::builder()
+                .status(BucketVersioningStatus::Enabled)
+                .build();
+            moto.s3()
+                .put_bucket_versioning()
+                .bucket(BUCKET)
+                .versioning_configuration(enabled)
+                .send()
+                .await
+                .unwrap();
+        }
+        let source = tempfile::tempdir().unwrap();
+        write_tree(source.path(), &sample_files());
+        let manifests = tempfile::tempdir().unwrap();
+        let config = settings(source.path(), manifests.path(), BUCKET, &key_arn, PREFIX);
+        Backup {
+            engine: engine(moto.s3(), config),
+            moto,
+            key_arn,
+            source,
+            _manifests: manifests,
+        }
+    }
+
+    async fn sync(&self) -> Summary {
+        let summary = self.engine.run(&SyncRequest::default()).await.unwrap();
+        assert_eq!(summary.status, RunStatus::Succeeded);
+        summary
+    }
+
+    async fn restore(
+        &self,
+        manifest: Option<&str>,
+        target: &Path,
+        overwrite: bool,
+    ) -> s3_kms_sync::Result<RestoreReport> {
+        let options = RestoreOptions {
+            target_dir: target.to_path_buf(),
+            manifest: manifest.map(str::to_owned),
+            filter: Filter::new(&[], &[]).unwrap(),
+            dry_run: false,
+            overwrite,
+            concurrency: 4,
+        };
+        restore::run(&self.engine.store, PREFIX, &options).await
+    }
+
+    async fn put(&self, key: &str, body: Vec<u8>, metadata: (&str, &str)) {
+        self.moto
+            .s3()
+            .put_object()
+            .bucket(BUCKET)
+            .key(key)
+            .body(ByteStream::from(body))
+            .metadata(metadata.0, metadata.1)
+            .server_side_encryption(ServerSideEncryption::AwsKms)
+            .ssekms_key_id(&self.key_arn)
+            .send()
+            .await
+            .unwrap();
+    }
+}
+
+/// Every regular file under `root`, by relative path, with its bytes.
+fn tree(root: &Path) -> BTreeMap<String, Vec<u8>> {
+    fn walk(root: &Path, dir: &Path, into: &mut BTreeMap<String, Vec<u8>>) {
+        for entry in std::fs::read_dir(dir).unwrap() {
+            let path = entry.unwrap().path();
+            if path.is_dir() {
+                walk(root, &path, into);
+            } else {
+                let relative = path
+                    .strip_prefix(root)
+                    .unwrap()
+                    .to_string_lossy()
+                    .into_owned();
+                into.insert(relative, std::fs::read(&path).unwrap());
+            }
+        }
+    }
+    let mut files = BTreeMap::new();
+    walk(root, root, &mut files);
+    files
+}
+
+fn key_of(summary: &Summary) -> String {
+    let uri = summary.manifest_s3_uri.as_deref().unwrap();
+    uri.strip_prefix(&format!("s3://{BUCKET}/"))
+        .unwrap()
+        .to_owned()
+}
+
+#[tokio::test]
+async fn any_manifest_restores_its_tree_byte_for_byte() {
+    let backup = Backup::new(true).await;
+    let then = tree(backup.source.path());
+    let first = backup.sync().await;
+
+    let src = backup.source.path();
+    std::fs::write(src.join("top.txt"), b"top level, rewritten\n").unwrap();
+    std::fs::remove_file(src.join("with space/file name.txt")).unwrap();
+    std::fs::write(src.join("new.txt"), b"new\n").unwrap();
+    settle();
+    backup.sync().await;
+    let now = tree(src);
+    assert_ne!(then, now);
+
+    let past = tempfile::tempdir().unwrap();
+    let report = backup
+        .restore(first.manifest_s3_uri.as_deref(), past.path(), false)
+        .await
+        .unwrap();
+    assert_eq!(report.status, RunStatus::Succeeded, "{:?}", report.failures);
+    assert_eq!((report.restored, report.failed), (then.len() as u64, 0));
+    assert_eq!(
+        tree(past.path()),
+        then,
+        "the first manifest gives back the first tree"
+    );
+    let leaf = "deep/a/b/c/leaf.json";
+    let mtime = |root: &Path| {
+        std::fs::metadata(root.join(leaf))
+            .unwrap()
+            .modified()
+            .unwrap()
+    };
+    assert_eq!(
+        mtime(past.path()),
+        mtime(src),
+        "the recorded mtime is restored"
+    );
+
+    let present = tempfile::tempdir().unwrap();
+    let latest = backup.restore(None, present.path(), false).await.unwrap();
+    assert_eq!(latest.status, RunStatus::Succeeded, "{:?}", latest.failures);
+    assert_eq!(
+        tree(present.path()),
+        now,
+        "the newest manifest gives back the current tree"
+    );
+
+    let again = backup
+        .restore(first.manifest_s3_uri.as_deref(), past.path(), false)
+        .await
+        .unwrap();
+    assert_eq!((again.restored, again.skipped), (0, then.len() as u64));
+    assert_eq!(
+        again.requests.get("GetObject"),
+        Some(&1),
+        "only the manifest (the first has no predecessor): {:?}",
+        again.requests
+    );
+}
+
+#[tokio::test]
+async fn a_restore_refuses_what_it_cannot_prove_and_resumes() {
+    let backup = Backup::new(false).await;
+    let first = backup.sync().await;
+    let manifest = manifest_of(&first);
+    let record = |path: &str| {
+        manifest
+            .files
+            .iter()
+            .find(|f| f.local_path.ends_with(path))
+            .unwrap()
+            .clone()
+    };
+
+    // Interrupted: one object cannot be fetched; the rest is restored.
+    let csv = record("q1.csv");
+    let csv_key = csv.s3_key.clone().unwrap();
+    let csv_bytes = get_bytes(&backup.moto.s3(), BUCKET, &csv_key).await;
+    backup
+        .moto
+        .s3()
+        .delete_object()
+        .bucket(BUCKET)
+        .key(&csv_key)
+        .send()
+        .await
+        .unwrap();
+    let target = tempfile::tempdir().unwrap();
+    let uri = first.manifest_s3_uri.clone();
+    let interrupted = backup
+        .restore(uri.as_deref(), target.path(), false)
+        .await
+        .unwrap();
+    assert_eq!(interrupted.status, RunStatus::Partial);
+    assert_eq!(interrupted.failed, 1);
+    assert!(interrupted.failures[0].path.ends_with("q1.csv"));
+    assert!(!target.path().join("reports/2026/q1.csv").exists());
+
+    // Back again: the second run fetches only what is missing.
+    let md5 = csv.md5.clone().unwrap();
+    backup
+        .put(&csv_key, csv_bytes.clone(), ("md5checksum", &md5))
+        .await;
+    let resumed = backup
+        .restore(uri.as_deref(), target.path(), false)
+        .await
+        .unwrap();
+    assert_eq!(
+        (resumed.restored, resumed.skipped, resumed.failed),
+        (1, sample_files().len() as u64 - 1, 0)
+    );
+
+    // Other bytes under the same key and metadata: no file under the real name.
+    let top = record("top.txt");
+    let top_key = top.s3_key.clone().unwrap();
+    backup
+        .put(
+            &top_key,
+            b"TOP LEVEL\n".to_vec(),
+            ("md5checksum", top.md5.as_deref().unwrap()),
+        )
+        .await;
+    let fresh = tempfile::tempdir().unwrap();
+    let wrong = backup
+        .restore(uri.as_deref(), fresh.path(), false)
+        .await
+        .unwrap();
+    assert_eq!(wrong.failed, 1);
+    assert!(
+        wrong.failures[0].error.contains("MD5"),
+        "{:?}",
+        wrong.failures
+    );
+    assert!(!fresh.path().join("top.txt").exists());
+    let leftovers: Vec<_> = std::fs::read_dir(fresh.path())
+        .unwrap()
+        .map(|e| e.unwrap().file_name())
+        .filter(|n| n.to_string_lossy().ends_with(".partial"))
+        .collect();
+    assert!(leftovers.is_empty(), "{leftovers:?}");
+
+    // An existing file with other content is left alone, unless asked.
+    std::fs::write(target.path().join("empty.dat"), b"mine").unwrap();
+    let kept = backup
+        .restore(uri.as_deref(), target.path(), false)
+        .await
+        .unwrap();
+    assert!(
+        kept.failures
+            .iter()
+            .any(|f| f.path == "empty.dat" && f.error.contains("--overwrite")),
+        "{:?}",
+        kept.failures
+    );
+    assert_eq!(
+        std::fs::read(target.path().join("empty.dat")).unwrap(),
+        b"mine"
+    );
+    backup
+        .restore(uri.as_deref(), target.path(), true)
+        .await
+        .unwrap();
+    assert_eq!(std::fs::read(target.path().join("empty.dat")).unwrap(), b"");
+
+    // A forged manifest whose entry climbs out of the directory.
+    let mut forged = manifest.clone();
+    forged.run_id = "forged".into();
+    let mut escape = record("leaf.json");
+    escape.local_path = format!("{}/../escape.txt", manifest.source_dir);
+    forged.files = vec![escape, record("leaf.json")];
+    let body = serde_json::to_vec(&forged).unwrap();
+    let forged_key = format!("{PREFIX}/_manifests/29991231T000000.000Z-forged.json");
+    let mut digest = s3_kms_sync::local::hash::Sha256Stream::default();
+    digest.update(&body);
+    backup
+        .put(&forged_key, body, ("sha256", &digest.finish_hex()))
+        .await;
+    let outside = tempfile::tempdir().unwrap();
+    let inner = outside.path().join("inner");
+    let refused = backup
+        .restore(Some(&forged_key), &inner, false)
+        .await
+        .unwrap();
+    assert_eq!(
+        (refused.restored, refused.failed),
+        (1, 1),
+        "{:?}",
+        refused.failures
+    );
+    assert!(
+        refused.failures[0].error.contains("plain relative path"),
+        "{:?}",
+        refused.failures
+    );
+    assert!(!outside.path().join("escape.txt").exists());
+    assert!(inner.join("deep/a/b/c/leaf.json").exists());
+}
+
+#[tokio::test]
+async fn a_manifest_the_chain_does_not_vouch_for_restores_nothing() {
+    let backup = Backup::new(false).await;
+    let first = backup.sync().await;
+    std::fs::write(backup.source.path().join("later.txt"), b"later\n").unwrap();
+    settle();
+    backup.sync().await;
+
+    // The older manifest rewritten, its stored SHA-256 kept.
+    let first_key = key_of(&first);
+    let s3 = backup.moto.s3();
+    let sha256 = s3
+        .head_object()
+        .bucket(BUCKET)
+        .key(&first_key)
+        .send()
+        .await
+        .unwrap()
+        .metadata()
+        .unwrap()["sha256"]
+        .clone();
+    let mut bytes = get_bytes(&s3, BUCKET, &first_key).await;
+    bytes.push(b'\n');
+    backup.put(&first_key, bytes, ("sha256", &sha256)).await;
+
+    let target = tempfile::tempdir().unwrap();
+    let err = backup
+        .restore(None, &target.path().join("out"), false)
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(&err, Error::ChainBroken { key, .. } if *key == first_key),
+        "{err}"
+    );
+    assert!(!target.path().join("out").exists(), "nothing was restored");
+}
