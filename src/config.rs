@@ -2,6 +2,8 @@
 //! own options, from environment variables and CLI flags (one definition
 //! serves both), validated before any request is made.
 
+use std::path::{Path, PathBuf};
+
 use clap::{Args, FromArgMatches, Parser};
 
 use crate::error::{Error, Result};
@@ -92,6 +94,24 @@ pub fn parse_size(text: &str) -> std::result::Result<u64, String> {
     number
         .checked_mul(factor)
         .ok_or_else(|| format!("{text:?} is too large"))
+}
+
+/// `dir`, resolved, if it is an existing directory; else an error naming
+/// the setting that gives it.
+pub fn existing_dir(what: &str, dir: &Path, env: &str, flag: &str) -> Result<PathBuf> {
+    let resolved = dir.canonicalize().map_err(|err| {
+        Error::Config(format!(
+            "{what} {} cannot be opened ({err}): set {env} or pass {flag}",
+            dir.display()
+        ))
+    })?;
+    if !resolved.is_dir() {
+        return Err(Error::Config(format!(
+            "{what} {} is not a directory: set {env} or pass {flag}",
+            dir.display()
+        )));
+    }
+    Ok(resolved)
 }
 
 #[cfg(test)]

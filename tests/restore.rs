@@ -8,11 +8,8 @@ mod support;
 use std::collections::BTreeMap;
 use std::path::Path;
 
-use aws_sdk_s3::primitives::ByteStream;
-use aws_sdk_s3::types::{BucketVersioningStatus, ServerSideEncryption, VersioningConfiguration};
 use s3_kms_sync::Error;
 use s3_kms_sync::commands::restore::{self, RestoreOptions, RestoreReport};
-use s3_kms_sync::commands::sync::SyncRequest;
 use s3_kms_sync::local::filter::Filter;
 use s3_kms_sync::manifest::{RunStatus, Summary};
 use support::*;
@@ -20,80 +17,21 @@ use support::*;
 const BUCKET: &str = "restores";
 const PREFIX: &str = "r";
 
-struct Backup {
-    moto: Moto,
-    key_arn: String,
-    source: tempfile::TempDir,
-    engine: Engine,
-    _manifests: tempfile::TempDir,
-}
-
-impl Backup {
-    async fn new(versioned: bool) -> Backup {
-        let moto = Moto::start();
-        let key_arn = moto.bucket_and_key(BUCKET).await;
-        if versioned {
-            let enabled = VersioningConfiguration::builder()
-                .status(BucketVersioningStatus::Enabled)
-                .build();
-            moto.s3()
-                .put_bucket_versioning()
-                .bucket(BUCKET)
-                .versioning_configuration(enabled)
-                .send()
-                .await
-                .unwrap();
-        }
-        let source = tempfile::tempdir().unwrap();
-        write_tree(source.path(), &sample_files());
-        let manifests = tempfile::tempdir().unwrap();
-        let config = settings(source.path(), manifests.path(), BUCKET, &key_arn, PREFIX);
-        Backup {
-            engine: engine(moto.s3(), config),
-            moto,
-            key_arn,
-            source,
-            _manifests: manifests,
-        }
-    }
-
-    async fn sync(&self) -> Summary {
-        let summary = self.engine.run(&SyncRequest::default()).await.unwrap();
-        assert_eq!(summary.status, RunStatus::Succeeded);
-        summary
-    }
-
-    async fn restore(
-        &self,
-        manifest: Option<&str>,
-        target: &Path,
-        overwrite: bool,
-    ) -> s3_kms_sync::Result<RestoreReport> {
-        let options = RestoreOptions {
-            target_dir: target.to_path_buf(),
-            manifest: manifest.map(str::to_owned),
-            filter: Filter::new(&[], &[]).unwrap(),
-            dry_run: false,
-            overwrite,
-            concurrency: 4,
-        };
-        restore::run(&self.engine.store, PREFIX, &options).await
-    }
-
-    async fn put(&self, key: &str, body: Vec<u8>, metadata: (&str, &str)) {
-        self.moto
-            .s3()
-            .put_object()
-            .bucket(BUCKET)
-            .key(key)
-            .body(ByteStream::from(body))
-            .metadata(metadata.0, metadata.1)
-            .server_side_encryption(ServerSideEncryption::AwsKms)
-            .ssekms_key_id(&self.key_arn)
-            .send()
-            .await
-            .unwrap();
-    }
+async fn restore_with(
+    backup: &Backup,
+    manifest: Option<&str>,
+    target: &Path,
+    overwrite: bool,
+) -> s3_kms_sync::Result<RestoreReport> {
+    let options = RestoreOptions {
+        target_dir: target.to_path_buf(),
+        manifest: manifest.map(str::to_owned),
+        filter: Filter::new(&[], &[]).unwrap(),
+        dry_run: false,
+        overwrite,
+        concurrency: 4,
+    };
+    restore::run(&backup.engine.store, PREFIX, &options).await
 }
 
 /// Every regular file under `root`, by relative path, with its bytes.
@@ -127,7 +65,7 @@ fn key_of(summary: &Summary) -> String {
 
 #[tokio::test]
 async fn any_manifest_restores_its_tree_byte_for_byte() {
-    let backup = Backup::new(true).await;
+    let backup = Backup::new(BUCKET, PREFIX, true).await;
     let then = tree(backup.source.path());
     let first = backup.sync().await;
 
@@ -141,10 +79,14 @@ async fn any_manifest_restores_its_tree_byte_for_byte() {
     assert_ne!(then, now);
 
     let past = tempfile::tempdir().unwrap();
-    let report = backup
-        .restore(first.manifest_s3_uri.as_deref(), past.path(), false)
-        .await
-        .unwrap();
+    let report = restore_with(
+        &backup,
+        first.manifest_s3_uri.as_deref(),
+        past.path(),
+        false,
+    )
+    .await
+    .unwrap();
     assert_eq!(report.status, RunStatus::Succeeded, "{:?}", report.failures);
     assert_eq!((report.restored, report.failed), (then.len() as u64, 0));
     assert_eq!(
@@ -166,7 +108,9 @@ async fn any_manifest_restores_its_tree_byte_for_byte() {
     );
 
     let present = tempfile::tempdir().unwrap();
-    let latest = backup.restore(None, present.path(), false).await.unwrap();
+    let latest = restore_with(&backup, None, present.path(), false)
+        .await
+        .unwrap();
     assert_eq!(latest.status, RunStatus::Succeeded, "{:?}", latest.failures);
     assert_eq!(
         tree(present.path()),
@@ -174,10 +118,14 @@ async fn any_manifest_restores_its_tree_byte_for_byte() {
         "the newest manifest gives back the current tree"
     );
 
-    let again = backup
-        .restore(first.manifest_s3_uri.as_deref(), past.path(), false)
-        .await
-        .unwrap();
+    let again = restore_with(
+        &backup,
+        first.manifest_s3_uri.as_deref(),
+        past.path(),
+        false,
+    )
+    .await
+    .unwrap();
     assert_eq!((again.restored, again.skipped), (0, then.len() as u64));
     assert_eq!(
         again.requests.get("GetObject"),
@@ -189,7 +137,7 @@ async fn any_manifest_restores_its_tree_byte_for_byte() {
 
 #[tokio::test]
 async fn a_restore_refuses_what_it_cannot_prove_and_resumes() {
-    let backup = Backup::new(false).await;
+    let backup = Backup::new(BUCKET, PREFIX, false).await;
     let first = backup.sync().await;
     let manifest = manifest_of(&first);
     let record = |path: &str| {
@@ -216,8 +164,7 @@ async fn a_restore_refuses_what_it_cannot_prove_and_resumes() {
         .unwrap();
     let target = tempfile::tempdir().unwrap();
     let uri = first.manifest_s3_uri.clone();
-    let interrupted = backup
-        .restore(uri.as_deref(), target.path(), false)
+    let interrupted = restore_with(&backup, uri.as_deref(), target.path(), false)
         .await
         .unwrap();
     assert_eq!(interrupted.status, RunStatus::Partial);
@@ -230,8 +177,7 @@ async fn a_restore_refuses_what_it_cannot_prove_and_resumes() {
     backup
         .put(&csv_key, csv_bytes.clone(), ("md5checksum", &md5))
         .await;
-    let resumed = backup
-        .restore(uri.as_deref(), target.path(), false)
+    let resumed = restore_with(&backup, uri.as_deref(), target.path(), false)
         .await
         .unwrap();
     assert_eq!(
@@ -250,8 +196,7 @@ async fn a_restore_refuses_what_it_cannot_prove_and_resumes() {
         )
         .await;
     let fresh = tempfile::tempdir().unwrap();
-    let wrong = backup
-        .restore(uri.as_deref(), fresh.path(), false)
+    let wrong = restore_with(&backup, uri.as_deref(), fresh.path(), false)
         .await
         .unwrap();
     assert_eq!(wrong.failed, 1);
@@ -270,8 +215,7 @@ async fn a_restore_refuses_what_it_cannot_prove_and_resumes() {
 
     // An existing file with other content is left alone, unless asked.
     std::fs::write(target.path().join("empty.dat"), b"mine").unwrap();
-    let kept = backup
-        .restore(uri.as_deref(), target.path(), false)
+    let kept = restore_with(&backup, uri.as_deref(), target.path(), false)
         .await
         .unwrap();
     assert!(
@@ -285,8 +229,7 @@ async fn a_restore_refuses_what_it_cannot_prove_and_resumes() {
         std::fs::read(target.path().join("empty.dat")).unwrap(),
         b"mine"
     );
-    backup
-        .restore(uri.as_deref(), target.path(), true)
+    restore_with(&backup, uri.as_deref(), target.path(), true)
         .await
         .unwrap();
     assert_eq!(std::fs::read(target.path().join("empty.dat")).unwrap(), b"");
@@ -306,8 +249,7 @@ async fn a_restore_refuses_what_it_cannot_prove_and_resumes() {
         .await;
     let outside = tempfile::tempdir().unwrap();
     let inner = outside.path().join("inner");
-    let refused = backup
-        .restore(Some(&forged_key), &inner, false)
+    let refused = restore_with(&backup, Some(&forged_key), &inner, false)
         .await
         .unwrap();
     assert_eq!(
@@ -327,7 +269,7 @@ async fn a_restore_refuses_what_it_cannot_prove_and_resumes() {
 
 #[tokio::test]
 async fn a_manifest_the_chain_does_not_vouch_for_restores_nothing() {
-    let backup = Backup::new(false).await;
+    let backup = Backup::new(BUCKET, PREFIX, false).await;
     let first = backup.sync().await;
     std::fs::write(backup.source.path().join("later.txt"), b"later\n").unwrap();
     settle();
@@ -351,8 +293,7 @@ async fn a_manifest_the_chain_does_not_vouch_for_restores_nothing() {
     backup.put(&first_key, bytes, ("sha256", &sha256)).await;
 
     let target = tempfile::tempdir().unwrap();
-    let err = backup
-        .restore(None, &target.path().join("out"), false)
+    let err = restore_with(&backup, None, &target.path().join("out"), false)
         .await
         .unwrap_err();
     assert!(

@@ -5,84 +5,20 @@
 
 mod support;
 
-use aws_sdk_s3::primitives::ByteStream;
-use aws_sdk_s3::types::{BucketVersioningStatus, ServerSideEncryption, VersioningConfiguration};
-use s3_kms_sync::commands::sync::SyncRequest;
 use s3_kms_sync::commands::verify::{
     self, ProblemKind, ReadShare, VerifyOptions, VerifyReport, VerifyRequest, VerifyStatus,
 };
-use s3_kms_sync::manifest::{FileStatus, RunStatus};
+use s3_kms_sync::manifest::FileStatus;
 use support::*;
 
 const BUCKET: &str = "proofs";
 const PREFIX: &str = "v";
 
-struct Backup {
-    moto: Moto,
-    key_arn: String,
-    source: tempfile::TempDir,
-    engine: Engine,
-    _manifests: tempfile::TempDir,
-}
-
-impl Backup {
-    async fn new(versioned: bool) -> Backup {
-        let moto = Moto::start();
-        let key_arn = moto.bucket_and_key(BUCKET).await;
-        if versioned {
-            let enabled = VersioningConfiguration::builder()
-                .status(BucketVersioningStatus::Enabled)
-                .build();
-            moto.s3()
-                .put_bucket_versioning()
-                .bucket(BUCKET)
-                .versioning_configuration(enabled)
-                .send()
-                .await
-                .unwrap();
-        }
-        let source = tempfile::tempdir().unwrap();
-        write_tree(source.path(), &sample_files());
-        let manifests = tempfile::tempdir().unwrap();
-        let config = settings(source.path(), manifests.path(), BUCKET, &key_arn, PREFIX);
-        let engine = engine(moto.s3(), config);
-        Backup {
-            moto,
-            key_arn,
-            source,
-            engine,
-            _manifests: manifests,
-        }
-    }
-
-    async fn sync(&self) -> s3_kms_sync::manifest::Summary {
-        let summary = self.engine.run(&SyncRequest::default()).await.unwrap();
-        assert_eq!(summary.status, RunStatus::Succeeded);
-        summary
-    }
-
-    async fn verify(&self, request: VerifyRequest) -> VerifyReport {
-        let options = VerifyOptions { concurrency: 4 };
-        verify::run(&self.engine.store, PREFIX, &options, &request)
-            .await
-            .expect("verify starts")
-    }
-
-    /// Another writer puts `body` at `key` under the same key and metadata.
-    async fn overwrite(&self, key: &str, body: Vec<u8>, md5checksum: &str) {
-        self.moto
-            .s3()
-            .put_object()
-            .bucket(BUCKET)
-            .key(key)
-            .body(ByteStream::from(body))
-            .metadata("md5checksum", md5checksum)
-            .server_side_encryption(ServerSideEncryption::AwsKms)
-            .ssekms_key_id(&self.key_arn)
-            .send()
-            .await
-            .unwrap();
-    }
+async fn verify_with(backup: &Backup, request: VerifyRequest) -> VerifyReport {
+    let options = VerifyOptions { concurrency: 4 };
+    verify::run(&backup.engine.store, PREFIX, &options, &request)
+        .await
+        .expect("verify starts")
 }
 
 fn kinds(report: &VerifyReport) -> Vec<(ProblemKind, String)> {
@@ -97,14 +33,14 @@ fn kinds(report: &VerifyReport) -> Vec<(ProblemKind, String)> {
 
 #[tokio::test]
 async fn verify_passes_on_an_intact_backup_and_names_each_problem() {
-    let backup = Backup::new(false).await;
+    let backup = Backup::new(BUCKET, PREFIX, false).await;
     let first = backup.sync().await;
     // One more file, so the newest manifest links to the first.
     std::fs::write(backup.source.path().join("later.txt"), b"later\n").unwrap();
     settle();
     let second = backup.sync().await;
 
-    let intact = backup.verify(VerifyRequest::default()).await;
+    let intact = verify_with(&backup, VerifyRequest::default()).await;
     assert_eq!(intact.status, VerifyStatus::Ok, "{:?}", intact.problems);
     assert_eq!(intact.checked, sample_files().len() as u64 + 1);
     assert_eq!(
@@ -130,7 +66,7 @@ async fn verify_passes_on_an_intact_backup_and_names_each_problem() {
         read_data: Some(ReadShare::All),
         ..VerifyRequest::default()
     };
-    let read = backup.verify(all.clone()).await;
+    let read = verify_with(&backup, all.clone()).await;
     assert_eq!(read.status, VerifyStatus::Ok, "{:?}", read.problems);
     assert_eq!(read.read_data.as_ref().unwrap().objects_read, read.checked);
 
@@ -157,7 +93,14 @@ async fn verify_passes_on_an_intact_backup_and_names_each_problem() {
     // Same size, same md5checksum metadata, other bytes: only reading tells.
     let (rewritten, md5) = key_of("q1.csv");
     backup
-        .overwrite(&rewritten, b"a,b\n9,9\n".to_vec(), &md5)
+        .put(
+            &rewritten,
+            b"a,b
+9,9
+"
+            .to_vec(),
+            ("md5checksum", &md5),
+        )
         .await;
     // An older manifest rewritten, its stored SHA-256 kept.
     let first_key = first
@@ -177,19 +120,9 @@ async fn verify_passes_on_an_intact_backup_and_names_each_problem() {
     let sha256 = head.metadata().unwrap()["sha256"].clone();
     let mut forged = old.clone();
     forged.extend_from_slice(b"\n");
-    backup
-        .moto
-        .s3()
-        .put_object()
-        .bucket(BUCKET)
-        .key(&first_key)
-        .body(ByteStream::from(forged))
-        .metadata("sha256", sha256)
-        .send()
-        .await
-        .unwrap();
+    backup.put(&first_key, forged, ("sha256", &sha256)).await;
 
-    let metadata_only = backup.verify(VerifyRequest::default()).await;
+    let metadata_only = verify_with(&backup, VerifyRequest::default()).await;
     assert_eq!(metadata_only.status, VerifyStatus::Problems);
     assert_eq!(
         kinds(&metadata_only),
@@ -204,7 +137,7 @@ async fn verify_passes_on_an_intact_backup_and_names_each_problem() {
         "only where the listing cannot vouch"
     );
 
-    let read = backup.verify(all).await;
+    let read = verify_with(&backup, all).await;
     assert_eq!(
         kinds(&read),
         [
@@ -221,7 +154,7 @@ async fn verify_passes_on_an_intact_backup_and_names_each_problem() {
 
 #[tokio::test]
 async fn a_pinned_version_is_verified_after_the_file_changed() {
-    let backup = Backup::new(true).await;
+    let backup = Backup::new(BUCKET, PREFIX, true).await;
     let first = backup.sync().await;
     std::fs::write(
         backup.source.path().join("top.txt"),
@@ -236,7 +169,7 @@ async fn a_pinned_version_is_verified_after_the_file_changed() {
         read_data: Some(ReadShare::All),
         ..VerifyRequest::default()
     };
-    let report = backup.verify(pinned.clone()).await;
+    let report = verify_with(&backup, pinned.clone()).await;
     assert_eq!(report.status, VerifyStatus::Ok, "{:?}", report.problems);
     assert_eq!(
         report.requests.get("ListObjectVersions"),
@@ -271,7 +204,7 @@ async fn a_pinned_version_is_verified_after_the_file_changed() {
         .send()
         .await
         .unwrap();
-    let report = backup.verify(pinned).await;
+    let report = verify_with(&backup, pinned).await;
     assert_eq!(
         kinds(&report),
         [(ProblemKind::Missing, file.s3_key.unwrap())]

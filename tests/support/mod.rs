@@ -402,3 +402,71 @@ pub async fn assert_stored(
         assert_eq!(get_bytes(s3, bucket, key).await, content, "{key}");
     }
 }
+
+/// A moto server with a bucket (versioned or not) and a KMS key, a source
+/// holding the sample tree, and the engine that backs it up.
+pub struct Backup {
+    pub moto: Moto,
+    pub bucket: &'static str,
+    pub prefix: &'static str,
+    pub key_arn: String,
+    pub source: tempfile::TempDir,
+    pub engine: Engine,
+    _manifests: tempfile::TempDir,
+}
+
+impl Backup {
+    pub async fn new(bucket: &'static str, prefix: &'static str, versioned: bool) -> Backup {
+        let moto = Moto::start();
+        let key_arn = moto.bucket_and_key(bucket).await;
+        if versioned {
+            let enabled = aws_sdk_s3::types::VersioningConfiguration::builder()
+                .status(aws_sdk_s3::types::BucketVersioningStatus::Enabled)
+                .build();
+            moto.s3()
+                .put_bucket_versioning()
+                .bucket(bucket)
+                .versioning_configuration(enabled)
+                .send()
+                .await
+                .unwrap();
+        }
+        let source = tempfile::tempdir().unwrap();
+        write_tree(source.path(), &sample_files());
+        let manifests = tempfile::tempdir().unwrap();
+        let config = settings(source.path(), manifests.path(), bucket, &key_arn, prefix);
+        Backup {
+            engine: engine(moto.s3(), config),
+            moto,
+            bucket,
+            prefix,
+            key_arn,
+            source,
+            _manifests: manifests,
+        }
+    }
+
+    /// One full sync, which must succeed.
+    pub async fn sync(&self) -> Summary {
+        let summary = self.engine.run(&SyncRequest::default()).await.unwrap();
+        assert_eq!(summary.status, s3_kms_sync::manifest::RunStatus::Succeeded);
+        summary
+    }
+
+    /// Another writer puts `body` at `key`, SSE-KMS under the same key,
+    /// with one user metadata entry.
+    pub async fn put(&self, key: &str, body: Vec<u8>, metadata: (&str, &str)) {
+        self.moto
+            .s3()
+            .put_object()
+            .bucket(self.bucket)
+            .key(key)
+            .body(aws_sdk_s3::primitives::ByteStream::from(body))
+            .metadata(metadata.0, metadata.1)
+            .server_side_encryption(aws_sdk_s3::types::ServerSideEncryption::AwsKms)
+            .ssekms_key_id(&self.key_arn)
+            .send()
+            .await
+            .unwrap();
+    }
+}

@@ -7,7 +7,7 @@ use clap::Args;
 use tracing::warn;
 
 use super::request::SyncRequest;
-use crate::config::{Options, parse_size};
+use crate::config::{Options, existing_dir, parse_size};
 use crate::error::{Error, Result};
 use crate::local::filter::Filter;
 use crate::run::Mode;
@@ -99,7 +99,12 @@ impl Options for SyncOptions {
                 ));
             }
         };
-        let source_dir = existing_dir(&source_dir, "SYNC_SOURCE_DIR", "--source-dir")?;
+        let source_dir = existing_dir(
+            "source directory",
+            &source_dir,
+            "SYNC_SOURCE_DIR",
+            "--source-dir",
+        )?;
         if args.concurrency == 0 {
             return Err(Error::Config(
                 "concurrency must be at least 1: set SYNC_CONCURRENCY or pass --concurrency".into(),
@@ -224,22 +229,6 @@ impl SyncOptions {
             .unwrap_or(&resolved)
             .to_path_buf())
     }
-}
-
-fn existing_dir(dir: &Path, env: &str, flag: &str) -> Result<PathBuf> {
-    let resolved = dir.canonicalize().map_err(|err| {
-        Error::Config(format!(
-            "source directory {} cannot be opened ({err}): set {env} or pass {flag}",
-            dir.display()
-        ))
-    })?;
-    if !resolved.is_dir() {
-        return Err(Error::Config(format!(
-            "source directory {} is not a directory: set {env} or pass {flag}",
-            dir.display()
-        )));
-    }
-    Ok(resolved)
 }
 
 #[cfg(test)]
