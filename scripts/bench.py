@@ -188,6 +188,62 @@ def bench_sync(proxy, key_arn, repeats, can_drop):
     return results
 
 
+READ_BACK = [
+    # (operation, tool, peer of the operation)
+    ("verify (metadata)", "s3-kms-sync verify", None),
+    ("verify --read-data 10%", "s3-kms-sync verify --read-data 10%", None),
+    ("read everything back", "s3-kms-sync verify --read-data all", "rclone check --download"),
+    ("read everything back", "rclone check --download", None),
+    ("restore", "s3-kms-sync restore", "aws s3 sync (download)"),
+    ("restore", "aws s3 sync (download)", None),
+]
+
+
+def read_back_commands(tree, prefix, key_arn, endpoint, target):
+    ours = [str(OURS), "--bucket", BUCKET, "--prefix", prefix, "--kms-key-id", key_arn, "--concurrency", "16"]
+    return {
+        "s3-kms-sync verify": [str(OURS), "verify", *ours[1:]],
+        "s3-kms-sync verify --read-data 10%": [str(OURS), "verify", *ours[1:], "--read-data", "10%"],
+        "s3-kms-sync verify --read-data all": [str(OURS), "verify", *ours[1:], "--read-data", "all"],
+        "rclone check --download": [
+            "rclone", "check", "--download", str(tree), f":s3:{BUCKET}/{prefix}",
+            "--s3-provider", "Other", "--s3-endpoint", endpoint, "--s3-region", "us-east-1",
+            "--s3-access-key-id", "test", "--s3-secret-access-key", "test", "--s3-force-path-style",
+            "--checkers", "16", "--exclude", "_manifests/**",
+        ],
+        "s3-kms-sync restore": [str(OURS), "restore", *ours[1:], "--target", str(target)],
+        "aws s3 sync (download)": [
+            "/usr/bin/aws", "s3", "sync", f"s3://{BUCKET}/{prefix}", str(target), "--endpoint-url", endpoint,
+            "--no-progress", "--only-show-errors", "--exclude", "_manifests/*",
+        ],
+    }
+
+
+def bench_read_back(proxy, key_arn, repeats, can_drop):
+    """verify and restore of the backup the sync benchmark left, beside a peer."""
+    env = tool_env(proxy.endpoint)
+    results = {}
+    tree = WORK / "trees" / "s3-kms-sync"
+    for rep in range(repeats):
+        prefix = f"s3-kms-sync-{rep}"
+        for operation, tool, _ in READ_BACK:
+            target = WORK / "restored" / tool.split()[0]
+            shutil.rmtree(target, ignore_errors=True)
+            cmd = read_back_commands(tree, prefix, key_arn, proxy.endpoint, target)[tool]
+            if can_drop:
+                drop_caches()
+            proxy.call("reset")
+            seconds, code, rss_kib, disk, stdout = rusage_run(cmd, env)
+            if code != 0:
+                sys.stderr.write((WORK / "stderr.txt").read_text()[-3000:])
+                raise SystemExit(f"{tool} exited {code}")
+            requests = proxy.call("counts")["requests"]
+            results.setdefault(f"{operation}|{tool}", []).append(
+                {"seconds": seconds, "rss_kib": rss_kib, "requests": requests})
+            print(f"  rep {rep} {tool:36} {seconds:7.2f}s  {fmt_requests(requests)}", flush=True)
+    return results
+
+
 def median(entries, field):
     return statistics.median(e[field] for e in entries)
 
@@ -236,7 +292,27 @@ def rss_100k(proxy, key_arn):
     return out
 
 
-def report(results, md5, hundred_k, repeats, can_drop, command):
+def read_back_table(read_back):
+    lines = [
+        "",
+        "Reading the backup back: the `initial` tree above, after its `changed` run",
+        "(so the manifest pins nothing on this unversioned bucket), medians:",
+        "",
+        "| operation | tool | wall time | vs peer | requests | peak RSS |",
+        "|---|---|---:|---:|---|---:|",
+    ]
+    for operation, tool, peer in READ_BACK:
+        entries = read_back[f"{operation}|{tool}"]
+        seconds = median(entries, "seconds")
+        versus = f"{seconds / median(read_back[f'{operation}|{peer}'], 'seconds'):.2f}x" if peer else ("1.00x" if any(
+            p == tool for _, _, p in READ_BACK) else "")
+        requests = entries[len(entries) // 2]["requests"]
+        lines.append(f"| {operation} | {tool} | {seconds:.2f} s | {versus} | {fmt_requests(requests)} "
+                     f"| {median(entries, 'rss_kib') / 1024:.0f} MiB |")
+    return lines
+
+
+def report(results, md5, hundred_k, repeats, can_drop, command, read_back):
     tools = ["s3-kms-sync", "aws s3 sync", "rclone sync --checksum"]
     lines = [
         "# Benchmarks",
@@ -271,6 +347,8 @@ def report(results, md5, hundred_k, repeats, can_drop, command):
         entries = ours[("s3-kms-sync", phase)]
         lines.append(f"- {phase}: {median(entries, 'content_read') / (1 << 20):.1f} MiB read, "
                      f"{median(entries, 'uploaded'):.0f} files uploaded")
+    if read_back:
+        lines += read_back_table(read_back)
     ratio = md5["s3-kms-sync md5"] / md5["md5sum"]
     lines += [
         "",
@@ -390,9 +468,12 @@ def main():
             saved = json.loads((WORK / "results.json").read_text())
             results = {tuple(k.split("|")): v for k, v in saved["results"].items()}
             md5 = saved["md5"]
+            read_back = saved.get("read_back", {})
         else:
             print("sync benchmark", flush=True)
             results = bench_sync(proxy, key_arn, args.repeats, can_drop)
+            print("verify and restore", flush=True)
+            read_back = bench_read_back(proxy, key_arn, args.repeats, can_drop)
             print("md5 throughput", flush=True)
             md5 = md5_throughput(args.repeats)
             print(f"  {md5}", flush=True)
@@ -402,10 +483,10 @@ def main():
             os.killpg(process.pid, signal.SIGTERM)
 
     raw = {"results": {f"{tool}|{phase}": entries for (tool, phase), entries in results.items()},
-           "md5": md5, "hundred_k": hundred_k}
+           "md5": md5, "hundred_k": hundred_k, "read_back": read_back}
     (WORK / "results.json").write_text(json.dumps(raw, indent=1))
     command = "make bench" if os.environ.get("MAKELEVEL") else " ".join(["python", *sys.argv])
-    table = report(results, md5, hundred_k, args.repeats, can_drop, command)
+    table = report(results, md5, hundred_k, args.repeats, can_drop, command, read_back)
     print()
     print(table)
     if args.out:
