@@ -16,7 +16,8 @@ pub struct Progress {
     /// Bytes of file content read from disk.
     pub bytes_read: AtomicU64,
     done: AtomicU64,
-    uploaded: AtomicU64,
+    /// Files sent (sync) or written (restore), and their bytes.
+    moved: AtomicU64,
     failed: AtomicU64,
     bytes: AtomicU64,
 }
@@ -27,24 +28,37 @@ impl Progress {
     }
 
     pub fn count(&self, record: &FileRecord) {
-        self.done.fetch_add(1, Ordering::Relaxed);
         match record.status {
-            FileStatus::Uploaded => {
-                self.uploaded.fetch_add(1, Ordering::Relaxed);
-                self.bytes.fetch_add(record.size_bytes, Ordering::Relaxed);
-            }
-            FileStatus::Failed => {
-                self.failed.fetch_add(1, Ordering::Relaxed);
-            }
-            FileStatus::Skipped | FileStatus::WouldUpload => {}
+            FileStatus::Uploaded => self.count_moved(record.size_bytes),
+            FileStatus::Failed => self.count_failed(),
+            FileStatus::Skipped | FileStatus::WouldUpload => self.count_done(),
         }
     }
 
-    /// Logs the counters every `period` until the handle is aborted.
+    /// A file sent or written, of `bytes`.
+    pub fn count_moved(&self, bytes: u64) {
+        self.moved.fetch_add(1, Ordering::Relaxed);
+        self.bytes.fetch_add(bytes, Ordering::Relaxed);
+        self.count_done();
+    }
+
+    pub fn count_failed(&self) {
+        self.failed.fetch_add(1, Ordering::Relaxed);
+        self.count_done();
+    }
+
+    /// A file left as it was.
+    pub fn count_done(&self) {
+        self.done.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// Logs the counters every `period` until the handle is aborted; `moved`
+    /// names what a moved file is (`uploaded`, `restored`).
     pub fn report_every(
         self: &Arc<Self>,
         period: Duration,
         total: usize,
+        moved: &'static str,
     ) -> tokio::task::JoinHandle<()> {
         let progress = Arc::clone(self);
         tokio::spawn(
@@ -56,9 +70,10 @@ impl Progress {
                     info!(
                         done = progress.done.load(Ordering::Relaxed),
                         total,
-                        uploaded = progress.uploaded.load(Ordering::Relaxed),
+                        moved,
+                        files = progress.moved.load(Ordering::Relaxed),
+                        bytes = progress.bytes.load(Ordering::Relaxed),
                         failed = progress.failed.load(Ordering::Relaxed),
-                        bytes_uploaded = progress.bytes.load(Ordering::Relaxed),
                         "progress"
                     );
                 }

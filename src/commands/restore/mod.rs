@@ -8,6 +8,7 @@ pub mod options;
 pub mod report;
 
 use std::path::Path;
+use std::sync::Arc;
 
 use futures::StreamExt;
 use tracing::{Instrument, info, info_span, warn};
@@ -16,6 +17,7 @@ use crate::error::{Error, Result};
 use crate::local::restore_dir::RestoreDir;
 use crate::manifest::{FileRecord, chain, locate};
 use crate::run::RunContext;
+use crate::run::progress::{PROGRESS_EVERY, Progress};
 use crate::store::Store;
 use file::{Restored, Worker};
 pub use options::{RestoreArgs, RestoreOptions};
@@ -62,18 +64,31 @@ pub async fn run(store: &Store, prefix: &str, options: &RestoreOptions) -> Resul
             duration_ms: 0,
             failures: Vec::new(),
         };
-        let results: Vec<(String, Result<Restored>)> = futures::stream::iter(&parsed.state)
-            .filter_map(|file| std::future::ready(chosen(&worker, file)))
+        let chosen: Vec<_> = parsed
+            .state
+            .iter()
+            .filter_map(|file| chosen(&worker, file))
+            .collect();
+        // Progress goes to the log, which the CLI writes to stderr.
+        let progress = Arc::new(Progress::default());
+        let reporter = progress.report_every(PROGRESS_EVERY, chosen.len(), "restored");
+        let results: Vec<(String, Result<Restored>)> = futures::stream::iter(chosen)
             .map(|(file, relative)| {
-                let worker = &worker;
+                let (worker, progress) = (&worker, &progress);
                 async move {
                     let result = worker.restore(file, &relative).await;
+                    match &result {
+                        Ok(Restored::Written { bytes }) => progress.count_moved(*bytes),
+                        Ok(_) => progress.count_done(),
+                        Err(_) => progress.count_failed(),
+                    }
                     (relative.display().to_string(), result)
                 }
             })
             .buffer_unordered(options.concurrency)
             .collect()
             .await;
+        reporter.abort();
         for (path, result) in results {
             match result {
                 Ok(Restored::Written { bytes }) => {

@@ -92,7 +92,7 @@ async fn back_up(
     info!(entries = total, dir = %walked_dir.display(), dry_run = scope.dry_run, "walked source");
 
     let progress = Arc::new(Progress::default());
-    let reporter = progress.report_every(PROGRESS_EVERY, total);
+    let reporter = progress.report_every(PROGRESS_EVERY, total, "uploaded");
     let worker = Worker {
         store,
         prefix,
