@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # The main job end to end on a local S3+KMS emulator: two scheduled runs of the
-# function through the real Lambda runtime API. The first uploads every file,
-# the second skips every file.
+# function through the real Lambda runtime API (the first uploads every file,
+# the second skips every file), then the weekly verify through the function,
+# and a restore with the CLI that must give back the tree byte for byte.
 source "$(dirname "${BASH_SOURCE[0]}")/local.sh"
 trap cleanup EXIT
 
@@ -26,3 +27,20 @@ if [ "$(field uploaded <<<"$second")" != 0 ] || [ "$(field failed <<<"$first")" 
     echo "demo FAILED: the second run should upload nothing and the first should fail nothing" >&2
     exit 1
 fi
+
+echo "== verify (events/verify.json: every object checked, a tenth read back)"
+report=$(invoke "$ROOT/events/verify.json")
+"$VENV/bin/python" -m json.tool <<<"$report"
+if [ "$(field status <<<"$report")" != ok ]; then
+    echo "demo FAILED: verify found problems in a backup nothing touched" >&2
+    exit 1
+fi
+
+echo "== restore (the CLI, into $WORK/demo/restored)"
+cargo run --quiet --bin s3-kms-sync -- restore --target "$WORK/demo/restored" \
+    | "$VENV/bin/python" -m json.tool
+if ! diff -r "$SYNC_SOURCE_DIR" "$WORK/demo/restored"; then
+    echo "demo FAILED: the restored tree differs from the source" >&2
+    exit 1
+fi
+echo "the restored tree equals the source"

@@ -6,7 +6,10 @@
 //!
 //! `sync`'s data flows one way: [`config`] → [`local::walk`] and the prior
 //! state (listing + last manifest) → per-file decision and transfer →
-//! [`manifest::publish`] → [`manifest::Summary`].
+//! [`manifest::publish`] → [`manifest::Summary`]. `verify` and `restore`
+//! read a manifest located by [`manifest::locate`] through the one streamed
+//! reader, trust it as far as [`manifest::chain`] vouches, then check or
+//! fetch its objects through [`store`].
 //!
 //! Each name means one thing:
 //! - what S3 says of a key: [`store::Object`] (a HEAD), [`store::Listed`]
