@@ -224,8 +224,9 @@ def bench_read_back(proxy, key_arn, repeats, can_drop):
     env = tool_env(proxy.endpoint)
     results = {}
     tree = WORK / "trees" / "s3-kms-sync"
+    # The last sync's prefix: the tree on disk is in the state it backed up.
+    prefix = f"s3-kms-sync-{repeats - 1}"
     for rep in range(repeats):
-        prefix = f"s3-kms-sync-{rep}"
         for operation, tool, _ in READ_BACK:
             target = WORK / "restored" / tool.split()[0]
             shutil.rmtree(target, ignore_errors=True)
