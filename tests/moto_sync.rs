@@ -436,3 +436,26 @@ async fn each_manifest_links_to_the_one_before_by_key_and_digest() {
     let stored = get_bytes(&s3, BUCKET, &fourth_key).await;
     assert_eq!(link.sha256, Some(sha256_hex(&stored)));
 }
+
+#[tokio::test]
+async fn records_name_the_kms_key_that_encrypts_each_object() {
+    let fx = Fixture::new().await;
+    let keys = |manifest: &Manifest| -> BTreeMap<String, Option<String>> {
+        manifest
+            .files
+            .iter()
+            .map(|f| (f.s3_key.clone().unwrap(), f.kms_key_id.clone()))
+            .collect()
+    };
+    let (_, first) = fx.run(SyncRequest::default()).await;
+    let expected: BTreeMap<String, Option<String>> = first
+        .files
+        .iter()
+        .map(|f| (f.s3_key.clone().unwrap(), Some(fx.key_arn.clone())))
+        .collect();
+    assert_eq!(keys(&first), expected, "from each upload's answer");
+    // Skipped on the listing's word alone: carried over from the last manifest.
+    let (second, manifest) = fx.run(SyncRequest::default()).await;
+    assert_eq!(second.skipped, expected.len() as u64);
+    assert_eq!(keys(&manifest), expected, "carried over while unchanged");
+}

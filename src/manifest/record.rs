@@ -41,6 +41,12 @@ pub struct FileRecord {
     /// The S3 version that holds this file's content (versioned buckets).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub version_id: Option<String>,
+    /// The KMS key S3 reported for the stored object, and whether it is
+    /// under the bucket's S3 Bucket Key: what a key change is checked against.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub kms_key_id: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub bucket_key: Option<bool>,
     /// The file's modification and change times (ns) and inode when it was
     /// read: the next run reuses `md5` without reading a file whose size,
     /// times and inode are all the same.
@@ -67,6 +73,8 @@ impl FileRecord {
             error: None,
             etag: None,
             version_id: None,
+            kms_key_id: None,
+            bucket_key: None,
             mtime_ns: None,
             ctime_ns: None,
             inode: None,

@@ -17,7 +17,8 @@ use crate::local::walk::{Found, LocalFile};
 use crate::manifest::{self, FileRecord, FileStatus};
 use crate::run::RunContext;
 use crate::run::progress::Progress;
-use crate::store::{Object, PutExtras, Store, Stored, WriteIf, keys};
+use crate::store::{Encryption, Object, PutExtras, Store, Stored, WriteIf, keys};
+use aws_sdk_s3::types::ServerSideEncryption;
 
 /// What one file's transfer needs from its run.
 pub struct Worker<'a> {
@@ -149,6 +150,12 @@ impl Worker<'_> {
                     etag: etag.map(str::to_owned),
                     size: size.and_then(|s| i64::try_from(s).ok()),
                     version_id: recorded.version_id.as_deref().map(str::to_owned),
+                    // Unchanged since this tool stored it: as it was reported then.
+                    encryption: recorded.kms_key_id.as_deref().map(|key| Encryption {
+                        algorithm: Some(ServerSideEncryption::AwsKms),
+                        kms_key_id: Some(key.to_owned()),
+                        bucket_key_enabled: recorded.bucket_key,
+                    }),
                     ..Object::default()
                 })
             }
@@ -197,6 +204,8 @@ impl FileRecord {
         self.reason = Some(reason.into());
         if let Some(stored) = stored {
             (self.etag, self.version_id) = (stored.etag, stored.version_id);
+            self.kms_key_id = stored.encryption.kms_key_id;
+            self.bucket_key = stored.encryption.bucket_key_enabled;
         }
     }
 }

@@ -224,6 +224,8 @@ mod tests {
             md5: Md5Digest::of(b"abc"),
             etag: Some("\"e1\"".into()),
             version_id: None,
+            kms_key_id: None,
+            bucket_key: None,
         };
         assert!(unchanged_remotely(
             &recorded,

@@ -25,6 +25,9 @@ pub struct Recorded {
     pub etag: Option<Box<str>>,
     /// The version that holds the content, on a versioned bucket.
     pub version_id: Option<Box<str>>,
+    /// The key and Bucket Key status S3 reported when the object was stored.
+    pub kms_key_id: Option<Box<str>>,
+    pub bucket_key: Option<bool>,
 }
 
 /// The last full manifest's records by key. It is filled record by record
@@ -92,6 +95,10 @@ pub struct IndexedRecord {
     etag: Option<String>,
     #[serde(default)]
     version_id: Option<String>,
+    #[serde(default)]
+    kms_key_id: Option<String>,
+    #[serde(default)]
+    bucket_key: Option<bool>,
     mtime_ns: Option<i64>,
     ctime_ns: Option<i64>,
     inode: Option<u64>,
@@ -115,6 +122,8 @@ impl IndexedRecord {
             md5: Md5Digest::from_hex(self.md5.as_deref()?)?,
             etag: Some(self.etag?.into()),
             version_id: self.version_id.map(Into::into),
+            kms_key_id: self.kms_key_id.map(Into::into),
+            bucket_key: self.bucket_key,
         };
         Some((self.s3_key?.into(), recorded))
     }
