@@ -34,6 +34,8 @@ import urllib.request
 
 import boto3
 
+from provision_moto import default_encryption
+
 ROOT = pathlib.Path(__file__).resolve().parent.parent
 WORK = ROOT / ".work" / "bench"
 TARGET = pathlib.Path(os.environ.get("CARGO_TARGET_DIR", ROOT / "target"))
@@ -460,7 +462,9 @@ def main():
         moto = f"http://127.0.0.1:{moto_port}"
         session = boto3.session.Session(aws_access_key_id="test", aws_secret_access_key="test", region_name="us-east-1")
         key_arn = session.client("kms", endpoint_url=moto).create_key()["KeyMetadata"]["Arn"]
-        session.client("s3", endpoint_url=moto).create_bucket(Bucket=BUCKET)
+        s3 = session.client("s3", endpoint_url=moto)
+        s3.create_bucket(Bucket=BUCKET)
+        default_encryption(s3, BUCKET, key_arn)
         proxy_process = subprocess.Popen([str(PROXY), moto, "--opaque-etags"], stdout=subprocess.PIPE, start_new_session=True)
         processes.append(proxy_process)
         proxy = Proxy(proxy_process.stdout.readline().decode().strip())

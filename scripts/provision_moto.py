@@ -12,8 +12,21 @@ def main(bucket: str) -> None:
     endpoint = os.environ["AWS_ENDPOINT_URL"]
     kms = boto3.client("kms", endpoint_url=endpoint)
     key = kms.create_key(Description="s3-kms-sync local key")["KeyMetadata"]
-    boto3.client("s3", endpoint_url=endpoint).create_bucket(Bucket=bucket)
+    s3 = boto3.client("s3", endpoint_url=endpoint)
+    s3.create_bucket(Bucket=bucket)
+    default_encryption(s3, bucket, key["Arn"])
     print(key["Arn"])
+
+
+def default_encryption(s3, bucket: str, key_arn: str) -> None:
+    """As the template sets it: SSE-KMS under the key, with a Bucket Key."""
+    s3.put_bucket_encryption(
+        Bucket=bucket,
+        ServerSideEncryptionConfiguration={"Rules": [{
+            "ApplyServerSideEncryptionByDefault": {"SSEAlgorithm": "aws:kms", "KMSMasterKeyID": key_arn},
+            "BucketKeyEnabled": True,
+        }]},
+    )
 
 
 if __name__ == "__main__":

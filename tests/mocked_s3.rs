@@ -135,6 +135,8 @@ async fn opaque_etag_with_matching_md5_metadata_is_skipped() {
             .content_length(5)
             .metadata("md5checksum", md5.clone())
             .server_side_encryption(ServerSideEncryption::AwsKms)
+            .ssekms_key_id(KEY)
+            .bucket_key_enabled(true)
             .build()
     });
     let manifest_put = put_ok();

@@ -4,7 +4,7 @@
 use serde::de::IgnoredAny;
 
 use super::read::{Parsed, read_fetched};
-use super::{FileRecord, FileStatus, ManifestLink};
+use super::{FileRecord, ManifestLink};
 use crate::error::{Error, Result};
 use crate::store::Store;
 
@@ -87,7 +87,7 @@ pub async fn read_stored_files(
     })?;
     let recorded = fetched.sha256.clone();
     let keep_stored = |files: &mut Vec<FileRecord>, file: FileRecord| {
-        let stored = matches!(file.status, FileStatus::Uploaded | FileStatus::Skipped);
+        let stored = file.status.is_stored();
         if stored && file.s3_key.is_some() {
             files.push(file);
         }

@@ -14,9 +14,21 @@ use crate::local::stamp::Stamp;
 pub enum FileStatus {
     Uploaded,
     Skipped,
+    /// Unchanged, and copied in place under the configured key.
+    Reencrypted,
     Failed,
     /// Dry run only: the file would have been uploaded.
     WouldUpload,
+}
+
+impl FileStatus {
+    /// Whether the record describes an object stored under its key.
+    pub fn is_stored(self) -> bool {
+        matches!(
+            self,
+            FileStatus::Uploaded | FileStatus::Skipped | FileStatus::Reencrypted
+        )
+    }
 }
 
 /// One file's entry in the manifest.

@@ -22,6 +22,10 @@ pub struct Summary {
     pub status: RunStatus,
     pub uploaded: u64,
     pub skipped: u64,
+    /// Unchanged files whose objects were copied in place under the
+    /// configured key (a key change, another writer, no Bucket Key).
+    #[serde(default)]
+    pub reencrypted: u64,
     pub failed: u64,
     pub would_upload: u64,
     /// Bytes of file content read from disk (hashing and uploading).
@@ -75,6 +79,7 @@ impl Summary {
             status: RunStatus::Succeeded,
             uploaded: count(FileStatus::Uploaded),
             skipped: count(FileStatus::Skipped),
+            reencrypted: count(FileStatus::Reencrypted),
             failed: count(FileStatus::Failed),
             would_upload: count(FileStatus::WouldUpload),
             bytes_read: 0,
@@ -105,7 +110,7 @@ impl Summary {
     /// `failed` when nothing succeeded, `partial` when something went wrong
     /// (a file, the manifest, or the run stopped early), `succeeded` otherwise.
     fn derive_status(&self) -> RunStatus {
-        let ok = self.uploaded + self.skipped + self.would_upload;
+        let ok = self.uploaded + self.skipped + self.reencrypted + self.would_upload;
         if self.failed > 0 && ok == 0 {
             RunStatus::Failed
         } else if self.failed > 0

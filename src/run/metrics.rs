@@ -48,6 +48,7 @@ pub fn emf(summary: &Summary, function_name: &str, timestamp_ms: i64) -> Value {
     let metrics = [
         ("FilesUploaded", "Count", summary.uploaded),
         ("FilesSkipped", "Count", summary.skipped),
+        ("FilesReencrypted", "Count", summary.reencrypted),
         ("FilesFailed", "Count", summary.failed),
         ("BytesUploaded", "Bytes", summary.bytes_uploaded),
         ("RunDuration", "Milliseconds", summary.duration_ms),

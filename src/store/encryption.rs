@@ -1,6 +1,7 @@
 //! The encryption S3 reports for an object, and whether it is the configured key.
 
 use aws_sdk_s3::types::ServerSideEncryption;
+use serde::{Deserialize, Serialize};
 
 use super::{Object, Store};
 use crate::error::{Error, Result};
@@ -12,6 +13,53 @@ pub struct Encryption {
     pub kms_key_id: Option<String>,
     /// Whether the object is under the bucket's S3 Bucket Key.
     pub bucket_key_enabled: Option<bool>,
+    /// Encrypted with a key the writer supplied (SSE-C).
+    pub customer_key: bool,
+}
+
+/// How an object falls short of SSE-KMS under the configured key with an
+/// S3 Bucket Key: what `audit` reports and what sync and `audit --fix copy`
+/// repair, all but `SseC`, which only the holder of the customer key can copy.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Finding {
+    NotKms,
+    WrongKey,
+    NoBucketKey,
+    SseC,
+}
+
+impl Finding {
+    pub const ALL: [Finding; 4] = [
+        Finding::NotKms,
+        Finding::WrongKey,
+        Finding::NoBucketKey,
+        Finding::SseC,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Finding::NotKms => "not_kms",
+            Finding::WrongKey => "wrong_key",
+            Finding::NoBucketKey => "no_bucket_key",
+            Finding::SseC => "sse_c",
+        }
+    }
+
+    /// Whether a server-side copy can fix it.
+    pub fn copyable(self) -> bool {
+        self != Finding::SseC
+    }
+
+    /// The manifest's reason for a file sync re-encrypted.
+    pub fn reencrypted_reason(self) -> &'static str {
+        match self {
+            Finding::NotKms => "re-encrypted: it was not under SSE-KMS",
+            Finding::WrongKey => "re-encrypted: it was under another KMS key",
+            Finding::NoBucketKey => "re-encrypted: it had no S3 Bucket Key",
+            Finding::SseC => "encrypted with a customer-provided key (SSE-C): left alone",
+        }
+    }
 }
 
 impl Encryption {
@@ -19,12 +67,42 @@ impl Encryption {
         algorithm: Option<&ServerSideEncryption>,
         kms_key_id: Option<&str>,
         bucket_key_enabled: Option<bool>,
+        customer_algorithm: Option<&str>,
     ) -> Self {
         Encryption {
             algorithm: algorithm.cloned(),
             kms_key_id: kms_key_id.map(str::to_owned),
             bucket_key_enabled,
+            customer_key: customer_algorithm.is_some(),
         }
+    }
+
+    /// SSE-KMS under `key` with a Bucket Key: what this tool writes.
+    pub fn kms(key: &str, bucket_key: Option<bool>) -> Self {
+        Encryption {
+            algorithm: Some(ServerSideEncryption::AwsKms),
+            kms_key_id: Some(key.to_owned()),
+            bucket_key_enabled: bucket_key,
+            customer_key: false,
+        }
+    }
+
+    /// How this falls short of SSE-KMS under `configured` with a Bucket
+    /// Key; `None` when it does not. An alias only compares as a key once
+    /// resolved (see [`Store::noncompliance`]).
+    pub fn noncompliance(&self, configured: &str) -> Option<Finding> {
+        if self.customer_key {
+            return Some(Finding::SseC);
+        }
+        if self.algorithm != Some(ServerSideEncryption::AwsKms) {
+            return Some(Finding::NotKms);
+        }
+        match self.kms_key_id.as_deref() {
+            Some(echoed) if same_key(configured, echoed) || is_alias(configured) => {}
+            _ => return Some(Finding::WrongKey),
+        }
+        // S3 sends the Bucket Key header only when the object has one.
+        (self.bucket_key_enabled != Some(true)).then_some(Finding::NoBucketKey)
     }
 }
 
@@ -34,7 +112,21 @@ impl Store {
         self.check_encryption(key, &object.encryption.clone().unwrap_or_default())
     }
 
+    /// How an object's encryption falls short of the configured key. A
+    /// configured alias compares as the key S3 named for this store's own
+    /// writes (the lease is written first), as a mode check before that.
+    pub fn noncompliance(&self, reported: &Encryption) -> Option<Finding> {
+        let learned = self.learned_key.get();
+        reported.noncompliance(learned.map_or(&self.kms_key_id, |k| k))
+    }
+
     pub(super) fn check_encryption(&self, key: &str, reported: &Encryption) -> Result<()> {
+        if is_alias(&self.kms_key_id)
+            && reported.algorithm == Some(ServerSideEncryption::AwsKms)
+            && let Some(arn) = &reported.kms_key_id
+        {
+            let _ = self.learned_key.set(arn.clone());
+        }
         let mismatch = encryption_mismatch(
             &self.kms_key_id,
             reported.algorithm.as_ref(),
@@ -117,5 +209,35 @@ mod tests {
         );
         assert!(encryption_mismatch(ARN, None, None).is_some());
         assert!(encryption_mismatch(ARN, kms, None).is_some());
+    }
+
+    #[test]
+    fn findings_by_kind() {
+        let compliant = Encryption::kms(ARN, Some(true));
+        assert_eq!(compliant.noncompliance(ID), None);
+        assert_eq!(
+            Encryption::kms(ARN, None).noncompliance(ARN),
+            Some(Finding::NoBucketKey)
+        );
+        let other = "arn:aws:kms:eu-west-1:111122223333:key/ffffffff-12ab-34cd-56ef-1234567890ab";
+        assert_eq!(
+            Encryption::kms(other, Some(true)).noncompliance(ARN),
+            Some(Finding::WrongKey)
+        );
+        let sse_s3 = Encryption {
+            algorithm: Some(ServerSideEncryption::Aes256),
+            ..Encryption::default()
+        };
+        assert_eq!(sse_s3.noncompliance(ARN), Some(Finding::NotKms));
+        assert_eq!(
+            Encryption::default().noncompliance(ARN),
+            Some(Finding::NotKms)
+        );
+        let sse_c = Encryption {
+            customer_key: true,
+            ..Encryption::default()
+        };
+        assert_eq!(sse_c.noncompliance(ARN), Some(Finding::SseC));
+        assert!(!Finding::SseC.copyable());
     }
 }

@@ -33,6 +33,8 @@ pub struct Listed {
     pub size: Option<u64>,
     /// Set by a listing of versions only.
     pub version_id: Option<String>,
+    /// `None` for STANDARD.
+    pub storage_class: Option<String>,
 }
 
 impl Store {
@@ -89,6 +91,11 @@ impl Store {
                     etag: object.e_tag().map(str::to_owned),
                     size: object.size().and_then(|s| u64::try_from(s).ok()),
                     version_id: None,
+                    storage_class: object
+                        .storage_class()
+                        .map(|c| c.as_str())
+                        .filter(|c| *c != "STANDARD")
+                        .map(str::to_owned),
                 });
             }
             let reached_end =
@@ -132,6 +139,7 @@ impl Store {
                     etag: version.e_tag().map(str::to_owned),
                     size: version.size().and_then(|s| u64::try_from(s).ok()),
                     version_id: super::object::version_of(version.version_id()),
+                    storage_class: None,
                 });
             }
             if page.is_truncated() != Some(true) {

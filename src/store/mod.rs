@@ -6,6 +6,7 @@
 //! Results are typed: each says the version id and the encryption S3 reported.
 
 mod client;
+mod copy;
 pub mod encryption;
 pub mod keys;
 mod listing;
@@ -13,7 +14,7 @@ pub mod multipart;
 mod object;
 
 use std::collections::BTreeMap;
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, OnceLock};
 
 use aws_sdk_s3::Client;
 use aws_sdk_s3::error::ProvideErrorMetadata;
@@ -26,7 +27,8 @@ use crate::error::{Error, Result};
 use crate::local::hash::Md5Digest;
 
 pub use client::{s3_client, s3_client_from};
-pub use encryption::Encryption;
+pub use copy::CopySource;
+pub use encryption::{Encryption, Finding};
 pub use listing::{KeyRange, Listed};
 use object::stored_by;
 pub use object::{Fetched, Object, Stored};
@@ -78,6 +80,10 @@ pub struct Store {
     /// Requests sent, by operation (a retried request counts once): what a
     /// command reports of its cost.
     requests: Arc<Mutex<BTreeMap<&'static str, u64>>>,
+    /// The key ARN S3 named for a write under a configured alias.
+    learned_key: Arc<OnceLock<String>>,
+    /// Objects above this size are copied part by part (S3's CopyObject limit).
+    max_single_copy: u64,
 }
 
 impl Store {
@@ -87,7 +93,17 @@ impl Store {
             bucket: bucket.into(),
             kms_key_id: kms_key_id.into(),
             requests: Arc::default(),
+            learned_key: Arc::default(),
+            max_single_copy: multipart::MAX_SINGLE_PUT,
         }
+    }
+
+    /// Copies objects above `bytes` part by part: lets a test show the
+    /// multipart copy without a 5 GiB object.
+    #[doc(hidden)]
+    pub fn with_max_single_copy(mut self, bytes: u64) -> Self {
+        self.max_single_copy = bytes;
+        self
     }
 
     /// Requests sent so far through this store and its clones, by operation.

@@ -99,8 +99,16 @@ impl Store {
             .send()
             .await
             .map_err(|err| Error::s3("CompleteMultipartUpload", &self.bucket, key, err))?;
-        let stored = stored_by!(out);
+        let mut stored = stored_by!(out, no_sse_c);
         self.check_encryption(key, &stored.encryption)?;
+        if stored.encryption.bucket_key_enabled.is_none() {
+            // S3 names the Bucket Key here; a server that does not is asked,
+            // so that the record says what the object has.
+            let reported = self.head_at(key, stored.version_id.as_deref()).await?;
+            stored.encryption.bucket_key_enabled = reported
+                .and_then(|object| object.encryption)
+                .and_then(|e| e.bucket_key_enabled);
+        }
         Ok(stored)
     }
 

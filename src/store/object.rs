@@ -10,24 +10,32 @@ use super::{MD5_METADATA, SHA256_METADATA};
 use crate::error::{Error, Result};
 
 /// The encryption an S3 answer reports. S3's output types share these
-/// accessors but no trait, hence a macro.
+/// accessors but no trait, hence a macro; `no_sse_c` is for the answers that
+/// cannot name a customer key (CompleteMultipartUpload).
 macro_rules! reported_encryption {
     ($out:expr) => {
+        $crate::store::object::reported_encryption!(@ $out, $out.sse_customer_algorithm())
+    };
+    ($out:expr, no_sse_c) => {
+        $crate::store::object::reported_encryption!(@ $out, None)
+    };
+    (@ $out:expr, $customer:expr) => {
         $crate::store::Encryption::reported(
             $out.server_side_encryption(),
             $out.ssekms_key_id(),
             $out.bucket_key_enabled(),
+            $customer,
         )
     };
 }
 
 /// What a write's answer says was stored (see [`reported_encryption`]).
 macro_rules! stored_by {
-    ($out:expr) => {
+    ($out:expr $(, $no_sse_c:ident)?) => {
         $crate::store::Stored {
             etag: $out.e_tag().map(str::to_owned),
             version_id: $crate::store::object::version_of($out.version_id()),
-            encryption: $crate::store::object::reported_encryption!($out),
+            encryption: $crate::store::object::reported_encryption!($out $(, $no_sse_c)?),
         }
     };
 }
@@ -54,6 +62,8 @@ pub struct Object {
     pub version_id: Option<String>,
     /// The encryption S3 reports; `None` where it was not asked (a listing).
     pub encryption: Option<Encryption>,
+    /// `None` for STANDARD (S3 names no other class in a HEAD).
+    pub storage_class: Option<String>,
 }
 
 impl Object {
@@ -70,6 +80,7 @@ impl Object {
             size: out.content_length(),
             version_id: version_of(out.version_id()),
             encryption: Some(reported_encryption!(out)),
+            storage_class: out.storage_class().map(|c| c.as_str().to_owned()),
         }
     }
 }

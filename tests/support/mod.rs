@@ -86,6 +86,35 @@ impl Moto {
             .send()
             .await
             .expect("create bucket");
+        let key = self.kms_key().await;
+        // As the template creates it: default SSE-KMS under the key, with a
+        // Bucket Key (moto gives multipart objects a Bucket Key only from it).
+        let default = aws_sdk_s3::types::ServerSideEncryptionByDefault::builder()
+            .sse_algorithm(aws_sdk_s3::types::ServerSideEncryption::AwsKms)
+            .kms_master_key_id(&key)
+            .build()
+            .unwrap();
+        let rule = aws_sdk_s3::types::ServerSideEncryptionRule::builder()
+            .apply_server_side_encryption_by_default(default)
+            .bucket_key_enabled(true)
+            .build();
+        self.s3()
+            .put_bucket_encryption()
+            .bucket(bucket)
+            .server_side_encryption_configuration(
+                aws_sdk_s3::types::ServerSideEncryptionConfiguration::builder()
+                    .rules(rule)
+                    .build()
+                    .unwrap(),
+            )
+            .send()
+            .await
+            .expect("default encryption");
+        key
+    }
+
+    /// Creates another KMS key; returns its ARN.
+    pub async fn kms_key(&self) -> String {
         let kms = aws_sdk_kms::Client::new(&self.sdk_config());
         let key = kms
             .create_key()

@@ -6,6 +6,8 @@
 //!   does not match (BadDigest);
 //! - a seeded share of 503 SlowDown / 500 InternalError answers and dropped
 //!   connections, so a failing run reproduces;
+//! - `x-amz-copy-source-if-match` on CopyObject and UploadPartCopy, which
+//!   moto ignores;
 //! - request counts by operation.
 
 use std::collections::{BTreeMap, HashMap};
@@ -138,7 +140,7 @@ impl Drop for Proxy {
 }
 
 /// The S3 operation of a path-style request.
-pub fn operation(method: &Method, path: &str, query: &str) -> &'static str {
+pub fn operation(method: &Method, path: &str, query: &str, copy: bool) -> &'static str {
     let has = |name: &str| {
         query
             .split('&')
@@ -154,7 +156,9 @@ pub fn operation(method: &Method, path: &str, query: &str) -> &'static str {
         ("GET", false) => "ListObjects",
         ("PUT", false) => "CreateBucket",
         ("HEAD", false) => "HeadBucket",
+        ("PUT", true) if has("partNumber") && copy => "UploadPartCopy",
         ("PUT", true) if has("partNumber") => "UploadPart",
+        ("PUT", true) if copy => "CopyObject",
         ("PUT", true) => "PutObject",
         ("POST", true) if has("uploads") => "CreateMultipartUpload",
         ("POST", true) if has("uploadId") => "CompleteMultipartUpload",
@@ -220,7 +224,8 @@ async fn handle(
         return Ok(control(&state, command));
     }
     let query = parts.uri.query().unwrap_or("").to_owned();
-    let op = operation(&parts.method, &path, &query);
+    let copy = parts.headers.contains_key("x-amz-copy-source");
+    let op = operation(&parts.method, &path, &query, copy);
     *state
         .counts
         .lock()
@@ -314,6 +319,24 @@ async fn handle(
         ));
     }
 
+    if let Some(wanted) = header("x-amz-copy-source-if-match")
+        && let Some(source) = header("x-amz-copy-source")
+        && !copy_source_matches(
+            &state,
+            &source,
+            &wanted,
+            &header("authorization").unwrap_or_default(),
+        )
+        .await
+    {
+        count("copy-precondition");
+        return Ok(s3_error(
+            412,
+            "PreconditionFailed",
+            "At least one of the pre-conditions you specified did not hold",
+        ));
+    }
+
     let mut upstream = Request::builder().method(parts.method.clone()).uri(format!(
         "{}{}",
         state.upstream,
@@ -366,12 +389,63 @@ async fn handle(
             state.etags.lock().unwrap().insert(hidden.clone(), etag);
             head.headers.insert("etag", hidden.parse().unwrap());
         }
-        if matches!(op, "CompleteMultipartUpload" | "ListObjectsV2") {
+        if matches!(
+            op,
+            "CompleteMultipartUpload" | "ListObjectsV2" | "CopyObject" | "UploadPartCopy"
+        ) {
             body = Bytes::from(rewrite_xml_etags(&state, &String::from_utf8_lossy(&body)));
             head.headers.remove("content-length");
         }
     }
     Ok(Response::from_parts(head, Full::new(body)))
+}
+
+/// Whether the copy source (`bucket/key[?versionId=v]`, URL-encoded) still
+/// has the ETag `wanted` (opaque or moto's own).
+async fn copy_source_matches(
+    state: &State,
+    source: &str,
+    wanted: &str,
+    authorization: &str,
+) -> bool {
+    let (path, version) = source
+        .trim_start_matches('/')
+        .split_once("?versionId=")
+        .map_or((source.trim_start_matches('/'), None), |(p, v)| {
+            (p, Some(v))
+        });
+    let query = version
+        .map(|v| format!("?versionId={v}"))
+        .unwrap_or_default();
+    let Some(head) = head_upstream(state, &format!("/{path}{query}"), authorization).await else {
+        return false;
+    };
+    let Some(etag) = head.get("etag").and_then(|v| v.to_str().ok()) else {
+        return false;
+    };
+    let real = state.etags.lock().unwrap().get(wanted).cloned();
+    etag == wanted || real.as_deref() == Some(etag)
+}
+
+/// Moto's HeadObject answer for `path_and_query`, headers only.
+/// `authorization` is the proxied request's own: moto wants one, and checks
+/// no signature.
+async fn head_upstream(
+    state: &State,
+    path_and_query: &str,
+    authorization: &str,
+) -> Option<hyper::HeaderMap> {
+    let request = Request::builder()
+        .method(Method::HEAD)
+        .uri(format!("{}{path_and_query}", state.upstream))
+        .header("authorization", authorization)
+        .body(Full::new(Bytes::new()))
+        .unwrap();
+    let response = state.client.request(request).await.ok()?;
+    response
+        .status()
+        .is_success()
+        .then(|| response.into_parts().0.headers)
 }
 
 fn rewrite_xml_etags(state: &State, xml: &str) -> String {

@@ -17,8 +17,7 @@ use crate::local::walk::{Found, LocalFile};
 use crate::manifest::{self, FileRecord, FileStatus};
 use crate::run::RunContext;
 use crate::run::progress::Progress;
-use crate::store::{Encryption, Object, PutExtras, Store, Stored, WriteIf, keys};
-use aws_sdk_s3::types::ServerSideEncryption;
+use crate::store::{CopySource, Encryption, Object, PutExtras, Store, Stored, WriteIf, keys};
 
 /// What one file's transfer needs from its run.
 pub struct Worker<'a> {
@@ -43,6 +42,11 @@ pub enum Outcome {
     Skipped {
         /// The stored object's ETag, kept for the next run's check, and its
         /// version id: the version that holds this file's content.
+        stored: Stored,
+        reason: &'static str,
+    },
+    /// Unchanged, but copied in place under the configured key.
+    Reencrypted {
         stored: Stored,
         reason: &'static str,
     },
@@ -141,32 +145,38 @@ impl Worker<'_> {
         let existing = match (prior.presence, prior.recorded) {
             (None, _) => self.store.head(key).await?,
             (Some(Presence::Absent), _) => None,
-            // Same ETag and size as this tool's own upload: the recorded MD5 still holds.
-            (Some(presence @ Presence::Present { etag, size }), Some(recorded))
-                if unchanged_remotely(recorded, presence) =>
-            {
-                Some(Object {
+            // Same ETag and size as this tool's own upload: the recorded MD5
+            // and encryption still hold. A record that names no key (from an
+            // older manifest) is checked by a HEAD once.
+            (
+                Some(
+                    presence @ Presence::Present {
+                        etag,
+                        size,
+                        storage_class,
+                    },
+                ),
+                Some(recorded),
+            ) if unchanged_remotely(recorded, presence) => match recorded.kms_key_id.as_deref() {
+                Some(kms_key) => Some(Object {
                     md5: Some(recorded.md5.hex()),
                     etag: etag.map(str::to_owned),
                     size: size.and_then(|s| i64::try_from(s).ok()),
                     version_id: recorded.version_id.as_deref().map(str::to_owned),
-                    // Unchanged since this tool stored it: as it was reported then.
-                    encryption: recorded.kms_key_id.as_deref().map(|key| Encryption {
-                        algorithm: Some(ServerSideEncryption::AwsKms),
-                        kms_key_id: Some(key.to_owned()),
-                        bucket_key_enabled: recorded.bucket_key,
-                    }),
+                    encryption: Some(Encryption::kms(kms_key, recorded.bucket_key)),
+                    storage_class: storage_class.map(str::to_owned),
                     ..Object::default()
-                })
-            }
+                }),
+                None => self.store.head(key).await?,
+            },
             (Some(Presence::Present { .. }), _) => self.store.head(key).await?,
         };
         let action = decide(&md5.hex(), existing.as_ref());
         debug!(key, ?action, md5 = %md5.hex(), trusted = trusted.is_some(), "decided");
         let reason = match action {
             Action::Skip(reason) => {
-                let stored = existing.map(Stored::from).unwrap_or_default();
-                return Ok(Outcome::Skipped { stored, reason });
+                let object = existing.unwrap_or_default();
+                return self.keep_under_configured_key(key, object, reason).await;
             }
             Action::Upload(reason) if self.scope.dry_run => {
                 return Ok(Outcome::WouldUpload { reason });
@@ -190,6 +200,48 @@ impl Worker<'_> {
     }
 }
 
+impl Worker<'_> {
+    /// An unchanged object stays as it is only under the configured key
+    /// with a Bucket Key; otherwise it is re-encrypted in place, without
+    /// reading the file or sending its bytes.
+    async fn keep_under_configured_key(
+        &self,
+        key: &str,
+        object: Object,
+        reason: &'static str,
+    ) -> Result<Outcome> {
+        let finding = object
+            .encryption
+            .as_ref()
+            .and_then(|e| self.store.noncompliance(e))
+            .filter(|f| f.copyable());
+        let (Some(finding), Some(etag)) = (finding, object.etag.as_deref()) else {
+            return Ok(Outcome::Skipped {
+                stored: object.into(),
+                reason,
+            });
+        };
+        if self.scope.dry_run {
+            return Ok(Outcome::Skipped {
+                stored: object.clone().into(),
+                reason: "unchanged; a run that is not dry re-encrypts it",
+            });
+        }
+        let source = CopySource {
+            key,
+            etag,
+            version_id: object.version_id.as_deref(),
+            size: object.size.and_then(|s| u64::try_from(s).ok()).unwrap_or(0),
+            storage_class: object.storage_class.as_deref(),
+        };
+        let stored = self.store.reencrypt(source).await?;
+        Ok(Outcome::Reencrypted {
+            stored,
+            reason: finding.reencrypted_reason(),
+        })
+    }
+}
+
 impl FileRecord {
     fn set_outcome(&mut self, outcome: Result<Outcome>) {
         let (status, reason, stored) = match outcome {
@@ -197,6 +249,9 @@ impl FileRecord {
                 (FileStatus::Uploaded, reason, Some(stored))
             }
             Ok(Outcome::Skipped { stored, reason }) => (FileStatus::Skipped, reason, Some(stored)),
+            Ok(Outcome::Reencrypted { stored, reason }) => {
+                (FileStatus::Reencrypted, reason, Some(stored))
+            }
             Ok(Outcome::WouldUpload { reason }) => (FileStatus::WouldUpload, reason, None),
             Err(err) => return self.fail(err.to_string()),
         };

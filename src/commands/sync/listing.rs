@@ -59,11 +59,13 @@ pub enum Presence<'a> {
     Present {
         etag: Option<&'a str>,
         size: Option<u64>,
+        /// `None` for STANDARD; a re-encrypting copy keeps it.
+        storage_class: Option<&'a str>,
     },
 }
 
-/// A listed object's ETag and size.
-type ListedObject = (Option<Box<str>>, Option<u64>);
+/// A listed object's ETag, size and storage class.
+type ListedObject = (Option<Box<str>>, Option<u64>, Option<Box<str>>);
 
 /// The prefix as one ListObjectsV2 pass saw it.
 #[derive(Debug, Default)]
@@ -94,7 +96,11 @@ impl Listing {
             }
             view.objects.insert(
                 object.key.into(),
-                (object.etag.map(Into::into), object.size),
+                (
+                    object.etag.map(Into::into),
+                    object.size,
+                    object.storage_class.map(Into::into),
+                ),
             );
         }
         view
@@ -103,9 +109,10 @@ impl Listing {
     pub fn presence(&self, key: &str) -> Presence<'_> {
         match self.objects.get(key) {
             None => Presence::Absent,
-            Some((etag, size)) => Presence::Present {
+            Some((etag, size, storage_class)) => Presence::Present {
                 etag: etag.as_deref(),
                 size: *size,
+                storage_class: storage_class.as_deref(),
             },
         }
     }
@@ -122,6 +129,7 @@ pub fn unchanged_remotely(recorded: &Recorded, presence: Presence<'_>) -> bool {
         Presence::Present {
             etag: Some(etag),
             size,
+            ..
         } => recorded.etag.as_deref() == Some(etag) && size == Some(recorded.stamp.size),
         _ => false,
     }
@@ -140,6 +148,7 @@ mod tests {
             etag: Some(etag.into()),
             size: Some(size),
             version_id: None,
+            storage_class: None,
         }
     }
 
@@ -175,7 +184,8 @@ mod tests {
             view.presence("p/a.txt"),
             Presence::Present {
                 etag: Some("\"e1\""),
-                size: Some(3)
+                size: Some(3),
+                storage_class: None
             }
         );
         assert_eq!(view.presence("p/b.txt"), Presence::Absent);
@@ -231,21 +241,24 @@ mod tests {
             &recorded,
             Presence::Present {
                 etag: Some("\"e1\""),
-                size: Some(3)
+                size: Some(3),
+                storage_class: None
             }
         ));
         assert!(!unchanged_remotely(
             &recorded,
             Presence::Present {
                 etag: Some("\"e2\""),
-                size: Some(3)
+                size: Some(3),
+                storage_class: None
             }
         ));
         assert!(!unchanged_remotely(
             &recorded,
             Presence::Present {
                 etag: Some("\"e1\""),
-                size: Some(4)
+                size: Some(4),
+                storage_class: None
             }
         ));
         assert!(!unchanged_remotely(&recorded, Presence::Absent));

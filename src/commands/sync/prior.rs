@@ -107,7 +107,7 @@ pub struct IndexedRecord {
 impl IndexedRecord {
     /// Only records of stored files with an MD5, a stamp and an ETag.
     fn into_entry(self) -> Option<(Box<str>, Recorded)> {
-        if !matches!(self.status, FileStatus::Uploaded | FileStatus::Skipped) {
+        if !self.status.is_stored() {
             return None;
         }
         let recorded = Recorded {
