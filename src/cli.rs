@@ -7,6 +7,7 @@ use clap::{Parser, Subcommand};
 use tracing_subscriber::EnvFilter;
 
 use crate::commands;
+use crate::commands::audit::{AuditArgs, AuditOptions, AuditStatus};
 use crate::commands::restore::{RestoreArgs, RestoreOptions};
 use crate::commands::sync::{SyncArgs, SyncOptions, SyncRequest};
 use crate::commands::verify::{VerifyArgs, VerifyOptions, VerifyStatus};
@@ -30,6 +31,9 @@ pub enum Command {
     Verify(Box<ConfigArgs<VerifyArgs>>),
     /// Bring a manifest's tree back into a directory; print the report as JSON.
     Restore(Box<ConfigArgs<RestoreArgs>>),
+    /// Find objects not under the KMS key with a Bucket Key, and fix them;
+    /// print the report as JSON.
+    Audit(Box<ConfigArgs<AuditArgs>>),
     /// Print the MD5 this tool would record for each file, as md5sum does.
     Md5 {
         #[arg(required = true)]
@@ -37,9 +41,10 @@ pub enum Command {
     },
 }
 
-/// Exit status: 0 when every file was uploaded or skipped (or verified), 1
-/// when a file or the manifest failed (or verify found a problem), 2 when
-/// the run could not start, 3 when another run held the lock.
+/// Exit status: 0 when every file was uploaded or skipped (or verified, or
+/// compliant), 1 when a file or the manifest failed (or verify found a
+/// problem, or audit findings remain), 2 when the run could not start, 3
+/// when another run held the lock.
 pub async fn run(cli: Cli) -> ExitCode {
     tracing_subscriber::fmt()
         .with_env_filter(
@@ -51,6 +56,7 @@ pub async fn run(cli: Cli) -> ExitCode {
         Command::Sync(args) => sync(*args).await,
         Command::Verify(args) => verify(*args).await,
         Command::Restore(args) => restore(*args).await,
+        Command::Audit(args) => audit(*args).await,
         Command::Md5 { files } => return print_md5(&files),
     };
     match outcome {
@@ -118,5 +124,18 @@ async fn verify(args: ConfigArgs<VerifyArgs>) -> Result<u8> {
     Ok(match report.status {
         VerifyStatus::Ok => 0,
         VerifyStatus::Problems => 1,
+    })
+}
+
+async fn audit(args: ConfigArgs<AuditArgs>) -> Result<u8> {
+    let request = args.command.request.clone();
+    let config = Config::<AuditOptions>::from_args(args, Mode::Cli)?;
+    let store = config.connect().await;
+    let report =
+        commands::audit::run(&store, &config.target.prefix, &config.command, &request).await?;
+    println!("{}", serde_json::to_string_pretty(&report)?);
+    Ok(match report.status {
+        AuditStatus::Compliant => 0,
+        AuditStatus::Findings => 1,
     })
 }

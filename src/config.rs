@@ -26,15 +26,21 @@ pub struct ConfigArgs<A: Args> {
 impl<A: Args + FromArgMatches> ConfigArgs<A> {
     /// The settings from the environment alone, as under Lambda.
     pub fn from_env() -> Result<Self> {
-        #[derive(Parser)]
-        struct EnvOnly<A: Args + FromArgMatches> {
-            #[command(flatten)]
-            args: ConfigArgs<A>,
-        }
-        EnvOnly::<A>::try_parse_from(["s3-kms-sync"])
-            .map(|parsed| parsed.args)
-            .map_err(|err| Error::Config(err.to_string()))
+        args_from_env()
     }
+}
+
+/// Arguments read from the environment alone (their `env` variables and
+/// defaults), as under Lambda.
+pub fn args_from_env<A: Args + FromArgMatches>() -> Result<A> {
+    #[derive(Parser)]
+    struct EnvOnly<A: Args + FromArgMatches> {
+        #[command(flatten)]
+        args: A,
+    }
+    EnvOnly::<A>::try_parse_from(["s3-kms-sync"])
+        .map(|parsed| parsed.args)
+        .map_err(|err| Error::Config(err.to_string()))
 }
 
 /// A command's options, validated from its arguments.

@@ -7,6 +7,7 @@
 use std::path::PathBuf;
 
 use aws_sdk_s3::error::{DisplayErrorContext, ProvideErrorMetadata, SdkError};
+use aws_smithy_runtime_api::client::orchestrator::HttpResponse;
 
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
@@ -35,6 +36,8 @@ pub enum Error {
         bucket: String,
         key: String,
         code: Option<String>,
+        /// The HTTP status of S3's answer, when there was one.
+        status: Option<u16>,
         detail: String,
     },
 
@@ -93,15 +96,14 @@ impl Error {
         }
     }
 
-    pub(crate) fn s3<E, R>(
+    pub(crate) fn s3<E>(
         operation: &'static str,
         bucket: &str,
         key: &str,
-        err: SdkError<E, R>,
+        err: SdkError<E, HttpResponse>,
     ) -> Self
     where
         E: std::error::Error + ProvideErrorMetadata + 'static,
-        R: std::fmt::Debug,
     {
         Error::S3 {
             operation,
@@ -111,6 +113,7 @@ impl Error {
                 .as_service_error()
                 .and_then(|e| e.code())
                 .map(str::to_owned),
+            status: err.raw_response().map(|r| r.status().as_u16()),
             detail: DisplayErrorContext(&err).to_string(),
         }
     }
@@ -132,6 +135,7 @@ impl Error {
             bucket: bucket.to_owned(),
             key: key.to_owned(),
             code: None,
+            status: None,
             detail: detail.to_string(),
         }
     }
@@ -140,6 +144,14 @@ impl Error {
     pub fn s3_code(&self) -> Option<&str> {
         match self {
             Error::S3 { code, .. } => code.as_deref(),
+            _ => None,
+        }
+    }
+
+    /// The HTTP status of S3's answer, when the error is S3's answer.
+    pub fn s3_status(&self) -> Option<u16> {
+        match self {
+            Error::S3 { status, .. } => *status,
             _ => None,
         }
     }

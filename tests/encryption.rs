@@ -154,7 +154,6 @@ async fn a_copy_never_overwrites_a_version_it_did_not_check() {
     let source = CopySource {
         key: "k",
         etag: checked.etag.as_deref().unwrap(),
-        version_id: None,
         size: 7,
         storage_class: None,
     };
@@ -200,7 +199,6 @@ async fn an_object_above_the_copy_limit_is_copied_part_by_part_with_its_metadata
         .reencrypt(CopySource {
             key: "large.bin",
             etag: head.etag.as_deref().unwrap(),
-            version_id: None,
             size: body.len() as u64,
             storage_class: None,
         })

@@ -1,6 +1,7 @@
 //! The commands, each a function over the store, the run options and its
 //! own options. Commands use the shared parts; nothing shared uses a command.
 
+pub mod audit;
 pub mod restore;
 pub mod sync;
 pub mod verify;

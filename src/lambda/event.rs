@@ -9,6 +9,7 @@ use aws_lambda_events::eventbridge::EventBridgeEvent;
 use serde::Deserialize;
 use serde_json::Value;
 
+use crate::commands::audit::{AuditRequest, options::FIELDS as AUDIT_FIELDS};
 use crate::commands::sync::{SyncRequest, request::FIELDS};
 use crate::commands::verify::{VerifyRequest, options::FIELDS as VERIFY_FIELDS};
 use crate::error::{Error, Result};
@@ -21,6 +22,7 @@ const COMMAND: &str = "command";
 pub enum Invocation {
     Sync(SyncRequest),
     Verify(VerifyRequest),
+    Audit(AuditRequest),
 }
 
 impl Invocation {
@@ -52,9 +54,14 @@ impl Invocation {
                     .map(Invocation::Verify)
                     .map_err(|err| refused(err, "verify", VERIFY_FIELDS));
             }
+            Some("audit") => {
+                return AuditRequest::deserialize(fields)
+                    .map(Invocation::Audit)
+                    .map_err(|err| refused(err, "audit", AUDIT_FIELDS));
+            }
             _ => {
                 return Err(Error::Event(format!(
-                    "unknown command {}; this function runs \"sync\" and \"verify\"",
+                    "unknown command {}; this function runs \"sync\", \"verify\" and \"audit\"",
                     command.unwrap_or_default()
                 )));
             }

@@ -9,9 +9,12 @@ use tracing::info;
 use super::deadline::stop_at;
 use super::{Function, Invocation};
 use crate::commands;
+use crate::commands::audit::{AuditArgs, AuditOptions, AuditReport};
 use crate::commands::verify::{VerifyOptions, VerifyReport};
+use crate::config::{Options, args_from_env};
 use crate::error::Result;
 use crate::manifest::Summary;
+use crate::run::Mode;
 use crate::run::metrics;
 
 /// What an invocation returns: the command's summary or report.
@@ -20,6 +23,7 @@ use crate::run::metrics;
 pub enum Output {
     Sync(Summary),
     Verify(VerifyReport),
+    Audit(AuditReport),
 }
 
 impl Output {
@@ -27,7 +31,7 @@ impl Output {
     pub fn summary(self) -> Option<Summary> {
         match self {
             Output::Sync(summary) => Some(summary),
-            Output::Verify(_) => None,
+            Output::Verify(_) | Output::Audit(_) => None,
         }
     }
 }
@@ -66,6 +70,14 @@ pub async fn handle(function: &Function, event: LambdaEvent<Value>) -> Result<Ou
                     .await?;
             println!("{}", report.emf(&name, now_ms));
             Ok(Output::Verify(report))
+        }
+        Invocation::Audit(request) => {
+            let options = AuditOptions::from_args(args_from_env::<AuditArgs>()?, Mode::Lambda)?;
+            let report =
+                commands::audit::run(&function.store, &config.target.prefix, &options, request)
+                    .await?;
+            println!("{}", report.emf(&name, now_ms));
+            Ok(Output::Audit(report))
         }
     }
 }

@@ -66,16 +66,36 @@ impl Sha256Stream {
     }
 }
 
-/// Passes reads on and hashes them on the way.
-pub struct Sha256Reader<R> {
-    pub inner: R,
-    pub sha256: Sha256Stream,
+/// A digest fed piece by piece.
+pub trait Feed {
+    fn feed(&mut self, bytes: &[u8]);
 }
 
-impl<R: Read> Read for Sha256Reader<R> {
+impl Feed for Md5Stream {
+    fn feed(&mut self, bytes: &[u8]) {
+        self.update(bytes);
+    }
+}
+
+impl Feed for Sha256Stream {
+    fn feed(&mut self, bytes: &[u8]) {
+        self.update(bytes);
+    }
+}
+
+/// Passes reads on and hashes them on the way.
+pub struct HashingReader<R, H> {
+    pub inner: R,
+    pub hash: H,
+}
+
+/// Hashes what is read with SHA-256.
+pub type Sha256Reader<R> = HashingReader<R, Sha256Stream>;
+
+impl<R: Read, H: Feed> Read for HashingReader<R, H> {
     fn read(&mut self, buffer: &mut [u8]) -> std::io::Result<usize> {
         let read = self.inner.read(buffer)?;
-        self.sha256.update(&buffer[..read]);
+        self.hash.feed(&buffer[..read]);
         Ok(read)
     }
 }
@@ -125,11 +145,11 @@ mod tests {
     fn sha256_of_a_read() {
         let mut reader = Sha256Reader {
             inner: &b"abc"[..],
-            sha256: Sha256Stream::default(),
+            hash: Sha256Stream::default(),
         };
         std::io::copy(&mut reader, &mut std::io::sink()).unwrap();
         assert_eq!(
-            reader.sha256.finish_hex(),
+            reader.hash.finish_hex(),
             "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad"
         );
     }

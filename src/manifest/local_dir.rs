@@ -149,7 +149,7 @@ fn read_copy<T: Default, R: DeserializeOwned>(
     let file = open_regular(path).map_err(|err| Error::io("open", path, err))?;
     let mut reader = Sha256Reader {
         inner: std::io::BufReader::new(file),
-        sha256: Sha256Stream::default(),
+        hash: Sha256Stream::default(),
     };
     let mut content = T::default();
     let header = read(&mut reader, |record| each(&mut content, record))?;
@@ -159,7 +159,7 @@ fn read_copy<T: Default, R: DeserializeOwned>(
         name,
         header,
         content,
-        sha256: reader.sha256.finish_hex(),
+        sha256: reader.hash.finish_hex(),
     })
 }
 

@@ -27,9 +27,8 @@ pub async fn locate(store: &Store, prefix: &str, which: Option<&str>) -> Result<
                 ))
             });
     };
-    let key = match which.strip_prefix("s3://") {
-        Some(uri) => {
-            let (bucket, key) = uri.split_once('/').unwrap_or((uri, ""));
+    let key = match keys::parse_s3_uri(which) {
+        Ok((bucket, key)) => {
             if bucket != store.bucket() {
                 return Err(Error::Config(format!(
                     "manifest {which} is not in the configured bucket {}: pass one of its manifests to --manifest",
@@ -38,8 +37,8 @@ pub async fn locate(store: &Store, prefix: &str, which: Option<&str>) -> Result<
             }
             key.to_owned()
         }
-        None if which.contains('/') => which.to_owned(),
-        None => format!("{folder}{which}"),
+        Err(_) if which.contains('/') => which.to_owned(),
+        Err(_) => format!("{folder}{which}"),
     };
     match key.strip_prefix(&folder) {
         Some(name) if super::is_manifest_name(name) => Ok(key),

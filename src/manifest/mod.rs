@@ -28,7 +28,7 @@ pub struct ManifestLink {
 }
 
 pub use locate::locate;
-pub use name::{file_name, is_full_manifest_name, is_manifest_name, timestamp};
+pub use name::{file_name, is_full_manifest_name, is_manifest_name, stamp, timestamp};
 pub use record::{FileRecord, FileStatus};
 pub use summary::{RunStatus, SourceShrunk, Summary};
 pub use write::Written;

@@ -11,7 +11,12 @@ const NARROWED_SUFFIX: &str = ".narrowed.json";
 /// marked when the run covered only part of the source.
 pub fn file_name(started: DateTime<Utc>, run_id: &str, narrowed: bool) -> String {
     let suffix = if narrowed { NARROWED_SUFFIX } else { ".json" };
-    format!("{}-{run_id}{suffix}", started.format("%Y%m%dT%H%M%S%.3fZ"))
+    format!("{}-{run_id}{suffix}", stamp(started))
+}
+
+/// A run's start as the first, sortable part of the names of what it writes.
+pub fn stamp(started: DateTime<Utc>) -> String {
+    started.format("%Y%m%dT%H%M%S%.3fZ").to_string()
 }
 
 /// Whether `name` (a file name, no folder) is a run's manifest, full or

@@ -84,7 +84,7 @@ where
 {
     let mut body = Sha256Reader {
         inner: object.into_blocking_read(),
-        sha256: Sha256Stream::default(),
+        hash: Sha256Stream::default(),
     };
     tokio::task::spawn_blocking(move || {
         let header = read(&mut body, |record| each(&mut state, record))?;
@@ -94,7 +94,7 @@ where
         Ok(Parsed {
             header,
             state,
-            sha256: body.sha256.finish_hex(),
+            sha256: body.hash.finish_hex(),
         })
     })
     .await?

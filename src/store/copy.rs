@@ -1,38 +1,30 @@
 //! Re-encryption in place: a server-side copy of an object onto itself
 //! under the configured key with a Bucket Key. No byte leaves S3. Every copy
-//! is conditional on the source still being the version that was checked
-//! (`x-amz-copy-source-if-match`), so a concurrent writer is never overwritten
-//! blindly; above S3's 5 GiB CopyObject limit it goes part by part.
+//! is of the current version and conditional on its ETag still being the one
+//! that was checked (`x-amz-copy-source-if-match`), so a concurrent writer is
+//! never overwritten: a source pinned to a version id would still match after
+//! a newer write, and the copy would bring the old content back on top of it.
+//! Above S3's 5 GiB CopyObject limit it goes part by part.
 
 use aws_sdk_s3::types::{MetadataDirective, ServerSideEncryption, StorageClass};
 use futures::{StreamExt, TryStreamExt};
-use percent_encoding::{AsciiSet, NON_ALPHANUMERIC, utf8_percent_encode};
 
 use super::multipart::{MIB, part_size_for};
 use super::object::{reported_encryption, version_of};
-use super::{Store, Stored};
+use super::{Store, Stored, keys};
 use crate::error::{Error, Result};
 
 /// The object a copy starts from, as it was checked.
 #[derive(Debug, Clone, Copy)]
 pub struct CopySource<'a> {
     pub key: &'a str,
-    /// The ETag that was checked: the copy happens only while it holds.
+    /// The ETag that was checked: the copy happens only while the current
+    /// version still has it.
     pub etag: &'a str,
-    /// The version that was checked, on a versioned bucket.
-    pub version_id: Option<&'a str>,
     pub size: u64,
     /// Kept through the copy (CopyObject would otherwise make it STANDARD).
     pub storage_class: Option<&'a str>,
 }
-
-/// What an `x-amz-copy-source` path may leave unencoded.
-const COPY_SOURCE: &AsciiSet = &NON_ALPHANUMERIC
-    .remove(b'/')
-    .remove(b'-')
-    .remove(b'_')
-    .remove(b'.')
-    .remove(b'~');
 
 /// The part size of a multipart copy, unless 10,000 parts need more.
 const COPY_PART: u64 = 256 * MIB;
@@ -75,15 +67,7 @@ impl Store {
     }
 
     fn copy_source(&self, source: &CopySource<'_>) -> String {
-        let path = format!(
-            "{}/{}",
-            self.bucket,
-            utf8_percent_encode(source.key, COPY_SOURCE)
-        );
-        match source.version_id {
-            Some(version) => format!("{path}?versionId={version}"),
-            None => path,
-        }
+        format!("{}/{}", self.bucket, keys::url_encoded(source.key))
     }
 
     /// A multipart copy: the HEAD supplies what CopyObject would have
@@ -97,7 +81,6 @@ impl Store {
             .head_object()
             .bucket(&self.bucket)
             .key(key)
-            .set_version_id(source.version_id.map(str::to_owned))
             .if_match(source.etag)
             .send()
             .await
@@ -185,7 +168,7 @@ mod tests {
     use super::*;
 
     #[test]
-    fn copy_sources_are_url_encoded_with_their_version() {
+    fn copy_sources_are_url_encoded() {
         let store = Store::new(
             crate::store::s3_client_from(
                 &aws_config::SdkConfig::builder()
@@ -200,13 +183,9 @@ mod tests {
         let source = CopySource {
             key: "dir/sse s3+x.txt",
             etag: "\"e\"",
-            version_id: Some("v1"),
             size: 3,
             storage_class: None,
         };
-        assert_eq!(
-            store.copy_source(&source),
-            "b/dir/sse%20s3%2Bx.txt?versionId=v1"
-        );
+        assert_eq!(store.copy_source(&source), "b/dir/sse%20s3%2Bx.txt");
     }
 }

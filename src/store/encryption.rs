@@ -116,8 +116,7 @@ impl Store {
     /// configured alias compares as the key S3 named for this store's own
     /// writes (the lease is written first), as a mode check before that.
     pub fn noncompliance(&self, reported: &Encryption) -> Option<Finding> {
-        let learned = self.learned_key.get();
-        reported.noncompliance(learned.map_or(&self.kms_key_id, |k| k))
+        reported.noncompliance(self.key_arn())
     }
 
     pub(super) fn check_encryption(&self, key: &str, reported: &Encryption) -> Result<()> {

@@ -7,6 +7,9 @@ pub const MAX_KEY_BYTES: usize = 1024;
 
 /// Folder under the configured prefix that holds the run manifests.
 pub const MANIFEST_FOLDER: &str = "_manifests";
+/// Folder under the configured prefix that holds audit reports and Batch
+/// Operations manifests.
+pub const AUDIT_FOLDER: &str = "_audit";
 
 /// Normalises a key prefix: no leading or trailing `/`, no empty segments.
 pub fn normalize_prefix(prefix: &str) -> String {
@@ -36,7 +39,7 @@ pub enum KeyError {
     #[error("object key would be {0} bytes, above S3's limit of 1024")]
     TooLong(usize),
     #[error(
-        "its key {0} lies in the folder reserved for run manifests and the lock; not uploaded (rename or exclude the source folder)"
+        "its key {0} lies in a folder reserved for run manifests, the lock and audits; not uploaded (rename or exclude the source folder)"
     )]
     Reserved(String),
 }
@@ -46,10 +49,36 @@ pub enum KeyError {
 /// could overwrite the lock or pose as a manifest.
 pub fn file_key(prefix: &str, key_prefix: &str, relative: &Path) -> Result<String, KeyError> {
     let key = object_key(key_prefix, relative)?;
-    if key.starts_with(&manifest_key(prefix, "")) {
+    if key.starts_with(&manifest_key(prefix, "")) || key.starts_with(&audit_key(prefix, "")) {
         return Err(KeyError::Reserved(key));
     }
     Ok(key)
+}
+
+/// What a URL-encoded key leaves as it is: the unreserved characters and `/`.
+const KEY_UNENCODED: &percent_encoding::AsciiSet = &percent_encoding::NON_ALPHANUMERIC
+    .remove(b'/')
+    .remove(b'-')
+    .remove(b'_')
+    .remove(b'.')
+    .remove(b'~');
+
+/// A key URL-encoded as `x-amz-copy-source` and Batch Operations manifests
+/// want it: `sse s3.txt` → `sse%20s3.txt`, `+` → `%2B`.
+pub fn url_encoded(key: &str) -> String {
+    percent_encoding::utf8_percent_encode(key, KEY_UNENCODED).to_string()
+}
+
+/// `bucket` and `key` of `s3://bucket/key`.
+pub fn parse_s3_uri(uri: &str) -> Result<(&str, &str), String> {
+    let rest = uri
+        .strip_prefix("s3://")
+        .ok_or_else(|| "not an s3:// URI".to_owned())?;
+    let (bucket, key) = rest.split_once('/').unwrap_or((rest, ""));
+    if bucket.is_empty() {
+        return Err("the URI names no bucket".into());
+    }
+    Ok((bucket, key))
 }
 
 /// Derives `<prefix>/<relative path>` with `/` separators.
@@ -75,6 +104,11 @@ pub fn object_key(prefix: &str, relative: &Path) -> Result<String, KeyError> {
 /// The key of a run's manifest: `<prefix>/_manifests/<file name>`.
 pub fn manifest_key(prefix: &str, file_name: &str) -> String {
     join(prefix, &format!("{MANIFEST_FOLDER}/{file_name}"))
+}
+
+/// The key of an audit's output: `<prefix>/_audit/<file name>`.
+pub fn audit_key(prefix: &str, file_name: &str) -> String {
+    join(prefix, &format!("{AUDIT_FOLDER}/{file_name}"))
 }
 
 #[cfg(test)]

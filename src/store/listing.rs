@@ -10,7 +10,8 @@ use crate::error::{Error, Result};
 const LIST_CONCURRENCY: usize = 8;
 
 /// S3 encodes listed keys like a form: a space is '+', a '+' is "%2B".
-fn decode_listed_key(key: &str) -> String {
+/// A key as S3 URL-encodes it in a listing or an inventory report.
+pub fn decode_listed_key(key: &str) -> String {
     percent_encoding::percent_decode_str(&key.replace('+', " "))
         .decode_utf8()
         .map(|k| k.into_owned())

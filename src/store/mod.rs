@@ -29,7 +29,7 @@ use crate::local::hash::Md5Digest;
 pub use client::{s3_client, s3_client_from};
 pub use copy::CopySource;
 pub use encryption::{Encryption, Finding};
-pub use listing::{KeyRange, Listed};
+pub use listing::{KeyRange, Listed, decode_listed_key};
 use object::stored_by;
 pub use object::{Fetched, Object, Stored};
 
@@ -106,6 +106,15 @@ impl Store {
         self
     }
 
+    /// The same client, key and request counts over another bucket (an
+    /// inventory report's destination).
+    pub fn for_bucket(&self, bucket: &str) -> Store {
+        Store {
+            bucket: bucket.to_owned(),
+            ..self.clone()
+        }
+    }
+
     /// Requests sent so far through this store and its clones, by operation.
     pub fn requests(&self) -> BTreeMap<&'static str, u64> {
         self.requests.lock().map(|r| r.clone()).unwrap_or_default()
@@ -132,6 +141,12 @@ impl Store {
 
     pub fn kms_key_id(&self) -> &str {
         &self.kms_key_id
+    }
+
+    /// The configured key, as the ARN S3 named for it once a write under a
+    /// configured alias has told.
+    pub fn key_arn(&self) -> &str {
+        self.learned_key.get().map_or(&self.kms_key_id, |k| k)
     }
 
     pub fn uri(&self, key: &str) -> String {

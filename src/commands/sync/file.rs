@@ -230,7 +230,6 @@ impl Worker<'_> {
         let source = CopySource {
             key,
             etag,
-            version_id: object.version_id.as_deref(),
             size: object.size.and_then(|s| u64::try_from(s).ok()).unwrap_or(0),
             storage_class: object.storage_class.as_deref(),
         };
