@@ -31,17 +31,22 @@ EXAMPLES = {
     "FailedRunsQueue.Arn": "arn:aws:sqs:eu-west-1:123456789012:s3-kms-sync-FailedRunsQueue",
     "EfsFileSystemId": "fs-0123456789abcdef0",
     "EfsAccessPointArn": "arn:aws:elasticfilesystem:eu-west-1:123456789012:access-point/fsap-0123456789abcdef0",
+    "PreviousKmsKeyArns": ["arn:aws:kms:eu-west-1:123456789012:key/0f9e8d7c-12ab-34cd-56ef-1234567890ab"],
+    "InventoryBucket.Arn": "arn:aws:s3:::example-inventory",
+    "BatchOperationsRole.Arn": "arn:aws:iam::123456789012:role/s3-kms-sync-BatchOperationsRole-EXAMPLE",
 }
 
 # Template resource → policy file it must match.
 POLICIES = {
     "FunctionPolicy": "iam/function-policy.json",
     "FunctionEfsPolicy": "iam/function-efs-policy.json",
+    "BatchOperationsPolicy": "iam/batch-operations-policy.json",
 }
 
 
 def resolve(node, names=EXAMPLES):
-    """Evaluates the intrinsics of a policy, taking the created-resource branch of each Fn::If."""
+    """Evaluates the intrinsics of a policy, taking the first branch of each
+    Fn::If: the created resource, the optional statement present."""
     if isinstance(node, list):
         return [resolve(item, names) for item in node]
     if not isinstance(node, dict):
@@ -60,7 +65,8 @@ def resolve(node, names=EXAMPLES):
             scope = dict(names)
             scope.update({k: resolve(v, names) for k, v in local.items()})
             for name, value in scope.items():
-                text = text.replace("${" + name + "}", value)
+                if isinstance(value, str):
+                    text = text.replace("${" + name + "}", value)
             if "${" in text:
                 raise ValueError(f"unresolved reference in {text!r}")
             return text

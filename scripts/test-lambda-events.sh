@@ -24,10 +24,10 @@ check() {
 }
 
 # Order matters: the dry run first (it must change nothing), then the narrowed run.
-for event in dry-run manual scheduled verify; do
+for event in dry-run manual scheduled verify audit; do
     test -f "$ROOT/events/$event.json"
 done
-[ "$(ls "$ROOT"/events/*.json | wc -l)" = 4 ] || { echo "FAIL events/ has a payload this script does not check" >&2; exit 1; }
+[ "$(ls "$ROOT"/events/*.json | wc -l)" = 5 ] || { echo "FAIL events/ has a payload this script does not check" >&2; exit 1; }
 
 summary=$(invoke "$ROOT/events/dry-run.json")
 check "dry-run.json uploads nothing" "$(field uploaded <<<"$summary")" 0
@@ -44,6 +44,15 @@ check "scheduled.json uploads the rest" "$(field uploaded <<<"$summary")" $((tot
 report=$(invoke "$ROOT/events/verify.json")
 check "verify.json finds the backup intact" "$(field status <<<"$report")" ok
 check "verify.json checks every stored file" "$(field checked <<<"$report")" "$total"
+
+# Another writer stores an object under SSE-S3; the audit re-encrypts it.
+"$VENV/bin/python" - <<PY
+import boto3
+boto3.client("s3").put_object(Bucket="$SYNC_BUCKET", Key="events/foreign.txt", Body=b"sse-s3", ServerSideEncryption="AES256")
+PY
+report=$(invoke "$ROOT/events/audit.json")
+check "audit.json re-encrypts the object another writer stored" "$(field fixed <<<"$report")" 1
+check "audit.json leaves the prefix compliant" "$(field status <<<"$report")" compliant
 
 echo "lambda runtime API checks: $passed ok, $failed failing"
 [ "$failed" = 0 ]

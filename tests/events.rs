@@ -6,6 +6,7 @@ mod support;
 use std::path::Path;
 
 use lambda_runtime::{Context, LambdaEvent};
+use s3_kms_sync::commands::audit::AuditStatus;
 use s3_kms_sync::commands::verify::VerifyStatus;
 use s3_kms_sync::lambda::handle;
 use s3_kms_sync::lambda::handler::Output;
@@ -62,6 +63,7 @@ async fn every_sample_event_runs_through_the_handler() {
     assert_eq!(
         names,
         [
+            "audit.json",
             "dry-run.json",
             "manual.json",
             "scheduled.json",
@@ -107,6 +109,23 @@ async fn every_sample_event_runs_through_the_handler() {
     assert_eq!(verified.checked, total);
     assert_eq!(verified.manifest_s3_uri, scheduled.manifest_s3_uri.unwrap());
     assert_eq!(verified.read_data.unwrap().slots, 1000);
+
+    // The scheduled audit re-encrypts what another writer stored otherwise.
+    moto.s3()
+        .put_object()
+        .bucket(BUCKET)
+        .key("lambda/foreign.txt")
+        .body(aws_sdk_s3::primitives::ByteStream::from_static(b"sse-s3"))
+        .server_side_encryption(aws_sdk_s3::types::ServerSideEncryption::Aes256)
+        .send()
+        .await
+        .unwrap();
+    let Output::Audit(audited) = invoke_any(&engine, "audit.json").await else {
+        panic!("audit.json did not audit")
+    };
+    assert_eq!((audited.findings, audited.fixed), (1, 1), "{audited:?}");
+    assert_eq!(audited.status, AuditStatus::Compliant);
+    assert_eq!(audited.listed[0].key, "lambda/foreign.txt");
 }
 
 #[tokio::test]

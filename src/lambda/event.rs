@@ -196,5 +196,14 @@ mod tests {
         assert!(
             matches!(Invocation::from_event(&misplaced), Err(Error::Event(m)) if m.contains("read_data"))
         );
+        let audit = json!({"command": "audit", "fix": "copy"});
+        let Ok(Invocation::Audit(request)) = Invocation::from_event(&audit) else {
+            panic!("{audit} is not an audit request")
+        };
+        assert_eq!(request.fix, crate::commands::audit::Fix::Copy);
+        let bad_fix = json!({"command": "audit", "fix": "repaint"});
+        assert!(
+            matches!(Invocation::from_event(&bad_fix), Err(Error::Event(m)) if m.contains("confirm_job"))
+        );
     }
 }
