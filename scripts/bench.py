@@ -247,6 +247,86 @@ def bench_read_back(proxy, key_arn, repeats, can_drop):
     return results
 
 
+KEY_CHANGE = [
+    # (run, what it does)
+    ("s3-kms-sync sync, new key", "re-encrypts every object in place by CopyObject"),
+    ("s3-kms-sync sync, new key, fresh prefix", "uploads every file again"),
+    ("aws s3 cp --recursive, new key", "uploads every file again"),
+]
+
+
+def bench_key_change(proxy, kms, repeats, can_drop):
+    """A key change on 2,000 small objects: this tool's next run against
+    uploading everything again under the new key."""
+    env = tool_env(proxy.endpoint)
+    tree = WORK / "trees" / "rotate"
+    if not tree.exists():
+        for i in range(SMALL_FILES):
+            path = tree / f"dir{i % 40:02d}" / f"file{i:05d}.dat"
+            path.parent.mkdir(parents=True, exist_ok=True)
+            path.write_bytes(content(f"rotate{i}", 1024 + (i * 37) % 3072))
+
+    def ours(prefix, key):
+        return [str(OURS), "sync", "--source-dir", str(tree), "--bucket", BUCKET, "--prefix", prefix,
+                "--kms-key-id", key, "--manifest-dir", str(WORK / "manifests"), "--concurrency", "16"]
+
+    results = {}
+    for rep in range(repeats):
+        old_key = kms.create_key()["KeyMetadata"]["Arn"]
+        new_key = kms.create_key()["KeyMetadata"]["Arn"]
+        prefix = f"rotate-{rep}"
+        _, code, _, _, _ = rusage_run(ours(prefix, old_key), env)
+        if code != 0:
+            raise SystemExit(f"the backup under the old key exited {code}")
+        commands = {
+            KEY_CHANGE[0][0]: ours(prefix, new_key),
+            KEY_CHANGE[1][0]: ours(f"rotate-fresh-{rep}", new_key),
+            KEY_CHANGE[2][0]: [
+                "/usr/bin/aws", "s3", "cp", "--recursive", str(tree), f"s3://{BUCKET}/rotate-cp-{rep}", "--sse",
+                "aws:kms", "--sse-kms-key-id", new_key, "--endpoint-url", proxy.endpoint, "--no-progress",
+                "--only-show-errors",
+            ],
+        }
+        for run, cmd in commands.items():
+            if can_drop:
+                drop_caches()
+            proxy.call("reset")
+            seconds, code, rss_kib, _, stdout = rusage_run(cmd, env)
+            if code != 0:
+                sys.stderr.write((WORK / "stderr.txt").read_text()[-3000:])
+                raise SystemExit(f"{run} exited {code}")
+            requests = proxy.call("counts")["requests"]
+            entry = {"seconds": seconds, "rss_kib": rss_kib, "requests": requests}
+            if run == KEY_CHANGE[0][0]:
+                summary = json.loads(stdout)
+                entry["reencrypted"] = summary["reencrypted"]
+                entry["bytes_read"] = summary["bytes_read"]
+            results.setdefault(run, []).append(entry)
+            print(f"  rep {rep} {run:42} {seconds:7.2f}s  {fmt_requests(requests)}", flush=True)
+    return results
+
+
+def key_change_table(key_change):
+    base = median(key_change[KEY_CHANGE[1][0]], "seconds")
+    lines = [
+        "",
+        f"A key change on {SMALL_FILES:,} objects of 1-4 KiB: the first run with the new",
+        "key, against uploading everything again under it (medians):",
+        "",
+        "| run | what it does | wall time | vs uploading again (this tool) | requests |",
+        "|---|---|---:|---:|---|",
+    ]
+    for run, what in KEY_CHANGE:
+        entries = key_change[run]
+        seconds = median(entries, "seconds")
+        requests = entries[len(entries) // 2]["requests"]
+        lines.append(f"| {run} | {what} | {seconds:.2f} s | {seconds / base:.2f}x | {fmt_requests(requests)} |")
+    ours = key_change[KEY_CHANGE[0][0]]
+    lines += ["", f"The re-encrypting run re-encrypted {median(ours, 'reencrypted'):.0f} objects and read "
+              f"{median(ours, 'bytes_read'):.0f} bytes of file content."]
+    return lines
+
+
 def median(entries, field):
     return statistics.median(e[field] for e in entries)
 
@@ -315,7 +395,7 @@ def read_back_table(read_back):
     return lines
 
 
-def report(results, md5, hundred_k, repeats, can_drop, command, read_back):
+def report(results, md5, hundred_k, repeats, can_drop, command, read_back, key_change):
     tools = ["s3-kms-sync", "aws s3 sync", "rclone sync --checksum"]
     lines = [
         "# Benchmarks",
@@ -352,6 +432,8 @@ def report(results, md5, hundred_k, repeats, can_drop, command, read_back):
                      f"{median(entries, 'uploaded'):.0f} files uploaded")
     if read_back:
         lines += read_back_table(read_back)
+    if key_change:
+        lines += key_change_table(key_change)
     ratio = md5["s3-kms-sync md5"] / md5["md5sum"]
     lines += [
         "",
@@ -447,6 +529,8 @@ def main():
     parser.add_argument("--skip-100k", action="store_true")
     parser.add_argument("--only-100k", action="store_true",
                         help="measure only the 100,000-file runs; reuse the other figures of the last run")
+    parser.add_argument("--only-key-change", action="store_true",
+                        help="measure only the key change; reuse the other figures of the last run")
     args = parser.parse_args()
     WORK.mkdir(parents=True, exist_ok=True)
     (WORK / "manifests").mkdir(exist_ok=True)
@@ -469,11 +553,17 @@ def main():
         processes.append(proxy_process)
         proxy = Proxy(proxy_process.stdout.readline().decode().strip())
 
-        if args.only_100k:
+        kms = session.client("kms", endpoint_url=moto)
+        if args.only_100k or args.only_key_change:
             saved = json.loads((WORK / "results.json").read_text())
             results = {tuple(k.split("|")): v for k, v in saved["results"].items()}
             md5 = saved["md5"]
             read_back = saved.get("read_back", {})
+            key_change = saved.get("key_change", {})
+            hundred_k = saved.get("hundred_k", {})
+            if args.only_key_change:
+                print("key change", flush=True)
+                key_change = bench_key_change(proxy, kms, args.repeats, can_drop)
         else:
             print("sync benchmark", flush=True)
             results = bench_sync(proxy, key_arn, args.repeats, can_drop)
@@ -482,16 +572,19 @@ def main():
             print("md5 throughput", flush=True)
             md5 = md5_throughput(args.repeats)
             print(f"  {md5}", flush=True)
-        hundred_k = {} if args.skip_100k else rss_100k(proxy, key_arn)
+            print("key change", flush=True)
+            key_change = bench_key_change(proxy, kms, args.repeats, can_drop)
+        if not args.only_key_change:
+            hundred_k = {} if args.skip_100k else rss_100k(proxy, key_arn)
     finally:
         for process in processes:
             os.killpg(process.pid, signal.SIGTERM)
 
     raw = {"results": {f"{tool}|{phase}": entries for (tool, phase), entries in results.items()},
-           "md5": md5, "hundred_k": hundred_k, "read_back": read_back}
+           "md5": md5, "hundred_k": hundred_k, "read_back": read_back, "key_change": key_change}
     (WORK / "results.json").write_text(json.dumps(raw, indent=1))
     command = "make bench" if os.environ.get("MAKELEVEL") else " ".join(["python", *sys.argv])
-    table = report(results, md5, hundred_k, args.repeats, can_drop, command, read_back)
+    table = report(results, md5, hundred_k, args.repeats, can_drop, command, read_back, key_change)
     print()
     print(table)
     if args.out:

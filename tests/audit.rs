@@ -138,14 +138,8 @@ async fn an_audit_of_a_live_prefix_finds_other_writers_objects_and_fixes_them_in
     let findings_key = uri.strip_prefix(&format!("s3://{BUCKET}/")).unwrap();
     let lines = String::from_utf8(get_bytes(&s3, BUCKET, findings_key).await).unwrap();
     assert_eq!(lines.lines().count(), 3, "{lines}");
-    let head = s3
-        .head_object()
-        .bucket(BUCKET)
-        .key(findings_key)
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(head.ssekms_key_id(), Some(live.backup.key_arn.as_str()));
+    let object = head(&s3, BUCKET, findings_key).await;
+    assert_eq!(object.ssekms_key_id(), Some(live.backup.key_arn.as_str()));
 
     let fixed = audit(&live.store, fix(Fix::Copy)).await;
     assert_eq!((fixed.fixed, fixed.remaining), (3, 0), "{fixed:#?}");
@@ -161,29 +155,23 @@ async fn an_audit_of_a_live_prefix_finds_other_writers_objects_and_fixes_them_in
         ("backups/foreign/old+key.txt", b"two"),
         ("backups/foreign/no-bucket-key.txt", b"three"),
     ] {
-        let head = s3
-            .head_object()
-            .bucket(BUCKET)
-            .key(key)
-            .send()
-            .await
-            .unwrap();
+        let object = head(&s3, BUCKET, key).await;
         assert_eq!(
-            head.server_side_encryption(),
+            object.server_side_encryption(),
             Some(&ServerSideEncryption::AwsKms)
         );
         assert_eq!(
-            head.ssekms_key_id(),
+            object.ssekms_key_id(),
             Some(live.backup.key_arn.as_str()),
             "{key}"
         );
-        assert_eq!(head.bucket_key_enabled(), Some(true), "{key}");
+        assert_eq!(object.bucket_key_enabled(), Some(true), "{key}");
         // Objects other tools wrote keep their own metadata.
         assert_eq!(
-            head.metadata().unwrap().get("writer").unwrap(),
+            object.metadata().unwrap().get("writer").unwrap(),
             "other-tool"
         );
-        assert_eq!(head.content_type(), Some("text/x-foreign"));
+        assert_eq!(object.content_type(), Some("text/x-foreign"));
         assert_eq!(get_bytes(&s3, BUCKET, key).await, body);
     }
     let after = audit(&live.store, AuditRequest::default()).await;
@@ -356,14 +344,8 @@ async fn an_inventory_report_is_read_by_its_schema_and_yields_an_exactly_encoded
             "audited,backups/foreign/sse%20s3.txt",
         ]
     );
-    let head = s3
-        .head_object()
-        .bucket(BUCKET)
-        .key(batch_key)
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(head.ssekms_key_id(), Some(live.backup.key_arn.as_str()));
+    let object = head(&s3, BUCKET, batch_key).await;
+    assert_eq!(object.ssekms_key_id(), Some(live.backup.key_arn.as_str()));
     let sse_c = report
         .listed
         .iter()
@@ -465,15 +447,9 @@ async fn fix_batch_creates_the_copy_job_that_re_encrypts_under_the_key() {
     // Nothing was copied by the audit itself.
     assert_eq!(report.requests.get("CopyObject"), None);
     let s3 = live.backup.moto.s3();
-    let head = s3
-        .head_object()
-        .bucket(BUCKET)
-        .key("backups/foreign/sse s3.txt")
-        .send()
-        .await
-        .unwrap();
+    let object = head(&s3, BUCKET, "backups/foreign/sse s3.txt").await;
     assert_eq!(
-        head.server_side_encryption(),
+        object.server_side_encryption(),
         Some(&ServerSideEncryption::Aes256)
     );
 }

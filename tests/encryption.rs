@@ -66,14 +66,8 @@ async fn a_key_change_reencrypts_every_object_in_place_without_sending_data() {
     for (relative, content) in &files {
         let key = format!("{PREFIX}/{relative}");
         assert_stored(&s3, BUCKET, &key, &new_key_arn, content, true).await;
-        let head = s3
-            .head_object()
-            .bucket(BUCKET)
-            .key(&key)
-            .send()
-            .await
-            .unwrap();
-        assert_eq!(head.bucket_key_enabled(), Some(true), "{key}");
+        let object = head(&s3, BUCKET, &key).await;
+        assert_eq!(object.bucket_key_enabled(), Some(true), "{key}");
     }
     let manifest = manifest_of(&rotated);
     for file in &manifest.files {
@@ -161,15 +155,9 @@ async fn a_copy_never_overwrites_a_version_it_did_not_check() {
     assert!(matches!(err, Error::PreconditionFailed { .. }), "{err}");
     let s3 = stack.moto.s3();
     assert_eq!(get_bytes(&s3, BUCKET, "k").await, b"written meanwhile");
-    let head = s3
-        .head_object()
-        .bucket(BUCKET)
-        .key("k")
-        .send()
-        .await
-        .unwrap();
+    let object = head(&s3, BUCKET, "k").await;
     assert_eq!(
-        head.server_side_encryption(),
+        object.server_side_encryption(),
         Some(&ServerSideEncryption::Aes256),
         "left as the other writer stored it"
     );
@@ -193,12 +181,12 @@ async fn an_object_above_the_copy_limit_is_copied_part_by_part_with_its_metadata
         .send()
         .await
         .unwrap();
-    let head = store.head("large.bin").await.unwrap().unwrap();
+    let checked = store.head("large.bin").await.unwrap().unwrap();
     stack.proxy.reset_counts();
     let stored = store
         .reencrypt(CopySource {
             key: "large.bin",
-            etag: head.etag.as_deref().unwrap(),
+            etag: checked.etag.as_deref().unwrap(),
             size: body.len() as u64,
             storage_class: None,
         })
@@ -209,13 +197,7 @@ async fn an_object_above_the_copy_limit_is_copied_part_by_part_with_its_metadata
     assert_eq!(sent(&counts, "UploadPartCopy"), 3, "{counts:?}");
     assert_eq!(sent(&counts, "CopyObject") + sent(&counts, "UploadPart"), 0);
     assert_stored(&s3, BUCKET, "large.bin", &stack.key_arn, &body, true).await;
-    let after = s3
-        .head_object()
-        .bucket(BUCKET)
-        .key("large.bin")
-        .send()
-        .await
-        .unwrap();
+    let after = head(&s3, BUCKET, "large.bin").await;
     assert_eq!(after.content_type(), Some("application/x-test"));
     assert_eq!(
         after

@@ -310,6 +310,20 @@ pub async fn list_keys(client: &Client, bucket: &str) -> Vec<String> {
     keys
 }
 
+/// HeadObject of `key`, which must exist.
+pub async fn head(
+    s3: &Client,
+    bucket: &str,
+    key: &str,
+) -> aws_sdk_s3::operation::head_object::HeadObjectOutput {
+    s3.head_object()
+        .bucket(bucket)
+        .key(key)
+        .send()
+        .await
+        .unwrap_or_else(|e| panic!("HEAD {key}: {e}"))
+}
+
 pub async fn get_bytes(client: &Client, bucket: &str, key: &str) -> Vec<u8> {
     get_version_bytes(client, bucket, key, None).await
 }
