@@ -89,10 +89,10 @@ pub async fn load(
         .and_then(|l| l.newest_manifest.clone())
         .or(local_key.map(|key| (key, None)));
     // Without a listing the newest manifest is unknown: no link.
-    let previous = listing
-        .as_ref()
-        .and(newest_manifest)
-        .map(|(key, etag)| link_to(key, etag, &digests));
+    let previous = match listing.as_ref().and(newest_manifest) {
+        Some((key, etag)) => Some(link_to(store, key, etag, &digests).await),
+        None => None,
+    };
     let due = |i: &Index| rehash_every > 0 && i.header.runs_since_full_rehash + 1 >= rehash_every;
     let full_rehash = scope.rehash || index.as_ref().is_none_or(due);
     let runs_since_full_rehash = match &index {
@@ -167,14 +167,25 @@ async fn fetch_index(
     }
 }
 
-/// The link to the manifest at `key`: the SHA-256 of its bytes when this
-/// run read or proved them, and the ETag the listing showed. A manifest the
-/// run did not read (a narrowed run's, a corrupt one) is linked by its ETag
-/// alone, which costs no request: any rewrite gives it another ETag.
-fn link_to(key: String, etag: Option<String>, digests: &[(String, String)]) -> ManifestLink {
-    let sha256 = digests
+/// The link to the newest manifest: the SHA-256 this run proved, else the
+/// one stored with it (a HEAD: only after a narrowed run), else its ETag. A
+/// SHA-256 survives the manifest being re-encrypted in place; an ETag does not.
+async fn link_to(
+    store: &Store,
+    key: String,
+    etag: Option<String>,
+    digests: &[(String, String)],
+) -> ManifestLink {
+    let proven = digests
         .iter()
         .find(|(k, _)| *k == key)
         .map(|(_, sha256)| sha256.clone());
+    let sha256 = match proven {
+        Some(sha256) => Some(sha256),
+        None => match store.head(&key).await {
+            Ok(Some(object)) if object.etag == etag => object.sha256,
+            _ => None,
+        },
+    };
     ManifestLink { key, sha256, etag }
 }
