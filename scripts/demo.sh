@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # The main job end to end on a local S3+KMS emulator: two scheduled runs of the
 # function through the real Lambda runtime API (the first uploads every file,
-# the second skips every file), then the weekly verify through the function,
-# and a restore with the CLI that must give back the tree byte for byte.
+# the second skips every file), then the weekly verify and audit through the
+# function, and a restore with the CLI that must give back the tree byte for byte.
 source "$(dirname "${BASH_SOURCE[0]}")/local.sh"
 trap cleanup EXIT
 
@@ -33,6 +33,14 @@ report=$(invoke "$ROOT/events/verify.json")
 "$VENV/bin/python" -m json.tool <<<"$report"
 if [ "$(field status <<<"$report")" != ok ]; then
     echo "demo FAILED: verify found problems in a backup nothing touched" >&2
+    exit 1
+fi
+
+echo "== audit (events/audit.json: every object under the key with a Bucket Key)"
+audit=$(invoke "$ROOT/events/audit.json")
+"$VENV/bin/python" -m json.tool <<<"$audit"
+if [ "$(field findings <<<"$audit")" != 0 ]; then
+    echo "demo FAILED: audit found objects outside the configured encryption" >&2
     exit 1
 fi
 

@@ -9,12 +9,18 @@
 //! [`manifest::publish`] → [`manifest::Summary`]. `verify` and `restore`
 //! read a manifest located by [`manifest::locate`] through the one streamed
 //! reader, trust it as far as [`manifest::chain`] vouches, then check or
-//! fetch its objects through [`store`].
+//! fetch its objects through [`store`]. `audit` judges each object's
+//! encryption (from a listing and HEADs, or an S3 Inventory report) against
+//! the configured key, and fixes what it finds by the same conditional
+//! server-side copy that `sync` uses on an unchanged object.
 //!
 //! Each name means one thing:
 //! - what S3 says of a key: [`store::Object`] (a HEAD), [`store::Listed`]
 //!   (a listing), [`store::Stored`] (a write), [`store::Fetched`] (a GET,
 //!   still streaming);
+//! - how an object's encryption falls short: a [`store::Finding`]
+//!   (`not_kms`, `wrong_key`, `no_bucket_key`, `sse_c`); a file `sync` fixed
+//!   that way is `reencrypted`, never uploaded again;
 //! - what `sync` knows before it reads a file: `Recorded` (the last
 //!   manifest's record of a key), `Index` (those records by key), `Listing`
 //!   (this run's listing by key, a `Presence` per key), `Prior` (both, for
