@@ -4,7 +4,7 @@
 
 use serde_json::{Value, json};
 
-use crate::manifest::Summary;
+use crate::manifest::{RunStatus, Summary};
 
 pub const NAMESPACE: &str = "S3KmsSync";
 
@@ -43,6 +43,22 @@ pub fn document(
     doc
 }
 
+/// A run that left a whole snapshot: every file found was processed and the
+/// manifest is stored. The heartbeat alarm breaches when none arrives.
+fn completed(summary: &Summary) -> bool {
+    !summary.dry_run
+        && summary.status != RunStatus::Skipped
+        && summary.complete
+        && summary.manifest_s3_uri.is_some()
+}
+
+/// A run that ended `partial` without any failed file or a shrunk source
+/// (which alarm on their own): the time limit, a lost lock, or a manifest
+/// that was not stored.
+fn incomplete(summary: &Summary) -> bool {
+    summary.status == RunStatus::Partial && summary.failed == 0 && summary.source_shrunk.is_none()
+}
+
 /// The EMF document for one sync run.
 pub fn emf(summary: &Summary, function_name: &str, timestamp_ms: i64) -> Value {
     let metrics = [
@@ -56,6 +72,13 @@ pub fn emf(summary: &Summary, function_name: &str, timestamp_ms: i64) -> Value {
             "SourceShrunk",
             "Count",
             u64::from(summary.source_shrunk.is_some()),
+        ),
+        ("RunsCompleted", "Count", u64::from(completed(summary))),
+        ("RunsIncomplete", "Count", u64::from(incomplete(summary))),
+        (
+            "RunsLockHeld",
+            "Count",
+            u64::from(summary.status == RunStatus::Skipped),
         ),
     ];
     let properties = json!({"RunId": summary.run_id, "Status": summary.status});
@@ -85,5 +108,30 @@ mod tests {
         assert_eq!(doc["FilesFailed"], 1);
         assert_eq!(doc["RunDuration"], 42);
         assert_eq!(doc["Status"], "failed");
+        assert_eq!(
+            (doc["RunsCompleted"].as_u64(), doc["RunsIncomplete"].as_u64()),
+            (Some(0), Some(0)),
+            "a run with a failed file and no manifest neither completed nor stopped early"
+        );
+    }
+
+    #[test]
+    fn run_outcomes_feed_the_heartbeat_and_the_stall_alarms() {
+        let mut stored = FileRecord::new(std::path::Path::new("/x"), 3);
+        stored.status = crate::manifest::FileStatus::Skipped;
+        let mut done = Summary::tally("run-1", false, std::slice::from_ref(&stored), 0, 1);
+        done.manifest_s3_uri = Some("s3://b/p/_manifests/m.json".into());
+        let mut stopped = Summary::tally("run-2", false, &[stored], 5, 1);
+        stopped.manifest_s3_uri = done.manifest_s3_uri.clone();
+        let held = Summary::skipped("run-3", "lock held".into(), Default::default());
+        let outcome = |s: &Summary| {
+            let doc = emf(s, "fn", 0);
+            let get = |name: &str| doc[name].as_u64().unwrap();
+            (get("RunsCompleted"), get("RunsIncomplete"), get("RunsLockHeld"))
+        };
+        assert_eq!(outcome(&done), (1, 0, 0));
+        assert_eq!(stopped.status, RunStatus::Partial);
+        assert_eq!(outcome(&stopped), (0, 1, 0));
+        assert_eq!(outcome(&held), (0, 0, 1));
     }
 }
