@@ -32,6 +32,7 @@ lint-infra: $(TOOLS)
 	cfn-lint template.yaml
 	checkov --file template.yaml --framework cloudformation --quiet --compact --skip-download
 	python scripts/check_infra.py
+	python scripts/check_infra.py --expect-defects tests/fixtures/infra-before-review
 
 unit: $(TOOLS)
 	cargo test

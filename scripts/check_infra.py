@@ -1,21 +1,29 @@
-"""Static checks of the IAM policies in iam/.
+"""Static checks of the template and the IAM policies in iam/.
 
 1. parliament finds nothing in any policy beyond the reviewed findings in
    iam/accepted-findings.yaml.
-2. Each policy file is, in substance, the policy the template gives the
-   function: same statements, actions and conditions, and the same resources
-   once the template's references are replaced by the example values the
-   files use. So the two cannot drift apart.
+2. Each policy file is, in substance, the policy the template gives a role:
+   same statements, actions and conditions, and the same resources once the
+   template's references are replaced by the example values the files use
+   (attributes as CloudFormation returns them). So the two cannot drift apart.
+3. The template is free of the defects in infra_review.DEFECTS, judged on
+   what CloudFormation would deploy.
 
-Exit status 0 when both hold; prints each problem otherwise.
+Exit status 0 when all hold; prints each problem otherwise.
+
+With --expect-defects DIR, it instead proves that each defect check fails on
+DIR/template.yaml and DIR/deployer-policy.json (the state before the review).
 """
+import argparse
 import json
 import pathlib
 import sys
 
-from cfnlint.decode import decode
 import yaml
 from parliament import analyze_policy_string
+
+import infra_review
+from infra_render import load
 
 ROOT = pathlib.Path(__file__).resolve().parent.parent
 
@@ -24,23 +32,30 @@ EXAMPLES = {
     "AWS::Partition": "aws",
     "AWS::Region": "eu-west-1",
     "AWS::AccountId": "123456789012",
+    "AWS::StackName": "s3-kms-sync",
     "Prefix": "backups",
     "BackupBucket": "example-backups",
     "BackupKey.Arn": "arn:aws:kms:eu-west-1:123456789012:key/1234abcd-12ab-34cd-56ef-1234567890ab",
-    "FunctionLogGroup.Arn": "arn:aws:logs:eu-west-1:123456789012:log-group:/aws/lambda/s3-kms-sync-backup",
+    # CloudFormation's Arn of a log group ends in ":*".
+    "FunctionLogGroup.Arn": "arn:aws:logs:eu-west-1:123456789012:log-group:/aws/lambda/s3-kms-sync-backup:*",
     "FailedRunsQueue.Arn": "arn:aws:sqs:eu-west-1:123456789012:s3-kms-sync-FailedRunsQueue",
     "EfsFileSystemId": "fs-0123456789abcdef0",
     "EfsAccessPointArn": "arn:aws:elasticfilesystem:eu-west-1:123456789012:access-point/fsap-0123456789abcdef0",
     "PreviousKmsKeyArns": ["arn:aws:kms:eu-west-1:123456789012:key/0f9e8d7c-12ab-34cd-56ef-1234567890ab"],
     "InventoryBucket.Arn": "arn:aws:s3:::example-inventory",
     "BatchOperationsRole.Arn": "arn:aws:iam::123456789012:role/s3-kms-sync-BatchOperationsRole-EXAMPLE",
+    "ReplicaBucketArn": "arn:aws:s3:::example-backups-replica",
+    "ReplicaKmsKeyArn": "arn:aws:kms:eu-central-1:123456789012:key/5678efab-12ab-34cd-56ef-1234567890ab",
 }
 
-# Template resource → policy file it must match.
+# Template resource → policy file it must match (an inline policy of a role
+# is named by the role).
 POLICIES = {
     "FunctionPolicy": "iam/function-policy.json",
     "FunctionEfsPolicy": "iam/function-efs-policy.json",
     "BatchOperationsPolicy": "iam/batch-operations-policy.json",
+    "ReplicationPolicy": "iam/replication-policy.json",
+    "SchedulerRole": "iam/scheduler-policy.json",
 }
 
 
@@ -60,6 +75,10 @@ def resolve(node, names=EXAMPLES):
             return names[name]
         if function == "Fn::If":
             return resolve(argument[1], names)
+        if function == "Fn::Select":
+            return resolve(argument[1], names)[int(argument[0])]
+        if function == "Fn::Split":
+            return resolve(argument[1], names).split(argument[0])
         if function == "Fn::Sub":
             text, local = (argument, {}) if isinstance(argument, str) else argument
             scope = dict(names)
@@ -114,7 +133,15 @@ def check_schedule_input(template):
     return problems
 
 
-def main() -> int:
+def policy_document(resource):
+    properties = resource["Properties"]
+    if "PolicyDocument" in properties:
+        return properties["PolicyDocument"]
+    (policy,) = properties["Policies"]
+    return policy["PolicyDocument"]
+
+
+def check_policies(template):
     problems = []
     accepted = {(a["file"], a["issue"]) for a in yaml.safe_load((ROOT / "iam" / "accepted-findings.yaml").read_text())}
     for path in sorted((ROOT / "iam").glob("*.json")):
@@ -124,12 +151,8 @@ def main() -> int:
             problems.append(f"parliament: {path.name}: {finding.issue}: {finding.detail}")
         print(f"parliament {path.relative_to(ROOT)}: {len(new)} findings ({len(findings) - len(new)} accepted in iam/accepted-findings.yaml)")
 
-    template, matches = decode(str(ROOT / "template.yaml"))
-    if matches:
-        problems.extend(f"template: {m}" for m in matches)
-        template = {"Resources": {}}
     for resource, file_name in POLICIES.items():
-        document = template["Resources"][resource]["Properties"]["PolicyDocument"]
+        document = policy_document(template["Resources"][resource])
         from_template = [normalise(s) for s in resolve(document["Statement"])]
         from_file = [normalise(s) for s in json.loads((ROOT / file_name).read_text())["Statement"]]
         if from_template != from_file:
@@ -140,8 +163,42 @@ def main() -> int:
             )
         else:
             print(f"{file_name} matches the template's {resource} ({len(from_file)} statements)")
+    return problems
 
+
+def review(template_path, deployer_path):
+    """The problems each defect check finds, by check."""
+    subject = infra_review.Subject(load(template_path), json.loads(deployer_path.read_text()))
+    checks = infra_review.DEFECTS + [("metrics", infra_review.alarms_watch_emitted_metrics)]
+    return {label: check(subject) for label, check in checks}, subject
+
+
+def expect_defects(directory):
+    """Each defect check must fail on the template from before the review."""
+    found, _ = review(directory / "template.yaml", directory / "deployer-policy.json")
+    missed = [label for label, _ in infra_review.DEFECTS if not found[label]]
+    for label, problems in found.items():
+        print(f"defect {label}: {problems[0] if problems else 'NOT FOUND'}")
+    if missed:
+        print(f"checks that do not fail on {directory}: {missed}", file=sys.stderr)
+    return 1 if missed else 0
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--expect-defects", type=pathlib.Path)
+    args = parser.parse_args()
+    if args.expect_defects:
+        return expect_defects(args.expect_defects)
+
+    template = load(ROOT / "template.yaml")
+    problems = check_policies(template)
     problems.extend(check_schedule_input(template))
+    found, _ = review(ROOT / "template.yaml", ROOT / "iam" / "deployer-policy.json")
+    for label, found_problems in found.items():
+        problems.extend(f"defect {label}: {p}" for p in found_problems)
+        if not found_problems:
+            print(f"template check {label}: ok")
 
     for problem in problems:
         print(problem, file=sys.stderr)

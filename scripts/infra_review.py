@@ -1,0 +1,317 @@
+"""Checks for template defects that every linter passes and moto ignores.
+
+Each check reads what CloudFormation would deploy (see infra_render) in a
+few parameter scenarios and returns a list of problems. DEFECTS are the
+review's findings: `check_infra.py --expect-defects DIR` proves that each
+one fails on the template and deployer policy from before the review, kept
+in tests/fixtures/infra-before-review/.
+"""
+import fnmatch
+import json
+import pathlib
+import re
+
+from infra_render import expand_sam, render, resources_of
+
+ROOT = pathlib.Path(__file__).resolve().parent.parent
+
+EFS = {
+    "EfsAccessPointArn": "arn:aws:elasticfilesystem:eu-west-1:123456789012:access-point/fsap-0123456789abcdef0",
+    "EfsFileSystemId": "fs-0123456789abcdef0",
+    "SubnetIds": "subnet-1,subnet-2",
+    "SecurityGroupIds": "sg-1",
+    "VpcId": "vpc-1",
+    "RouteTableIds": "rtb-1",
+}
+EVERYTHING = {
+    **EFS,
+    "AlarmEmail": "ops@example.com",
+    "EnableInventory": "true",
+    "CreateBatchOperationsRole": "true",
+    "PreviousKmsKeyArns": "arn:aws:kms:eu-west-1:123456789012:key/0f9e8d7c-12ab-34cd-56ef-1234567890ab",
+    "PermissionsBoundaryArn": "arn:aws:iam::123456789012:policy/s3-kms-sync-boundary",
+    "ObjectLockMode": "GOVERNANCE",
+    "ReplicaBucketArn": "arn:aws:s3:::example-backups-replica",
+    "ReplicaKmsKeyArn": "arn:aws:kms:eu-central-1:123456789012:key/5678efab-12ab-34cd-56ef-1234567890ab",
+    "ReplicaAccountId": "210987654321",
+    "ReplicationTimeControl": "true",
+}
+SCENARIOS = {"defaults": {}, "efs": EFS, "everything": EVERYTHING}
+RULE_FUNCTIONS = {
+    "Ref", "Condition", "Fn::Equals", "Fn::Not", "Fn::And", "Fn::Or", "Fn::Contains",
+    "Fn::EachMemberEquals", "Fn::EachMemberIn", "Fn::ValueOf", "Fn::ValueOfAll", "Fn::RefAll",
+}
+BOUNDED_IAM_WRITES = {"iam:CreateRole", "iam:PutRolePolicy", "iam:AttachRolePolicy", "iam:PutRolePermissionsBoundary"}
+KEY_WRITES = {"kms:PutKeyPolicy", "kms:ScheduleKeyDeletion", "kms:DisableKey", "kms:CreateGrant"}
+
+
+class Subject:
+    """A template (as written, expanded, and rendered per scenario) and the
+    deployer policy that deploys it."""
+
+    def __init__(self, template, deployer):
+        self.template = template
+        self.deployer = deployer
+        self.expanded = expand_sam(template)
+        self.stacks = {name: render(self.expanded, params) for name, params in SCENARIOS.items()}
+
+    def each(self, resource_type):
+        for scenario, stack in self.stacks.items():
+            for name, properties in resources_of(stack, resource_type).items():
+                yield scenario, name, properties
+
+
+def as_list(value):
+    return value if isinstance(value, list) else [value]
+
+
+def statements(document):
+    return as_list(document.get("Statement", []))
+
+
+def alarm_topic_key(s):
+    """1. CloudWatch can publish to the alarm topic."""
+    problems = []
+    for scenario, name, topic in s.each("AWS::SNS::Topic"):
+        key = topic.get("KmsMasterKeyId")
+        if key is None:
+            continue
+        resource = s.stacks[scenario]["Resources"].get(key)
+        if resource is None or resource["Type"] != "AWS::KMS::Key":
+            problems.append(f"{scenario}: topic {name} is under {key}, whose key policy cannot grant CloudWatch")
+            continue
+        granted = {
+            action
+            for st in statements(resource["Properties"]["KeyPolicy"])
+            if st["Effect"] == "Allow" and "cloudwatch.amazonaws.com" in as_list(st.get("Principal", {}).get("Service", []))
+            for action in as_list(st["Action"])
+        }
+        if not {"kms:Decrypt", "kms:GenerateDataKey*"} <= granted:
+            problems.append(f"{scenario}: key {key} of topic {name} does not grant CloudWatch kms:Decrypt and kms:GenerateDataKey*")
+    return problems
+
+
+def no_reserved_concurrency_by_default(s):
+    """2. Deploys in accounts with a low concurrency quota."""
+    return [
+        f"defaults: function {name} reserves {fn['ReservedConcurrentExecutions']} concurrent executions"
+        for _, name, fn in s.each("AWS::Lambda::Function")
+        if "ReservedConcurrentExecutions" in fn and _ == "defaults"
+    ]
+
+
+def schedule_names(s):
+    """3. Schedule names are per stack and within the deployer's grant."""
+    granted = [
+        r.split(":schedule/", 1)[1]
+        for st in statements(s.deployer)
+        for r in as_list(st["Resource"])
+        if ":schedule/" in r
+    ]
+    other = render(s.expanded, {}, stack_name="another-stack")
+    problems = []
+    for _, name, schedule in s.each("AWS::Scheduler::Schedule"):
+        full = f"{schedule.get('GroupName', 'default')}/{schedule.get('Name', name)}"
+        if not any(fnmatch.fnmatchcase(full, pattern) for pattern in granted):
+            problems.append(f"schedule {name} is named {full}, outside the deployer's {granted}")
+    for name, schedule in resources_of(other, "AWS::Scheduler::Schedule").items():
+        mine = s.stacks["defaults"]["Resources"][name]["Properties"]
+        if schedule.get("Name") == mine.get("Name"):
+            problems.append(f"schedule {name} has the same name {schedule.get('Name')!r} in every stack")
+    return problems
+
+
+def rule_functions(s):
+    """4. Rules use only Ref and the rule functions."""
+    problems = []
+
+    def walk(node, where):
+        if isinstance(node, dict):
+            for key, value in node.items():
+                if (key.startswith("Fn::") or key in ("Ref", "Condition")) and key not in RULE_FUNCTIONS:
+                    problems.append(f"{where} uses {key}, which CloudFormation does not allow in Rules")
+                walk(value, where)
+        elif isinstance(node, list):
+            for item in node:
+                walk(item, where)
+
+    for name, rule in s.template.get("Rules", {}).items():
+        walk(rule, f"rule {name}")
+    return problems
+
+
+def efs_read_only_policy(s):
+    """5. The stack hands the operator the file system policy that makes the
+    mount read-only (without one, EFS lets any client that connects write)."""
+    outputs = s.stacks["efs"]["Outputs"]
+    policy = outputs.get("EfsFileSystemPolicy", {}).get("Value")
+    if policy is None:
+        return ["efs: no EfsFileSystemPolicy output for the operator to apply"]
+    document = json.loads(policy)
+    problems = []
+    for st in statements(document):
+        principal = as_list(st.get("Principal", {}).get("AWS", []))
+        if st["Effect"] == "Allow" and any("FunctionRole" in p for p in principal):
+            if set(as_list(st["Action"])) != {"elasticfilesystem:ClientMount"}:
+                problems.append(f"efs: the file system policy grants the function {st['Action']}")
+            if "elasticfilesystem:AccessPointArn" not in json.dumps(st.get("Condition", {})):
+                problems.append("efs: the file system policy does not tie the function to its access point")
+    if not any("FunctionRole" in json.dumps(st.get("Principal")) for st in statements(document)):
+        problems.append("efs: the file system policy does not name the function's role")
+    return problems
+
+
+def gateway_endpoint_policy(s):
+    """6a. The S3 gateway endpoint admits only the stack's buckets."""
+    problems = []
+    for scenario, name, endpoint in s.each("AWS::EC2::VPCEndpoint"):
+        document = endpoint.get("PolicyDocument")
+        if document is None:
+            problems.append(f"{scenario}: endpoint {name} has no policy (full access to every bucket)")
+            continue
+        for st in statements(document):
+            for resource in as_list(st.get("Resource", [])):
+                if re.fullmatch(r"(arn:aws:s3:::)?\*(/\*)?", resource):
+                    problems.append(f"{scenario}: endpoint {name} admits {resource}")
+    return problems
+
+
+def route_tables_rule(s):
+    """6b. VpcId without RouteTableIds is refused."""
+    for rule in s.template.get("Rules", {}).values():
+        condition = json.dumps(rule.get("RuleCondition", {}))
+        asserts = json.dumps(rule.get("Assertions", []))
+        if '"VpcId"' in condition and '"RouteTableIds"' in asserts:
+            return []
+    return ["no rule refuses VpcId without RouteTableIds"]
+
+
+def no_managed_policies(s):
+    """6c. Roles carry only the inline policies kept in iam/."""
+    return [
+        f"{scenario}: role {name} has managed policies {role['ManagedPolicyArns']}"
+        for scenario, name, role in s.each("AWS::IAM::Role")
+        if role.get("ManagedPolicyArns")
+    ]
+
+
+def encryption_denies(s):
+    """7. The bucket policy denies only a present, wrong encryption header."""
+    problems = []
+    for scenario, name, policy in s.each("AWS::S3::BucketPolicy"):
+        for st in statements(policy["PolicyDocument"]):
+            condition = st.get("Condition", {})
+            if st["Effect"] != "Deny" or "s3:x-amz-server-side-encryption" not in json.dumps(condition):
+                continue
+            if any(op.endswith("IfExists") for op in condition):
+                problems.append(f"{scenario}: {name} {st.get('Sid')} uses {list(condition)}: it denies requests without the header")
+            elif "Null" not in condition:
+                problems.append(f"{scenario}: {name} {st.get('Sid')} does not require the header to be present (Null: false)")
+    return problems
+
+
+def deployer_cannot_escalate(s):
+    """8a. The deployer creates roles only within the permissions boundary, and
+    changes only the stack's own keys."""
+    problems = []
+    for st in statements(s.deployer):
+        if st["Effect"] != "Allow":
+            continue
+        actions = set(as_list(st["Action"]))
+        condition = json.dumps(st.get("Condition", {}))
+        if actions & BOUNDED_IAM_WRITES and "iam:PermissionsBoundary" not in condition:
+            problems.append(f"deployer {st['Sid']} grants {sorted(actions & BOUNDED_IAM_WRITES)} without an iam:PermissionsBoundary condition")
+        if "iam:AttachRolePolicy" in actions and "iam:PolicyARN" not in condition:
+            problems.append(f"deployer {st['Sid']} may attach any managed policy")
+        if actions & KEY_WRITES and "aws:ResourceTag/" not in condition:
+            problems.append(f"deployer {st['Sid']} grants {sorted(actions & KEY_WRITES)} on keys not tagged for the stack")
+    return problems
+
+
+def roles_within_boundary(s):
+    """8b. With PermissionsBoundaryArn set, every role the stack creates has it."""
+    problems = [
+        f"everything: role {name} has no permissions boundary"
+        for scenario, name, role in s.each("AWS::IAM::Role")
+        if scenario == "everything" and not role.get("PermissionsBoundary")
+    ]
+    return problems or ([] if "PermissionsBoundaryArn" in s.template["Parameters"] else ["no PermissionsBoundaryArn parameter"])
+
+
+def alarms_by_metric(s):
+    return {
+        alarm.get("MetricName"): alarm
+        for _, _, alarm in s.each("AWS::CloudWatch::Alarm")
+        if alarm.get("Namespace") == "S3KmsSync"
+    }
+
+
+def heartbeat_alarm(s):
+    """9a. A run that never completes alarms."""
+    alarm = alarms_by_metric(s).get("RunsCompleted")
+    if alarm is None or alarm.get("TreatMissingData") != "breaching":
+        return ["no alarm on RunsCompleted that treats missing data as breaching"]
+    return []
+
+
+def stall_alarms(s):
+    """9b. Runs that stop early or find the lock held alarm."""
+    alarms = alarms_by_metric(s)
+    return [f"no alarm on {metric}" for metric in ("RunsIncomplete", "RunsLockHeld") if metric not in alarms]
+
+
+def lock_lifecycle(s):
+    """10a. Lock versions and delete markers expire."""
+    for _, _, bucket in s.each("AWS::S3::Bucket"):
+        for rule in bucket.get("LifecycleConfiguration", {}).get("Rules", []):
+            prefix = rule.get("Prefix") or rule.get("Filter", {}).get("Prefix", "")
+            if prefix.endswith("_manifests/lock.json") and rule.get("ExpiredObjectDeleteMarker") and rule.get("NoncurrentVersionExpiration"):
+                return []
+    return ["no lifecycle rule expires the lock's delete markers and noncurrent versions"]
+
+
+def service_trust_source_account(s):
+    """10b. Every role a service assumes is bound to this account."""
+    problems = []
+    for scenario, name, role in s.each("AWS::IAM::Role"):
+        for st in statements(role["AssumeRolePolicyDocument"]):
+            if "Service" in st.get("Principal", {}) and "aws:SourceAccount" not in json.dumps(st.get("Condition", {})):
+                problems.append(f"{scenario}: role {name} trusts {st['Principal']['Service']} from any account")
+    return sorted(set(problems))
+
+
+def log_retention(s):
+    """10c. Logs are kept a year (FSBP CloudWatch.16)."""
+    days = s.template["Parameters"].get("LogRetentionDays", {}).get("Default", 0)
+    return [] if int(days) >= 365 else [f"log retention defaults to {days} days, under 365"]
+
+
+def log_group_arn(s):
+    """10d. A log group's Arn already ends in ':*'; appending another is wrong."""
+    groups = {name for name, r in s.expanded["Resources"].items() if r["Type"] == "AWS::Logs::LogGroup"}
+    text = json.dumps(s.expanded)
+    return [f"${{{g}.Arn}}:* appends a second ':*'" for g in groups if f"${{{g}.Arn}}:*" in text]
+
+
+DEFECTS = [
+    ("1", alarm_topic_key), ("2", no_reserved_concurrency_by_default), ("3", schedule_names),
+    ("4", rule_functions), ("5", efs_read_only_policy), ("6a", gateway_endpoint_policy),
+    ("6b", route_tables_rule), ("6c", no_managed_policies), ("7", encryption_denies),
+    ("8a", deployer_cannot_escalate), ("8b", roles_within_boundary), ("9a", heartbeat_alarm),
+    ("9b", stall_alarms), ("10a", lock_lifecycle), ("10b", service_trust_source_account),
+    ("10c", log_retention), ("10d", log_group_arn),
+]
+
+
+def emitted_metrics():
+    """Metric names the code emits in EMF documents."""
+    names = set()
+    for path in (ROOT / "src").rglob("*.rs"):
+        names.update(re.findall(r'\(\s*"([A-Z][A-Za-z]+)",\s*"(?:Count|Bytes|Milliseconds)"', path.read_text()))
+    return names
+
+
+def alarms_watch_emitted_metrics(s):
+    """Every alarm on this tool's namespace watches a metric the code emits."""
+    emitted = emitted_metrics()
+    return [f"an alarm watches {m}, which the code never emits" for m in alarms_by_metric(s) if m not in emitted]
