@@ -31,6 +31,9 @@ lint-infra: $(TOOLS)
 	sam validate --lint
 	cfn-lint template.yaml
 	checkov --file template.yaml --framework cloudformation --quiet --compact --skip-download
+	sam validate --lint -t replica.yaml
+	cfn-lint replica.yaml
+	checkov --file replica.yaml --framework cloudformation --quiet --compact --skip-download
 	python scripts/check_infra.py
 	python scripts/check_infra.py --expect-defects tests/fixtures/infra-before-review
 

@@ -169,7 +169,10 @@ def check_policies(template):
 def review(template_path, deployer_path):
     """The problems each defect check finds, by check."""
     subject = infra_review.Subject(load(template_path), json.loads(deployer_path.read_text()))
-    checks = infra_review.DEFECTS + [("metrics", infra_review.alarms_watch_emitted_metrics)]
+    checks = infra_review.DEFECTS + [
+        ("metrics", infra_review.alarms_watch_emitted_metrics),
+        ("replication", infra_review.replication_is_kms_aware),
+    ]
     return {label: check(subject) for label, check in checks}, subject
 
 

@@ -66,7 +66,8 @@ def as_list(value):
 
 
 def statements(document):
-    return as_list(document.get("Statement", []))
+    # cloud-radar renders an optional statement left out by AWS::NoValue as "".
+    return [st for st in as_list(document.get("Statement", [])) if st != ""]
 
 
 def alarm_topic_key(s):
@@ -315,3 +316,24 @@ def alarms_watch_emitted_metrics(s):
     """Every alarm on this tool's namespace watches a metric the code emits."""
     emitted = emitted_metrics()
     return [f"an alarm watches {m}, which the code never emits" for m in alarms_by_metric(s) if m not in emitted]
+
+
+def replication_is_kms_aware(s):
+    """Replication opts SSE-KMS objects in, names the replica key, and its
+    role's KMS grants are bound to S3 and to the buckets' encryption context."""
+    problems = []
+    for _, name, bucket in s.each("AWS::S3::Bucket"):
+        for rule in bucket.get("ReplicationConfiguration", {}).get("Rules", []):
+            criteria = rule.get("SourceSelectionCriteria", {}).get("SseKmsEncryptedObjects", {})
+            if criteria.get("Status") != "Enabled":
+                problems.append(f"bucket {name} rule {rule.get('Id')}: SSE-KMS objects are not opted in, so none replicate")
+            if not rule["Destination"].get("EncryptionConfiguration", {}).get("ReplicaKmsKeyID"):
+                problems.append(f"bucket {name} rule {rule.get('Id')}: no ReplicaKmsKeyID")
+    for _, name, policy in s.each("AWS::IAM::Policy"):
+        for st in statements(policy["PolicyDocument"]):
+            actions = set(as_list(st["Action"]))
+            if name.startswith("Replication") and actions & {"kms:Decrypt", "kms:Encrypt"}:
+                condition = json.dumps(st.get("Condition", {}))
+                if "kms:ViaService" not in condition or "kms:EncryptionContext:aws:s3:arn" not in condition:
+                    problems.append(f"{name} {st.get('Sid')}: KMS grant without kms:ViaService and the encryption context")
+    return problems

@@ -109,7 +109,10 @@ mod tests {
         assert_eq!(doc["RunDuration"], 42);
         assert_eq!(doc["Status"], "failed");
         assert_eq!(
-            (doc["RunsCompleted"].as_u64(), doc["RunsIncomplete"].as_u64()),
+            (
+                doc["RunsCompleted"].as_u64(),
+                doc["RunsIncomplete"].as_u64()
+            ),
             (Some(0), Some(0)),
             "a run with a failed file and no manifest neither completed nor stopped early"
         );
@@ -127,7 +130,11 @@ mod tests {
         let outcome = |s: &Summary| {
             let doc = emf(s, "fn", 0);
             let get = |name: &str| doc[name].as_u64().unwrap();
-            (get("RunsCompleted"), get("RunsIncomplete"), get("RunsLockHeld"))
+            (
+                get("RunsCompleted"),
+                get("RunsIncomplete"),
+                get("RunsLockHeld"),
+            )
         };
         assert_eq!(outcome(&done), (1, 0, 0));
         assert_eq!(stopped.status, RunStatus::Partial);

@@ -87,11 +87,16 @@ impl Moto {
             .await
             .expect("create bucket");
         let key = self.kms_key().await;
-        // As the template creates it: default SSE-KMS under the key, with a
-        // Bucket Key (moto gives multipart objects a Bucket Key only from it).
+        self.encrypt_by_default(bucket, &key).await;
+        key
+    }
+
+    /// As the template sets a bucket up: default SSE-KMS under the key, with
+    /// a Bucket Key (moto gives multipart objects a Bucket Key only from it).
+    pub async fn encrypt_by_default(&self, bucket: &str, key: &str) {
         let default = aws_sdk_s3::types::ServerSideEncryptionByDefault::builder()
             .sse_algorithm(aws_sdk_s3::types::ServerSideEncryption::AwsKms)
-            .kms_master_key_id(&key)
+            .kms_master_key_id(key)
             .build()
             .unwrap();
         let rule = aws_sdk_s3::types::ServerSideEncryptionRule::builder()
@@ -110,7 +115,6 @@ impl Moto {
             .send()
             .await
             .expect("default encryption");
-        key
     }
 
     /// Creates another KMS key; returns its ARN.
