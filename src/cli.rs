@@ -8,6 +8,7 @@ use tracing_subscriber::EnvFilter;
 
 use crate::commands;
 use crate::commands::audit::{AuditArgs, AuditOptions, AuditStatus};
+use crate::commands::replication::{Clients, ReplicationArgs};
 use crate::commands::restore::{RestoreArgs, RestoreOptions};
 use crate::commands::sync::{SyncArgs, SyncOptions, SyncRequest};
 use crate::commands::verify::{VerifyArgs, VerifyOptions, VerifyStatus};
@@ -34,6 +35,9 @@ pub enum Command {
     /// Find objects not under the KMS key with a Bucket Key, and fix them;
     /// print the report as JSON.
     Audit(Box<ConfigArgs<AuditArgs>>),
+    /// Set up KMS-aware replication of the buckets in a sheet (plan prints
+    /// the changes, apply makes them); print the report as JSON.
+    Replication(ReplicationArgs),
     /// Print the MD5 this tool would record for each file, as md5sum does.
     Md5 {
         #[arg(required = true)]
@@ -57,6 +61,7 @@ pub async fn run(cli: Cli) -> ExitCode {
         Command::Verify(args) => verify(*args).await,
         Command::Restore(args) => restore(*args).await,
         Command::Audit(args) => audit(*args).await,
+        Command::Replication(args) => replication(&args).await,
         Command::Md5 { files } => return print_md5(&files),
     };
     match outcome {
@@ -138,4 +143,13 @@ async fn audit(args: ConfigArgs<AuditArgs>) -> Result<u8> {
         AuditStatus::Compliant => 0,
         AuditStatus::Findings => 1,
     })
+}
+
+async fn replication(args: &ReplicationArgs) -> Result<u8> {
+    let shared = aws_config::load_from_env().await;
+    let control = aws_sdk_s3control::Client::new(&shared);
+    let clients = Clients::new(shared, crate::store::custom_endpoint());
+    let report = commands::replication::run(&clients, Some(&control), args).await?;
+    println!("{}", serde_json::to_string_pretty(&report)?);
+    Ok(if report.all_done() { 0 } else { 1 })
 }

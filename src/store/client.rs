@@ -9,11 +9,26 @@ use aws_sdk_s3::config::{RequestChecksumCalculation, retry::RetryConfig};
 /// set, requests use path-style addressing so local emulators work.
 pub async fn s3_client(max_attempts: u32) -> Client {
     let shared = aws_config::load_from_env().await;
-    let custom_endpoint = ["AWS_ENDPOINT_URL_S3", "AWS_ENDPOINT_URL"]
-        .iter()
-        .any(|name| std::env::var_os(name).is_some_and(|v| !v.is_empty()));
     let retry = RetryConfig::standard().with_max_attempts(max_attempts);
-    s3_client_from(&shared, custom_endpoint, retry)
+    s3_client_from(&shared, custom_endpoint(), retry)
+}
+
+/// Whether the environment names another S3 endpoint (an emulator), which
+/// then gets path-style requests.
+pub fn custom_endpoint() -> bool {
+    ["AWS_ENDPOINT_URL_S3", "AWS_ENDPOINT_URL"]
+        .iter()
+        .any(|name| std::env::var_os(name).is_some_and(|v| !v.is_empty()))
+}
+
+/// A client in `region`, otherwise as [`s3_client`] builds it: bucket
+/// settings must be read and written in the bucket's region.
+pub fn s3_client_in(shared: &aws_config::SdkConfig, region: &str, path_style: bool) -> Client {
+    let shared = shared
+        .to_builder()
+        .region(aws_config::Region::new(region.to_owned()))
+        .build();
+    s3_client_from(&shared, path_style, RetryConfig::standard())
 }
 
 /// The S3 client for a given shared configuration. Retries use the SDK's

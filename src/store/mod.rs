@@ -5,6 +5,7 @@
 //! object differently makes that write fail instead of passing silently.
 //! Results are typed: each says the version id and the encryption S3 reported.
 
+pub mod bucket;
 mod client;
 mod copy;
 pub mod encryption;
@@ -26,7 +27,7 @@ use aws_smithy_runtime_api::client::orchestrator::HttpResponse;
 use crate::error::{Error, Result};
 use crate::local::hash::Md5Digest;
 
-pub use client::{s3_client, s3_client_from};
+pub use client::{custom_endpoint, s3_client, s3_client_from, s3_client_in};
 pub use copy::CopySource;
 pub use encryption::{Encryption, Finding};
 pub use listing::{KeyRange, Listed, decode_listed_key};

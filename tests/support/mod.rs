@@ -63,14 +63,7 @@ impl Moto {
     }
 
     pub fn sdk_config(&self) -> SdkConfig {
-        SdkConfig::builder()
-            .behavior_version(BehaviorVersion::latest())
-            .region(Region::new("us-east-1"))
-            .endpoint_url(&self.endpoint)
-            .credentials_provider(aws_sdk_s3::config::SharedCredentialsProvider::new(
-                Credentials::for_tests(),
-            ))
-            .build()
+        sdk_config_for(&self.endpoint)
     }
 
     /// The S3 client exactly as the function builds it, pointed at moto.
@@ -139,6 +132,19 @@ impl Drop for Moto {
         let _ = self.child.kill();
         let _ = self.child.wait();
     }
+}
+
+/// The shared AWS configuration of a test: us-east-1, test credentials,
+/// `endpoint` (moto, or the proxy in front of it).
+pub fn sdk_config_for(endpoint: &str) -> SdkConfig {
+    SdkConfig::builder()
+        .behavior_version(BehaviorVersion::latest())
+        .region(Region::new("us-east-1"))
+        .endpoint_url(endpoint)
+        .credentials_provider(aws_sdk_s3::config::SharedCredentialsProvider::new(
+            Credentials::for_tests(),
+        ))
+        .build()
 }
 
 /// The function's S3 client for an endpoint, with short backoffs so retried

@@ -8,6 +8,8 @@
 //!   connections, so a failing run reproduces;
 //! - `x-amz-copy-source-if-match` on CopyObject and UploadPartCopy, which
 //!   moto ignores;
+//! - GetBucketVersioning's answer under S3's root element, where moto's
+//!   (`GetBucketVersioningResponse`) fails the SDK's parser;
 //! - request counts by operation.
 
 use std::collections::{BTreeMap, HashMap};
@@ -152,6 +154,7 @@ pub fn operation(method: &Method, path: &str, query: &str, copy: bool) -> &'stat
         .is_some_and(|(_, key)| !key.is_empty());
     match (method.as_str(), object) {
         ("GET", false) if has("uploads") => "ListMultipartUploads",
+        ("GET", false) if has("versioning") => "GetBucketVersioning",
         ("GET", false) if has("list-type") => "ListObjectsV2",
         ("GET", false) => "ListObjects",
         ("PUT", false) => "CreateBucket",
@@ -396,6 +399,12 @@ async fn handle(
             body = Bytes::from(rewrite_xml_etags(&state, &String::from_utf8_lossy(&body)));
             head.headers.remove("content-length");
         }
+    }
+    if op == "GetBucketVersioning" {
+        let xml = String::from_utf8_lossy(&body)
+            .replace("GetBucketVersioningResponse", "VersioningConfiguration");
+        body = Bytes::from(xml);
+        head.headers.remove("content-length");
     }
     Ok(Response::from_parts(head, Full::new(body)))
 }

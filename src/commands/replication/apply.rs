@@ -1,0 +1,165 @@
+//! Brings one source bucket to its wanted state, or (for `plan`) says what
+//! that would change. The order is the one S3 requires: versioning on both
+//! sides before a replication rule names them.
+
+use super::Clients;
+use super::plan::{
+    APPLIED_TAG, Change, Desired, RULE_ID_PREFIX, Target, location_constraint, replication_json,
+};
+use crate::error::Result;
+use crate::store::bucket::BucketAdmin;
+
+/// What reconciling one source bucket found.
+#[derive(Debug)]
+pub enum Reconciled {
+    /// The changes made (or, for `plan`, to make); empty when none.
+    Changes {
+        changes: Vec<Change>,
+        source_region: String,
+        source_key: Option<String>,
+    },
+    /// The bucket replicates under rules this tool did not write.
+    Conflict(String),
+}
+
+pub async fn reconcile(clients: &Clients, desired: &Desired, apply: bool) -> Result<Reconciled> {
+    let source = clients.admin_of(&desired.source).await?;
+    let source_region = clients.region_of(&desired.source).await?;
+    // Read everything before changing anything: a conflict changes nothing.
+    let current = source.replication().await?;
+    if let Some((_, rules)) = &current {
+        let foreign: Vec<&str> = rules
+            .iter()
+            .map(|r| r.id.as_str())
+            .filter(|id| !id.starts_with(RULE_ID_PREFIX))
+            .collect();
+        if !foreign.is_empty() {
+            return Ok(Reconciled::Conflict(format!(
+                "s3://{} already replicates under rules this tool did not write ({}); it is left as it is",
+                desired.source,
+                foreign.join(", ")
+            )));
+        }
+    }
+    let source_key = source.default_kms_key().await?.map(|(key, _)| key);
+    let tags = source.tags().await?;
+
+    let mut changes = Vec::new();
+    if !source.versioning_enabled().await? {
+        changes.push(Change::EnableVersioning {
+            bucket: desired.source.clone(),
+        });
+    }
+    for target in &desired.targets {
+        // Another account's bucket is created there (replica.yaml); S3
+        // refuses the rule if it is missing or unversioned.
+        if target.account.is_none() {
+            changes.extend(target_changes(clients, target).await?);
+        }
+    }
+    let applied = current.as_ref().is_some_and(|(role, rules)| {
+        *role == desired.role_arn
+            && rules.len() == desired.rules.len()
+            && rules.iter().zip(&desired.rules).all(|(have, want)| {
+                have.id == want.id && have.destination == want.destination && have.enabled
+            })
+            && tags.get(APPLIED_TAG) == desired.tags.get(APPLIED_TAG)
+    });
+    if !applied {
+        changes.push(Change::PutReplication {
+            bucket: desired.source.clone(),
+            replication_configuration: replication_json(&desired.role_arn, &desired.rules),
+        });
+    }
+    let mut merged = tags.clone();
+    merged.extend(desired.tags.clone());
+    if merged != tags {
+        changes.push(Change::Tag {
+            bucket: desired.source.clone(),
+            tags: merged,
+        });
+    }
+    if apply {
+        for change in &changes {
+            make(clients, desired, change).await?;
+        }
+    }
+    Ok(Reconciled::Changes {
+        changes,
+        source_region,
+        source_key,
+    })
+}
+
+/// What a destination in this account lacks: the bucket itself, versioning,
+/// public access blocked, default SSE-KMS under the replica key with a Bucket Key.
+async fn target_changes(clients: &Clients, target: &Target) -> Result<Vec<Change>> {
+    let admin = BucketAdmin::new(clients.in_region(&target.region).await, &target.bucket);
+    let bucket = || target.bucket.clone();
+    let encryption = || Change::DefaultEncryption {
+        bucket: bucket(),
+        sse_algorithm: "aws:kms",
+        kms_master_key_id: target.replica_kms_key_arn.clone(),
+        bucket_key_enabled: true,
+    };
+    if !admin.exists().await? {
+        return Ok(vec![
+            Change::CreateBucket {
+                bucket: bucket(),
+                region: target.region.clone(),
+                location_constraint: location_constraint(&target.region),
+            },
+            Change::BlockPublicAccess { bucket: bucket() },
+            Change::EnableVersioning { bucket: bucket() },
+            encryption(),
+        ]);
+    }
+    let mut changes = Vec::new();
+    if !admin.public_access_blocked().await? {
+        changes.push(Change::BlockPublicAccess { bucket: bucket() });
+    }
+    if !admin.versioning_enabled().await? {
+        changes.push(Change::EnableVersioning { bucket: bucket() });
+    }
+    let wanted = Some((target.replica_kms_key_arn.clone(), true));
+    if admin.default_kms_key().await? != wanted {
+        changes.push(encryption());
+    }
+    Ok(changes)
+}
+
+async fn make(clients: &Clients, desired: &Desired, change: &Change) -> Result<()> {
+    match change {
+        Change::EnableVersioning { bucket } => {
+            clients.admin_of(bucket).await?.enable_versioning().await
+        }
+        Change::CreateBucket { bucket, region, .. } => {
+            let admin = BucketAdmin::new(clients.in_region(region).await, bucket);
+            admin.create(region).await?;
+            clients.remember(bucket, region);
+            Ok(())
+        }
+        Change::BlockPublicAccess { bucket } => {
+            clients.admin_of(bucket).await?.block_public_access().await
+        }
+        Change::DefaultEncryption {
+            bucket,
+            kms_master_key_id,
+            ..
+        } => {
+            clients
+                .admin_of(bucket)
+                .await?
+                .encrypt_by_default(kms_master_key_id)
+                .await
+        }
+        Change::PutReplication { bucket, .. } => {
+            clients
+                .admin_of(bucket)
+                .await?
+                .put_replication(&desired.role_arn, &desired.rules)
+                .await
+        }
+        Change::Tag { bucket, tags } => clients.admin_of(bucket).await?.put_tags(tags).await,
+    }
+}
