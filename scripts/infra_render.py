@@ -20,6 +20,27 @@ from samtranslator.translator.translator import Translator
 
 REGION = "eu-west-1"
 
+# The example values in iam/*.json, for each name the template refers to.
+EXAMPLES = {
+    "AWS::Partition": "aws",
+    "AWS::Region": "eu-west-1",
+    "AWS::AccountId": "123456789012",
+    "AWS::StackName": "s3-kms-sync",
+    "Prefix": "backups",
+    "BackupBucket": "example-backups",
+    "BackupKey.Arn": "arn:aws:kms:eu-west-1:123456789012:key/1234abcd-12ab-34cd-56ef-1234567890ab",
+    # CloudFormation's Arn of a log group ends in ":*".
+    "FunctionLogGroup.Arn": "arn:aws:logs:eu-west-1:123456789012:log-group:/aws/lambda/s3-kms-sync-backup:*",
+    "FailedRunsQueue.Arn": "arn:aws:sqs:eu-west-1:123456789012:s3-kms-sync-FailedRunsQueue",
+    "EfsFileSystemId": "fs-0123456789abcdef0",
+    "EfsAccessPointArn": "arn:aws:elasticfilesystem:eu-west-1:123456789012:access-point/fsap-0123456789abcdef0",
+    "PreviousKmsKeyArns": ["arn:aws:kms:eu-west-1:123456789012:key/0f9e8d7c-12ab-34cd-56ef-1234567890ab"],
+    "InventoryBucket.Arn": "arn:aws:s3:::example-inventory",
+    "BatchOperationsRole.Arn": "arn:aws:iam::123456789012:role/s3-kms-sync-BatchOperationsRole-EXAMPLE",
+    "ReplicaBucketArn": "arn:aws:s3:::example-backups-replica",
+    "ReplicaKmsKeyArn": "arn:aws:kms:eu-central-1:123456789012:key/5678efab-12ab-34cd-56ef-1234567890ab",
+}
+
 
 def load(path):
     """The template at `path` as plain JSON-like data."""

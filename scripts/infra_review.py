@@ -11,13 +11,14 @@ import json
 import pathlib
 import re
 
-from infra_render import expand_sam, render, resources_of
+from infra_render import EXAMPLES, expand_sam, render, resources_of
 
 ROOT = pathlib.Path(__file__).resolve().parent.parent
 
+# Parameter values, from the examples the iam/ files use where they have one.
 EFS = {
-    "EfsAccessPointArn": "arn:aws:elasticfilesystem:eu-west-1:123456789012:access-point/fsap-0123456789abcdef0",
-    "EfsFileSystemId": "fs-0123456789abcdef0",
+    "EfsAccessPointArn": EXAMPLES["EfsAccessPointArn"],
+    "EfsFileSystemId": EXAMPLES["EfsFileSystemId"],
     "SubnetIds": "subnet-1,subnet-2",
     "SecurityGroupIds": "sg-1",
     "VpcId": "vpc-1",
@@ -28,11 +29,11 @@ EVERYTHING = {
     "AlarmEmail": "ops@example.com",
     "EnableInventory": "true",
     "CreateBatchOperationsRole": "true",
-    "PreviousKmsKeyArns": "arn:aws:kms:eu-west-1:123456789012:key/0f9e8d7c-12ab-34cd-56ef-1234567890ab",
+    "PreviousKmsKeyArns": ",".join(EXAMPLES["PreviousKmsKeyArns"]),
     "PermissionsBoundaryArn": "arn:aws:iam::123456789012:policy/s3-kms-sync-boundary",
     "ObjectLockMode": "GOVERNANCE",
-    "ReplicaBucketArn": "arn:aws:s3:::example-backups-replica",
-    "ReplicaKmsKeyArn": "arn:aws:kms:eu-central-1:123456789012:key/5678efab-12ab-34cd-56ef-1234567890ab",
+    "ReplicaBucketArn": EXAMPLES["ReplicaBucketArn"],
+    "ReplicaKmsKeyArn": EXAMPLES["ReplicaKmsKeyArn"],
     "ReplicaAccountId": "210987654321",
     "ReplicationTimeControl": "true",
 }

@@ -8,7 +8,7 @@
 use std::collections::BTreeMap;
 
 use aws_sdk_s3::Client;
-use aws_sdk_s3::error::ProvideErrorMetadata;
+use aws_sdk_s3::error::{ProvideErrorMetadata, SdkError};
 use aws_sdk_s3::types::{
     AccessControlTranslation, BucketLocationConstraint, BucketVersioningStatus,
     CreateBucketConfiguration, DeleteMarkerReplication, DeleteMarkerReplicationStatus, Destination,
@@ -19,6 +19,7 @@ use aws_sdk_s3::types::{
     SseKmsEncryptedObjects, SseKmsEncryptedObjectsStatus, StorageClass, Tag, Tagging,
     VersioningConfiguration,
 };
+use aws_smithy_runtime_api::client::orchestrator::HttpResponse;
 use serde::Serialize;
 
 use crate::error::{Error, Result};
@@ -56,10 +57,6 @@ pub struct BucketAdmin {
     bucket: String,
 }
 
-fn not_configured<E: ProvideErrorMetadata>(err: &E, codes: &[&str]) -> bool {
-    err.code().is_some_and(|code| codes.contains(&code))
-}
-
 impl BucketAdmin {
     pub fn new(client: Client, bucket: impl Into<String>) -> Self {
         BucketAdmin {
@@ -72,18 +69,29 @@ impl BucketAdmin {
         &self.bucket
     }
 
-    fn error<E>(
-        &self,
-        operation: &'static str,
-        err: aws_sdk_s3::error::SdkError<
-            E,
-            aws_smithy_runtime_api::client::orchestrator::HttpResponse,
-        >,
-    ) -> Error
+    fn error<E>(&self, operation: &'static str, err: SdkError<E, HttpResponse>) -> Error
     where
         E: std::error::Error + ProvideErrorMetadata + 'static,
     {
         Error::s3(operation, &self.bucket, "", err)
+    }
+
+    /// The answer of a GET of a setting; `None` when S3 says, by the error
+    /// code `absent`, that the setting is not configured.
+    fn setting<T, E>(
+        &self,
+        operation: &'static str,
+        answer: std::result::Result<T, SdkError<E, HttpResponse>>,
+        absent: &str,
+    ) -> Result<Option<T>>
+    where
+        E: std::error::Error + ProvideErrorMetadata + 'static,
+    {
+        match answer {
+            Ok(out) => Ok(Some(out)),
+            Err(err) if err.as_service_error().and_then(|e| e.code()) == Some(absent) => Ok(None),
+            Err(err) => Err(self.error(operation, err)),
+        }
     }
 
     /// The bucket's region (S3 answers none for us-east-1, `EU` for eu-west-1).
@@ -160,14 +168,21 @@ impl BucketAdmin {
     }
 
     pub async fn public_access_blocked(&self) -> Result<bool> {
-        match self
+        let answer = self
             .client
             .get_public_access_block()
             .bucket(&self.bucket)
             .send()
-            .await
-        {
-            Ok(out) => Ok(out.public_access_block_configuration().is_some_and(|c| {
+            .await;
+        let out = self.setting(
+            "GetPublicAccessBlock",
+            answer,
+            "NoSuchPublicAccessBlockConfiguration",
+        )?;
+        Ok(out
+            .as_ref()
+            .and_then(|o| o.public_access_block_configuration())
+            .is_some_and(|c| {
                 [
                     c.block_public_acls(),
                     c.ignore_public_acls(),
@@ -176,16 +191,7 @@ impl BucketAdmin {
                 ]
                 .iter()
                 .all(|flag| *flag == Some(true))
-            })),
-            Err(err)
-                if err.as_service_error().is_some_and(|e| {
-                    not_configured(e, &["NoSuchPublicAccessBlockConfiguration"])
-                }) =>
-            {
-                Ok(false)
-            }
-            Err(err) => Err(self.error("GetPublicAccessBlock", err)),
-        }
+            }))
     }
 
     pub async fn block_public_access(&self) -> Result<()> {
@@ -208,25 +214,20 @@ impl BucketAdmin {
     /// The default SSE-KMS key and whether the Bucket Key is on; `None` when
     /// the default encryption is not SSE-KMS.
     pub async fn default_kms_key(&self) -> Result<Option<(String, bool)>> {
-        let out = match self
+        let answer = self
             .client
             .get_bucket_encryption()
             .bucket(&self.bucket)
             .send()
-            .await
-        {
-            Ok(out) => out,
-            Err(err)
-                if err.as_service_error().is_some_and(|e| {
-                    not_configured(e, &["ServerSideEncryptionConfigurationNotFoundError"])
-                }) =>
-            {
-                return Ok(None);
-            }
-            Err(err) => return Err(self.error("GetBucketEncryption", err)),
-        };
+            .await;
+        let out = self.setting(
+            "GetBucketEncryption",
+            answer,
+            "ServerSideEncryptionConfigurationNotFoundError",
+        )?;
         let rule = out
-            .server_side_encryption_configuration()
+            .as_ref()
+            .and_then(|o| o.server_side_encryption_configuration())
             .and_then(|c| c.rules().first());
         let default = rule.and_then(|r| r.apply_server_side_encryption_by_default());
         Ok(match default {
@@ -266,24 +267,18 @@ impl BucketAdmin {
 
     /// The bucket's replication role and rules; `None` when it has none.
     pub async fn replication(&self) -> Result<Option<(String, Vec<ExistingRule>)>> {
-        let out = match self
+        let answer = self
             .client
             .get_bucket_replication()
             .bucket(&self.bucket)
             .send()
-            .await
-        {
-            Ok(out) => out,
-            Err(err)
-                if err.as_service_error().is_some_and(|e| {
-                    not_configured(e, &["ReplicationConfigurationNotFoundError"])
-                }) =>
-            {
-                return Ok(None);
-            }
-            Err(err) => return Err(self.error("GetBucketReplication", err)),
-        };
-        let Some(configuration) = out.replication_configuration() else {
+            .await;
+        let out = self.setting(
+            "GetBucketReplication",
+            answer,
+            "ReplicationConfigurationNotFoundError",
+        )?;
+        let Some(configuration) = out.as_ref().and_then(|o| o.replication_configuration()) else {
             return Ok(None);
         };
         let rules = configuration
@@ -323,27 +318,18 @@ impl BucketAdmin {
     }
 
     pub async fn tags(&self) -> Result<BTreeMap<String, String>> {
-        match self
+        let answer = self
             .client
             .get_bucket_tagging()
             .bucket(&self.bucket)
             .send()
-            .await
-        {
-            Ok(out) => Ok(out
-                .tag_set()
-                .iter()
-                .map(|t| (t.key().to_owned(), t.value().to_owned()))
-                .collect()),
-            Err(err)
-                if err
-                    .as_service_error()
-                    .is_some_and(|e| not_configured(e, &["NoSuchTagSet"])) =>
-            {
-                Ok(BTreeMap::new())
-            }
-            Err(err) => Err(self.error("GetBucketTagging", err)),
-        }
+            .await;
+        let out = self.setting("GetBucketTagging", answer, "NoSuchTagSet")?;
+        Ok(out
+            .iter()
+            .flat_map(|o| o.tag_set())
+            .map(|t| (t.key().to_owned(), t.value().to_owned()))
+            .collect())
     }
 
     /// Replaces the bucket's tags (PutBucketTagging sets the whole set).
