@@ -6,6 +6,7 @@
 use chrono::Utc;
 use tracing::{debug, warn};
 
+use super::budget::{Held, MemoryBudget};
 use super::decide::{Action, decide};
 use super::listing::{Presence, unchanged_remotely};
 use super::options::{Scope, SyncOptions};
@@ -30,6 +31,7 @@ pub struct Worker<'a> {
     pub run: &'a RunContext,
     pub prior: &'a PriorState,
     pub progress: &'a Progress,
+    pub budget: &'a MemoryBudget,
 }
 
 /// What happened to one file.
@@ -189,7 +191,11 @@ impl Worker<'_> {
             result.md5 = Some(md5);
         }
         let stored = match content {
-            Some(bytes) => {
+            // The share of the budget is held until the bytes are sent.
+            Some(Held {
+                bytes,
+                share: _share,
+            }) => {
                 self.store
                     .put(key, bytes, md5, PutExtras::default(), WriteIf::Always)
                     .await?

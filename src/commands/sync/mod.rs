@@ -2,6 +2,7 @@
 //! known, decide and upload each file with bounded concurrency, then write
 //! the manifest locally and to S3, all under the prefix's lease.
 
+mod budget;
 mod decide;
 mod file;
 mod listing;
@@ -93,6 +94,7 @@ async fn back_up(
 
     let progress = Arc::new(Progress::default());
     let reporter = progress.report_every(PROGRESS_EVERY, total, "uploaded");
+    let budget = budget::MemoryBudget::new(sync.memory_budget);
     let worker = Worker {
         store,
         prefix,
@@ -102,6 +104,7 @@ async fn back_up(
         run,
         prior: &prior,
         progress: &progress,
+        budget: &budget,
     };
     let mut files: Vec<FileRecord> = futures::stream::iter(found)
         .map(|item| worker.process(item))

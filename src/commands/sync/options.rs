@@ -20,9 +20,14 @@ pub struct SyncArgs {
     /// Directory to back up (default /mnt/data under Lambda).
     #[arg(long, env = "SYNC_SOURCE_DIR")]
     pub source_dir: Option<PathBuf>,
-    /// Files processed at once; memory stays under this times the part size.
-    #[arg(long, env = "SYNC_CONCURRENCY", default_value_t = 8)]
+    /// Files processed at once. S3's latency limits throughput, so many are
+    /// in flight; the memory they use is bounded by --memory-budget.
+    #[arg(long, env = "SYNC_CONCURRENCY", default_value_t = 64)]
     pub concurrency: usize,
+    /// File content held in memory at once, across all files in flight: a
+    /// small file whole, a large one a part at a time (bytes, or with KiB/MiB/GiB).
+    #[arg(long, env = "SYNC_MEMORY_BUDGET", default_value = "256MiB", value_parser = parse_size)]
+    pub memory_budget: u64,
     /// Files larger than this use multipart upload (bytes, or with KiB/MiB/GiB).
     #[arg(long, env = "SYNC_MULTIPART_THRESHOLD", default_value = "8MiB", value_parser = parse_size)]
     pub multipart_threshold: u64,
@@ -58,6 +63,7 @@ pub struct SyncOptions {
     /// Resolved: absolute, no symlinks.
     pub source_dir: PathBuf,
     pub concurrency: usize,
+    pub memory_budget: u64,
     pub multipart_threshold: u64,
     pub part_size: u64,
     pub filter: Filter,
@@ -122,6 +128,13 @@ impl Options for SyncOptions {
                 args.multipart_threshold
             )));
         }
+        if args.memory_budget < args.multipart_threshold.max(args.part_size) {
+            return Err(Error::Config(format!(
+                "memory budget {} is smaller than one file under the multipart threshold or one part ({}): set SYNC_MEMORY_BUDGET or pass --memory-budget",
+                args.memory_budget,
+                args.multipart_threshold.max(args.part_size)
+            )));
+        }
         if !(0.0..=1.0).contains(&args.min_source_ratio) {
             return Err(Error::Config(format!(
                 "minimum source ratio {} must be between 0 and 1: set SYNC_MIN_SOURCE_RATIO or pass --min-source-ratio",
@@ -136,6 +149,7 @@ impl Options for SyncOptions {
         Ok(SyncOptions {
             source_dir,
             concurrency: args.concurrency,
+            memory_budget: args.memory_budget,
             multipart_threshold: args.multipart_threshold,
             part_size: args.part_size,
             // Compiled now, so a typo fails before the first run.
@@ -240,10 +254,24 @@ mod tests {
         SyncArgs {
             source_dir: Some(dir.to_owned()),
             concurrency: 4,
+            memory_budget: 256 * MIB,
             multipart_threshold: 8 * MIB,
             part_size: 8 * MIB,
             ..SyncArgs::default()
         }
+    }
+
+    #[test]
+    fn a_memory_budget_below_one_part_names_the_setting() {
+        let dir = tempfile::tempdir().unwrap();
+        let args = SyncArgs {
+            memory_budget: 4 * MIB,
+            ..args(dir.path())
+        };
+        let err = SyncOptions::from_args(args, Mode::Cli)
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("SYNC_MEMORY_BUDGET"), "{err}");
     }
 
     fn config_error(result: Result<SyncOptions>) -> String {

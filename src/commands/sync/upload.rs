@@ -10,6 +10,7 @@ use std::time::Instant;
 
 use tracing::warn;
 
+use super::budget::Held;
 use super::file::{FileResult, Worker};
 use crate::error::{Error, Result};
 use crate::local::hash::{Md5Digest, Md5Stream, md5_read};
@@ -18,17 +19,22 @@ use crate::local::walk::LocalFile;
 use crate::store::Stored;
 use crate::store::multipart::part_size_for;
 
-impl Worker<'_> {
-    /// Small files come back in memory with their MD5; large ones only hashed.
+impl<'a> Worker<'a> {
+    /// Small files come back in memory with their MD5, holding their share
+    /// of the memory budget; large ones are only hashed.
     pub(super) async fn read_and_hash(
         &self,
         file: &LocalFile,
         result: &mut FileResult,
-    ) -> Result<(Option<Vec<u8>>, Md5Digest)> {
+    ) -> Result<(Option<Held<'a>>, Md5Digest)> {
         result.bytes_read += file.size;
         let threshold = self.options.multipart_threshold;
+        let share = match file.size <= threshold {
+            true => Some(self.budget.reserve(file.size).await),
+            false => None,
+        };
         let (source, file) = (self.source.clone(), file.clone());
-        tokio::task::spawn_blocking(move || {
+        let (bytes, md5) = tokio::task::spawn_blocking(move || -> Result<_> {
             let mut handle = source.open_file(&file.relative)?;
             if file.size <= threshold {
                 let mut bytes = Vec::with_capacity(file.size as usize);
@@ -44,7 +50,9 @@ impl Worker<'_> {
                 Ok((None, md5))
             }
         })
-        .await?
+        .await??;
+        let held = bytes.zip(share).map(|(bytes, share)| Held { bytes, share });
+        Ok((held, md5))
     }
 
     pub(super) async fn upload_multipart(
@@ -114,6 +122,8 @@ impl Worker<'_> {
                 });
             }
             let length = part_size.min(file.size - offset);
+            // Held from the read until the part is sent.
+            let _share = self.budget.reserve(length).await;
             let (bytes, hasher) = read_part(&handle, &file.path, offset, length, whole).await?;
             whole = hasher;
             parts.push(
