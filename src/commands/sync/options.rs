@@ -22,7 +22,7 @@ pub struct SyncArgs {
     pub source_dir: Option<PathBuf>,
     /// Files processed at once. S3's latency limits throughput, so many are
     /// in flight; the memory they use is bounded by --memory-budget.
-    #[arg(long, env = "SYNC_CONCURRENCY", default_value_t = 64)]
+    #[arg(long, env = "SYNC_CONCURRENCY", default_value_t = 128)]
     pub concurrency: usize,
     /// File content held in memory at once, across all files in flight: a
     /// small file whole, a large one a part at a time (bytes, or with KiB/MiB/GiB).

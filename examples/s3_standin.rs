@@ -1,0 +1,339 @@
+//! A small in-memory S3 for the benchmark's latency row: `s3_standin
+//! [--delay-ms N]` prints its endpoint and answers every request after N ms,
+//! as a distant S3 would, however many are in flight. moto cannot stand in
+//! here: it answers a few hundred requests a second, so at 30 ms a request
+//! every client would measure moto, not itself.
+//!
+//! It speaks the part of S3 a sync of small files uses, path-style:
+//! CreateBucket, HeadBucket, PutObject (with If-None-Match / If-Match),
+//! HeadObject, GetObject, DeleteObject (with If-Match) and ListObjectsV2
+//! (prefix, delimiter, start-after, continuation, url encoding). It echoes
+//! SSE-KMS as S3 does: the requested key, or the bucket default's, with a
+//! Bucket Key.
+
+use std::collections::BTreeMap;
+use std::convert::Infallible;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use bytes::Bytes;
+use http_body_util::{BodyExt, Full};
+use hyper::body::Incoming;
+use hyper::{Method, Request, Response};
+use hyper_util::rt::TokioIo;
+use percent_encoding::{AsciiSet, NON_ALPHANUMERIC, percent_decode_str, utf8_percent_encode};
+use s3_kms_sync::local::hash::Md5Digest;
+
+/// Characters S3 leaves alone when it URL-encodes keys in a listing.
+const KEY_SAFE: &AsciiSet = &NON_ALPHANUMERIC
+    .remove(b'/')
+    .remove(b'-')
+    .remove(b'_')
+    .remove(b'.')
+    .remove(b'~');
+const DEFAULT_KEY: &str = "arn:aws:kms:us-east-1:123456789012:key/standin";
+
+#[derive(Clone)]
+struct Object {
+    body: Bytes,
+    etag: String,
+    metadata: Vec<(String, String)>,
+    kms_key: String,
+}
+
+#[derive(Default)]
+struct Store {
+    buckets: BTreeMap<String, BTreeMap<String, Object>>,
+}
+
+type Answer = Response<Full<Bytes>>;
+
+#[tokio::main]
+async fn main() {
+    let mut args = std::env::args().skip(1);
+    let mut delay = Duration::ZERO;
+    while let Some(arg) = args.next() {
+        match (
+            arg.as_str(),
+            args.next().and_then(|v| v.parse::<u64>().ok()),
+        ) {
+            ("--delay-ms", Some(ms)) => delay = Duration::from_millis(ms),
+            _ => {
+                eprintln!("usage: s3_standin [--delay-ms N]");
+                std::process::exit(2);
+            }
+        }
+    }
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    println!("http://{}", listener.local_addr().unwrap());
+    use std::io::Write;
+    let _ = std::io::stdout().flush();
+    let store = Arc::new(Mutex::new(Store::default()));
+    loop {
+        let Ok((stream, _)) = listener.accept().await else {
+            return;
+        };
+        let store = Arc::clone(&store);
+        tokio::spawn(async move {
+            let service = hyper::service::service_fn(move |req| {
+                let store = Arc::clone(&store);
+                async move {
+                    tokio::time::sleep(delay).await;
+                    Ok::<_, Infallible>(handle(&store, req).await)
+                }
+            });
+            let _ = hyper::server::conn::http1::Builder::new()
+                .serve_connection(TokioIo::new(stream), service)
+                .await;
+        });
+    }
+}
+
+fn error(status: u16, code: &str) -> Answer {
+    let body = format!(
+        "<?xml version=\"1.0\" encoding=\"UTF-8\"?><Error><Code>{code}</Code><Message>{code}</Message></Error>"
+    );
+    Response::builder()
+        .status(status)
+        .header("content-type", "application/xml")
+        .body(Full::new(Bytes::from(body)))
+        .unwrap()
+}
+
+fn empty(status: u16) -> Answer {
+    Response::builder()
+        .status(status)
+        .body(Full::new(Bytes::new()))
+        .unwrap()
+}
+
+fn query_of(req: &Request<Incoming>) -> BTreeMap<String, String> {
+    req.uri()
+        .query()
+        .unwrap_or("")
+        .split('&')
+        .filter(|p| !p.is_empty())
+        .map(|p| {
+            let (k, v) = p.split_once('=').unwrap_or((p, ""));
+            let decode = |s: &str| {
+                percent_decode_str(&s.replace('+', " "))
+                    .decode_utf8_lossy()
+                    .into_owned()
+            };
+            (decode(k), decode(v))
+        })
+        .collect()
+}
+
+async fn handle(store: &Mutex<Store>, req: Request<Incoming>) -> Answer {
+    let path = percent_decode_str(req.uri().path())
+        .decode_utf8_lossy()
+        .into_owned();
+    let (bucket, key) = match path.trim_start_matches('/').split_once('/') {
+        Some((bucket, key)) => (bucket.to_owned(), key.to_owned()),
+        None => (path.trim_start_matches('/').to_owned(), String::new()),
+    };
+    let query = query_of(&req);
+    let header = |name: &str| {
+        req.headers()
+            .get(name)
+            .and_then(|v| v.to_str().ok())
+            .map(str::to_owned)
+    };
+    let (if_match, if_none_match) = (header("if-match"), header("if-none-match"));
+    let kms_key = header("x-amz-server-side-encryption-aws-kms-key-id");
+    let metadata: Vec<(String, String)> = req
+        .headers()
+        .iter()
+        .filter(|(name, _)| name.as_str().starts_with("x-amz-meta-"))
+        .filter_map(|(name, value)| {
+            Some((name.as_str().to_owned(), value.to_str().ok()?.to_owned()))
+        })
+        .collect();
+    let method = req.method().clone();
+    let Ok(body) = req.into_body().collect().await.map(|b| b.to_bytes()) else {
+        return error(400, "IncompleteBody");
+    };
+    let mut store = store.lock().unwrap();
+    if key.is_empty() {
+        return match method {
+            Method::PUT => {
+                store.buckets.entry(bucket).or_default();
+                empty(200)
+            }
+            Method::HEAD if store.buckets.contains_key(&bucket) => empty(200),
+            Method::GET => match store.buckets.get(&bucket) {
+                Some(objects) => list(&bucket, objects, &query),
+                None => error(404, "NoSuchBucket"),
+            },
+            _ => error(404, "NoSuchBucket"),
+        };
+    }
+    let Some(objects) = store.buckets.get_mut(&bucket) else {
+        return error(404, "NoSuchBucket");
+    };
+    let current = objects.get(&key).cloned();
+    let precondition = match (&if_match, &if_none_match, &current) {
+        (Some(_), _, None) => Some(error(404, "NoSuchKey")),
+        (Some(wanted), _, Some(object)) if *wanted != object.etag => {
+            Some(error(412, "PreconditionFailed"))
+        }
+        (_, Some(any), Some(_)) if any == "*" && method == Method::PUT => {
+            Some(error(412, "PreconditionFailed"))
+        }
+        _ => None,
+    };
+    if let Some(refused) = precondition {
+        return refused;
+    }
+    match method {
+        Method::PUT => {
+            let etag = format!("\"{}\"", Md5Digest::of(&body).hex());
+            let object = Object {
+                body,
+                etag: etag.clone(),
+                metadata,
+                kms_key: kms_key.unwrap_or_else(|| DEFAULT_KEY.to_owned()),
+            };
+            let answer = encrypted(
+                Response::builder().status(200).header("etag", &etag),
+                &object,
+            );
+            objects.insert(key, object);
+            answer.body(Full::new(Bytes::new())).unwrap()
+        }
+        Method::HEAD | Method::GET => match current {
+            Some(object) => {
+                let mut answer = encrypted(Response::builder().status(200), &object)
+                    .header("etag", &object.etag)
+                    .header("content-length", object.body.len())
+                    .header("last-modified", "Mon, 23 Nov 2026 10:00:00 GMT");
+                for (name, value) in &object.metadata {
+                    answer = answer.header(name, value);
+                }
+                let body = if method == Method::GET {
+                    object.body
+                } else {
+                    Bytes::new()
+                };
+                answer.body(Full::new(body)).unwrap()
+            }
+            None if method == Method::HEAD => empty(404),
+            None => error(404, "NoSuchKey"),
+        },
+        Method::DELETE => {
+            objects.remove(&key);
+            empty(204)
+        }
+        _ => error(501, "NotImplemented"),
+    }
+}
+
+fn encrypted(
+    builder: hyper::http::response::Builder,
+    object: &Object,
+) -> hyper::http::response::Builder {
+    builder
+        .header("x-amz-server-side-encryption", "aws:kms")
+        .header(
+            "x-amz-server-side-encryption-aws-kms-key-id",
+            &object.kms_key,
+        )
+        .header("x-amz-server-side-encryption-bucket-key-enabled", "true")
+}
+
+fn list(
+    bucket: &str,
+    objects: &BTreeMap<String, Object>,
+    query: &BTreeMap<String, String>,
+) -> Answer {
+    let get = |name: &str| query.get(name).map(String::as_str);
+    let prefix = get("prefix").unwrap_or("");
+    let delimiter = get("delimiter").filter(|d| !d.is_empty());
+    let max_keys: usize = get("max-keys")
+        .and_then(|m| m.parse().ok())
+        .unwrap_or(1000)
+        .min(1000);
+    let after = get("continuation-token")
+        .or(get("start-after"))
+        .unwrap_or("");
+    let url = get("encoding-type") == Some("url");
+    let encode = |key: &str| {
+        let escaped = if url {
+            utf8_percent_encode(key, KEY_SAFE).to_string()
+        } else {
+            key.to_owned()
+        };
+        escaped
+            .replace('&', "&amp;")
+            .replace('<', "&lt;")
+            .replace('>', "&gt;")
+    };
+    let mut contents = String::new();
+    let mut prefixes = Vec::<String>::new();
+    let (mut count, mut last, mut truncated) = (0, String::new(), false);
+    for (key, object) in
+        objects.range::<str, _>((std::ops::Bound::Excluded(after), std::ops::Bound::Unbounded))
+    {
+        if !key.starts_with(prefix) {
+            if key.as_str() > prefix {
+                break;
+            }
+            continue;
+        }
+        if count == max_keys {
+            truncated = true;
+            break;
+        }
+        if let Some(d) = delimiter
+            && let Some(at) = key[prefix.len()..].find(d)
+        {
+            let common = &key[..prefix.len() + at + d.len()];
+            if prefixes.last().map(String::as_str) != Some(common) {
+                prefixes.push(common.to_owned());
+                count += 1;
+            }
+            last = key.clone();
+            continue;
+        }
+        contents.push_str(&format!(
+            "<Contents><Key>{}</Key><LastModified>2026-11-23T10:00:00.000Z</LastModified><ETag>{}</ETag><Size>{}</Size><StorageClass>STANDARD</StorageClass></Contents>",
+            encode(key),
+            object.etag.replace('"', "&quot;"),
+            object.body.len()
+        ));
+        count += 1;
+        last = key.clone();
+    }
+    let common: String = prefixes
+        .iter()
+        .map(|p| {
+            format!(
+                "<CommonPrefixes><Prefix>{}</Prefix></CommonPrefixes>",
+                encode(p)
+            )
+        })
+        .collect();
+    let next = if truncated {
+        format!(
+            "<NextContinuationToken>{}</NextContinuationToken>",
+            encode(&last)
+        )
+    } else {
+        String::new()
+    };
+    let body = format!(
+        "<?xml version=\"1.0\" encoding=\"UTF-8\"?><ListBucketResult xmlns=\"http://s3.amazonaws.com/doc/2006-03-01/\"><Name>{bucket}</Name><Prefix>{}</Prefix><KeyCount>{count}</KeyCount><MaxKeys>{max_keys}</MaxKeys><IsTruncated>{truncated}</IsTruncated>{}{next}{contents}{common}</ListBucketResult>",
+        encode(prefix),
+        if url {
+            "<EncodingType>url</EncodingType>"
+        } else {
+            ""
+        },
+    );
+    Response::builder()
+        .status(200)
+        .header("content-type", "application/xml")
+        .body(Full::new(Bytes::from(body)))
+        .unwrap()
+}

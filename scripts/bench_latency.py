@@ -1,0 +1,85 @@
+"""The latency row of the benchmark: 5,000 small files uploaded to an S3
+stand-in that answers each request after 30 ms (examples/s3_standin.rs),
+by this tool, s5cmd and aws s3 sync, each with its default settings.
+
+moto cannot be the endpoint here: it answers a few hundred requests a
+second, so every client would measure moto. The stand-in answers any number
+of requests at once, so files in flight are what each client's rate shows.
+"""
+import os
+import statistics
+import subprocess
+import time
+import urllib.request
+
+FILES = 5000
+DELAY_MS = 30
+KEY = "arn:aws:kms:us-east-1:123456789012:key/standin"
+TOOLS = ["s3-kms-sync", "s5cmd", "aws s3 sync"]
+
+
+def make_tree(root):
+    if root.exists():
+        return
+    for i in range(FILES):
+        path = root / f"d{i % 50:02d}" / f"f{i:05d}.bin"
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_bytes(os.urandom(1024))
+
+
+def commands(ours, s5cmd, tree, endpoint, prefix, manifests):
+    return {
+        "s3-kms-sync": [str(ours), "sync", "--source-dir", str(tree), "--bucket", "latency", "--prefix", prefix,
+                        "--kms-key-id", KEY, "--manifest-dir", str(manifests)],
+        "s5cmd": [str(s5cmd), "--endpoint-url", endpoint, "cp", "--sse", "aws:kms", "--sse-kms-key-id", KEY,
+                  f"{tree}/*", f"s3://latency/{prefix}/"],
+        "aws s3 sync": ["/usr/bin/aws", "s3", "sync", str(tree), f"s3://latency/{prefix}", "--sse", "aws:kms",
+                        "--sse-kms-key-id", KEY, "--endpoint-url", endpoint, "--no-progress", "--only-show-errors"],
+    }
+
+
+def bench_latency(work, ours, standin, s5cmd, env, repeats):
+    """Median seconds and files/s per tool."""
+    tree = work / "trees" / "latency"
+    make_tree(tree)
+    manifests = work / "latency-manifests"
+    manifests.mkdir(parents=True, exist_ok=True)
+    server = subprocess.Popen([str(standin), "--delay-ms", str(DELAY_MS)], stdout=subprocess.PIPE,
+                              start_new_session=True)
+    try:
+        endpoint = server.stdout.readline().decode().strip()
+        urllib.request.urlopen(urllib.request.Request(f"{endpoint}/latency", method="PUT")).close()
+        env = dict(env, AWS_ENDPOINT_URL=endpoint)
+        seconds = {tool: [] for tool in TOOLS}
+        for rep in range(repeats):
+            for tool in TOOLS:
+                cmd = commands(ours, s5cmd, tree, endpoint, f"{tool.split()[0]}-{rep}", manifests)[tool]
+                start = time.perf_counter()
+                done = subprocess.run(cmd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+                elapsed = time.perf_counter() - start
+                if done.returncode != 0:
+                    raise SystemExit(f"{tool} exited {done.returncode}: {done.stderr.decode()[-2000:]}")
+                seconds[tool].append(elapsed)
+                print(f"  rep {rep} {tool:12} {elapsed:6.2f}s  {FILES / elapsed:7.0f} files/s", flush=True)
+    finally:
+        server.terminate()
+    return {tool: {"seconds": statistics.median(s), "files_per_s": FILES / statistics.median(s)}
+            for tool, s in seconds.items()}
+
+
+def latency_table(latency):
+    s5 = latency["s5cmd"]["files_per_s"]
+    lines = [
+        "",
+        f"{FILES:,} files of 1 KiB uploaded to an in-memory S3 stand-in that answers",
+        f"every request after {DELAY_MS} ms (`examples/s3_standin.rs`), each tool with its",
+        "default settings (this tool: 128 files in flight; s5cmd: 256 workers):",
+        "",
+        "| tool | wall time | files/s | vs s5cmd |",
+        "|---|---:|---:|---:|",
+    ]
+    for tool in TOOLS:
+        entry = latency[tool]
+        lines.append(f"| {tool} | {entry['seconds']:.2f} s | {entry['files_per_s']:.0f} | "
+                     f"{entry['files_per_s'] / s5:.2f}x |")
+    return lines
