@@ -196,9 +196,14 @@ async fn manifests_are_encrypted_and_never_overwritten() {
             Some(&ServerSideEncryption::AwsKms)
         );
         assert_eq!(head.ssekms_key_id(), Some(fx.key_arn.as_str()));
-        // The S3 copy and the local copy are the same document.
-        let local = std::fs::read(summary.manifest_local_path.as_deref().unwrap()).unwrap();
-        assert_eq!(get_bytes(&s3, BUCKET, key).await, local);
+        // The S3 copy and the newest local copy are the same document; the
+        // older local copy was superseded and removed.
+        let local = std::fs::read(summary.manifest_local_path.as_deref().unwrap());
+        if std::ptr::eq(summary, &second) {
+            assert_eq!(get_bytes(&s3, BUCKET, key).await, local.unwrap());
+        } else {
+            assert!(local.is_err(), "the superseded local copy is still there");
+        }
     }
 }
 

@@ -156,6 +156,8 @@ async fn verify_passes_on_an_intact_backup_and_names_each_problem() {
 async fn a_pinned_version_is_verified_after_the_file_changed() {
     let backup = Backup::new(BUCKET, PREFIX, true).await;
     let first = backup.sync().await;
+    // Read before the next run supersedes (and removes) this local copy.
+    let first_manifest = manifest_of(&first);
     std::fs::write(
         backup.source.path().join("top.txt"),
         b"top level, changed\n",
@@ -185,7 +187,7 @@ async fn a_pinned_version_is_verified_after_the_file_changed() {
     );
 
     // Deleting the pinned version itself is a loss.
-    let file = manifest_of(&first)
+    let file = first_manifest
         .files
         .into_iter()
         .find(|f| f.local_path.ends_with("top.txt"))

@@ -14,8 +14,8 @@ use std::path::{Path, PathBuf};
 use serde::de::DeserializeOwned;
 use tracing::{debug, warn};
 
-use super::is_full_manifest_name;
 use super::read::{Header, read};
+use super::{is_full_manifest_name, is_manifest_name};
 use crate::error::{Error, Result};
 use crate::local::hash::{Sha256Reader, Sha256Stream};
 
@@ -141,6 +141,41 @@ where
     })
 }
 
+/// Removes the local copies of this bucket and prefix that `kept` (the copy
+/// just written, and stored in S3) supersedes: every older one when `kept`
+/// is a full manifest, the older narrowed ones when it is narrowed (the
+/// newest full copy is still the next run's index then). At a million files
+/// a copy is hundreds of megabytes, and `/tmp` under Lambda is 512 MB by
+/// default. Returns how many were removed.
+pub fn prune_superseded(dir: &Path, bucket: &str, key_prefix: &str, kept: &str) -> usize {
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return 0;
+    };
+    let kept_full = is_full_manifest_name(kept);
+    let superseded = entries
+        .filter_map(|entry| entry.ok()?.file_name().into_string().ok())
+        .filter(|name| is_manifest_name(name) && name.as_str() < kept)
+        .filter(|name| kept_full || !is_full_manifest_name(name));
+    let mut removed = 0;
+    for name in superseded {
+        let path = dir.join(&name);
+        let ours = open_regular(&path).ok().and_then(|file| {
+            read(file, |_: serde::de::IgnoredAny| {})
+                .ok()
+                .map(|h| h.bucket == bucket && h.prefix == key_prefix)
+        });
+        if ours == Some(true) {
+            match std::fs::remove_file(&path) {
+                Ok(()) => removed += 1,
+                Err(err) => {
+                    warn!(path = %path.display(), error = %err, "superseded local manifest not removed")
+                }
+            }
+        }
+    }
+    removed
+}
+
 fn read_copy<T: Default, R: DeserializeOwned>(
     path: &Path,
     name: String,
@@ -187,6 +222,48 @@ mod tests {
         assert!(open_regular(dir.path()).is_err());
         std::fs::write(dir.path().join("ok"), b"{}").unwrap();
         assert!(open_regular(&dir.path().join("ok")).is_ok());
+    }
+
+    #[test]
+    fn only_superseded_copies_of_the_same_prefix_are_removed() {
+        let dir = tempfile::tempdir().unwrap();
+        let copy = |name: &str, bucket: &str, prefix: &str| {
+            let header = format!(
+                r#"{{"run_id":"r","source_dir":"","walked_dir":"","bucket":"{bucket}","prefix":"{prefix}","kms_key_id":"k","dry_run":false,"complete":true,"files":[]}}"#
+            );
+            std::fs::write(dir.path().join(name), header).unwrap();
+        };
+        copy("20260101T000000.000Z-a.json", "b", "p/");
+        copy("20260102T000000.000Z-b.narrowed.json", "b", "p/");
+        copy("20260103T000000.000Z-c.json", "other", "p/");
+        copy("20260104T000000.000Z-d.json", "b", "p/");
+        copy("20260105T000000.000Z-e.narrowed.json", "b", "p/");
+        // A narrowed run keeps the full copy before it, the next run's index.
+        assert_eq!(
+            prune_superseded(
+                dir.path(),
+                "b",
+                "p/",
+                "20260105T000000.000Z-e.narrowed.json"
+            ),
+            1
+        );
+        assert!(dir.path().join("20260104T000000.000Z-d.json").exists());
+        copy("20260106T000000.000Z-f.json", "b", "p/");
+        assert_eq!(
+            prune_superseded(dir.path(), "b", "p/", "20260106T000000.000Z-f.json"),
+            3
+        );
+        let mut left: Vec<String> = std::fs::read_dir(dir.path())
+            .unwrap()
+            .map(|e| e.unwrap().file_name().into_string().unwrap())
+            .collect();
+        left.sort();
+        assert_eq!(
+            left,
+            ["20260103T000000.000Z-c.json", "20260106T000000.000Z-f.json"],
+            "another bucket's copy stays"
+        );
     }
 
     #[test]

@@ -3,7 +3,7 @@
 use std::path::Path;
 
 use aws_sdk_s3::primitives::ByteStream;
-use tracing::warn;
+use tracing::{debug, warn};
 
 use super::{Manifest, Summary, Written};
 use crate::error::{Error, Result};
@@ -39,6 +39,17 @@ pub async fn publish(
         return manifest.summary;
     }
     let uploaded = upload(store, &manifest, &key, &local, written).await;
+    if uploaded.is_ok() && manifest.summary.manifest_local_path.is_some() {
+        let removed = super::local_dir::prune_superseded(
+            manifest_dir,
+            &manifest.bucket,
+            &manifest.prefix,
+            name,
+        );
+        if removed > 0 {
+            debug!(removed, "superseded local manifests removed");
+        }
+    }
     if let Err(err) = uploaded {
         warn!(key, error = %err, "manifest upload failed");
         manifest.summary.manifest_s3_uri = None;
