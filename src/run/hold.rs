@@ -39,15 +39,20 @@ pub async fn exclusively(
         }
     };
     let lease = Arc::new(Mutex::new(lease));
+    let (stop, stopped) = tokio::sync::watch::channel(false);
     let renewer = renew_in_background(
         store.clone(),
         ttl,
         Arc::clone(&lease),
         Arc::clone(&run.standing),
         taking,
+        stopped,
     );
     let summary = work.await;
-    renewer.abort();
+    // Stopped between renewals, never in one: a renewal cut off after S3
+    // took it would leave the release naming an ETag the lock no longer has.
+    let _ = stop.send(true);
+    let _ = renewer.await;
     let held = lease.lock().map(|l| l.clone());
     if let Ok(held) = held
         && !run.standing.is_lost()
@@ -74,7 +79,7 @@ async fn take(store: &Store, prefix: &str, run_id: &str, ttl: Duration) -> Resul
         })
 }
 
-/// Renews the lease every third of its lifetime. The lease counts as lost
+/// Renews the lease every third of its lifetime, until `stopped`. The lease counts as lost
 /// when another run holds the lock, or when no renewal has gone through
 /// for a whole lifetime (measured from when the last good write was
 /// sent, so never later than S3 would let another run take over).
@@ -84,13 +89,17 @@ fn renew_in_background(
     lease: Arc<Mutex<Lease>>,
     standing: Arc<Standing>,
     mut confirmed: Instant,
+    mut stopped: tokio::sync::watch::Receiver<bool>,
 ) -> tokio::task::JoinHandle<()> {
     tokio::spawn(
         async move {
             let mut ticks =
                 tokio::time::interval_at(tokio::time::Instant::now() + ttl / 3, ttl / 3);
             loop {
-                ticks.tick().await;
+                tokio::select! {
+                    _ = ticks.tick() => {}
+                    _ = stopped.changed() => return,
+                }
                 let Ok(mut current) = lease.lock().map(|l| l.clone()) else {
                     return;
                 };
