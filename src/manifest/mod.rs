@@ -9,6 +9,7 @@ mod name;
 pub mod publish;
 pub mod read;
 mod record;
+pub mod spool;
 mod summary;
 mod write;
 
@@ -30,7 +31,7 @@ pub struct ManifestLink {
 pub use locate::locate;
 pub use name::{file_name, is_full_manifest_name, is_manifest_name, stamp, timestamp};
 pub use record::{FileRecord, FileStatus};
-pub use summary::{RunStatus, SourceShrunk, Summary};
+pub use summary::{RunStatus, SourceShrunk, Summary, Tally};
 pub use write::Written;
 
 /// The run's record, as written locally and to `<prefix>/_manifests/`.

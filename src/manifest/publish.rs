@@ -5,6 +5,7 @@ use std::path::Path;
 use aws_sdk_s3::primitives::ByteStream;
 use tracing::{debug, warn};
 
+use super::spool::SortedRecords;
 use super::{Manifest, Summary, Written};
 use crate::error::{Error, Result};
 use crate::store::{PutExtras, Store, WriteIf, file_body, keys};
@@ -18,6 +19,7 @@ pub async fn publish(
     prefix: &str,
     manifest_dir: &Path,
     mut manifest: Manifest,
+    records: &SortedRecords,
     name: &str,
 ) -> Summary {
     let key = keys::manifest_key(prefix, name);
@@ -26,7 +28,7 @@ pub async fn publish(
     if !manifest.dry_run {
         manifest.summary.manifest_s3_uri = Some(store.uri(&key));
     }
-    let written = match manifest.write_local(&local) {
+    let written = match manifest.write_local(&local, records) {
         Ok(written) => Some(written),
         Err(err) => {
             warn!(path = %local.display(), error = %err, "local manifest write failed");
@@ -38,7 +40,7 @@ pub async fn publish(
     if manifest.dry_run {
         return manifest.summary;
     }
-    let uploaded = upload(store, &manifest, &key, &local, written).await;
+    let uploaded = upload(store, &manifest, records, &key, &local, written).await;
     if uploaded.is_ok() && manifest.summary.manifest_local_path.is_some() {
         let removed = super::local_dir::prune_superseded(
             manifest_dir,
@@ -56,7 +58,7 @@ pub async fn publish(
         manifest.summary.record_manifest_error(&err);
         // The local copy must not claim an upload that did not happen.
         if manifest.summary.manifest_local_path.is_some()
-            && let Err(err) = manifest.write_local(&local)
+            && let Err(err) = manifest.write_local(&local, records)
         {
             warn!(path = %local.display(), error = %err, "local manifest rewrite failed");
         }
@@ -71,6 +73,7 @@ pub async fn publish(
 async fn upload(
     store: &Store,
     manifest: &Manifest,
+    records: &SortedRecords,
     key: &str,
     local: &Path,
     written: Option<Written>,
@@ -85,7 +88,7 @@ async fn upload(
             sent => return sent,
         }
     }
-    let (bytes, written) = manifest.to_json_with_digests()?;
+    let (bytes, written) = manifest.to_json_with_digests(records)?;
     put(store, key, bytes.into(), &written).await
 }
 

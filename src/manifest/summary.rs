@@ -60,6 +60,37 @@ pub struct SourceShrunk {
     pub recorded: u64,
 }
 
+/// File counts by outcome, kept as records go by instead of the records.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Tally {
+    pub uploaded: u64,
+    pub skipped: u64,
+    pub reencrypted: u64,
+    pub failed: u64,
+    pub would_upload: u64,
+    pub bytes_uploaded: u64,
+}
+
+impl Tally {
+    pub fn add(&mut self, record: &FileRecord) {
+        match record.status {
+            FileStatus::Uploaded => {
+                self.uploaded += 1;
+                self.bytes_uploaded += record.size_bytes;
+            }
+            FileStatus::Skipped => self.skipped += 1,
+            FileStatus::Reencrypted => self.reencrypted += 1,
+            FileStatus::Failed => self.failed += 1,
+            FileStatus::WouldUpload => self.would_upload += 1,
+        }
+    }
+
+    /// Files with a record.
+    pub fn files(&self) -> u64 {
+        self.uploaded + self.skipped + self.reencrypted + self.failed + self.would_upload
+    }
+}
+
 impl Summary {
     pub fn tally(
         run_id: &str,
@@ -68,23 +99,30 @@ impl Summary {
         not_reached: u64,
         duration_ms: u64,
     ) -> Self {
-        let count = |status| files.iter().filter(|f| f.status == status).count() as u64;
-        let bytes_uploaded = files
-            .iter()
-            .filter(|f| f.status == FileStatus::Uploaded)
-            .map(|f| f.size_bytes)
-            .sum();
+        let mut tally = Tally::default();
+        files.iter().for_each(|record| tally.add(record));
+        Summary::of(run_id, dry_run, tally, not_reached, duration_ms)
+    }
+
+    /// The summary of a run whose records were counted as they went by.
+    pub fn of(
+        run_id: &str,
+        dry_run: bool,
+        tally: Tally,
+        not_reached: u64,
+        duration_ms: u64,
+    ) -> Self {
         let mut summary = Summary {
             run_id: run_id.to_owned(),
             status: RunStatus::Succeeded,
-            uploaded: count(FileStatus::Uploaded),
-            skipped: count(FileStatus::Skipped),
-            reencrypted: count(FileStatus::Reencrypted),
-            failed: count(FileStatus::Failed),
-            would_upload: count(FileStatus::WouldUpload),
+            uploaded: tally.uploaded,
+            skipped: tally.skipped,
+            reencrypted: tally.reencrypted,
+            failed: tally.failed,
+            would_upload: tally.would_upload,
             bytes_read: 0,
             not_reached,
-            bytes_uploaded,
+            bytes_uploaded: tally.bytes_uploaded,
             duration_ms,
             dry_run,
             complete: not_reached == 0,

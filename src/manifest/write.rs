@@ -1,9 +1,11 @@
 //! The manifest as compact JSON, hashed while it is written.
 
+use std::io::Write;
 use std::path::Path;
 
 use super::Manifest;
 use super::local_dir::create_private;
+use super::spool::SortedRecords;
 use crate::error::{Error, Result};
 use crate::local::hash::{Md5Digest, Md5Stream, Sha256Stream};
 
@@ -11,10 +13,10 @@ impl Manifest {
     /// Writes the local copy, readable by its owner only, streamed through a
     /// temporary file so that neither memory holds the whole document nor a
     /// reader sees half of it. Returns the digests of what was written.
-    pub fn write_local(&self, path: &Path) -> Result<Written> {
+    pub fn write_local(&self, path: &Path, records: &SortedRecords) -> Result<Written> {
         let partial = path.with_extension("json.partial");
         let file = create_private(&partial).map_err(|err| Error::io("create", &partial, err))?;
-        let (out, written) = self.write_hashed(std::io::BufWriter::new(file))?;
+        let (out, written) = self.write_hashed(std::io::BufWriter::new(file), records)?;
         out.into_inner()
             .map_err(|err| Error::io("write", &partial, err.into_error()))?
             .sync_all()
@@ -25,19 +27,42 @@ impl Manifest {
 
     /// The document in memory, with its digests: the upload when no local
     /// copy could be written.
-    pub fn to_json_with_digests(&self) -> Result<(Vec<u8>, Written)> {
-        self.write_hashed(Vec::new())
+    pub fn to_json_with_digests(&self, records: &SortedRecords) -> Result<(Vec<u8>, Written)> {
+        self.write_hashed(Vec::new(), records)
     }
 
     /// Writes compact JSON to `out`, hashing it on the way: at a million
     /// files every byte of indentation counts (`jq .` prints it readably).
-    fn write_hashed<W: std::io::Write>(&self, out: W) -> Result<(W, Written)> {
+    /// The header is this manifest (whose own `files` are left empty), the
+    /// records come from `records`, in order, one at a time.
+    fn write_hashed<W: std::io::Write>(
+        &self,
+        out: W,
+        records: &SortedRecords,
+    ) -> Result<(W, Written)> {
         let mut out = HashingWriter {
             inner: out,
             md5: Md5Stream::default(),
             sha256: Sha256Stream::default(),
         };
-        serde_json::to_writer(&mut out, self)?;
+        let header = serde_json::to_vec(self)?;
+        // `files` is the document's last field: open its array and fill it.
+        let open = header
+            .strip_suffix(b"[]}")
+            .filter(|h| h.ends_with(b"\"files\":") && self.files.is_empty())
+            .ok_or_else(|| {
+                Error::Config("a manifest to write must leave its records to the spool".into())
+            })?;
+        let io = |err| Error::io("write", "manifest", err);
+        out.write_all(open).map_err(io)?;
+        out.write_all(b"[").map_err(io)?;
+        for (i, record) in records.iter()?.enumerate() {
+            if i > 0 {
+                out.write_all(b",").map_err(io)?;
+            }
+            serde_json::to_writer(&mut out, &record?)?;
+        }
+        out.write_all(b"]}").map_err(io)?;
         let written = Written {
             md5: out.md5.finish(),
             sha256: out.sha256.finish_hex(),

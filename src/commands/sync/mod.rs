@@ -22,7 +22,8 @@ use tracing::{Instrument, info, info_span, warn};
 use crate::error::Result;
 use crate::local::source::SourceDir;
 use crate::local::walk::{Found, walk};
-use crate::manifest::{self, FileRecord, Manifest, SourceShrunk, Summary, publish::publish};
+use crate::manifest::spool::{RecordSpool, SortedRecords};
+use crate::manifest::{self, Manifest, SourceShrunk, Summary, publish::publish};
 use crate::run::progress::{PROGRESS_EVERY, Progress};
 use crate::run::{self, RunContext, RunOptions};
 use crate::store::Store;
@@ -48,9 +49,17 @@ pub async fn run(
     let span =
         info_span!("run", run_id = %run.id, bucket = %store.bucket(), prefix = %scope.key_prefix);
     let work = async {
-        let manifest = back_up(store, prefix, options, sync, &scope, &run).await?;
+        let (manifest, records) = back_up(store, prefix, options, sync, &scope, &run).await?;
         let name = manifest::file_name(run.started, &run.id, scope.narrowed);
-        let summary = publish(store, prefix, &options.manifest_dir, manifest, &name).await;
+        let summary = publish(
+            store,
+            prefix,
+            &options.manifest_dir,
+            manifest,
+            &records,
+            &name,
+        )
+        .await;
         log_summary(&summary);
         Ok(summary)
     };
@@ -63,7 +72,8 @@ pub async fn run(
         .await
 }
 
-/// The walk and the transfers; returns the manifest of what was done.
+/// The walk and the transfers; returns the manifest of what was done, its
+/// records sorted on disk rather than held.
 async fn back_up(
     store: &Store,
     prefix: &str,
@@ -71,7 +81,7 @@ async fn back_up(
     sync: &SyncOptions,
     scope: &Scope,
     run: &RunContext,
-) -> Result<Manifest> {
+) -> Result<(Manifest, SortedRecords)> {
     let source = SourceDir::open(&sync.source_dir)?;
     let walker = source.clone();
     let (start, filter) = (scope.start_dir.clone(), scope.filter.clone());
@@ -106,20 +116,30 @@ async fn back_up(
         progress: &progress,
         budget: &budget,
     };
-    let mut files: Vec<FileRecord> = futures::stream::iter(found)
+    // Each record goes to disk as its file finishes; only counts stay.
+    let mut spool = RecordSpool::new(&options.manifest_dir)?;
+    let mut records = futures::stream::iter(found)
         .map(|item| worker.process(item))
         .buffer_unordered(sync.concurrency)
-        .filter_map(std::future::ready)
-        .collect()
-        .await;
+        .filter_map(std::future::ready);
+    let mut spooled = Ok(());
+    while let Some(record) = records.next().await {
+        // After a spool failure the files still finish; the run then fails.
+        if spooled.is_ok() {
+            spooled = spool.push(&record);
+        }
+    }
+    drop(records);
     reporter.abort();
+    spooled?;
     let (full_rehash, runs_since_full_rehash) = (prior.full_rehash, prior.runs_since_full_rehash);
     let previous_manifest = prior.previous.clone();
     // The index and the listing are done with; free them before the manifest is written.
     drop(prior);
-    files.sort_by(|a, b| a.local_path.cmp(&b.local_path));
 
-    let not_reached = (total - files.len()) as u64;
+    let tally = spool.tally();
+    let records = spool.sort()?;
+    let not_reached = total as u64 - tally.files();
     if not_reached > 0 {
         warn!(
             not_reached,
@@ -127,7 +147,7 @@ async fn back_up(
         );
     }
     let duration_ms = run.clock.elapsed().as_millis() as u64;
-    let mut summary = Summary::tally(&run.id, scope.dry_run, &files, not_reached, duration_ms);
+    let mut summary = Summary::of(&run.id, scope.dry_run, tally, not_reached, duration_ms);
     summary.bytes_read = progress
         .bytes_read
         .load(std::sync::atomic::Ordering::Relaxed);
@@ -142,7 +162,7 @@ async fn back_up(
         );
         summary.record_shrunk_source(shrunk);
     }
-    Ok(Manifest {
+    let manifest = Manifest {
         run_id: run.id.clone(),
         started_at: manifest::timestamp(run.started),
         finished_at: manifest::timestamp(Utc::now()),
@@ -158,8 +178,9 @@ async fn back_up(
         full_rehash,
         runs_since_full_rehash,
         summary,
-        files,
-    })
+        files: Vec::new(),
+    };
+    Ok((manifest, records))
 }
 
 /// Whether a full run finds fewer files than `ratio` of what the last
