@@ -42,14 +42,32 @@ impl Store {
     /// The objects under `prefix` in `ranges`, 1,000 per request; the ranges
     /// are listed at the same time.
     pub async fn list(&self, prefix: &str, ranges: &[KeyRange]) -> Result<Vec<Listed>> {
-        let pages = ranges
-            .iter()
-            .map(|range| self.list_range(prefix, range.after.as_deref(), range.until.as_deref()));
-        let listed: Vec<Vec<Listed>> = futures::stream::iter(pages)
-            .buffered(LIST_CONCURRENCY)
-            .try_collect()
-            .await?;
-        Ok(listed.into_iter().flatten().collect())
+        let listed = std::sync::Mutex::new(Vec::new());
+        self.list_each(prefix, ranges, &|object| {
+            if let Ok(mut listed) = listed.lock() {
+                listed.push(object);
+            }
+        })
+        .await?;
+        Ok(listed.into_inner().unwrap_or_default())
+    }
+
+    /// [`Store::list`], handing each object to `each` as its page arrives
+    /// (in no particular order across ranges), so a caller that keeps only
+    /// part of each object never holds the whole listing.
+    pub async fn list_each(
+        &self,
+        prefix: &str,
+        ranges: &[KeyRange],
+        each: &(dyn Fn(Listed) + Sync),
+    ) -> Result<()> {
+        let pages = ranges.iter().map(|range| {
+            self.list_range(prefix, range.after.as_deref(), range.until.as_deref(), each)
+        });
+        futures::stream::iter(pages)
+            .buffer_unordered(LIST_CONCURRENCY)
+            .try_collect::<()>()
+            .await
     }
 
     /// The keys after `after` up to and including `until`. Keys are asked for
@@ -59,9 +77,10 @@ impl Store {
         prefix: &str,
         after: Option<&str>,
         until: Option<&str>,
-    ) -> Result<Vec<Listed>> {
-        let mut listed = Vec::new();
+        each: &(dyn Fn(Listed) + Sync),
+    ) -> Result<()> {
         let mut token = None;
+        let mut last: Option<String> = None;
         loop {
             let page = self
                 .client
@@ -85,9 +104,10 @@ impl Store {
                     key.to_owned()
                 };
                 if until.is_some_and(|end| key.as_str() > end) {
-                    return Ok(listed);
+                    return Ok(());
                 }
-                listed.push(Listed {
+                last = Some(key.clone());
+                each(Listed {
                     key,
                     etag: object.e_tag().map(str::to_owned),
                     size: object.size().and_then(|s| u64::try_from(s).ok()),
@@ -99,13 +119,12 @@ impl Store {
                         .map(str::to_owned),
                 });
             }
-            let reached_end =
-                until.is_some_and(|end| listed.last().is_some_and(|l| l.key.as_str() >= end));
+            let reached_end = until.is_some_and(|end| last.as_deref().is_some_and(|l| l >= end));
             match page.next_continuation_token() {
                 Some(next) if page.is_truncated() == Some(true) && !reached_end => {
                     token = Some(next.to_owned())
                 }
-                _ => return Ok(listed),
+                _ => return Ok(()),
             }
         }
     }

@@ -1,6 +1,7 @@
 //! The prefix as this run's listing saw it, and how to list it.
 
 use std::collections::HashMap;
+use std::sync::Arc;
 
 use super::prior::{Index, Recorded};
 use crate::manifest::{is_full_manifest_name, is_manifest_name};
@@ -65,12 +66,13 @@ pub enum Presence<'a> {
 }
 
 /// A listed object's ETag, size and storage class.
-type ListedObject = (Option<Box<str>>, Option<u64>, Option<Box<str>>);
+type ListedObject = (Option<Box<str>>, Option<u64>, Option<Arc<str>>);
 
 /// The prefix as one ListObjectsV2 pass saw it.
 #[derive(Debug, Default)]
 pub struct Listing {
     objects: HashMap<Box<str>, ListedObject>,
+    classes: Vec<Arc<str>>,
     /// The newest manifest of a full run under the manifest folder, if the
     /// listing covered it.
     pub latest_manifest: Option<String>,
@@ -79,31 +81,36 @@ pub struct Listing {
 }
 
 impl Listing {
-    /// `manifest_folder` is `<prefix>/_manifests/`; manifest names sort by start time.
+    #[cfg(test)]
     pub fn from_listing(listed: Vec<Listed>, manifest_folder: &str) -> Self {
         let mut view = Listing::default();
         for object in listed {
-            if let Some(name) = object.key.strip_prefix(manifest_folder) {
-                let newer = |than: Option<&str>| than < Some(object.key.as_str());
-                let newest = view.newest_manifest.as_ref().map(|(key, _)| key.as_str());
-                if is_manifest_name(name) && newer(newest) {
-                    view.newest_manifest = Some((object.key.clone(), object.etag.clone()));
-                }
-                if is_full_manifest_name(name) && newer(view.latest_manifest.as_deref()) {
-                    view.latest_manifest = Some(object.key);
-                }
-                continue;
-            }
-            view.objects.insert(
-                object.key.into(),
-                (
-                    object.etag.map(Into::into),
-                    object.size,
-                    object.storage_class.map(Into::into),
-                ),
-            );
+            view.add(object, manifest_folder);
         }
         view
+    }
+
+    /// Takes in one listed object (objects may come in any order).
+    /// `manifest_folder` is `<prefix>/_manifests/`; manifest names sort by start time.
+    pub fn add(&mut self, object: Listed, manifest_folder: &str) {
+        if let Some(name) = object.key.strip_prefix(manifest_folder) {
+            let newer = |than: Option<&str>| than < Some(object.key.as_str());
+            let newest = self.newest_manifest.as_ref().map(|(key, _)| key.as_str());
+            if is_manifest_name(name) && newer(newest) {
+                self.newest_manifest = Some((object.key.clone(), object.etag.clone()));
+            }
+            if is_full_manifest_name(name) && newer(self.latest_manifest.as_deref()) {
+                self.latest_manifest = Some(object.key);
+            }
+            return;
+        }
+        let storage_class = object
+            .storage_class
+            .map(|class| super::prior::shared(&mut self.classes, class));
+        self.objects.insert(
+            object.key.into(),
+            (object.etag.map(Into::into), object.size, storage_class),
+        );
     }
 
     pub fn presence(&self, key: &str) -> Presence<'_> {

@@ -2,14 +2,13 @@
 //! of the newest full manifest it shows, this machine's copy standing in
 //! for the download when S3 vouches for its SHA-256.
 
-use std::collections::HashMap;
 use std::path::Path;
 
 use tracing::{info, warn};
 
 use super::listing::{Listing, plan_listing};
 use super::options::Scope;
-use super::prior::{Index, PriorState};
+use super::prior::{Entries, Index, PriorState};
 use crate::manifest::read::read_fetched;
 use crate::manifest::{ManifestLink, local_dir};
 use crate::store::{KeyRange, Store, keys};
@@ -115,8 +114,16 @@ pub async fn load(
 }
 
 async fn list(store: &Store, prefix: &str, ranges: &[KeyRange], folder: &str) -> Option<Listing> {
-    match store.list(prefix, ranges).await {
-        Ok(listed) => Some(Listing::from_listing(listed, folder)),
+    let listing = std::sync::Mutex::new(Listing::default());
+    let added = store
+        .list_each(prefix, ranges, &|object| {
+            if let Ok(mut listing) = listing.lock() {
+                listing.add(object, folder);
+            }
+        })
+        .await;
+    match added {
+        Ok(()) => listing.into_inner().ok(),
         Err(err) => {
             warn!(error = %err, "listing failed; each file is looked up on its own");
             None
@@ -154,7 +161,7 @@ async fn fetch_index(
             return (None, None);
         }
     };
-    match read_fetched(fetched, HashMap::new(), Index::add).await {
+    match read_fetched(fetched, Entries::default(), Index::add).await {
         Ok(read) => {
             let index = Index::new(read.header, read.state);
             let ours = index.header.bucket == store.bucket() && index.header.prefix == key_prefix;

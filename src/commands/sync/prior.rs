@@ -4,6 +4,7 @@
 //! file be skipped without reading it and without a HeadObject.
 
 use std::collections::HashMap;
+use std::sync::Arc;
 
 use serde::Deserialize;
 
@@ -25,8 +26,9 @@ pub struct Recorded {
     pub etag: Option<Box<str>>,
     /// The version that holds the content, on a versioned bucket.
     pub version_id: Option<Box<str>>,
-    /// The key and Bucket Key status S3 reported when the object was stored.
-    pub kms_key_id: Option<Box<str>>,
+    /// The key and Bucket Key status S3 reported when the object was stored
+    /// (one shared copy of each key ARN: nearly every record names the same).
+    pub kms_key_id: Option<Arc<str>>,
     pub bucket_key: Option<bool>,
 }
 
@@ -40,20 +42,28 @@ pub struct Index {
     entries: HashMap<Box<str>, Recorded>,
 }
 
+/// Records on their way into an [`Index`], and the key ARNs they share.
+#[derive(Debug, Default)]
+pub struct Entries {
+    map: HashMap<Box<str>, Recorded>,
+    kms_keys: Vec<Arc<str>>,
+}
+
 impl Index {
     /// Keeps one record, if it describes a stored file completely.
-    pub fn add(entries: &mut HashMap<Box<str>, Recorded>, record: IndexedRecord) {
-        entries.extend(record.into_entry());
+    pub fn add(entries: &mut Entries, record: IndexedRecord) {
+        entries.map.extend(record.into_entry(&mut entries.kms_keys));
     }
 
     /// The index of a manifest whose records `entries` holds. Each stamp is
     /// judged against the run's start: without one, none can be shown to
     /// have settled.
-    pub fn new(header: Header, mut entries: HashMap<Box<str>, Recorded>) -> Self {
+    pub fn new(header: Header, entries: Entries) -> Self {
         let taken_ns = header
             .started_at
             .and_then(|t| t.timestamp_nanos_opt())
             .unwrap_or(i64::MIN);
+        let mut entries = entries.map;
         for recorded in entries.values_mut() {
             recorded.settled = recorded.stamp.settled_before(taken_ns);
         }
@@ -63,7 +73,7 @@ impl Index {
     /// Reads a manifest from JSON, keeping only what an index needs.
     #[cfg(test)]
     pub fn read(reader: impl std::io::Read) -> serde_json::Result<Self> {
-        let mut entries = HashMap::new();
+        let mut entries = Entries::default();
         let header =
             crate::manifest::read::read(reader, |record| Index::add(&mut entries, record))?;
         Ok(Index::new(header, entries))
@@ -106,7 +116,7 @@ pub struct IndexedRecord {
 
 impl IndexedRecord {
     /// Only records of stored files with an MD5, a stamp and an ETag.
-    fn into_entry(self) -> Option<(Box<str>, Recorded)> {
+    fn into_entry(self, kms_keys: &mut Vec<Arc<str>>) -> Option<(Box<str>, Recorded)> {
         if !self.status.is_stored() {
             return None;
         }
@@ -122,11 +132,22 @@ impl IndexedRecord {
             md5: Md5Digest::from_hex(self.md5.as_deref()?)?,
             etag: Some(self.etag?.into()),
             version_id: self.version_id.map(Into::into),
-            kms_key_id: self.kms_key_id.map(Into::into),
+            kms_key_id: self.kms_key_id.map(|key| shared(kms_keys, key)),
             bucket_key: self.bucket_key,
         };
         Some((self.s3_key?.into(), recorded))
     }
+}
+
+/// The one copy of `key` in `keys`, added if new: for values that repeat
+/// across records (key ARNs, storage classes), so the list stays short.
+pub(super) fn shared(keys: &mut Vec<Arc<str>>, key: String) -> Arc<str> {
+    if let Some(found) = keys.iter().find(|k| ***k == *key) {
+        return Arc::clone(found);
+    }
+    let key: Arc<str> = key.into();
+    keys.push(Arc::clone(&key));
+    key
 }
 
 /// What a run knows before it looks at any file: the last full manifest's
