@@ -50,31 +50,56 @@ pub const MAX_DEPTH: usize = 256;
 /// to files; a directory that cannot be read is always recorded, since the
 /// files it hides may be ones the filters want.
 pub fn walk(source: &SourceDir, start: &Path, filter: &Filter) -> Vec<Found> {
+    let mut found = Vec::new();
+    walk_into(source, start, filter, |entry| {
+        found.push(entry);
+        true
+    });
+    found
+}
+
+/// [`walk`], handing each entry to `sink` as it is found instead of
+/// collecting them; the walk stops when `sink` returns false.
+pub fn walk_into(
+    source: &SourceDir,
+    start: &Path,
+    filter: &Filter,
+    sink: impl FnMut(Found) -> bool,
+) {
     let mut walk = Walk {
         source,
         filter,
-        found: Vec::new(),
+        sink,
+        open: true,
     };
     match source.open_dir(start) {
         Ok(dir) => walk.directory(dir, start.to_path_buf(), 0),
         Err(err) => walk.unreadable(start.to_path_buf(), err.to_string()),
     }
-    walk.found
 }
 
-struct Walk<'a> {
+struct Walk<'a, S> {
     source: &'a SourceDir,
     filter: &'a Filter,
-    found: Vec<Found>,
+    sink: S,
+    /// False once the sink refused an entry: nothing more is walked.
+    open: bool,
 }
 
-impl Walk<'_> {
+impl<S: FnMut(Found) -> bool> Walk<'_, S> {
+    fn emit(&mut self, found: Found) {
+        self.open = self.open && (self.sink)(found);
+    }
+
     fn directory(&mut self, dir: OwnedFd, relative: PathBuf, depth: usize) {
         let names = match read_names(&dir) {
             Ok(names) => names,
             Err(err) => return self.unreadable(relative, err.to_string()),
         };
         for name in names {
+            if !self.open {
+                return;
+            }
             let child = relative.join(&name);
             let stat = match stat_child(dir.as_fd(), &name) {
                 Ok(stat) => stat,
@@ -104,7 +129,7 @@ impl Walk<'_> {
                 continue;
             }
             let path = self.source.path().join(&child);
-            self.found.push(if kind == FileType::RegularFile {
+            self.emit(if kind == FileType::RegularFile {
                 let stamp = Stamp::of_stat(&stat);
                 Found::File(LocalFile {
                     path,
@@ -127,7 +152,7 @@ impl Walk<'_> {
     }
 
     fn unreadable(&mut self, relative: PathBuf, error: String) {
-        self.found.push(Found::Unreadable {
+        self.emit(Found::Unreadable {
             path: self.source.path().join(&relative),
             relative,
             error,

@@ -21,7 +21,7 @@ use tracing::{Instrument, info, info_span, warn};
 
 use crate::error::Result;
 use crate::local::source::SourceDir;
-use crate::local::walk::{Found, walk};
+use crate::local::walk::{Found, walk_into};
 use crate::manifest::spool::{RecordSpool, SortedRecords};
 use crate::manifest::{self, Manifest, SourceShrunk, Summary, publish::publish};
 use crate::run::progress::{PROGRESS_EVERY, Progress};
@@ -31,6 +31,9 @@ use file::Worker;
 pub use options::{Scope, SyncArgs, SyncOptions};
 use prior::PriorState;
 pub use request::SyncRequest;
+
+/// Entries the walk may find ahead of the transfers (a few hundred bytes each).
+const WALK_AHEAD: usize = 16_384;
 
 /// Runs one sync to the end, starting no file after `stop_at`; files not
 /// reached by then are counted, and the manifest says the run is
@@ -85,25 +88,27 @@ async fn back_up(
     let source = SourceDir::open(&sync.source_dir)?;
     let walker = source.clone();
     let (start, filter) = (scope.start_dir.clone(), scope.filter.clone());
-    // The walk and the listing take similar time and need nothing from each other.
-    let walking = tokio::task::spawn_blocking(move || walk(&walker, &start, &filter));
-    let loading = load::load(
+    // The walk streams its entries into the transfers instead of listing
+    // them all first; it runs ahead of them by up to WALK_AHEAD entries,
+    // which also lets it overlap the listing, which needs nothing from it.
+    let (entries, mut walked) = tokio::sync::mpsc::channel(WALK_AHEAD);
+    let walking = tokio::task::spawn_blocking(move || {
+        walk_into(&walker, &start, &filter, |found| {
+            entries.blocking_send(found).is_ok()
+        })
+    });
+    let prior = load::load(
         store,
         prefix,
         &options.manifest_dir,
         sync.rehash_every,
         scope,
-    );
-    let (found, prior) = tokio::join!(walking, loading);
-    let found = found?;
-    let total = found.len();
-    let files_found = found.iter().filter(|f| matches!(f, Found::File(_))).count() as u64;
-    let shrunk = shrunk_source(sync.min_source_ratio, scope, &prior, files_found);
+    )
+    .await;
     let walked_dir = sync.source_dir.join(&scope.start_dir);
-    info!(entries = total, dir = %walked_dir.display(), dry_run = scope.dry_run, "walked source");
 
     let progress = Arc::new(Progress::default());
-    let reporter = progress.report_every(PROGRESS_EVERY, total, "uploaded");
+    let reporter = progress.report_every(PROGRESS_EVERY, 0, "uploaded");
     let budget = budget::MemoryBudget::new(sync.memory_budget);
     let worker = Worker {
         store,
@@ -118,7 +123,12 @@ async fn back_up(
     };
     // Each record goes to disk as its file finishes; only counts stay.
     let mut spool = RecordSpool::new(&options.manifest_dir)?;
-    let mut records = futures::stream::iter(found)
+    let (mut total, mut files_found) = (0u64, 0u64);
+    let found = futures::stream::poll_fn(|cx| walked.poll_recv(cx)).inspect(|item| {
+        total += 1;
+        files_found += u64::from(matches!(item, Found::File(_)));
+    });
+    let mut records = found
         .map(|item| worker.process(item))
         .buffer_unordered(sync.concurrency)
         .filter_map(std::future::ready);
@@ -130,8 +140,11 @@ async fn back_up(
         }
     }
     drop(records);
+    walking.await?;
     reporter.abort();
     spooled?;
+    info!(entries = total, dir = %walked_dir.display(), dry_run = scope.dry_run, "walked source");
+    let shrunk = shrunk_source(sync.min_source_ratio, scope, &prior, files_found);
     let (full_rehash, runs_since_full_rehash) = (prior.full_rehash, prior.runs_since_full_rehash);
     let previous_manifest = prior.previous.clone();
     // The index and the listing are done with; free them before the manifest is written.
@@ -139,7 +152,7 @@ async fn back_up(
 
     let tally = spool.tally();
     let records = spool.sort()?;
-    let not_reached = total as u64 - tally.files();
+    let not_reached = total - tally.files();
     if not_reached > 0 {
         warn!(
             not_reached,
