@@ -35,6 +35,7 @@ import urllib.request
 import boto3
 
 from bench_latency import bench_latency, latency_table
+from bench_memory import memory_scaling, memory_table, memory_targets
 from provision_moto import default_encryption
 
 ROOT = pathlib.Path(__file__).resolve().parent.parent
@@ -398,7 +399,7 @@ def read_back_table(read_back):
     return lines
 
 
-def report(results, md5, hundred_k, repeats, can_drop, command, read_back, key_change, latency):
+def report(results, md5, hundred_k, repeats, can_drop, command, read_back, key_change, latency, memory):
     tools = ["s3-kms-sync", "aws s3 sync", "rclone sync --checksum"]
     lines = [
         "# Benchmarks",
@@ -439,6 +440,8 @@ def report(results, md5, hundred_k, repeats, can_drop, command, read_back, key_c
         lines += key_change_table(key_change)
     if latency:
         lines += latency_table(latency)
+    if memory:
+        lines += memory_table(memory)
     ratio = md5["s3-kms-sync md5"] / md5["md5sum"]
     lines += [
         "",
@@ -457,7 +460,7 @@ def report(results, md5, hundred_k, repeats, can_drop, command, read_back, key_c
     for phase, entry in hundred_k.items():
         lines.append(f"| {phase} | {entry['seconds']:.1f} s | {entry['rss_mib']:.1f} MiB | {fmt_requests(entry['requests'])} |")
     lines += ["", "## Targets", "", "| target | measured | met |", "|---|---|---|"]
-    for name, measured, met in targets(results, md5, hundred_k, latency):
+    for name, measured, met in targets(results, md5, hundred_k, latency) + memory_targets(memory):
         lines.append(f"| {name} | {measured} | {'yes' if met else 'no'} |")
     lines += ["", NOTES]
     return "\n".join(lines) + "\n"
@@ -549,6 +552,9 @@ def main():
                         help="measure only the key change; reuse the other figures of the last run")
     parser.add_argument("--only-latency", action="store_true",
                         help="measure only the 30 ms latency row; reuse the other figures of the last run")
+    parser.add_argument("--only-memory", action="store_true",
+                        help="measure only memory by tree size; reuse the other figures of the last run")
+    parser.add_argument("--skip-1m", action="store_true", help="leave the 1,000,000-file memory run out")
     args = parser.parse_args()
     WORK.mkdir(parents=True, exist_ok=True)
     (WORK / "manifests").mkdir(exist_ok=True)
@@ -572,7 +578,8 @@ def main():
         proxy = Proxy(proxy_process.stdout.readline().decode().strip())
 
         kms = session.client("kms", endpoint_url=moto)
-        only_one = args.only_key_change or args.only_latency
+        only_one = args.only_key_change or args.only_latency or args.only_memory
+        sizes = [10_000, 100_000] + ([] if args.skip_1m else [1_000_000])
         if args.only_100k or only_one:
             saved = json.loads((WORK / "results.json").read_text())
             results = {tuple(k.split("|")): v for k, v in saved["results"].items()}
@@ -581,6 +588,10 @@ def main():
             key_change = saved.get("key_change", {})
             hundred_k = saved.get("hundred_k", {})
             latency = saved.get("latency", {})
+            memory = saved.get("memory", {})
+            if args.only_memory:
+                print("memory by tree size", flush=True)
+                memory = memory_scaling(WORK, OURS, STANDIN, tool_env(moto), sizes)
             if args.only_key_change:
                 print("key change", flush=True)
                 key_change = bench_key_change(proxy, kms, args.repeats, can_drop)
@@ -599,6 +610,8 @@ def main():
             key_change = bench_key_change(proxy, kms, args.repeats, can_drop)
             print("30 ms per request", flush=True)
             latency = bench_latency(WORK, OURS, STANDIN, S5CMD, tool_env(moto), args.repeats)
+            print("memory by tree size", flush=True)
+            memory = memory_scaling(WORK, OURS, STANDIN, tool_env(moto), sizes)
         if not only_one:
             hundred_k = {} if args.skip_100k else rss_100k(proxy, key_arn)
     finally:
@@ -607,10 +620,10 @@ def main():
 
     raw = {"results": {f"{tool}|{phase}": entries for (tool, phase), entries in results.items()},
            "md5": md5, "hundred_k": hundred_k, "read_back": read_back, "key_change": key_change,
-           "latency": latency}
+           "latency": latency, "memory": memory}
     (WORK / "results.json").write_text(json.dumps(raw, indent=1))
     command = "make bench" if os.environ.get("MAKELEVEL") else " ".join(["python", *sys.argv])
-    table = report(results, md5, hundred_k, args.repeats, can_drop, command, read_back, key_change, latency)
+    table = report(results, md5, hundred_k, args.repeats, can_drop, command, read_back, key_change, latency, memory)
     print()
     print(table)
     if args.out:
