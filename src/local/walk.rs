@@ -5,6 +5,8 @@ use std::ffi::{OsStr, OsString};
 use std::os::fd::{AsFd, OwnedFd};
 use std::os::unix::ffi::OsStrExt;
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Condvar, Mutex};
 
 use rustix::fs::FileType;
 
@@ -45,37 +47,81 @@ pub enum Found {
 /// redirect.
 pub const MAX_DEPTH: usize = 256;
 
-/// Walks `start` (a directory relative to the source) in file-name order,
-/// by directory descriptors and without following symlinks. Filters apply
-/// to files; a directory that cannot be read is always recorded, since the
+/// Walks `start` (a directory relative to the source) in path order, by
+/// directory descriptors and without following symlinks. Filters apply to
+/// files; a directory that cannot be read is always recorded, since the
 /// files it hides may be ones the filters want.
 pub fn walk(source: &SourceDir, start: &Path, filter: &Filter) -> Vec<Found> {
-    let mut found = Vec::new();
-    walk_into(source, start, filter, |entry| {
-        found.push(entry);
-        true
+    let found = Mutex::new(Vec::new());
+    walk_into(source, start, filter, DEFAULT_THREADS, |entry| {
+        found.lock().map(|mut f| f.push(entry)).is_ok()
     });
+    let mut found = found.into_inner().unwrap_or_default();
+    // Path order compares component by component: a directory's entries
+    // follow it, as a depth-first walk in name order would give them.
+    found.sort_by(|a, b| a.relative().cmp(b.relative()));
     found
 }
 
-/// [`walk`], handing each entry to `sink` as it is found instead of
-/// collecting them; the walk stops when `sink` returns false.
+/// Directories read at once by default: on a network file system every
+/// metadata call waits a round trip, so calls in flight set the pace.
+pub const DEFAULT_THREADS: usize = 16;
+
+/// [`walk`] from `threads` threads, handing each entry to `sink` as it is
+/// found (in no particular order) instead of collecting them; the walk
+/// stops when `sink` returns false.
+///
+/// Each directory is opened by name from its parent's descriptor, without
+/// following links, so a directory swapped for a symlink is refused. A
+/// directory waiting to be read holds its parent's descriptor open, not its
+/// own: descriptors stay few however wide the tree.
 pub fn walk_into(
     source: &SourceDir,
     start: &Path,
     filter: &Filter,
-    sink: impl FnMut(Found) -> bool,
+    threads: usize,
+    sink: impl Fn(Found) -> bool + Sync,
 ) {
-    let mut walk = Walk {
+    let walk = Walk {
         source,
         filter,
         sink,
-        open: true,
+        open: AtomicBool::new(true),
+        queue: Mutex::new(Queue::default()),
+        ready: Condvar::new(),
     };
     match source.open_dir(start) {
-        Ok(dir) => walk.directory(dir, start.to_path_buf(), 0),
-        Err(err) => walk.unreadable(start.to_path_buf(), err.to_string()),
+        Ok(dir) => walk.push(Job {
+            parent: None,
+            dir: Some(dir),
+            name: OsString::new(),
+            relative: start.to_path_buf(),
+            depth: 0,
+        }),
+        Err(err) => return walk.unreadable(start.to_path_buf(), err.to_string()),
     }
+    std::thread::scope(|scope| {
+        for _ in 0..threads.max(1) {
+            scope.spawn(|| walk.work());
+        }
+    });
+}
+
+/// A directory to read: open already (the start), or to be opened by name
+/// from its parent.
+struct Job {
+    parent: Option<Arc<OwnedFd>>,
+    dir: Option<OwnedFd>,
+    name: OsString,
+    relative: PathBuf,
+    depth: usize,
+}
+
+#[derive(Default)]
+struct Queue {
+    jobs: Vec<Job>,
+    /// Directories queued or being read: the walk ends when none are left.
+    pending: usize,
 }
 
 struct Walk<'a, S> {
@@ -83,24 +129,79 @@ struct Walk<'a, S> {
     filter: &'a Filter,
     sink: S,
     /// False once the sink refused an entry: nothing more is walked.
-    open: bool,
+    open: AtomicBool,
+    queue: Mutex<Queue>,
+    ready: Condvar,
 }
 
-impl<S: FnMut(Found) -> bool> Walk<'_, S> {
-    fn emit(&mut self, found: Found) {
-        self.open = self.open && (self.sink)(found);
+impl<S: Fn(Found) -> bool + Sync> Walk<'_, S> {
+    fn emit(&self, found: Found) {
+        if self.open.load(Ordering::Relaxed) && !(self.sink)(found) {
+            self.open.store(false, Ordering::Relaxed);
+        }
     }
 
-    fn directory(&mut self, dir: OwnedFd, relative: PathBuf, depth: usize) {
+    fn push(&self, job: Job) {
+        if let Ok(mut queue) = self.queue.lock() {
+            queue.jobs.push(job);
+            queue.pending += 1;
+        }
+        self.ready.notify_one();
+    }
+
+    /// Takes directories off the queue until none are queued or being read.
+    fn work(&self) {
+        loop {
+            let job = {
+                let Ok(mut queue) = self.queue.lock() else {
+                    return;
+                };
+                loop {
+                    if let Some(job) = queue.jobs.pop() {
+                        break job;
+                    }
+                    if queue.pending == 0 {
+                        return;
+                    }
+                    queue = match self.ready.wait(queue) {
+                        Ok(queue) => queue,
+                        Err(_) => return,
+                    };
+                }
+            };
+            if self.open.load(Ordering::Relaxed) {
+                self.read(job);
+            }
+            if let Ok(mut queue) = self.queue.lock() {
+                queue.pending -= 1;
+                if queue.pending == 0 {
+                    self.ready.notify_all();
+                }
+            }
+        }
+    }
+
+    fn read(&self, job: Job) {
+        let dir = match (job.dir, &job.parent) {
+            (Some(dir), _) => dir,
+            // Opened by name from its parent's descriptor, without
+            // following: a symlink swapped in since the stat is refused.
+            (None, Some(parent)) => match open_child_dir(parent.as_fd(), &job.name) {
+                Ok(dir) => dir,
+                Err(err) => return self.unreadable(job.relative, err.to_string()),
+            },
+            (None, None) => return,
+        };
         let names = match read_names(&dir) {
             Ok(names) => names,
-            Err(err) => return self.unreadable(relative, err.to_string()),
+            Err(err) => return self.unreadable(job.relative, err.to_string()),
         };
+        let dir = Arc::new(dir);
         for name in names {
-            if !self.open {
+            if !self.open.load(Ordering::Relaxed) {
                 return;
             }
-            let child = relative.join(&name);
+            let child = job.relative.join(&name);
             let stat = match stat_child(dir.as_fd(), &name) {
                 Ok(stat) => stat,
                 Err(err) => {
@@ -112,17 +213,18 @@ impl<S: FnMut(Found) -> bool> Walk<'_, S> {
             };
             let kind = FileType::from_raw_mode(stat.st_mode);
             if kind == FileType::Directory {
-                if depth + 1 >= MAX_DEPTH {
+                if job.depth + 1 >= MAX_DEPTH {
                     let error = format!("nested deeper than {MAX_DEPTH} directories; not walked");
                     self.unreadable(child, error);
                     continue;
                 }
-                // Opened by name from its parent's descriptor, without
-                // following: a symlink swapped in since the stat is refused.
-                match open_child_dir(dir.as_fd(), &name) {
-                    Ok(sub) => self.directory(sub, child, depth + 1),
-                    Err(err) => self.unreadable(child, err.to_string()),
-                }
+                self.push(Job {
+                    parent: Some(Arc::clone(&dir)),
+                    dir: None,
+                    name,
+                    relative: child,
+                    depth: job.depth + 1,
+                });
                 continue;
             }
             if !self.accepts(&child) {
@@ -151,12 +253,22 @@ impl<S: FnMut(Found) -> bool> Walk<'_, S> {
         self.filter.accepts(&relative.to_string_lossy())
     }
 
-    fn unreadable(&mut self, relative: PathBuf, error: String) {
+    fn unreadable(&self, relative: PathBuf, error: String) {
         self.emit(Found::Unreadable {
             path: self.source.path().join(&relative),
             relative,
             error,
         });
+    }
+}
+
+impl Found {
+    /// The entry's path relative to the source directory.
+    pub fn relative(&self) -> &Path {
+        match self {
+            Found::File(file) => &file.relative,
+            Found::Ignored { relative, .. } | Found::Unreadable { relative, .. } => relative,
+        }
     }
 }
 

@@ -196,6 +196,7 @@ pub fn settings(
         command: SyncArgs {
             source_dir: Some(source.into()),
             concurrency: 4,
+            walk_threads: 4,
             memory_budget: 64 * MIB,
             multipart_threshold: MIB,
             part_size: 5 * MIB,

@@ -92,8 +92,9 @@ async fn back_up(
     // them all first; it runs ahead of them by up to WALK_AHEAD entries,
     // which also lets it overlap the listing, which needs nothing from it.
     let (entries, mut walked) = tokio::sync::mpsc::channel(WALK_AHEAD);
+    let threads = sync.walk_threads;
     let walking = tokio::task::spawn_blocking(move || {
-        walk_into(&walker, &start, &filter, |found| {
+        walk_into(&walker, &start, &filter, threads, |found| {
             entries.blocking_send(found).is_ok()
         })
     });

@@ -24,6 +24,10 @@ pub struct SyncArgs {
     /// in flight; the memory they use is bounded by --memory-budget.
     #[arg(long, env = "SYNC_CONCURRENCY", default_value_t = 128)]
     pub concurrency: usize,
+    /// Directories read at once by the walk: on EFS every metadata call is a
+    /// network round trip, so calls in flight set the walk's pace.
+    #[arg(long, env = "SYNC_WALK_THREADS", default_value_t = crate::local::walk::DEFAULT_THREADS)]
+    pub walk_threads: usize,
     /// File content held in memory at once, across all files in flight: a
     /// small file whole, a large one a part at a time (bytes, or with KiB/MiB/GiB).
     #[arg(long, env = "SYNC_MEMORY_BUDGET", default_value = "256MiB", value_parser = parse_size)]
@@ -63,6 +67,7 @@ pub struct SyncOptions {
     /// Resolved: absolute, no symlinks.
     pub source_dir: PathBuf,
     pub concurrency: usize,
+    pub walk_threads: usize,
     pub memory_budget: u64,
     pub multipart_threshold: u64,
     pub part_size: u64,
@@ -128,6 +133,12 @@ impl Options for SyncOptions {
                 args.multipart_threshold
             )));
         }
+        if args.walk_threads == 0 {
+            return Err(Error::Config(
+                "walk threads must be at least 1: set SYNC_WALK_THREADS or pass --walk-threads"
+                    .into(),
+            ));
+        }
         if args.memory_budget < args.multipart_threshold.max(args.part_size) {
             return Err(Error::Config(format!(
                 "memory budget {} is smaller than one file under the multipart threshold or one part ({}): set SYNC_MEMORY_BUDGET or pass --memory-budget",
@@ -149,6 +160,7 @@ impl Options for SyncOptions {
         Ok(SyncOptions {
             source_dir,
             concurrency: args.concurrency,
+            walk_threads: args.walk_threads,
             memory_budget: args.memory_budget,
             multipart_threshold: args.multipart_threshold,
             part_size: args.part_size,
@@ -254,6 +266,7 @@ mod tests {
         SyncArgs {
             source_dir: Some(dir.to_owned()),
             concurrency: 4,
+            walk_threads: 4,
             memory_budget: 256 * MIB,
             multipart_threshold: 8 * MIB,
             part_size: 8 * MIB,
