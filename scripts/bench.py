@@ -34,6 +34,7 @@ import urllib.request
 
 import boto3
 
+from bench_efs import bench_efs, efs_table, efs_targets
 from bench_latency import bench_latency, latency_table
 from bench_memory import memory_scaling, memory_table, memory_targets
 from provision_moto import default_encryption
@@ -399,7 +400,7 @@ def read_back_table(read_back):
     return lines
 
 
-def report(results, md5, hundred_k, repeats, can_drop, command, read_back, key_change, latency, memory):
+def report(results, md5, hundred_k, repeats, can_drop, command, read_back, key_change, latency, memory, efs):
     tools = ["s3-kms-sync", "aws s3 sync", "rclone sync --checksum"]
     lines = [
         "# Benchmarks",
@@ -442,6 +443,8 @@ def report(results, md5, hundred_k, repeats, can_drop, command, read_back, key_c
         lines += latency_table(latency)
     if memory:
         lines += memory_table(memory)
+    if efs:
+        lines += efs_table(efs)
     ratio = md5["s3-kms-sync md5"] / md5["md5sum"]
     lines += [
         "",
@@ -460,7 +463,8 @@ def report(results, md5, hundred_k, repeats, can_drop, command, read_back, key_c
     for phase, entry in hundred_k.items():
         lines.append(f"| {phase} | {entry['seconds']:.1f} s | {entry['rss_mib']:.1f} MiB | {fmt_requests(entry['requests'])} |")
     lines += ["", "## Targets", "", "| target | measured | met |", "|---|---|---|"]
-    for name, measured, met in targets(results, md5, hundred_k, latency) + memory_targets(memory):
+    rows = targets(results, md5, hundred_k, latency) + memory_targets(memory) + efs_targets(efs)
+    for name, measured, met in rows:
         lines.append(f"| {name} | {measured} | {'yes' if met else 'no'} |")
     lines += ["", NOTES]
     return "\n".join(lines) + "\n"
@@ -555,6 +559,8 @@ def main():
     parser.add_argument("--only-memory", action="store_true",
                         help="measure only memory by tree size; reuse the other figures of the last run")
     parser.add_argument("--skip-1m", action="store_true", help="leave the 1,000,000-file memory run out")
+    parser.add_argument("--only-efs", action="store_true",
+                        help="measure only the EFS-like row; reuse the other figures of the last run")
     args = parser.parse_args()
     WORK.mkdir(parents=True, exist_ok=True)
     (WORK / "manifests").mkdir(exist_ok=True)
@@ -578,7 +584,7 @@ def main():
         proxy = Proxy(proxy_process.stdout.readline().decode().strip())
 
         kms = session.client("kms", endpoint_url=moto)
-        only_one = args.only_key_change or args.only_latency or args.only_memory
+        only_one = args.only_key_change or args.only_latency or args.only_memory or args.only_efs
         sizes = [10_000, 100_000] + ([] if args.skip_1m else [1_000_000])
         if args.only_100k or only_one:
             saved = json.loads((WORK / "results.json").read_text())
@@ -589,6 +595,10 @@ def main():
             hundred_k = saved.get("hundred_k", {})
             latency = saved.get("latency", {})
             memory = saved.get("memory", {})
+            efs = saved.get("efs", {})
+            if args.only_efs:
+                print("EFS-like latency", flush=True)
+                efs = bench_efs(WORK, ROOT, OURS, STANDIN, tool_env(moto), args.repeats)
             if args.only_memory:
                 print("memory by tree size", flush=True)
                 memory = memory_scaling(WORK, OURS, STANDIN, tool_env(moto), sizes)
@@ -612,6 +622,8 @@ def main():
             latency = bench_latency(WORK, OURS, STANDIN, S5CMD, tool_env(moto), args.repeats)
             print("memory by tree size", flush=True)
             memory = memory_scaling(WORK, OURS, STANDIN, tool_env(moto), sizes)
+            print("EFS-like latency", flush=True)
+            efs = bench_efs(WORK, ROOT, OURS, STANDIN, tool_env(moto), args.repeats)
         if not only_one:
             hundred_k = {} if args.skip_100k else rss_100k(proxy, key_arn)
     finally:
@@ -620,10 +632,11 @@ def main():
 
     raw = {"results": {f"{tool}|{phase}": entries for (tool, phase), entries in results.items()},
            "md5": md5, "hundred_k": hundred_k, "read_back": read_back, "key_change": key_change,
-           "latency": latency, "memory": memory}
+           "latency": latency, "memory": memory, "efs": efs}
     (WORK / "results.json").write_text(json.dumps(raw, indent=1))
     command = "make bench" if os.environ.get("MAKELEVEL") else " ".join(["python", *sys.argv])
-    table = report(results, md5, hundred_k, args.repeats, can_drop, command, read_back, key_change, latency, memory)
+    table = report(results, md5, hundred_k, args.repeats, can_drop, command, read_back, key_change, latency, memory,
+                   efs)
     print()
     print(table)
     if args.out:
