@@ -1,7 +1,8 @@
 //! The prefix as this run's listing saw it, and how to list it.
 
-use std::collections::HashMap;
 use std::sync::Arc;
+
+use super::sorted::SortedMap;
 
 use super::prior::{Index, Recorded};
 use crate::manifest::{is_full_manifest_name, is_manifest_name};
@@ -71,7 +72,7 @@ type ListedObject = (Option<Box<str>>, Option<u64>, Option<Arc<str>>);
 /// The prefix as one ListObjectsV2 pass saw it.
 #[derive(Debug, Default)]
 pub struct Listing {
-    objects: HashMap<Box<str>, ListedObject>,
+    objects: SortedMap<ListedObject>,
     classes: Vec<Arc<str>>,
     /// The newest manifest of a full run under the manifest folder, if the
     /// listing covered it.
@@ -87,7 +88,13 @@ impl Listing {
         for object in listed {
             view.add(object, manifest_folder);
         }
+        view.seal();
         view
+    }
+
+    /// Readies the objects taken in for lookups.
+    pub fn seal(&mut self) {
+        self.objects.seal();
     }
 
     /// Takes in one listed object (objects may come in any order).
@@ -107,7 +114,7 @@ impl Listing {
         let storage_class = object
             .storage_class
             .map(|class| super::prior::shared(&mut self.classes, class));
-        self.objects.insert(
+        self.objects.push(
             object.key.into(),
             (object.etag.map(Into::into), object.size, storage_class),
         );

@@ -123,7 +123,10 @@ async fn list(store: &Store, prefix: &str, ranges: &[KeyRange], folder: &str) ->
         })
         .await;
     match added {
-        Ok(()) => listing.into_inner().ok(),
+        Ok(()) => listing.into_inner().ok().map(|mut listing| {
+            listing.seal();
+            listing
+        }),
         Err(err) => {
             warn!(error = %err, "listing failed; each file is looked up on its own");
             None

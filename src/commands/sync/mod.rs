@@ -10,6 +10,7 @@ mod load;
 pub mod options;
 mod prior;
 pub mod request;
+mod sorted;
 mod upload;
 
 use std::sync::Arc;

@@ -3,12 +3,12 @@
 //! upload. With the listing (see [`super::listing`]) it lets an unchanged
 //! file be skipped without reading it and without a HeadObject.
 
-use std::collections::HashMap;
 use std::sync::Arc;
 
 use serde::Deserialize;
 
 use super::listing::{Listing, Presence};
+use super::sorted::SortedMap;
 use crate::local::hash::Md5Digest;
 use crate::local::stamp::Stamp;
 use crate::manifest::read::Header;
@@ -39,20 +39,22 @@ pub struct Index {
     /// Which run wrote the manifest: an index only serves the same bucket
     /// and prefix, and a dry run's manifest describes nothing stored.
     pub header: Header,
-    entries: HashMap<Box<str>, Recorded>,
+    entries: SortedMap<Recorded>,
 }
 
 /// Records on their way into an [`Index`], and the key ARNs they share.
 #[derive(Debug, Default)]
 pub struct Entries {
-    map: HashMap<Box<str>, Recorded>,
+    map: SortedMap<Recorded>,
     kms_keys: Vec<Arc<str>>,
 }
 
 impl Index {
     /// Keeps one record, if it describes a stored file completely.
     pub fn add(entries: &mut Entries, record: IndexedRecord) {
-        entries.map.extend(record.into_entry(&mut entries.kms_keys));
+        if let Some((key, recorded)) = record.into_entry(&mut entries.kms_keys) {
+            entries.map.push(key, recorded);
+        }
     }
 
     /// The index of a manifest whose records `entries` holds. Each stamp is
@@ -64,6 +66,7 @@ impl Index {
             .and_then(|t| t.timestamp_nanos_opt())
             .unwrap_or(i64::MIN);
         let mut entries = entries.map;
+        entries.seal();
         for recorded in entries.values_mut() {
             recorded.settled = recorded.stamp.settled_before(taken_ns);
         }
@@ -81,9 +84,7 @@ impl Index {
 
     /// Sorted keys: where to cut the listing.
     pub fn sorted_keys(&self) -> Vec<&str> {
-        let mut keys: Vec<&str> = self.entries.keys().map(|k| &**k).collect();
-        keys.sort_unstable();
-        keys
+        self.entries.keys().collect()
     }
 
     pub fn get(&self, key: &str) -> Option<&Recorded> {
