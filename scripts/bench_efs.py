@@ -9,19 +9,15 @@ import subprocess
 import time
 import urllib.request
 
+from bench_trees import spread_tree
+
 FILES = 20_000
 DELAY_MS = 0.5
 KEY = "arn:aws:kms:us-east-1:123456789012:key/standin"
 
 
 def make_tree(root):
-    if root.exists():
-        return
-    for i in range(FILES):
-        path = root / f"d{i % 200:03d}" / f"f{i:05d}.dat"
-        if i < 200:
-            path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_bytes(b"x" * 100)
+    spread_tree(root, FILES, 200, lambda _: b"x" * 100)
 
 
 def timed(cmd, env=None):

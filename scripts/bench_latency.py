@@ -12,6 +12,8 @@ import subprocess
 import time
 import urllib.request
 
+from bench_trees import spread_tree
+
 FILES = 5000
 DELAY_MS = 30
 KEY = "arn:aws:kms:us-east-1:123456789012:key/standin"
@@ -19,12 +21,7 @@ TOOLS = ["s3-kms-sync", "s5cmd", "aws s3 sync"]
 
 
 def make_tree(root):
-    if root.exists():
-        return
-    for i in range(FILES):
-        path = root / f"d{i % 50:02d}" / f"f{i:05d}.bin"
-        path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_bytes(os.urandom(1024))
+    spread_tree(root, FILES, 50, lambda _: os.urandom(1024))
 
 
 def commands(ours, s5cmd, tree, endpoint, prefix, manifests):

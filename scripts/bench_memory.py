@@ -10,17 +10,13 @@ import subprocess
 import time
 import urllib.request
 
+from bench_trees import spread_tree
+
 KEY = "arn:aws:kms:us-east-1:123456789012:key/standin"
 
 
 def make_tree(root, files):
-    if root.exists():
-        return
-    for i in range(files):
-        path = root / f"d{i % 1000:03d}" / f"f{i:07d}"
-        if i < 1000:
-            path.parent.mkdir(parents=True, exist_ok=True)
-        path.touch()
+    spread_tree(root, files, 1000, lambda _: b"")
 
 
 def peak_run(cmd, env, report):
