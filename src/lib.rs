@@ -4,9 +4,10 @@
 //! the front ends ([`cli`], [`lambda`]) to [`commands`] to the shared parts
 //! ([`run`], [`manifest`], [`store`], [`local`]). Only [`store`] talks to S3.
 //!
-//! `sync`'s data flows one way: [`config`] → [`local::walk`] and the prior
-//! state (listing + last manifest) → per-file decision and transfer →
-//! [`manifest::publish`] → [`manifest::Summary`]. `verify` and `restore`
+//! `sync`'s data flows one way: [`config`] → [`local::walk`] (streamed, from
+//! several threads) and the prior state (listing + last manifest) →
+//! per-file decision and transfer → [`manifest::spool`] (records on disk,
+//! merged back in order) → [`manifest::publish`] → [`manifest::Summary`]. `verify` and `restore`
 //! read a manifest located by [`manifest::locate`] through the one streamed
 //! reader, trust it as far as [`manifest::chain`] vouches, then check or
 //! fetch its objects through [`store`]. `audit` judges each object's
