@@ -241,6 +241,33 @@ async fn the_time_limit_leaves_a_manifest_and_the_next_run_finishes() {
     );
 }
 
+/// The walk stops at the time limit too, so a tree too big to walk in time
+/// still leaves a manifest; the run says it is incomplete.
+#[tokio::test]
+async fn the_walk_stops_at_the_time_limit() {
+    let bench = stack(6).await;
+    write_tree(bench.source.path(), &sample_files());
+    let engine = bench.engine_with(&bench.key_arn, 2);
+    let first = engine.run(&SyncRequest::default()).await.unwrap();
+    let summary = engine
+        .run_until(&SyncRequest::default(), Some(Instant::now()))
+        .await
+        .unwrap();
+    assert_eq!(
+        (
+            summary.status,
+            summary.complete,
+            summary.skipped,
+            summary.not_reached
+        ),
+        (RunStatus::Partial, false, 0, 0),
+        "nothing walked after the limit: {summary:?}"
+    );
+    assert!(summary.manifest_s3_uri.is_some(), "{summary:?}");
+    let next = engine.run(&SyncRequest::default()).await.unwrap();
+    assert_eq!(next.skipped, first.uploaded);
+}
+
 #[tokio::test]
 async fn the_time_limit_aborts_a_multipart_upload_between_parts() {
     let bench = stack(5).await;

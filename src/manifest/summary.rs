@@ -162,6 +162,13 @@ impl Summary {
         }
     }
 
+    /// The walk stopped at the time limit: files it never reached are not in
+    /// `not_reached` either, and the run is incomplete.
+    pub fn record_walk_cut_short(&mut self) {
+        self.complete = false;
+        self.status = self.derive_status();
+    }
+
     /// The run lost its lease: another run may be working on the prefix, so
     /// this one started no more files and its manifest is incomplete.
     pub fn record_lost_lease(&mut self, why: &str) {

@@ -42,6 +42,27 @@ impl RunContext {
 
     /// Whether a piece of work (a file) may still be started.
     pub fn may_start(&self) -> bool {
+        self.gate().open()
+    }
+
+    /// The same test, to be carried to another thread (the walk's).
+    pub fn gate(&self) -> Gate {
+        Gate {
+            stop_at: self.stop_at,
+            standing: Arc::clone(&self.standing),
+        }
+    }
+}
+
+/// Whether work may still be started: before the time limit, with the lease held.
+#[derive(Debug, Clone)]
+pub struct Gate {
+    stop_at: Option<Instant>,
+    standing: Arc<Standing>,
+}
+
+impl Gate {
+    pub fn open(&self) -> bool {
         self.stop_at.is_none_or(|at| Instant::now() < at) && !self.standing.is_lost()
     }
 }

@@ -94,10 +94,19 @@ async fn back_up(
     // which also lets it overlap the listing, which needs nothing from it.
     let (entries, mut walked) = tokio::sync::mpsc::channel(WALK_AHEAD);
     let threads = sync.walk_threads;
+    // The walk stops at the time limit too: a tree too big to walk in time
+    // must still leave time for its manifest. What it found by then counts.
+    let gate = run.gate();
     let walking = tokio::task::spawn_blocking(move || {
+        let cut_short = std::sync::atomic::AtomicBool::new(false);
         walk_into(&walker, &start, &filter, threads, |found| {
-            entries.blocking_send(found).is_ok()
-        })
+            let sent = gate.open() && entries.blocking_send(found).is_ok();
+            if !sent {
+                cut_short.store(true, std::sync::atomic::Ordering::Relaxed);
+            }
+            sent
+        });
+        !cut_short.into_inner()
     });
     let prior = load::load(
         store,
@@ -142,11 +151,13 @@ async fn back_up(
         }
     }
     drop(records);
-    walking.await?;
+    let walk_finished = walking.await?;
     reporter.abort();
     spooled?;
     info!(entries = total, dir = %walked_dir.display(), dry_run = scope.dry_run, "walked source");
-    let shrunk = shrunk_source(sync.min_source_ratio, scope, &prior, files_found);
+    // A walk cut short found fewer files than there are: no sign of a shrunk source.
+    let shrunk =
+        shrunk_source(sync.min_source_ratio, scope, &prior, files_found).filter(|_| walk_finished);
     let (full_rehash, runs_since_full_rehash) = (prior.full_rehash, prior.runs_since_full_rehash);
     let previous_manifest = prior.previous.clone();
     // The index and the listing are done with; free them before the manifest is written.
@@ -168,6 +179,13 @@ async fn back_up(
         .load(std::sync::atomic::Ordering::Relaxed);
     if let Some(why) = run.standing.lost_because() {
         summary.record_lost_lease(why);
+    }
+    if !walk_finished {
+        warn!(
+            walked = total,
+            "the time limit came before the walk ended; the next run walks again"
+        );
+        summary.record_walk_cut_short();
     }
     if let Some(shrunk) = shrunk {
         warn!(
