@@ -69,7 +69,8 @@ pub const DEFAULT_THREADS: usize = 16;
 
 /// [`walk`] from `threads` threads, handing each entry to `sink` as it is
 /// found (in no particular order) instead of collecting them; the walk
-/// stops when `sink` returns false.
+/// stops when `sink` returns false. Returns whether it walked everything
+/// (`sink` never refused an entry).
 ///
 /// Each directory is opened by name from its parent's descriptor, without
 /// following links, so a directory swapped for a symlink is refused. A
@@ -81,7 +82,7 @@ pub fn walk_into(
     filter: &Filter,
     threads: usize,
     sink: impl Fn(Found) -> bool + Sync,
-) {
+) -> bool {
     let walk = Walk {
         source,
         filter,
@@ -98,13 +99,14 @@ pub fn walk_into(
             relative: start.to_path_buf(),
             depth: 0,
         }),
-        Err(err) => return walk.unreadable(start.to_path_buf(), err.to_string()),
+        Err(err) => walk.unreadable(start.to_path_buf(), err.to_string()),
     }
     std::thread::scope(|scope| {
         for _ in 0..threads.max(1) {
             scope.spawn(|| walk.work());
         }
     });
+    walk.open.into_inner()
 }
 
 /// A directory to read: open already (the start), or to be opened by name

@@ -98,15 +98,9 @@ async fn back_up(
     // must still leave time for its manifest. What it found by then counts.
     let gate = run.gate();
     let walking = tokio::task::spawn_blocking(move || {
-        let cut_short = std::sync::atomic::AtomicBool::new(false);
         walk_into(&walker, &start, &filter, threads, |found| {
-            let sent = gate.open() && entries.blocking_send(found).is_ok();
-            if !sent {
-                cut_short.store(true, std::sync::atomic::Ordering::Relaxed);
-            }
-            sent
-        });
-        !cut_short.into_inner()
+            gate.open() && entries.blocking_send(found).is_ok()
+        })
     });
     let prior = load::load(
         store,
