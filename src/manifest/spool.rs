@@ -77,7 +77,6 @@ impl RecordSpool {
         Ok(SortedRecords {
             runs,
             dir: self.dir,
-            count: self.tally.files(),
         })
     }
 }
@@ -95,19 +94,9 @@ fn sort_key(line: &str) -> Result<String> {
 pub struct SortedRecords {
     runs: Vec<File>,
     dir: std::path::PathBuf,
-    count: u64,
 }
 
 impl SortedRecords {
-    /// How many records there are.
-    pub fn len(&self) -> u64 {
-        self.count
-    }
-
-    pub fn is_empty(&self) -> bool {
-        self.count == 0
-    }
-
     /// Every record, in the manifest's order, merged from the runs.
     pub fn iter(&self) -> Result<impl Iterator<Item = Result<FileRecord>> + '_> {
         let io = |err| Error::io("read the spool in", &self.dir, err);
