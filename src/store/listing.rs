@@ -80,7 +80,8 @@ impl Store {
         each: &(dyn Fn(Listed) + Sync),
     ) -> Result<()> {
         let mut token = None;
-        let mut last: Option<String> = None;
+        // Whether the last key seen reached `until`: the range is then done.
+        let mut reached_end = false;
         loop {
             let page = self
                 .client
@@ -106,7 +107,7 @@ impl Store {
                 if until.is_some_and(|end| key.as_str() > end) {
                     return Ok(());
                 }
-                last = Some(key.clone());
+                reached_end = until.is_some_and(|end| key.as_str() >= end);
                 each(Listed {
                     key,
                     etag: object.e_tag().map(str::to_owned),
@@ -119,7 +120,6 @@ impl Store {
                         .map(str::to_owned),
                 });
             }
-            let reached_end = until.is_some_and(|end| last.as_deref().is_some_and(|l| l >= end));
             match page.next_continuation_token() {
                 Some(next) if page.is_truncated() == Some(true) && !reached_end => {
                     token = Some(next.to_owned())
