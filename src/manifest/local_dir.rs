@@ -14,7 +14,7 @@ use std::path::{Path, PathBuf};
 use serde::de::DeserializeOwned;
 use tracing::{debug, warn};
 
-use super::read::{Header, read};
+use super::read::{Header, read, read_header};
 use super::{is_full_manifest_name, is_manifest_name};
 use crate::error::{Error, Result};
 use crate::local::hash::{Sha256Reader, Sha256Stream};
@@ -141,6 +141,9 @@ where
     })
 }
 
+/// More than any header this tool writes (a few kilobytes).
+const HEADER_LIMIT: u64 = 1 << 20;
+
 /// Removes the local copies of this bucket and prefix that `kept` (the copy
 /// just written, and stored in S3) supersedes: every older one when `kept`
 /// is a full manifest, the older narrowed ones when it is narrowed (the
@@ -159,11 +162,11 @@ pub fn prune_superseded(dir: &Path, bucket: &str, key_prefix: &str, kept: &str) 
     let mut removed = 0;
     for name in superseded {
         let path = dir.join(&name);
-        let ours = open_regular(&path).ok().and_then(|file| {
-            read(file, |_: serde::de::IgnoredAny| {})
-                .ok()
-                .map(|h| h.bucket == bucket && h.prefix == key_prefix)
-        });
+        // The header alone: the records may be hundreds of megabytes.
+        let ours = open_regular(&path)
+            .ok()
+            .and_then(|file| read_header(file, HEADER_LIMIT))
+            .map(|h| h.bucket == bucket && h.prefix == key_prefix);
         if ours == Some(true) {
             match std::fs::remove_file(&path) {
                 Ok(()) => removed += 1,

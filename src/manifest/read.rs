@@ -61,6 +61,24 @@ where
     Ok(header)
 }
 
+/// Where this tool's manifests end their header: `files` is written last
+/// (see [`super::Manifest`]), and compact, so this is where its array opens.
+pub(super) const FILES_FIELD: &[u8] = b",\"files\":[";
+
+/// The header of a manifest this tool wrote, read from the bytes before its
+/// records, so that a large manifest is not parsed only to learn whose it
+/// is. `None` when no header ends within `limit` bytes or it does not parse.
+pub fn read_header(reader: impl Read, limit: u64) -> Option<Header> {
+    let mut head = Vec::new();
+    reader.take(limit).read_to_end(&mut head).ok()?;
+    let end = head
+        .windows(FILES_FIELD.len())
+        .position(|w| w == FILES_FIELD)?;
+    head.truncate(end);
+    head.push(b'}');
+    serde_json::from_slice(&head).ok()
+}
+
 /// What [`read_fetched`] gives back.
 #[derive(Debug)]
 pub struct Parsed<S> {

@@ -5,6 +5,7 @@ use std::path::Path;
 
 use super::Manifest;
 use super::local_dir::create_private;
+use super::read::FILES_FIELD;
 use super::spool::SortedRecords;
 use crate::error::{Error, Result};
 use crate::local::hash::{Md5Digest, Md5Stream, Sha256Stream};
@@ -48,14 +49,13 @@ impl Manifest {
         let header = serde_json::to_vec(self)?;
         // `files` is the document's last field: open its array and fill it.
         let open = header
-            .strip_suffix(b"[]}")
-            .filter(|h| h.ends_with(b"\"files\":") && self.files.is_empty())
+            .strip_suffix(b"]}")
+            .filter(|h| h.ends_with(FILES_FIELD) && self.files.is_empty())
             .ok_or_else(|| {
                 Error::Config("a manifest to write must leave its records to the spool".into())
             })?;
         let io = |err| Error::io("write", "manifest", err);
         out.write_all(open).map_err(io)?;
-        out.write_all(b"[").map_err(io)?;
         for (i, record) in records.iter()?.enumerate() {
             if i > 0 {
                 out.write_all(b",").map_err(io)?;
