@@ -94,7 +94,7 @@ pub async fn reconcile(clients: &Clients, desired: &Desired, apply: bool) -> Res
 /// What a destination in this account lacks: the bucket itself, versioning,
 /// public access blocked, default SSE-KMS under the replica key with a Bucket Key.
 async fn target_changes(clients: &Clients, target: &Target) -> Result<Vec<Change>> {
-    let admin = BucketAdmin::new(clients.in_region(&target.region).await, &target.bucket);
+    let admin = BucketAdmin::new(clients.in_region(&target.region), &target.bucket);
     let bucket = || target.bucket.clone();
     let encryption = || Change::DefaultEncryption {
         bucket: bucket(),
@@ -134,7 +134,7 @@ async fn make(clients: &Clients, desired: &Desired, change: &Change) -> Result<(
             clients.admin_of(bucket).await?.enable_versioning().await
         }
         Change::CreateBucket { bucket, region, .. } => {
-            let admin = BucketAdmin::new(clients.in_region(region).await, bucket);
+            let admin = BucketAdmin::new(clients.in_region(region), bucket);
             admin.create(region).await?;
             clients.remember(bucket, region);
             Ok(())

@@ -73,22 +73,26 @@ impl Clients {
         }
     }
 
-    /// Clients that are all `client`: lets a test put a mocked client in.
+    /// Clients whose home region's client is `client`: lets a test put a
+    /// mocked client in.
     #[doc(hidden)]
     pub fn with_client(shared: aws_config::SdkConfig, client: aws_sdk_s3::Client) -> Self {
         let clients = Clients::new(shared, false);
-        let home = clients
-            .shared
-            .region()
-            .map_or("us-east-1", |r| r.as_ref())
-            .to_owned();
         if let Ok(mut by_region) = clients.by_region.lock() {
-            by_region.insert(home, client);
+            by_region.insert(clients.home(), client);
         }
         clients
     }
 
-    pub async fn in_region(&self, region: &str) -> aws_sdk_s3::Client {
+    /// The configured region, where a bucket's region is asked.
+    fn home(&self) -> String {
+        self.shared
+            .region()
+            .map_or("us-east-1", |r| r.as_ref())
+            .to_owned()
+    }
+
+    pub fn in_region(&self, region: &str) -> aws_sdk_s3::Client {
         let mut clients = self.by_region.lock().unwrap_or_else(|e| e.into_inner());
         clients
             .entry(region.to_owned())
@@ -112,12 +116,8 @@ impl Clients {
         {
             return Ok(region);
         }
-        let home = self
-            .shared
-            .region()
-            .map_or("us-east-1", |r| r.as_ref())
-            .to_owned();
-        let region = BucketAdmin::new(self.in_region(&home).await, bucket)
+        let home = self.home();
+        let region = BucketAdmin::new(self.in_region(&home), bucket)
             .region()
             .await?;
         self.remember(bucket, &region);
@@ -127,7 +127,7 @@ impl Clients {
     /// The settings of a bucket, through a client in its region.
     pub async fn admin_of(&self, bucket: &str) -> Result<BucketAdmin> {
         let region = self.region_of(bucket).await?;
-        Ok(BucketAdmin::new(self.in_region(&region).await, bucket))
+        Ok(BucketAdmin::new(self.in_region(&region), bucket))
     }
 }
 
