@@ -65,10 +65,6 @@ impl BucketAdmin {
         }
     }
 
-    pub fn bucket(&self) -> &str {
-        &self.bucket
-    }
-
     fn error<E>(&self, operation: &'static str, err: SdkError<E, HttpResponse>) -> Error
     where
         E: std::error::Error + ProvideErrorMetadata + 'static,
