@@ -40,7 +40,8 @@ pub struct Listed {
 
 impl Store {
     /// The objects under `prefix` in `ranges`, 1,000 per request; the ranges
-    /// are listed at the same time.
+    /// are listed at the same time, so objects are in key order within a
+    /// range, and ranges come as they finish.
     pub async fn list(&self, prefix: &str, ranges: &[KeyRange]) -> Result<Vec<Listed>> {
         let listed = std::sync::Mutex::new(Vec::new());
         self.list_each(prefix, ranges, &|object| {

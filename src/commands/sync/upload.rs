@@ -29,9 +29,10 @@ impl<'a> Worker<'a> {
     ) -> Result<(Option<Held<'a>>, Md5Digest)> {
         result.bytes_read += file.size;
         let threshold = self.options.multipart_threshold;
-        let share = match file.size <= threshold {
-            true => Some(self.budget.reserve(file.size).await),
-            false => None,
+        let share = if file.size <= threshold {
+            Some(self.budget.reserve(file.size).await)
+        } else {
+            None
         };
         let (source, file) = (self.source.clone(), file.clone());
         let (bytes, md5) = tokio::task::spawn_blocking(move || -> Result<_> {
