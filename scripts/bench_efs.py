@@ -7,13 +7,13 @@ import json
 import os
 import subprocess
 import time
-import urllib.request
 
+from bench_trees import STANDIN_KEY as KEY
 from bench_trees import spread_tree
+from bench_trees import standin as running_standin
 
 FILES = 20_000
 DELAY_MS = 0.5
-KEY = "arn:aws:kms:us-east-1:123456789012:key/standin"
 
 
 def make_tree(root):
@@ -34,35 +34,37 @@ def bench_efs(work, root, ours, standin, env, repeats):
     mount.mkdir(parents=True, exist_ok=True)
     fs = subprocess.Popen(["/usr/bin/python3", str(root / "scripts" / "slow_fs.py"), str(tree), str(mount),
                            "--delay-ms", str(DELAY_MS)], start_new_session=True)
-    server = subprocess.Popen([str(standin)], stdout=subprocess.PIPE, start_new_session=True)
     try:
-        for _ in range(100):
-            if os.path.ismount(mount):
-                break
-            time.sleep(0.1)
-        endpoint = server.stdout.readline().decode().strip()
-        urllib.request.urlopen(urllib.request.Request(f"{endpoint}/efs", method="PUT")).close()
-        run_env = dict(env, AWS_ENDPOINT_URL=endpoint)
-        manifests = work / "efs-manifests"
-        manifests.mkdir(parents=True, exist_ok=True)
-        sync = [str(ours), "sync", "--source-dir", str(mount), "--bucket", "efs", "--prefix", "efs",
-                "--kms-key-id", KEY, "--manifest-dir", str(manifests)]
-        timed(sync, run_env)  # the first run uploads everything
-        find = ["find", str(mount), "-printf", "%s %T@ %i\n"]
-        out = {"s3-kms-sync unchanged rerun": [], "find -printf (serial stat walk)": []}
-        for rep in range(repeats):
-            seconds, stdout = timed(sync, run_env)
-            summary = json.loads(stdout)
-            if summary["skipped"] != FILES:
-                raise SystemExit(f"the rerun skipped {summary['skipped']} of {FILES}")
-            out["s3-kms-sync unchanged rerun"].append(seconds)
-            seconds, _ = timed(find)
-            out["find -printf (serial stat walk)"].append(seconds)
-            print(f"  rep {rep} rerun {out['s3-kms-sync unchanged rerun'][-1]:.2f}s, find {seconds:.2f}s", flush=True)
+        with running_standin(standin, "efs") as endpoint:
+            return unchanged_reruns(work, ours, env, endpoint, mount, repeats)
     finally:
         subprocess.run(["umount", str(mount)], stderr=subprocess.DEVNULL)
         fs.terminate()
-        server.terminate()
+
+
+def unchanged_reruns(work, ours, env, endpoint, mount, repeats):
+    """A first run, then reruns of this tool beside find, on the mount."""
+    for _ in range(100):
+        if os.path.ismount(mount):
+            break
+        time.sleep(0.1)
+    run_env = dict(env, AWS_ENDPOINT_URL=endpoint)
+    manifests = work / "efs-manifests"
+    manifests.mkdir(parents=True, exist_ok=True)
+    sync = [str(ours), "sync", "--source-dir", str(mount), "--bucket", "efs", "--prefix", "efs",
+            "--kms-key-id", KEY, "--manifest-dir", str(manifests)]
+    timed(sync, run_env)  # the first run uploads everything
+    find = ["find", str(mount), "-printf", "%s %T@ %i\n"]
+    out = {"s3-kms-sync unchanged rerun": [], "find -printf (serial stat walk)": []}
+    for rep in range(repeats):
+        seconds, stdout = timed(sync, run_env)
+        summary = json.loads(stdout)
+        if summary["skipped"] != FILES:
+            raise SystemExit(f"the rerun skipped {summary['skipped']} of {FILES}")
+        out["s3-kms-sync unchanged rerun"].append(seconds)
+        seconds, _ = timed(find)
+        out["find -printf (serial stat walk)"].append(seconds)
+        print(f"  rep {rep} rerun {out['s3-kms-sync unchanged rerun'][-1]:.2f}s, find {seconds:.2f}s", flush=True)
     return {name: sorted(times)[len(times) // 2] for name, times in out.items()}
 
 

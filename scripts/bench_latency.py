@@ -10,13 +10,13 @@ import os
 import statistics
 import subprocess
 import time
-import urllib.request
 
+from bench_trees import STANDIN_KEY as KEY
 from bench_trees import spread_tree
+from bench_trees import standin as running_standin
 
 FILES = 5000
 DELAY_MS = 30
-KEY = "arn:aws:kms:us-east-1:123456789012:key/standin"
 TOOLS = ["s3-kms-sync", "s5cmd", "aws s3 sync"]
 
 
@@ -41,11 +41,7 @@ def bench_latency(work, ours, standin, s5cmd, env, repeats):
     make_tree(tree)
     manifests = work / "latency-manifests"
     manifests.mkdir(parents=True, exist_ok=True)
-    server = subprocess.Popen([str(standin), "--delay-ms", str(DELAY_MS)], stdout=subprocess.PIPE,
-                              start_new_session=True)
-    try:
-        endpoint = server.stdout.readline().decode().strip()
-        urllib.request.urlopen(urllib.request.Request(f"{endpoint}/latency", method="PUT")).close()
+    with running_standin(standin, "latency", DELAY_MS) as endpoint:
         env = dict(env, AWS_ENDPOINT_URL=endpoint)
         seconds = {tool: [] for tool in TOOLS}
         for rep in range(repeats):
@@ -58,8 +54,6 @@ def bench_latency(work, ours, standin, s5cmd, env, repeats):
                     raise SystemExit(f"{tool} exited {done.returncode}: {done.stderr.decode()[-2000:]}")
                 seconds[tool].append(elapsed)
                 print(f"  rep {rep} {tool:12} {elapsed:6.2f}s  {FILES / elapsed:7.0f} files/s", flush=True)
-    finally:
-        server.terminate()
     return {tool: {"seconds": statistics.median(s), "files_per_s": FILES / statistics.median(s)}
             for tool, s in seconds.items()}
 

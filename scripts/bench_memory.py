@@ -8,11 +8,11 @@ records.
 import json
 import subprocess
 import time
-import urllib.request
 
+from bench_trees import STANDIN_KEY as KEY
 from bench_trees import spread_tree
+from bench_trees import standin as running_standin
 
-KEY = "arn:aws:kms:us-east-1:123456789012:key/standin"
 
 
 def make_tree(root, files):
@@ -41,10 +41,7 @@ def memory_scaling(work, ours, standin, env, sizes):
         manifests.mkdir(parents=True, exist_ok=True)
         for old in manifests.iterdir():
             old.unlink()
-        server = subprocess.Popen([str(standin)], stdout=subprocess.PIPE, start_new_session=True)
-        try:
-            endpoint = server.stdout.readline().decode().strip()
-            urllib.request.urlopen(urllib.request.Request(f"{endpoint}/memory", method="PUT")).close()
+        with running_standin(standin, "memory") as endpoint:
             run_env = dict(env, AWS_ENDPOINT_URL=endpoint)
             cmd = [str(ours), "sync", "--source-dir", str(tree), "--bucket", "memory", "--prefix", "m",
                    "--kms-key-id", KEY, "--manifest-dir", str(manifests)]
@@ -52,8 +49,6 @@ def memory_scaling(work, ours, standin, env, sizes):
                 entry = peak_run(cmd, run_env, work / "memory-time.txt")
                 out[f"{files}|{phase}"] = entry
                 print(f"  {files:>9,} {phase:9} {entry['seconds']:7.1f}s  peak RSS {entry['rss_mib']:.1f} MiB", flush=True)
-        finally:
-            server.terminate()
     return out
 
 

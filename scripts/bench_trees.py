@@ -1,4 +1,11 @@
-"""Trees of many small files for the benchmark rows, made once and reused."""
+"""What the benchmark rows share: trees of many small files (made once and
+reused), and the in-memory S3 stand-in with its key."""
+import contextlib
+import subprocess
+import urllib.request
+
+# Any key id will do: the stand-in echoes it back as S3 does.
+STANDIN_KEY = "arn:aws:kms:us-east-1:123456789012:key/standin"
 
 
 def spread_tree(root, files, dirs, body):
@@ -10,3 +17,16 @@ def spread_tree(root, files, dirs, body):
         if i < dirs:
             path.parent.mkdir(parents=True, exist_ok=True)
         path.write_bytes(body(i))
+
+
+@contextlib.contextmanager
+def standin(binary, bucket, delay_ms=0):
+    """examples/s3_standin.rs with `bucket` created; yields its endpoint."""
+    server = subprocess.Popen([str(binary), "--delay-ms", str(delay_ms)], stdout=subprocess.PIPE,
+                              start_new_session=True)
+    try:
+        endpoint = server.stdout.readline().decode().strip()
+        urllib.request.urlopen(urllib.request.Request(f"{endpoint}/{bucket}", method="PUT")).close()
+        yield endpoint
+    finally:
+        server.terminate()
