@@ -97,8 +97,8 @@ def no_reserved_concurrency_by_default(s):
     """2. Deploys in accounts with a low concurrency quota."""
     return [
         f"defaults: function {name} reserves {fn['ReservedConcurrentExecutions']} concurrent executions"
-        for _, name, fn in s.each("AWS::Lambda::Function")
-        if "ReservedConcurrentExecutions" in fn and _ == "defaults"
+        for name, fn in resources_of(s.stacks["defaults"], "AWS::Lambda::Function").items()
+        if "ReservedConcurrentExecutions" in fn
     ]
 
 
