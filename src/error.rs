@@ -76,6 +76,10 @@ pub enum Error {
     #[error("{} was not finished before the time limit; the next run uploads it", path.display())]
     Stopped { path: PathBuf },
 
+    /// A shard whose run no longer holds the lock, or a plan that cannot be read.
+    #[error("sharded run: {0}")]
+    Shard(String),
+
     #[error("manifest: {0}")]
     Manifest(#[from] serde_json::Error),
 
@@ -169,6 +173,7 @@ impl Error {
             Error::Stopped { .. } => "Stopped",
             Error::Refused { .. } => "Refused",
             Error::ChainBroken { .. } => "ChainBroken",
+            Error::Shard(_) => "ShardError",
             Error::Manifest(_) => "ManifestError",
             Error::Join(_) => "InternalError",
         }

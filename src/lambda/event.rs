@@ -10,6 +10,8 @@ use serde::Deserialize;
 use serde_json::Value;
 
 use crate::commands::audit::{AuditRequest, options::FIELDS as AUDIT_FIELDS};
+use crate::commands::sync::sharded::merge::MergeRequest;
+use crate::commands::sync::sharded::plan::PlanRequest;
 use crate::commands::sync::{SyncRequest, request::FIELDS};
 use crate::commands::verify::{VerifyRequest, options::FIELDS as VERIFY_FIELDS};
 use crate::error::{Error, Result};
@@ -23,6 +25,10 @@ pub enum Invocation {
     Sync(SyncRequest),
     Verify(VerifyRequest),
     Audit(AuditRequest),
+    /// The first step of a sharded run (a Step Functions state machine).
+    Plan(PlanRequest),
+    /// The last step of a sharded run.
+    Merge(MergeRequest),
 }
 
 impl Invocation {
@@ -59,9 +65,19 @@ impl Invocation {
                     .map(Invocation::Audit)
                     .map_err(|err| refused(err, "audit", AUDIT_FIELDS));
             }
+            Some("plan") => {
+                return PlanRequest::deserialize(fields)
+                    .map(Invocation::Plan)
+                    .map_err(|err| refused(err, "plan", "no other field"));
+            }
+            Some("merge") => {
+                return MergeRequest::deserialize(fields)
+                    .map(Invocation::Merge)
+                    .map_err(|err| refused(err, "merge", "run_id"));
+            }
             _ => {
                 return Err(Error::Event(format!(
-                    "unknown command {}; this function runs \"sync\", \"verify\" and \"audit\"",
+                    "unknown command {}; this function runs \"sync\", \"verify\", \"audit\", \"plan\" and \"merge\"",
                     command.unwrap_or_default()
                 )));
             }

@@ -10,6 +10,8 @@ use super::deadline::stop_at;
 use super::{Function, Invocation};
 use crate::commands;
 use crate::commands::audit::{AuditArgs, AuditOptions, AuditReport};
+use crate::commands::sync::sharded::plan::{PlanArgs, PlanOptions, PlanOutput};
+use crate::commands::sync::sharded::{merge, plan};
 use crate::commands::verify::{VerifyOptions, VerifyReport};
 use crate::config::{Options, args_from_env};
 use crate::error::Result;
@@ -24,6 +26,7 @@ pub enum Output {
     Sync(Summary),
     Verify(VerifyReport),
     Audit(AuditReport),
+    Plan(PlanOutput),
 }
 
 impl Output {
@@ -31,7 +34,7 @@ impl Output {
     pub fn summary(self) -> Option<Summary> {
         match self {
             Output::Sync(summary) => Some(summary),
-            Output::Verify(_) | Output::Audit(_) => None,
+            Output::Verify(_) | Output::Audit(_) | Output::Plan(_) => None,
         }
     }
 }
@@ -56,9 +59,33 @@ pub async fn handle(function: &Function, event: LambdaEvent<Value>) -> Result<Ou
                 stop_at,
             )
             .await?;
-            if !summary.dry_run {
+            // A shard is part of a run: the merge reports the run's metrics.
+            if !summary.dry_run && request.shard.is_none() {
                 println!("{}", metrics::emf(&summary, &name, now_ms));
             }
+            Ok(Output::Sync(summary))
+        }
+        Invocation::Plan(_) => {
+            let options = PlanOptions::from_args(args_from_env::<PlanArgs>()?, Mode::Lambda)?;
+            let output = plan::run(
+                &function.store,
+                &config.target.prefix,
+                &config.command,
+                &options,
+            )
+            .await?;
+            Ok(Output::Plan(output))
+        }
+        Invocation::Merge(request) => {
+            let summary = merge::run(
+                &function.store,
+                &config.target.prefix,
+                &config.run,
+                &config.command,
+                request,
+            )
+            .await?;
+            println!("{}", metrics::emf(&summary, &name, now_ms));
             Ok(Output::Sync(summary))
         }
         Invocation::Verify(request) => {

@@ -3,6 +3,7 @@
 
 pub mod filter;
 pub mod hash;
+pub mod range;
 pub mod restore_dir;
 pub mod source;
 pub mod stamp;

@@ -11,6 +11,7 @@ use std::sync::{Arc, Condvar, Mutex};
 use rustix::fs::FileType;
 
 use super::filter::Filter;
+use super::range::PathRange;
 use super::source::{SourceDir, describe, open_child_dir, stat_child};
 use super::stamp::Stamp;
 
@@ -53,7 +54,8 @@ pub const MAX_DEPTH: usize = 256;
 /// files it hides may be ones the filters want.
 pub fn walk(source: &SourceDir, start: &Path, filter: &Filter) -> Vec<Found> {
     let found = Mutex::new(Vec::new());
-    walk_into(source, start, filter, DEFAULT_THREADS, |entry| {
+    let everything = PathRange::default();
+    walk_into(source, start, filter, &everything, DEFAULT_THREADS, |entry| {
         found.lock().map(|mut f| f.push(entry)).is_ok()
     });
     let mut found = found.into_inner().unwrap_or_default();
@@ -70,7 +72,8 @@ pub const DEFAULT_THREADS: usize = 16;
 /// [`walk`] from `threads` threads, handing each entry to `sink` as it is
 /// found (in no particular order) instead of collecting them; the walk
 /// stops when `sink` returns false. Returns whether it walked everything
-/// (`sink` never refused an entry).
+/// (`sink` never refused an entry). Only entries in `range` are handed on,
+/// and directories that can hold none are not read.
 ///
 /// Each directory is opened by name from its parent's descriptor, without
 /// following links, so a directory swapped for a symlink is refused. A
@@ -80,12 +83,14 @@ pub fn walk_into(
     source: &SourceDir,
     start: &Path,
     filter: &Filter,
+    range: &PathRange,
     threads: usize,
     sink: impl Fn(Found) -> bool + Sync,
 ) -> bool {
     let walk = Walk {
         source,
         filter,
+        range,
         sink,
         open: AtomicBool::new(true),
         queue: Mutex::new(Queue::default()),
@@ -129,6 +134,7 @@ struct Queue {
 struct Walk<'a, S> {
     source: &'a SourceDir,
     filter: &'a Filter,
+    range: &'a PathRange,
     sink: S,
     /// False once the sink refused an entry: nothing more is walked.
     open: AtomicBool,
@@ -215,6 +221,9 @@ impl<S: Fn(Found) -> bool + Sync> Walk<'_, S> {
             };
             let kind = FileType::from_raw_mode(stat.st_mode);
             if kind == FileType::Directory {
+                if !self.range.may_hold_under(&child) {
+                    continue;
+                }
                 if job.depth + 1 >= MAX_DEPTH {
                     let error = format!("nested deeper than {MAX_DEPTH} directories; not walked");
                     self.unreadable(child, error);
@@ -252,10 +261,15 @@ impl<S: Fn(Found) -> bool + Sync> Walk<'_, S> {
     }
 
     fn accepts(&self, relative: &Path) -> bool {
-        self.filter.accepts(&relative.to_string_lossy())
+        self.range.holds(relative) && self.filter.accepts(&relative.to_string_lossy())
     }
 
+    /// Recorded by the one range that holds the path: a directory that
+    /// several ranges walk into is reported once across a sharded run.
     fn unreadable(&self, relative: PathBuf, error: String) {
+        if !self.range.holds(&relative) {
+            return;
+        }
         self.emit(Found::Unreadable {
             path: self.source.path().join(&relative),
             relative,

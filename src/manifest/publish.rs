@@ -18,15 +18,36 @@ pub async fn publish(
     store: &Store,
     prefix: &str,
     manifest_dir: &Path,
-    mut manifest: Manifest,
+    manifest: Manifest,
     records: &SortedRecords,
     name: &str,
 ) -> Summary {
     let key = keys::manifest_key(prefix, name);
-    let local = manifest_dir.join(name);
+    let (bucket, key_prefix) = (manifest.bucket.clone(), manifest.prefix.clone());
+    let summary = publish_as(store, manifest_dir, manifest, records, &key, name).await;
+    if summary.manifest_s3_uri.is_some() && summary.manifest_local_path.is_some() {
+        let removed = super::local_dir::prune_superseded(manifest_dir, &bucket, &key_prefix, name);
+        if removed > 0 {
+            debug!(removed, "superseded local manifests removed");
+        }
+    }
+    summary
+}
+
+/// [`publish`] to any key (a shard's manifest), with the local copy named
+/// `local_name`; supersedes no other copy.
+pub async fn publish_as(
+    store: &Store,
+    manifest_dir: &Path,
+    mut manifest: Manifest,
+    records: &SortedRecords,
+    key: &str,
+    local_name: &str,
+) -> Summary {
+    let local = manifest_dir.join(local_name);
     manifest.summary.manifest_local_path = Some(local.display().to_string());
     if !manifest.dry_run {
-        manifest.summary.manifest_s3_uri = Some(store.uri(&key));
+        manifest.summary.manifest_s3_uri = Some(store.uri(key));
     }
     let written = match manifest.write_local(&local, records) {
         Ok(written) => Some(written),
@@ -40,18 +61,7 @@ pub async fn publish(
     if manifest.dry_run {
         return manifest.summary;
     }
-    let uploaded = upload(store, &manifest, records, &key, &local, written).await;
-    if uploaded.is_ok() && manifest.summary.manifest_local_path.is_some() {
-        let removed = super::local_dir::prune_superseded(
-            manifest_dir,
-            &manifest.bucket,
-            &manifest.prefix,
-            name,
-        );
-        if removed > 0 {
-            debug!(removed, "superseded local manifests removed");
-        }
-    }
+    let uploaded = upload(store, &manifest, records, key, &local, written).await;
     if let Err(err) = uploaded {
         warn!(key, error = %err, "manifest upload failed");
         manifest.summary.manifest_s3_uri = None;

@@ -43,6 +43,9 @@ pub struct Header {
     pub full_rehash: bool,
     #[serde(default, alias = "runs_since_full_verify")]
     pub runs_since_full_rehash: u32,
+    /// The run's counts (what a sharded run's merge adds up).
+    #[serde(default)]
+    pub summary: Option<super::Summary>,
 }
 
 /// Reads a manifest, handing each record in `files` to `each` as it is

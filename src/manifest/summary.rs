@@ -60,6 +60,17 @@ pub struct SourceShrunk {
     pub recorded: u64,
 }
 
+impl SourceShrunk {
+    /// Whether a run over the whole source that found `found` files falls
+    /// below `ratio` of the `recorded` count: an empty mount point looks
+    /// exactly like a source whose files were all deleted, and must not
+    /// pass as a success.
+    pub fn check(ratio: f64, recorded: Option<u64>, found: u64) -> Option<Self> {
+        let recorded = recorded?;
+        ((found as f64) < ratio * recorded as f64).then_some(SourceShrunk { found, recorded })
+    }
+}
+
 /// File counts by outcome, kept as records go by instead of the records.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct Tally {
@@ -176,6 +187,28 @@ impl Summary {
         self.add_message(format!(
             "lost the lock ({why}); stopped starting files, the next run finishes the rest"
         ));
+    }
+
+    /// Shards of a sharded run stored no manifest, or stopped before their
+    /// slice was done: the run's manifest lacks files, so it is incomplete.
+    pub fn record_missing_shards(&mut self, missing: &[u32], incomplete: &[u32]) {
+        self.complete = false;
+        let list = |shards: &[u32]| {
+            let shown: Vec<String> = shards.iter().take(20).map(u32::to_string).collect();
+            shown.join(", ")
+        };
+        let mut parts = Vec::new();
+        if !missing.is_empty() {
+            parts.push(format!("{} shards stored no manifest ({})", missing.len(), list(missing)));
+        }
+        if !incomplete.is_empty() {
+            parts.push(format!(
+                "{} shards stopped before their slice was done ({})",
+                incomplete.len(),
+                list(incomplete)
+            ));
+        }
+        self.add_message(format!("{}; the next run backs their files up", parts.join(" and ")));
     }
 
     /// The source shrank below the allowed share of the last complete run:

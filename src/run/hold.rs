@@ -64,7 +64,7 @@ pub async fn exclusively(
 }
 
 /// Takes the lease; its PUT is also the preflight of the KMS key.
-async fn take(store: &Store, prefix: &str, run_id: &str, ttl: Duration) -> Result<Acquired> {
+pub async fn take(store: &Store, prefix: &str, run_id: &str, ttl: Duration) -> Result<Acquired> {
     lease::acquire(store, prefix, run_id, ttl)
         .await
         .map_err(|err| match err {

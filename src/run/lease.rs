@@ -57,8 +57,9 @@ impl Holder {
     }
 }
 
-/// A lease this run holds.
-#[derive(Debug, Clone)]
+/// A lease this run holds. A sharded run hands it from its plan to its
+/// merge in the plan document, so the merge can release it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Lease {
     key: String,
     etag: String,
@@ -184,6 +185,15 @@ pub async fn renew(store: &Store, lease: &mut Lease, ttl: Duration) -> Result<Re
         ))),
         (Err(_), _) => Ok(Renewal::Lost("the lock object was overwritten".into())),
     }
+}
+
+/// Whether the lock names `run_id` as its holder now: a shard of a sharded
+/// run works only while the run's plan holds the lock.
+pub async fn held_by(store: &Store, prefix: &str, run_id: &str) -> Result<bool> {
+    let Some(lock) = read_lock(store, &lock_key(prefix)).await? else {
+        return Ok(false);
+    };
+    Ok(serde_json::from_slice::<Holder>(&lock.body).is_ok_and(|holder| holder.run_id == run_id))
 }
 
 /// Removes the lock object, unless another run has taken it over.

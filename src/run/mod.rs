@@ -7,6 +7,7 @@ pub mod lease;
 pub mod metrics;
 pub mod options;
 pub mod progress;
+pub mod shard;
 
 use std::sync::Arc;
 use std::time::Instant;
@@ -37,6 +38,15 @@ impl RunContext {
             clock: Instant::now(),
             stop_at,
             standing: Arc::default(),
+        }
+    }
+
+    /// A run that goes on from a step taken elsewhere (a shard of a sharded
+    /// run, its merge): the run's id, this step's own clock.
+    pub fn resume(id: &str, stop_at: Option<Instant>) -> Self {
+        RunContext {
+            id: id.to_owned(),
+            ..RunContext::start(stop_at)
         }
     }
 

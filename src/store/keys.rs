@@ -29,6 +29,15 @@ pub fn join(prefix: &str, rest: &str) -> String {
     }
 }
 
+/// What keys under `prefix` start with: `prefix/`, or nothing at the top.
+pub fn folder_of(prefix: &str) -> String {
+    if prefix.is_empty() {
+        String::new()
+    } else {
+        format!("{prefix}/")
+    }
+}
+
 /// Why a relative path has no object key.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum KeyError {

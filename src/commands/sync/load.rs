@@ -9,7 +9,8 @@ use tracing::{info, warn};
 use super::listing::{Listing, plan_listing};
 use super::options::Scope;
 use super::prior::{Entries, Index, PriorState};
-use crate::manifest::read::read_fetched;
+use crate::manifest::read::{Header, read_fetched};
+use crate::run::shard::Plan;
 use crate::manifest::{ManifestLink, local_dir};
 use crate::store::{KeyRange, Store, keys};
 
@@ -22,11 +23,7 @@ pub async fn load(
     rehash_every: u32,
     scope: &Scope,
 ) -> PriorState {
-    let list_prefix = if scope.key_prefix.is_empty() {
-        String::new()
-    } else {
-        format!("{}/", scope.key_prefix)
-    };
+    let list_prefix = keys::folder_of(&scope.key_prefix);
     // This machine's newest copy, if any, tells where to cut the listing.
     // It stands in for the S3 manifest only if S3 vouches for its SHA-256.
     let folder = keys::manifest_key(prefix, "");
@@ -77,7 +74,8 @@ pub async fn load(
             Some(index)
         }
         (Some(latest), _) => {
-            let (index, sha256) = fetch_index(store, &latest, &scope.key_prefix).await;
+            let (index, sha256) =
+                fetch_index(store, &latest, &scope.key_prefix, Entries::default()).await;
             digests.extend(sha256.map(|sha256| (latest, sha256)));
             index
         }
@@ -92,12 +90,8 @@ pub async fn load(
         Some((key, etag)) => Some(link_to(store, key, etag, &digests).await),
         None => None,
     };
-    let due = |i: &Index| rehash_every > 0 && i.header.runs_since_full_rehash + 1 >= rehash_every;
-    let full_rehash = scope.rehash || index.as_ref().is_none_or(due);
-    let runs_since_full_rehash = match &index {
-        Some(i) if !full_rehash => i.header.runs_since_full_rehash + 1,
-        _ => 0,
-    };
+    let (full_rehash, runs_since_full_rehash) =
+        rehash_due(rehash_every, index.as_ref().map(|i| &i.header), scope.rehash);
     info!(
         listed = listing.as_ref().map(Listing::len),
         indexed = index.as_ref().map(Index::len),
@@ -113,7 +107,58 @@ pub async fn load(
     }
 }
 
-async fn list(store: &Store, prefix: &str, ranges: &[KeyRange], folder: &str) -> Option<Listing> {
+/// Whether this run reads and hashes every file (asked, or due every
+/// `rehash_every` runs, or no index to trust), and the runs since the last
+/// one that did.
+pub fn rehash_due(rehash_every: u32, index: Option<&Header>, asked: bool) -> (bool, u32) {
+    let due = |h: &Header| rehash_every > 0 && h.runs_since_full_rehash + 1 >= rehash_every;
+    let full_rehash = asked || index.is_none_or(due);
+    match index {
+        Some(h) if !full_rehash => (false, h.runs_since_full_rehash + 1),
+        _ => (full_rehash, 0),
+    }
+}
+
+/// What a shard of a sharded run knows before it reads a file: a listing of
+/// its slice, and the records of its slice in the manifest its plan chose.
+pub async fn planned(store: &Store, scope: &Scope, plan: &Plan) -> PriorState {
+    let list_prefix = keys::folder_of(&scope.key_prefix);
+    let bound = |path: &Option<String>| path.as_deref().map(|p| keys::join(&scope.key_prefix, p));
+    let range = KeyRange {
+        after: bound(&scope.range.after),
+        until: bound(&scope.range.until),
+    };
+    let folder = keys::manifest_key(&scope.key_prefix, "");
+    let slice = Entries::in_slice(&scope.key_prefix, &scope.range);
+    let (listing, index) = tokio::join!(
+        list(store, &list_prefix, std::slice::from_ref(&range), &folder),
+        async {
+            match &plan.index_manifest {
+                Some(key) => fetch_index(store, key, &scope.key_prefix, slice).await.0,
+                None => None,
+            }
+        }
+    );
+    info!(
+        listed = listing.as_ref().map(Listing::len),
+        indexed = index.as_ref().map(Index::len),
+        "shard state loaded"
+    );
+    PriorState {
+        listing,
+        index,
+        previous: plan.previous_manifest.clone(),
+        full_rehash: plan.full_rehash || scope.rehash,
+        runs_since_full_rehash: plan.runs_since_full_rehash,
+    }
+}
+
+pub(super) async fn list(
+    store: &Store,
+    prefix: &str,
+    ranges: &[KeyRange],
+    folder: &str,
+) -> Option<Listing> {
     let listing = std::sync::Mutex::new(Listing::default());
     let added = store
         .list_each(prefix, ranges, &|object| {
@@ -151,10 +196,11 @@ async fn proven_copy(store: &Store, key: Option<&str>, sha256: Option<&str>) -> 
 
 /// The manifest at `key` from S3, and the SHA-256 of its bytes; a missing
 /// or unreadable one, or one of another bucket or prefix, is no index.
-async fn fetch_index(
+pub(super) async fn fetch_index(
     store: &Store,
     key: &str,
     key_prefix: &str,
+    entries: Entries,
 ) -> (Option<Index>, Option<String>) {
     let fetched = match store.get(key).await {
         Ok(Some(fetched)) => fetched,
@@ -164,7 +210,7 @@ async fn fetch_index(
             return (None, None);
         }
     };
-    match read_fetched(fetched, Entries::default(), Index::add).await {
+    match read_fetched(fetched, entries, Index::add).await {
         Ok(read) => {
             let index = Index::new(read.header, read.state);
             let ours = index.header.bucket == store.bucket() && index.header.prefix == key_prefix;
@@ -180,7 +226,7 @@ async fn fetch_index(
 /// The link to the newest manifest: the SHA-256 this run proved, else the
 /// one stored with it (a HEAD: only after a narrowed run), else its ETag. A
 /// SHA-256 survives the manifest being re-encrypted in place; an ETag does not.
-async fn link_to(
+pub(super) async fn link_to(
     store: &Store,
     key: String,
     etag: Option<String>,

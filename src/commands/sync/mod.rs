@@ -10,6 +10,7 @@ mod load;
 pub mod options;
 mod prior;
 pub mod request;
+pub mod sharded;
 mod sorted;
 mod upload;
 
@@ -26,11 +27,11 @@ use crate::local::walk::{Found, walk_into};
 use crate::manifest::spool::{RecordSpool, SortedRecords};
 use crate::manifest::{self, Manifest, SourceShrunk, Summary, publish::publish};
 use crate::run::progress::{PROGRESS_EVERY, Progress};
+use crate::run::shard::Plan;
 use crate::run::{self, RunContext, RunOptions};
 use crate::store::Store;
 use file::Worker;
 pub use options::{Scope, SyncArgs, SyncOptions};
-use prior::PriorState;
 pub use request::SyncRequest;
 
 /// Entries the walk may find ahead of the transfers (a few hundred bytes each).
@@ -49,11 +50,15 @@ pub async fn run(
     stop_at: Option<Instant>,
 ) -> Result<Summary> {
     let scope = sync.scope(prefix, request)?;
+    if let Some(shard) = &scope.shard {
+        return sharded::shard::run(store, prefix, options, sync, &scope, shard, stop_at).await;
+    }
     let run = RunContext::start(stop_at);
     let span =
         info_span!("run", run_id = %run.id, bucket = %store.bucket(), prefix = %scope.key_prefix);
     let work = async {
-        let (manifest, records) = back_up(store, prefix, options, sync, &scope, &run).await?;
+        let (manifest, records) =
+            back_up(store, prefix, options, sync, &scope, &run, None).await?;
         let name = manifest::file_name(run.started, &run.id, scope.narrowed);
         let summary = publish(
             store,
@@ -77,18 +82,24 @@ pub async fn run(
 }
 
 /// The walk and the transfers; returns the manifest of what was done, its
-/// records sorted on disk rather than held.
-async fn back_up(
+/// records sorted on disk rather than held. A shard knows what its plan
+/// decided; any other run loads the newest manifest and the listing.
+pub(in crate::commands::sync) async fn back_up(
     store: &Store,
     prefix: &str,
     options: &RunOptions,
     sync: &SyncOptions,
     scope: &Scope,
     run: &RunContext,
+    plan: Option<&Plan>,
 ) -> Result<(Manifest, SortedRecords)> {
     let source = SourceDir::open(&sync.source_dir)?;
     let walker = source.clone();
-    let (start, filter) = (scope.start_dir.clone(), scope.filter.clone());
+    let (start, filter, range) = (
+        scope.start_dir.clone(),
+        scope.filter.clone(),
+        scope.range.clone(),
+    );
     // The walk streams its entries into the transfers instead of listing
     // them all first; it runs ahead of them by up to WALK_AHEAD entries,
     // which also lets it overlap the listing, which needs nothing from it.
@@ -98,18 +109,23 @@ async fn back_up(
     // must still leave time for its manifest. What it found by then counts.
     let gate = run.gate();
     let walking = tokio::task::spawn_blocking(move || {
-        walk_into(&walker, &start, &filter, threads, |found| {
+        walk_into(&walker, &start, &filter, &range, threads, |found| {
             gate.open() && entries.blocking_send(found).is_ok()
         })
     });
-    let prior = load::load(
-        store,
-        prefix,
-        &options.manifest_dir,
-        sync.rehash_every,
-        scope,
-    )
-    .await;
+    let prior = match plan {
+        Some(plan) => load::planned(store, scope, plan).await,
+        None => {
+            load::load(
+                store,
+                prefix,
+                &options.manifest_dir,
+                sync.rehash_every,
+                scope,
+            )
+            .await
+        }
+    };
     let walked_dir = sync.source_dir.join(&scope.start_dir);
 
     let progress = Arc::new(Progress::default());
@@ -150,8 +166,9 @@ async fn back_up(
     spooled?;
     info!(entries = total, dir = %walked_dir.display(), dry_run = scope.dry_run, "walked source");
     // A walk cut short found fewer files than there are: no sign of a shrunk source.
-    let shrunk =
-        shrunk_source(sync.min_source_ratio, scope, &prior, files_found).filter(|_| walk_finished);
+    let recorded = prior.index.as_ref().and_then(expected_files);
+    let shrunk = SourceShrunk::check(sync.min_source_ratio, recorded, files_found)
+        .filter(|_| walk_finished && !scope.narrowed);
     let (full_rehash, runs_since_full_rehash) = (prior.full_rehash, prior.runs_since_full_rehash);
     let previous_manifest = prior.previous.clone();
     // The index and the listing are done with; free them before the manifest is written.
@@ -210,23 +227,14 @@ async fn back_up(
     Ok((manifest, records))
 }
 
-/// Whether a full run finds fewer files than `ratio` of what the last
-/// complete run stored: an empty mount point looks exactly like a source
-/// whose files were all deleted, and must not pass as a success.
-/// The count to compare with is the last run's `expected_files`, which a
-/// shrunk run carries over, so a mount that stays empty keeps failing.
-fn shrunk_source(
-    ratio: f64,
-    scope: &Scope,
-    prior: &PriorState,
-    found: u64,
-) -> Option<SourceShrunk> {
-    let index = prior.index.as_ref().filter(|i| i.header.complete)?;
-    if scope.narrowed {
-        return None;
-    }
-    let recorded = (index.header.expected_files).unwrap_or(index.len() as u64);
-    ((found as f64) < ratio * recorded as f64).then_some(SourceShrunk { found, recorded })
+/// How many files the last complete run expected the source to hold: its
+/// `expected_files`, which a shrunk run carries over, so a mount that
+/// stays empty keeps failing.
+fn expected_files(index: &prior::Index) -> Option<u64> {
+    let header = &index.header;
+    header
+        .complete
+        .then(|| header.expected_files.unwrap_or(index.len() as u64))
 }
 
 fn log_summary(summary: &Summary) {

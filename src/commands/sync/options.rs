@@ -10,6 +10,8 @@ use super::request::SyncRequest;
 use crate::config::{Options, existing_dir, parse_size};
 use crate::error::{Error, Result};
 use crate::local::filter::Filter;
+use crate::local::range::PathRange;
+use crate::run::shard::{self, Shard};
 use crate::run::Mode;
 use crate::store::keys;
 use crate::store::multipart::{MAX_PART_SIZE, MAX_SINGLE_PUT, MIN_PART_SIZE};
@@ -93,6 +95,10 @@ pub struct Scope {
     /// sub-prefix or an event's filter): its manifest is then no index for
     /// later runs.
     pub narrowed: bool,
+    /// The slice of the source a shard covers (all of it otherwise).
+    pub range: PathRange,
+    /// The shard of a sharded run this run is.
+    pub shard: Option<Shard>,
 }
 
 impl Options for SyncOptions {
@@ -177,6 +183,21 @@ impl SyncOptions {
     /// The scope of one run: the whole configuration, narrowed by `request`.
     /// A request can never leave the source directory nor change bucket or key.
     pub fn scope(&self, prefix: &str, request: &SyncRequest) -> Result<Scope> {
+        if let Some(shard) = &request.shard {
+            shard::check_run_id(&shard.run_id)?;
+            let alone = request.subdir.is_none()
+                && request.sub_prefix.is_none()
+                && request.include.is_empty()
+                && request.exclude.is_empty()
+                && request.dry_run != Some(true);
+            if !alone || self.dry_run {
+                return Err(Error::Event(
+                    "a shard is a slice of the whole configured run: it takes no subdir, \
+                     sub_prefix, include, exclude or dry run"
+                        .into(),
+                ));
+            }
+        }
         let start_dir = match &request.subdir {
             None => PathBuf::new(),
             Some(subdir) => self.confined_subdir(subdir)?,
@@ -208,7 +229,8 @@ impl SyncOptions {
         let narrowed = !start_dir.as_os_str().is_empty()
             || !sub_prefix.is_empty()
             || !request.include.is_empty()
-            || !request.exclude.is_empty();
+            || !request.exclude.is_empty()
+            || request.shard.is_some();
         Ok(Scope {
             start_dir,
             key_prefix: keys::join(prefix, &sub_prefix),
@@ -216,6 +238,12 @@ impl SyncOptions {
             dry_run: self.dry_run || request.dry_run.unwrap_or(false),
             rehash: request.rehash.unwrap_or(false),
             narrowed,
+            range: request
+                .shard
+                .as_ref()
+                .map(|s| s.range.clone())
+                .unwrap_or_default(),
+            shard: request.shard.clone(),
         })
     }
 

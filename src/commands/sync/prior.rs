@@ -10,9 +10,11 @@ use serde::Deserialize;
 use super::listing::{Listing, Presence};
 use super::sorted::SortedMap;
 use crate::local::hash::Md5Digest;
+use crate::local::range::PathRange;
 use crate::local::stamp::Stamp;
 use crate::manifest::read::Header;
 use crate::manifest::{FileStatus, ManifestLink};
+use crate::store::keys;
 
 /// What the last manifest recorded of one key.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -47,11 +49,36 @@ pub struct Index {
 pub struct Entries {
     map: SortedMap<Recorded>,
     kms_keys: Vec<Arc<str>>,
+    /// A shard keeps only the records of its slice: `<key prefix>/` and the range.
+    slice: Option<(String, PathRange)>,
+}
+
+impl Entries {
+    /// Entries that keep only the records of `range` under `key_prefix`.
+    pub fn in_slice(key_prefix: &str, range: &PathRange) -> Self {
+        Entries {
+            slice: Some((keys::folder_of(key_prefix), range.clone())),
+            ..Entries::default()
+        }
+    }
+
+    fn keeps(&self, key: Option<&str>) -> bool {
+        match (&self.slice, key) {
+            (None, _) => true,
+            (Some((folder, range)), Some(key)) => key
+                .strip_prefix(folder.as_str())
+                .is_some_and(|relative| range.holds_slashed(relative)),
+            (Some(_), None) => false,
+        }
+    }
 }
 
 impl Index {
     /// Keeps one record, if it describes a stored file completely.
     pub fn add(entries: &mut Entries, record: IndexedRecord) {
+        if !entries.keeps(record.s3_key.as_deref()) {
+            return;
+        }
         if let Some((key, recorded)) = record.into_entry(&mut entries.kms_keys) {
             entries.map.push(key, recorded);
         }

@@ -4,6 +4,8 @@
 
 use serde::Deserialize;
 
+use crate::run::shard::Shard;
+
 /// How one invocation narrows the configured run.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -26,7 +28,11 @@ pub struct SyncRequest {
     /// Further exclude globs.
     #[serde(default)]
     pub exclude: Vec<String>,
+    /// One shard of a sharded run, as its plan listed it: back up that
+    /// slice of the source into a shard manifest, under the plan's lock.
+    #[serde(default)]
+    pub shard: Option<Shard>,
 }
 
 /// The fields a request may have, for error messages.
-pub const FIELDS: &str = "subdir, sub_prefix, dry_run, rehash, include and exclude";
+pub const FIELDS: &str = "subdir, sub_prefix, dry_run, rehash, include, exclude and shard";

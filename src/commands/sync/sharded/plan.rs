@@ -1,0 +1,346 @@
+//! `plan`: the first step of a sharded run. It takes the prefix's lock for
+//! the whole run, picks the newest full manifest as every shard's index,
+//! cuts the tree into slices of about `shard_files` files by that
+//! manifest's keys (by top-level directory when there is none), and stores
+//! the plan and the shard list for the Distributed Map to read.
+
+use std::path::Path;
+use std::time::Duration;
+
+use clap::Args;
+use serde::{Deserialize, Serialize};
+use tracing::{info, warn};
+
+use super::write_document;
+use crate::commands::sync::SyncOptions;
+use crate::commands::sync::listing::Listing;
+use crate::commands::sync::load::{link_to, rehash_due};
+use crate::config::Options;
+use crate::error::{Error, Result};
+use crate::local::range::PathRange;
+use crate::manifest::read::{Header, read_fetched};
+use crate::manifest::timestamp;
+use crate::run::hold::take;
+use crate::run::lease::{self, Acquired, Lease};
+use crate::run::shard::{self, Plan, Shard};
+use crate::run::{Mode, RunContext};
+use crate::store::{KeyRange, Store, keys};
+
+/// The options of `plan`, as given in the environment.
+#[derive(Debug, Clone, Default, Args)]
+pub struct PlanArgs {
+    /// Files a shard of a sharded run is cut to hold, by the last manifest's counts.
+    #[arg(long, env = "SYNC_SHARD_FILES", default_value_t = 100_000)]
+    pub shard_files: u64,
+    /// How long a sharded run holds the lock: at least as long as its state
+    /// machine may run, since no step renews it.
+    #[arg(long, env = "SYNC_SHARDED_LOCK_TTL_SECS", default_value_t = 6 * 3600)]
+    pub sharded_lock_ttl_secs: u64,
+}
+
+#[derive(Debug, Clone)]
+pub struct PlanOptions {
+    pub shard_files: u64,
+    pub lock_ttl: Duration,
+}
+
+impl Options for PlanOptions {
+    type Args = PlanArgs;
+
+    fn from_args(args: PlanArgs, _mode: Mode) -> Result<Self> {
+        if args.shard_files == 0 {
+            return Err(Error::Config(
+                "shard files must be at least 1: set SYNC_SHARD_FILES or pass --shard-files"
+                    .into(),
+            ));
+        }
+        if args.sharded_lock_ttl_secs < 60 {
+            return Err(Error::Config(
+                "a sharded run's lock must live at least 60 seconds: set SYNC_SHARDED_LOCK_TTL_SECS or pass --sharded-lock-ttl-secs".into(),
+            ));
+        }
+        Ok(PlanOptions {
+            shard_files: args.shard_files,
+            lock_ttl: Duration::from_secs(args.sharded_lock_ttl_secs),
+        })
+    }
+}
+
+/// What an invocation may ask of `plan`: nothing yet but the command.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PlanRequest {}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum PlanStatus {
+    Planned,
+    /// Another run holds the lock: nothing to shard.
+    Skipped,
+}
+
+/// What `plan` returns: where the Distributed Map finds the shard list.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct PlanOutput {
+    pub run_id: String,
+    pub status: PlanStatus,
+    pub bucket: String,
+    pub shard_list_key: Option<String>,
+    pub shards: u32,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub message: Option<String>,
+}
+
+/// Shards cut by top-level directory, when no manifest can count files.
+const MAX_UNCOUNTED_SHARDS: usize = 1_000;
+
+pub async fn run(
+    store: &Store,
+    prefix: &str,
+    sync: &SyncOptions,
+    options: &PlanOptions,
+) -> Result<PlanOutput> {
+    let run = RunContext::start(None);
+    let lease = match take(store, prefix, &run.id, options.lock_ttl).await? {
+        Acquired::Held(lease) => lease,
+        Acquired::Busy(holder) => {
+            info!(holder = %holder.run_id, "another run holds the lock; nothing planned");
+            return Ok(PlanOutput {
+                run_id: run.id,
+                status: PlanStatus::Skipped,
+                bucket: store.bucket().to_owned(),
+                shard_list_key: None,
+                shards: 0,
+                message: Some(format!(
+                    "skipped: another run holds the lock ({} until {})",
+                    holder.run_id,
+                    timestamp(holder.expires_at)
+                )),
+            });
+        }
+    };
+    match plan_under(store, prefix, sync, options, &run, &lease).await {
+        Ok(output) => Ok(output),
+        Err(err) => {
+            if let Err(release) = lease::release(store, &lease).await {
+                warn!(error = %release, "could not release the lock; it expires by itself");
+            }
+            Err(err)
+        }
+    }
+}
+
+async fn plan_under(
+    store: &Store,
+    prefix: &str,
+    sync: &SyncOptions,
+    options: &PlanOptions,
+    run: &RunContext,
+    lease: &Lease,
+) -> Result<PlanOutput> {
+    let folder = keys::manifest_key(prefix, "");
+    let mut manifests = Listing::default();
+    for object in store.list(&folder, &[KeyRange::default()]).await? {
+        manifests.add(object, &folder);
+    }
+    let sampled = match &manifests.latest_manifest {
+        Some(key) => sample(store, key, prefix, options.shard_files).await,
+        None => None,
+    };
+    let (cuts, index) = match sampled {
+        Some(mut sampled) => (std::mem::take(&mut sampled.cuts), Some(sampled)),
+        None => (top_level_cuts(&sync.source_dir)?, None),
+    };
+    let header = index.as_ref().map(|i| &i.header);
+    let (full_rehash, runs_since_full_rehash) = rehash_due(sync.rehash_every, header, false);
+    let digests: Vec<_> = index
+        .iter()
+        .map(|i| (i.key.clone(), i.sha256.clone()))
+        .collect();
+    let previous = match manifests.newest_manifest.clone() {
+        Some((key, etag)) => Some(link_to(store, key, etag, &digests).await),
+        None => None,
+    };
+    let shards = slices(&run.id, &cuts);
+    let plan = Plan {
+        run_id: run.id.clone(),
+        started_at: run.started,
+        shards: shards.len() as u32,
+        lease: lease.clone(),
+        index_manifest: index.as_ref().map(|i| i.key.clone()),
+        previous_manifest: previous,
+        expected_files: index.as_ref().and_then(|i| {
+            let h = &i.header;
+            h.complete.then(|| h.expected_files.unwrap_or(i.records))
+        }),
+        full_rehash,
+        runs_since_full_rehash,
+    };
+    let list_key = shard::list_key(prefix, &run.id);
+    write_document(store, &shard::plan_key(prefix, &run.id), &plan).await?;
+    write_document(store, &list_key, &shards).await?;
+    info!(run_id = %run.id, shards = shards.len(), index = ?plan.index_manifest, "planned");
+    Ok(PlanOutput {
+        run_id: run.id.clone(),
+        status: PlanStatus::Planned,
+        bucket: store.bucket().to_owned(),
+        shard_list_key: Some(list_key),
+        shards: plan.shards,
+        message: None,
+    })
+}
+
+/// Consecutive slices between the cuts: the first from the start of the
+/// tree, the last to its end, so together they hold every path once.
+fn slices(run_id: &str, cuts: &[String]) -> Vec<Shard> {
+    let bounds: Vec<Option<&String>> = std::iter::once(None)
+        .chain(cuts.iter().map(Some))
+        .chain(std::iter::once(None))
+        .collect();
+    bounds
+        .windows(2)
+        .enumerate()
+        .map(|(index, pair)| Shard {
+            run_id: run_id.to_owned(),
+            index: index as u32,
+            range: PathRange {
+                after: pair[0].cloned(),
+                until: pair[1].cloned(),
+            },
+        })
+        .collect()
+}
+
+/// The manifest a sharded run indexes by, and the cuts its keys give.
+struct Sampled {
+    key: String,
+    sha256: String,
+    header: Header,
+    records: u64,
+    cuts: Vec<String>,
+}
+
+/// Reads the manifest as it streams in, keeping every `every`-th path.
+#[derive(Default)]
+struct Sampler {
+    folder: String,
+    every: u64,
+    seen: u64,
+    cuts: Vec<String>,
+}
+
+#[derive(Deserialize)]
+struct KeyOnly {
+    s3_key: Option<String>,
+}
+
+impl Sampler {
+    fn add(&mut self, record: KeyOnly) {
+        self.seen += 1;
+        if self.seen % self.every != 0 {
+            return;
+        }
+        if let Some(relative) = record.s3_key.as_deref().and_then(|k| k.strip_prefix(&self.folder)) {
+            self.cuts.push(relative.to_owned());
+        }
+    }
+}
+
+/// Cuts from the newest full manifest; `None` when it cannot be read or is
+/// another bucket's or prefix's (the plan then cuts by directory).
+async fn sample(store: &Store, key: &str, prefix: &str, every: u64) -> Option<Sampled> {
+    let fetched = match store.get(key).await {
+        Ok(fetched) => fetched?,
+        Err(err) => {
+            warn!(key, error = %err, "last manifest unreadable; cutting by top-level directory");
+            return None;
+        }
+    };
+    let sampler = Sampler {
+        folder: keys::folder_of(prefix),
+        every,
+        ..Sampler::default()
+    };
+    let parsed = match read_fetched(fetched, sampler, Sampler::add).await {
+        Ok(parsed) => parsed,
+        Err(err) => {
+            warn!(key, error = %err, "last manifest is corrupt; cutting by top-level directory");
+            return None;
+        }
+    };
+    let ours = parsed.header.bucket == store.bucket() && parsed.header.prefix == prefix;
+    if !ours || parsed.header.dry_run {
+        return None;
+    }
+    // Manifests list files in path order, not key order: sort the cuts.
+    let mut cuts = parsed.state.cuts;
+    cuts.sort_unstable();
+    cuts.dedup();
+    Some(Sampled {
+        key: key.to_owned(),
+        sha256: parsed.sha256,
+        header: parsed.header,
+        records: parsed.state.seen,
+        cuts,
+    })
+}
+
+/// With no manifest to count by: a slice per top-level directory (each cut
+/// at a directory's name, so its contents fall in the next slice), grouped
+/// so that there are at most [`MAX_UNCOUNTED_SHARDS`].
+fn top_level_cuts(source: &Path) -> Result<Vec<String>> {
+    let entries = std::fs::read_dir(source).map_err(|err| Error::io("read", source, err))?;
+    let mut dirs: Vec<String> = entries
+        .filter_map(|entry| entry.ok())
+        .filter(|entry| entry.file_type().is_ok_and(|t| t.is_dir()))
+        .filter_map(|entry| entry.file_name().into_string().ok())
+        .collect();
+    dirs.sort_unstable();
+    let step = dirs.len().div_ceil(MAX_UNCOUNTED_SHARDS).max(1);
+    Ok(dirs.into_iter().step_by(step).collect())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::path::Path;
+
+    #[test]
+    fn slices_between_cuts_hold_every_path_once() {
+        let cuts = vec!["a".to_owned(), "b/m".to_owned()];
+        let shards = slices("r", &cuts);
+        assert_eq!(shards.len(), 3);
+        for path in ["0", "a", "a.txt", "a/x", "b/a", "b/m", "b/n", "z"] {
+            let holders: Vec<_> = shards
+                .iter()
+                .filter(|s| s.range.holds(Path::new(path)))
+                .map(|s| s.index)
+                .collect();
+            assert_eq!(holders.len(), 1, "{path} is held by {holders:?}");
+        }
+        assert_eq!(slices("r", &[]).len(), 1, "no cut: one slice of everything");
+        assert!(slices("r", &[])[0].range.is_everything());
+    }
+
+    #[test]
+    fn without_counts_each_top_level_directory_gets_a_slice() {
+        let dir = tempfile::tempdir().unwrap();
+        for name in ["b", "a", "c"] {
+            std::fs::create_dir(dir.path().join(name)).unwrap();
+        }
+        std::fs::write(dir.path().join("top.txt"), b"x").unwrap();
+        let cuts = top_level_cuts(dir.path()).unwrap();
+        assert_eq!(cuts, ["a", "b", "c"]);
+        let shards = slices("r", &cuts);
+        let holder = |path: &str| {
+            shards
+                .iter()
+                .position(|s| s.range.holds(Path::new(path)))
+                .unwrap()
+        };
+        assert_eq!(holder("a/1"), 1);
+        assert_eq!(holder("b/1"), 2);
+        assert_eq!(holder("c/1"), 3);
+        assert_ne!(holder("a/1"), holder("b/1"));
+    }
+}
