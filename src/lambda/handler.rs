@@ -50,14 +50,16 @@ pub async fn handle(function: &Function, event: LambdaEvent<Value>) -> Result<Ou
     // The EMF line goes to stdout, where Lambda forwards it to CloudWatch Logs.
     match &invocation {
         Invocation::Sync(request) => {
-            let summary = commands::sync::run(
+            // Boxed, as each command below: their futures are large, and a
+            // debug build's stack holds the handler's whole future.
+            let summary = Box::pin(commands::sync::run(
                 &function.store,
                 &config.target.prefix,
                 &config.run,
                 &config.command,
                 request,
                 stop_at,
-            )
+            ))
             .await?;
             // A shard is part of a run: the merge reports the run's metrics.
             if !summary.dry_run && request.shard.is_none() {
@@ -67,23 +69,23 @@ pub async fn handle(function: &Function, event: LambdaEvent<Value>) -> Result<Ou
         }
         Invocation::Plan(_) => {
             let options = PlanOptions::from_args(args_from_env::<PlanArgs>()?, Mode::Lambda)?;
-            let output = plan::run(
+            let output = Box::pin(plan::run(
                 &function.store,
                 &config.target.prefix,
                 &config.command,
                 &options,
-            )
+            ))
             .await?;
             Ok(Output::Plan(output))
         }
         Invocation::Merge(request) => {
-            let summary = merge::run(
+            let summary = Box::pin(merge::run(
                 &function.store,
                 &config.target.prefix,
                 &config.run,
                 &config.command,
                 request,
-            )
+            ))
             .await?;
             println!("{}", metrics::emf(&summary, &name, now_ms));
             Ok(Output::Sync(summary))

@@ -104,7 +104,9 @@ mod tests {
     fn consecutive_ranges_cover_each_path_once() {
         let cuts = [None, Some("a.b"), Some("a/c"), Some("b"), None];
         let ranges: Vec<_> = cuts.windows(2).map(|w| range(w[0], w[1])).collect();
-        for path in ["a", "a.b", "a.c", "a/b", "a/c", "a/d", "a-z", "b", "b/x", "c"] {
+        for path in [
+            "a", "a.b", "a.c", "a/b", "a/c", "a/d", "a-z", "b", "b/x", "c",
+        ] {
             let holders = ranges.iter().filter(|r| r.holds(Path::new(path))).count();
             assert_eq!(holders, 1, "{path}");
             let walked: Vec<_> = ranges

@@ -55,9 +55,14 @@ pub const MAX_DEPTH: usize = 256;
 pub fn walk(source: &SourceDir, start: &Path, filter: &Filter) -> Vec<Found> {
     let found = Mutex::new(Vec::new());
     let everything = PathRange::default();
-    walk_into(source, start, filter, &everything, DEFAULT_THREADS, |entry| {
-        found.lock().map(|mut f| f.push(entry)).is_ok()
-    });
+    walk_into(
+        source,
+        start,
+        filter,
+        &everything,
+        DEFAULT_THREADS,
+        |entry| found.lock().map(|mut f| f.push(entry)).is_ok(),
+    );
     let mut found = found.into_inner().unwrap_or_default();
     // Path order compares component by component: a directory's entries
     // follow it, as a depth-first walk in name order would give them.

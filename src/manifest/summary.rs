@@ -199,7 +199,11 @@ impl Summary {
         };
         let mut parts = Vec::new();
         if !missing.is_empty() {
-            parts.push(format!("{} shards stored no manifest ({})", missing.len(), list(missing)));
+            parts.push(format!(
+                "{} shards stored no manifest ({})",
+                missing.len(),
+                list(missing)
+            ));
         }
         if !incomplete.is_empty() {
             parts.push(format!(
@@ -208,7 +212,10 @@ impl Summary {
                 list(incomplete)
             ));
         }
-        self.add_message(format!("{}; the next run backs their files up", parts.join(" and ")));
+        self.add_message(format!(
+            "{}; the next run backs their files up",
+            parts.join(" and ")
+        ));
     }
 
     /// The source shrank below the allowed share of the last complete run:

@@ -10,8 +10,8 @@ use super::listing::{Listing, plan_listing};
 use super::options::Scope;
 use super::prior::{Entries, Index, PriorState};
 use crate::manifest::read::{Header, read_fetched};
-use crate::run::shard::Plan;
 use crate::manifest::{ManifestLink, local_dir};
+use crate::run::shard::Plan;
 use crate::store::{KeyRange, Store, keys};
 
 /// One listing of the prefix, and the index of the newest full manifest
@@ -90,8 +90,11 @@ pub async fn load(
         Some((key, etag)) => Some(link_to(store, key, etag, &digests).await),
         None => None,
     };
-    let (full_rehash, runs_since_full_rehash) =
-        rehash_due(rehash_every, index.as_ref().map(|i| &i.header), scope.rehash);
+    let (full_rehash, runs_since_full_rehash) = rehash_due(
+        rehash_every,
+        index.as_ref().map(|i| &i.header),
+        scope.rehash,
+    );
     info!(
         listed = listing.as_ref().map(Listing::len),
         indexed = index.as_ref().map(Index::len),

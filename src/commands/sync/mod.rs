@@ -57,8 +57,7 @@ pub async fn run(
     let span =
         info_span!("run", run_id = %run.id, bucket = %store.bucket(), prefix = %scope.key_prefix);
     let work = async {
-        let (manifest, records) =
-            back_up(store, prefix, options, sync, &scope, &run, None).await?;
+        let (manifest, records) = back_up(store, prefix, options, sync, &scope, &run, None).await?;
         let name = manifest::file_name(run.started, &run.id, scope.narrowed);
         let summary = publish(
             store,

@@ -11,8 +11,8 @@ use crate::config::{Options, existing_dir, parse_size};
 use crate::error::{Error, Result};
 use crate::local::filter::Filter;
 use crate::local::range::PathRange;
-use crate::run::shard::{self, Shard};
 use crate::run::Mode;
+use crate::run::shard::{self, Shard};
 use crate::store::keys;
 use crate::store::multipart::{MAX_PART_SIZE, MAX_SINGLE_PUT, MIN_PART_SIZE};
 

@@ -113,7 +113,15 @@ pub async fn run(
         files: Vec::new(),
     };
     let name = manifest::file_name(plan.started_at, run_id, false);
-    let summary = publish(store, prefix, &options.manifest_dir, manifest, &records, &name).await;
+    let summary = publish(
+        store,
+        prefix,
+        &options.manifest_dir,
+        manifest,
+        &records,
+        &name,
+    )
+    .await;
     if summary.manifest_s3_uri.is_some() {
         remove_shard_documents(store, prefix, run_id).await;
     }

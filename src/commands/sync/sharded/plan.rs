@@ -50,8 +50,7 @@ impl Options for PlanOptions {
     fn from_args(args: PlanArgs, _mode: Mode) -> Result<Self> {
         if args.shard_files == 0 {
             return Err(Error::Config(
-                "shard files must be at least 1: set SYNC_SHARD_FILES or pass --shard-files"
-                    .into(),
+                "shard files must be at least 1: set SYNC_SHARD_FILES or pass --shard-files".into(),
             ));
         }
         if args.sharded_lock_ttl_secs < 60 {
@@ -237,10 +236,14 @@ struct KeyOnly {
 impl Sampler {
     fn add(&mut self, record: KeyOnly) {
         self.seen += 1;
-        if self.seen % self.every != 0 {
+        if !self.seen.is_multiple_of(self.every) {
             return;
         }
-        if let Some(relative) = record.s3_key.as_deref().and_then(|k| k.strip_prefix(&self.folder)) {
+        if let Some(relative) = record
+            .s3_key
+            .as_deref()
+            .and_then(|k| k.strip_prefix(&self.folder))
+        {
             self.cuts.push(relative.to_owned());
         }
     }

@@ -25,6 +25,13 @@ pub async fn run(
     stop_at: Option<Instant>,
 ) -> Result<Summary> {
     let run_id = &shard.run_id;
+    if !lease::held_by(store, prefix, run_id).await? {
+        return Err(Error::Shard(format!(
+            "run {run_id} no longer holds the lock of {}; shard {} not started",
+            store.uri(&lease::lock_key(prefix)),
+            shard.index
+        )));
+    }
     let plan: Plan = read_document(store, &shard::plan_key(prefix, run_id), "plan").await?;
     let listed: Vec<Shard> =
         read_document(store, &shard::list_key(prefix, run_id), "shard list").await?;
@@ -32,13 +39,6 @@ pub async fn run(
     if listed.get(shard.index as usize) != Some(shard) {
         return Err(Error::Shard(format!(
             "shard {} of run {run_id} is not one the plan listed",
-            shard.index
-        )));
-    }
-    if !lease::held_by(store, prefix, run_id).await? {
-        return Err(Error::Shard(format!(
-            "run {run_id} no longer holds the lock of {}; shard {} not started",
-            store.uri(&lease::lock_key(prefix)),
             shard.index
         )));
     }

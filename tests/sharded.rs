@@ -1,0 +1,219 @@
+//! A sharded run on moto through the Lambda handler: plan, a sync per
+//! shard, merge. The merged manifest must be a snapshot like any other (the
+//! next run's index, a link of the chain), the shards must cover every file
+//! exactly once, and the lock must hold from the plan to the merge.
+
+mod support;
+
+use std::time::Duration;
+
+use lambda_runtime::{Context, LambdaEvent};
+use s3_kms_sync::Error;
+use s3_kms_sync::commands::sync::SyncRequest;
+use s3_kms_sync::commands::sync::sharded::plan::{self, PlanOptions, PlanOutput, PlanStatus};
+use s3_kms_sync::lambda::handle;
+use s3_kms_sync::lambda::handler::Output;
+use s3_kms_sync::manifest::{FileStatus, RunStatus, Summary};
+use serde_json::{Value, json};
+use support::*;
+
+const BUCKET: &str = "sharded-backups";
+const PREFIX: &str = "fleet";
+
+async fn invoke(engine: &Engine, event: Value) -> s3_kms_sync::Result<Output> {
+    handle(engine, LambdaEvent::new(event, Context::default())).await
+}
+
+async fn plan_by_event(engine: &Engine) -> PlanOutput {
+    match invoke(engine, json!({"command": "plan"})).await.unwrap() {
+        Output::Plan(output) => output,
+        other => panic!("plan returned {other:?}"),
+    }
+}
+
+/// The shard list as the Distributed Map's ItemReader reads it: a JSON array.
+async fn shard_items(moto: &Moto, planned: &PlanOutput) -> Vec<Value> {
+    let key = planned.shard_list_key.as_deref().expect("a shard list");
+    let list: Value = serde_json::from_slice(&get_bytes(&moto.s3(), BUCKET, key).await).unwrap();
+    list.as_array().expect("the shard list is an array").clone()
+}
+
+async fn run_shard(engine: &Engine, item: &Value) -> s3_kms_sync::Result<Summary> {
+    let event = json!({"command": "sync", "shard": item});
+    invoke(engine, event)
+        .await
+        .map(|o| o.summary().expect("a sync summary"))
+}
+
+async fn merge(engine: &Engine, run_id: &str) -> Summary {
+    let event = json!({"command": "merge", "run_id": run_id});
+    let output = invoke(engine, event).await.expect("merge");
+    output.summary().expect("a run summary")
+}
+
+/// Files whose records appear in any shard manifest of the run, by count.
+fn stored_paths(summary: &Summary) -> Vec<String> {
+    let manifest = manifest_of(summary);
+    manifest
+        .files
+        .iter()
+        .map(|r| r.s3_key.clone().unwrap_or_default())
+        .collect()
+}
+
+#[tokio::test]
+async fn a_sharded_run_backs_up_every_file_once_and_its_manifest_is_the_next_index() {
+    let moto = Moto::start();
+    let key = moto.bucket_and_key(BUCKET).await;
+    let source = tempfile::tempdir().unwrap();
+    let manifests = tempfile::tempdir().unwrap();
+    let files = sample_files();
+    write_tree(source.path(), &files);
+    let engine = engine(
+        moto.s3(),
+        settings(source.path(), manifests.path(), BUCKET, &key, PREFIX),
+    );
+
+    // No manifest yet: a slice per top-level directory, plus the first.
+    let planned = plan_by_event(&engine).await;
+    assert_eq!(planned.status, PlanStatus::Planned);
+    let top_level_dirs = 4; // deep, reports, unicode, "with space"
+    assert_eq!(planned.shards, top_level_dirs + 1);
+    // The plan holds the lock: a plain run meanwhile does nothing.
+    let blocked = engine.run(&SyncRequest::default()).await.unwrap();
+    assert_eq!(blocked.status, RunStatus::Skipped);
+
+    let items = shard_items(&moto, &planned).await;
+    let mut uploaded = 0;
+    for item in &items {
+        let summary = run_shard(&engine, item).await.unwrap();
+        assert_eq!(summary.failed, 0, "{summary:?}");
+        uploaded += summary.uploaded;
+    }
+    assert_eq!(
+        uploaded,
+        files.len() as u64,
+        "each file went up in one shard"
+    );
+
+    let merged = merge(&engine, &planned.run_id).await;
+    assert_eq!(merged.status, RunStatus::Succeeded, "{merged:?}");
+    assert_eq!((merged.uploaded, merged.failed), (files.len() as u64, 0));
+    let mut keys = stored_paths(&merged);
+    let count = keys.len();
+    keys.sort();
+    keys.dedup();
+    assert_eq!((count, keys.len()), (files.len(), files.len()));
+    let stored = list_keys(&moto.s3(), BUCKET).await;
+    assert!(
+        !stored.iter().any(|k| k.contains("/_manifests/shards/")),
+        "the merge leaves shard documents behind: {stored:?}"
+    );
+    assert!(
+        !stored.iter().any(|k| k.ends_with("lock.json")),
+        "the merge did not release the lock"
+    );
+    let manifest = manifest_of(&merged);
+    assert!(manifest.complete && manifest.expected_files == Some(files.len() as u64));
+
+    // The merged manifest is a full one: a plain run skips every file by it.
+    let plain = engine.run(&SyncRequest::default()).await.unwrap();
+    assert_eq!(
+        (plain.uploaded, plain.skipped),
+        (0, files.len() as u64),
+        "{plain:?}"
+    );
+
+    // Now the manifest counts files: slices of about two, one file changed.
+    write_tree(
+        source.path(),
+        &[("reports/2026/q1.csv", b"a,b\n3,4\n".to_vec())],
+    );
+    let options = PlanOptions {
+        shard_files: 2,
+        lock_ttl: Duration::from_secs(600),
+    };
+    let config = &engine.config;
+    let counted = plan::run(&engine.store, PREFIX, &config.command, &options)
+        .await
+        .unwrap();
+    assert_eq!(counted.shards as usize, files.len() / 2 + 1);
+    let items = shard_items(&moto, &counted).await;
+    for item in &items {
+        run_shard(&engine, item).await.unwrap();
+    }
+    let second = merge(&engine, &counted.run_id).await;
+    assert_eq!(second.status, RunStatus::Succeeded, "{second:?}");
+    assert_eq!(
+        (second.uploaded, second.skipped),
+        (1, files.len() as u64 - 1)
+    );
+    let chained = manifest_of(&second);
+    assert_eq!(
+        chained.previous_manifest.map(|l| l.key),
+        plain
+            .manifest_s3_uri
+            .map(|u| u.trim_start_matches(&format!("s3://{BUCKET}/")).to_owned()),
+        "the merged manifest links to the one before the plan"
+    );
+    let changed = chained
+        .files
+        .iter()
+        .find(|r| r.status == FileStatus::Uploaded)
+        .unwrap();
+    assert!(changed.local_path.ends_with("q1.csv"));
+
+    // The lock is gone with the merge: a late shard of that run is refused.
+    let late = run_shard(&engine, &items[0]).await;
+    assert!(
+        matches!(&late, Err(Error::Shard(m)) if m.contains("no longer holds the lock")),
+        "{late:?}"
+    );
+}
+
+#[tokio::test]
+async fn a_shard_that_never_reported_leaves_the_run_incomplete_and_the_lock_released() {
+    let moto = Moto::start();
+    let key = moto.bucket_and_key(BUCKET).await;
+    let source = tempfile::tempdir().unwrap();
+    let manifests = tempfile::tempdir().unwrap();
+    write_tree(source.path(), &sample_files());
+    let engine = engine(
+        moto.s3(),
+        settings(source.path(), manifests.path(), BUCKET, &key, PREFIX),
+    );
+    let planned = plan_by_event(&engine).await;
+    let items = shard_items(&moto, &planned).await;
+
+    // A slice the plan did not cut is refused, whatever run it names.
+    let mut forged = items[1].clone();
+    forged["range"]["after"] = json!("a");
+    let refused = run_shard(&engine, &forged).await;
+    assert!(matches!(refused, Err(Error::Shard(_))), "{refused:?}");
+
+    // Slices: (-, deep], (deep, reports], (reports, unicode], ...: the third
+    // holds reports/ and top.txt. Its invocation never reports.
+    for (index, item) in items.iter().enumerate() {
+        if index != 2 {
+            run_shard(&engine, item).await.unwrap();
+        }
+    }
+    let merged = merge(&engine, &planned.run_id).await;
+    assert_eq!(merged.status, RunStatus::Partial);
+    assert!(!merged.complete);
+    let message = merged.message.clone().unwrap_or_default();
+    assert!(
+        message.contains("1 shards stored no manifest (2)"),
+        "{message}"
+    );
+    let keys = stored_paths(&merged);
+    assert!(!keys.iter().any(|k| k == "fleet/top.txt"), "{keys:?}");
+    assert_eq!(keys.len(), sample_files().len() - 3);
+    // The next run may start at once, and backs the missing files up.
+    let next = engine.run(&SyncRequest::default()).await.unwrap();
+    assert_eq!(next.status, RunStatus::Succeeded, "{next:?}");
+    assert_eq!(
+        next.uploaded, 3,
+        "reports/2026/q1.csv, reports/big.bin, top.txt"
+    );
+}
