@@ -35,6 +35,7 @@ POLICIES = {
     "BatchOperationsPolicy": "iam/batch-operations-policy.json",
     "ReplicationPolicy": "iam/replication-policy.json",
     "SchedulerRole": "iam/scheduler-policy.json",
+    "ShardedRunRole": "iam/sharded-run-policy.json",
 }
 
 
@@ -151,6 +152,7 @@ def review(template_path, deployer_path):
     checks = infra_review.DEFECTS + [
         ("metrics", infra_review.alarms_watch_emitted_metrics),
         ("replication", infra_review.replication_is_kms_aware),
+        ("one backup schedule", infra_review.one_backup_schedule),
     ]
     return {label: check(subject) for label, check in checks}, subject
 

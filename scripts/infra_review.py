@@ -36,6 +36,7 @@ EVERYTHING = {
     "ReplicaKmsKeyArn": EXAMPLES["ReplicaKmsKeyArn"],
     "ReplicaAccountId": "210987654321",
     "ReplicationTimeControl": "true",
+    "ShardedRun": "true",
 }
 SCENARIOS = {"defaults": {}, "efs": EFS, "everything": EVERYTHING}
 RULE_FUNCTIONS = {
@@ -337,4 +338,19 @@ def replication_is_kms_aware(s):
                 condition = json.dumps(st.get("Condition", {}))
                 if "kms:ViaService" not in condition or "kms:EncryptionContext:aws:s3:arn" not in condition:
                     problems.append(f"{name} {st.get('Sid')}: KMS grant without kms:ViaService and the encryption context")
+    return problems
+
+
+def one_backup_schedule(s):
+    """Exactly one schedule starts backups: the function's, or with
+    ShardedRun the state machine's, never both (they would race for the lock)."""
+    problems = []
+    for scenario, stack in s.stacks.items():
+        enabled = [
+            schedule.get("Name")
+            for schedule in resources_of(stack, "AWS::Scheduler::Schedule").values()
+            if str(schedule.get("Name", "")).endswith("backup") and schedule.get("State", "ENABLED") != "DISABLED"
+        ]
+        if len(enabled) != 1:
+            problems.append(f"{scenario}: backup schedules enabled: {enabled}")
     return problems
