@@ -13,15 +13,15 @@ export SAM_CLI_TELEMETRY := 0
 export AWS_DEFAULT_REGION ?= eu-west-1
 export PATH := $(CURDIR)/$(VENV)/bin:$(PATH)
 
-.PHONY: demo test lint lint-infra unit lambda-events sam-build bench tools clean
+.PHONY: demo test lint lint-infra unit lambda-events state-machine sam-build bench tools clean
 
 ## demo: run the function twice through the Lambda runtime API against a local S3+KMS emulator
 demo: $(TOOLS)
 	scripts/demo.sh
 
 ## test: formatting, clippy, template and policy linters, each event in events/
-## through the Lambda runtime API, and every Rust test
-test: lint lint-infra lambda-events unit
+## and the sharded-run state machine through the Lambda runtime API, and every Rust test
+test: lint lint-infra lambda-events state-machine unit
 
 lint: $(TOOLS)
 	cargo fmt --check
@@ -42,6 +42,10 @@ unit: $(TOOLS)
 
 lambda-events: $(TOOLS)
 	scripts/test-lambda-events.sh
+
+## state-machine: the template's sharded run executed on moto, its tasks served by cargo lambda watch
+state-machine: $(TOOLS)
+	scripts/test-state-machine.sh
 
 ## sam-build: cross-compile the function for arm64 the way `sam deploy` ships it
 sam-build: $(TOOLS)

@@ -43,6 +43,13 @@ start_moto() {
     local bucket=$1 port
     port=$(free_port)
     start_background "$WORK/moto.log" "$VENV/bin/moto_server" -H 127.0.0.1 -p "$port"
+    use_moto "$port" "$bucket"
+}
+
+# Waits for the moto server on PORT, creates BUCKET and a KMS key there, and
+# exports what the function reads.
+use_moto() {
+    local port=$1 bucket=$2
     wait_for_port "$port" "moto server" "$WORK/moto.log"
     export AWS_ENDPOINT_URL="http://127.0.0.1:$port"
     export AWS_ACCESS_KEY_ID=test AWS_SECRET_ACCESS_KEY=test AWS_REGION=us-east-1 AWS_DEFAULT_REGION=us-east-1
@@ -53,9 +60,10 @@ start_moto() {
     echo "moto server on $AWS_ENDPOINT_URL, bucket $bucket, KMS key $SYNC_KMS_KEY_ID" >&2
 }
 
-# Serves the function on the local Lambda runtime API (it inherits the SYNC_* settings).
+# Serves the function on the local Lambda runtime API (it inherits the SYNC_*
+# settings), on WATCH_PORT if set, else on a free port.
 start_watch() {
-    WATCH_PORT=$(free_port)
+    WATCH_PORT=${WATCH_PORT:-$(free_port)}
     start_background "$WORK/watch.log" "$VENV/bin/cargo-lambda" lambda watch --invoke-port "$WATCH_PORT"
     wait_for_port "$WATCH_PORT" "cargo lambda watch" "$WORK/watch.log"
 }
