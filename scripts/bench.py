@@ -37,6 +37,7 @@ import boto3
 from bench_efs import bench_efs, efs_table, efs_targets
 from bench_latency import bench_latency, latency_table
 from bench_memory import memory_scaling, memory_table, memory_targets
+from bench_sharded import bench_sharded, sharded_table
 from provision_moto import default_encryption
 
 ROOT = pathlib.Path(__file__).resolve().parent.parent
@@ -400,7 +401,8 @@ def read_back_table(read_back):
     return lines
 
 
-def report(results, md5, hundred_k, repeats, can_drop, command, read_back, key_change, latency, memory, efs):
+def report(results, md5, hundred_k, repeats, can_drop, command, read_back, key_change, latency, memory, efs,
+           sharded):
     tools = ["s3-kms-sync", "aws s3 sync", "rclone sync --checksum"]
     lines = [
         "# Benchmarks",
@@ -445,6 +447,8 @@ def report(results, md5, hundred_k, repeats, can_drop, command, read_back, key_c
         lines += memory_table(memory)
     if efs:
         lines += efs_table(efs)
+    if sharded:
+        lines += sharded_table(sharded)
     ratio = md5["s3-kms-sync md5"] / md5["md5sum"]
     lines += [
         "",
@@ -560,6 +564,8 @@ def main():
     parser.add_argument("--skip-1m", action="store_true", help="leave the 1,000,000-file memory run out")
     parser.add_argument("--only-efs", action="store_true",
                         help="measure only the EFS-like row; reuse the other figures of the last run")
+    parser.add_argument("--only-sharded", action="store_true",
+                        help="measure only the Distributed Map row; reuse the other figures of the last run")
     args = parser.parse_args()
     WORK.mkdir(parents=True, exist_ok=True)
     (WORK / "manifests").mkdir(exist_ok=True)
@@ -583,7 +589,8 @@ def main():
         proxy = Proxy(proxy_process.stdout.readline().decode().strip())
 
         kms = session.client("kms", endpoint_url=moto)
-        only_one = args.only_key_change or args.only_latency or args.only_memory or args.only_efs
+        only_one = (args.only_key_change or args.only_latency or args.only_memory or args.only_efs
+                    or args.only_sharded)
         sizes = [10_000, 100_000] + ([] if args.skip_1m else [1_000_000])
         if args.only_100k or only_one:
             saved = json.loads((WORK / "results.json").read_text())
@@ -595,6 +602,10 @@ def main():
             latency = saved.get("latency", {})
             memory = saved.get("memory", {})
             efs = saved.get("efs", {})
+            sharded = saved.get("sharded", {})
+            if args.only_sharded:
+                print("sharded run", flush=True)
+                sharded = bench_sharded(WORK, ROOT, tool_env(moto), args.repeats)
             if args.only_efs:
                 print("EFS-like latency", flush=True)
                 efs = bench_efs(WORK, ROOT, OURS, STANDIN, tool_env(moto), args.repeats)
@@ -623,6 +634,8 @@ def main():
             memory = memory_scaling(WORK, OURS, STANDIN, tool_env(moto), sizes)
             print("EFS-like latency", flush=True)
             efs = bench_efs(WORK, ROOT, OURS, STANDIN, tool_env(moto), args.repeats)
+            print("sharded run", flush=True)
+            sharded = bench_sharded(WORK, ROOT, tool_env(moto), args.repeats)
         if not only_one:
             hundred_k = {} if args.skip_100k else rss_100k(proxy, key_arn)
     finally:
@@ -631,11 +644,11 @@ def main():
 
     raw = {"results": {f"{tool}|{phase}": entries for (tool, phase), entries in results.items()},
            "md5": md5, "hundred_k": hundred_k, "read_back": read_back, "key_change": key_change,
-           "latency": latency, "memory": memory, "efs": efs}
+           "latency": latency, "memory": memory, "efs": efs, "sharded": sharded}
     (WORK / "results.json").write_text(json.dumps(raw, indent=1))
     command = "make bench" if os.environ.get("MAKELEVEL") else " ".join(["python", *sys.argv])
     table = report(results, md5, hundred_k, args.repeats, can_drop, command, read_back, key_change, latency, memory,
-                   efs)
+                   efs, sharded)
     print()
     print(table)
     if args.out:

@@ -76,6 +76,10 @@ pub enum Error {
     #[error("{} was not finished before the time limit; the next run uploads it", path.display())]
     Stopped { path: PathBuf },
 
+    /// OpenSSL failed while hashing: the digest cannot be trusted.
+    #[error("MD5 failed: {0}")]
+    Digest(String),
+
     /// A shard whose run no longer holds the lock, or a plan that cannot be read.
     #[error("sharded run: {0}")]
     Shard(String),
@@ -174,6 +178,7 @@ impl Error {
             Error::Refused { .. } => "Refused",
             Error::ChainBroken { .. } => "ChainBroken",
             Error::Shard(_) => "ShardError",
+            Error::Digest(_) => "DigestError",
             Error::Manifest(_) => "ManifestError",
             Error::Join(_) => "InternalError",
         }

@@ -64,7 +64,7 @@ impl Manifest {
         }
         out.write_all(b"]}").map_err(io)?;
         let written = Written {
-            md5: out.md5.finish(),
+            md5: out.md5.finish()?,
             sha256: out.sha256.finish_hex(),
         };
         Ok((out.inner, written))

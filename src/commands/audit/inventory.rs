@@ -219,7 +219,7 @@ fn read_data_file(
     drop(rows);
     std::io::copy(&mut compressed, &mut std::io::sink())
         .map_err(|err| Error::io("read", where_, err))?;
-    let actual = compressed.hash.finish().hex();
+    let actual = compressed.hash.finish()?.hex();
     match md5 {
         Some(expected) if !expected.eq_ignore_ascii_case(&actual) => Err(bad(format!(
             "its MD5 is {actual}, the inventory manifest records {expected}"

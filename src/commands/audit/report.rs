@@ -188,7 +188,7 @@ impl Spool {
             sha256: None,
         };
         let stored = store
-            .put(key, body, self.md5.finish(), extras, WriteIf::Always)
+            .put(key, body, self.md5.finish()?, extras, WriteIf::Always)
             .await?;
         Ok(stored.etag.unwrap_or_default())
     }

@@ -126,7 +126,7 @@ impl Worker<'_> {
         out.flush()
             .await
             .map_err(|err| Error::io("write", slot.path(), err))?;
-        let md5 = md5.finish().hex();
+        let md5 = md5.finish()?.hex();
         if bytes != file.size_bytes || Some(md5.as_str()) != file.md5.as_deref() {
             return Err(Error::Refused {
                 path: slot.path().to_path_buf(),

@@ -137,7 +137,7 @@ impl<'a> Worker<'a> {
         }
         // The parts must add up to the content whose MD5 went into the metadata.
         ensure_unchanged(file, &handle, offset)?;
-        let sent = whole.finish();
+        let sent = whole.finish()?;
         if sent != md5 {
             return Err(Error::Changed {
                 path: file.path.clone(),

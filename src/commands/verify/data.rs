@@ -106,7 +106,7 @@ pub async fn hash_object(
         md5.update(&chunk);
         bytes += chunk.len() as u64;
     }
-    Ok(Some((md5.finish(), bytes)))
+    Ok(Some((md5.finish()?, bytes)))
 }
 
 #[cfg(test)]
