@@ -4,10 +4,12 @@
 # function through the real Lambda runtime API (cargo lambda watch), and
 # checks what the run left in S3.
 source "$(dirname "${BASH_SOURCE[0]}")/local.sh"
-trap cleanup EXIT
+# Outside the clone: the tree gets a file whose name is not UTF-8, which
+# `sam build` cannot hash when it walks the project.
+TREE=$(mktemp -d)
+trap 'cleanup; rm -rf "$TREE"' EXIT
 
-rm -rf "$WORK/sharded"
-export SYNC_SOURCE_DIR="$WORK/sharded/data" SYNC_MANIFEST_DIR="$WORK/sharded/manifests" SYNC_PREFIX=sharded
+export SYNC_SOURCE_DIR="$TREE/data" SYNC_MANIFEST_DIR="$TREE/manifests" SYNC_PREFIX=sharded
 # Small shards, so that the second run's plan cuts the tree by its manifest into several.
 export SYNC_SHARD_FILES=4
 "$VENV/bin/python" "$ROOT/scripts/sample_tree.py" "$SYNC_SOURCE_DIR" >/dev/null

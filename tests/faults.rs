@@ -279,7 +279,9 @@ async fn the_time_limit_aborts_a_multipart_upload_between_parts() {
         .proxy
         .configure(|f| f.delay = Duration::from_millis(400));
 
-    let stop_at = Instant::now() + Duration::from_millis(1000);
+    // The lock, the manifest folder and the listing take 1.2 s at 400 ms a
+    // request; the file starts after them and meets the limit between parts.
+    let stop_at = Instant::now() + Duration::from_millis(1400);
     let summary = bench
         .engine()
         .run_until(&SyncRequest::default(), Some(stop_at))

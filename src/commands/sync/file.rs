@@ -144,7 +144,7 @@ impl Worker<'_> {
         };
         result.md5 = Some(md5);
 
-        let existing = match (prior.presence, prior.recorded) {
+        let existing = match (&prior.presence, prior.recorded) {
             (None, _) => self.store.head(key).await?,
             (Some(Presence::Absent), _) => None,
             // Same ETag and size as this tool's own upload: the recorded MD5
@@ -162,7 +162,7 @@ impl Worker<'_> {
             ) if unchanged_remotely(recorded, presence) => match recorded.kms_key_id.as_deref() {
                 Some(kms_key) => Some(Object {
                     md5: Some(recorded.md5.hex()),
-                    etag: etag.map(str::to_owned),
+                    etag: etag.as_ref().map(ToString::to_string),
                     size: size.and_then(|s| i64::try_from(s).ok()),
                     version_id: recorded.version_id.as_deref().map(str::to_owned),
                     encryption: Some(Encryption::kms(kms_key, recorded.bucket_key)),

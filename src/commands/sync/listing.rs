@@ -1,18 +1,27 @@
 //! The prefix as this run's listing saw it, and how to list it.
+//!
+//! A key the last manifest recorded is not kept twice: the listing marks
+//! its record in the [`Index`] (listed unchanged, or rewritten), and keeps
+//! only the objects the index has no record of.
 
 use std::sync::Arc;
 
 use super::sorted::SortedMap;
 
-use super::prior::{Index, Recorded};
+use super::prior::{Index, Recorded, Seen};
 use crate::manifest::{is_full_manifest_name, is_manifest_name};
-use crate::store::{KeyRange, Listed};
+use crate::store::{Etag, KeyRange, Listed};
 
-/// How to list the prefix when this machine has the newest manifest: ranges
-/// of 990 of the keys it recorded (room for a few new keys before a range
-/// needs a second page), listed at once, and of the manifest folder only
-/// what comes after that manifest (newer manifests and the lock).
-pub fn plan_listing(index: &Index, manifest_folder: &str, newest_manifest: &str) -> Vec<KeyRange> {
+/// How to list the prefix when the last manifest is known: ranges of 990
+/// of the keys it recorded (room for a few new keys before a range needs a
+/// second page), listed at once. Of the manifest folder, the range lists
+/// what sorts after `manifests_after` (newer manifests and the lock), or
+/// nothing when the folder was listed on its own.
+pub fn plan_listing(
+    index: &Index,
+    manifest_folder: &str,
+    manifests_after: Option<&str>,
+) -> Vec<KeyRange> {
     let keys = index.sorted_keys();
     let splits: Vec<&str> = keys
         .iter()
@@ -20,22 +29,25 @@ pub fn plan_listing(index: &Index, manifest_folder: &str, newest_manifest: &str)
         .skip(RANGE_KEYS - 1)
         .step_by(RANGE_KEYS)
         .collect();
+    // Every key in the folder sorts after the folder and before this.
+    let folder_end = format!("{manifest_folder}\u{10FFFF}");
+    let resume = manifests_after.unwrap_or(&folder_end);
     let mut ranges = Vec::with_capacity(splits.len() + 2);
     let mut after: Option<&str> = None;
     for until in splits.into_iter().map(Some).chain(std::iter::once(None)) {
         let holds_folder =
             after.is_none_or(|a| a < manifest_folder) && until.is_none_or(|u| u >= manifest_folder);
         if holds_folder {
-            // Skip the manifests already recorded: list the keys before the folder
-            // (if the last run had any there), then from after the newest manifest.
-            // A new key before the folder in a range that had none is listed by
-            // the next run; until then it only costs one needless upload.
+            // List the keys before the folder (if the last run had any
+            // there), then from `resume`. A new key before the folder in a
+            // range that had none is listed by the next run; until then it
+            // only costs one needless upload.
             let before_folder = keys.partition_point(|k| *k < manifest_folder)
                 > after.map_or(0, |a| keys.partition_point(|k| *k <= a));
             if before_folder {
                 ranges.push(range(after, Some(manifest_folder)));
             }
-            ranges.push(range(Some(newest_manifest), until));
+            ranges.push(range(Some(resume), until));
         } else {
             ranges.push(range(after, until));
         }
@@ -55,38 +67,36 @@ fn range(after: Option<&str>, until: Option<&str>) -> KeyRange {
 const RANGE_KEYS: usize = 990;
 
 /// Whether a key is in the bucket, as the listing shows it.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Presence<'a> {
     Absent,
     Present {
-        etag: Option<&'a str>,
+        etag: Option<Etag>,
         size: Option<u64>,
         /// `None` for STANDARD; a re-encrypting copy keeps it.
         storage_class: Option<&'a str>,
     },
 }
 
-/// A listed object's ETag, size and storage class.
-type ListedObject = (Option<Box<str>>, Option<u64>, Option<Arc<str>>);
+/// A listed object's ETag, size and storage class (an index into the classes).
+type ListedObject = (Option<Etag>, Option<u64>, Option<u8>);
 
-/// The prefix as one ListObjectsV2 pass saw it.
+/// The prefix as one ListObjectsV2 pass saw it, beside the index.
 #[derive(Debug, Default)]
 pub struct Listing {
-    objects: SortedMap<ListedObject>,
+    /// Listed objects the index has no record of (new files, other writers').
+    others: SortedMap<ListedObject>,
     classes: Vec<Arc<str>>,
-    /// The newest manifest of a full run under the manifest folder, if the
-    /// listing covered it.
-    pub latest_manifest: Option<String>,
-    /// The newest manifest of any run, full or narrowed, with its ETag.
-    pub newest_manifest: Option<(String, Option<String>)>,
+    /// What the listing showed of the manifest folder.
+    pub manifests: Manifests,
 }
 
 impl Listing {
     #[cfg(test)]
-    pub fn from_listing(listed: Vec<Listed>, manifest_folder: &str) -> Self {
+    pub fn from_listing(listed: Vec<Listed>, manifest_folder: &str, index: &mut Index) -> Self {
         let mut view = Listing::default();
         for object in listed {
-            view.add(object, manifest_folder);
+            view.add(object, manifest_folder, Some(index));
         }
         view.seal();
         view
@@ -94,57 +104,109 @@ impl Listing {
 
     /// Readies the objects taken in for lookups.
     pub fn seal(&mut self) {
-        self.objects.seal();
+        self.others.seal();
     }
 
-    /// Takes in one listed object (objects may come in any order).
-    /// `manifest_folder` is `<prefix>/_manifests/`; manifest names sort by start time.
-    pub fn add(&mut self, object: Listed, manifest_folder: &str) {
-        if let Some(name) = object.key.strip_prefix(manifest_folder) {
-            let newer = |than: Option<&str>| than < Some(object.key.as_str());
-            let newest = self.newest_manifest.as_ref().map(|(key, _)| key.as_str());
-            if is_manifest_name(name) && newer(newest) {
-                self.newest_manifest = Some((object.key.clone(), object.etag.clone()));
-            }
-            if is_full_manifest_name(name) && newer(self.latest_manifest.as_deref()) {
-                self.latest_manifest = Some(object.key);
-            }
+    /// Takes in one listed object (objects may come in any order), marking
+    /// its record in `index` if it has one.
+    pub fn add(&mut self, object: Listed, manifest_folder: &str, index: Option<&mut Index>) {
+        if object.key.starts_with(manifest_folder) {
+            self.manifests.add(object, manifest_folder);
             return;
         }
-        let storage_class = object
-            .storage_class
-            .map(|class| super::prior::shared(&mut self.classes, class));
-        self.objects.push(
-            object.key.into(),
-            (object.etag.map(Into::into), object.size, storage_class),
-        );
+        let class = object.storage_class.map(|class| self.class_id(class));
+        let etag = object.etag.as_deref().map(Etag::new);
+        let marked = index.is_some_and(|index| {
+            index.mark_listed(&object.key, etag.as_ref(), object.size, class)
+        });
+        if !marked {
+            self.others.push(object.key.into(), (etag, object.size, class));
+        }
     }
 
-    pub fn presence(&self, key: &str) -> Presence<'_> {
-        match self.objects.get(key) {
-            None => Presence::Absent,
-            Some((etag, size, storage_class)) => Presence::Present {
-                etag: etag.as_deref(),
-                size: *size,
-                storage_class: storage_class.as_deref(),
+    fn class_id(&mut self, class: String) -> u8 {
+        let id = match self.classes.iter().position(|c| **c == *class) {
+            Some(id) => id,
+            None => {
+                self.classes.push(class.into());
+                self.classes.len() - 1
+            }
+        };
+        // S3 has about ten storage classes.
+        u8::try_from(id).unwrap_or(u8::MAX)
+    }
+
+    fn class(&self, id: Option<u8>) -> Option<&str> {
+        id.and_then(|id| self.classes.get(usize::from(id)))
+            .map(|class| &**class)
+    }
+
+    /// What the listing showed of `key`, whose record (if any) it marked.
+    pub fn presence(&self, key: &str, recorded: Option<&Recorded>) -> Presence<'_> {
+        match recorded.map(|r| (r, r.seen)) {
+            Some((recorded, Seen::Unchanged { class })) => Presence::Present {
+                etag: recorded.etag.clone(),
+                size: Some(recorded.stamp.size),
+                storage_class: self.class(class),
+            },
+            Some((_, Seen::Rewritten)) => Presence::Present {
+                etag: None,
+                size: None,
+                storage_class: None,
+            },
+            Some((_, Seen::NotListed)) => Presence::Absent,
+            None => match self.others.get(key) {
+                None => Presence::Absent,
+                Some((etag, size, class)) => Presence::Present {
+                    etag: etag.clone(),
+                    size: *size,
+                    storage_class: self.class(*class),
+                },
             },
         }
     }
 
-    pub fn len(&self) -> usize {
-        self.objects.len()
+    /// Listed objects the index has no record of.
+    pub fn others(&self) -> usize {
+        self.others.len()
+    }
+}
+
+/// Which manifests the manifest folder holds, as listed.
+#[derive(Debug, Default)]
+pub struct Manifests {
+    /// The newest manifest of a full run: the next run's index.
+    pub latest_full: Option<String>,
+    /// The newest manifest of any run, full or narrowed, with its ETag.
+    pub newest: Option<(String, Option<String>)>,
+}
+
+impl Manifests {
+    /// Takes in one object of `folder`; manifest names sort by start time.
+    pub fn add(&mut self, object: Listed, folder: &str) {
+        let Some(name) = object.key.strip_prefix(folder) else {
+            return;
+        };
+        let newer = |than: Option<&str>| than < Some(object.key.as_str());
+        let newest = self.newest.as_ref().map(|(key, _)| key.as_str());
+        if is_manifest_name(name) && newer(newest) {
+            self.newest = Some((object.key.clone(), object.etag.clone()));
+        }
+        if is_full_manifest_name(name) && newer(self.latest_full.as_deref()) {
+            self.latest_full = Some(object.key);
+        }
     }
 }
 
 /// Whether `recorded` still describes what the listing shows: same ETag and
 /// size means nobody has written the object since this tool did.
-pub fn unchanged_remotely(recorded: &Recorded, presence: Presence<'_>) -> bool {
+pub fn unchanged_remotely(recorded: &Recorded, presence: &Presence<'_>) -> bool {
     match presence {
         Presence::Present {
             etag: Some(etag),
             size,
             ..
-        } => recorded.etag.as_deref() == Some(etag) && size == Some(recorded.stamp.size),
+        } => recorded.etag.as_ref() == Some(etag) && *size == Some(recorded.stamp.size),
         _ => false,
     }
 }
@@ -167,61 +229,106 @@ mod tests {
     }
 
     #[test]
-    fn listing_separates_files_from_manifests() {
-        let view = Listing::from_listing(
-            vec![
-                listed("p/a.txt", "\"e1\"", 3),
-                listed("p/_manifests/20260101T000000.000Z-x.json", "\"m\"", 9),
-                listed("p/_manifests/20261231T235959.999Z-y.json", "\"m\"", 9),
-                listed(
-                    "p/_manifests/20261231T235959.999Z-z.narrowed.json",
-                    "\"m\"",
-                    9,
-                ),
-                listed("p/_manifests/lock.json", "\"l\"", 9),
-            ],
-            "p/_manifests/",
-        );
+    fn the_manifest_folder_names_the_newest_manifests() {
+        let mut manifests = Manifests::default();
+        for key in [
+            "p/_manifests/20260101T000000.000Z-x.json",
+            "p/_manifests/20261231T235959.999Z-y.json",
+            "p/_manifests/20261231T235959.999Z-z.narrowed.json",
+            "p/_manifests/lock.json",
+            "p/_manifests/shards/0b6ec4a4-32b5-4a2f-9a6e-0a5c8e0f6a11/plan.json",
+        ] {
+            manifests.add(listed(key, "\"m\"", 9), "p/_manifests/");
+        }
         assert_eq!(
-            view.latest_manifest.as_deref(),
+            manifests.latest_full.as_deref(),
             Some("p/_manifests/20261231T235959.999Z-y.json")
         );
         assert_eq!(
-            view.newest_manifest,
+            manifests.newest,
             Some((
                 "p/_manifests/20261231T235959.999Z-z.narrowed.json".into(),
                 Some("\"m\"".into())
             ))
         );
-        assert_eq!(view.len(), 1);
+    }
+
+    /// A recorded key is marked in its record, not kept again; the rest is kept.
+    #[test]
+    fn the_listing_marks_recorded_keys_and_keeps_the_others() {
+        // index_of records every key with size 1 and ETag "e".
+        let mut index = index_of(["p/same", "p/rewritten", "p/gone"].map(String::from).into_iter());
+        let mut glacier = listed("p/same", "\"e\"", 1);
+        glacier.storage_class = Some("GLACIER_IR".into());
+        let view = Listing::from_listing(
+            vec![
+                glacier,
+                listed("p/rewritten", "\"other\"", 1),
+                listed("p/new.txt", "\"n\"", 3),
+                listed("p/_manifests/20260101T000000.000Z-x.json", "\"m\"", 9),
+            ],
+            "p/_manifests/",
+            &mut index,
+        );
+        assert_eq!(view.others(), 1, "only the unrecorded file is kept");
+        assert!(view.manifests.latest_full.is_some(), "the folder's keys name manifests");
+        let presence = |key| view.presence(key, index.get(key));
+        let same = presence("p/same");
         assert_eq!(
-            view.presence("p/a.txt"),
+            same,
             Presence::Present {
-                etag: Some("\"e1\""),
+                etag: Some(Etag::new("\"e\"")),
+                size: Some(1),
+                storage_class: Some("GLACIER_IR")
+            }
+        );
+        assert!(unchanged_remotely(index.get("p/same").unwrap(), &same));
+        let rewritten = presence("p/rewritten");
+        assert!(!unchanged_remotely(index.get("p/rewritten").unwrap(), &rewritten));
+        assert_ne!(rewritten, Presence::Absent);
+        assert_eq!(presence("p/gone"), Presence::Absent);
+        assert_eq!(
+            presence("p/new.txt"),
+            Presence::Present {
+                etag: Some(Etag::new("\"n\"")),
                 size: Some(3),
                 storage_class: None
             }
         );
-        assert_eq!(view.presence("p/b.txt"), Presence::Absent);
+        assert_eq!(presence("p/absent"), Presence::Absent);
     }
 
     #[test]
     fn the_listing_plan_covers_every_key_but_recorded_manifests() {
         let index = index_of((0..2000).rev().map(|i| format!("p/k{i:05}")));
         let newest = "p/_manifests/20260101T000000.000Z-r.json";
-        let plan = plan_listing(&index, "p/_manifests/", newest);
-        let bounds: Vec<(Option<&str>, Option<&str>)> = plan
-            .iter()
-            .map(|r| (r.after.as_deref(), r.until.as_deref()))
-            .collect();
+        let bounds = |plan: &[KeyRange]| -> Vec<(Option<String>, Option<String>)> {
+            plan.iter()
+                .map(|r| (r.after.clone(), r.until.clone()))
+                .collect()
+        };
+        let s = |text: &str| Some(text.to_owned());
         assert_eq!(
-            bounds,
+            bounds(&plan_listing(&index, "p/_manifests/", Some(newest))),
             [
-                (Some(newest), Some("p/k00989")),
-                (Some("p/k00989"), Some("p/k01979")),
-                (Some("p/k01979"), None),
+                (s(newest), s("p/k00989")),
+                (s("p/k00989"), s("p/k01979")),
+                (s("p/k01979"), None),
             ]
         );
+        // Once the folder was listed on its own, no range lists it again.
+        let plan = plan_listing(&index, "p/_manifests/", None);
+        assert_eq!(plan[0].after, s("p/_manifests/\u{10FFFF}"));
+        let in_plan = |key: &str| {
+            plan.iter()
+                .filter(|r| r.after.as_deref().is_none_or(|a| key > a))
+                .filter(|r| r.until.as_deref().is_none_or(|u| key <= u))
+                .count()
+        };
+        assert_eq!(in_plan(newest), 0);
+        for key in ["p/k00000", "p/k00990", "p/z"] {
+            assert_eq!(in_plan(key), 1, "{key}");
+        }
 
         // A key that sorts before the manifest folder gets its own range.
         let index = index_of(
@@ -229,7 +336,7 @@ mod tests {
                 .map(|i| format!("p/k{i:05}"))
                 .chain(["p/A.txt".to_owned()]),
         );
-        let plan = plan_listing(&index, "p/_manifests/", newest);
+        let plan = plan_listing(&index, "p/_manifests/", Some(newest));
         assert_eq!(plan[0].until.as_deref(), Some("p/_manifests/"));
         assert_eq!(plan[1].after.as_deref(), Some(newest));
         assert_eq!(plan.len(), 4);
@@ -246,35 +353,20 @@ mod tests {
             },
             settled: true,
             md5: Md5Digest::of(b"abc"),
-            etag: Some("\"e1\"".into()),
+            etag: Some(Etag::new("\"e1\"")),
             version_id: None,
             kms_key_id: None,
             bucket_key: None,
+            seen: Seen::NotListed,
         };
-        assert!(unchanged_remotely(
-            &recorded,
-            Presence::Present {
-                etag: Some("\"e1\""),
-                size: Some(3),
-                storage_class: None
-            }
-        ));
-        assert!(!unchanged_remotely(
-            &recorded,
-            Presence::Present {
-                etag: Some("\"e2\""),
-                size: Some(3),
-                storage_class: None
-            }
-        ));
-        assert!(!unchanged_remotely(
-            &recorded,
-            Presence::Present {
-                etag: Some("\"e1\""),
-                size: Some(4),
-                storage_class: None
-            }
-        ));
-        assert!(!unchanged_remotely(&recorded, Presence::Absent));
+        let present = |etag: &str, size| Presence::Present {
+            etag: Some(Etag::new(etag)),
+            size: Some(size),
+            storage_class: None,
+        };
+        assert!(unchanged_remotely(&recorded, &present("\"e1\"", 3)));
+        assert!(!unchanged_remotely(&recorded, &present("\"e2\"", 3)));
+        assert!(!unchanged_remotely(&recorded, &present("\"e1\"", 4)));
+        assert!(!unchanged_remotely(&recorded, &Presence::Absent));
     }
 }

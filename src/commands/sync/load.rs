@@ -1,12 +1,13 @@
-//! Before a run looks at any file: one listing of the prefix and the index
-//! of the newest full manifest it shows, this machine's copy standing in
-//! for the download when S3 vouches for its SHA-256.
+//! Before a run looks at any file: which manifests the prefix holds, the
+//! index of the newest full one (this machine's copy standing in for the
+//! download when S3 vouches for its SHA-256), and a listing of the prefix
+//! cut into ranges by that index and joined into it.
 
 use std::path::Path;
 
 use tracing::{info, warn};
 
-use super::listing::{Listing, plan_listing};
+use super::listing::{Listing, Manifests, plan_listing};
 use super::options::Scope;
 use super::prior::{Entries, Index, PriorState};
 use crate::manifest::read::{Header, read_fetched};
@@ -14,8 +15,8 @@ use crate::manifest::{ManifestLink, local_dir};
 use crate::run::shard::Plan;
 use crate::store::{KeyRange, Store, keys};
 
-/// One listing of the prefix, and the index of the newest full manifest
-/// it shows. Either may be missing; the run then asks S3 key by key.
+/// The manifest folder, the index of the newest full manifest it shows,
+/// and the listing. Any may be missing; the run then asks S3 key by key.
 pub async fn load(
     store: &Store,
     prefix: &str,
@@ -23,80 +24,52 @@ pub async fn load(
     rehash_every: u32,
     scope: &Scope,
 ) -> PriorState {
-    let list_prefix = keys::folder_of(&scope.key_prefix);
-    // This machine's newest copy, if any, tells where to cut the listing.
-    // It stands in for the S3 manifest only if S3 vouches for its SHA-256.
     let folder = keys::manifest_key(prefix, "");
+    let list_prefix = keys::folder_of(&scope.key_prefix);
     let local = local_dir::newest(manifest_dir, store.bucket(), &scope.key_prefix, Index::add).map(
-        |copy| {
-            (
-                copy.name,
-                Index::new(copy.header, copy.content),
-                copy.sha256,
-            )
+        |copy| LocalCopy {
+            key: format!("{folder}{}", copy.name),
+            index: Index::new(copy.header, copy.content),
+            sha256: copy.sha256,
         },
     );
-    let local_key = local.as_ref().map(|(name, ..)| format!("{folder}{name}"));
-    let ranges = match (&local, &local_key) {
-        (Some((_, index, _)), Some(key)) => plan_listing(index, &folder, key),
-        _ => vec![KeyRange::default()],
-    };
-    let (mut listing, proven) = tokio::join!(
-        list(store, &list_prefix, &ranges, &folder),
-        proven_copy(
-            store,
-            local_key.as_deref(),
-            local.as_ref().map(|(.., sha256)| sha256.as_str())
-        ),
-    );
-    let local = local.filter(|_| proven);
-    if local_key.is_some() && local.is_none() && ranges != [KeyRange::default()] {
-        // The unproven copy cut the listing; a planted name could have
-        // hidden newer manifests from it. List everything instead.
-        warn!(
-            key = local_key,
-            "local manifest copy does not match S3; not used"
-        );
-        listing = list(store, &list_prefix, &[KeyRange::default()], &folder).await;
-    }
-    let local_key = local_key.filter(|_| local.is_some());
-    // A newer manifest in the listing was written elsewhere; else ours is the newest.
-    let latest = listing
-        .as_ref()
-        .and_then(|v| v.latest_manifest.clone())
-        .or(local_key.clone());
     // The digests of manifests this run has read or proven: the chain link
     // to the newest manifest usually needs no request of its own.
     let mut digests: Vec<(String, String)> = Vec::new();
-    let index = match (listing.as_ref().and(latest), local) {
-        (Some(latest), Some((_, index, sha256))) if Some(&latest) == local_key.as_ref() => {
-            digests.push((latest, sha256));
-            Some(index)
-        }
-        (Some(latest), _) => {
-            let (index, sha256) =
-                fetch_index(store, &latest, &scope.key_prefix, Entries::default()).await;
-            digests.extend(sha256.map(|sha256| (latest, sha256)));
-            index
-        }
-        (None, _) => None,
+    let known = match local {
+        Some(copy) => warm(store, &list_prefix, &folder, copy).await,
+        None => Warm::NoCopy,
     };
-    let newest_manifest = listing
-        .as_ref()
-        .and_then(|l| l.newest_manifest.clone())
-        .or(local_key.map(|key| (key, None)));
-    // Without a listing the newest manifest is unknown: no link.
-    let previous = match listing.as_ref().and(newest_manifest) {
+    let loaded = match known {
+        Warm::Newest { copy, listing } => {
+            let newest = listing.manifests.newest.clone();
+            let newest = newest.or_else(|| Some((copy.key.clone(), None)));
+            digests.push((copy.key, copy.sha256));
+            Loaded {
+                index: Some(copy.index),
+                listing: Some(listing),
+                newest,
+            }
+        }
+        Warm::ListingFailed => Loaded::default(),
+        Warm::Superseded(manifests) => {
+            cold(store, scope, &list_prefix, &folder, Some(manifests), &mut digests).await
+        }
+        Warm::NoCopy => cold(store, scope, &list_prefix, &folder, None, &mut digests).await,
+    };
+    let Loaded {
+        index,
+        listing,
+        newest,
+    } = loaded;
+    let previous = match newest {
         Some((key, etag)) => Some(link_to(store, key, etag, &digests).await),
         None => None,
     };
-    let (full_rehash, runs_since_full_rehash) = rehash_due(
-        rehash_every,
-        index.as_ref().map(|i| &i.header),
-        scope.rehash,
-    );
+    let (full_rehash, runs_since_full_rehash) =
+        rehash_due(rehash_every, index.as_ref().map(|i| &i.header), scope.rehash);
     info!(
-        listed = listing.as_ref().map(Listing::len),
+        listed_unrecorded = listing.as_ref().map(Listing::others),
         indexed = index.as_ref().map(Index::len),
         full_rehash,
         "state loaded"
@@ -107,6 +80,113 @@ pub async fn load(
         previous,
         full_rehash,
         runs_since_full_rehash,
+    }
+}
+
+/// This machine's newest manifest copy, and where it would be in S3.
+struct LocalCopy {
+    key: String,
+    index: Index,
+    sha256: String,
+}
+
+/// What a run learns from its own copy of the last manifest.
+enum Warm {
+    /// S3 vouches for the copy and lists no newer full manifest: it is the
+    /// index, and the listing cut by it is joined into it.
+    Newest { copy: LocalCopy, listing: Listing },
+    /// A newer full manifest was written elsewhere (these are the folder's
+    /// manifests from the copy on), or the copy is not what S3 holds.
+    Superseded(Manifests),
+    ListingFailed,
+    NoCopy,
+}
+
+#[derive(Default)]
+struct Loaded {
+    index: Option<Index>,
+    listing: Option<Listing>,
+    /// The newest manifest of any run, with its ETag: the chain's next link.
+    newest: Option<(String, Option<String>)>,
+}
+
+/// The listing cut by this machine's copy and joined into it, while S3 is
+/// asked whether the copy is what it holds: one round trip. Of the
+/// manifest folder only what sorts after the copy is listed: any newer
+/// manifest, and the lock.
+async fn warm(store: &Store, list_prefix: &str, folder: &str, mut copy: LocalCopy) -> Warm {
+    let ranges = plan_listing(&copy.index, folder, Some(&copy.key));
+    let (proven, listing) = tokio::join!(
+        proven_copy(store, &copy.key, &copy.sha256),
+        list(store, list_prefix, &ranges, folder, Some(&mut copy.index)),
+    );
+    if !proven {
+        // A planted name could have hidden newer manifests from the cut
+        // listing: start again from the folder.
+        warn!(key = copy.key, "local manifest copy does not match S3; not used");
+        return Warm::NoCopy;
+    }
+    match listing {
+        None => Warm::ListingFailed,
+        Some(listing) if listing.manifests.latest_full.is_none() => Warm::Newest { copy, listing },
+        Some(listing) => Warm::Superseded(listing.manifests),
+    }
+}
+
+/// Without a usable copy: the manifest folder (unless already listed), the
+/// newest full manifest fetched from S3, then the listing cut by it.
+async fn cold(
+    store: &Store,
+    scope: &Scope,
+    list_prefix: &str,
+    folder: &str,
+    manifests: Option<Manifests>,
+    digests: &mut Vec<(String, String)>,
+) -> Loaded {
+    let manifests = match manifests {
+        Some(manifests) => manifests,
+        // Without the folder the newest manifest is unknown: no index, no
+        // link, and no listing, which could not tell manifests apart.
+        None => match list_manifests(store, folder).await {
+            Some(manifests) => manifests,
+            None => return Loaded::default(),
+        },
+    };
+    let mut index = None;
+    if let Some(latest) = &manifests.latest_full {
+        let (fetched, sha256) =
+            fetch_index(store, latest, &scope.key_prefix, Entries::default()).await;
+        digests.extend(sha256.map(|sha256| (latest.clone(), sha256)));
+        index = fetched;
+    }
+    let ranges = match &index {
+        Some(index) => plan_listing(index, folder, None),
+        None => vec![KeyRange::default()],
+    };
+    let listing = list(store, list_prefix, &ranges, folder, index.as_mut()).await;
+    Loaded {
+        index,
+        listing,
+        newest: manifests.newest,
+    }
+}
+
+/// The manifest folder's listing: which manifests it holds.
+async fn list_manifests(store: &Store, folder: &str) -> Option<Manifests> {
+    let found = std::sync::Mutex::new(Manifests::default());
+    let listed = store
+        .list_each(folder, &[KeyRange::default()], &|object| {
+            if let Ok(mut found) = found.lock() {
+                found.add(object, folder);
+            }
+        })
+        .await;
+    match listed {
+        Ok(()) => found.into_inner().ok(),
+        Err(err) => {
+            warn!(error = %err, "listing the manifests failed; each file is looked up on its own");
+            None
+        }
     }
 }
 
@@ -122,8 +202,9 @@ pub fn rehash_due(rehash_every: u32, index: Option<&Header>, asked: bool) -> (bo
     }
 }
 
-/// What a shard of a sharded run knows before it reads a file: a listing of
-/// its slice, and the records of its slice in the manifest its plan chose.
+/// What a shard of a sharded run knows before it reads a file: the records
+/// of its slice in the manifest its plan chose, and a listing of its slice
+/// joined into them.
 pub async fn planned(store: &Store, scope: &Scope, plan: &Plan) -> PriorState {
     let list_prefix = keys::folder_of(&scope.key_prefix);
     let bound = |path: &Option<String>| path.as_deref().map(|p| keys::join(&scope.key_prefix, p));
@@ -133,17 +214,14 @@ pub async fn planned(store: &Store, scope: &Scope, plan: &Plan) -> PriorState {
     };
     let folder = keys::manifest_key(&scope.key_prefix, "");
     let slice = Entries::in_slice(&scope.key_prefix, &scope.range);
-    let (listing, index) = tokio::join!(
-        list(store, &list_prefix, std::slice::from_ref(&range), &folder),
-        async {
-            match &plan.index_manifest {
-                Some(key) => fetch_index(store, key, &scope.key_prefix, slice).await.0,
-                None => None,
-            }
-        }
-    );
+    let mut index = match &plan.index_manifest {
+        Some(key) => fetch_index(store, key, &scope.key_prefix, slice).await.0,
+        None => None,
+    };
+    let ranges = std::slice::from_ref(&range);
+    let listing = list(store, &list_prefix, ranges, &folder, index.as_mut()).await;
     info!(
-        listed = listing.as_ref().map(Listing::len),
+        listed_unrecorded = listing.as_ref().map(Listing::others),
         indexed = index.as_ref().map(Index::len),
         "shard state loaded"
     );
@@ -156,22 +234,27 @@ pub async fn planned(store: &Store, scope: &Scope, plan: &Plan) -> PriorState {
     }
 }
 
-pub(super) async fn list(
+/// The listing of `ranges`, each object marking its record in `index`.
+async fn list(
     store: &Store,
     prefix: &str,
     ranges: &[KeyRange],
     folder: &str,
+    index: Option<&mut Index>,
 ) -> Option<Listing> {
-    let listing = std::sync::Mutex::new(Listing::default());
+    let joined = std::sync::Mutex::new((Listing::default(), index));
     let added = store
         .list_each(prefix, ranges, &|object| {
-            if let Ok(mut listing) = listing.lock() {
-                listing.add(object, folder);
+            if let Ok(mut joined) = joined.lock() {
+                let (listing, index) = &mut *joined;
+                listing.add(object, folder, index.as_deref_mut());
             }
         })
         .await;
     match added {
-        Ok(()) => listing.into_inner().ok().map(|mut listing| {
+        // A listing cut short says nothing of what it missed; the marks it
+        // left go unread without it.
+        Ok(()) => joined.into_inner().ok().map(|(mut listing, _)| {
             listing.seal();
             listing
         }),
@@ -183,10 +266,7 @@ pub(super) async fn list(
 }
 
 /// Whether the S3 manifest at `key` has the SHA-256 of the local copy.
-async fn proven_copy(store: &Store, key: Option<&str>, sha256: Option<&str>) -> bool {
-    let (Some(key), Some(sha256)) = (key, sha256) else {
-        return false;
-    };
+async fn proven_copy(store: &Store, key: &str, sha256: &str) -> bool {
     match store.head(key).await {
         Ok(Some(stored)) => stored.sha256.as_deref() == Some(sha256),
         Ok(None) => false,

@@ -14,7 +14,7 @@ use crate::local::range::PathRange;
 use crate::local::stamp::Stamp;
 use crate::manifest::read::Header;
 use crate::manifest::{FileStatus, ManifestLink};
-use crate::store::keys;
+use crate::store::{Etag, keys};
 
 /// What the last manifest recorded of one key.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -25,13 +25,28 @@ pub struct Recorded {
     pub settled: bool,
     pub md5: Md5Digest,
     /// The ETag S3 answered when this tool wrote the object.
-    pub etag: Option<Box<str>>,
+    pub etag: Option<Etag>,
     /// The version that holds the content, on a versioned bucket.
     pub version_id: Option<Box<str>>,
     /// The key and Bucket Key status S3 reported when the object was stored
     /// (one shared copy of each key ARN: nearly every record names the same).
     pub kms_key_id: Option<Arc<str>>,
     pub bucket_key: Option<bool>,
+    /// What this run's listing showed of the key.
+    pub seen: Seen,
+}
+
+/// What this run's listing showed of a recorded key: kept in the record,
+/// so that a key is held once however many structures speak of it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Seen {
+    /// Not in the listing (or no listing yet).
+    #[default]
+    NotListed,
+    /// Listed with another ETag or size: someone wrote it since.
+    Rewritten,
+    /// Listed with the recorded ETag and size, in this storage class.
+    Unchanged { class: Option<u8> },
 }
 
 /// The last full manifest's records by key. It is filled record by record
@@ -118,6 +133,26 @@ impl Index {
         self.entries.get(key)
     }
 
+    /// Marks the record of a listed key; false when there is none.
+    pub fn mark_listed(
+        &mut self,
+        key: &str,
+        etag: Option<&Etag>,
+        size: Option<u64>,
+        class: Option<u8>,
+    ) -> bool {
+        let Some(recorded) = self.entries.get_mut(key) else {
+            return false;
+        };
+        let same = etag.is_some() && recorded.etag.as_ref() == etag && size == Some(recorded.stamp.size);
+        recorded.seen = if same {
+            Seen::Unchanged { class }
+        } else {
+            Seen::Rewritten
+        };
+        true
+    }
+
     pub fn len(&self) -> usize {
         self.entries.len()
     }
@@ -158,10 +193,11 @@ impl IndexedRecord {
             // Decided once the header's start time is recorded.
             settled: false,
             md5: Md5Digest::from_hex(self.md5.as_deref()?)?,
-            etag: Some(self.etag?.into()),
+            etag: Some(Etag::new(&self.etag?)),
             version_id: self.version_id.map(Into::into),
             kms_key_id: self.kms_key_id.map(|key| shared(kms_keys, key)),
             bucket_key: self.bucket_key,
+            seen: Seen::NotListed,
         };
         Some((self.s3_key?.into(), recorded))
     }
@@ -192,16 +228,17 @@ pub struct PriorState {
 
 impl PriorState {
     pub fn prior(&self, key: &str) -> Prior<'_> {
+        let recorded = self.index.as_ref().and_then(|i| i.get(key));
         Prior {
-            recorded: self.index.as_ref().and_then(|i| i.get(key)),
-            presence: self.listing.as_ref().map(|v| v.presence(key)),
+            recorded,
+            presence: self.listing.as_ref().map(|v| v.presence(key, recorded)),
             trust_stamp: !self.full_rehash,
         }
     }
 }
 
 /// What the run knows of one key before it looks at the file.
-#[derive(Debug, Clone, Copy, Default)]
+#[derive(Debug, Clone, Default)]
 pub struct Prior<'a> {
     /// The last manifest's record of the key.
     pub recorded: Option<&'a Recorded>,

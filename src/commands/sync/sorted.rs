@@ -35,10 +35,15 @@ impl<V> SortedMap<V> {
     }
 
     pub fn get(&self, key: &str) -> Option<&V> {
-        self.entries
-            .binary_search_by(|(k, _)| (**k).cmp(key))
-            .ok()
-            .map(|i| &self.entries[i].1)
+        self.find(key).map(|i| &self.entries[i].1)
+    }
+
+    pub fn get_mut(&mut self, key: &str) -> Option<&mut V> {
+        self.find(key).map(|i| &mut self.entries[i].1)
+    }
+
+    fn find(&self, key: &str) -> Option<usize> {
+        self.entries.binary_search_by(|(k, _)| (**k).cmp(key)).ok()
     }
 
     /// Keys in order.

@@ -13,7 +13,7 @@ use tracing::{info, warn};
 
 use super::write_document;
 use crate::commands::sync::SyncOptions;
-use crate::commands::sync::listing::Listing;
+use crate::commands::sync::listing::Manifests;
 use crate::commands::sync::load::{link_to, rehash_due};
 use crate::config::Options;
 use crate::error::{Error, Result};
@@ -138,11 +138,11 @@ async fn plan_under(
     lease: &Lease,
 ) -> Result<PlanOutput> {
     let folder = keys::manifest_key(prefix, "");
-    let mut manifests = Listing::default();
+    let mut manifests = Manifests::default();
     for object in store.list(&folder, &[KeyRange::default()]).await? {
         manifests.add(object, &folder);
     }
-    let sampled = match &manifests.latest_manifest {
+    let sampled = match &manifests.latest_full {
         Some(key) => sample(store, key, prefix, options.shard_files).await,
         None => None,
     };
@@ -156,7 +156,7 @@ async fn plan_under(
         .iter()
         .map(|i| (i.key.clone(), i.sha256.clone()))
         .collect();
-    let previous = match manifests.newest_manifest.clone() {
+    let previous = match manifests.newest.clone() {
         Some((key, etag)) => Some(link_to(store, key, etag, &digests).await),
         None => None,
     };
