@@ -293,6 +293,25 @@ async fn a_listing_cut_into_ranges_still_sees_every_key() {
     // Three ranges of 990 recorded keys each at most: the new keys fit in the
     // room each range leaves, so every range is one page.
     assert_eq!(count(&counts, "ListObjectsV2"), 3, "{counts:?}");
+
+    // A cold container (no local copy) cuts its listing by the manifest it
+    // fetches: the folder, then the same three ranges at once.
+    let elsewhere = tempfile::tempdir().unwrap();
+    let cold = support::engine(
+        client_for(&bench.proxy.endpoint),
+        settings(
+            bench.source.path(),
+            elsewhere.path(),
+            BUCKET,
+            &bench.key_arn,
+            "s",
+        ),
+    );
+    let (summary, counts) = run(&bench, &cold, SyncRequest::default()).await;
+    assert_eq!((summary.uploaded, summary.skipped), (0, total + 2));
+    assert_eq!(count(&counts, "HeadObject"), 0, "no copy to prove, no file to look up");
+    assert_eq!(count(&counts, "GetObject"), 1, "{counts:?}");
+    assert_eq!(count(&counts, "ListObjectsV2"), 1 + 3, "{counts:?}");
 }
 
 /// A file system image made with `mkfs.ext4 -I 128` (1-second timestamps),
