@@ -1,8 +1,11 @@
 //! A small in-memory S3 for the benchmark's latency row: `s3_standin
-//! [--delay-ms N]` prints its endpoint and answers every request after N ms,
-//! as a distant S3 would, however many are in flight. moto cannot stand in
-//! here: it answers a few hundred requests a second, so at 30 ms a request
-//! every client would measure moto, not itself.
+//! [--delay-ms N] [--connect-ms M]` prints its endpoint and answers every
+//! request after N ms, as a distant S3 would, however many are in flight;
+//! a new connection's first request waits M ms more, the round trip of a
+//! TCP handshake to that S3. moto cannot stand in here: it answers a few
+//! hundred requests a second, so at 30 ms a request every client would
+//! measure moto, not itself. `GET /_standin/stats` tells how many
+//! connections and requests it has served.
 //!
 //! It speaks the part of S3 a sync of small files uses, path-style:
 //! CreateBucket, HeadBucket, PutObject (with If-None-Match / If-Match),
@@ -13,6 +16,7 @@
 
 use std::collections::BTreeMap;
 use std::convert::Infallible;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -51,15 +55,16 @@ type Answer = Response<Full<Bytes>>;
 #[tokio::main]
 async fn main() {
     let mut args = std::env::args().skip(1);
-    let mut delay = Duration::ZERO;
+    let (mut delay, mut connect) = (Duration::ZERO, Duration::ZERO);
     while let Some(arg) = args.next() {
         match (
             arg.as_str(),
             args.next().and_then(|v| v.parse::<u64>().ok()),
         ) {
             ("--delay-ms", Some(ms)) => delay = Duration::from_millis(ms),
+            ("--connect-ms", Some(ms)) => connect = Duration::from_millis(ms),
             _ => {
-                eprintln!("usage: s3_standin [--delay-ms N]");
+                eprintln!("usage: s3_standin [--delay-ms N] [--connect-ms M]");
                 std::process::exit(2);
             }
         }
@@ -69,16 +74,29 @@ async fn main() {
     use std::io::Write;
     let _ = std::io::stdout().flush();
     let store = Arc::new(Mutex::new(Store::default()));
+    let stats = Arc::new(Stats::default());
     loop {
         let Ok((stream, _)) = listener.accept().await else {
             return;
         };
-        let store = Arc::clone(&store);
+        let (store, stats) = (Arc::clone(&store), Arc::clone(&stats));
+        stats.connections.fetch_add(1, Ordering::Relaxed);
         tokio::spawn(async move {
-            let service = hyper::service::service_fn(move |req| {
-                let store = Arc::clone(&store);
+            let fresh = Arc::new(std::sync::atomic::AtomicBool::new(true));
+            let service = hyper::service::service_fn(move |req: Request<Incoming>| {
+                let (store, stats, fresh) =
+                    (Arc::clone(&store), Arc::clone(&stats), Arc::clone(&fresh));
                 async move {
-                    tokio::time::sleep(delay).await;
+                    if req.uri().path() == "/_standin/stats" {
+                        return Ok::<_, Infallible>(stats.answer());
+                    }
+                    stats.requests.fetch_add(1, Ordering::Relaxed);
+                    let handshake = if fresh.swap(false, Ordering::Relaxed) {
+                        connect
+                    } else {
+                        Duration::ZERO
+                    };
+                    tokio::time::sleep(delay + handshake).await;
                     Ok::<_, Infallible>(handle(&store, req).await)
                 }
             });
@@ -86,6 +104,24 @@ async fn main() {
                 .serve_connection(TokioIo::new(stream), service)
                 .await;
         });
+    }
+}
+
+/// What the stand-in has served, for the benchmark to report.
+#[derive(Default)]
+struct Stats {
+    connections: AtomicU64,
+    requests: AtomicU64,
+}
+
+impl Stats {
+    fn answer(&self) -> Answer {
+        let body = format!(
+            "{{\"connections\": {}, \"requests\": {}}}",
+            self.connections.load(Ordering::Relaxed),
+            self.requests.load(Ordering::Relaxed)
+        );
+        Response::new(Full::new(Bytes::from(body)))
     }
 }
 

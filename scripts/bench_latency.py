@@ -64,7 +64,7 @@ def latency_table(latency):
         "",
         f"{FILES:,} files of 1 KiB uploaded to an in-memory S3 stand-in that answers",
         f"every request after {DELAY_MS} ms (`examples/s3_standin.rs`), each tool with its",
-        "default settings (this tool: 128 files in flight; s5cmd: 256 workers):",
+        "default settings (this tool: 256 files in flight; s5cmd: 256 workers):",
         "",
         "| tool | wall time | files/s | vs s5cmd |",
         "|---|---:|---:|---:|",

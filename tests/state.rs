@@ -309,7 +309,11 @@ async fn a_listing_cut_into_ranges_still_sees_every_key() {
     );
     let (summary, counts) = run(&bench, &cold, SyncRequest::default()).await;
     assert_eq!((summary.uploaded, summary.skipped), (0, total + 2));
-    assert_eq!(count(&counts, "HeadObject"), 0, "no copy to prove, no file to look up");
+    assert_eq!(
+        count(&counts, "HeadObject"),
+        0,
+        "no copy to prove, no file to look up"
+    );
     assert_eq!(count(&counts, "GetObject"), 1, "{counts:?}");
     assert_eq!(count(&counts, "ListObjectsV2"), 1 + 3, "{counts:?}");
 }

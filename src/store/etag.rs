@@ -10,7 +10,10 @@ use std::fmt;
 /// are kept as 20 bytes, anything else as its text.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Etag {
-    Hex { digits: [u8; 16], parts: Option<u32> },
+    Hex {
+        digits: [u8; 16],
+        parts: Option<u32>,
+    },
     Text(Box<str>),
 }
 

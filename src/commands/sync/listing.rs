@@ -116,11 +116,11 @@ impl Listing {
         }
         let class = object.storage_class.map(|class| self.class_id(class));
         let etag = object.etag.as_deref().map(Etag::new);
-        let marked = index.is_some_and(|index| {
-            index.mark_listed(&object.key, etag.as_ref(), object.size, class)
-        });
+        let marked = index
+            .is_some_and(|index| index.mark_listed(&object.key, etag.as_ref(), object.size, class));
         if !marked {
-            self.others.push(object.key.into(), (etag, object.size, class));
+            self.others
+                .push(object.key.into(), (etag, object.size, class));
         }
     }
 
@@ -257,7 +257,11 @@ mod tests {
     #[test]
     fn the_listing_marks_recorded_keys_and_keeps_the_others() {
         // index_of records every key with size 1 and ETag "e".
-        let mut index = index_of(["p/same", "p/rewritten", "p/gone"].map(String::from).into_iter());
+        let mut index = index_of(
+            ["p/same", "p/rewritten", "p/gone"]
+                .map(String::from)
+                .into_iter(),
+        );
         let mut glacier = listed("p/same", "\"e\"", 1);
         glacier.storage_class = Some("GLACIER_IR".into());
         let view = Listing::from_listing(
@@ -271,7 +275,10 @@ mod tests {
             &mut index,
         );
         assert_eq!(view.others(), 1, "only the unrecorded file is kept");
-        assert!(view.manifests.latest_full.is_some(), "the folder's keys name manifests");
+        assert!(
+            view.manifests.latest_full.is_some(),
+            "the folder's keys name manifests"
+        );
         let presence = |key| view.presence(key, index.get(key));
         let same = presence("p/same");
         assert_eq!(
@@ -284,7 +291,10 @@ mod tests {
         );
         assert!(unchanged_remotely(index.get("p/same").unwrap(), &same));
         let rewritten = presence("p/rewritten");
-        assert!(!unchanged_remotely(index.get("p/rewritten").unwrap(), &rewritten));
+        assert!(!unchanged_remotely(
+            index.get("p/rewritten").unwrap(),
+            &rewritten
+        ));
         assert_ne!(rewritten, Presence::Absent);
         assert_eq!(presence("p/gone"), Presence::Absent);
         assert_eq!(

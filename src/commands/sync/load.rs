@@ -53,7 +53,15 @@ pub async fn load(
         }
         Warm::ListingFailed => Loaded::default(),
         Warm::Superseded(manifests) => {
-            cold(store, scope, &list_prefix, &folder, Some(manifests), &mut digests).await
+            cold(
+                store,
+                scope,
+                &list_prefix,
+                &folder,
+                Some(manifests),
+                &mut digests,
+            )
+            .await
         }
         Warm::NoCopy => cold(store, scope, &list_prefix, &folder, None, &mut digests).await,
     };
@@ -66,8 +74,11 @@ pub async fn load(
         Some((key, etag)) => Some(link_to(store, key, etag, &digests).await),
         None => None,
     };
-    let (full_rehash, runs_since_full_rehash) =
-        rehash_due(rehash_every, index.as_ref().map(|i| &i.header), scope.rehash);
+    let (full_rehash, runs_since_full_rehash) = rehash_due(
+        rehash_every,
+        index.as_ref().map(|i| &i.header),
+        scope.rehash,
+    );
     info!(
         listed_unrecorded = listing.as_ref().map(Listing::others),
         indexed = index.as_ref().map(Index::len),
@@ -94,7 +105,10 @@ struct LocalCopy {
 enum Warm {
     /// S3 vouches for the copy and lists no newer full manifest: it is the
     /// index, and the listing cut by it is joined into it.
-    Newest { copy: LocalCopy, listing: Listing },
+    Newest {
+        copy: LocalCopy,
+        listing: Listing,
+    },
     /// A newer full manifest was written elsewhere (these are the folder's
     /// manifests from the copy on), or the copy is not what S3 holds.
     Superseded(Manifests),
@@ -123,7 +137,10 @@ async fn warm(store: &Store, list_prefix: &str, folder: &str, mut copy: LocalCop
     if !proven {
         // A planted name could have hidden newer manifests from the cut
         // listing: start again from the folder.
-        warn!(key = copy.key, "local manifest copy does not match S3; not used");
+        warn!(
+            key = copy.key,
+            "local manifest copy does not match S3; not used"
+        );
         return Warm::NoCopy;
     }
     match listing {

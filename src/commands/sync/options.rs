@@ -23,8 +23,10 @@ pub struct SyncArgs {
     #[arg(long, env = "SYNC_SOURCE_DIR")]
     pub source_dir: Option<PathBuf>,
     /// Files processed at once. S3's latency limits throughput, so many are
-    /// in flight; the memory they use is bounded by --memory-budget.
-    #[arg(long, env = "SYNC_CONCURRENCY", default_value_t = 128)]
+    /// in flight; the memory they use is bounded by --memory-budget. Each
+    /// holds a connection and an open file: 256 leave room under Lambda's
+    /// 1,024 descriptors.
+    #[arg(long, env = "SYNC_CONCURRENCY", default_value_t = 256)]
     pub concurrency: usize,
     /// Directories read at once by the walk: on EFS every metadata call is a
     /// network round trip, so calls in flight set the walk's pace.

@@ -144,7 +144,8 @@ impl Index {
         let Some(recorded) = self.entries.get_mut(key) else {
             return false;
         };
-        let same = etag.is_some() && recorded.etag.as_ref() == etag && size == Some(recorded.stamp.size);
+        let same =
+            etag.is_some() && recorded.etag.as_ref() == etag && size == Some(recorded.stamp.size);
         recorded.seen = if same {
             Seen::Unchanged { class }
         } else {
