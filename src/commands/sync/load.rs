@@ -44,10 +44,11 @@ pub async fn load(
         Warm::Newest { copy, listing } => {
             let newest = listing.manifests.newest.clone();
             let newest = newest.or_else(|| Some((copy.key.clone(), None)));
-            digests.push((copy.key, copy.sha256));
+            let LocalCopy { key, index, sha256 } = *copy;
+            digests.push((key, sha256));
             Loaded {
-                index: Some(copy.index),
-                listing: Some(listing),
+                index: Some(index),
+                listing: Some(*listing),
                 newest,
             }
         }
@@ -106,8 +107,8 @@ enum Warm {
     /// S3 vouches for the copy and lists no newer full manifest: it is the
     /// index, and the listing cut by it is joined into it.
     Newest {
-        copy: LocalCopy,
-        listing: Listing,
+        copy: Box<LocalCopy>,
+        listing: Box<Listing>,
     },
     /// A newer full manifest was written elsewhere (these are the folder's
     /// manifests from the copy on), or the copy is not what S3 holds.
@@ -145,7 +146,10 @@ async fn warm(store: &Store, list_prefix: &str, folder: &str, mut copy: LocalCop
     }
     match listing {
         None => Warm::ListingFailed,
-        Some(listing) if listing.manifests.latest_full.is_none() => Warm::Newest { copy, listing },
+        Some(listing) if listing.manifests.latest_full.is_none() => Warm::Newest {
+            copy: Box::new(copy),
+            listing: Box::new(listing),
+        },
         Some(listing) => Warm::Superseded(listing.manifests),
     }
 }
