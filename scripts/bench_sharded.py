@@ -6,7 +6,6 @@ planning, of one invocation per shard and of the merge is visible.
 import json
 import os
 import shutil
-import socket
 import statistics
 import subprocess
 import time
@@ -14,29 +13,13 @@ import time
 import boto3
 from botocore.config import Config
 
-from bench_trees import spread_tree
+from bench_trees import free_port, spread_tree, wait_for
 from provision_moto import default_encryption
 from run_state_machine import definition, execute
 
 FILES, DIRS, SHARD_FILES = 2_000, 20, 250
 BUCKET, PREFIX = "sharded-bench", "bench"
 SCHEDULED = {"detail-type": "Scheduled Event", "source": "aws.scheduler", "detail": {}}
-
-
-def free_port():
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def wait_for(port, what):
-    for _ in range(1200):
-        try:
-            socket.create_connection(("127.0.0.1", port), 1).close()
-            return
-        except OSError:
-            time.sleep(0.5)
-    raise SystemExit(f"{what} did not start on port {port}")
 
 
 def bench_sharded(work, root, env, repeats):
@@ -46,7 +29,8 @@ def bench_sharded(work, root, env, repeats):
     moto = f"http://127.0.0.1:{moto_port}"
     processes = [subprocess.Popen(
         [str(root / ".venv/bin/python"), str(root / "scripts/moto_sfn.py"), str(moto_port),
-         f"http://127.0.0.1:{watch_port}"], stdout=subprocess.DEVNULL, start_new_session=True)]
+         f"http://127.0.0.1:{watch_port}"], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+        start_new_session=True)]
     try:
         wait_for(moto_port, "moto")
         session = boto3.session.Session(aws_access_key_id="test", aws_secret_access_key="test", region_name="us-east-1")
@@ -60,9 +44,10 @@ def bench_sharded(work, root, env, repeats):
             "SYNC_SHARD_FILES": str(SHARD_FILES), "RUST_LOG": "warn",
         }
         processes.append(subprocess.Popen(
-            [str(root / ".venv/bin/cargo-lambda"), "lambda", "watch", "--release", "--invoke-port", str(watch_port)],
+            [str(root / ".venv/bin/cargo-lambda"), "lambda", "watch", "--release", "--ignore-changes", "--invoke-port",
+             str(watch_port)],
             cwd=root, env=function_env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True))
-        wait_for(watch_port, "cargo lambda watch")
+        wait_for(watch_port, "cargo lambda watch", seconds=600)
         function = session.client("lambda", endpoint_url=f"http://127.0.0.1:{watch_port}",
                                   config=Config(read_timeout=1800, retries={"total_max_attempts": 1}))
         sfn = session.client("stepfunctions", endpoint_url=moto)

@@ -1,7 +1,9 @@
 """What the benchmark rows share: trees of many small files (made once and
-reused), and the in-memory S3 stand-in with its key."""
+reused), the in-memory S3 stand-in with its key, and waiting for a port."""
 import contextlib
+import socket
 import subprocess
+import time
 import urllib.request
 
 # Any key id will do: the stand-in echoes it back as S3 does.
@@ -30,3 +32,20 @@ def standin(binary, bucket, delay_ms=0):
         yield endpoint
     finally:
         server.terminate()
+
+
+def free_port():
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def wait_for(port, what="a server", seconds=60):
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        try:
+            socket.create_connection(("127.0.0.1", port), 1).close()
+            return
+        except OSError:
+            time.sleep(0.1)
+    raise SystemExit(f"{what} did not start on port {port}")

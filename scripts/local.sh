@@ -64,7 +64,7 @@ use_moto() {
 # settings), on WATCH_PORT if set, else on a free port.
 start_watch() {
     WATCH_PORT=${WATCH_PORT:-$(free_port)}
-    start_background "$WORK/watch.log" "$VENV/bin/cargo-lambda" lambda watch --invoke-port "$WATCH_PORT"
+    start_background "$WORK/watch.log" "$VENV/bin/cargo-lambda" lambda watch --ignore-changes --invoke-port "$WATCH_PORT"
     wait_for_port "$WATCH_PORT" "cargo lambda watch" "$WORK/watch.log"
 }
 

@@ -63,19 +63,12 @@ fn stored_paths(summary: &Summary) -> Vec<String> {
 
 #[tokio::test]
 async fn a_sharded_run_backs_up_every_file_once_and_its_manifest_is_the_next_index() {
-    let moto = Moto::start();
-    let key = moto.bucket_and_key(BUCKET).await;
-    let source = tempfile::tempdir().unwrap();
-    let manifests = tempfile::tempdir().unwrap();
+    let backup = Backup::new(BUCKET, PREFIX, false).await;
+    let (moto, engine, source) = (&backup.moto, &backup.engine, &backup.source);
     let files = sample_files();
-    write_tree(source.path(), &files);
-    let engine = engine(
-        moto.s3(),
-        settings(source.path(), manifests.path(), BUCKET, &key, PREFIX),
-    );
 
     // No manifest yet: a slice per top-level directory, plus the first.
-    let planned = plan_by_event(&engine).await;
+    let planned = plan_by_event(engine).await;
     assert_eq!(planned.status, PlanStatus::Planned);
     let top_level_dirs = 4; // deep, reports, unicode, "with space"
     assert_eq!(planned.shards, top_level_dirs + 1);
@@ -83,10 +76,10 @@ async fn a_sharded_run_backs_up_every_file_once_and_its_manifest_is_the_next_ind
     let blocked = engine.run(&SyncRequest::default()).await.unwrap();
     assert_eq!(blocked.status, RunStatus::Skipped);
 
-    let items = shard_items(&moto, &planned).await;
+    let items = shard_items(moto, &planned).await;
     let mut uploaded = 0;
     for item in &items {
-        let summary = run_shard(&engine, item).await.unwrap();
+        let summary = run_shard(engine, item).await.unwrap();
         assert_eq!(summary.failed, 0, "{summary:?}");
         uploaded += summary.uploaded;
     }
@@ -96,7 +89,7 @@ async fn a_sharded_run_backs_up_every_file_once_and_its_manifest_is_the_next_ind
         "each file went up in one shard"
     );
 
-    let merged = merge(&engine, &planned.run_id).await;
+    let merged = merge(engine, &planned.run_id).await;
     assert_eq!(merged.status, RunStatus::Succeeded, "{merged:?}");
     assert_eq!((merged.uploaded, merged.failed), (files.len() as u64, 0));
     let mut keys = stored_paths(&merged);
@@ -138,11 +131,11 @@ async fn a_sharded_run_backs_up_every_file_once_and_its_manifest_is_the_next_ind
         .await
         .unwrap();
     assert_eq!(counted.shards as usize, files.len() / 2 + 1);
-    let items = shard_items(&moto, &counted).await;
+    let items = shard_items(moto, &counted).await;
     for item in &items {
-        run_shard(&engine, item).await.unwrap();
+        run_shard(engine, item).await.unwrap();
     }
-    let second = merge(&engine, &counted.run_id).await;
+    let second = merge(engine, &counted.run_id).await;
     assert_eq!(second.status, RunStatus::Succeeded, "{second:?}");
     assert_eq!(
         (second.uploaded, second.skipped),
@@ -164,7 +157,7 @@ async fn a_sharded_run_backs_up_every_file_once_and_its_manifest_is_the_next_ind
     assert!(changed.local_path.ends_with("q1.csv"));
 
     // The lock is gone with the merge: a late shard of that run is refused.
-    let late = run_shard(&engine, &items[0]).await;
+    let late = run_shard(engine, &items[0]).await;
     assert!(
         matches!(&late, Err(Error::Shard(m)) if m.contains("no longer holds the lock")),
         "{late:?}"
@@ -173,32 +166,25 @@ async fn a_sharded_run_backs_up_every_file_once_and_its_manifest_is_the_next_ind
 
 #[tokio::test]
 async fn a_shard_that_never_reported_leaves_the_run_incomplete_and_the_lock_released() {
-    let moto = Moto::start();
-    let key = moto.bucket_and_key(BUCKET).await;
-    let source = tempfile::tempdir().unwrap();
-    let manifests = tempfile::tempdir().unwrap();
-    write_tree(source.path(), &sample_files());
-    let engine = engine(
-        moto.s3(),
-        settings(source.path(), manifests.path(), BUCKET, &key, PREFIX),
-    );
-    let planned = plan_by_event(&engine).await;
-    let items = shard_items(&moto, &planned).await;
+    let backup = Backup::new(BUCKET, PREFIX, false).await;
+    let (moto, engine) = (&backup.moto, &backup.engine);
+    let planned = plan_by_event(engine).await;
+    let items = shard_items(moto, &planned).await;
 
     // A slice the plan did not cut is refused, whatever run it names.
     let mut forged = items[1].clone();
     forged["range"]["after"] = json!("a");
-    let refused = run_shard(&engine, &forged).await;
+    let refused = run_shard(engine, &forged).await;
     assert!(matches!(refused, Err(Error::Shard(_))), "{refused:?}");
 
     // Slices: (-, deep], (deep, reports], (reports, unicode], ...: the third
     // holds reports/ and top.txt. Its invocation never reports.
     for (index, item) in items.iter().enumerate() {
         if index != 2 {
-            run_shard(&engine, item).await.unwrap();
+            run_shard(engine, item).await.unwrap();
         }
     }
-    let merged = merge(&engine, &planned.run_id).await;
+    let merged = merge(engine, &planned.run_id).await;
     assert_eq!(merged.status, RunStatus::Partial);
     assert!(!merged.complete);
     let message = merged.message.clone().unwrap_or_default();

@@ -49,6 +49,13 @@ fn file_heads(counts: &BTreeMap<String, u64>) -> u64 {
     count(counts, "HeadObject") - COPY_PROOF
 }
 
+/// The engine of another machine: the same source and bucket, through the
+/// proxy, with a manifest directory of its own.
+fn elsewhere_engine(bench: &Stack, manifests: &std::path::Path) -> Engine {
+    let config = settings(bench.source.path(), manifests, BUCKET, &bench.key_arn, "s");
+    engine(client_for(&bench.proxy.endpoint), config)
+}
+
 fn total_bytes() -> u64 {
     sample_files().iter().map(|(_, c)| c.len() as u64).sum()
 }
@@ -127,16 +134,7 @@ async fn a_lost_local_copy_is_fetched_and_a_corrupt_manifest_falls_back_to_head(
 
     // Another machine (no local copy): the manifest comes from S3, one GET.
     let elsewhere = tempfile::tempdir().unwrap();
-    let other = engine(
-        client_for(&bench.proxy.endpoint),
-        settings(
-            bench.source.path(),
-            elsewhere.path(),
-            BUCKET,
-            &bench.key_arn,
-            "s",
-        ),
-    );
+    let other = elsewhere_engine(&bench, elsewhere.path());
     let (second, counts) = run(&bench, &other, SyncRequest::default()).await;
     assert_eq!(second.skipped, sample_files().len() as u64);
     assert_eq!(
@@ -162,16 +160,7 @@ async fn a_lost_local_copy_is_fetched_and_a_corrupt_manifest_falls_back_to_head(
         .await
         .unwrap();
     let fresh = tempfile::tempdir().unwrap();
-    let third_engine = engine(
-        client_for(&bench.proxy.endpoint),
-        settings(
-            bench.source.path(),
-            fresh.path(),
-            BUCKET,
-            &bench.key_arn,
-            "s",
-        ),
-    );
+    let third_engine = elsewhere_engine(&bench, fresh.path());
     let (third, counts) = run(&bench, &third_engine, SyncRequest::default()).await;
     assert_eq!(
         (third.uploaded, third.skipped),
@@ -297,16 +286,7 @@ async fn a_listing_cut_into_ranges_still_sees_every_key() {
     // A cold container (no local copy) cuts its listing by the manifest it
     // fetches: the folder, then the same three ranges at once.
     let elsewhere = tempfile::tempdir().unwrap();
-    let cold = support::engine(
-        client_for(&bench.proxy.endpoint),
-        settings(
-            bench.source.path(),
-            elsewhere.path(),
-            BUCKET,
-            &bench.key_arn,
-            "s",
-        ),
-    );
+    let cold = elsewhere_engine(&bench, elsewhere.path());
     let (summary, counts) = run(&bench, &cold, SyncRequest::default()).await;
     assert_eq!((summary.uploaded, summary.skipped), (0, total + 2));
     assert_eq!(
