@@ -5,7 +5,7 @@
 //! ([`run`], [`manifest`], [`store`], [`local`]). Only [`store`] talks to S3.
 //!
 //! `sync`'s data flows one way: [`config`] → [`local::walk`] (streamed, from
-//! several threads) and the prior state (listing + last manifest) →
+//! several threads) and the prior state (last manifest, listing joined into it) →
 //! per-file decision and transfer → [`manifest::spool`] (records on disk,
 //! merged back in order) → [`manifest::publish`] → [`manifest::Summary`]. `verify` and `restore`
 //! read a manifest located by [`manifest::locate`] through the one streamed
@@ -23,9 +23,13 @@
 //!   (`not_kms`, `wrong_key`, `no_bucket_key`, `sse_c`); a file `sync` fixed
 //!   that way is `reencrypted`, never uploaded again;
 //! - what `sync` knows before it reads a file: `Recorded` (the last
-//!   manifest's record of a key), `Index` (those records by key), `Listing`
-//!   (this run's listing by key, a `Presence` per key), `Prior` (both, for
+//!   manifest's record of a key, with what this run's listing showed of it,
+//!   `Seen`), `Index` (those records by key), `Listing` (the listed objects
+//!   the index has no record of; a `Presence` per key), `Prior` (both, for
 //!   one key), `PriorState` (both, for the run);
+//! - a sharded run ([`run::shard`]): a `Plan` (the lock, the index, the
+//!   chain link) and its `Shard`s, each a `PathRange` of the tree; `plan`,
+//!   a sync per shard, and `merge` are the steps;
 //! - configuration: `*Args` as given (environment or flags),
 //!   [`target::Target`], [`run::RunOptions`] and each command's options once
 //!   validated, [`config::Config`] the three together; a request
