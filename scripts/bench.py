@@ -545,6 +545,14 @@ NOTES = """## Reading the results
 """
 
 
+def save(results, md5, hundred_k, read_back, key_change, latency, memory, efs, sharded):
+    """The figures so far, where --only-... runs read them back."""
+    raw = {"results": {f"{tool}|{phase}": entries for (tool, phase), entries in results.items()},
+           "md5": md5, "hundred_k": hundred_k, "read_back": read_back, "key_change": key_change,
+           "latency": latency, "memory": memory, "efs": efs, "sharded": sharded}
+    (WORK / "results.json").write_text(json.dumps(raw, indent=1))
+
+
 def main():
     parser = argparse.ArgumentParser()
     parser.add_argument("--repeats", type=int, default=3)
@@ -616,33 +624,45 @@ def main():
                 print("30 ms per request", flush=True)
                 latency = bench_latency(WORK, OURS, STANDIN, S5CMD, tool_env(moto), args.repeats)
         else:
+            # Each row's figures are saved as soon as they are measured, so a
+            # row that fails later can be measured again alone (--only-...).
+            read_back = key_change = latency = memory = efs = sharded = hundred_k = {}
+            md5 = {}
+
+            def checkpoint():
+                save(results, md5, hundred_k, read_back, key_change, latency, memory, efs, sharded)
+
             print("sync benchmark", flush=True)
             results = bench_sync(proxy, key_arn, args.repeats, can_drop)
+            checkpoint()
             print("verify and restore", flush=True)
             read_back = bench_read_back(proxy, key_arn, args.repeats, can_drop)
             print("md5 throughput", flush=True)
             md5 = md5_throughput(args.repeats)
             print(f"  {md5}", flush=True)
+            checkpoint()
             print("key change", flush=True)
             key_change = bench_key_change(proxy, kms, args.repeats, can_drop)
+            checkpoint()
             print("30 ms per request", flush=True)
             latency = bench_latency(WORK, OURS, STANDIN, S5CMD, tool_env(moto), args.repeats)
+            checkpoint()
             print("memory by tree size", flush=True)
             memory = memory_scaling(WORK, OURS, STANDIN, tool_env(moto), sizes)
+            checkpoint()
             print("EFS-like latency", flush=True)
             efs = bench_efs(WORK, ROOT, OURS, STANDIN, tool_env(moto), args.repeats)
+            checkpoint()
             print("sharded run", flush=True)
             sharded = bench_sharded(WORK, ROOT, tool_env(moto), args.repeats)
+            checkpoint()
         if not only_one:
             hundred_k = {} if args.skip_100k else rss_100k(proxy, key_arn)
     finally:
         for process in processes:
             os.killpg(process.pid, signal.SIGTERM)
 
-    raw = {"results": {f"{tool}|{phase}": entries for (tool, phase), entries in results.items()},
-           "md5": md5, "hundred_k": hundred_k, "read_back": read_back, "key_change": key_change,
-           "latency": latency, "memory": memory, "efs": efs, "sharded": sharded}
-    (WORK / "results.json").write_text(json.dumps(raw, indent=1))
+    save(results, md5, hundred_k, read_back, key_change, latency, memory, efs, sharded)
     command = "make bench" if os.environ.get("MAKELEVEL") else " ".join(["python", *sys.argv])
     table = report(results, md5, hundred_k, args.repeats, can_drop, command, read_back, key_change, latency, memory,
                    efs, sharded)
