@@ -88,6 +88,15 @@ async fn a_sharded_run_backs_up_every_file_once_and_its_manifest_is_the_next_ind
         files.len() as u64,
         "each file went up in one shard"
     );
+    let left: Vec<_> = std::fs::read_dir(backup.manifests.path())
+        .unwrap()
+        .map(|e| e.unwrap().file_name().into_string().unwrap())
+        .filter(|name| name.starts_with("shard-"))
+        .collect();
+    assert!(
+        left.is_empty(),
+        "shard manifests stay on local disk: {left:?}"
+    );
 
     let merged = merge(engine, &planned.run_id).await;
     assert_eq!(merged.status, RunStatus::Succeeded, "{merged:?}");

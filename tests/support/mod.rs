@@ -467,7 +467,7 @@ pub struct Backup {
     pub key_arn: String,
     pub source: tempfile::TempDir,
     pub engine: Engine,
-    _manifests: tempfile::TempDir,
+    pub manifests: tempfile::TempDir,
 }
 
 impl Backup {
@@ -497,7 +497,7 @@ impl Backup {
             prefix,
             key_arn,
             source,
-            _manifests: manifests,
+            manifests,
         }
     }
 

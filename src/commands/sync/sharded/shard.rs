@@ -4,7 +4,7 @@
 
 use std::time::Instant;
 
-use tracing::{Instrument, info_span};
+use tracing::{Instrument, info_span, warn};
 
 use super::read_document;
 use crate::commands::sync::{Scope, SyncOptions, back_up};
@@ -50,7 +50,16 @@ pub async fn run(
         let key = shard::manifest_key(prefix, run_id, shard.index);
         let local_name = format!("shard-{run_id}-{:05}.json", shard.index);
         let dir = &options.manifest_dir;
-        Ok(publish_as(store, dir, manifest, &records, &key, &local_name).await)
+        let mut summary = publish_as(store, dir, manifest, &records, &key, &local_name).await;
+        // The merge reads the stored copy; kept here, one per shard would
+        // fill a warm container's /tmp run after run.
+        if summary.manifest_s3_uri.is_some()
+            && let Some(local) = summary.manifest_local_path.take()
+            && let Err(err) = std::fs::remove_file(&local)
+        {
+            warn!(path = local, error = %err, "could not remove the local copy of a shard manifest");
+        }
+        Ok(summary)
     }
     .instrument(span)
     .await
