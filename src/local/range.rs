@@ -18,11 +18,6 @@ pub struct PathRange {
 }
 
 impl PathRange {
-    /// The whole tree.
-    pub fn is_everything(&self) -> bool {
-        self.after.is_none() && self.until.is_none()
-    }
-
     /// Whether the entry at `relative` belongs to this range.
     pub fn holds(&self, relative: &Path) -> bool {
         self.holds_slashed(&slashed(relative))

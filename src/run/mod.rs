@@ -42,7 +42,7 @@ impl RunContext {
     }
 
     /// A run that goes on from a step taken elsewhere (a shard of a sharded
-    /// run, its merge): the run's id, this step's own clock.
+    /// run): the run's id, this step's own clock.
     pub fn resume(id: &str, stop_at: Option<Instant>) -> Self {
         RunContext {
             id: id.to_owned(),

@@ -111,9 +111,10 @@ enum Warm {
         listing: Box<Listing>,
     },
     /// A newer full manifest was written elsewhere (these are the folder's
-    /// manifests from the copy on), or the copy is not what S3 holds.
+    /// manifests from the copy on).
     Superseded(Manifests),
     ListingFailed,
+    /// No copy, or one S3 does not vouch for.
     NoCopy,
 }
 

@@ -17,7 +17,7 @@ use crate::manifest::read::read_fetched;
 use crate::manifest::spool::RecordSpool;
 use crate::manifest::{self, FileRecord, Manifest, SourceShrunk, Summary};
 use crate::run::shard::{self, Plan};
-use crate::run::{RunContext, RunOptions, lease};
+use crate::run::{RunOptions, lease};
 use crate::store::{KeyRange, Store};
 
 /// What an invocation asks of `merge`: which run.
@@ -47,7 +47,6 @@ pub async fn run(
     shard::check_run_id(&request.run_id)?;
     let run_id = &request.run_id;
     let plan: Plan = read_document(store, &shard::plan_key(prefix, run_id), "plan").await?;
-    let run = RunContext::resume(run_id, None);
     let mut spool = RecordSpool::new(&options.manifest_dir)?;
     let mut shards = Shards::default();
     for index in 0..plan.shards {
@@ -129,7 +128,6 @@ pub async fn run(
         warn!(error = %err, "could not release the lock; it expires by itself");
     }
     info!(%run_id, status = ?summary.status, shards = plan.shards, files = tally.files(), "merged");
-    drop(run);
     Ok(summary)
 }
 
