@@ -10,6 +10,7 @@ use tracing::{info, warn};
 use super::listing::{Listing, Manifests, plan_listing};
 use super::options::Scope;
 use super::prior::{Entries, Index, PriorState};
+use crate::error::Result;
 use crate::manifest::read::{Header, read_fetched};
 use crate::manifest::{ManifestLink, local_dir};
 use crate::run::shard::Plan;
@@ -170,8 +171,11 @@ async fn cold(
         // Without the folder the newest manifest is unknown: no index, no
         // link, and no listing, which could not tell manifests apart.
         None => match list_manifests(store, folder).await {
-            Some(manifests) => manifests,
-            None => return Loaded::default(),
+            Ok(manifests) => manifests,
+            Err(err) => {
+                warn!(error = %err, "listing the manifests failed; each file is looked up on its own");
+                return Loaded::default();
+            }
         },
     };
     let mut index = None;
@@ -194,22 +198,16 @@ async fn cold(
 }
 
 /// The manifest folder's listing: which manifests it holds.
-async fn list_manifests(store: &Store, folder: &str) -> Option<Manifests> {
+pub(super) async fn list_manifests(store: &Store, folder: &str) -> Result<Manifests> {
     let found = std::sync::Mutex::new(Manifests::default());
-    let listed = store
+    store
         .list_each(folder, &[KeyRange::default()], &|object| {
             if let Ok(mut found) = found.lock() {
                 found.add(object, folder);
             }
         })
-        .await;
-    match listed {
-        Ok(()) => found.into_inner().ok(),
-        Err(err) => {
-            warn!(error = %err, "listing the manifests failed; each file is looked up on its own");
-            None
-        }
-    }
+        .await?;
+    Ok(found.into_inner().unwrap_or_default())
 }
 
 /// Whether this run reads and hashes every file (asked, or due every

@@ -13,8 +13,7 @@ use tracing::{info, warn};
 
 use super::write_document;
 use crate::commands::sync::SyncOptions;
-use crate::commands::sync::listing::Manifests;
-use crate::commands::sync::load::{link_to, rehash_due};
+use crate::commands::sync::load::{link_to, list_manifests, rehash_due};
 use crate::config::Options;
 use crate::error::{Error, Result};
 use crate::local::range::PathRange;
@@ -24,7 +23,7 @@ use crate::run::hold::take;
 use crate::run::lease::{self, Acquired, Lease};
 use crate::run::shard::{self, Plan, Shard};
 use crate::run::{Mode, RunContext};
-use crate::store::{KeyRange, Store, keys};
+use crate::store::{Store, keys};
 
 /// The options of `plan`, as given in the environment.
 #[derive(Debug, Clone, Default, Args)]
@@ -138,10 +137,7 @@ async fn plan_under(
     lease: &Lease,
 ) -> Result<PlanOutput> {
     let folder = keys::manifest_key(prefix, "");
-    let mut manifests = Manifests::default();
-    for object in store.list(&folder, &[KeyRange::default()]).await? {
-        manifests.add(object, &folder);
-    }
+    let manifests = list_manifests(store, &folder).await?;
     let sampled = match &manifests.latest_full {
         Some(key) => sample(store, key, prefix, options.shard_files).await,
         None => None,
