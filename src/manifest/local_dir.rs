@@ -130,7 +130,7 @@ where
             .inspect_err(|err| warn!(error = %err, "local manifest copy not used"))
             .ok()?;
         let header = &copy.header;
-        let ours = header.bucket == bucket && header.prefix == key_prefix && !header.dry_run;
+        let ours = header.describes(bucket, key_prefix) && !header.dry_run;
         if !ours {
             debug!(
                 name = copy.name,
@@ -166,7 +166,7 @@ pub fn prune_superseded(dir: &Path, bucket: &str, key_prefix: &str, kept: &str) 
         let ours = open_regular(&path)
             .ok()
             .and_then(|file| read_header(file, HEADER_LIMIT))
-            .map(|h| h.bucket == bucket && h.prefix == key_prefix);
+            .map(|h| h.describes(bucket, key_prefix));
         if ours == Some(true) {
             match std::fs::remove_file(&path) {
                 Ok(()) => removed += 1,

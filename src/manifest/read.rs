@@ -48,6 +48,14 @@ pub struct Header {
     pub summary: Option<super::Summary>,
 }
 
+impl Header {
+    /// Whether the manifest is one of runs on `bucket` under `key_prefix`:
+    /// a manifest stands for nothing elsewhere.
+    pub fn describes(&self, bucket: &str, key_prefix: &str) -> bool {
+        self.bucket == bucket && self.prefix == key_prefix
+    }
+}
+
 /// Reads a manifest, handing each record in `files` to `each` as it is
 /// parsed; returns the header. `T` picks the record fields the caller needs.
 pub fn read<T, F>(reader: impl Read, each: F) -> serde_json::Result<Header>

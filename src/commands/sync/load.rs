@@ -11,7 +11,7 @@ use super::listing::{Listing, Manifests, plan_listing};
 use super::options::Scope;
 use super::prior::{Entries, Index, PriorState};
 use crate::error::Result;
-use crate::manifest::read::{Header, read_fetched};
+use crate::manifest::read::{Header, Parsed, read_fetched};
 use crate::manifest::{ManifestLink, local_dir};
 use crate::run::shard::Plan;
 use crate::store::{KeyRange, Store, keys};
@@ -305,24 +305,35 @@ pub(super) async fn fetch_index(
     key_prefix: &str,
     entries: Entries,
 ) -> (Option<Index>, Option<String>) {
-    let fetched = match store.get(key).await {
-        Ok(Some(fetched)) => fetched,
-        Ok(None) => return (None, None),
-        Err(err) => {
-            warn!(key, error = %err, "last manifest unreadable; files are checked one by one");
-            return (None, None);
-        }
-    };
-    match read_fetched(fetched, entries, Index::add).await {
-        Ok(read) => {
+    match fetch_manifest(store, key, entries, Index::add).await {
+        Ok(Some(read)) => {
             let index = Index::new(read.header, read.state);
-            let ours = index.header.bucket == store.bucket() && index.header.prefix == key_prefix;
+            let ours = index.header.describes(store.bucket(), key_prefix);
             (ours.then_some(index), Some(read.sha256))
         }
+        Ok(None) => (None, None),
         Err(err) => {
-            warn!(key, error = %err, "last manifest is corrupt; files are checked one by one");
+            warn!(key, error = %err, "last manifest unreadable or corrupt; files are checked one by one");
             (None, None)
         }
+    }
+}
+
+/// The manifest at `key` from S3, each record handed to `each` as it
+/// streams in; `None` when there is none.
+pub(super) async fn fetch_manifest<T, S>(
+    store: &Store,
+    key: &str,
+    state: S,
+    each: fn(&mut S, T),
+) -> Result<Option<Parsed<S>>>
+where
+    T: serde::de::DeserializeOwned + 'static,
+    S: Send + 'static,
+{
+    match store.get(key).await? {
+        Some(fetched) => read_fetched(fetched, state, each).await.map(Some),
+        None => Ok(None),
     }
 }
 

@@ -13,11 +13,11 @@ use tracing::{info, warn};
 
 use super::write_document;
 use crate::commands::sync::SyncOptions;
-use crate::commands::sync::load::{link_to, list_manifests, rehash_due};
+use crate::commands::sync::load::{fetch_manifest, link_to, list_manifests, rehash_due};
 use crate::config::Options;
 use crate::error::{Error, Result};
 use crate::local::range::PathRange;
-use crate::manifest::read::{Header, read_fetched};
+use crate::manifest::read::Header;
 use crate::manifest::timestamp;
 use crate::run::hold::take;
 use crate::run::lease::{self, Acquired, Lease};
@@ -248,27 +248,19 @@ impl Sampler {
 /// Cuts from the newest full manifest; `None` when it cannot be read or is
 /// another bucket's or prefix's (the plan then cuts by directory).
 async fn sample(store: &Store, key: &str, prefix: &str, every: u64) -> Option<Sampled> {
-    let fetched = match store.get(key).await {
-        Ok(fetched) => fetched?,
-        Err(err) => {
-            warn!(key, error = %err, "last manifest unreadable; cutting by top-level directory");
-            return None;
-        }
-    };
     let sampler = Sampler {
         folder: keys::folder_of(prefix),
         every,
         ..Sampler::default()
     };
-    let parsed = match read_fetched(fetched, sampler, Sampler::add).await {
-        Ok(parsed) => parsed,
+    let parsed = match fetch_manifest(store, key, sampler, Sampler::add).await {
+        Ok(parsed) => parsed?,
         Err(err) => {
-            warn!(key, error = %err, "last manifest is corrupt; cutting by top-level directory");
+            warn!(key, error = %err, "last manifest unreadable or corrupt; cutting by top-level directory");
             return None;
         }
     };
-    let ours = parsed.header.bucket == store.bucket() && parsed.header.prefix == prefix;
-    if !ours || parsed.header.dry_run {
+    if !parsed.header.describes(store.bucket(), prefix) || parsed.header.dry_run {
         return None;
     }
     // Manifests list files in path order, not key order: sort the cuts.
