@@ -54,6 +54,14 @@ impl Header {
     pub fn describes(&self, bucket: &str, key_prefix: &str) -> bool {
         self.bucket == bucket && self.prefix == key_prefix
     }
+
+    /// How many files the run expected the source to hold, if it completed:
+    /// its `expected_files` (which a shrunk run carries over, so a mount that
+    /// stays empty keeps failing), else the `records` it listed.
+    pub fn expected_if_complete(&self, records: u64) -> Option<u64> {
+        self.complete
+            .then(|| self.expected_files.unwrap_or(records))
+    }
 }
 
 /// Reads a manifest, handing each record in `files` to `each` as it is

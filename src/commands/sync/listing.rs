@@ -202,12 +202,8 @@ impl Manifests {
 /// size means nobody has written the object since this tool did.
 pub fn unchanged_remotely(recorded: &Recorded, presence: &Presence<'_>) -> bool {
     match presence {
-        Presence::Present {
-            etag: Some(etag),
-            size,
-            ..
-        } => recorded.etag.as_ref() == Some(etag) && *size == Some(recorded.stamp.size),
-        _ => false,
+        Presence::Present { etag, size, .. } => recorded.is_listed_as(etag.as_ref(), *size),
+        Presence::Absent => false,
     }
 }
 

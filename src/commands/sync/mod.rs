@@ -165,7 +165,8 @@ pub(in crate::commands::sync) async fn back_up(
     spooled?;
     info!(entries = total, dir = %walked_dir.display(), dry_run = scope.dry_run, "walked source");
     // A walk cut short found fewer files than there are: no sign of a shrunk source.
-    let recorded = prior.index.as_ref().and_then(expected_files);
+    let recorded =
+        (prior.index.as_ref()).and_then(|i| i.header.expected_if_complete(i.len() as u64));
     let shrunk = SourceShrunk::check(sync.min_source_ratio, recorded, files_found)
         .filter(|_| walk_finished && !scope.narrowed);
     let (full_rehash, runs_since_full_rehash) = (prior.full_rehash, prior.runs_since_full_rehash);
@@ -224,16 +225,6 @@ pub(in crate::commands::sync) async fn back_up(
         files: Vec::new(),
     };
     Ok((manifest, records))
-}
-
-/// How many files the last complete run expected the source to hold: its
-/// `expected_files`, which a shrunk run carries over, so a mount that
-/// stays empty keeps failing.
-fn expected_files(index: &prior::Index) -> Option<u64> {
-    let header = &index.header;
-    header
-        .complete
-        .then(|| header.expected_files.unwrap_or(index.len() as u64))
 }
 
 fn log_summary(summary: &Summary) {

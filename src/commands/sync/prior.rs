@@ -36,6 +36,14 @@ pub struct Recorded {
     pub seen: Seen,
 }
 
+impl Recorded {
+    /// Whether a listed ETag and size are those this tool recorded: nobody
+    /// has written the object since this tool did.
+    pub fn is_listed_as(&self, etag: Option<&Etag>, size: Option<u64>) -> bool {
+        etag.is_some() && self.etag.as_ref() == etag && size == Some(self.stamp.size)
+    }
+}
+
 /// What this run's listing showed of a recorded key: kept in the record,
 /// so that a key is held once however many structures speak of it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -144,9 +152,7 @@ impl Index {
         let Some(recorded) = self.entries.get_mut(key) else {
             return false;
         };
-        let same =
-            etag.is_some() && recorded.etag.as_ref() == etag && size == Some(recorded.stamp.size);
-        recorded.seen = if same {
+        recorded.seen = if recorded.is_listed_as(etag, size) {
             Seen::Unchanged { class }
         } else {
             Seen::Rewritten

@@ -164,10 +164,7 @@ async fn plan_under(
         lease: lease.clone(),
         index_manifest: index.as_ref().map(|i| i.key.clone()),
         previous_manifest: previous,
-        expected_files: index.as_ref().and_then(|i| {
-            let h = &i.header;
-            h.complete.then(|| h.expected_files.unwrap_or(i.records))
-        }),
+        expected_files: (index.as_ref()).and_then(|i| i.header.expected_if_complete(i.records)),
         full_rehash,
         runs_since_full_rehash,
     };
