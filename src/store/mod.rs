@@ -46,6 +46,18 @@ pub enum WriteIf<'a> {
     Matches(&'a str),
 }
 
+/// Runs one request on its own task. Hundreds of files are in flight from
+/// one stream, which a single task polls; signing and sending each request
+/// on a task of its own lets every runtime thread share that work. Dropping
+/// the returned future aborts the request, as dropping the request would.
+async fn on_own_task<F>(request: F) -> Result<F::Output>
+where
+    F: std::future::Future + Send + 'static,
+    F::Output: Send + 'static,
+{
+    Ok(tokio_util::task::AbortOnDropHandle::new(tokio::spawn(request)).await?)
+}
+
 /// A file's bytes as a request body, read from disk as they are sent.
 pub async fn file_body(path: &std::path::Path) -> Result<ByteStream> {
     ByteStream::from_path(path)
@@ -220,9 +232,8 @@ impl Store {
             WriteIf::Absent => request.if_none_match("*"),
             WriteIf::Matches(etag) => request.if_match(etag),
         };
-        let out = request
-            .send()
-            .await
+        let out = on_own_task(request.send())
+            .await?
             .map_err(|err| self.conditional_error("PutObject", key, err))?;
         let stored = stored_by!(out);
         self.check_encryption(key, &stored.encryption)?;
