@@ -249,6 +249,7 @@ async fn the_walk_stops_at_the_time_limit() {
     write_tree(bench.source.path(), &sample_files());
     let engine = bench.engine_with(&bench.key_arn, 2);
     let first = engine.run(&SyncRequest::default()).await.unwrap();
+    let before = manifest_of(&first);
     let summary = engine
         .run_until(&SyncRequest::default(), Some(Instant::now()))
         .await
@@ -264,8 +265,177 @@ async fn the_walk_stops_at_the_time_limit() {
         "nothing walked after the limit: {summary:?}"
     );
     assert!(summary.manifest_s3_uri.is_some(), "{summary:?}");
+    // Nothing was walked, so every record is the last manifest's, carried.
+    assert_eq!(summary.carried, first.uploaded, "{summary:?}");
+    let carried = manifest_of(&summary);
+    assert!(
+        carried
+            .files
+            .iter()
+            .all(|r| r.status == FileStatus::Carried)
+    );
+    let versions = |m: &s3_kms_sync::manifest::Manifest| -> Vec<_> {
+        let mut v: Vec<_> = m
+            .files
+            .iter()
+            .filter(|r| r.status.is_stored())
+            .map(|r| (r.s3_key.clone(), r.md5.clone(), r.version_id.clone()))
+            .collect();
+        v.sort();
+        v
+    };
+    assert_eq!(versions(&carried), versions(&before));
     let next = engine.run(&SyncRequest::default()).await.unwrap();
     assert_eq!(next.skipped, first.uploaded);
+}
+
+/// A run stopped by the time limit records how far its walk got; the next
+/// walks on from there instead of from the beginning, and the records of
+/// what a run did not reach are carried, so every manifest is whole.
+#[tokio::test]
+async fn each_run_stopped_by_the_time_limit_walks_on_from_where_the_last_stopped() {
+    let bench = stack(8).await;
+    let content = |i: usize, round: &str| format!("{round} {i}").into_bytes();
+    let files = |round: &str| -> Vec<(String, Vec<u8>)> {
+        (0..90)
+            .map(|i| (format!("d{}/f{i:02}", i / 15), content(i, round)))
+            .collect()
+    };
+    write_owned(bench.source.path(), &files("old"));
+    let engine = bench.engine_tuned(&bench.key_arn, |settings| {
+        settings.command.concurrency = 2;
+        settings.command.slice_files = 10;
+    });
+    let first = manifest_of(&engine.run(&SyncRequest::default()).await.unwrap());
+    assert_eq!(
+        (first.resume_after.as_deref(), first.files.len()),
+        (None, 90)
+    );
+
+    // Every file changes, and uploads are slow: no run gets through them all.
+    write_owned(bench.source.path(), &files("new"));
+    bench
+        .proxy
+        .configure(|f| f.delay = Duration::from_millis(100));
+    let new = files("new");
+    let md5_of = |path: &str| {
+        let (_, content) = new.iter().find(|(p, _)| p == path).unwrap();
+        s3_kms_sync::local::hash::Md5Digest::of(content).hex()
+    };
+    let relative = |r: &s3_kms_sync::manifest::FileRecord| {
+        r.s3_key
+            .as_deref()
+            .unwrap()
+            .strip_prefix("data/")
+            .unwrap()
+            .to_owned()
+    };
+    let cut_short = || async {
+        let stop_at = Instant::now() + Duration::from_millis(2000);
+        let summary = engine
+            .run_until(&SyncRequest::default(), Some(stop_at))
+            .await
+            .unwrap();
+        assert_eq!(
+            (summary.status, summary.complete),
+            (RunStatus::Partial, false),
+            "{summary:?}"
+        );
+        let manifest = manifest_of(&summary);
+        assert_eq!(manifest.files.len(), 90, "a whole snapshot: {summary:?}");
+        // Walked: uploaded, or found already stored when a PUT cut short
+        // by the limit had gone through.
+        let uploaded = manifest
+            .files
+            .iter()
+            .filter(|r| matches!(r.status, FileStatus::Uploaded | FileStatus::Skipped))
+            .count();
+        let carried = manifest
+            .files
+            .iter()
+            .filter(|r| r.status == FileStatus::Carried)
+            .count();
+        assert_eq!(
+            (uploaded + carried, summary.carried),
+            (90, carried as u64),
+            "{summary:?}"
+        );
+        assert!(uploaded > 0 && carried > 0, "{summary:?}");
+        (summary, manifest)
+    };
+
+    let (_, second) = cut_short().await;
+    let stopped = second.resume_after.clone().expect("a resume point");
+    for record in &second.files {
+        let path = relative(record);
+        if path <= stopped {
+            // Walked from the beginning up to the resume point: all done.
+            assert_ne!(record.status, FileStatus::Carried, "{path}");
+            assert_eq!(record.md5, Some(md5_of(&path)), "{path}");
+        }
+        if record.status == FileStatus::Carried {
+            // The last manifest's record, unchanged: old content, same version.
+            let old = first
+                .files
+                .iter()
+                .find(|r| r.s3_key == record.s3_key)
+                .unwrap();
+            assert_eq!(
+                (&record.md5, &record.version_id),
+                (&old.md5, &old.version_id)
+            );
+        }
+    }
+
+    // The next run starts after the resume point: what the last one
+    // uploaded is carried, not walked again, and the resume point moves on.
+    let (_, third) = cut_short().await;
+    let moved = third.resume_after.clone().expect("a resume point");
+    assert!(moved > stopped, "{moved} after {stopped}");
+    for record in &third.files {
+        let path = relative(record);
+        if path <= stopped {
+            assert_eq!(
+                record.status,
+                FileStatus::Carried,
+                "{path} was not walked again"
+            );
+            let done = second
+                .files
+                .iter()
+                .find(|r| r.s3_key == record.s3_key)
+                .unwrap();
+            assert_ne!(done.status, FileStatus::Carried, "{path}");
+            assert_eq!(record.md5, Some(md5_of(&path)), "{path}");
+        } else if path <= moved {
+            assert_ne!(record.status, FileStatus::Carried, "{path}");
+        }
+    }
+
+    // Without the limit the rotation ends: every file is stored once, with
+    // its new content, and nothing is left to resume.
+    bench.proxy.configure(|f| f.delay = Duration::ZERO);
+    let last = engine.run(&SyncRequest::default()).await.unwrap();
+    let fourth = manifest_of(&last);
+    assert!(last.complete && fourth.resume_after.is_none(), "{last:?}");
+    for record in &fourth.files {
+        assert_eq!(record.md5, Some(md5_of(&relative(record))), "{record:?}");
+        assert!(matches!(
+            record.status,
+            FileStatus::Uploaded | FileStatus::Skipped
+        ));
+    }
+    let done_before = [&second, &third]
+        .iter()
+        .flat_map(|m| m.files.iter())
+        .filter(|r| r.status != FileStatus::Carried)
+        .map(|r| r.s3_key.clone())
+        .collect::<std::collections::BTreeSet<_>>()
+        .len() as u64;
+    assert_eq!(
+        (last.skipped, last.uploaded),
+        (done_before, 90 - done_before)
+    );
 }
 
 #[tokio::test]

@@ -18,6 +18,11 @@ pub struct PathRange {
 }
 
 impl PathRange {
+    /// Whether the range holds every path.
+    pub fn is_whole(&self) -> bool {
+        self.after.is_none() && self.until.is_none()
+    }
+
     /// Whether the entry at `relative` belongs to this range.
     pub fn holds(&self, relative: &Path) -> bool {
         self.holds_slashed(&slashed(relative))

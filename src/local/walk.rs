@@ -215,6 +215,12 @@ impl<S: Fn(Found) -> bool + Sync> Walk<'_, S> {
                 return;
             }
             let child = job.relative.join(&name);
+            // Outside the range whether it is a file or a directory: no
+            // metadata call is needed to leave it (a slice of a wide
+            // directory would otherwise stat every sibling).
+            if !self.range.holds(&child) && !self.range.may_hold_under(&child) {
+                continue;
+            }
             let stat = match stat_child(dir.as_fd(), &name) {
                 Ok(stat) => stat,
                 Err(err) => {

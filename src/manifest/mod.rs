@@ -67,6 +67,12 @@ pub struct Manifest {
     /// Runs since every file was last read and hashed.
     #[serde(default, alias = "runs_since_full_verify")]
     pub runs_since_full_rehash: u32,
+    /// Where the walk of a run stopped by the time limit got to: every path
+    /// from where it began (the last run's `resume_after`) up to and
+    /// including this one was walked and its files processed. The next run
+    /// walks on from here, and wraps round to the rest.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub resume_after: Option<String>,
     pub summary: Summary,
     pub files: Vec<FileRecord>,
 }

@@ -43,6 +43,8 @@ pub struct Header {
     pub full_rehash: bool,
     #[serde(default, alias = "runs_since_full_verify")]
     pub runs_since_full_rehash: u32,
+    #[serde(default)]
+    pub resume_after: Option<String>,
     /// The run's counts (what a sharded run's merge adds up).
     #[serde(default)]
     pub summary: Option<super::Summary>,

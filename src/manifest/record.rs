@@ -19,6 +19,11 @@ pub enum FileStatus {
     Failed,
     /// Dry run only: the file would have been uploaded.
     WouldUpload,
+    /// Not walked by this run (the time limit came first): the record is the
+    /// last manifest's, carried unchanged, so the manifest stays a whole
+    /// snapshot. Its object was stored and verified by an earlier run, at
+    /// `timestamp`; the next run walks it first.
+    Carried,
 }
 
 impl FileStatus {
@@ -26,7 +31,10 @@ impl FileStatus {
     pub fn is_stored(self) -> bool {
         matches!(
             self,
-            FileStatus::Uploaded | FileStatus::Skipped | FileStatus::Reencrypted
+            FileStatus::Uploaded
+                | FileStatus::Skipped
+                | FileStatus::Reencrypted
+                | FileStatus::Carried
         )
     }
 }

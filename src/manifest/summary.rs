@@ -33,6 +33,10 @@ pub struct Summary {
     pub bytes_read: u64,
     /// Files left for the next run because the time limit came first.
     pub not_reached: u64,
+    /// Files the walk did not reach before the time limit, whose records
+    /// were carried from the last manifest (status `carried`).
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub carried: u64,
     pub bytes_uploaded: u64,
     pub duration_ms: u64,
     pub dry_run: bool,
@@ -49,6 +53,10 @@ pub struct Summary {
     /// (a missing mount, a mass deletion): the run is never `succeeded` then.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub source_shrunk: Option<SourceShrunk>,
+}
+
+fn is_zero(n: &u64) -> bool {
+    *n == 0
 }
 
 /// How far the source shrank since the last complete run.
@@ -79,6 +87,8 @@ pub struct Tally {
     pub reencrypted: u64,
     pub failed: u64,
     pub would_upload: u64,
+    /// Records carried from the last manifest for files not walked.
+    pub carried: u64,
     pub bytes_uploaded: u64,
 }
 
@@ -93,10 +103,11 @@ impl Tally {
             FileStatus::Reencrypted => self.reencrypted += 1,
             FileStatus::Failed => self.failed += 1,
             FileStatus::WouldUpload => self.would_upload += 1,
+            FileStatus::Carried => self.carried += 1,
         }
     }
 
-    /// Files with a record.
+    /// Files this run walked and recorded (carried records are not walked).
     pub fn files(&self) -> u64 {
         self.uploaded + self.skipped + self.reencrypted + self.failed + self.would_upload
     }
@@ -131,6 +142,7 @@ impl Summary {
             reencrypted: tally.reencrypted,
             failed: tally.failed,
             would_upload: tally.would_upload,
+            carried: tally.carried,
             bytes_read: 0,
             not_reached,
             bytes_uploaded: tally.bytes_uploaded,

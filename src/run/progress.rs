@@ -31,9 +31,10 @@ impl Progress {
         match record.status {
             FileStatus::Uploaded => self.count_moved(record.size_bytes),
             FileStatus::Failed => self.count_failed(),
-            FileStatus::Skipped | FileStatus::Reencrypted | FileStatus::WouldUpload => {
-                self.count_done()
-            }
+            FileStatus::Skipped
+            | FileStatus::Reencrypted
+            | FileStatus::WouldUpload
+            | FileStatus::Carried => self.count_done(),
         }
     }
 

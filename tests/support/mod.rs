@@ -197,6 +197,7 @@ pub fn settings(
             source_dir: Some(source.into()),
             concurrency: 4,
             walk_threads: 4,
+            slice_files: 10_000,
             memory_budget: 64 * MIB,
             multipart_threshold: MIB,
             part_size: 5 * MIB,
@@ -398,6 +399,13 @@ impl Stack {
 
     /// An engine that talks through the proxy, with another key or concurrency.
     pub fn engine_with(&self, kms_key: &str, concurrency: usize) -> Engine {
+        self.engine_tuned(kms_key, |settings| {
+            settings.command.concurrency = concurrency
+        })
+    }
+
+    /// An engine that talks through the proxy, with settings `tune` adjusts.
+    pub fn engine_tuned(&self, kms_key: &str, tune: impl FnOnce(&mut Settings)) -> Engine {
         let mut settings = settings(
             self.source.path(),
             self.manifests.path(),
@@ -405,7 +413,7 @@ impl Stack {
             kms_key,
             self.prefix,
         );
-        settings.command.concurrency = concurrency;
+        tune(&mut settings);
         engine(client_for(&self.proxy.endpoint), settings)
     }
 

@@ -363,6 +363,7 @@ mod tests {
             version_id: None,
             kms_key_id: None,
             bucket_key: None,
+            recorded_at_ms: 0,
             seen: Seen::NotListed,
         };
         let present = |etag: &str, size| Presence::Present {

@@ -18,13 +18,22 @@ use crate::store::{KeyRange, Store, keys};
 
 /// The manifest folder, the index of the newest full manifest it shows,
 /// and the listing. Any may be missing; the run then asks S3 key by key.
+/// `index_known` sees the first index the run takes up, before the listing
+/// (the walk is cut by it); a copy S3 later disowns may have been that one.
 pub async fn load(
     store: &Store,
     prefix: &str,
     manifest_dir: &Path,
     rehash_every: u32,
     scope: &Scope,
+    index_known: impl FnOnce(Option<&Index>),
 ) -> PriorState {
+    let mut index_known = Some(index_known);
+    let mut tell = |index: Option<&Index>| {
+        if let Some(index_known) = index_known.take() {
+            index_known(index);
+        }
+    };
     let folder = keys::manifest_key(prefix, "");
     let list_prefix = keys::folder_of(&scope.key_prefix);
     let local = local_dir::newest(manifest_dir, store.bucket(), &scope.key_prefix, Index::add).map(
@@ -38,7 +47,10 @@ pub async fn load(
     // to the newest manifest usually needs no request of its own.
     let mut digests: Vec<(String, String)> = Vec::new();
     let known = match local {
-        Some(copy) => warm(store, &list_prefix, &folder, copy).await,
+        Some(copy) => {
+            tell(Some(&copy.index));
+            warm(store, &list_prefix, &folder, copy).await
+        }
         None => Warm::NoCopy,
     };
     let loaded = match known {
@@ -62,11 +74,24 @@ pub async fn load(
                 &folder,
                 Some(manifests),
                 &mut digests,
+                &mut tell,
             )
             .await
         }
-        Warm::NoCopy => cold(store, scope, &list_prefix, &folder, None, &mut digests).await,
+        Warm::NoCopy => {
+            cold(
+                store,
+                scope,
+                &list_prefix,
+                &folder,
+                None,
+                &mut digests,
+                &mut tell,
+            )
+            .await
+        }
     };
+    tell(loaded.index.as_ref());
     let Loaded {
         index,
         listing,
@@ -165,6 +190,7 @@ async fn cold(
     folder: &str,
     manifests: Option<Manifests>,
     digests: &mut Vec<(String, String)>,
+    index_known: &mut dyn FnMut(Option<&Index>),
 ) -> Loaded {
     let manifests = match manifests {
         Some(manifests) => manifests,
@@ -185,6 +211,7 @@ async fn cold(
         digests.extend(sha256.map(|sha256| (latest.clone(), sha256)));
         index = fetched;
     }
+    index_known(index.as_ref());
     let ranges = match &index {
         Some(index) => plan_listing(index, folder, None),
         None => vec![KeyRange::default()],

@@ -10,6 +10,7 @@ mod load;
 pub mod options;
 mod prior;
 pub mod request;
+pub(crate) mod resume;
 pub mod sharded;
 mod sorted;
 mod upload;
@@ -23,16 +24,17 @@ use tracing::{Instrument, info, info_span, warn};
 
 use crate::error::Result;
 use crate::local::source::SourceDir;
-use crate::local::walk::{Found, walk_into};
+use crate::local::walk::Found;
 use crate::manifest::spool::{RecordSpool, SortedRecords};
 use crate::manifest::{self, Manifest, SourceShrunk, Summary, publish::publish};
 use crate::run::progress::{PROGRESS_EVERY, Progress};
 use crate::run::shard::Plan;
 use crate::run::{self, RunContext, RunOptions};
-use crate::store::Store;
+use crate::store::{Store, keys};
 use file::Worker;
 pub use options::{Scope, SyncArgs, SyncOptions};
 pub use request::SyncRequest;
+use resume::Rotation;
 
 /// Entries the walk may find ahead of the transfers (a few hundred bytes each).
 const WALK_AHEAD: usize = 16_384;
@@ -94,23 +96,36 @@ pub(in crate::commands::sync) async fn back_up(
 ) -> Result<(Manifest, SortedRecords)> {
     let source = SourceDir::open(&sync.source_dir)?;
     let walker = source.clone();
-    let (start, filter, range) = (
-        scope.start_dir.clone(),
-        scope.filter.clone(),
-        scope.range.clone(),
-    );
+    let (start, filter) = (scope.start_dir.clone(), scope.filter.clone());
     // The walk streams its entries into the transfers instead of listing
     // them all first; it runs ahead of them by up to WALK_AHEAD entries,
     // which also lets it overlap the listing, which needs nothing from it.
     let (entries, mut walked) = tokio::sync::mpsc::channel(WALK_AHEAD);
     let threads = sync.walk_threads;
+    // A run over the whole source walks in slices cut by the index, from
+    // where the last one stopped; any other walks its range at once.
+    let resumable = plan.is_none() && !scope.dry_run && !scope.narrowed && scope.range.is_whole();
+    let folder = keys::folder_of(&scope.key_prefix);
+    let single = Rotation::single(scope.range.clone());
+    let (rotation_known, rotation) = tokio::sync::oneshot::channel::<Rotation>();
+    let mut rotation_known = Some(rotation_known);
+    let mut send_rotation = |rotation| {
+        if let Some(known) = rotation_known.take() {
+            let _ = known.send(rotation);
+        }
+    };
+    if !resumable {
+        send_rotation(single.clone());
+    }
     // The walk stops at the time limit too: a tree too big to walk in time
     // must still leave time for its manifest. What it found by then counts.
     let gate = run.gate();
     let walking = tokio::task::spawn_blocking(move || {
-        walk_into(&walker, &start, &filter, &range, threads, |found| {
-            gate.open() && entries.blocking_send(found).is_ok()
-        })
+        let rotation = rotation.blocking_recv().unwrap_or(single);
+        let walked = rotation.walk(&walker, &start, &filter, threads, |slice, found| {
+            gate.open() && entries.blocking_send((slice, found)).is_ok()
+        });
+        (walked, rotation)
     });
     let prior = match plan {
         Some(plan) => load::planned(store, scope, plan).await,
@@ -121,6 +136,11 @@ pub(in crate::commands::sync) async fn back_up(
                 &options.manifest_dir,
                 sync.rehash_every,
                 scope,
+                |index| {
+                    let whole = Rotation::single(scope.range.clone());
+                    let of_index = |i| Rotation::of_index(i, &folder, sync.slice_files);
+                    send_rotation(index.map_or(whole, of_index));
+                },
             )
             .await
         }
@@ -144,24 +164,48 @@ pub(in crate::commands::sync) async fn back_up(
     // Each record goes to disk as its file finishes; only counts stay.
     let mut spool = RecordSpool::new(&options.manifest_dir)?;
     let (mut total, mut files_found) = (0u64, 0u64);
-    let found = futures::stream::poll_fn(|cx| walked.poll_recv(cx)).inspect(|item| {
+    let found = futures::stream::poll_fn(|cx| walked.poll_recv(cx)).inspect(|(_, item)| {
         total += 1;
         files_found += u64::from(matches!(item, Found::File(_)));
     });
+    let worker = &worker;
     let mut records = found
-        .map(|item| worker.process(item))
-        .buffer_unordered(sync.concurrency)
-        .filter_map(std::future::ready);
+        .map(|(slice, item)| async move { (slice, worker.process(item).await) })
+        .buffer_unordered(sync.concurrency);
     let mut spooled = Ok(());
-    while let Some(record) = records.next().await {
-        // After a spool failure the files still finish; the run then fails.
-        if spooled.is_ok() {
-            spooled = spool.push(&record);
+    // The first slice (in walking order) with a file left unstarted.
+    let mut unstarted = usize::MAX;
+    while let Some((slice, record)) = records.next().await {
+        match record {
+            // After a spool failure the files still finish; the run then fails.
+            Some(record) if spooled.is_ok() => spooled = spool.push(&record),
+            Some(_) => {}
+            None => unstarted = unstarted.min(slice),
         }
     }
     drop(records);
-    let walk_finished = walking.await?;
+    let (slices_walked, rotation) = walking.await?;
     reporter.abort();
+    let walk_finished = slices_walked == rotation.slices().len();
+    let first_unfinished = unstarted.min(slices_walked);
+    let mut resume_after = None;
+    if resumable && first_unfinished < rotation.slices().len() {
+        resume_after = rotation.resume_point(first_unfinished);
+        // The files not reached keep their last records: the manifest stays
+        // a whole snapshot, and the next run's index still knows them.
+        let left = rotation.unfinished(first_unfinished);
+        if let (Some(index), Ok(())) = (&prior.index, &spooled) {
+            for (key, relative, recorded) in resume::unreached(index, &folder, &left) {
+                spool.push(&resume::carried(
+                    store,
+                    source.path(),
+                    key,
+                    relative,
+                    recorded,
+                ))?;
+            }
+        }
+    }
     spooled?;
     info!(entries = total, dir = %walked_dir.display(), dry_run = scope.dry_run, "walked source");
     // A walk cut short found fewer files than there are: no sign of a shrunk source.
@@ -194,7 +238,9 @@ pub(in crate::commands::sync) async fn back_up(
     if !walk_finished {
         warn!(
             walked = total,
-            "the time limit came before the walk ended; the next run walks again"
+            carried = summary.carried,
+            resume_after,
+            "the time limit came before the walk ended; the next run walks on from here"
         );
         summary.record_walk_cut_short();
     }
@@ -221,6 +267,7 @@ pub(in crate::commands::sync) async fn back_up(
         previous_manifest,
         full_rehash,
         runs_since_full_rehash,
+        resume_after,
         summary,
         files: Vec::new(),
     };

@@ -32,6 +32,11 @@ pub struct SyncArgs {
     /// network round trip, so calls in flight set the walk's pace.
     #[arg(long, env = "SYNC_WALK_THREADS", default_value_t = crate::local::walk::DEFAULT_THREADS)]
     pub walk_threads: usize,
+    /// Files of the last manifest per slice of the walk. A run walks the
+    /// source slice by slice from where the last one stopped; stopped by the
+    /// time limit, it records the end of the last slice it finished.
+    #[arg(long, env = "SYNC_SLICE_FILES", default_value_t = crate::commands::sync::resume::SLICE_FILES)]
+    pub slice_files: usize,
     /// File content held in memory at once, across all files in flight: a
     /// small file whole, a large one a part at a time (bytes, or with KiB/MiB/GiB).
     #[arg(long, env = "SYNC_MEMORY_BUDGET", default_value = "256MiB", value_parser = parse_size)]
@@ -72,6 +77,7 @@ pub struct SyncOptions {
     pub source_dir: PathBuf,
     pub concurrency: usize,
     pub walk_threads: usize,
+    pub slice_files: usize,
     pub memory_budget: u64,
     pub multipart_threshold: u64,
     pub part_size: u64,
@@ -141,6 +147,11 @@ impl Options for SyncOptions {
                 args.multipart_threshold
             )));
         }
+        if args.slice_files == 0 {
+            return Err(Error::Config(
+                "slice files must be at least 1: set SYNC_SLICE_FILES or pass --slice-files".into(),
+            ));
+        }
         if args.walk_threads == 0 {
             return Err(Error::Config(
                 "walk threads must be at least 1: set SYNC_WALK_THREADS or pass --walk-threads"
@@ -169,6 +180,7 @@ impl Options for SyncOptions {
             source_dir,
             concurrency: args.concurrency,
             walk_threads: args.walk_threads,
+            slice_files: args.slice_files,
             memory_budget: args.memory_budget,
             multipart_threshold: args.multipart_threshold,
             part_size: args.part_size,
@@ -297,6 +309,7 @@ mod tests {
             source_dir: Some(dir.to_owned()),
             concurrency: 4,
             walk_threads: 4,
+            slice_files: 10_000,
             memory_budget: 256 * MIB,
             multipart_threshold: 8 * MIB,
             part_size: 8 * MIB,

@@ -4,6 +4,7 @@
 //! file be skipped without reading it and without a HeadObject.
 
 use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 
 use serde::Deserialize;
 
@@ -32,6 +33,9 @@ pub struct Recorded {
     /// (one shared copy of each key ARN: nearly every record names the same).
     pub kms_key_id: Option<Arc<str>>,
     pub bucket_key: Option<bool>,
+    /// When the record's run processed the file (ms since the epoch): what
+    /// a record carried to a later manifest keeps as its `timestamp`.
+    pub recorded_at_ms: i64,
     /// What this run's listing showed of the key.
     pub seen: Seen,
 }
@@ -65,6 +69,8 @@ pub struct Index {
     /// and prefix, and a dry run's manifest describes nothing stored.
     pub header: Header,
     entries: SortedMap<Recorded>,
+    /// One bit per record, in key order: whether this run reached its key.
+    reached: Vec<AtomicU64>,
 }
 
 /// Records on their way into an [`Index`], and the key ARNs they share.
@@ -120,7 +126,14 @@ impl Index {
         for recorded in entries.values_mut() {
             recorded.settled = recorded.stamp.settled_before(taken_ns);
         }
-        Index { header, entries }
+        let reached = (0..entries.len().div_ceil(64))
+            .map(|_| AtomicU64::new(0))
+            .collect();
+        Index {
+            header,
+            entries,
+            reached,
+        }
     }
 
     /// Reads a manifest from JSON, keeping only what an index needs.
@@ -137,8 +150,29 @@ impl Index {
         self.entries.keys().collect()
     }
 
+    #[cfg(test)]
     pub fn get(&self, key: &str) -> Option<&Recorded> {
         self.entries.get(key)
+    }
+
+    /// Every record, in key order.
+    pub fn iter(&self) -> impl Iterator<Item = (&str, &Recorded)> {
+        self.entries.iter()
+    }
+
+    /// The record of `key`, noting that this run reached the key.
+    pub fn reach(&self, key: &str) -> Option<&Recorded> {
+        let at = self.entries.find(key)?;
+        self.reached[at / 64].fetch_or(1 << (at % 64), Ordering::Relaxed);
+        Some(self.entries.value_at(at))
+    }
+
+    /// The records whose keys this run never reached, in key order.
+    pub fn unreached(&self) -> impl Iterator<Item = (&str, &Recorded)> {
+        self.entries.iter().enumerate().filter_map(|(at, entry)| {
+            let reached = self.reached[at / 64].load(Ordering::Relaxed) & (1 << (at % 64)) != 0;
+            (!reached).then_some(entry)
+        })
     }
 
     /// Marks the record of a listed key; false when there is none.
@@ -171,6 +205,8 @@ pub struct IndexedRecord {
     s3_key: Option<String>,
     size_bytes: u64,
     status: FileStatus,
+    #[serde(default)]
+    timestamp: String,
     md5: Option<String>,
     etag: Option<String>,
     #[serde(default)]
@@ -204,6 +240,8 @@ impl IndexedRecord {
             version_id: self.version_id.map(Into::into),
             kms_key_id: self.kms_key_id.map(|key| shared(kms_keys, key)),
             bucket_key: self.bucket_key,
+            recorded_at_ms: chrono::DateTime::parse_from_rfc3339(&self.timestamp)
+                .map_or(0, |at| at.timestamp_millis()),
             seen: Seen::NotListed,
         };
         Some((self.s3_key?.into(), recorded))
@@ -234,8 +272,10 @@ pub struct PriorState {
 }
 
 impl PriorState {
+    /// What is known of `key`; the index notes that the run reached it, so
+    /// that a run stopped early carries only the records it never reached.
     pub fn prior(&self, key: &str) -> Prior<'_> {
-        let recorded = self.index.as_ref().and_then(|i| i.get(key));
+        let recorded = self.index.as_ref().and_then(|i| i.reach(key));
         Prior {
             recorded,
             presence: self.listing.as_ref().map(|v| v.presence(key, recorded)),

@@ -42,13 +42,24 @@ impl<V> SortedMap<V> {
         self.find(key).map(|i| &mut self.entries[i].1)
     }
 
-    fn find(&self, key: &str) -> Option<usize> {
+    /// The value at `at` in key order.
+    pub fn value_at(&self, at: usize) -> &V {
+        &self.entries[at].1
+    }
+
+    /// Where `key` is in key order.
+    pub fn find(&self, key: &str) -> Option<usize> {
         self.entries.binary_search_by(|(k, _)| (**k).cmp(key)).ok()
     }
 
     /// Keys in order.
     pub fn keys(&self) -> impl Iterator<Item = &str> {
         self.entries.iter().map(|(k, _)| &**k)
+    }
+
+    /// Keys and values in key order.
+    pub fn iter(&self) -> impl Iterator<Item = (&str, &V)> {
+        self.entries.iter().map(|(k, v)| (&**k, v))
     }
 
     pub fn values_mut(&mut self) -> impl Iterator<Item = &mut V> {

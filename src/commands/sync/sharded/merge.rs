@@ -106,6 +106,7 @@ pub async fn run(
         complete: summary.complete,
         expected_files: Some(shrunk.map_or(shards.found, |s| s.recorded)),
         previous_manifest: plan.previous_manifest.clone(),
+        resume_after: None,
         full_rehash: plan.full_rehash,
         runs_since_full_rehash: plan.runs_since_full_rehash,
         summary,
