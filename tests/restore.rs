@@ -302,3 +302,44 @@ async fn a_manifest_the_chain_does_not_vouch_for_restores_nothing() {
     );
     assert!(!target.path().join("out").exists(), "nothing was restored");
 }
+
+/// A run stopped by the time limit before its walk reached anything carries
+/// the last manifest's records: its manifest is still a whole snapshot, and
+/// restores the tree that manifest recorded, by version.
+#[tokio::test]
+async fn a_manifest_of_carried_records_restores_the_tree_they_recorded() {
+    let backup = Backup::new(BUCKET, PREFIX, true).await;
+    let then = tree(backup.source.path());
+    let first = backup.sync().await;
+    std::fs::write(backup.source.path().join("top.txt"), b"rewritten\n").unwrap();
+    settle();
+
+    let cut = backup
+        .engine
+        .run_until(
+            &s3_kms_sync::commands::sync::SyncRequest::default(),
+            Some(std::time::Instant::now()),
+        )
+        .await
+        .unwrap();
+    assert_eq!(
+        (cut.status, cut.uploaded, cut.carried),
+        (RunStatus::Partial, 0, first.uploaded),
+        "{cut:?}"
+    );
+    let target = tempfile::tempdir().unwrap();
+    let report = restore_with(
+        &backup,
+        cut.manifest_s3_uri.as_deref(),
+        target.path(),
+        false,
+    )
+    .await
+    .unwrap();
+    assert_eq!(report.status, RunStatus::Succeeded, "{:?}", report.failures);
+    assert_eq!(
+        tree(target.path()),
+        then,
+        "the carried records name the versions the first run stored"
+    );
+}

@@ -99,7 +99,8 @@ pub(in crate::commands::sync) async fn back_up(
     let (start, filter) = (scope.start_dir.clone(), scope.filter.clone());
     // The walk streams its entries into the transfers instead of listing
     // them all first; it runs ahead of them by up to WALK_AHEAD entries,
-    // which also lets it overlap the listing, which needs nothing from it.
+    // which also lets it overlap the listing. It waits only for the index
+    // to cut its slices by, which is usually this machine's copy.
     let (entries, mut walked) = tokio::sync::mpsc::channel(WALK_AHEAD);
     let threads = sync.walk_threads;
     // A run over the whole source walks in slices cut by the index, from
@@ -193,17 +194,9 @@ pub(in crate::commands::sync) async fn back_up(
         resume_after = rotation.resume_point(first_unfinished);
         // The files not reached keep their last records: the manifest stays
         // a whole snapshot, and the next run's index still knows them.
-        let left = rotation.unfinished(first_unfinished);
         if let (Some(index), Ok(())) = (&prior.index, &spooled) {
-            for (key, relative, recorded) in resume::unreached(index, &folder, &left) {
-                spool.push(&resume::carried(
-                    store,
-                    source.path(),
-                    key,
-                    relative,
-                    recorded,
-                ))?;
-            }
+            let left = rotation.unfinished(first_unfinished);
+            resume::carry(&mut spool, store, source.path(), index, &folder, &left)?;
         }
     }
     spooled?;

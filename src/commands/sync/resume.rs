@@ -9,10 +9,12 @@
 use std::path::Path;
 
 use super::prior::{Index, Recorded};
+use crate::error::Result;
 use crate::local::filter::Filter;
 use crate::local::range::PathRange;
 use crate::local::source::SourceDir;
 use crate::local::walk::{Found, walk_into};
+use crate::manifest::spool::RecordSpool;
 use crate::manifest::{FileRecord, FileStatus, timestamp};
 use crate::store::Store;
 
@@ -146,7 +148,7 @@ impl Rotation {
 /// The record of a file the run did not reach, as the last manifest had it.
 /// Its stamp goes with it only if it had settled then: a later run would
 /// judge an unsettled one against a later start and trust it too soon.
-pub fn carried(
+fn carried(
     store: &Store,
     source_dir: &Path,
     key: &str,
@@ -173,20 +175,25 @@ pub fn carried(
     record
 }
 
-/// The records of `index` under `folder` that lie in `ranges` and that this
-/// run never reached, with their paths relative to the folder.
-pub fn unreached<'a>(
-    index: &'a Index,
-    folder: &'a str,
-    ranges: &'a [PathRange],
-) -> impl Iterator<Item = (&'a str, &'a str, &'a Recorded)> + 'a {
-    index.unreached().filter_map(move |(key, recorded)| {
-        let relative = key.strip_prefix(folder)?;
-        ranges
-            .iter()
-            .any(|range| range.holds_slashed(relative))
-            .then_some((key, relative, recorded))
-    })
+/// Spools the record of every file of `index` under `folder` that lies in
+/// `left` and that this run never reached, as carried.
+pub fn carry(
+    spool: &mut RecordSpool,
+    store: &Store,
+    source_dir: &Path,
+    index: &Index,
+    folder: &str,
+    left: &[PathRange],
+) -> Result<()> {
+    for (key, recorded) in index.unreached() {
+        let Some(relative) = key.strip_prefix(folder) else {
+            continue;
+        };
+        if left.iter().any(|range| range.holds_slashed(relative)) {
+            spool.push(&carried(store, source_dir, key, relative, recorded))?;
+        }
+    }
+    Ok(())
 }
 
 #[cfg(test)]
