@@ -294,10 +294,13 @@ async fn the_walk_stops_at_the_time_limit() {
 /// what a run did not reach are carried, so every manifest is whole.
 #[tokio::test]
 async fn each_run_stopped_by_the_time_limit_walks_on_from_where_the_last_stopped() {
+    // Enough that two runs cut short at 2.5 s (about 20 uploads a second)
+    // leave files for a third, and slices small enough that each finishes some.
+    const FILES: usize = 150;
     let bench = stack(8).await;
     let content = |i: usize, round: &str| format!("{round} {i}").into_bytes();
     let files = |round: &str| -> Vec<(String, Vec<u8>)> {
-        (0..90)
+        (0..FILES)
             .map(|i| (format!("d{}/f{i:02}", i / 15), content(i, round)))
             .collect()
     };
@@ -309,7 +312,7 @@ async fn each_run_stopped_by_the_time_limit_walks_on_from_where_the_last_stopped
     let first = manifest_of(&engine.run(&SyncRequest::default()).await.unwrap());
     assert_eq!(
         (first.resume_after.as_deref(), first.files.len()),
-        (None, 90)
+        (None, FILES)
     );
 
     // Every file changes, and uploads are slow: no run gets through them all.
@@ -331,7 +334,7 @@ async fn each_run_stopped_by_the_time_limit_walks_on_from_where_the_last_stopped
             .to_owned()
     };
     let cut_short = || async {
-        let stop_at = Instant::now() + Duration::from_millis(2000);
+        let stop_at = Instant::now() + Duration::from_millis(2500);
         let summary = engine
             .run_until(&SyncRequest::default(), Some(stop_at))
             .await
@@ -342,7 +345,7 @@ async fn each_run_stopped_by_the_time_limit_walks_on_from_where_the_last_stopped
             "{summary:?}"
         );
         let manifest = manifest_of(&summary);
-        assert_eq!(manifest.files.len(), 90, "a whole snapshot: {summary:?}");
+        assert_eq!(manifest.files.len(), FILES, "a whole snapshot: {summary:?}");
         // Walked: uploaded, or found already stored when a PUT cut short
         // by the limit had gone through.
         let uploaded = manifest
@@ -357,7 +360,7 @@ async fn each_run_stopped_by_the_time_limit_walks_on_from_where_the_last_stopped
             .count();
         assert_eq!(
             (uploaded + carried, summary.carried),
-            (90, carried as u64),
+            (FILES, carried as u64),
             "{summary:?}"
         );
         assert!(uploaded > 0 && carried > 0, "{summary:?}");
@@ -434,7 +437,7 @@ async fn each_run_stopped_by_the_time_limit_walks_on_from_where_the_last_stopped
         .len() as u64;
     assert_eq!(
         (last.skipped, last.uploaded),
-        (done_before, 90 - done_before)
+        (done_before, FILES as u64 - done_before)
     );
 }
 
