@@ -66,6 +66,9 @@ pub fn emf(summary: &Summary, function_name: &str, timestamp_ms: i64) -> Value {
         ("FilesSkipped", "Count", summary.skipped),
         ("FilesReencrypted", "Count", summary.reencrypted),
         ("FilesFailed", "Count", summary.failed),
+        // Files a run stopped by the time limit did not reach: how far the
+        // walk still has to go round.
+        ("FilesCarried", "Count", summary.carried),
         ("BytesUploaded", "Bytes", summary.bytes_uploaded),
         ("RunDuration", "Milliseconds", summary.duration_ms),
         (
@@ -94,7 +97,9 @@ mod tests {
     fn every_declared_metric_has_a_value() {
         let mut failed = FileRecord::new(std::path::Path::new("/x"), 3);
         failed.fail("boom".into());
-        let summary = Summary::tally("run-1", false, &[failed], 0, 42);
+        let mut carried = FileRecord::new(std::path::Path::new("/y"), 1);
+        carried.status = crate::manifest::FileStatus::Carried;
+        let summary = Summary::tally("run-1", false, &[failed, carried], 0, 42);
         let doc = emf(&summary, "fn", 1_700_000_000_000);
         let directive = &doc["_aws"]["CloudWatchMetrics"][0];
         assert_eq!(directive["Namespace"], NAMESPACE);
@@ -105,7 +110,10 @@ mod tests {
         for dimension in directive["Dimensions"][0].as_array().unwrap() {
             assert!(doc[dimension.as_str().unwrap()].is_string());
         }
-        assert_eq!(doc["FilesFailed"], 1);
+        assert_eq!(
+            (&doc["FilesFailed"], &doc["FilesCarried"]),
+            (&1.into(), &1.into())
+        );
         assert_eq!(doc["RunDuration"], 42);
         assert_eq!(doc["Status"], "failed");
         assert_eq!(
