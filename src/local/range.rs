@@ -25,7 +25,9 @@ impl PathRange {
 
     /// Whether the entry at `relative` belongs to this range.
     pub fn holds(&self, relative: &Path) -> bool {
-        self.holds_slashed(&slashed(relative))
+        // The walk asks of every entry: the whole range answers without
+        // spelling the path.
+        self.is_whole() || self.holds_slashed(&slashed(relative))
     }
 
     /// The same for a path spelled as its key spells it (`a/b.txt`).
@@ -38,6 +40,9 @@ impl PathRange {
     /// range: every path under it starts with `relative/`, so the directory
     /// is left out only when that whole block of strings lies outside.
     pub fn may_hold_under(&self, relative: &Path) -> bool {
+        if self.is_whole() {
+            return true;
+        }
         let mut block = slashed(relative);
         if !block.is_empty() {
             block.push('/');
