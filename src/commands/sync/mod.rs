@@ -107,17 +107,11 @@ pub(in crate::commands::sync) async fn back_up(
     // where the last one stopped; any other walks its range at once.
     let resumable = plan.is_none() && !scope.dry_run && !scope.narrowed && scope.range.is_whole();
     let folder = keys::folder_of(&scope.key_prefix);
-    let single = Rotation::single(scope.range.clone());
+    // Its slices come from the index, once load has it; without one (or
+    // when not resumable) the sender is gone and the walk takes one slice.
     let (rotation_known, rotation) = tokio::sync::oneshot::channel::<Rotation>();
-    let mut rotation_known = Some(rotation_known);
-    let mut send_rotation = |rotation| {
-        if let Some(known) = rotation_known.take() {
-            let _ = known.send(rotation);
-        }
-    };
-    if !resumable {
-        send_rotation(single.clone());
-    }
+    let rotation_known = resumable.then_some(rotation_known);
+    let single = Rotation::single(scope.range.clone());
     // The walk stops at the time limit too: a tree too big to walk in time
     // must still leave time for its manifest. What it found by then counts.
     let gate = run.gate();
@@ -138,9 +132,9 @@ pub(in crate::commands::sync) async fn back_up(
                 sync.rehash_every,
                 scope,
                 |index| {
-                    let whole = Rotation::single(scope.range.clone());
-                    let of_index = |i| Rotation::of_index(i, &folder, sync.slice_files);
-                    send_rotation(index.map_or(whole, of_index));
+                    if let (Some(known), Some(index)) = (rotation_known, index) {
+                        let _ = known.send(Rotation::of_index(index, &folder, sync.slice_files));
+                    }
                 },
             )
             .await
