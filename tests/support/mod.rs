@@ -28,9 +28,15 @@ pub struct Moto {
     pub endpoint: String,
 }
 
+/// Attempts at starting moto, each on a fresh port.
+const MOTO_ATTEMPTS: usize = 5;
+
 impl Moto {
-    /// Starts moto on a free port. Fails loudly when moto is not installed:
-    /// these tests are never skipped silently.
+    /// Starts moto on a free port, and proves the listener there is this
+    /// moto: a port found free can be taken by another test's server before
+    /// ours binds it, and a bare TCP connect would then trust the stranger
+    /// until it exits. Retries on a fresh port. Fails loudly when moto is
+    /// not installed: these tests are never skipped silently.
     pub fn start() -> Moto {
         let binary = std::env::var_os("MOTO_SERVER")
             .map(PathBuf::from)
@@ -40,26 +46,53 @@ impl Moto {
             "moto server not found at {}: run `make test` (it installs moto into .venv) or set MOTO_SERVER",
             binary.display()
         );
-        let port = free_port();
-        let child = Command::new(&binary)
+        let mut failures = Vec::new();
+        for _ in 0..MOTO_ATTEMPTS {
+            match Moto::start_on(&binary, free_port()) {
+                Ok(moto) => return moto,
+                Err(why) => failures.push(why),
+            }
+        }
+        panic!(
+            "moto server did not start in {MOTO_ATTEMPTS} attempts:\n{}",
+            failures.join("\n")
+        );
+    }
+
+    /// One attempt on `port`. Ours once its own log says it bound the port
+    /// (werkzeug logs "Running on" only after the bind), an HTTP request
+    /// there is answered, and the process is still alive.
+    fn start_on(binary: &Path, port: u16) -> Result<Moto, String> {
+        let mut child = Command::new(binary)
             .args(["-H", "127.0.0.1", "-p", &port.to_string()])
             .stdout(Stdio::null())
-            .stderr(Stdio::null())
+            .stderr(Stdio::piped())
             .spawn()
-            .expect("start moto server");
-        let moto = Moto {
+            .map_err(|err| format!("cannot run {}: {err}", binary.display()))?;
+        let log = ServerLog::follow(child.stderr.take().expect("piped stderr"));
+        let mut moto = Moto {
             child,
             endpoint: format!("http://127.0.0.1:{port}"),
         };
-        let deadline = Instant::now() + Duration::from_secs(30);
-        while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
-            assert!(
-                Instant::now() < deadline,
-                "moto server did not start on port {port}"
-            );
-            std::thread::sleep(Duration::from_millis(100));
+        let banner = format!("Running on {}", moto.endpoint);
+        let bound = log.wait_for(&banner, Duration::from_secs(60));
+        let proven = bound
+            .and_then(|()| http_answers(port))
+            .and_then(|()| moto.still_running());
+        proven.map(|()| moto).map_err(|why| {
+            format!(
+                "port {port}: {why}; its log ends:\n{}",
+                log.tail().join("\n")
+            )
+        })
+    }
+
+    fn still_running(&mut self) -> Result<(), String> {
+        match self.child.try_wait() {
+            Ok(None) => Ok(()),
+            Ok(Some(status)) => Err(format!("moto exited ({status})")),
+            Err(err) => Err(format!("cannot tell whether moto runs: {err}")),
         }
-        moto
     }
 
     pub fn sdk_config(&self) -> SdkConfig {
@@ -170,6 +203,88 @@ pub fn free_port() -> u16 {
         .and_then(|l| l.local_addr())
         .map(|a| a.port())
         .expect("free port")
+}
+
+/// A server's stderr, drained for its whole life (a full pipe would stall
+/// it), with its last lines kept for error messages.
+struct ServerLog {
+    lines: std::sync::Arc<std::sync::Mutex<std::collections::VecDeque<String>>>,
+    ended: std::sync::Arc<std::sync::atomic::AtomicBool>,
+}
+
+impl ServerLog {
+    const KEPT: usize = 20;
+
+    fn follow(stderr: impl std::io::Read + Send + 'static) -> ServerLog {
+        use std::io::BufRead;
+        let log = ServerLog {
+            lines: Default::default(),
+            ended: Default::default(),
+        };
+        let (lines, ended) = (log.lines.clone(), log.ended.clone());
+        std::thread::spawn(move || {
+            for line in std::io::BufReader::new(stderr).lines() {
+                let Ok(line) = line else { break };
+                let mut kept = lines.lock().unwrap();
+                if kept.len() == Self::KEPT {
+                    kept.pop_front();
+                }
+                kept.push_back(line);
+            }
+            ended.store(true, std::sync::atomic::Ordering::SeqCst);
+        });
+        log
+    }
+
+    /// Waits until a line holds `needle`; fails when the log ends first
+    /// (the server exited) or at `timeout`.
+    fn wait_for(&self, needle: &str, timeout: Duration) -> Result<(), String> {
+        let deadline = Instant::now() + timeout;
+        loop {
+            if self
+                .lines
+                .lock()
+                .unwrap()
+                .iter()
+                .any(|l| l.contains(needle))
+            {
+                return Ok(());
+            }
+            if self.ended.load(std::sync::atomic::Ordering::SeqCst) {
+                return Err("moto exited before it bound the port".into());
+            }
+            if Instant::now() >= deadline {
+                return Err(format!("no {needle:?} within {timeout:?}"));
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+
+    fn tail(&self) -> Vec<String> {
+        self.lines.lock().unwrap().iter().cloned().collect()
+    }
+}
+
+/// Whether an HTTP request to `port` gets an HTTP answer.
+fn http_answers(port: u16) -> Result<(), String> {
+    use std::io::{Read, Write};
+    let mut stream = std::net::TcpStream::connect(("127.0.0.1", port))
+        .map_err(|err| format!("connect: {err}"))?;
+    stream
+        .set_read_timeout(Some(Duration::from_secs(30)))
+        .map_err(|err| err.to_string())?;
+    stream
+        .write_all(b"GET /moto-api/ HTTP/1.0\r\nHost: 127.0.0.1\r\n\r\n")
+        .map_err(|err| format!("send: {err}"))?;
+    let mut head = [0u8; 12];
+    stream
+        .read_exact(&mut head)
+        .map_err(|err| format!("no HTTP answer: {err}"))?;
+    if head.starts_with(b"HTTP/1.") {
+        Ok(())
+    } else {
+        Err(format!("not HTTP: {:?}", String::from_utf8_lossy(&head)))
+    }
 }
 
 /// Settings for a test run: a 1 MiB multipart threshold so a small file
