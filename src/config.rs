@@ -9,7 +9,7 @@ use clap::{Args, FromArgMatches, Parser};
 use crate::error::{Error, Result};
 use crate::run::{Mode, RunArgs, RunOptions};
 use crate::store::multipart::MIB;
-use crate::store::{Store, s3_client};
+use crate::store::{Store, s3_and_kms_clients};
 use crate::target::{Target, TargetArgs};
 
 /// A command's settings as given: the shared ones flattened beside its own.
@@ -76,7 +76,8 @@ impl<O> Config<O> {
 
     /// The store of the target, over the client the standard AWS configuration gives.
     pub async fn connect(&self) -> Store {
-        self.store(s3_client(self.target.max_attempts).await)
+        let (s3, kms) = s3_and_kms_clients(self.target.max_attempts).await;
+        self.store(s3).with_kms(kms)
     }
 }
 

@@ -71,6 +71,11 @@ pub enum Error {
     #[error("manifest {key} is not trustworthy: {detail}")]
     ChainBroken { key: String, detail: String },
 
+    /// A KMS key that encrypts the snapshot cannot decrypt now: a restore
+    /// would fail file by file, so it writes nothing.
+    #[error("KMS key {key} cannot decrypt this snapshot: {detail}; nothing was restored")]
+    KeyUnusable { key: String, detail: String },
+
     /// The run's time was up while this file was being uploaded; the upload
     /// was aborted and the next run sends the file again.
     #[error("{} was not finished before the time limit; the next run uploads it", path.display())]
@@ -177,6 +182,7 @@ impl Error {
             Error::Stopped { .. } => "Stopped",
             Error::Refused { .. } => "Refused",
             Error::ChainBroken { .. } => "ChainBroken",
+            Error::KeyUnusable { .. } => "KeyUnusable",
             Error::Shard(_) => "ShardError",
             Error::Digest(_) => "DigestError",
             Error::Manifest(_) => "ManifestError",

@@ -49,10 +49,13 @@ async fn every_sample_event_runs_through_the_handler() {
         .iter()
         .filter(|(p, _)| p.starts_with("reports/"))
         .count() as u64;
-    let engine = engine(
-        moto.s3(),
-        settings(source.path(), manifests.path(), BUCKET, &key, "lambda"),
-    );
+    let engine = moto.engine(settings(
+        source.path(),
+        manifests.path(),
+        BUCKET,
+        &key,
+        "lambda",
+    ));
 
     let mut names: Vec<String> =
         std::fs::read_dir(Path::new(env!("CARGO_MANIFEST_DIR")).join("events"))
@@ -133,10 +136,7 @@ async fn events_cannot_escape_or_retarget() {
     let moto = Moto::start();
     let source = tempfile::tempdir().unwrap();
     let manifests = tempfile::tempdir().unwrap();
-    let engine = engine(
-        moto.s3(),
-        settings(source.path(), manifests.path(), BUCKET, "k", ""),
-    );
+    let engine = moto.engine(settings(source.path(), manifests.path(), BUCKET, "k", ""));
     for payload in [
         serde_json::json!({"subdir": "../"}),
         serde_json::json!({"subdir": "/etc"}),

@@ -43,7 +43,7 @@ impl Fixture {
     }
 
     fn engine(&self) -> Engine {
-        engine(self.moto.s3(), self.config("/nightly/"))
+        self.moto.engine(self.config("/nightly/"))
     }
 
     async fn run(&self, request: SyncRequest) -> (s3_kms_sync::manifest::Summary, Manifest) {
@@ -312,7 +312,7 @@ async fn an_emptied_source_is_backed_up_but_never_reported_as_succeeded() {
     let fx = Fixture::new().await;
     let mut config = fx.config("shrink");
     config.command.min_source_ratio = 0.5;
-    let engine = engine(fx.moto.s3(), config.clone());
+    let engine = fx.moto.engine(config.clone());
     let first = engine.run(&SyncRequest::default()).await.unwrap();
     assert_eq!(first.status, RunStatus::Succeeded);
     assert_eq!(first.source_shrunk, None);
@@ -356,7 +356,9 @@ async fn an_emptied_source_is_backed_up_but_never_reported_as_succeeded() {
 
     // A deliberate deletion is accepted by one run with the check off.
     config.command.min_source_ratio = 0.0;
-    let accepted = support::engine(fx.moto.s3(), config)
+    let accepted = fx
+        .moto
+        .engine(config)
         .run(&SyncRequest::default())
         .await
         .unwrap();

@@ -55,10 +55,13 @@ async fn runs_work_under_object_lock_and_what_they_wrote_cannot_be_deleted() {
     let source = tempfile::tempdir().unwrap();
     write_tree(source.path(), &sample_files());
     let manifests = tempfile::tempdir().unwrap();
-    let engine = engine(
-        moto.s3(),
-        settings(source.path(), manifests.path(), BUCKET, &key_arn, "p"),
-    );
+    let engine = moto.engine(settings(
+        source.path(),
+        manifests.path(),
+        BUCKET,
+        &key_arn,
+        "p",
+    ));
     let s3 = moto.s3();
 
     let first = engine.run(&SyncRequest::default()).await.unwrap();

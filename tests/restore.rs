@@ -30,6 +30,7 @@ async fn restore_with(
         dry_run: false,
         overwrite,
         concurrency: 4,
+        thaw: None,
     };
     restore::run(&backup.engine.store, PREFIX, &options).await
 }

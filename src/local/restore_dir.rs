@@ -1,8 +1,8 @@
 //! The directory a restore writes into, held open. Every file is reached
 //! from that descriptor one component at a time without following a link,
-//! written under a temporary name beside its place, and renamed into place
-//! only once its content is proven: nothing lands outside the directory,
-//! and no wrong file is ever left under a real name.
+//! written under a temporary name beside its place, synced, and moved into
+//! place only once its content is proven: nothing lands outside the
+//! directory, and no wrong or empty file is ever left under a real name.
 
 use std::ffi::{OsStr, OsString};
 use std::fs::File;
@@ -54,6 +54,19 @@ impl RestoreDir {
 
     pub fn path(&self) -> &Path {
         &self.path
+    }
+
+    /// Syncs the directory at `relative` (empty: this one), so the names
+    /// moved into it survive a crash; reached as every slot is.
+    pub fn sync(&self, relative: &Path) -> Result<()> {
+        let path = self.path.join(relative);
+        let names = components(relative).map_err(|err| Error::io("sync", &path, err))?;
+        let mut dir = rustix::fs::openat(&self.fd, ".", dir_flags(), Mode::empty())
+            .map_err(|err| Error::io("open", &self.path, err.into()))?;
+        for name in names {
+            dir = open_child_dir(dir.as_fd(), name).map_err(|err| Error::io("open", &path, err))?;
+        }
+        rustix::fs::fsync(&dir).map_err(|err| Error::io("sync", &path, err.into()))
     }
 
     /// The slot of `relative`, creating missing directories on the way
@@ -124,14 +137,15 @@ impl Slot {
             .map_err(|err| Error::io("open", &self.path, refused_link(err)))
     }
 
-    /// A new temporary file beside the slot, named after it and `tag`.
-    pub fn create_temp(&self, tag: &str) -> Result<(File, OsString)> {
-        let mut temp = OsString::from(".");
-        temp.push(&self.name);
-        temp.push(format!(".{tag}.partial"));
+    /// A new temporary file beside the slot, readable by its owner only
+    /// until its mode is set. Its name has a fixed length whatever the
+    /// slot's, so a file whose name is as long as the file system allows
+    /// can be restored too.
+    pub fn create_temp(&self) -> Result<(File, OsString)> {
+        let temp = OsString::from(format!(".s3ks-{}.partial", uuid::Uuid::new_v4().simple()));
         let flags =
             OFlags::WRONLY | OFlags::CREATE | OFlags::EXCL | OFlags::NOFOLLOW | OFlags::CLOEXEC;
-        let fd = rustix::fs::openat(&self.dir, &temp, flags, Mode::from_raw_mode(0o644))
+        let fd = rustix::fs::openat(&self.dir, &temp, flags, Mode::from_raw_mode(0o600))
             .map_err(|err| Error::io("create", self.path.with_file_name(&temp), err.into()))?;
         Ok((File::from(fd), temp))
     }
@@ -150,16 +164,33 @@ impl Slot {
             .map_err(|err| Error::io("set the time of", &self.path, err.into()))
     }
 
-    /// Renames the temporary file into place; over an existing file only
-    /// when `replace`.
+    /// Moves the temporary file into place; over an existing file only
+    /// when `replace`. The caller has synced the file: a rename that
+    /// reaches the disk before the data leaves an empty file after a crash.
     pub fn commit(&self, temp: &OsStr, replace: bool) -> Result<()> {
-        let flags = if replace {
-            RenameFlags::empty()
+        let moved = if replace {
+            rustix::fs::renameat(&self.dir, temp, &self.dir, &self.name)
         } else {
-            RenameFlags::NOREPLACE
+            self.move_without_replacing(temp)
         };
-        rustix::fs::renameat_with(&self.dir, temp, &self.dir, &self.name, flags)
-            .map_err(|err| Error::io("rename into", &self.path, err.into()))
+        moved.map_err(|err| Error::io("move into", &self.path, err.into()))
+    }
+
+    /// `renameat2(RENAME_NOREPLACE)`, or where the file system refuses rename
+    /// flags, a hard link to the final name and the temporary name removed:
+    /// the Linux NFS client (so EFS) answers EINVAL to every flag, and a
+    /// link never replaces an existing name on any file system.
+    fn move_without_replacing(&self, temp: &OsStr) -> rustix::io::Result<()> {
+        use rustix::io::Errno;
+        let renamed =
+            rustix::fs::renameat_with(&self.dir, temp, &self.dir, &self.name, RenameFlags::NOREPLACE);
+        match renamed {
+            Err(Errno::INVAL | Errno::NOSYS | Errno::OPNOTSUPP) => {
+                rustix::fs::linkat(&self.dir, temp, &self.dir, &self.name, AtFlags::empty())?;
+                rustix::fs::unlinkat(&self.dir, temp, AtFlags::empty())
+            }
+            other => other,
+        }
     }
 
     /// Removes a temporary file whose content was not proven.
@@ -190,7 +221,7 @@ mod tests {
             .unwrap()
             .unwrap();
         assert_eq!(slot.existing().unwrap(), Existing::Nothing);
-        let (mut file, temp) = slot.create_temp("t").unwrap();
+        let (mut file, temp) = slot.create_temp().unwrap();
         file.write_all(b"abc").unwrap();
         slot.set_mtime(&file, 1_600_000_000_123_456_789).unwrap();
         slot.commit(&temp, false).unwrap();
@@ -202,7 +233,7 @@ mod tests {
         assert_eq!(slot.existing().unwrap(), Existing::RegularFile { size: 3 });
 
         // Not over an existing file unless asked.
-        let (_, temp) = slot.create_temp("u").unwrap();
+        let (_, temp) = slot.create_temp().unwrap();
         assert!(slot.commit(&temp, false).is_err());
         slot.commit(&temp, true).unwrap();
         assert_eq!(std::fs::read(&written).unwrap(), b"");

@@ -1,32 +1,103 @@
-//! Which manifest a command reads: the newest full one of the prefix, or
-//! one the user names.
+//! Which manifest a command reads: the newest full one of the prefix that
+//! stands for a whole source, or one the user names.
 
-use super::is_full_manifest_name;
+use serde::de::IgnoredAny;
+use serde::{Deserialize, Serialize};
+
+use super::read::read_fetched;
+use super::{Snapshot, is_full_manifest_name};
 use crate::error::{Error, Result};
 use crate::store::{KeyRange, Store, keys};
 
-/// The key of the manifest `which` names: `None` or `"latest"` for the
-/// newest full manifest of `prefix`; else the `manifest_s3_uri` a run
-/// printed, a key, or a file name in the prefix's manifest folder.
-pub async fn locate(store: &Store, prefix: &str, which: Option<&str>) -> Result<String> {
+/// The manifest a command reads, and the newer ones "latest" passed over.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Located {
+    pub key: String,
+    pub passed_over: Vec<PassedOver>,
+}
+
+/// A newer manifest that "latest" did not take, and why.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PassedOver {
+    pub manifest_s3_uri: String,
+    pub reason: String,
+}
+
+/// The manifest `which` names: `None` or `"latest"` for the newest full
+/// manifest of `prefix` whose run completed and that no guard stopped;
+/// else the `manifest_s3_uri` a run printed, a key, or a file name in the
+/// prefix's manifest folder, taken as it is.
+pub async fn locate(store: &Store, prefix: &str, which: Option<&str>) -> Result<Located> {
     let folder = keys::manifest_key(prefix, "");
     let which = which
         .map(str::trim)
         .filter(|w| !w.is_empty() && *w != "latest");
-    let Some(which) = which else {
-        let listed = store.list(&folder, &[KeyRange::default()]).await?;
-        return listed
-            .into_iter()
-            .map(|object| object.key)
-            .filter(|key| key.strip_prefix(&folder).is_some_and(is_full_manifest_name))
-            .max()
-            .ok_or_else(|| {
-                Error::Config(format!(
-                    "no manifest under {}: run sync first, or check SYNC_PREFIX (--prefix)",
-                    store.uri(&folder)
-                ))
-            });
-    };
+    match which {
+        None => latest(store, &folder).await,
+        Some(which) => Ok(Located {
+            key: named(store, &folder, which)?,
+            passed_over: Vec::new(),
+        }),
+    }
+}
+
+/// The newest full manifest that stands for a whole source: one HEAD per
+/// manifest, newest first, until one does (usually the first).
+async fn latest(store: &Store, folder: &str) -> Result<Located> {
+    let mut full: Vec<String> = store
+        .list(folder, &[KeyRange::default()])
+        .await?
+        .into_iter()
+        .map(|object| object.key)
+        .filter(|key| key.strip_prefix(folder).is_some_and(is_full_manifest_name))
+        .collect();
+    if full.is_empty() {
+        return Err(Error::Config(format!(
+            "no manifest under {}: run sync first, or check SYNC_PREFIX (--prefix)",
+            store.uri(folder)
+        )));
+    }
+    full.sort_unstable_by(|a, b| b.cmp(a));
+    let mut passed_over = Vec::new();
+    for key in full {
+        match snapshot_of(store, &key).await?.passed_over_because() {
+            None => return Ok(Located { key, passed_over }),
+            Some(reason) => passed_over.push(PassedOver {
+                manifest_s3_uri: store.uri(&key),
+                reason: reason.to_owned(),
+            }),
+        }
+    }
+    let names: Vec<String> = passed_over
+        .iter()
+        .map(|p| format!("{} ({})", p.manifest_s3_uri, p.reason))
+        .collect();
+    Err(Error::Config(format!(
+        "no manifest under {} stands for a whole source: {}; pass one of them to --manifest to use it anyway",
+        store.uri(folder),
+        names.join("; ")
+    )))
+}
+
+/// What the manifest at `key` says of its snapshot: its object's metadata,
+/// or, for a manifest written before that was kept, its header.
+async fn snapshot_of(store: &Store, key: &str) -> Result<Snapshot> {
+    let recorded = store.head(key).await?.and_then(|object| object.snapshot);
+    if let Some(snapshot) = recorded.as_deref().and_then(Snapshot::parse) {
+        return Ok(snapshot);
+    }
+    let fetched = store.get(key).await?.ok_or_else(|| {
+        Error::Config(format!(
+            "manifest {} vanished while it was read",
+            store.uri(key)
+        ))
+    })?;
+    let parsed = read_fetched(fetched, (), |_, _: IgnoredAny| {}).await?;
+    Ok(Snapshot::of_header(&parsed.header))
+}
+
+/// The key of a manifest the user named.
+fn named(store: &Store, folder: &str, which: &str) -> Result<String> {
     let key = match keys::parse_s3_uri(which) {
         Ok((bucket, key)) => {
             if bucket != store.bucket() {
@@ -40,11 +111,11 @@ pub async fn locate(store: &Store, prefix: &str, which: Option<&str>) -> Result<
         Err(_) if which.contains('/') => which.to_owned(),
         Err(_) => format!("{folder}{which}"),
     };
-    match key.strip_prefix(&folder) {
+    match key.strip_prefix(folder) {
         Some(name) if super::is_manifest_name(name) => Ok(key),
         _ => Err(Error::Config(format!(
             "{which} is not a manifest under {}: pass a manifest_s3_uri a run printed, or \"latest\", to --manifest",
-            store.uri(&folder)
+            store.uri(folder)
         ))),
     }
 }

@@ -9,6 +9,7 @@ mod name;
 pub mod publish;
 pub mod read;
 mod record;
+mod snapshot;
 pub mod spool;
 mod summary;
 mod write;
@@ -28,9 +29,10 @@ pub struct ManifestLink {
     pub etag: Option<String>,
 }
 
-pub use locate::locate;
+pub use locate::{Located, PassedOver, locate};
 pub use name::{file_name, is_full_manifest_name, is_manifest_name, stamp, timestamp};
 pub use record::{FileRecord, FileStatus};
+pub use snapshot::Snapshot;
 pub use summary::{RunStatus, SourceShrunk, Summary, Tally};
 pub use write::Written;
 

@@ -6,7 +6,7 @@ use aws_sdk_s3::primitives::ByteStream;
 use tracing::{debug, warn};
 
 use super::spool::SortedRecords;
-use super::{Manifest, Summary, Written};
+use super::{Manifest, Snapshot, Summary, Written};
 use crate::error::{Error, Result};
 use crate::store::{PutExtras, Store, WriteIf, file_body, keys};
 
@@ -88,10 +88,11 @@ async fn upload(
     local: &Path,
     written: Option<Written>,
 ) -> Result<()> {
+    let snapshot = Snapshot::of(manifest.complete, &manifest.summary);
     if let Some(written) = written
         && let Ok(body) = file_body(local).await
     {
-        match put(store, key, body, &written).await {
+        match put(store, key, body, &written, snapshot).await {
             Err(err) if std::fs::symlink_metadata(local).is_err() => {
                 warn!(key, error = %err, "local manifest copy vanished while it was sent; sending it from memory");
             }
@@ -99,12 +100,19 @@ async fn upload(
         }
     }
     let (bytes, written) = manifest.to_json_with_digests(records)?;
-    put(store, key, bytes.into(), &written).await
+    put(store, key, bytes.into(), &written, snapshot).await
 }
 
-async fn put(store: &Store, key: &str, body: ByteStream, written: &Written) -> Result<()> {
+async fn put(
+    store: &Store,
+    key: &str,
+    body: ByteStream,
+    written: &Written,
+    snapshot: Snapshot,
+) -> Result<()> {
     let extras = PutExtras {
         sha256: Some(&written.sha256),
+        snapshot: Some(snapshot.as_str()),
         ..PutExtras::JSON
     };
     match store

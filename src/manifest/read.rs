@@ -108,6 +108,8 @@ pub struct Parsed<S> {
     pub state: S,
     /// The SHA-256 of the bytes read: what the next link of the chain names.
     pub sha256: String,
+    /// The KMS key S3 named for the manifest object: a restore needs it too.
+    pub kms_key_id: Option<String>,
 }
 
 /// [`read`] over a manifest streaming from S3, parsed on a blocking thread
@@ -121,6 +123,7 @@ where
     T: DeserializeOwned + 'static,
     S: Send + 'static,
 {
+    let kms_key_id = object.kms_key_id.clone();
     let mut body = Sha256Reader {
         inner: object.into_blocking_read(),
         hash: Sha256Stream::default(),
@@ -134,6 +137,7 @@ where
             header,
             state,
             sha256: body.hash.finish_hex(),
+            kms_key_id,
         })
     })
     .await?

@@ -8,6 +8,7 @@ use serde::{Deserialize, Serialize};
 
 use super::name::timestamp;
 use crate::local::stamp::Stamp;
+use crate::store::NULL_VERSION;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
@@ -115,6 +116,15 @@ impl FileRecord {
             ctime_ns: self.ctime_ns?,
             inode: self.inode?,
         })
+    }
+
+    /// The S3 version that holds this file's content. A write that S3
+    /// answered without a version id went to an unversioned bucket, where
+    /// the object is the version "null" (S3 User Guide, "Working with
+    /// objects in a versioning-enabled bucket"): once versioning is on,
+    /// only that id still reaches it.
+    pub fn version(&self) -> &str {
+        self.version_id.as_deref().unwrap_or(NULL_VERSION)
     }
 
     pub fn fail(&mut self, error: String) {

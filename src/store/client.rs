@@ -8,9 +8,25 @@ use aws_sdk_s3::config::{RequestChecksumCalculation, retry::RetryConfig};
 /// `AWS_ENDPOINT_URL` / `AWS_ENDPOINT_URL_S3` select another endpoint; with one
 /// set, requests use path-style addressing so local emulators work.
 pub async fn s3_client(max_attempts: u32) -> Client {
+    s3_and_kms_clients(max_attempts).await.0
+}
+
+/// The S3 client and the KMS client, from one load of the standard AWS
+/// configuration.
+pub async fn s3_and_kms_clients(max_attempts: u32) -> (Client, aws_sdk_kms::Client) {
     let shared = aws_config::load_from_env().await;
     let retry = RetryConfig::standard().with_max_attempts(max_attempts);
-    s3_client_from(&shared, custom_endpoint(), retry)
+    let kms = kms_client_from(&shared, retry.clone());
+    (s3_client_from(&shared, custom_endpoint(), retry), kms)
+}
+
+/// The KMS client for a shared configuration (`AWS_ENDPOINT_URL_KMS` or
+/// `AWS_ENDPOINT_URL` select another endpoint).
+pub fn kms_client_from(shared: &aws_config::SdkConfig, retry: RetryConfig) -> aws_sdk_kms::Client {
+    let config = aws_sdk_kms::config::Builder::from(shared)
+        .retry_config(retry)
+        .build();
+    aws_sdk_kms::Client::from_conf(config)
 }
 
 /// Whether the environment names another S3 endpoint (an emulator), which

@@ -160,7 +160,11 @@ impl Store {
                     etag: version.e_tag().map(str::to_owned),
                     size: version.size().and_then(|s| u64::try_from(s).ok()),
                     version_id: super::object::version_of(version.version_id()),
-                    storage_class: None,
+                    storage_class: version
+                        .storage_class()
+                        .map(|c| c.as_str())
+                        .filter(|c| *c != "STANDARD")
+                        .map(str::to_owned),
                 });
             }
             if page.is_truncated() != Some(true) {

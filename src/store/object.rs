@@ -6,7 +6,7 @@ use aws_sdk_s3::primitives::ByteStream;
 use chrono::{DateTime, Utc};
 
 use super::encryption::Encryption;
-use super::{MD5_METADATA, SHA256_METADATA};
+use super::{MD5_METADATA, SHA256_METADATA, SNAPSHOT_METADATA};
 use crate::error::{Error, Result};
 
 /// The encryption an S3 answer reports. S3's output types share these
@@ -42,10 +42,14 @@ macro_rules! stored_by {
 
 pub(super) use {reported_encryption, stored_by};
 
-/// A version id as S3 reports it; "null" (an unversioned bucket's only
-/// version, as some servers report it) is no version id.
+/// The version id of an object written while its bucket was unversioned.
+pub const NULL_VERSION: &str = "null";
+
+/// A version id as S3 reports it. "null" is a real version: an object
+/// written while the bucket was unversioned, which GetObject still returns
+/// by that id once newer versions exist.
 pub(super) fn version_of(reported: Option<&str>) -> Option<String> {
-    reported.filter(|v| *v != "null").map(str::to_owned)
+    reported.map(str::to_owned)
 }
 
 /// An object as HeadObject describes it.
@@ -58,12 +62,30 @@ pub struct Object {
     pub size: Option<i64>,
     /// The SHA-256 this tool recorded for a manifest.
     pub sha256: Option<String>,
+    /// What a manifest's header says of its snapshot ([`SNAPSHOT_METADATA`]).
+    pub snapshot: Option<String>,
     /// The current version's id, on a versioned bucket.
     pub version_id: Option<String>,
     /// The encryption S3 reports; `None` where it was not asked (a listing).
     pub encryption: Option<Encryption>,
     /// `None` for STANDARD (S3 names no other class in a HEAD).
     pub storage_class: Option<String>,
+    /// Intelligent-Tiering's archive tier (`x-amz-archive-status`), if any.
+    pub archive_status: Option<String>,
+    /// Whether a RestoreObject has made an archived object readable
+    /// (`x-amz-restore: ongoing-request="false", ...`).
+    pub thawed: bool,
+}
+
+/// Classes whose objects GetObject refuses (`InvalidObjectState`) until a
+/// RestoreObject has thawed them (S3 User Guide, "Restoring an archived
+/// object"). GLACIER_IR is read directly, so it is not one of them.
+pub const ARCHIVED_CLASSES: [&str; 2] = ["GLACIER", "DEEP_ARCHIVE"];
+
+/// Whether a listed class may hold an object GetObject refuses: the archive
+/// classes, and Intelligent-Tiering, whose archive tiers only a HEAD shows.
+pub fn may_be_archived(storage_class: Option<&str>) -> bool {
+    storage_class.is_some_and(|c| ARCHIVED_CLASSES.contains(&c) || c == "INTELLIGENT_TIERING")
 }
 
 impl Object {
@@ -76,12 +98,33 @@ impl Object {
         Object {
             md5: meta(MD5_METADATA),
             sha256: meta(SHA256_METADATA),
+            snapshot: meta(SNAPSHOT_METADATA),
             etag: out.e_tag().map(str::to_owned),
             size: out.content_length(),
             version_id: version_of(out.version_id()),
             encryption: Some(reported_encryption!(out)),
             storage_class: out.storage_class().map(|c| c.as_str().to_owned()),
+            archive_status: out.archive_status().map(|s| s.as_str().to_owned()),
+            thawed: out
+                .restore()
+                .is_some_and(|r| r.contains("ongoing-request=\"false\"")),
         }
+    }
+
+    /// Where the object is archived when GetObject would refuse it now: its
+    /// class, or Intelligent-Tiering's archive tier. `None` when it is
+    /// readable, a thawed copy included.
+    pub fn archived(&self) -> Option<String> {
+        if self.thawed {
+            return None;
+        }
+        let class = self.storage_class.as_deref()?;
+        if ARCHIVED_CLASSES.contains(&class) {
+            return Some(class.to_owned());
+        }
+        self.archive_status
+            .as_deref()
+            .map(|tier| format!("{class} {tier}"))
     }
 }
 
@@ -112,6 +155,8 @@ pub struct Fetched {
     pub sha256: Option<String>,
     pub etag: Option<String>,
     pub version_id: Option<String>,
+    /// The KMS key S3 named for the object, if it is SSE-KMS.
+    pub kms_key_id: Option<String>,
     /// When S3 stored the object, by S3's clock (whole seconds).
     pub last_modified: Option<DateTime<Utc>>,
     bucket: String,
@@ -127,6 +172,7 @@ impl Fetched {
                 .map(|v| v.to_ascii_lowercase()),
             etag: out.e_tag().map(str::to_owned),
             version_id: version_of(out.version_id()),
+            kms_key_id: out.ssekms_key_id().map(str::to_owned),
             last_modified: out.last_modified().and_then(to_chrono),
             body: out.body,
             bucket: bucket.to_owned(),

@@ -104,6 +104,14 @@ impl Moto {
         client_for(&self.endpoint)
     }
 
+    /// The function as it starts at cold start, over moto: its S3 and KMS
+    /// clients point here.
+    pub fn engine(&self, settings: Settings) -> Engine {
+        let mut engine = engine(self.s3(), settings);
+        engine.store = engine.store.with_kms(self.kms());
+        engine
+    }
+
     /// Creates a bucket and a KMS key; returns the key's ARN.
     pub async fn bucket_and_key(&self, bucket: &str) -> String {
         self.s3()
@@ -143,10 +151,15 @@ impl Moto {
             .expect("default encryption");
     }
 
+    /// The KMS client, as the function builds it, pointed at moto.
+    pub fn kms(&self) -> aws_sdk_kms::Client {
+        s3_kms_sync::store::kms_client_from(&self.sdk_config(), RetryConfig::standard())
+    }
+
     /// Creates another KMS key; returns its ARN.
     pub async fn kms_key(&self) -> String {
-        let kms = aws_sdk_kms::Client::new(&self.sdk_config());
-        let key = kms
+        let key = self
+            .kms()
             .create_key()
             .description("s3-kms-sync test")
             .send()
@@ -614,7 +627,7 @@ impl Backup {
         let manifests = tempfile::tempdir().unwrap();
         let config = settings(source.path(), manifests.path(), bucket, &key_arn, prefix);
         Backup {
-            engine: engine(moto.s3(), config),
+            engine: moto.engine(config),
             moto,
             bucket,
             prefix,

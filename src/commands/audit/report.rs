@@ -185,7 +185,7 @@ impl Spool {
         let body = file_body(file.path()).await?;
         let extras = PutExtras {
             content_type: Some(content_type),
-            sha256: None,
+            ..PutExtras::default()
         };
         let stored = store
             .put(key, body, self.md5.finish()?, extras, WriteIf::Always)

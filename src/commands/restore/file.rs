@@ -1,24 +1,33 @@
 //! One manifest entry back to disk: refuse what would leave the directory,
 //! skip what is already there, stream the rest into a temporary file with
-//! its MD5 checked on the way, and rename it into place only if it matches.
+//! its MD5 checked on the way, sync it, and move it into place only if it
+//! matches. An archived object is thawed on request, and reported pending.
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 use tokio::io::AsyncWriteExt;
 
-use super::options::RestoreOptions;
+use super::options::{RestoreOptions, ThawOptions};
 use crate::error::{Error, Result};
 use crate::local::hash::{Md5Stream, md5_read};
 use crate::local::restore_dir::{Existing, RestoreDir, Slot};
 use crate::manifest::FileRecord;
-use crate::store::Store;
+use crate::store::{Fetched, Store, Thaw};
 
 /// What happened to one file.
 #[derive(Debug, PartialEq, Eq)]
 pub enum Restored {
-    Written { bytes: u64 },
+    /// Written and synced; durable once its directory is synced too.
+    Written {
+        bytes: u64,
+    },
     AlreadyThere,
     WouldRestore,
+    /// Archived: a thaw was asked for (or is under way); a later run of the
+    /// same restore brings it back.
+    Pending {
+        detail: String,
+    },
 }
 
 /// One file's restore, with what it needs from the run.
@@ -26,68 +35,75 @@ pub struct Worker<'a> {
     pub store: &'a Store,
     pub dir: &'a RestoreDir,
     pub options: &'a RestoreOptions,
-    /// The backed-up directory as the manifest names it: local paths are
-    /// made relative to it.
-    pub source_dir: &'a Path,
-    /// Names this run's temporary files.
-    pub run_id: &'a str,
 }
 
 impl Worker<'_> {
-    /// The path a record restores to, relative to the directory.
-    pub fn relative(&self, file: &FileRecord) -> Result<PathBuf> {
-        Path::new(&file.local_path)
-            .strip_prefix(self.source_dir)
-            .map(Path::to_path_buf)
-            .map_err(|_| Error::Refused {
-                path: PathBuf::from(&file.local_path),
-                detail: format!(
-                    "it is not under the backed-up directory {}; refused",
-                    self.source_dir.display()
-                ),
-            })
-    }
-
     pub async fn restore(&self, file: &FileRecord, relative: &Path) -> Result<Restored> {
         let Some(slot) = self.dir.slot(relative, self.options.dry_run)? else {
             return Ok(Restored::WouldRestore);
         };
-        let md5 = file.md5.as_deref().unwrap_or_default();
-        match slot.existing()? {
-            Existing::Nothing => {}
-            Existing::RegularFile { size } => {
-                if size == file.size_bytes && self.existing_md5(&slot).await? == md5 {
-                    return Ok(Restored::AlreadyThere);
-                }
-                if !self.options.overwrite {
-                    return Err(Error::Refused {
-                        path: slot.path().to_path_buf(),
-                        detail:
-                            "it exists with other content; left alone (--overwrite replaces it)"
-                                .into(),
-                    });
-                }
-            }
-            Existing::Other(what) => {
-                return Err(Error::Refused {
-                    path: slot.path().to_path_buf(),
-                    detail: format!("{what} is in the way; refused"),
-                });
-            }
+        if self.already_there(file, &slot).await? {
+            return Ok(Restored::AlreadyThere);
         }
         if self.options.dry_run {
             return Ok(Restored::WouldRestore);
         }
-        let (temp_file, temp) = slot.create_temp(self.run_id)?;
-        let fetched = self.fetch_into(file, temp_file, &slot).await;
-        let committed = fetched.and_then(|bytes| {
-            slot.commit(&temp, self.options.overwrite)?;
-            Ok(bytes)
-        });
+        let key = file.s3_key.as_deref().unwrap_or_default();
+        let fetched = match self.store.get_at(key, Some(file.version())).await {
+            Ok(Some(fetched)) => fetched,
+            Ok(None) => {
+                return Err(Error::Refused {
+                    path: slot.path().to_path_buf(),
+                    detail: format!(
+                        "version {} of {} is not in the bucket",
+                        file.version(),
+                        self.store.uri(key)
+                    ),
+                });
+            }
+            Err(err) if err.s3_code() == Some("InvalidObjectState") => {
+                return self.archived(file, key, &slot).await;
+            }
+            Err(err) => return Err(err),
+        };
+        let (temp_file, temp) = slot.create_temp()?;
+        let committed = self
+            .write_into(file, fetched, temp_file, &slot)
+            .await
+            .and_then(|bytes| {
+                slot.commit(&temp, self.options.overwrite)?;
+                Ok(bytes)
+            });
         if committed.is_err() {
             slot.discard(&temp);
         }
         committed.map(|bytes| Restored::Written { bytes })
+    }
+
+    /// Whether the slot holds the recorded content already; an error when
+    /// something else is in the way that may not be replaced.
+    async fn already_there(&self, file: &FileRecord, slot: &Slot) -> Result<bool> {
+        let md5 = file.md5.as_deref().unwrap_or_default();
+        match slot.existing()? {
+            Existing::Nothing => Ok(false),
+            Existing::RegularFile { size } => {
+                if size == file.size_bytes && self.existing_md5(slot).await? == md5 {
+                    return Ok(true);
+                }
+                if self.options.overwrite {
+                    return Ok(false);
+                }
+                Err(Error::Refused {
+                    path: slot.path().to_path_buf(),
+                    detail: "it exists with other content; left alone (--overwrite replaces it)"
+                        .into(),
+                })
+            }
+            Existing::Other(what) => Err(Error::Refused {
+                path: slot.path().to_path_buf(),
+                detail: format!("{what} is in the way; refused"),
+            }),
+        }
     }
 
     async fn existing_md5(&self, slot: &Slot) -> Result<String> {
@@ -97,19 +113,45 @@ impl Worker<'_> {
         Ok(md5.hex())
     }
 
-    /// Streams the object (its recorded version, if any) into `out`,
-    /// hashing on the way; fails unless size and MD5 are the recorded ones.
-    async fn fetch_into(&self, file: &FileRecord, out: std::fs::File, slot: &Slot) -> Result<u64> {
-        let key = file.s3_key.as_deref().unwrap_or_default();
-        let version = file.version_id.as_deref();
-        let fetched = self
-            .store
-            .get_at(key, version)
-            .await?
-            .ok_or_else(|| Error::Refused {
+    /// GetObject refused the version as archived: thaw it when asked, else
+    /// say which flag would.
+    async fn archived(&self, file: &FileRecord, key: &str, slot: &Slot) -> Result<Restored> {
+        let object = self.store.head_at(key, Some(file.version())).await?;
+        let class = object.as_ref().and_then(|o| o.archived());
+        let intelligent_tiering = class
+            .as_deref()
+            .is_some_and(|c| c.starts_with("INTELLIGENT_TIERING"));
+        let class = class.unwrap_or_else(|| "an archive class".into());
+        let Some(ThawOptions { tier, days }) = &self.options.thaw else {
+            return Err(Error::Refused {
                 path: slot.path().to_path_buf(),
-                detail: format!("{} is not in the bucket", self.store.uri(key)),
-            })?;
+                detail: format!(
+                    "its object is archived in {class}: rerun with --restore-archived [--tier Standard|Bulk|Expedited] to thaw it"
+                ),
+            });
+        };
+        let days = (!intelligent_tiering).then_some(*days);
+        let detail = match self.store.thaw(key, file.version(), days, tier).await? {
+            Thaw::Requested => format!(
+                "archived in {class}: a {tier} thaw was asked for; run this restore again once it is done"
+            ),
+            Thaw::AlreadyThawing => format!(
+                "archived in {class}: still thawing; run this restore again once it is done"
+            ),
+        };
+        Ok(Restored::Pending { detail })
+    }
+
+    /// Streams the object into `out`, hashing on the way; fails unless size
+    /// and MD5 are the recorded ones. Sets the recorded mtime, then syncs.
+    async fn write_into(
+        &self,
+        file: &FileRecord,
+        fetched: Fetched,
+        out: std::fs::File,
+        slot: &Slot,
+    ) -> Result<u64> {
+        let key = file.s3_key.as_deref().unwrap_or_default();
         let mut body = fetched.body;
         let mut out = tokio::fs::File::from_std(out);
         let mut md5 = Md5Stream::default();
@@ -141,6 +183,9 @@ impl Worker<'_> {
         if let Some(mtime_ns) = file.mtime_ns {
             slot.set_mtime(&out, mtime_ns)?;
         }
+        let path = slot.path().to_path_buf();
+        tokio::task::spawn_blocking(move || out.sync_all().map_err(|err| Error::io("sync", &path, err)))
+            .await??;
         Ok(bytes)
     }
 }

@@ -1,13 +1,16 @@
 //! `restore`: bring any manifest's tree back into a directory, each file by
 //! the version the manifest recorded, its MD5 checked while it streams. The
 //! manifest is trusted only once its own digest and its link to the one
-//! before hold. Nothing is written to S3.
+//! before hold, and the KMS keys it names can still decrypt. A file counts
+//! as restored once it and its directory are synced. Nothing is written to
+//! S3 but the thaw requests of `--restore-archived`.
 
+mod durable;
 mod file;
 pub mod options;
 pub mod report;
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use futures::StreamExt;
@@ -15,105 +18,53 @@ use tracing::{Instrument, info, info_span, warn};
 
 use crate::error::{Error, Result};
 use crate::local::restore_dir::RestoreDir;
-use crate::manifest::{FileRecord, chain, locate};
+use crate::manifest::read::Parsed;
+use crate::manifest::{FileRecord, RunStatus, chain, locate};
 use crate::run::RunContext;
 use crate::run::progress::{PROGRESS_EVERY, Progress};
 use crate::store::Store;
 use file::{Restored, Worker};
-pub use options::{RestoreArgs, RestoreOptions};
-pub use report::{Failure, RestoreReport};
+pub use options::{RestoreArgs, RestoreOptions, ThawOptions};
+pub use report::{Failure, Pending, RestoreReport};
 
 /// Restores the manifest the options name into their target directory.
 /// Per-file failures are in the report; `Err` means the restore could not
-/// start (no manifest, a manifest the chain does not vouch for).
+/// start (no manifest, a manifest the chain does not vouch for, a key that
+/// cannot decrypt it).
 pub async fn run(store: &Store, prefix: &str, options: &RestoreOptions) -> Result<RestoreReport> {
     let run = RunContext::start(None);
     let span = info_span!("restore", run_id = %run.id, bucket = %store.bucket(), prefix);
     async {
         let before = store.requests();
-        let key = locate(store, prefix, options.manifest.as_deref()).await?;
-        let (parsed, broken) = chain::read_stored_files(store, &key).await?;
-        let (_, mut broken_links) =
-            chain::walk_back(store, parsed.header.previous_manifest.clone(), Some(1)).await;
-        if let Some(link) = broken.or_else(|| broken_links.pop()) {
-            return Err(Error::ChainBroken {
-                key: link.key,
-                detail: format!("{}; nothing was restored", link.detail),
-            });
+        let located = locate(store, prefix, options.manifest.as_deref()).await?;
+        let parsed = trusted_manifest(store, &located.key).await?;
+        let mut report = RestoreReport::new(&run.id, store.uri(&located.key), options);
+        report.passed_over = located.passed_over;
+        let source_dir = Path::new(&parsed.header.source_dir);
+        let chosen = choose(&parsed.state, source_dir, options);
+        if chosen.is_empty() && !parsed.state.is_empty() {
+            report.message = Some(format!(
+                "no file of the snapshot matches --include/--exclude ({} files in it); nothing was restored",
+                parsed.state.len()
+            ));
         }
+        refuse_unusable_keys(store, parsed.kms_key_id.as_deref(), &chosen).await?;
         let dir = RestoreDir::open(&options.target_dir)?;
         let worker = Worker {
             store,
             dir: &dir,
             options,
-            source_dir: Path::new(&parsed.header.source_dir),
-            run_id: &run.id,
         };
-        let mut report = RestoreReport {
-            run_id: run.id.clone(),
-            status: crate::manifest::RunStatus::Succeeded,
-            manifest_s3_uri: store.uri(&key),
-            target_dir: options.target_dir.display().to_string(),
-            restored: 0,
-            skipped: 0,
-            failed: 0,
-            would_restore: 0,
-            bytes_restored: 0,
-            dry_run: options.dry_run,
-            requests: Default::default(),
-            duration_ms: 0,
-            failures: Vec::new(),
-        };
-        let chosen: Vec<_> = parsed
-            .state
-            .iter()
-            .filter_map(|file| chosen(&worker, file))
-            .collect();
-        // Progress goes to the log, which the CLI writes to stderr.
-        let progress = Arc::new(Progress::default());
-        let reporter = progress.report_every(PROGRESS_EVERY, chosen.len(), "restored");
-        let results: Vec<(String, Result<Restored>)> = futures::stream::iter(chosen)
-            .map(|(file, relative)| {
-                let (worker, progress) = (&worker, &progress);
-                async move {
-                    let result = worker.restore(file, &relative).await;
-                    match &result {
-                        Ok(Restored::Written { bytes }) => progress.count_moved(*bytes),
-                        Ok(_) => progress.count_done(),
-                        Err(_) => progress.count_failed(),
-                    }
-                    (relative.display().to_string(), result)
-                }
-            })
-            .buffer_unordered(options.concurrency)
-            .collect()
-            .await;
-        reporter.abort();
-        for (path, result) in results {
-            match result {
-                Ok(Restored::Written { bytes }) => {
-                    report.restored += 1;
-                    report.bytes_restored += bytes;
-                }
-                Ok(Restored::AlreadyThere) => report.skipped += 1,
-                Ok(Restored::WouldRestore) => report.would_restore += 1,
-                Err(err) => {
-                    warn!(path, error = %err, "file not restored");
-                    report.failed += 1;
-                    report.failures.push(Failure {
-                        path,
-                        error: err.to_string(),
-                    });
-                }
-            }
-        }
-        report.failures.sort_by(|a, b| a.path.cmp(&b.path));
+        let results = restore_all(&worker, chosen).await;
+        let results = durable::sync_directories(&dir, results);
+        report.add_all(results);
         report.derive_status();
         report.requests = store.requests_since(&before);
         report.duration_ms = run.clock.elapsed().as_millis() as u64;
         info!(
             restored = report.restored,
             skipped = report.skipped,
+            pending = report.pending,
             failed = report.failed,
             "restore finished"
         );
@@ -123,21 +74,134 @@ pub async fn run(store: &Store, prefix: &str, options: &RestoreOptions) -> Resul
     .await
 }
 
-/// A record with its relative path, if the filter takes it. A record whose
-/// path cannot be made relative is kept: it fails, and says why.
-fn chosen<'a>(
-    worker: &Worker<'_>,
-    file: &'a FileRecord,
-) -> Option<(&'a FileRecord, std::path::PathBuf)> {
-    match worker.relative(file) {
-        Ok(relative) => {
-            let text = relative.to_string_lossy();
-            worker
-                .options
+/// The stored records of the manifest at `key`, once its own digest and its
+/// link to the manifest before it hold.
+async fn trusted_manifest(store: &Store, key: &str) -> Result<Parsed<Vec<FileRecord>>> {
+    let (parsed, broken) = chain::read_stored_files(store, key).await?;
+    let (_, mut broken_links) =
+        chain::walk_back(store, parsed.header.previous_manifest.clone(), Some(1)).await;
+    if let Some(link) = broken.or_else(|| broken_links.pop()) {
+        return Err(Error::ChainBroken {
+            key: link.key,
+            detail: format!("{}; nothing was restored", link.detail),
+        });
+    }
+    Ok(parsed)
+}
+
+/// Stops before anything is written when a key that encrypts the manifest
+/// or a chosen file cannot decrypt now: every read under it would fail.
+async fn refuse_unusable_keys(
+    store: &Store,
+    manifest_key: Option<&str>,
+    chosen: &[(&FileRecord, PathBuf)],
+) -> Result<()> {
+    let keys = chosen.iter().filter_map(|(f, _)| f.kms_key_id.as_deref());
+    match store.unusable_keys(manifest_key, keys).await.pop() {
+        Some(unusable) => Err(Error::KeyUnusable {
+            key: unusable.key,
+            detail: unusable.detail,
+        }),
+        None => Ok(()),
+    }
+}
+
+/// The records the filter takes, each with its relative path. A record
+/// whose path is not under the source is kept as it is: the restore
+/// directory refuses any path that is not plainly relative, and says why.
+fn choose<'a>(
+    files: &'a [FileRecord],
+    source_dir: &Path,
+    options: &RestoreOptions,
+) -> Vec<(&'a FileRecord, PathBuf)> {
+    files
+        .iter()
+        .filter_map(|file| match Path::new(&file.local_path).strip_prefix(source_dir) {
+            Ok(relative) => options
                 .filter
-                .accepts(&text)
-                .then_some((file, relative))
+                .accepts(&relative.to_string_lossy())
+                .then(|| (file, relative.to_path_buf())),
+            Err(_) => Some((file, PathBuf::from(&file.local_path))),
+        })
+        .collect()
+}
+
+/// Each chosen file's outcome, by relative path; progress goes to the log,
+/// which the CLI writes to stderr.
+async fn restore_all(
+    worker: &Worker<'_>,
+    chosen: Vec<(&FileRecord, PathBuf)>,
+) -> Vec<(PathBuf, Result<Restored>)> {
+    let progress = Arc::new(Progress::default());
+    let reporter = progress.report_every(PROGRESS_EVERY, chosen.len(), "restored");
+    let results = futures::stream::iter(chosen)
+        .map(|(file, relative)| {
+            let progress = &progress;
+            async move {
+                let result = worker.restore(file, &relative).await;
+                match &result {
+                    Ok(Restored::Written { bytes }) => progress.count_moved(*bytes),
+                    Ok(_) => progress.count_done(),
+                    Err(_) => progress.count_failed(),
+                }
+                (relative, result)
+            }
+        })
+        .buffer_unordered(worker.options.concurrency)
+        .collect()
+        .await;
+    reporter.abort();
+    results
+}
+
+impl RestoreReport {
+    fn new(run_id: &str, manifest_s3_uri: String, options: &RestoreOptions) -> Self {
+        RestoreReport {
+            run_id: run_id.to_owned(),
+            status: RunStatus::Succeeded,
+            message: None,
+            manifest_s3_uri,
+            passed_over: Vec::new(),
+            target_dir: options.target_dir.display().to_string(),
+            restored: 0,
+            skipped: 0,
+            failed: 0,
+            pending: 0,
+            would_restore: 0,
+            bytes_restored: 0,
+            dry_run: options.dry_run,
+            requests: Default::default(),
+            duration_ms: 0,
+            failures: Vec::new(),
+            pending_files: Vec::new(),
         }
-        Err(_) => Some((file, Path::new(&file.local_path).to_path_buf())),
+    }
+
+    fn add_all(&mut self, results: Vec<(PathBuf, Result<Restored>)>) {
+        for (path, result) in results {
+            let path = path.display().to_string();
+            match result {
+                Ok(Restored::Written { bytes }) => {
+                    self.restored += 1;
+                    self.bytes_restored += bytes;
+                }
+                Ok(Restored::AlreadyThere) => self.skipped += 1,
+                Ok(Restored::WouldRestore) => self.would_restore += 1,
+                Ok(Restored::Pending { detail }) => {
+                    self.pending += 1;
+                    self.pending_files.push(Pending { path, detail });
+                }
+                Err(err) => {
+                    warn!(path, error = %err, "file not restored");
+                    self.failed += 1;
+                    self.failures.push(Failure {
+                        path,
+                        error: err.to_string(),
+                    });
+                }
+            }
+        }
+        self.failures.sort_by(|a, b| a.path.cmp(&b.path));
+        self.pending_files.sort_by(|a, b| a.path.cmp(&b.path));
     }
 }

@@ -36,6 +36,18 @@ pub struct RestoreArgs {
     /// Files fetched at once.
     #[arg(long, env = "SYNC_CONCURRENCY", default_value_t = 8)]
     pub concurrency: usize,
+    /// Ask S3 to thaw files whose objects are archived (GLACIER,
+    /// DEEP_ARCHIVE, Intelligent-Tiering archive tiers); they are reported
+    /// as pending, and a later run of the same restore brings them back.
+    #[arg(long)]
+    pub restore_archived: bool,
+    /// How fast S3 thaws them: Standard, Bulk or Expedited (GLACIER only).
+    #[arg(long, default_value = "Standard", requires = "restore_archived")]
+    pub tier: String,
+    /// How many days a thawed copy stays readable (not for
+    /// Intelligent-Tiering, which moves the object back instead).
+    #[arg(long, default_value_t = 7, requires = "restore_archived")]
+    pub restore_days: i32,
 }
 
 /// The validated options of `restore`.
@@ -47,7 +59,19 @@ pub struct RestoreOptions {
     pub dry_run: bool,
     pub overwrite: bool,
     pub concurrency: usize,
+    /// Thaw archived objects, and how.
+    pub thaw: Option<ThawOptions>,
 }
+
+/// How `--restore-archived` asks S3 to thaw an object.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ThawOptions {
+    pub tier: String,
+    pub days: i32,
+}
+
+/// The retrieval tiers RestoreObject takes.
+const TIERS: [&str; 3] = ["Standard", "Bulk", "Expedited"];
 
 impl Options for RestoreOptions {
     type Args = RestoreArgs;
@@ -65,6 +89,23 @@ impl Options for RestoreOptions {
                 "concurrency must be at least 1: set SYNC_CONCURRENCY or pass --concurrency".into(),
             ));
         }
+        let tier = TIERS.iter().find(|t| t.eq_ignore_ascii_case(args.tier.trim()));
+        let Some(tier) = tier else {
+            return Err(Error::Config(format!(
+                "--tier {} is not a retrieval tier: pass Standard, Bulk or Expedited",
+                args.tier
+            )));
+        };
+        if args.restore_days < 1 {
+            return Err(Error::Config(
+                "--restore-days must be at least 1: pass the days a thawed copy stays readable"
+                    .into(),
+            ));
+        }
+        let thaw = args.restore_archived.then(|| ThawOptions {
+            tier: (*tier).to_owned(),
+            days: args.restore_days,
+        });
         Ok(RestoreOptions {
             target_dir,
             manifest: args.manifest,
@@ -72,6 +113,7 @@ impl Options for RestoreOptions {
             dry_run: args.dry_run,
             overwrite: args.overwrite,
             concurrency: args.concurrency,
+            thaw,
         })
     }
 }

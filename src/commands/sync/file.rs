@@ -18,7 +18,9 @@ use crate::local::walk::{Found, LocalFile};
 use crate::manifest::{self, FileRecord, FileStatus};
 use crate::run::RunContext;
 use crate::run::progress::Progress;
-use crate::store::{CopySource, Encryption, Object, PutExtras, Store, Stored, WriteIf, keys};
+use crate::store::{
+    CopySource, Encryption, NULL_VERSION, Object, PutExtras, Store, Stored, WriteIf, keys,
+};
 
 /// What one file's transfer needs from its run.
 pub struct Worker<'a> {
@@ -263,7 +265,8 @@ impl FileRecord {
         self.status = status;
         self.reason = Some(reason.into());
         if let Some(stored) = stored {
-            (self.etag, self.version_id) = (stored.etag, stored.version_id);
+            self.etag = stored.etag;
+            self.version_id = Some(stored.version_id.unwrap_or_else(|| NULL_VERSION.into()));
             self.kms_key_id = stored.encryption.kms_key_id;
             self.bucket_key = stored.encryption.bucket_key_enabled;
         }

@@ -1,34 +1,32 @@
-//! Each file of the manifest against the bucket, from one listing, with a
-//! HeadObject only where the listing cannot vouch for the object.
+//! Each file of the manifest against the bucket, from one listing of
+//! versions, with a HeadObject only where the listing cannot vouch for the
+//! object, and a read where even the HEAD cannot.
 
 use std::collections::HashMap;
 
 use futures::StreamExt;
 use tracing::warn;
 
+use super::data::hash_object;
 use super::report::{Problem, ProblemKind};
 use crate::manifest::FileRecord;
-use crate::store::{Listed, Store};
+use crate::store::{Listed, Object, Store, may_be_archived};
 
 /// The listing, by key and version: what is in the bucket now.
 pub struct Listing {
-    objects: HashMap<(String, Option<String>), Listed>,
+    objects: HashMap<(String, String), Listed>,
 }
 
 impl Listing {
-    /// One pass over `prefix`: the versions when the manifest pins any (so a
-    /// pinned version is found even after newer ones), else the objects.
-    pub async fn of(store: &Store, prefix: &str, pinned: bool) -> Option<Listing> {
-        let listed = if pinned {
-            store.list_versions(prefix).await
-        } else {
-            store.list(prefix, &[Default::default()]).await
-        };
-        match listed {
+    /// One pass over the versions under `prefix`: every record names its
+    /// version ("null" for an object written before versioning), and a
+    /// pinned version is found even after newer ones.
+    pub async fn of(store: &Store, prefix: &str) -> Option<Listing> {
+        match store.list_versions(prefix).await {
             Ok(listed) => Some(Listing {
                 objects: listed
                     .into_iter()
-                    .map(|l| ((l.key.clone(), l.version_id.clone()), l))
+                    .filter_map(|l| Some(((l.key.clone(), l.version_id.clone()?), l)))
                     .collect(),
             }),
             Err(err) => {
@@ -38,24 +36,26 @@ impl Listing {
         }
     }
 
-    /// Whether the listing shows the object this tool wrote: the same
-    /// version (when pinned), ETag and size. Its recorded MD5 and its
-    /// encryption, checked when it was written, then still hold.
+    /// Whether the listing shows the object this tool wrote, readable: the
+    /// same version, ETag and size, in a class GetObject reads directly.
+    /// Its recorded MD5 and its encryption, checked when it was written,
+    /// then still hold.
     fn vouches_for(&self, file: &FileRecord) -> bool {
         let key = (
             file.s3_key.clone().unwrap_or_default(),
-            file.version_id.clone(),
+            file.version().to_owned(),
         );
         self.objects.get(&key).is_some_and(|listed| {
             listed.etag.is_some()
                 && listed.etag == file.etag
                 && listed.size == Some(file.size_bytes)
+                && !may_be_archived(listed.storage_class.as_deref())
         })
     }
 }
 
 /// The problems of `files`; the listing answers for most of them, a HEAD
-/// (of the recorded version, if any) for the rest.
+/// of the recorded version for the rest.
 pub async fn check(
     store: &Store,
     listing: Option<&Listing>,
@@ -78,33 +78,76 @@ async fn check_one(store: &Store, file: &FileRecord) -> Vec<Problem> {
         key: key.clone(),
         detail,
     };
-    let version = file.version_id.as_deref();
-    let object = match store.head_at(&key, version).await {
+    let object = match store.head_at(&key, Some(file.version())).await {
         Ok(Some(object)) => object,
         Ok(None) => {
-            let what = version.map_or("the object".to_owned(), |v| format!("version {v}"));
-            return vec![problem(
-                ProblemKind::Missing,
-                format!("{what} is not in the bucket"),
-            )];
+            let detail = format!("version {} is not in the bucket", file.version());
+            return vec![problem(ProblemKind::Missing, detail)];
         }
         Err(err) => return vec![problem(ProblemKind::Missing, err.to_string())],
     };
     let mut problems = Vec::new();
-    let size = object.size.and_then(|s| u64::try_from(s).ok());
-    if size != Some(file.size_bytes) {
-        let detail = format!("size {size:?}, the manifest says {}", file.size_bytes);
-        problems.push(problem(ProblemKind::Changed, detail));
-    } else if object.md5 != file.md5 {
+    if let Some(archived) = object.archived() {
         let detail = format!(
-            "md5checksum {}, the manifest says {}",
-            object.md5.as_deref().unwrap_or("(none)"),
-            file.md5.as_deref().unwrap_or("(none)")
+            "archived in {archived}: GetObject refuses it until it is thawed (restore --restore-archived)"
         );
+        problems.push(problem(ProblemKind::Archived, detail));
+    }
+    if let Some(detail) = metadata_mismatch(file, &object) {
         problems.push(problem(ProblemKind::Changed, detail));
+    } else if object.etag != file.etag && object.archived().is_none() {
+        problems.extend(
+            content_mismatch(store, file, &key)
+                .await
+                .map(|(kind, d)| problem(kind, d)),
+        );
     }
     if let Err(err) = store.check_stored_encryption(&key, &object) {
         problems.push(problem(ProblemKind::WrongEncryption, err.to_string()));
     }
     problems
+}
+
+/// How the HEAD's size or recorded MD5 differs from the manifest's.
+fn metadata_mismatch(file: &FileRecord, object: &Object) -> Option<String> {
+    let size = object.size.and_then(|s| u64::try_from(s).ok());
+    if size != Some(file.size_bytes) {
+        return Some(format!(
+            "size {size:?}, the manifest says {}",
+            file.size_bytes
+        ));
+    }
+    (object.md5 != file.md5).then(|| {
+        format!(
+            "md5checksum {}, the manifest says {}",
+            object.md5.as_deref().unwrap_or("(none)"),
+            file.md5.as_deref().unwrap_or("(none)")
+        )
+    })
+}
+
+/// An object whose ETag is not the one this tool's write returned was
+/// written by someone else: its size and metadata prove nothing, since
+/// whoever rewrote it could copy them. Only its bytes can vouch for it.
+async fn content_mismatch(
+    store: &Store,
+    file: &FileRecord,
+    key: &str,
+) -> Option<(ProblemKind, String)> {
+    let rewritten = format!(
+        "rewritten: its ETag is not the {} this tool's write returned",
+        file.etag.as_deref().unwrap_or("(none)")
+    );
+    match hash_object(store, key, Some(file.version())).await {
+        Ok(Some((md5, _))) if Some(md5.hex()) == file.md5 => None,
+        Ok(Some((md5, _))) => Some((
+            ProblemKind::ContentMismatch,
+            format!("{rewritten}, and its bytes have MD5 {}", md5.hex()),
+        )),
+        Ok(None) => Some((ProblemKind::Missing, format!("{rewritten}, then gone"))),
+        Err(err) => Some((
+            ProblemKind::Unreadable,
+            format!("{rewritten}, and it cannot be read: {err}"),
+        )),
+    }
 }

@@ -67,7 +67,7 @@ pub async fn read_back(
 
 async fn read_one(store: &Store, file: &FileRecord) -> (u64, Option<Problem>) {
     let key = file.s3_key.clone().unwrap_or_default();
-    let read = hash_object(store, &key, file.version_id.as_deref()).await;
+    let read = hash_object(store, &key, Some(file.version())).await;
     let (bytes, detail) = match read {
         Ok(Some((md5, bytes))) if Some(md5.hex()) == file.md5 => return (bytes, None),
         Ok(Some((md5, bytes))) => (

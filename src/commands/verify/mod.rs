@@ -30,33 +30,35 @@ pub async fn run(
     let span = info_span!("verify", run_id = %run.id, bucket = %store.bucket(), prefix);
     async {
         let before = store.requests();
-        let key = locate(store, prefix, request.manifest.as_deref()).await?;
+        let located = locate(store, prefix, request.manifest.as_deref()).await?;
+        let key = located.key;
         let mut report = VerifyReport::new(&run.id, store.uri(&key));
-        let (files, previous, broken) = read_manifest(store, &key).await?;
+        report.passed_over = located.passed_over;
+        let (files, previous, manifest_key, broken) = read_manifest(store, &key).await?;
         report.add_all(broken);
         report.checked = files.len() as u64;
 
-        let pinned = files.iter().any(|f| f.version_id.is_some());
+        let keys = files.iter().filter_map(|f| f.kms_key_id.as_deref());
+        let unusable = store.unusable_keys(manifest_key.as_deref(), keys).await;
+        report.add_all(unusable.into_iter().map(Problem::key_unusable).collect());
         let list_prefix = if prefix.is_empty() {
             String::new()
         } else {
             format!("{prefix}/")
         };
-        let listing = check::Listing::of(store, &list_prefix, pinned).await;
+        let listing = check::Listing::of(store, &list_prefix).await;
         let problems = check::check(store, listing.as_ref(), &files, options.concurrency).await;
         drop(listing);
-        let missing: std::collections::HashSet<String> = problems
-            .iter()
-            .filter(|p| p.kind == ProblemKind::Missing)
-            .map(|p| p.key.clone())
-            .collect();
+        // An object already found wanting is not read again.
+        let flagged: std::collections::HashSet<String> =
+            problems.iter().map(|p| p.key.clone()).collect();
         report.add_all(problems);
 
         if let Some(share) = request.read_data {
             let seed = request.read_data_seed.unwrap_or_else(day_number);
             let present: Vec<FileRecord> = files
                 .into_iter()
-                .filter(|f| !missing.contains(f.s3_key.as_deref().unwrap_or_default()))
+                .filter(|f| !flagged.contains(f.s3_key.as_deref().unwrap_or_default()))
                 .collect();
             let (read, problems) =
                 data::read_back(store, &present, share, seed, options.concurrency).await;
@@ -82,16 +84,27 @@ pub async fn run(
     .await
 }
 
+/// A manifest's stored files, its link back, its object's KMS key, and its
+/// own broken link, if any.
+type ReadManifest = (
+    Vec<FileRecord>,
+    Option<ManifestLink>,
+    Option<String>,
+    Vec<Problem>,
+);
+
 /// The stored files of the manifest at `key`, its link to the manifest
 /// before it, and a broken link if its bytes are not those whose SHA-256
 /// was stored with it: the verified manifest is the chain's first link.
-async fn read_manifest(
-    store: &Store,
-    key: &str,
-) -> Result<(Vec<FileRecord>, Option<ManifestLink>, Vec<Problem>)> {
+async fn read_manifest(store: &Store, key: &str) -> Result<ReadManifest> {
     let (parsed, broken) = chain::read_stored_files(store, key).await?;
     let broken = broken.into_iter().map(Problem::chain_broken).collect();
-    Ok((parsed.state, parsed.header.previous_manifest, broken))
+    Ok((
+        parsed.state,
+        parsed.header.previous_manifest,
+        parsed.kms_key_id,
+        broken,
+    ))
 }
 
 /// Days since the epoch: the default seed, so a daily verify reads the next

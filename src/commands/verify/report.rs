@@ -5,8 +5,10 @@ use std::collections::BTreeMap;
 use serde::{Deserialize, Serialize};
 
 use super::options::ReadShare;
+use crate::manifest::PassedOver;
 use crate::manifest::chain::BrokenLink;
 use crate::run::metrics;
+use crate::store::UnusableKey;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
@@ -28,6 +30,14 @@ pub enum ProblemKind {
     ContentMismatch,
     /// A manifest of the chain is missing, unreadable or rewritten.
     ChainBroken,
+    /// In an archive class or tier: GetObject refuses it until a
+    /// RestoreObject has thawed it.
+    Archived,
+    /// A KMS key that encrypts objects of the snapshot cannot decrypt now
+    /// (disabled, pending deletion): the problem names the key.
+    KeyUnusable,
+    /// Its bytes had to be read to vouch for it, and could not be.
+    Unreadable,
 }
 
 /// One problem, naming the object key or the manifest it concerns.
@@ -39,6 +49,14 @@ pub struct Problem {
 }
 
 impl Problem {
+    pub fn key_unusable(key: UnusableKey) -> Self {
+        Problem {
+            kind: ProblemKind::KeyUnusable,
+            key: key.key,
+            detail: key.detail,
+        }
+    }
+
     pub fn chain_broken(link: BrokenLink) -> Self {
         Problem {
             kind: ProblemKind::ChainBroken,
@@ -67,6 +85,9 @@ pub struct VerifyReport {
     pub run_id: String,
     pub status: VerifyStatus,
     pub manifest_s3_uri: String,
+    /// Newer manifests that "latest" did not take, and why.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub passed_over: Vec<PassedOver>,
     /// Files of the manifest checked.
     pub checked: u64,
     pub missing: u64,
@@ -74,6 +95,9 @@ pub struct VerifyReport {
     pub wrong_encryption: u64,
     pub content_mismatch: u64,
     pub chain_broken: u64,
+    pub archived: u64,
+    pub key_unusable: u64,
+    pub unreadable: u64,
     /// Manifests of the chain checked, the verified one included.
     pub chain_checked: u64,
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -90,12 +114,16 @@ impl VerifyReport {
             run_id: run_id.to_owned(),
             status: VerifyStatus::Ok,
             manifest_s3_uri,
+            passed_over: Vec::new(),
             checked: 0,
             missing: 0,
             changed: 0,
             wrong_encryption: 0,
             content_mismatch: 0,
             chain_broken: 0,
+            archived: 0,
+            key_unusable: 0,
+            unreadable: 0,
             chain_checked: 0,
             read_data: None,
             requests: BTreeMap::new(),
@@ -111,6 +139,9 @@ impl VerifyReport {
             ProblemKind::WrongEncryption => &mut self.wrong_encryption,
             ProblemKind::ContentMismatch => &mut self.content_mismatch,
             ProblemKind::ChainBroken => &mut self.chain_broken,
+            ProblemKind::Archived => &mut self.archived,
+            ProblemKind::KeyUnusable => &mut self.key_unusable,
+            ProblemKind::Unreadable => &mut self.unreadable,
         };
         *count += 1;
         self.status = VerifyStatus::Problems;
