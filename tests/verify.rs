@@ -140,10 +140,11 @@ async fn verify_passes_on_an_intact_backup_and_names_each_problem() {
         ]
     );
     // Only where the listing cannot vouch: two objects, each HEAD sent
-    // twice because moto refuses versionId=null on an unversioned bucket.
+    // twice because moto refuses versionId=null on an unversioned bucket;
+    // and one for the latest manifest's state.
     assert_eq!(
         metadata_only.requests.get("HeadObject"),
-        Some(&4),
+        Some(&5),
         "only where the listing cannot vouch"
     );
 
