@@ -333,3 +333,36 @@ async fn a_failed_completion_aborts_and_checks_the_object_it_falls_back_to() {
         );
     }
 }
+
+/// RestoreObject as S3 answers it: 202 for a thaw started, 409
+/// `RestoreAlreadyInProgress` while one is running (moto thaws at once, so
+/// it never says the second). The request names the pinned version, and
+/// sends no Days for an Intelligent-Tiering archive tier.
+#[tokio::test]
+async fn a_thaw_under_way_is_told_apart_from_one_started() {
+    use aws_smithy_runtime_api::http::{Response, StatusCode};
+    use aws_smithy_types::body::SdkBody;
+    use s3_kms_sync::store::{Store, Thaw};
+    let answer = |status: u16, body: &'static str| {
+        move || Response::new(StatusCode::try_from(status).unwrap(), SdkBody::from(body))
+    };
+    let started = mock!(Client::restore_object)
+        .match_requests(|req| {
+            req.version_id() == Some("null")
+                && req.restore_request().and_then(|r| r.days()) == Some(3)
+        })
+        .then_http_response(answer(202, ""));
+    let under_way = mock!(Client::restore_object)
+        .match_requests(|req| req.restore_request().is_some_and(|r| r.days().is_none()))
+        .then_http_response(answer(
+            409,
+            "<Error><Code>RestoreAlreadyInProgress</Code><Message>busy</Message></Error>",
+        ));
+    let client = mock_client!(aws_sdk_s3, RuleMode::MatchAny, [&started, &under_way]);
+    let store = Store::new(client, BUCKET, KEY);
+    let first = store.thaw("p/a", "null", Some(3), "Bulk").await.unwrap();
+    assert_eq!(first, Thaw::Requested);
+    let again = store.thaw("p/b", "v2", None, "Standard").await.unwrap();
+    assert_eq!(again, Thaw::AlreadyThawing);
+    assert_eq!((started.num_calls(), under_way.num_calls()), (1, 1));
+}

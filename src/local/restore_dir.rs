@@ -182,8 +182,13 @@ impl Slot {
     /// link never replaces an existing name on any file system.
     fn move_without_replacing(&self, temp: &OsStr) -> rustix::io::Result<()> {
         use rustix::io::Errno;
-        let renamed =
-            rustix::fs::renameat_with(&self.dir, temp, &self.dir, &self.name, RenameFlags::NOREPLACE);
+        let renamed = rustix::fs::renameat_with(
+            &self.dir,
+            temp,
+            &self.dir,
+            &self.name,
+            RenameFlags::NOREPLACE,
+        );
         match renamed {
             Err(Errno::INVAL | Errno::NOSYS | Errno::OPNOTSUPP) => {
                 rustix::fs::linkat(&self.dir, temp, &self.dir, &self.name, AtFlags::empty())?;

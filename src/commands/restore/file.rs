@@ -184,8 +184,10 @@ impl Worker<'_> {
             slot.set_mtime(&out, mtime_ns)?;
         }
         let path = slot.path().to_path_buf();
-        tokio::task::spawn_blocking(move || out.sync_all().map_err(|err| Error::io("sync", &path, err)))
-            .await??;
+        tokio::task::spawn_blocking(move || {
+            out.sync_all().map_err(|err| Error::io("sync", &path, err))
+        })
+        .await??;
         Ok(bytes)
     }
 }

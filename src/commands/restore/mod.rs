@@ -116,13 +116,15 @@ fn choose<'a>(
 ) -> Vec<(&'a FileRecord, PathBuf)> {
     files
         .iter()
-        .filter_map(|file| match Path::new(&file.local_path).strip_prefix(source_dir) {
-            Ok(relative) => options
-                .filter
-                .accepts(&relative.to_string_lossy())
-                .then(|| (file, relative.to_path_buf())),
-            Err(_) => Some((file, PathBuf::from(&file.local_path))),
-        })
+        .filter_map(
+            |file| match Path::new(&file.local_path).strip_prefix(source_dir) {
+                Ok(relative) => options
+                    .filter
+                    .accepts(&relative.to_string_lossy())
+                    .then(|| (file, relative.to_path_buf())),
+                Err(_) => Some((file, PathBuf::from(&file.local_path))),
+            },
+        )
         .collect()
 }
 

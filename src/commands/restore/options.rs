@@ -89,7 +89,9 @@ impl Options for RestoreOptions {
                 "concurrency must be at least 1: set SYNC_CONCURRENCY or pass --concurrency".into(),
             ));
         }
-        let tier = TIERS.iter().find(|t| t.eq_ignore_ascii_case(args.tier.trim()));
+        let tier = TIERS
+            .iter()
+            .find(|t| t.eq_ignore_ascii_case(args.tier.trim()));
         let Some(tier) = tier else {
             return Err(Error::Config(format!(
                 "--tier {} is not a retrieval tier: pass Standard, Bulk or Expedited",
