@@ -88,7 +88,7 @@ fn a_directory_swapped_for_a_symlink_during_the_walk_is_never_followed() {
                     );
                     as_dir += usize::from(file.relative.starts_with("b"));
                 }
-                Found::Ignored { relative, .. } if relative == Path::new("b") => as_link += 1,
+                Found::Symlink { relative, .. } if relative == Path::new("b") => as_link += 1,
                 _ => {}
             }
         }

@@ -70,7 +70,7 @@ async fn a_key_change_reencrypts_every_object_in_place_without_sending_data() {
         assert_eq!(object.bucket_key_enabled(), Some(true), "{key}");
     }
     let manifest = manifest_of(&rotated);
-    for file in &manifest.files {
+    for file in manifest.file_records() {
         assert_eq!(file.status, FileStatus::Reencrypted, "{file:?}");
         assert_eq!(file.kms_key_id.as_deref(), Some(new_key_arn.as_str()));
         assert!(file.reason.as_deref().unwrap().contains("another KMS key"));

@@ -14,7 +14,7 @@ use std::time::Duration;
 use s3_kms_sync::commands::sync::SyncRequest;
 use s3_kms_sync::local::source::SourceDir;
 use s3_kms_sync::local::walk::{Found, walk};
-use s3_kms_sync::manifest::{FileRecord, FileStatus, Manifest};
+use s3_kms_sync::manifest::{EntryKind, FileRecord, FileStatus, Manifest};
 use s3_kms_sync::store::multipart::{MAX_PARTS, part_size_for};
 use support::proxy::Proxy;
 use support::*;
@@ -160,8 +160,20 @@ async fn hostile_names_and_special_files_each_get_a_record() {
         assert!(said.contains(text), "{name:?}: {said:?} lacks {text:?}");
     };
     expect("not utf8 \u{fffd}\u{fffd}.txt", FileStatus::Failed, "UTF-8");
-    for link in ["loop_a", "loop_b", "dir_loop", "dangling", "outside"] {
-        expect(link, FileStatus::Skipped, "symbolic link");
+    // A link is recorded with its target text, never followed.
+    let targets = [
+        ("loop_a", "loop_b"),
+        ("loop_b", "loop_a"),
+        ("dir_loop", "."),
+        ("dangling", "/nonexistent/target"),
+        ("outside", "/etc"),
+    ];
+    for (link, target) in targets {
+        let record = &records[link];
+        assert_eq!(record.status, FileStatus::Recorded, "{link}: {record:?}");
+        assert_eq!(record.kind, EntryKind::Symlink);
+        assert_eq!(record.link_target.as_deref(), Some(target));
+        assert_eq!(record.s3_key, None, "nothing is stored for a link");
     }
     expect("fifo", FileStatus::Skipped, "FIFO");
     expect("socket", FileStatus::Skipped, "socket");

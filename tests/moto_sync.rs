@@ -58,8 +58,7 @@ impl Fixture {
 
     fn statuses(manifest: &Manifest) -> BTreeMap<String, FileStatus> {
         manifest
-            .files
-            .iter()
+            .file_records()
             .map(|f| (f.s3_key.clone().unwrap(), f.status))
             .collect()
     }
@@ -253,8 +252,7 @@ async fn records_name_the_version_that_holds_each_file() {
         .unwrap();
     let versions = |manifest: &Manifest| -> BTreeMap<String, String> {
         manifest
-            .files
-            .iter()
+            .file_records()
             .map(|f| {
                 let key = f.s3_key.clone().unwrap();
                 let version = f
@@ -451,15 +449,13 @@ async fn records_name_the_kms_key_that_encrypts_each_object() {
     let fx = Fixture::new().await;
     let keys = |manifest: &Manifest| -> BTreeMap<String, Option<String>> {
         manifest
-            .files
-            .iter()
+            .file_records()
             .map(|f| (f.s3_key.clone().unwrap(), f.kms_key_id.clone()))
             .collect()
     };
     let (_, first) = fx.run(SyncRequest::default()).await;
     let expected: BTreeMap<String, Option<String>> = first
-        .files
-        .iter()
+        .file_records()
         .map(|f| (f.s3_key.clone().unwrap(), Some(fx.key_arn.clone())))
         .collect();
     assert_eq!(keys(&first), expected, "from each upload's answer");

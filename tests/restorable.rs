@@ -75,8 +75,7 @@ async fn objects_written_before_versioning_restore_by_the_version_null() {
     let recorded = manifest_of(&first);
     assert!(
         recorded
-            .files
-            .iter()
+            .file_records()
             .all(|f| f.version_id.as_deref() == Some("null")),
         "an unversioned bucket's objects are the version \"null\""
     );
@@ -212,11 +211,7 @@ async fn a_key_that_cannot_decrypt_fails_verify_and_stops_restore() {
     let kms = backup.moto.kms();
     // moto finds a key to change by its id only, not by its ARN.
     let key_id = backup.key_arn.rsplit('/').next().unwrap();
-    kms.disable_key()
-        .key_id(key_id)
-        .send()
-        .await
-        .unwrap();
+    kms.disable_key().key_id(key_id).send().await.unwrap();
 
     let disabled = verify(&backup, None).await;
     assert_eq!(disabled.key_unusable, 1, "{:?}", disabled.problems);
@@ -243,11 +238,7 @@ async fn a_key_that_cannot_decrypt_fails_verify_and_stops_restore() {
         "nothing was written"
     );
 
-    kms.enable_key()
-        .key_id(key_id)
-        .send()
-        .await
-        .unwrap();
+    kms.enable_key().key_id(key_id).send().await.unwrap();
     kms.schedule_key_deletion()
         .key_id(key_id)
         .pending_window_in_days(7)

@@ -55,8 +55,7 @@ async fn merge(engine: &Engine, run_id: &str) -> Summary {
 fn stored_paths(summary: &Summary) -> Vec<String> {
     let manifest = manifest_of(summary);
     manifest
-        .files
-        .iter()
+        .file_records()
         .map(|r| r.s3_key.clone().unwrap_or_default())
         .collect()
 }

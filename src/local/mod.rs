@@ -1,6 +1,7 @@
 //! The local side: the source directory held open, its walk and filters,
 //! file stamps and hashing. Nothing here talks to S3.
 
+pub mod attributes;
 pub mod filter;
 pub mod hash;
 pub mod range;

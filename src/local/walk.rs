@@ -3,13 +3,14 @@
 
 use std::ffi::{OsStr, OsString};
 use std::os::fd::{AsFd, OwnedFd};
-use std::os::unix::ffi::OsStrExt;
+use std::os::unix::ffi::{OsStrExt, OsStringExt};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Condvar, Mutex};
 
 use rustix::fs::FileType;
 
+use super::attributes::{Attributes, mtime_ns};
 use super::filter::Filter;
 use super::range::PathRange;
 use super::source::{SourceDir, describe, open_child_dir, stat_child};
@@ -23,13 +24,30 @@ pub struct LocalFile {
     pub relative: PathBuf,
     pub size: u64,
     pub stamp: Stamp,
+    pub attributes: Attributes,
 }
 
 /// One thing the walk found.
 #[derive(Debug, Clone)]
 pub enum Found {
     File(LocalFile),
-    /// Not a regular file (symlink, FIFO, socket, device); left alone.
+    /// A directory below the walk's start: recorded so that a restore
+    /// gives back empty ones, and every one's mode, owner and mtime.
+    Directory {
+        path: PathBuf,
+        relative: PathBuf,
+        attributes: Attributes,
+        mtime_ns: i64,
+    },
+    /// A symbolic link: its target text is recorded, never followed.
+    Symlink {
+        path: PathBuf,
+        relative: PathBuf,
+        target: OsString,
+        attributes: Attributes,
+        mtime_ns: i64,
+    },
+    /// Not a regular file, directory or link (FIFO, socket, device); left alone.
     Ignored {
         path: PathBuf,
         relative: PathBuf,
@@ -231,7 +249,16 @@ impl<S: Fn(Found) -> bool + Sync> Walk<'_, S> {
                 }
             };
             let kind = FileType::from_raw_mode(stat.st_mode);
+            let attributes = Attributes::of_stat(&stat);
             if kind == FileType::Directory {
+                if self.accepts_dir(&child) {
+                    self.emit(Found::Directory {
+                        path: self.source.path().join(&child),
+                        relative: child.clone(),
+                        attributes,
+                        mtime_ns: mtime_ns(&stat),
+                    });
+                }
                 if !self.range.may_hold_under(&child) {
                     continue;
                 }
@@ -260,7 +287,23 @@ impl<S: Fn(Found) -> bool + Sync> Walk<'_, S> {
                     relative: child,
                     size: stamp.size,
                     stamp,
+                    attributes,
                 })
+            } else if kind == FileType::Symlink {
+                match rustix::fs::readlinkat(dir.as_fd(), &name, Vec::new()) {
+                    Ok(target) => Found::Symlink {
+                        path,
+                        relative: child,
+                        target: OsString::from_vec(target.into_bytes()),
+                        attributes,
+                        mtime_ns: mtime_ns(&stat),
+                    },
+                    Err(err) => Found::Unreadable {
+                        path,
+                        relative: child,
+                        error: format!("read the link: {}", std::io::Error::from(err)),
+                    },
+                }
             } else {
                 Found::Ignored {
                     path,
@@ -273,6 +316,12 @@ impl<S: Fn(Found) -> bool + Sync> Walk<'_, S> {
 
     fn accepts(&self, relative: &Path) -> bool {
         self.range.holds(relative) && self.filter.accepts(&relative.to_string_lossy())
+    }
+
+    /// A directory is recorded when the filters take its path and what is
+    /// inside it: `dir/**` excluded leaves no empty `dir` behind.
+    fn accepts_dir(&self, relative: &Path) -> bool {
+        self.accepts(relative) && self.filter.accepts(&relative.join(".").to_string_lossy())
     }
 
     /// Recorded by the one range that holds the path: a directory that
@@ -294,7 +343,10 @@ impl Found {
     pub fn relative(&self) -> &Path {
         match self {
             Found::File(file) => &file.relative,
-            Found::Ignored { relative, .. } | Found::Unreadable { relative, .. } => relative,
+            Found::Directory { relative, .. }
+            | Found::Symlink { relative, .. }
+            | Found::Ignored { relative, .. }
+            | Found::Unreadable { relative, .. } => relative,
         }
     }
 }
@@ -323,6 +375,8 @@ mod tests {
             .iter()
             .map(|f| match f {
                 Found::File(file) => (file.relative.display().to_string(), "file"),
+                Found::Directory { relative, .. } => (relative.display().to_string(), "dir"),
+                Found::Symlink { relative, .. } => (relative.display().to_string(), "symlink"),
                 Found::Ignored { relative, .. } => (relative.display().to_string(), "ignored"),
                 Found::Unreadable { relative, .. } => {
                     (relative.display().to_string(), "unreadable")
@@ -355,17 +409,23 @@ mod tests {
         assert_eq!(
             names(&found),
             vec![
+                ("a".into(), "dir"),
+                ("a/b".into(), "dir"),
                 ("a/b/deep.txt".into(), "file"),
-                ("dangling".into(), "ignored"),
+                ("dangling".into(), "symlink"),
                 ("fifo".into(), "ignored"),
-                ("link".into(), "ignored"),
+                ("link".into(), "symlink"),
                 ("top.txt".into(), "file"),
             ]
         );
-        let Found::File(deep) = &found[0] else {
+        let Found::File(deep) = &found[2] else {
             panic!()
         };
         assert_eq!(deep.size, 4);
+        let Found::Symlink { target, .. } = &found[3] else {
+            panic!()
+        };
+        assert_eq!(target, "/nonexistent", "the target text, never followed");
     }
 
     #[test]

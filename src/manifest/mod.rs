@@ -31,7 +31,7 @@ pub struct ManifestLink {
 
 pub use locate::{Located, PassedOver, locate};
 pub use name::{file_name, is_full_manifest_name, is_manifest_name, stamp, timestamp};
-pub use record::{FileRecord, FileStatus};
+pub use record::{EntryKind, FileRecord, FileStatus};
 pub use snapshot::Snapshot;
 pub use summary::{RunStatus, SourceShrunk, Summary, Tally};
 pub use write::Written;
@@ -77,4 +77,11 @@ pub struct Manifest {
     pub resume_after: Option<String>,
     pub summary: Summary,
     pub files: Vec<FileRecord>,
+}
+
+impl Manifest {
+    /// The records of regular files: what has an object in S3, or failed to.
+    pub fn file_records(&self) -> impl Iterator<Item = &FileRecord> {
+        self.files.iter().filter(|f| f.kind == EntryKind::File)
+    }
 }

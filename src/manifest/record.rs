@@ -7,6 +7,7 @@ use chrono::Utc;
 use serde::{Deserialize, Serialize};
 
 use super::name::timestamp;
+use crate::local::attributes::Attributes;
 use crate::local::stamp::Stamp;
 use crate::store::NULL_VERSION;
 
@@ -25,6 +26,25 @@ pub enum FileStatus {
     /// snapshot. Its object was stored and verified by an earlier run, at
     /// `timestamp`; the next run walks it first.
     Carried,
+    /// A directory or a symbolic link: kept in the manifest only, with its
+    /// attributes (and a link's target); nothing is sent to S3.
+    Recorded,
+}
+
+/// What a record describes.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum EntryKind {
+    #[default]
+    File,
+    Directory,
+    Symlink,
+}
+
+impl EntryKind {
+    fn is_file(&self) -> bool {
+        *self == EntryKind::File
+    }
 }
 
 impl FileStatus {
@@ -44,6 +64,10 @@ impl FileStatus {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct FileRecord {
     pub local_path: String,
+    /// A file unless it says otherwise (manifests before directories and
+    /// links were recorded hold files only).
+    #[serde(default, skip_serializing_if = "EntryKind::is_file")]
+    pub kind: EntryKind,
     pub s3_key: Option<String>,
     pub s3_uri: Option<String>,
     pub size_bytes: u64,
@@ -77,6 +101,17 @@ pub struct FileRecord {
     pub ctime_ns: Option<i64>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub inode: Option<u64>,
+    /// Permission bits (with setuid, setgid, sticky), owner and group, as
+    /// `lstat` gave them.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub mode: Option<u32>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub uid: Option<u32>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub gid: Option<u32>,
+    /// A symbolic link's target, as the link holds it (never followed).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub link_target: Option<String>,
 }
 
 impl FileRecord {
@@ -84,6 +119,7 @@ impl FileRecord {
     pub fn new(path: &Path, size_bytes: u64) -> Self {
         FileRecord {
             local_path: path.to_string_lossy().into_owned(),
+            kind: EntryKind::File,
             s3_key: None,
             s3_uri: None,
             size_bytes,
@@ -99,7 +135,22 @@ impl FileRecord {
             mtime_ns: None,
             ctime_ns: None,
             inode: None,
+            mode: None,
+            uid: None,
+            gid: None,
+            link_target: None,
         }
+    }
+
+    /// The record of a directory or a symbolic link: kept in the manifest
+    /// only, with its attributes and mtime.
+    pub fn entry(path: &Path, kind: EntryKind, attributes: Attributes, mtime_ns: i64) -> Self {
+        let mut record = FileRecord::new(path, 0);
+        record.kind = kind;
+        record.status = FileStatus::Recorded;
+        record.mtime_ns = Some(mtime_ns);
+        record.set_attributes(attributes);
+        record
     }
 
     pub fn set_stamp(&mut self, stamp: Stamp) {
@@ -107,6 +158,22 @@ impl FileRecord {
         self.mtime_ns = Some(stamp.mtime_ns);
         self.ctime_ns = Some(stamp.ctime_ns);
         self.inode = Some(stamp.inode);
+    }
+
+    pub fn set_attributes(&mut self, attributes: Attributes) {
+        self.mode = Some(attributes.mode);
+        self.uid = Some(attributes.uid);
+        self.gid = Some(attributes.gid);
+    }
+
+    /// The recorded mode, owner and group; `None` for a record written
+    /// before they were kept.
+    pub fn attributes(&self) -> Option<Attributes> {
+        Some(Attributes {
+            mode: self.mode?,
+            uid: self.uid?,
+            gid: self.gid?,
+        })
     }
 
     pub fn stamp(&self) -> Option<Stamp> {

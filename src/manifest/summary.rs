@@ -37,6 +37,10 @@ pub struct Summary {
     /// were carried from the last manifest (status `carried`).
     #[serde(default, skip_serializing_if = "is_zero")]
     pub carried: u64,
+    /// Directories and symbolic links recorded in the manifest (status
+    /// `recorded`), so that a restore gives them back.
+    #[serde(default)]
+    pub recorded: u64,
     pub bytes_uploaded: u64,
     pub duration_ms: u64,
     pub dry_run: bool,
@@ -89,6 +93,8 @@ pub struct Tally {
     pub would_upload: u64,
     /// Records carried from the last manifest for files not walked.
     pub carried: u64,
+    /// Directories and symbolic links recorded.
+    pub recorded: u64,
     pub bytes_uploaded: u64,
 }
 
@@ -104,12 +110,18 @@ impl Tally {
             FileStatus::Failed => self.failed += 1,
             FileStatus::WouldUpload => self.would_upload += 1,
             FileStatus::Carried => self.carried += 1,
+            FileStatus::Recorded => self.recorded += 1,
         }
     }
 
-    /// Files this run walked and recorded (carried records are not walked).
+    /// Entries this run walked and recorded (carried records are not walked).
     pub fn files(&self) -> u64 {
-        self.uploaded + self.skipped + self.reencrypted + self.failed + self.would_upload
+        self.uploaded
+            + self.skipped
+            + self.reencrypted
+            + self.failed
+            + self.would_upload
+            + self.recorded
     }
 }
 
@@ -143,6 +155,7 @@ impl Summary {
             failed: tally.failed,
             would_upload: tally.would_upload,
             carried: tally.carried,
+            recorded: tally.recorded,
             bytes_read: 0,
             not_reached,
             bytes_uploaded: tally.bytes_uploaded,

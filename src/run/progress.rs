@@ -34,7 +34,8 @@ impl Progress {
             FileStatus::Skipped
             | FileStatus::Reencrypted
             | FileStatus::WouldUpload
-            | FileStatus::Carried => self.count_done(),
+            | FileStatus::Carried
+            | FileStatus::Recorded => self.count_done(),
         }
     }
 

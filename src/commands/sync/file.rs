@@ -15,7 +15,7 @@ use crate::error::Result;
 use crate::local::hash::Md5Digest;
 use crate::local::source::SourceDir;
 use crate::local::walk::{Found, LocalFile};
-use crate::manifest::{self, FileRecord, FileStatus};
+use crate::manifest::{self, EntryKind, FileRecord, FileStatus};
 use crate::run::RunContext;
 use crate::run::progress::Progress;
 use crate::store::{
@@ -78,6 +78,26 @@ impl Worker<'_> {
         }
         let mut record = match item {
             Found::File(file) => self.process_file(&file).await,
+            Found::Directory {
+                path,
+                attributes,
+                mtime_ns,
+                ..
+            } => FileRecord::entry(&path, EntryKind::Directory, attributes, mtime_ns),
+            Found::Symlink {
+                path,
+                target,
+                attributes,
+                mtime_ns,
+                ..
+            } => {
+                let mut record = FileRecord::entry(&path, EntryKind::Symlink, attributes, mtime_ns);
+                match target.into_string() {
+                    Ok(target) => record.link_target = Some(target),
+                    Err(_) => record.fail("its target is not valid UTF-8; not recorded".into()),
+                }
+                record
+            }
             Found::Ignored { path, reason, .. } => {
                 let mut record = FileRecord::new(&path, 0);
                 record.status = FileStatus::Skipped;
@@ -102,6 +122,7 @@ impl Worker<'_> {
     async fn process_file(&self, file: &LocalFile) -> FileRecord {
         let mut record = FileRecord::new(&file.path, file.size);
         record.set_stamp(file.stamp);
+        record.set_attributes(file.attributes);
         let key = match keys::file_key(self.prefix, &self.scope.key_prefix, &file.relative) {
             Ok(key) => key,
             Err(err) => {

@@ -227,16 +227,14 @@ struct KeyOnly {
 }
 
 impl Sampler {
+    /// Counts files only: directories and links have no key to cut at.
     fn add(&mut self, record: KeyOnly) {
+        let Some(key) = record.s3_key else { return };
         self.seen += 1;
         if !self.seen.is_multiple_of(self.every) {
             return;
         }
-        if let Some(relative) = record
-            .s3_key
-            .as_deref()
-            .and_then(|k| k.strip_prefix(&self.folder))
-        {
+        if let Some(relative) = key.strip_prefix(&self.folder) {
             self.cuts.push(relative.to_owned());
         }
     }
