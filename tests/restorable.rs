@@ -44,6 +44,7 @@ fn options(target: &Path, manifest: Option<&str>) -> RestoreOptions {
         overwrite: false,
         concurrency: 4,
         thaw: None,
+        no_owner: false,
     }
 }
 

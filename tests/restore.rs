@@ -30,6 +30,7 @@ async fn restore_with(
         overwrite,
         concurrency: 4,
         thaw: None,
+        no_owner: false,
     };
     restore::run(&backup.engine.store, PREFIX, &options).await
 }

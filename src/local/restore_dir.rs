@@ -9,8 +9,11 @@ use std::fs::File;
 use std::os::fd::{AsFd, OwnedFd};
 use std::path::{Path, PathBuf};
 
-use rustix::fs::{AtFlags, FileType, Mode, OFlags, RenameFlags, Timestamps};
+use std::os::unix::ffi::OsStringExt;
 
+use rustix::fs::{AtFlags, FileType, Mode, OFlags, RenameFlags};
+
+use super::attributes::{self, Attributes, timestamps};
 use super::source::{SAFE, components, describe, dir_flags, open_child_dir, refused_link};
 use crate::error::{Error, Result};
 
@@ -88,7 +91,8 @@ impl RestoreDir {
                     return Ok(None);
                 }
                 Err(err) if err.kind() == std::io::ErrorKind::NotFound => {
-                    rustix::fs::mkdirat(&dir, *name, Mode::from_raw_mode(0o755))
+                    // Private until the snapshot's record of it (if any) says otherwise.
+                    rustix::fs::mkdirat(&dir, *name, Mode::from_raw_mode(0o700))
                         .or_else(|e| {
                             if e == rustix::io::Errno::EXIST {
                                 Ok(())
@@ -150,18 +154,76 @@ impl Slot {
         Ok((File::from(fd), temp))
     }
 
-    /// Sets the file's modification time (ns since the epoch).
-    pub fn set_mtime(&self, file: &File, mtime_ns: i64) -> Result<()> {
-        let at = rustix::fs::Timespec {
-            tv_sec: mtime_ns.div_euclid(1_000_000_000),
-            tv_nsec: mtime_ns.rem_euclid(1_000_000_000) as _,
-        };
-        let times = Timestamps {
-            last_access: at,
-            last_modification: at,
-        };
-        rustix::fs::futimens(file, &times)
+    /// Sets an open file's or directory's modification time (ns since the epoch).
+    pub fn set_mtime(&self, fd: impl AsFd, mtime_ns: i64) -> Result<()> {
+        rustix::fs::futimens(fd, &timestamps(mtime_ns))
             .map_err(|err| Error::io("set the time of", &self.path, err.into()))
+    }
+
+    /// The directory at the slot, opened without following a link; made,
+    /// private until its recorded mode is set, if it is missing. Anything
+    /// else in the way is refused.
+    pub fn make_dir(&self) -> Result<OwnedFd> {
+        let made = rustix::fs::mkdirat(&self.dir, &self.name, Mode::from_raw_mode(0o700));
+        match made {
+            Ok(()) | Err(rustix::io::Errno::EXIST) => {}
+            Err(err) => return Err(Error::io("create", &self.path, err.into())),
+        }
+        open_child_dir(self.dir.as_fd(), &self.name).map_err(|err| match self.existing() {
+            Ok(Existing::Other(what)) if what != describe(FileType::Directory) => Error::Refused {
+                path: self.path.clone(),
+                detail: format!("{what} is in the way of a directory; refused"),
+            },
+            _ => Error::io("open", &self.path, err),
+        })
+    }
+
+    /// The target of the link at the slot, if a link is there.
+    pub fn link_target(&self) -> Result<Option<OsString>> {
+        match rustix::fs::readlinkat(&self.dir, &self.name, Vec::new()) {
+            Ok(target) => Ok(Some(OsString::from_vec(target.into_bytes()))),
+            Err(rustix::io::Errno::INVAL | rustix::io::Errno::NOENT) => Ok(None),
+            Err(err) => Err(Error::io("read the link", &self.path, err.into())),
+        }
+    }
+
+    /// Makes a symbolic link to `target` at the slot; over whatever file or
+    /// link is there only when `replace` (through a temporary name, so the
+    /// slot never goes missing). The link is created, never followed.
+    pub fn make_symlink(&self, target: &str, replace: bool) -> Result<()> {
+        if !replace {
+            return rustix::fs::symlinkat(target, &self.dir, &self.name)
+                .map_err(|err| Error::io("create the link", &self.path, err.into()));
+        }
+        let temp = OsString::from(format!(".s3ks-{}.link", uuid::Uuid::new_v4().simple()));
+        rustix::fs::symlinkat(target, &self.dir, &temp)
+            .map_err(|err| Error::io("create the link", &self.path, err.into()))?;
+        let moved = rustix::fs::renameat(&self.dir, &temp, &self.dir, &self.name);
+        if moved.is_err() {
+            self.discard(&temp);
+        }
+        moved.map_err(|err| Error::io("move into", &self.path, err.into()))
+    }
+
+    /// Gives the link at the slot its recorded owner and mtime, never
+    /// following it.
+    pub fn set_link_attributes(
+        &self,
+        recorded: Option<Attributes>,
+        mtime_ns: Option<i64>,
+        owners: bool,
+    ) -> Result<()> {
+        attributes::apply_to_link(&self.dir, &self.name, &self.path, recorded, owners)?;
+        let Some(mtime_ns) = mtime_ns else {
+            return Ok(());
+        };
+        rustix::fs::utimensat(
+            &self.dir,
+            &self.name,
+            &timestamps(mtime_ns),
+            AtFlags::SYMLINK_NOFOLLOW,
+        )
+        .map_err(|err| Error::io("set the time of", &self.path, err.into()))
     }
 
     /// Moves the temporary file into place; over an existing file only

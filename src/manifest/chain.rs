@@ -4,7 +4,7 @@
 use serde::de::IgnoredAny;
 
 use super::read::{Parsed, read_fetched};
-use super::{FileRecord, ManifestLink};
+use super::{FileRecord, FileStatus, ManifestLink};
 use crate::error::{Error, Result};
 use crate::store::Store;
 
@@ -71,10 +71,10 @@ pub async fn walk_back(
     (checked, problems)
 }
 
-/// The records of stored files (uploaded or skipped, with a key) of the
-/// manifest at `key`, and a broken link if its bytes are not those whose
-/// SHA-256 was stored with it: a command trusts a manifest only as far as
-/// the chain vouches for it.
+/// The records of a snapshot in the manifest at `key`: stored files
+/// (uploaded or skipped, with a key), directories and links; and a broken
+/// link if its bytes are not those whose SHA-256 was stored with it: a
+/// command trusts a manifest only as far as the chain vouches for it.
 pub async fn read_stored_files(
     store: &Store,
     key: &str,
@@ -87,8 +87,8 @@ pub async fn read_stored_files(
     })?;
     let recorded = fetched.sha256.clone();
     let keep_stored = |files: &mut Vec<FileRecord>, file: FileRecord| {
-        let stored = file.status.is_stored();
-        if stored && file.s3_key.is_some() {
+        let stored = file.status.is_stored() && file.s3_key.is_some();
+        if stored || file.status == FileStatus::Recorded {
             files.push(file);
         }
     };

@@ -17,8 +17,10 @@ pub fn sync_directories(
     mut results: Vec<(PathBuf, Result<Restored>)>,
 ) -> Vec<(PathBuf, Result<Restored>)> {
     let mut synced: BTreeMap<PathBuf, std::result::Result<(), String>> = BTreeMap::new();
-    for (path, _) in results.iter().filter(|(_, r)| is_written(r)) {
-        for ancestor in path.ancestors().skip(1) {
+    for (path, result) in results.iter().filter(|(_, r)| is_written(r)) {
+        // A directory's own attributes live in its own inode.
+        let own = usize::from(!matches!(result, Ok(Restored::Directory)));
+        for ancestor in path.ancestors().skip(own) {
             if synced.contains_key(ancestor) {
                 break;
             }
@@ -38,7 +40,10 @@ pub fn sync_directories(
 }
 
 fn is_written(result: &Result<Restored>) -> bool {
-    matches!(result, Ok(Restored::Written { .. }))
+    matches!(
+        result,
+        Ok(Restored::Written { .. } | Restored::Directory | Restored::Symlink)
+    )
 }
 
 fn first_unsynced<'a>(

@@ -9,6 +9,7 @@ use tokio::io::AsyncWriteExt;
 
 use super::options::{RestoreOptions, ThawOptions};
 use crate::error::{Error, Result};
+use crate::local::attributes::{self, PRIVATE_FILE_MODE};
 use crate::local::hash::{Md5Stream, md5_read};
 use crate::local::restore_dir::{Existing, RestoreDir, Slot};
 use crate::manifest::FileRecord;
@@ -21,6 +22,10 @@ pub enum Restored {
     Written {
         bytes: u64,
     },
+    /// A recorded directory, there (made if it was missing).
+    Directory,
+    /// A recorded symbolic link, made.
+    Symlink,
     AlreadyThere,
     WouldRestore,
     /// Archived: a thaw was asked for (or is under way); a later run of the
@@ -35,6 +40,8 @@ pub struct Worker<'a> {
     pub store: &'a Store,
     pub dir: &'a RestoreDir,
     pub options: &'a RestoreOptions,
+    /// Whether recorded owners are given back (as root, without --no-owner).
+    pub owners: bool,
 }
 
 impl Worker<'_> {
@@ -180,6 +187,8 @@ impl Worker<'_> {
             });
         }
         let out = out.into_std().await;
+        let recorded = file.attributes();
+        attributes::apply(&out, slot.path(), recorded, PRIVATE_FILE_MODE, self.owners)?;
         if let Some(mtime_ns) = file.mtime_ns {
             slot.set_mtime(&out, mtime_ns)?;
         }

@@ -6,6 +6,7 @@
 //! S3 but the thaw requests of `--restore-archived`.
 
 mod durable;
+mod entries;
 mod file;
 pub mod options;
 pub mod report;
@@ -17,12 +18,14 @@ use futures::StreamExt;
 use tracing::{Instrument, info, info_span, warn};
 
 use crate::error::{Error, Result};
+use crate::local::attributes;
 use crate::local::restore_dir::RestoreDir;
 use crate::manifest::read::Parsed;
-use crate::manifest::{FileRecord, RunStatus, chain, locate};
+use crate::manifest::{EntryKind, FileRecord, RunStatus, chain, locate};
 use crate::run::RunContext;
 use crate::run::progress::{PROGRESS_EVERY, Progress};
 use crate::store::Store;
+use entries::Chosen;
 use file::{Restored, Worker};
 pub use options::{RestoreArgs, RestoreOptions, ThawOptions};
 pub use report::{Failure, Pending, RestoreReport};
@@ -48,14 +51,23 @@ pub async fn run(store: &Store, prefix: &str, options: &RestoreOptions) -> Resul
                 parsed.state.len()
             ));
         }
-        refuse_unusable_keys(store, parsed.kms_key_id.as_deref(), &chosen).await?;
+        let (files, dirs, links) = by_kind(chosen);
+        refuse_unusable_keys(store, parsed.kms_key_id.as_deref(), &files).await?;
         let dir = RestoreDir::open(&options.target_dir)?;
+        let owners = !options.no_owner && attributes::may_set_owners();
         let worker = Worker {
             store,
             dir: &dir,
             options,
+            owners,
         };
-        let results = restore_all(&worker, chosen).await;
+        let mut results = entries::make_directories(&dir, &dirs, options.dry_run);
+        results.extend(restore_all(&worker, files).await);
+        results.extend(entries::make_links(&dir, &links, options.overwrite, options.dry_run, owners));
+        if !options.dry_run {
+            let unset = entries::set_directory_attributes(&dir, &dirs, owners);
+            results.extend(unset.into_iter().map(|(path, err)| (path, Err(err))));
+        }
         let results = durable::sync_directories(&dir, results);
         report.add_all(results);
         report.derive_status();
@@ -94,7 +106,7 @@ async fn trusted_manifest(store: &Store, key: &str) -> Result<Parsed<Vec<FileRec
 async fn refuse_unusable_keys(
     store: &Store,
     manifest_key: Option<&str>,
-    chosen: &[(&FileRecord, PathBuf)],
+    chosen: &[Chosen<'_>],
 ) -> Result<()> {
     let keys = chosen.iter().filter_map(|(f, _)| f.kms_key_id.as_deref());
     match store.unusable_keys(manifest_key, keys).await.pop() {
@@ -113,7 +125,7 @@ fn choose<'a>(
     files: &'a [FileRecord],
     source_dir: &Path,
     options: &RestoreOptions,
-) -> Vec<(&'a FileRecord, PathBuf)> {
+) -> Vec<Chosen<'a>> {
     files
         .iter()
         .filter_map(
@@ -128,11 +140,24 @@ fn choose<'a>(
         .collect()
 }
 
+/// The chosen records split into files, directories and links.
+fn by_kind(chosen: Vec<Chosen<'_>>) -> (Vec<Chosen<'_>>, Vec<Chosen<'_>>, Vec<Chosen<'_>>) {
+    let (mut files, mut dirs, mut links) = (Vec::new(), Vec::new(), Vec::new());
+    for entry in chosen {
+        match entry.0.kind {
+            EntryKind::File => files.push(entry),
+            EntryKind::Directory => dirs.push(entry),
+            EntryKind::Symlink => links.push(entry),
+        }
+    }
+    (files, dirs, links)
+}
+
 /// Each chosen file's outcome, by relative path; progress goes to the log,
 /// which the CLI writes to stderr.
 async fn restore_all(
     worker: &Worker<'_>,
-    chosen: Vec<(&FileRecord, PathBuf)>,
+    chosen: Vec<Chosen<'_>>,
 ) -> Vec<(PathBuf, Result<Restored>)> {
     let progress = Arc::new(Progress::default());
     let reporter = progress.report_every(PROGRESS_EVERY, chosen.len(), "restored");
@@ -167,6 +192,8 @@ impl RestoreReport {
             target_dir: options.target_dir.display().to_string(),
             restored: 0,
             skipped: 0,
+            directories: 0,
+            symlinks: 0,
             failed: 0,
             pending: 0,
             would_restore: 0,
@@ -188,6 +215,8 @@ impl RestoreReport {
                     self.bytes_restored += bytes;
                 }
                 Ok(Restored::AlreadyThere) => self.skipped += 1,
+                Ok(Restored::Directory) => self.directories += 1,
+                Ok(Restored::Symlink) => self.symlinks += 1,
                 Ok(Restored::WouldRestore) => self.would_restore += 1,
                 Ok(Restored::Pending { detail }) => {
                     self.pending += 1;

@@ -36,6 +36,9 @@ pub struct RestoreArgs {
     /// Files fetched at once.
     #[arg(long, env = "SYNC_CONCURRENCY", default_value_t = 8)]
     pub concurrency: usize,
+    /// Leave owners as this process creates them, even as root.
+    #[arg(long)]
+    pub no_owner: bool,
     /// Ask S3 to thaw files whose objects are archived (GLACIER,
     /// DEEP_ARCHIVE, Intelligent-Tiering archive tiers); they are reported
     /// as pending, and a later run of the same restore brings them back.
@@ -61,6 +64,8 @@ pub struct RestoreOptions {
     pub concurrency: usize,
     /// Thaw archived objects, and how.
     pub thaw: Option<ThawOptions>,
+    /// Leave owners alone even as root.
+    pub no_owner: bool,
 }
 
 /// How `--restore-archived` asks S3 to thaw an object.
@@ -116,6 +121,7 @@ impl Options for RestoreOptions {
             overwrite: args.overwrite,
             concurrency: args.concurrency,
             thaw,
+            no_owner: args.no_owner,
         })
     }
 }

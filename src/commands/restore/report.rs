@@ -39,6 +39,11 @@ pub struct RestoreReport {
     pub restored: u64,
     /// Already in place with the recorded content.
     pub skipped: u64,
+    /// Recorded directories in place (made where missing), with their
+    /// attributes set.
+    pub directories: u64,
+    /// Recorded symbolic links made.
+    pub symlinks: u64,
     pub failed: u64,
     /// Archived files a thaw was asked for; a later run brings them back.
     pub pending: u64,

@@ -12,7 +12,7 @@ use tracing::{Instrument, info, info_span};
 
 use crate::error::Result;
 use crate::manifest::chain;
-use crate::manifest::{FileRecord, ManifestLink, locate};
+use crate::manifest::{EntryKind, FileRecord, ManifestLink, locate};
 use crate::run::RunContext;
 use crate::store::Store;
 pub use options::{ReadShare, VerifyArgs, VerifyOptions, VerifyRequest};
@@ -99,8 +99,13 @@ type ReadManifest = (
 async fn read_manifest(store: &Store, key: &str) -> Result<ReadManifest> {
     let (parsed, broken) = chain::read_stored_files(store, key).await?;
     let broken = broken.into_iter().map(Problem::chain_broken).collect();
+    // Directories and links have no object to check.
+    let files = parsed
+        .state
+        .into_iter()
+        .filter(|f| f.kind == EntryKind::File);
     Ok((
-        parsed.state,
+        files.collect(),
         parsed.header.previous_manifest,
         parsed.kms_key_id,
         broken,
