@@ -3,6 +3,7 @@
 
 VENV := .venv
 TOOLS := $(VENV)/.installed
+FUSE := /usr/lib/python3/dist-packages/fusepy.py
 # Builds outside the clone survive fresh clones on the same machine.
 export CARGO_TARGET_DIR ?= $(HOME)/.cache/s3-kms-sync/target
 # Loopback traffic to the emulator never goes through a proxy.
@@ -37,7 +38,7 @@ lint-infra: $(TOOLS)
 	python scripts/check_infra.py
 	python scripts/check_infra.py --expect-defects tests/fixtures/infra-before-review
 
-unit: $(TOOLS)
+unit: $(TOOLS) $(FUSE)
 	cargo test
 
 lambda-events: $(TOOLS)
@@ -66,7 +67,11 @@ bench: $(TOOLS)
 	mkdir -p docs
 	python scripts/bench.py --out docs/benchmarks.md
 
-tools: $(TOOLS)
+tools: $(TOOLS) $(FUSE)
+
+# Debian's fuse3 and fusepy: the restore test's NFS-like mount (scripts/nfs_like_fs.py).
+$(FUSE):
+	apt-get update -q && apt-get install -y -q fuse3 python3-fusepy
 
 $(TOOLS): requirements-dev.txt
 	rustup component add rustfmt clippy

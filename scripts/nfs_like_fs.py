@@ -8,7 +8,7 @@ rename2: the kernel gets ENOSYS for FUSE_RENAME2 and answers EINVAL to
 every renameat2 flag, as the NFS client does for EFS (NFS 4.1). Plain
 renames, hard links and everything else pass through to ROOT.
 
-Each line of the log is one operation: `fsync PATH`, `fsyncdir PATH`,
+Each line of the log is one operation, its fields separated by tabs: `fsync PATH`, `fsyncdir PATH`,
 `rename OLD NEW`, `link EXISTING NEW`, `unlink PATH`, with paths relative
 to the mount. The kernel's attribute and entry caches are off, so each
 call reaches this process.
@@ -43,7 +43,7 @@ class NfsLike(Operations):
 
     def _log(self, *words):
         with self.log_lock:
-            self.log_file.write(" ".join(words) + "\n")
+            self.log_file.write("\t".join(words) + "\n")
 
     @passing_errors
     def getattr(self, path, fh=None):
