@@ -2,12 +2,15 @@
 
 use globset::{Glob, GlobSet, GlobSetBuilder};
 
+use super::hash::Sha256Stream;
 use crate::error::{Error, Result};
 
 /// Layers of include and exclude globs; a file must pass every layer.
 #[derive(Debug, Clone)]
 pub struct Filter {
     layers: Vec<Layer>,
+    /// The first layer's globs as given: the configured scope of a run.
+    configured: (Vec<String>, Vec<String>),
 }
 
 #[derive(Debug, Clone)]
@@ -21,6 +24,7 @@ impl Filter {
     pub fn new(include: &[String], exclude: &[String]) -> Result<Self> {
         Ok(Filter {
             layers: vec![Layer::new(include, exclude)?],
+            configured: (include.to_vec(), exclude.to_vec()),
         })
     }
 
@@ -32,6 +36,31 @@ impl Filter {
             narrowed.layers.push(Layer::new(include, exclude)?);
         }
         Ok(narrowed)
+    }
+
+    /// A short, stable name for the configured globs, or `None` when they
+    /// take everything: runs with other globs cover other files, so each
+    /// scope's manifests are their own line of snapshots.
+    pub fn scope_tag(&self) -> Option<String> {
+        let (include, exclude) = &self.configured;
+        if include.is_empty() && exclude.is_empty() {
+            return None;
+        }
+        let mut digest = Sha256Stream::default();
+        for (side, globs) in [("include", include), ("exclude", exclude)] {
+            digest.update(side.as_bytes());
+            for glob in globs {
+                digest.update(&[0]);
+                digest.update(glob.as_bytes());
+            }
+            digest.update(&[1]);
+        }
+        Some(digest.finish_hex()[..12].to_owned())
+    }
+
+    /// The configured include and exclude globs.
+    pub fn configured(&self) -> (&[String], &[String]) {
+        (&self.configured.0, &self.configured.1)
     }
 
     /// Whether a file with this relative path (with `/` separators) is backed up.

@@ -15,7 +15,7 @@ use serde::de::DeserializeOwned;
 use tracing::{debug, warn};
 
 use super::read::{Header, read, read_header};
-use super::{is_full_manifest_name, is_manifest_name};
+use super::{is_full_manifest_name, is_index_for, is_manifest_name, scope_tag_of};
 use crate::error::{Error, Result};
 use crate::local::hash::{Sha256Reader, Sha256Stream};
 
@@ -106,12 +106,13 @@ pub struct LocalCopy<T> {
     pub sha256: String,
 }
 
-/// The newest local copy of a full manifest of this bucket and prefix (not
-/// a dry run's), read record by record into `content` with `each`.
+/// The newest local copy of a full manifest of this bucket, prefix and
+/// scope (not a dry run's), read record by record into `content` with `each`.
 pub fn newest<T, R>(
     dir: &Path,
     bucket: &str,
     key_prefix: &str,
+    scope_tag: Option<&str>,
     each: fn(&mut T, R),
 ) -> Option<LocalCopy<T>>
 where
@@ -121,7 +122,7 @@ where
     let mut names: Vec<String> = std::fs::read_dir(dir)
         .ok()?
         .filter_map(|entry| entry.ok()?.file_name().into_string().ok())
-        .filter(|name| is_full_manifest_name(name))
+        .filter(|name| is_index_for(name, scope_tag))
         .collect();
     names.sort_unstable();
     // Only the newest few: the directory may hold other buckets' manifests.
@@ -154,11 +155,16 @@ pub fn prune_superseded(dir: &Path, bucket: &str, key_prefix: &str, kept: &str) 
     let Ok(entries) = std::fs::read_dir(dir) else {
         return 0;
     };
+    // A full copy supersedes the older ones of its own scope only: each
+    // scope's newest copy is its next run's index.
     let kept_full = is_full_manifest_name(kept);
+    let kept_scope = scope_tag_of(kept);
     let superseded = entries
         .filter_map(|entry| entry.ok()?.file_name().into_string().ok())
         .filter(|name| is_manifest_name(name) && name.as_str() < kept)
-        .filter(|name| kept_full || !is_full_manifest_name(name));
+        .filter(|name| {
+            !is_full_manifest_name(name) || (kept_full && scope_tag_of(name) == kept_scope)
+        });
     let mut removed = 0;
     for name in superseded {
         let path = dir.join(&name);

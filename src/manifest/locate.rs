@@ -5,7 +5,7 @@ use serde::de::IgnoredAny;
 use serde::{Deserialize, Serialize};
 
 use super::read::read_fetched;
-use super::{Snapshot, is_full_manifest_name};
+use super::{Snapshot, is_full_manifest_name, scope_tag_of};
 use crate::error::{Error, Result};
 use crate::store::{KeyRange, Store, keys};
 
@@ -24,7 +24,8 @@ pub struct PassedOver {
 }
 
 /// The manifest `which` names: `None` or `"latest"` for the newest full
-/// manifest of `prefix` whose run completed and that no guard stopped;
+/// manifest of `prefix` whose run covered the whole source, completed, and
+/// that no guard stopped;
 /// else the `manifest_s3_uri` a run printed, a key, or a file name in the
 /// prefix's manifest folder, taken as it is.
 pub async fn locate(store: &Store, prefix: &str, which: Option<&str>) -> Result<Located> {
@@ -58,8 +59,18 @@ async fn latest(store: &Store, folder: &str) -> Result<Located> {
         )));
     }
     full.sort_unstable_by(|a, b| b.cmp(a));
+    // Runs under configured globs back up part of the source; they stand
+    // for it only where no run ever covered all of it.
+    let whole_source_runs = full.iter().any(|key| scope_of(key, folder).is_none());
     let mut passed_over = Vec::new();
     for key in full {
+        if whole_source_runs && scope_of(&key, folder).is_some() {
+            passed_over.push(PassedOver {
+                manifest_s3_uri: store.uri(&key),
+                reason: "its run backed up only what its --include/--exclude globs took".into(),
+            });
+            continue;
+        }
         match snapshot_of(store, &key).await?.passed_over_because() {
             None => return Ok(Located { key, passed_over }),
             Some(reason) => passed_over.push(PassedOver {
@@ -77,6 +88,10 @@ async fn latest(store: &Store, folder: &str) -> Result<Located> {
         store.uri(folder),
         names.join("; ")
     )))
+}
+
+fn scope_of<'a>(key: &'a str, folder: &str) -> Option<&'a str> {
+    key.strip_prefix(folder).and_then(scope_tag_of)
 }
 
 /// What the manifest at `key` says of its snapshot: its object's metadata,

@@ -30,7 +30,10 @@ pub struct ManifestLink {
 }
 
 pub use locate::{Located, PassedOver, locate};
-pub use name::{file_name, is_full_manifest_name, is_manifest_name, stamp, timestamp};
+pub use name::{
+    file_name, is_full_manifest_name, is_index_for, is_manifest_name, scope_tag_of, stamp,
+    timestamp,
+};
 pub use record::{EntryKind, FileRecord, FileStatus};
 pub use snapshot::Snapshot;
 pub use summary::{RunStatus, SourceShrunk, Summary, Tally};
@@ -50,6 +53,13 @@ pub struct Manifest {
     pub bucket: String,
     pub prefix: String,
     pub kms_key_id: String,
+    /// The configured include and exclude globs: a run with other globs
+    /// covers other files, so its manifests are another line of snapshots
+    /// (marked by a scope tag in their names).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub include: Vec<String>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub exclude: Vec<String>,
     pub dry_run: bool,
     /// Whether every file found was processed.
     pub complete: bool,

@@ -9,7 +9,7 @@ use std::sync::Arc;
 use super::sorted::SortedMap;
 
 use super::prior::{Index, Recorded, Seen};
-use crate::manifest::{is_full_manifest_name, is_manifest_name};
+use crate::manifest::{is_index_for, is_manifest_name};
 use crate::store::{Etag, KeyRange, Listed};
 
 /// How to list the prefix when the last manifest is known: ranges of 990
@@ -92,6 +92,14 @@ pub struct Listing {
 }
 
 impl Listing {
+    /// An empty listing, for a run of the scope `tag` names.
+    pub fn of_scope(scope_tag: Option<String>) -> Self {
+        Listing {
+            manifests: Manifests::of_scope(scope_tag),
+            ..Listing::default()
+        }
+    }
+
     #[cfg(test)]
     pub fn from_listing(listed: Vec<Listed>, manifest_folder: &str, index: &mut Index) -> Self {
         let mut view = Listing::default();
@@ -175,13 +183,23 @@ impl Listing {
 /// Which manifests the manifest folder holds, as listed.
 #[derive(Debug, Default)]
 pub struct Manifests {
-    /// The newest manifest of a full run: the next run's index.
+    /// The scope tag of the run's configured globs (`None`: everything).
+    pub scope_tag: Option<String>,
+    /// The newest manifest of a full run of this scope: the next run's index.
     pub latest_full: Option<String>,
     /// The newest manifest of any run, full or narrowed, with its ETag.
     pub newest: Option<(String, Option<String>)>,
 }
 
 impl Manifests {
+    /// Manifests as a run of the scope `tag` names sees them.
+    pub fn of_scope(scope_tag: Option<String>) -> Self {
+        Manifests {
+            scope_tag,
+            ..Manifests::default()
+        }
+    }
+
     /// Takes in one object of `folder`; manifest names sort by start time.
     pub fn add(&mut self, object: Listed, folder: &str) {
         let Some(name) = object.key.strip_prefix(folder) else {
@@ -192,7 +210,7 @@ impl Manifests {
         if is_manifest_name(name) && newer(newest) {
             self.newest = Some((object.key.clone(), object.etag.clone()));
         }
-        if is_full_manifest_name(name) && newer(self.latest_full.as_deref()) {
+        if is_index_for(name, self.scope_tag.as_deref()) && newer(self.latest_full.as_deref()) {
             self.latest_full = Some(object.key);
         }
     }

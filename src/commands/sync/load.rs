@@ -36,20 +36,26 @@ pub async fn load(
     };
     let folder = keys::manifest_key(prefix, "");
     let list_prefix = keys::folder_of(&scope.key_prefix);
-    let local = local_dir::newest(manifest_dir, store.bucket(), &scope.key_prefix, Index::add).map(
-        |copy| LocalCopy {
-            key: format!("{folder}{}", copy.name),
-            index: Index::new(copy.header, copy.content),
-            sha256: copy.sha256,
-        },
-    );
+    let tag = scope.filter.scope_tag();
+    let local = local_dir::newest(
+        manifest_dir,
+        store.bucket(),
+        &scope.key_prefix,
+        tag.as_deref(),
+        Index::add,
+    )
+    .map(|copy| LocalCopy {
+        key: format!("{folder}{}", copy.name),
+        index: Index::new(copy.header, copy.content),
+        sha256: copy.sha256,
+    });
     // The digests of manifests this run has read or proven: the chain link
     // to the newest manifest usually needs no request of its own.
     let mut digests: Vec<(String, String)> = Vec::new();
     let known = match local {
         Some(copy) => {
             tell(Some(&copy.index));
-            warm(store, &list_prefix, &folder, copy).await
+            warm(store, &list_prefix, &folder, tag.clone(), copy).await
         }
         None => Warm::NoCopy,
     };
@@ -156,11 +162,24 @@ struct Loaded {
 /// asked whether the copy is what it holds: one round trip. Of the
 /// manifest folder only what sorts after the copy is listed: any newer
 /// manifest, and the lock.
-async fn warm(store: &Store, list_prefix: &str, folder: &str, mut copy: LocalCopy) -> Warm {
+async fn warm(
+    store: &Store,
+    list_prefix: &str,
+    folder: &str,
+    scope_tag: Option<String>,
+    mut copy: LocalCopy,
+) -> Warm {
     let ranges = plan_listing(&copy.index, folder, Some(&copy.key));
     let (proven, listing) = tokio::join!(
         proven_copy(store, &copy.key, &copy.sha256),
-        list(store, list_prefix, &ranges, folder, Some(&mut copy.index)),
+        list(
+            store,
+            list_prefix,
+            &ranges,
+            folder,
+            scope_tag,
+            Some(&mut copy.index)
+        ),
     );
     if !proven {
         // A planted name could have hidden newer manifests from the cut
@@ -196,7 +215,7 @@ async fn cold(
         Some(manifests) => manifests,
         // Without the folder the newest manifest is unknown: no index, no
         // link, and no listing, which could not tell manifests apart.
-        None => match list_manifests(store, folder).await {
+        None => match list_manifests(store, folder, scope.filter.scope_tag()).await {
             Ok(manifests) => manifests,
             Err(err) => {
                 warn!(error = %err, "listing the manifests failed; each file is looked up on its own");
@@ -216,7 +235,8 @@ async fn cold(
         Some(index) => plan_listing(index, folder, None),
         None => vec![KeyRange::default()],
     };
-    let listing = list(store, list_prefix, &ranges, folder, index.as_mut()).await;
+    let tag = scope.filter.scope_tag();
+    let listing = list(store, list_prefix, &ranges, folder, tag, index.as_mut()).await;
     Loaded {
         index,
         listing,
@@ -224,9 +244,14 @@ async fn cold(
     }
 }
 
-/// The manifest folder's listing: which manifests it holds.
-pub(super) async fn list_manifests(store: &Store, folder: &str) -> Result<Manifests> {
-    let found = std::sync::Mutex::new(Manifests::default());
+/// The manifest folder's listing: which manifests it holds, as a run of
+/// the scope `scope_tag` names sees them.
+pub(super) async fn list_manifests(
+    store: &Store,
+    folder: &str,
+    scope_tag: Option<String>,
+) -> Result<Manifests> {
+    let found = std::sync::Mutex::new(Manifests::of_scope(scope_tag));
     store
         .list_each(folder, &[KeyRange::default()], &|object| {
             if let Ok(mut found) = found.lock() {
@@ -266,7 +291,8 @@ pub async fn planned(store: &Store, scope: &Scope, plan: &Plan) -> PriorState {
         None => None,
     };
     let ranges = std::slice::from_ref(&range);
-    let listing = list(store, &list_prefix, ranges, &folder, index.as_mut()).await;
+    let tag = scope.filter.scope_tag();
+    let listing = list(store, &list_prefix, ranges, &folder, tag, index.as_mut()).await;
     info!(
         listed_unrecorded = listing.as_ref().map(Listing::others),
         indexed = index.as_ref().map(Index::len),
@@ -287,9 +313,10 @@ async fn list(
     prefix: &str,
     ranges: &[KeyRange],
     folder: &str,
+    scope_tag: Option<String>,
     index: Option<&mut Index>,
 ) -> Option<Listing> {
-    let joined = std::sync::Mutex::new((Listing::default(), index));
+    let joined = std::sync::Mutex::new((Listing::of_scope(scope_tag), index));
     let added = store
         .list_each(prefix, ranges, &|object| {
             if let Ok(mut joined) = joined.lock() {

@@ -60,7 +60,8 @@ pub async fn run(
         info_span!("run", run_id = %run.id, bucket = %store.bucket(), prefix = %scope.key_prefix);
     let work = async {
         let (manifest, records) = back_up(store, prefix, options, sync, &scope, &run, None).await?;
-        let name = manifest::file_name(run.started, &run.id, scope.narrowed);
+        let tag = scope.filter.scope_tag();
+        let name = manifest::file_name(run.started, &run.id, scope.narrowed, tag.as_deref());
         let summary = publish(
             store,
             prefix,
@@ -248,6 +249,8 @@ pub(in crate::commands::sync) async fn back_up(
         bucket: store.bucket().to_owned(),
         prefix: scope.key_prefix.clone(),
         kms_key_id: store.kms_key_id().to_owned(),
+        include: scope.filter.configured().0.to_vec(),
+        exclude: scope.filter.configured().1.to_vec(),
         dry_run: scope.dry_run,
         complete: summary.complete,
         expected_files: Some(shrunk.map_or(files_found, |s| s.recorded)),

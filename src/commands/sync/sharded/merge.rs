@@ -102,6 +102,8 @@ pub async fn run(
         bucket: store.bucket().to_owned(),
         prefix: prefix.to_owned(),
         kms_key_id: store.kms_key_id().to_owned(),
+        include: sync.filter.configured().0.to_vec(),
+        exclude: sync.filter.configured().1.to_vec(),
         dry_run: false,
         complete: summary.complete,
         expected_files: Some(shrunk.map_or(shards.found, |s| s.recorded)),
@@ -112,7 +114,8 @@ pub async fn run(
         summary,
         files: Vec::new(),
     };
-    let name = manifest::file_name(plan.started_at, run_id, false);
+    let tag = sync.filter.scope_tag();
+    let name = manifest::file_name(plan.started_at, run_id, false, tag.as_deref());
     let summary = publish(
         store,
         prefix,

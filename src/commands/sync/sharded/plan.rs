@@ -137,7 +137,7 @@ async fn plan_under(
     lease: &Lease,
 ) -> Result<PlanOutput> {
     let folder = keys::manifest_key(prefix, "");
-    let manifests = list_manifests(store, &folder).await?;
+    let manifests = list_manifests(store, &folder, sync.filter.scope_tag()).await?;
     let sampled = match &manifests.latest_full {
         Some(key) => sample(store, key, prefix, options.shard_files).await,
         None => None,
