@@ -3,6 +3,7 @@
 
 pub mod attributes;
 pub mod filter;
+mod found;
 pub mod hash;
 pub mod range;
 pub mod restore_dir;

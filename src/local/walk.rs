@@ -12,54 +12,10 @@ use rustix::fs::FileType;
 
 use super::attributes::{Attributes, mtime_ns};
 use super::filter::Filter;
+pub use super::found::{Found, LocalFile};
 use super::range::PathRange;
 use super::source::{SourceDir, describe, open_child_dir, stat_child};
 use super::stamp::Stamp;
-
-/// A regular file found by the walk, with what `lstat` said of it then.
-#[derive(Debug, Clone)]
-pub struct LocalFile {
-    pub path: PathBuf,
-    /// Path relative to the source directory.
-    pub relative: PathBuf,
-    pub size: u64,
-    pub stamp: Stamp,
-    pub attributes: Attributes,
-}
-
-/// One thing the walk found.
-#[derive(Debug, Clone)]
-pub enum Found {
-    File(LocalFile),
-    /// A directory below the walk's start: recorded so that a restore
-    /// gives back empty ones, and every one's mode, owner and mtime.
-    Directory {
-        path: PathBuf,
-        relative: PathBuf,
-        attributes: Attributes,
-        mtime_ns: i64,
-    },
-    /// A symbolic link: its target text is recorded, never followed.
-    Symlink {
-        path: PathBuf,
-        relative: PathBuf,
-        target: OsString,
-        attributes: Attributes,
-        mtime_ns: i64,
-    },
-    /// Not a regular file, directory or link (FIFO, socket, device); left alone.
-    Ignored {
-        path: PathBuf,
-        relative: PathBuf,
-        reason: String,
-    },
-    /// Could not be read (a directory without permission, a vanished entry).
-    Unreadable {
-        path: PathBuf,
-        relative: PathBuf,
-        error: String,
-    },
-}
 
 /// Directories open at once on the way down: one per level. Deeper ones are
 /// recorded as unreadable rather than reopened by path, which a rename could
@@ -335,19 +291,6 @@ impl<S: Fn(Found) -> bool + Sync> Walk<'_, S> {
             relative,
             error,
         });
-    }
-}
-
-impl Found {
-    /// The entry's path relative to the source directory.
-    pub fn relative(&self) -> &Path {
-        match self {
-            Found::File(file) => &file.relative,
-            Found::Directory { relative, .. }
-            | Found::Symlink { relative, .. }
-            | Found::Ignored { relative, .. }
-            | Found::Unreadable { relative, .. } => relative,
-        }
     }
 }
 

@@ -15,6 +15,7 @@ pub mod keys;
 mod listing;
 pub mod multipart;
 mod object;
+mod replication_rules;
 mod thaw;
 
 use std::collections::BTreeMap;

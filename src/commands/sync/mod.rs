@@ -4,6 +4,7 @@
 
 mod budget;
 mod decide;
+mod fetch;
 mod file;
 mod listing;
 mod load;
@@ -11,6 +12,7 @@ pub mod options;
 mod prior;
 pub mod request;
 pub(crate) mod resume;
+mod scope;
 pub mod sharded;
 mod sorted;
 mod upload;
@@ -32,9 +34,10 @@ use crate::run::shard::Plan;
 use crate::run::{self, RunContext, RunOptions};
 use crate::store::{Store, keys};
 use file::Worker;
-pub use options::{Scope, SyncArgs, SyncOptions};
+pub use options::{SyncArgs, SyncOptions};
 pub use request::SyncRequest;
 use resume::Rotation;
+pub use scope::Scope;
 
 /// Entries the walk may find ahead of the transfers (a few hundred bytes each).
 const WALK_AHEAD: usize = 16_384;

@@ -13,7 +13,8 @@ use tracing::{info, warn};
 
 use super::write_document;
 use crate::commands::sync::SyncOptions;
-use crate::commands::sync::load::{fetch_manifest, link_to, list_manifests, rehash_due};
+use crate::commands::sync::fetch::{fetch_manifest, link_to};
+use crate::commands::sync::load::{list_manifests, rehash_due};
 use crate::config::Options;
 use crate::error::{Error, Result};
 use crate::local::range::PathRange;
