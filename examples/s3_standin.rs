@@ -12,7 +12,8 @@
 //! HeadObject, GetObject, DeleteObject (with If-Match) and ListObjectsV2
 //! (prefix, delimiter, start-after, continuation, url encoding). It echoes
 //! SSE-KMS as S3 does: the requested key, or the bucket default's, with a
-//! Bucket Key.
+//! Bucket Key. It keeps one version of each object, whatever version id a
+//! read names, and says of any KMS key (DescribeKey) that it is enabled.
 
 use std::collections::BTreeMap;
 use std::convert::Infallible;
@@ -177,6 +178,9 @@ async fn handle(store: &Mutex<Store>, req: Request<Incoming>) -> Answer {
             .map(str::to_owned)
     };
     let (if_match, if_none_match) = (header("if-match"), header("if-none-match"));
+    if header("x-amz-target").as_deref() == Some("TrentService.DescribeKey") {
+        return key_enabled();
+    }
     let kms_key = header("x-amz-server-side-encryption-aws-kms-key-id");
     let metadata: Vec<(String, String)> = req
         .headers()
@@ -263,6 +267,19 @@ async fn handle(store: &Mutex<Store>, req: Request<Incoming>) -> Answer {
         }
         _ => error(501, "NotImplemented"),
     }
+}
+
+/// KMS DescribeKey, as a restore asks it of the key its objects name: the
+/// key is enabled.
+fn key_enabled() -> Answer {
+    let body = format!(
+        "{{\"KeyMetadata\":{{\"KeyId\":\"standin\",\"Arn\":\"{DEFAULT_KEY}\",\"KeyState\":\"Enabled\",\"Enabled\":true}}}}"
+    );
+    Response::builder()
+        .status(200)
+        .header("content-type", "application/x-amz-json-1.1")
+        .body(Full::new(Bytes::from(body)))
+        .unwrap()
 }
 
 fn encrypted(

@@ -36,6 +36,7 @@ import boto3
 from bench_efs import bench_efs, efs_table, efs_targets
 from bench_latency import bench_latency, latency_table
 from bench_memory import memory_scaling, memory_table, memory_targets
+from bench_restore import bench_restore, restore_table, restore_targets
 from bench_sharded import bench_sharded, sharded_table
 from bench_trees import free_port, wait_for
 from provision_moto import default_encryption
@@ -386,7 +387,7 @@ def read_back_table(read_back):
 
 
 def report(results, md5, hundred_k, repeats, can_drop, command, read_back, key_change, latency, memory, efs,
-           sharded):
+           sharded, restore=None):
     tools = ["s3-kms-sync", "aws s3 sync", "rclone sync --checksum"]
     lines = [
         "# Benchmarks",
@@ -433,6 +434,8 @@ def report(results, md5, hundred_k, repeats, can_drop, command, read_back, key_c
         lines += efs_table(efs)
     if sharded:
         lines += sharded_table(sharded)
+    if restore:
+        lines += restore_table(restore)
     ratio = md5["s3-kms-sync md5"] / md5["md5sum"]
     lines += [
         "",
@@ -451,7 +454,8 @@ def report(results, md5, hundred_k, repeats, can_drop, command, read_back, key_c
     for phase, entry in hundred_k.items():
         lines.append(f"| {phase} | {entry['seconds']:.1f} s | {entry['rss_mib']:.1f} MiB | {fmt_requests(entry['requests'])} |")
     lines += ["", "## Targets", "", "| target | measured | met |", "|---|---|---|"]
-    rows = targets(results, md5, hundred_k, latency) + memory_targets(memory) + efs_targets(efs)
+    rows = (targets(results, md5, hundred_k, latency) + memory_targets(memory) + efs_targets(efs)
+            + restore_targets(restore or {}))
     for name, measured, met in rows:
         lines.append(f"| {name} | {measured} | {'yes' if met else 'no'} |")
     lines += ["", NOTES]
@@ -545,11 +549,11 @@ NOTES = """## Reading the results
 """
 
 
-def save(results, md5, hundred_k, read_back, key_change, latency, memory, efs, sharded):
+def save(results, md5, hundred_k, read_back, key_change, latency, memory, efs, sharded, restore=None):
     """The figures so far, where --only-... runs read them back."""
     raw = {"results": {f"{tool}|{phase}": entries for (tool, phase), entries in results.items()},
            "md5": md5, "hundred_k": hundred_k, "read_back": read_back, "key_change": key_change,
-           "latency": latency, "memory": memory, "efs": efs, "sharded": sharded}
+           "latency": latency, "memory": memory, "efs": efs, "sharded": sharded, "restore": restore or {}}
     (WORK / "results.json").write_text(json.dumps(raw, indent=1))
 
 
@@ -571,6 +575,8 @@ def main():
                         help="measure only the EFS-like row; reuse the other figures of the last run")
     parser.add_argument("--only-sharded", action="store_true",
                         help="measure only the Distributed Map row; reuse the other figures of the last run")
+    parser.add_argument("--only-restore", action="store_true",
+                        help="measure only the restore row; reuse the other figures of the last run")
     args = parser.parse_args()
     WORK.mkdir(parents=True, exist_ok=True)
     (WORK / "manifests").mkdir(exist_ok=True)
@@ -595,7 +601,11 @@ def main():
 
         kms = session.client("kms", endpoint_url=moto)
         only_one = (args.only_key_change or args.only_latency or args.only_memory or args.only_efs
-                    or args.only_sharded)
+                    or args.only_sharded or args.only_restore)
+
+        def measure_restore():
+            print("restore", flush=True)
+            return bench_restore(WORK, OURS, STANDIN, S5CMD, tool_env(moto), BUCKET, key_arn, args.repeats)
         sizes = [10_000, 100_000] + ([] if args.skip_1m else [1_000_000])
         if args.only_100k or only_one:
             saved = json.loads((WORK / "results.json").read_text())
@@ -608,6 +618,9 @@ def main():
             memory = saved.get("memory", {})
             efs = saved.get("efs", {})
             sharded = saved.get("sharded", {})
+            restore = saved.get("restore", {})
+            if args.only_restore:
+                restore = measure_restore()
             if args.only_sharded:
                 print("sharded run", flush=True)
                 sharded = bench_sharded(WORK, ROOT, tool_env(moto), args.repeats)
@@ -626,11 +639,11 @@ def main():
         else:
             # Each row's figures are saved as soon as they are measured, so a
             # row that fails later can be measured again alone (--only-...).
-            read_back = key_change = latency = memory = efs = sharded = hundred_k = {}
+            read_back = key_change = latency = memory = efs = sharded = hundred_k = restore = {}
             md5 = {}
 
             def checkpoint():
-                save(results, md5, hundred_k, read_back, key_change, latency, memory, efs, sharded)
+                save(results, md5, hundred_k, read_back, key_change, latency, memory, efs, sharded, restore)
 
             print("sync benchmark", flush=True)
             results = bench_sync(proxy, key_arn, args.repeats, can_drop)
@@ -656,16 +669,18 @@ def main():
             print("sharded run", flush=True)
             sharded = bench_sharded(WORK, ROOT, tool_env(moto), args.repeats)
             checkpoint()
+            restore = measure_restore()
+            checkpoint()
         if not only_one:
             hundred_k = {} if args.skip_100k else rss_100k(proxy, key_arn)
     finally:
         for process in processes:
             os.killpg(process.pid, signal.SIGTERM)
 
-    save(results, md5, hundred_k, read_back, key_change, latency, memory, efs, sharded)
+    save(results, md5, hundred_k, read_back, key_change, latency, memory, efs, sharded, restore)
     command = "make bench" if os.environ.get("MAKELEVEL") else " ".join(["python", *sys.argv])
     table = report(results, md5, hundred_k, args.repeats, can_drop, command, read_back, key_change, latency, memory,
-                   efs, sharded)
+                   efs, sharded, restore)
     print()
     print(table)
     if args.out:

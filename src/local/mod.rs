@@ -3,6 +3,7 @@
 
 pub mod attributes;
 pub mod filter;
+pub mod flush;
 mod found;
 pub mod hash;
 pub mod range;

@@ -14,6 +14,7 @@ use std::os::unix::ffi::OsStringExt;
 use rustix::fs::{AtFlags, FileType, Mode, OFlags, RenameFlags};
 
 use super::attributes::{self, Attributes, timestamps};
+use super::flush::Flush;
 use super::source::{SAFE, components, describe, dir_flags, open_child_dir, refused_link};
 use crate::error::{Error, Result};
 
@@ -57,6 +58,13 @@ impl RestoreDir {
 
     pub fn path(&self) -> &Path {
         &self.path
+    }
+
+    /// How files written here are made durable.
+    pub fn flush(&self) -> Result<Flush> {
+        let fd = rustix::fs::openat(&self.fd, ".", dir_flags(), Mode::empty())
+            .map_err(|err| Error::io("open", &self.path, err.into()))?;
+        Ok(Flush::for_dir(fd))
     }
 
     /// Syncs the directory at `relative` (empty: this one), so the names

@@ -10,6 +10,7 @@ use tokio::io::AsyncWriteExt;
 use super::options::{RestoreOptions, ThawOptions};
 use crate::error::{Error, Result};
 use crate::local::attributes::{self, PRIVATE_FILE_MODE};
+use crate::local::flush::Flush;
 use crate::local::hash::{Md5Stream, md5_read};
 use crate::local::restore_dir::{Existing, RestoreDir, Slot};
 use crate::manifest::FileRecord;
@@ -42,6 +43,7 @@ pub struct Worker<'a> {
     pub options: &'a RestoreOptions,
     /// Whether recorded owners are given back (as root, without --no-owner).
     pub owners: bool,
+    pub flush: &'a Flush,
 }
 
 impl Worker<'_> {
@@ -192,11 +194,7 @@ impl Worker<'_> {
         if let Some(mtime_ns) = file.mtime_ns {
             slot.set_mtime(&out, mtime_ns)?;
         }
-        let path = slot.path().to_path_buf();
-        tokio::task::spawn_blocking(move || {
-            out.sync_all().map_err(|err| Error::io("sync", &path, err))
-        })
-        .await??;
+        self.flush.durable(out, slot.path()).await?;
         Ok(bytes)
     }
 }

@@ -55,11 +55,13 @@ pub async fn run(store: &Store, prefix: &str, options: &RestoreOptions) -> Resul
         refuse_unusable_keys(store, parsed.kms_key_id.as_deref(), &files).await?;
         let dir = RestoreDir::open(&options.target_dir)?;
         let owners = !options.no_owner && attributes::may_set_owners();
+        let flush = dir.flush()?;
         let worker = Worker {
             store,
             dir: &dir,
             options,
             owners,
+            flush: &flush,
         };
         let mut results = entries::make_directories(&dir, &dirs, options.dry_run);
         results.extend(restore_all(&worker, files).await);

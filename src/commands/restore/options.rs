@@ -33,8 +33,10 @@ pub struct RestoreArgs {
     /// Replace existing files whose content differs from the manifest's.
     #[arg(long)]
     pub overwrite: bool,
-    /// Files fetched at once.
-    #[arg(long, env = "SYNC_CONCURRENCY", default_value_t = 8)]
+    /// Files fetched at once. S3's latency sets the pace, so many are in
+    /// flight; each streams to disk a chunk at a time, so memory stays
+    /// small, and holds a connection and an open file.
+    #[arg(long, env = "SYNC_CONCURRENCY", default_value_t = 256)]
     pub concurrency: usize,
     /// Leave owners as this process creates them, even as root.
     #[arg(long)]

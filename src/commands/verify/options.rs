@@ -103,8 +103,9 @@ impl Serialize for ReadShare {
 pub struct VerifyArgs {
     #[command(flatten)]
     pub request: VerifyRequest,
-    /// Objects checked or read at once.
-    #[arg(long, env = "SYNC_CONCURRENCY", default_value_t = 8)]
+    /// Objects checked or read at once: HEADs and reads wait on S3's
+    /// latency, and a read streams a chunk at a time.
+    #[arg(long, env = "SYNC_CONCURRENCY", default_value_t = 256)]
     pub concurrency: usize,
 }
 

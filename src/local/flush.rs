@@ -1,0 +1,98 @@
+//! Making a restored file's data durable before it gets its name: a file
+//! moved into place before its data reach the disk can be empty after a
+//! crash. On a local file system one `syncfs` stands for the `fsync` of
+//! every file written before it started, so files in flight share one
+//! (group commit) instead of a journal commit each. NFS and FUSE get an
+//! `fsync` per file: `syncfs` there promises nothing (FUSE ignores it
+//! unless the server implements it; the NFS client commits per file).
+
+use std::fs::File;
+use std::os::fd::OwnedFd;
+use std::path::Path;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use crate::error::{Error, Result};
+
+/// `statfs` magic numbers of the file systems that get an `fsync` per file.
+const NFS_SUPER_MAGIC: i64 = 0x6969;
+const FUSE_SUPER_MAGIC: i64 = 0x6573_5546;
+const SMB2_SUPER_MAGIC: i64 = 0xfe53_4d42;
+const CIFS_SUPER_MAGIC: i64 = 0xff53_4d42;
+
+/// How the files of one restore directory are made durable.
+#[derive(Debug)]
+pub enum Flush {
+    EachFile,
+    Grouped(Group),
+}
+
+/// `syncfs` calls shared by the files written before each started.
+#[derive(Debug)]
+pub struct Group {
+    fd: Arc<OwnedFd>,
+    /// Number of the last `syncfs` started, and of the last one finished.
+    started: AtomicU64,
+    finished: AtomicU64,
+    one_at_a_time: tokio::sync::Mutex<()>,
+}
+
+impl Flush {
+    /// The way for the file system that holds `dir`.
+    // `f_type`'s type differs between targets; the cast is needed on some.
+    #[allow(clippy::unnecessary_cast)]
+    pub fn for_dir(dir: OwnedFd) -> Flush {
+        let remote = rustix::fs::fstatfs(&dir).is_ok_and(|stat| {
+            let kind = stat.f_type as i64;
+            [
+                NFS_SUPER_MAGIC,
+                FUSE_SUPER_MAGIC,
+                SMB2_SUPER_MAGIC,
+                CIFS_SUPER_MAGIC,
+            ]
+            .contains(&kind)
+        });
+        if remote {
+            return Flush::EachFile;
+        }
+        Flush::Grouped(Group {
+            fd: Arc::new(dir),
+            started: AtomicU64::new(0),
+            finished: AtomicU64::new(0),
+            one_at_a_time: tokio::sync::Mutex::new(()),
+        })
+    }
+
+    /// Returns once `file`'s data, all written, are on disk.
+    pub async fn durable(&self, file: File, path: &Path) -> Result<()> {
+        let path = path.to_path_buf();
+        match self {
+            Flush::EachFile => {
+                tokio::task::spawn_blocking(move || {
+                    file.sync_all().map_err(|err| Error::io("sync", &path, err))
+                })
+                .await?
+            }
+            Flush::Grouped(group) => group.barrier(&path).await,
+        }
+    }
+}
+
+impl Group {
+    /// Waits for a `syncfs` that started after this call did: it covers
+    /// every write made before the call.
+    async fn barrier(&self, path: &Path) -> Result<()> {
+        let wanted = self.started.load(Ordering::SeqCst) + 1;
+        let _turn = self.one_at_a_time.lock().await;
+        if self.finished.load(Ordering::SeqCst) >= wanted {
+            return Ok(());
+        }
+        let number = self.started.fetch_add(1, Ordering::SeqCst) + 1;
+        let fd = Arc::clone(&self.fd);
+        tokio::task::spawn_blocking(move || rustix::fs::syncfs(&*fd))
+            .await?
+            .map_err(|err| Error::io("sync the file system of", path, err.into()))?;
+        self.finished.store(number, Ordering::SeqCst);
+        Ok(())
+    }
+}
