@@ -9,6 +9,14 @@ trap cleanup EXIT
 rm -rf "$WORK/demo"
 export SYNC_SOURCE_DIR="$WORK/demo/data" SYNC_MANIFEST_DIR="$WORK/demo/manifests" SYNC_PREFIX=demo
 "$VENV/bin/python" "$ROOT/scripts/sample_tree.py" "$SYNC_SOURCE_DIR"
+# What a restore must give back besides bytes: an empty directory, a symbolic
+# link (its target text, never followed) and a private file in a private folder.
+mkdir -p "$SYNC_SOURCE_DIR/empty/nested" "$SYNC_SOURCE_DIR/.ssh"
+chmod 0750 "$SYNC_SOURCE_DIR/empty"
+ln -s reports/2026/q1.csv "$SYNC_SOURCE_DIR/latest-report.csv"
+printf 'ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIDemo demo@example\n' >"$SYNC_SOURCE_DIR/.ssh/authorized_keys"
+chmod 0600 "$SYNC_SOURCE_DIR/.ssh/authorized_keys"
+chmod 0700 "$SYNC_SOURCE_DIR/.ssh"
 mkdir -p "$SYNC_MANIFEST_DIR"
 start_moto demo-backups
 start_watch
@@ -47,8 +55,19 @@ fi
 echo "== restore (the CLI, into $WORK/demo/restored)"
 cargo run --quiet --bin s3-kms-sync -- restore --target "$WORK/demo/restored" \
     | "$VENV/bin/python" -m json.tool
-if ! diff -r "$SYNC_SOURCE_DIR" "$WORK/demo/restored"; then
+if ! diff -r --no-dereference "$SYNC_SOURCE_DIR" "$WORK/demo/restored"; then
     echo "demo FAILED: the restored tree differs from the source" >&2
     exit 1
 fi
-echo "the restored tree equals the source"
+# Every entry's kind, mode and link target, in both trees.
+entries() {
+    (cd "$1" && find . -mindepth 1 -printf '%y %m %l %p\n' | sort)
+}
+if ! diff <(entries "$SYNC_SOURCE_DIR") <(entries "$WORK/demo/restored"); then
+    echo "demo FAILED: modes, directories or links differ from the source" >&2
+    exit 1
+fi
+for shown in empty/nested latest-report.csv .ssh/authorized_keys; do
+    ls -ld "$WORK/demo/restored/$shown"
+done
+echo "the restored tree equals the source: contents, modes, empty directories and links"

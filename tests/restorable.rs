@@ -37,14 +37,8 @@ async fn verify(backup: &Backup, manifest: Option<&str>) -> VerifyReport {
 
 fn options(target: &Path, manifest: Option<&str>) -> RestoreOptions {
     RestoreOptions {
-        target_dir: target.to_path_buf(),
         manifest: manifest.map(str::to_owned),
-        filter: Filter::new(&[], &[]).unwrap(),
-        dry_run: false,
-        overwrite: false,
-        concurrency: 4,
-        thaw: None,
-        no_owner: false,
+        ..restore_options(target)
     }
 }
 

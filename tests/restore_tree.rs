@@ -11,7 +11,6 @@ use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use s3_kms_sync::commands::restore::{self, RestoreOptions, RestoreReport};
-use s3_kms_sync::local::filter::Filter;
 use s3_kms_sync::manifest::RunStatus;
 use support::*;
 
@@ -19,16 +18,7 @@ const BUCKET: &str = "trees";
 const PREFIX: &str = "t";
 
 fn options(target: &Path) -> RestoreOptions {
-    RestoreOptions {
-        target_dir: target.to_path_buf(),
-        manifest: None,
-        filter: Filter::new(&[], &[]).unwrap(),
-        dry_run: false,
-        overwrite: false,
-        concurrency: 4,
-        thaw: None,
-        no_owner: false,
-    }
+    restore_options(target)
 }
 
 async fn restore(backup: &Backup, options: &RestoreOptions) -> RestoreReport {

@@ -5,7 +5,7 @@
 
 mod support;
 
-use s3_kms_sync::commands::restore::{self, RestoreOptions};
+use s3_kms_sync::commands::restore;
 use s3_kms_sync::commands::sync::SyncRequest;
 use s3_kms_sync::local::filter::Filter;
 use s3_kms_sync::manifest::{RunStatus, scope_tag_of};
@@ -59,16 +59,7 @@ async fn a_run_under_other_globs_is_no_index_and_no_latest() {
 
     // "latest" is a snapshot of the whole source.
     let target = tempfile::tempdir().unwrap();
-    let options = RestoreOptions {
-        target_dir: target.path().to_path_buf(),
-        manifest: None,
-        filter: Filter::new(&[], &[]).unwrap(),
-        dry_run: false,
-        overwrite: false,
-        concurrency: 4,
-        thaw: None,
-        no_owner: false,
-    };
+    let options = restore_options(target.path());
     let report = restore::run(&backup.engine.store, PREFIX, &options)
         .await
         .unwrap();

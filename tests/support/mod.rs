@@ -683,3 +683,18 @@ pub fn tree(root: &Path) -> std::collections::BTreeMap<String, Vec<u8>> {
     walk(root, root, &mut files);
     files
 }
+
+/// `restore` into `target` of the latest snapshot, everything, as the CLI's
+/// defaults would (but 4 files at once).
+pub fn restore_options(target: &Path) -> s3_kms_sync::commands::restore::RestoreOptions {
+    s3_kms_sync::commands::restore::RestoreOptions {
+        target_dir: target.to_path_buf(),
+        manifest: None,
+        filter: s3_kms_sync::local::filter::Filter::new(&[], &[]).unwrap(),
+        dry_run: false,
+        overwrite: false,
+        concurrency: 4,
+        thaw: None,
+        no_owner: false,
+    }
+}
