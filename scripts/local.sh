@@ -12,10 +12,19 @@ free_port() {
     "$VENV/bin/python" -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'
 }
 
+# Waits until PORT answers and the server started last is still running:
+# a port found free may be taken by another server before ours binds it,
+# and ours then exits while the stranger answers.
 wait_for_port() {
-    local port=$1 what=$2 log=$3
+    local port=$1 what=$2 log=$3 server=${PIDS[-1]}
     for _ in $(seq 1 600); do
-        if "$VENV/bin/python" -c "import socket,sys; socket.create_connection(('127.0.0.1', $port), 1)" 2>/dev/null; then
+        if ! kill -0 "$server" 2>/dev/null; then
+            echo "$what exited before it answered on port $port; its log:" >&2
+            tail -n 40 "$log" >&2
+            return 1
+        fi
+        if "$VENV/bin/python" -c "import socket,sys; socket.create_connection(('127.0.0.1', $port), 1)" 2>/dev/null \
+            && kill -0 "$server" 2>/dev/null; then
             return 0
         fi
         sleep 0.5
