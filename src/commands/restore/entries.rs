@@ -7,6 +7,7 @@
 use std::path::PathBuf;
 
 use super::file::Restored;
+use super::options::RestoreOptions;
 use crate::error::{Error, Result};
 use crate::local::attributes::{self, PRIVATE_DIR_MODE};
 use crate::local::restore_dir::{Existing, RestoreDir};
@@ -38,14 +39,13 @@ pub fn make_directories(
 pub fn make_links(
     dir: &RestoreDir,
     links: &[Chosen<'_>],
-    overwrite: bool,
-    dry_run: bool,
+    options: &RestoreOptions,
     owners: bool,
 ) -> Vec<(PathBuf, Result<Restored>)> {
     links
         .iter()
         .map(|(record, relative)| {
-            let made = make_link(dir, record, relative, overwrite, dry_run, owners);
+            let made = make_link(dir, record, relative, options, owners);
             (relative.clone(), made)
         })
         .collect()
@@ -55,11 +55,10 @@ fn make_link(
     dir: &RestoreDir,
     record: &FileRecord,
     relative: &std::path::Path,
-    overwrite: bool,
-    dry_run: bool,
+    options: &RestoreOptions,
     owners: bool,
 ) -> Result<Restored> {
-    let Some(slot) = dir.slot(relative, dry_run)? else {
+    let Some(slot) = dir.slot(relative, options.dry_run)? else {
         return Ok(Restored::WouldRestore);
     };
     let target = record.link_target.as_deref().unwrap_or_default();
@@ -67,11 +66,11 @@ fn make_link(
     if existing.as_deref().is_some_and(|t| t == target) {
         return Ok(Restored::AlreadyThere);
     }
-    if dry_run {
+    if options.dry_run {
         return Ok(Restored::WouldRestore);
     }
     let occupied = slot.existing()? != Existing::Nothing;
-    if occupied && !overwrite {
+    if occupied && !options.overwrite {
         return Err(Error::Refused {
             path: slot.path().to_path_buf(),
             detail: "something else is there; left alone (--overwrite replaces it)".into(),

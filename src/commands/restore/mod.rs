@@ -53,24 +53,7 @@ pub async fn run(store: &Store, prefix: &str, options: &RestoreOptions) -> Resul
         }
         let (files, dirs, links) = by_kind(chosen);
         refuse_unusable_keys(store, parsed.kms_key_id.as_deref(), &files).await?;
-        let dir = RestoreDir::open(&options.target_dir)?;
-        let owners = !options.no_owner && attributes::may_set_owners();
-        let flush = dir.flush()?;
-        let worker = Worker {
-            store,
-            dir: &dir,
-            options,
-            owners,
-            flush: &flush,
-        };
-        let mut results = entries::make_directories(&dir, &dirs, options.dry_run);
-        results.extend(restore_all(&worker, files).await);
-        results.extend(entries::make_links(&dir, &links, options.overwrite, options.dry_run, owners));
-        if !options.dry_run {
-            let unset = entries::set_directory_attributes(&dir, &dirs, owners);
-            results.extend(unset.into_iter().map(|(path, err)| (path, Err(err))));
-        }
-        let results = durable::sync_directories(&dir, results);
+        let results = restore_tree(store, options, files, dirs, links).await?;
         report.add_all(results);
         report.derive_status();
         report.requests = store.requests_since(&before);
@@ -86,6 +69,36 @@ pub async fn run(store: &Store, prefix: &str, options: &RestoreOptions) -> Resul
     }
     .instrument(span)
     .await
+}
+
+/// Writes the chosen entries under the target: directories first, then the
+/// files, then the links, then the directories' attributes; then syncs the
+/// directories, so each entry's outcome says whether it is durable.
+async fn restore_tree(
+    store: &Store,
+    options: &RestoreOptions,
+    files: Vec<Chosen<'_>>,
+    dirs: Vec<Chosen<'_>>,
+    links: Vec<Chosen<'_>>,
+) -> Result<Vec<(PathBuf, Result<Restored>)>> {
+    let dir = RestoreDir::open(&options.target_dir)?;
+    let owners = !options.no_owner && attributes::may_set_owners();
+    let flush = dir.flush()?;
+    let worker = Worker {
+        store,
+        dir: &dir,
+        options,
+        owners,
+        flush: &flush,
+    };
+    let mut results = entries::make_directories(&dir, &dirs, options.dry_run);
+    results.extend(restore_all(&worker, files).await);
+    results.extend(entries::make_links(&dir, &links, options, owners));
+    if !options.dry_run {
+        let unset = entries::set_directory_attributes(&dir, &dirs, owners);
+        results.extend(unset.into_iter().map(|(path, err)| (path, Err(err))));
+    }
+    Ok(durable::sync_directories(&dir, results))
 }
 
 /// The stored records of the manifest at `key`, once its own digest and its
