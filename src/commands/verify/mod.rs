@@ -34,21 +34,16 @@ pub async fn run(
         let key = located.key;
         let mut report = VerifyReport::new(&run.id, store.uri(&key));
         report.passed_over = located.passed_over;
-        let (files, previous, manifest_key, broken) = read_manifest(store, &key).await?;
-        report.add_all(broken);
-        report.checked = files.len() as u64;
-
+        let manifest = read_manifest(store, &key).await?;
+        report.add_all(manifest.broken);
+        report.checked = manifest.files.len() as u64;
+        let (files, previous) = (manifest.files, manifest.previous);
         let keys = files.iter().filter_map(|f| f.kms_key_id.as_deref());
-        let unusable = store.unusable_keys(manifest_key.as_deref(), keys).await;
+        let unusable = store
+            .unusable_keys(manifest.kms_key_id.as_deref(), keys)
+            .await;
         report.add_all(unusable.into_iter().map(Problem::key_unusable).collect());
-        let list_prefix = if prefix.is_empty() {
-            String::new()
-        } else {
-            format!("{prefix}/")
-        };
-        let listing = check::Listing::of(store, &list_prefix).await;
-        let problems = check::check(store, listing.as_ref(), &files, options.concurrency).await;
-        drop(listing);
+        let problems = check_objects(store, prefix, &files, options.concurrency).await;
         // An object already found wanting is not read again.
         let flagged: std::collections::HashSet<String> =
             problems.iter().map(|p| p.key.clone()).collect();
@@ -84,32 +79,49 @@ pub async fn run(
     .await
 }
 
-/// A manifest's stored files, its link back, its object's KMS key, and its
-/// own broken link, if any.
-type ReadManifest = (
-    Vec<FileRecord>,
-    Option<ManifestLink>,
-    Option<String>,
-    Vec<Problem>,
-);
+/// What verify reads of a manifest.
+struct ReadManifest {
+    /// The records of stored files (directories and links have no object).
+    files: Vec<FileRecord>,
+    /// Its link to the manifest before it.
+    previous: Option<ManifestLink>,
+    /// The KMS key S3 named for the manifest object itself.
+    kms_key_id: Option<String>,
+    /// The manifest itself as a broken link, if its bytes are not those
+    /// whose SHA-256 was stored with it.
+    broken: Vec<Problem>,
+}
 
-/// The stored files of the manifest at `key`, its link to the manifest
-/// before it, and a broken link if its bytes are not those whose SHA-256
-/// was stored with it: the verified manifest is the chain's first link.
+/// The manifest at `key`: the verified manifest is the chain's first link.
 async fn read_manifest(store: &Store, key: &str) -> Result<ReadManifest> {
     let (parsed, broken) = chain::read_stored_files(store, key).await?;
-    let broken = broken.into_iter().map(Problem::chain_broken).collect();
-    // Directories and links have no object to check.
     let files = parsed
         .state
         .into_iter()
         .filter(|f| f.kind == EntryKind::File);
-    Ok((
-        files.collect(),
-        parsed.header.previous_manifest,
-        parsed.kms_key_id,
-        broken,
-    ))
+    Ok(ReadManifest {
+        files: files.collect(),
+        previous: parsed.header.previous_manifest,
+        kms_key_id: parsed.kms_key_id,
+        broken: broken.into_iter().map(Problem::chain_broken).collect(),
+    })
+}
+
+/// The problems of each file's object: one listing of the prefix's
+/// versions, and a HEAD (or a read) where it cannot vouch.
+async fn check_objects(
+    store: &Store,
+    prefix: &str,
+    files: &[FileRecord],
+    concurrency: usize,
+) -> Vec<Problem> {
+    let list_prefix = if prefix.is_empty() {
+        String::new()
+    } else {
+        format!("{prefix}/")
+    };
+    let listing = check::Listing::of(store, &list_prefix).await;
+    check::check(store, listing.as_ref(), files, concurrency).await
 }
 
 /// Days since the epoch: the default seed, so a daily verify reads the next
