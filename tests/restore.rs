@@ -213,12 +213,17 @@ async fn a_restore_refuses_what_it_cannot_prove_and_resumes() {
         .unwrap();
     assert_eq!(std::fs::read(target.path().join("empty.dat")).unwrap(), b"");
 
-    // A forged manifest whose entry climbs out of the directory.
+    // A forged manifest whose entry climbs out of the directory, and whose
+    // record of top.txt names leaf.json's object (with its size and MD5, so
+    // the download would check out): the object a path gets must be the
+    // one its path maps to under the run's prefix.
     let mut forged = manifest.clone();
     forged.run_id = "forged".into();
     let mut escape = record("leaf.json");
     escape.local_path = format!("{}/../escape.txt", manifest.source_dir);
-    forged.files = vec![escape, record("leaf.json")];
+    let mut swapped = record("leaf.json");
+    swapped.local_path = record("top.txt").local_path;
+    forged.files = vec![escape, record("leaf.json"), swapped];
     let body = serde_json::to_vec(&forged).unwrap();
     let forged_key = format!("{PREFIX}/_manifests/29991231T000000.000Z-forged.json");
     let mut digest = s3_kms_sync::local::hash::Sha256Stream::default();
@@ -233,14 +238,19 @@ async fn a_restore_refuses_what_it_cannot_prove_and_resumes() {
         .unwrap();
     assert_eq!(
         (refused.restored, refused.failed),
-        (1, 1),
+        (1, 2),
         "{:?}",
         refused.failures
     );
     assert!(
-        refused.failures[0].error.contains("plain relative path"),
+        refused.failures.iter().all(|f| f.error.contains("refused")),
         "{:?}",
         refused.failures
+    );
+    assert!(refused.failures.iter().any(|f| f.path == "top.txt"));
+    assert!(
+        !inner.join("top.txt").exists(),
+        "no other object under its name"
     );
     assert!(!outside.path().join("escape.txt").exists());
     assert!(inner.join("deep/a/b/c/leaf.json").exists());

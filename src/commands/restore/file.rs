@@ -14,7 +14,7 @@ use crate::local::flush::Flush;
 use crate::local::hash::{Md5Stream, md5_read};
 use crate::local::restore_dir::{Existing, RestoreDir, Slot};
 use crate::manifest::FileRecord;
-use crate::store::{Fetched, Store, Thaw};
+use crate::store::{Fetched, Store, Thaw, keys};
 
 /// What happened to one file.
 #[derive(Debug, PartialEq, Eq)]
@@ -44,10 +44,13 @@ pub struct Worker<'a> {
     /// Whether recorded owners are given back (as root, without --no-owner).
     pub owners: bool,
     pub flush: &'a Flush,
+    /// The key prefix the manifest's run wrote under.
+    pub key_prefix: &'a str,
 }
 
 impl Worker<'_> {
     pub async fn restore(&self, file: &FileRecord, relative: &Path) -> Result<Restored> {
+        self.check_key(file, relative)?;
         let Some(slot) = self.dir.slot(relative, self.options.dry_run)? else {
             return Ok(Restored::WouldRestore);
         };
@@ -87,6 +90,24 @@ impl Worker<'_> {
             slot.discard(&temp);
         }
         committed.map(|bytes| Restored::Written { bytes })
+    }
+
+    /// A record's object is the one its path maps to under the run's prefix:
+    /// anything else (another file's object, one outside the prefix) would
+    /// let whoever wrote the manifest choose what lands at that path.
+    fn check_key(&self, file: &FileRecord, relative: &Path) -> Result<()> {
+        let expected = keys::object_key(self.key_prefix, relative).ok();
+        if expected.is_some() && expected.as_deref() == file.s3_key.as_deref() {
+            return Ok(());
+        }
+        Err(Error::Refused {
+            path: relative.to_path_buf(),
+            detail: format!(
+                "its record names the object {}, not the one its path maps to under {:?}; refused",
+                file.s3_key.as_deref().unwrap_or("(none)"),
+                self.key_prefix
+            ),
+        })
     }
 
     /// Whether the slot holds the recorded content already; an error when

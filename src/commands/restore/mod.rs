@@ -20,7 +20,7 @@ use tracing::{Instrument, info, info_span, warn};
 use crate::error::{Error, Result};
 use crate::local::attributes;
 use crate::local::restore_dir::RestoreDir;
-use crate::manifest::read::Parsed;
+use crate::manifest::read::{Header, Parsed};
 use crate::manifest::{EntryKind, FileRecord, RunStatus, chain, locate};
 use crate::run::RunContext;
 use crate::run::progress::{PROGRESS_EVERY, Progress};
@@ -41,6 +41,7 @@ pub async fn run(store: &Store, prefix: &str, options: &RestoreOptions) -> Resul
         let before = store.requests();
         let located = locate(store, prefix, options.manifest.as_deref()).await?;
         let parsed = trusted_manifest(store, &located.key).await?;
+        refuse_another_prefix(store, prefix, &parsed.header)?;
         let mut report = RestoreReport::new(&run.id, store.uri(&located.key), options);
         report.passed_over = located.passed_over;
         let source_dir = Path::new(&parsed.header.source_dir);
@@ -53,7 +54,8 @@ pub async fn run(store: &Store, prefix: &str, options: &RestoreOptions) -> Resul
         }
         let (files, dirs, links) = by_kind(chosen);
         refuse_unusable_keys(store, parsed.kms_key_id.as_deref(), &files).await?;
-        let results = restore_tree(store, options, files, dirs, links).await?;
+        let key_prefix = parsed.header.prefix.as_str();
+        let results = restore_tree(store, options, key_prefix, files, dirs, links).await?;
         report.add_all(results);
         report.derive_status();
         report.requests = store.requests_since(&before);
@@ -77,6 +79,7 @@ pub async fn run(store: &Store, prefix: &str, options: &RestoreOptions) -> Resul
 async fn restore_tree(
     store: &Store,
     options: &RestoreOptions,
+    key_prefix: &str,
     files: Vec<Chosen<'_>>,
     dirs: Vec<Chosen<'_>>,
     links: Vec<Chosen<'_>>,
@@ -90,6 +93,7 @@ async fn restore_tree(
         options,
         owners,
         flush: &flush,
+        key_prefix,
     };
     let mut results = entries::make_directories(&dir, &dirs, options.dry_run);
     results.extend(restore_all(&worker, files).await);
@@ -114,6 +118,24 @@ async fn trusted_manifest(store: &Store, key: &str) -> Result<Parsed<Vec<FileRec
         });
     }
     Ok(parsed)
+}
+
+/// Stops before anything is written when the manifest says it is of another
+/// bucket, or of a prefix outside the configured one.
+fn refuse_another_prefix(store: &Store, prefix: &str, header: &Header) -> Result<()> {
+    let inside = header.prefix == prefix
+        || prefix.is_empty()
+        || header.prefix.starts_with(&format!("{prefix}/"));
+    if header.bucket == store.bucket() && inside {
+        return Ok(());
+    }
+    Err(Error::ChainBroken {
+        key: format!("s3://{}/{}", header.bucket, header.prefix),
+        detail: format!(
+            "the manifest describes another bucket or prefix than s3://{}/{prefix}; nothing was restored",
+            store.bucket()
+        ),
+    })
 }
 
 /// Stops before anything is written when a key that encrypts the manifest
