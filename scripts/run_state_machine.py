@@ -119,7 +119,12 @@ def main():
     check("first run: every file uploaded", (summary["uploaded"], summary["failed"]), (len(files), 0))
     (manifest_key,) = bucket.manifests()
     manifest = bucket.json(manifest_key)
-    stored = [r["s3_key"] for r in manifest["files"]]
+    # Directories and links are recorded too, with no object of their own.
+    stored = [r["s3_key"] for r in manifest["files"] if r.get("kind", "file") == "file"]
+    recorded_dirs = sorted(pathlib.Path(r["local_path"]).relative_to(manifest["source_dir"]).as_posix()
+                           for r in manifest["files"] if r.get("kind") == "directory")
+    check("first run: the manifest records each directory once", recorded_dirs,
+          sorted(p.relative_to(source).as_posix() for p in source.rglob("*") if p.is_dir()))
     check("first run: the manifest lists each file once", sorted(stored), sorted(f"{args.prefix}/{f}" for f in files))
     check("first run: the manifest is complete", manifest["complete"], True)
     check("first run: no shard documents left", bucket.keys("_manifests/shards/"), [])
