@@ -60,6 +60,8 @@ def timed_restores(ours, s5cmd, endpoint, bucket, key, manifests, work, env, rep
             shutil.rmtree(target, ignore_errors=True)
             target.parent.mkdir(parents=True, exist_ok=True)
             cmd = commands(ours, s5cmd, endpoint, bucket, key, manifests, target)[tool]
+            # Each tool starts with no writeback left by the one before it.
+            os.sync()
             start = time.perf_counter()
             done = subprocess.run(cmd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
             elapsed = time.perf_counter() - start
@@ -69,6 +71,7 @@ def timed_restores(ours, s5cmd, endpoint, bucket, key, manifests, work, env, rep
             seconds[tool].append(elapsed)
             print(f"  rep {rep} {tool:12} {elapsed:6.2f}s  {restored} files", flush=True)
             shutil.rmtree(target, ignore_errors=True)
+            os.sync()
     return {tool: statistics.median(s) for tool, s in seconds.items()}
 
 
