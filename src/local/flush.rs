@@ -96,3 +96,50 @@ impl Group {
         Ok(())
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn group(dir: &Path) -> Group {
+        let fd =
+            rustix::fs::open(dir, rustix::fs::OFlags::RDONLY, rustix::fs::Mode::empty()).unwrap();
+        Group {
+            fd: Arc::new(fd),
+            started: AtomicU64::new(0),
+            finished: AtomicU64::new(0),
+            one_at_a_time: tokio::sync::Mutex::new(()),
+        }
+    }
+
+    #[tokio::test(flavor = "current_thread")]
+    async fn files_waiting_together_share_one_syncfs_and_a_later_file_gets_its_own() {
+        let dir = tempfile::tempdir().unwrap();
+        let group = Arc::new(group(dir.path()));
+        // Ten files finish writing while the group is busy: each waits for a
+        // syncfs that starts after it arrived.
+        let busy = group.one_at_a_time.lock().await;
+        let waiting: Vec<_> = (0..10)
+            .map(|_| {
+                let group = Arc::clone(&group);
+                tokio::spawn(async move { group.barrier(Path::new("f")).await })
+            })
+            .collect();
+        for _ in 0..20 {
+            tokio::task::yield_now().await;
+        }
+        drop(busy);
+        for file in waiting {
+            file.await.unwrap().unwrap();
+        }
+        assert_eq!(
+            group.started.load(Ordering::SeqCst),
+            1,
+            "one syncfs for ten files"
+        );
+        // A file written after that syncfs started is not covered by it.
+        group.barrier(Path::new("g")).await.unwrap();
+        assert_eq!(group.started.load(Ordering::SeqCst), 2);
+        assert_eq!(group.finished.load(Ordering::SeqCst), 2);
+    }
+}
