@@ -33,12 +33,6 @@ impl Attributes {
     }
 }
 
-/// A stat's mtime in nanoseconds since the epoch.
-#[allow(clippy::unnecessary_cast)]
-pub fn mtime_ns(stat: &rustix::fs::Stat) -> i64 {
-    stat.st_mtime as i64 * 1_000_000_000 + stat.st_mtime_nsec as i64
-}
-
 /// Whether owners are given back: only root may give a file away.
 pub fn may_set_owners() -> bool {
     rustix::process::geteuid().is_root()

@@ -55,12 +55,7 @@ impl Flush {
         if remote {
             return Flush::EachFile;
         }
-        Flush::Grouped(Group {
-            fd: Arc::new(dir),
-            started: AtomicU64::new(0),
-            finished: AtomicU64::new(0),
-            one_at_a_time: tokio::sync::Mutex::new(()),
-        })
+        Flush::Grouped(Group::new(dir))
     }
 
     /// Returns once `file`'s data, all written, are on disk.
@@ -79,6 +74,15 @@ impl Flush {
 }
 
 impl Group {
+    fn new(dir: OwnedFd) -> Group {
+        Group {
+            fd: Arc::new(dir),
+            started: AtomicU64::new(0),
+            finished: AtomicU64::new(0),
+            one_at_a_time: tokio::sync::Mutex::new(()),
+        }
+    }
+
     /// Waits for a `syncfs` that started after this call did: it covers
     /// every write made before the call.
     async fn barrier(&self, path: &Path) -> Result<()> {
@@ -104,12 +108,7 @@ mod tests {
     fn group(dir: &Path) -> Group {
         let fd =
             rustix::fs::open(dir, rustix::fs::OFlags::RDONLY, rustix::fs::Mode::empty()).unwrap();
-        Group {
-            fd: Arc::new(fd),
-            started: AtomicU64::new(0),
-            finished: AtomicU64::new(0),
-            one_at_a_time: tokio::sync::Mutex::new(()),
-        }
+        Group::new(fd)
     }
 
     #[tokio::test(flavor = "current_thread")]

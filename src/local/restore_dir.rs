@@ -15,7 +15,9 @@ use rustix::fs::{AtFlags, FileType, Mode, OFlags, RenameFlags};
 
 use super::attributes::{self, Attributes, timestamps};
 use super::flush::Flush;
-use super::source::{SAFE, components, describe, dir_flags, open_child_dir, refused_link};
+use super::source::{
+    SAFE, components, describe, dir_flags, open_child_dir, open_dir_under, refused_link,
+};
 use crate::error::{Error, Result};
 
 /// The directory restored into.
@@ -70,14 +72,9 @@ impl RestoreDir {
     /// Syncs the directory at `relative` (empty: this one), so the names
     /// moved into it survive a crash; reached as every slot is.
     pub fn sync(&self, relative: &Path) -> Result<()> {
-        let path = self.path.join(relative);
-        let names = components(relative).map_err(|err| Error::io("sync", &path, err))?;
-        let mut dir = rustix::fs::openat(&self.fd, ".", dir_flags(), Mode::empty())
-            .map_err(|err| Error::io("open", &self.path, err.into()))?;
-        for name in names {
-            dir = open_child_dir(dir.as_fd(), name).map_err(|err| Error::io("open", &path, err))?;
-        }
-        rustix::fs::fsync(&dir).map_err(|err| Error::io("sync", &path, err.into()))
+        let dir = open_dir_under(self.fd.as_fd(), &self.path, relative)?;
+        rustix::fs::fsync(&dir)
+            .map_err(|err| Error::io("sync", self.path.join(relative), err.into()))
     }
 
     /// The slot of `relative`, creating missing directories on the way

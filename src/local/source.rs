@@ -54,13 +54,7 @@ impl SourceDir {
     /// The directory at `relative` (empty: the source itself), reached
     /// without following any symlink.
     pub fn open_dir(&self, relative: &Path) -> Result<OwnedFd> {
-        let mut dir = rustix::fs::openat(self.fd(), ".", dir_flags(), Mode::empty())
-            .map_err(|err| Error::io("open", &self.path, err.into()))?;
-        for name in components(relative).map_err(|err| Error::io("open", relative, err))? {
-            dir = open_child_dir(dir.as_fd(), name)
-                .map_err(|err| Error::io("open", self.path.join(relative), err))?;
-        }
-        Ok(dir)
+        open_dir_under(self.fd(), &self.path, relative)
     }
 
     /// Opens the regular file at `relative` for reading. A symlink anywhere
@@ -100,6 +94,22 @@ impl SourceDir {
 pub fn stamp_of(file: &File, path: &Path) -> Result<Stamp> {
     let stat = rustix::fs::fstat(file).map_err(|err| Error::io("stat", path, err.into()))?;
     Ok(Stamp::of_stat(&stat))
+}
+
+/// The directory at `relative` under the open directory `base` (at
+/// `base_path`), reached one component at a time without following links.
+pub(crate) fn open_dir_under(
+    base: BorrowedFd<'_>,
+    base_path: &Path,
+    relative: &Path,
+) -> Result<OwnedFd> {
+    let mut dir = rustix::fs::openat(base, ".", dir_flags(), Mode::empty())
+        .map_err(|err| Error::io("open", base_path, err.into()))?;
+    for name in components(relative).map_err(|err| Error::io("open", relative, err))? {
+        dir = open_child_dir(dir.as_fd(), name)
+            .map_err(|err| Error::io("open", base_path.join(relative), err))?;
+    }
+    Ok(dir)
 }
 
 pub(crate) fn dir_flags() -> OFlags {

@@ -20,14 +20,23 @@ impl Stamp {
     // The `stat` field types differ between targets; the casts are needed on some.
     #[allow(clippy::unnecessary_cast)]
     pub fn of_stat(stat: &rustix::fs::Stat) -> Self {
-        let ns = |secs: i64, nanos: i64| secs * 1_000_000_000 + nanos;
         Stamp {
             size: stat.st_size as u64,
-            mtime_ns: ns(stat.st_mtime as i64, stat.st_mtime_nsec as i64),
+            mtime_ns: mtime_ns(stat),
             ctime_ns: ns(stat.st_ctime as i64, stat.st_ctime_nsec as i64),
             inode: stat.st_ino as u64,
         }
     }
+}
+
+/// A stat's mtime in nanoseconds since the epoch.
+#[allow(clippy::unnecessary_cast)]
+pub fn mtime_ns(stat: &rustix::fs::Stat) -> i64 {
+    ns(stat.st_mtime as i64, stat.st_mtime_nsec as i64)
+}
+
+fn ns(secs: i64, nanos: i64) -> i64 {
+    secs * 1_000_000_000 + nanos
 }
 
 /// How long after a write its stamp may still be shared by a later write:

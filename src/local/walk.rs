@@ -10,12 +10,12 @@ use std::sync::{Arc, Condvar, Mutex};
 
 use rustix::fs::FileType;
 
-use super::attributes::{Attributes, mtime_ns};
+use super::attributes::Attributes;
 use super::filter::Filter;
 pub use super::found::{Found, LocalFile};
 use super::range::PathRange;
 use super::source::{SourceDir, describe, open_child_dir, stat_child};
-use super::stamp::Stamp;
+use super::stamp::{Stamp, mtime_ns};
 
 /// Directories open at once on the way down: one per level. Deeper ones are
 /// recorded as unreadable rather than reopened by path, which a rename could

@@ -1,18 +1,13 @@
-//! The SDK client, built once per process.
+//! The SDK clients, built once per process.
 
 use aws_sdk_s3::Client;
 use aws_sdk_s3::config::{RequestChecksumCalculation, retry::RetryConfig};
 
-/// Builds the S3 client once per process from the standard AWS configuration.
+/// Builds the S3 client and the KMS client once per process, from one load
+/// of the standard AWS configuration.
 ///
 /// `AWS_ENDPOINT_URL` / `AWS_ENDPOINT_URL_S3` select another endpoint; with one
 /// set, requests use path-style addressing so local emulators work.
-pub async fn s3_client(max_attempts: u32) -> Client {
-    s3_and_kms_clients(max_attempts).await.0
-}
-
-/// The S3 client and the KMS client, from one load of the standard AWS
-/// configuration.
 pub async fn s3_and_kms_clients(max_attempts: u32) -> (Client, aws_sdk_kms::Client) {
     let shared = aws_config::load_from_env().await;
     let retry = RetryConfig::standard().with_max_attempts(max_attempts);

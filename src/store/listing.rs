@@ -38,6 +38,11 @@ pub struct Listed {
     pub storage_class: Option<String>,
 }
 
+/// A listed storage class, `None` for STANDARD (as a HEAD names none).
+fn non_standard(class: Option<&str>) -> Option<String> {
+    class.filter(|c| *c != "STANDARD").map(str::to_owned)
+}
+
 impl Store {
     /// The objects under `prefix` in `ranges`, 1,000 per request; the ranges
     /// are listed at the same time, so objects are in key order within a
@@ -114,11 +119,7 @@ impl Store {
                     etag: object.e_tag().map(str::to_owned),
                     size: object.size().and_then(|s| u64::try_from(s).ok()),
                     version_id: None,
-                    storage_class: object
-                        .storage_class()
-                        .map(|c| c.as_str())
-                        .filter(|c| *c != "STANDARD")
-                        .map(str::to_owned),
+                    storage_class: non_standard(object.storage_class().map(|c| c.as_str())),
                 });
             }
             match page.next_continuation_token() {
@@ -160,11 +161,7 @@ impl Store {
                     etag: version.e_tag().map(str::to_owned),
                     size: version.size().and_then(|s| u64::try_from(s).ok()),
                     version_id: super::object::version_of(version.version_id()),
-                    storage_class: version
-                        .storage_class()
-                        .map(|c| c.as_str())
-                        .filter(|c| *c != "STANDARD")
-                        .map(str::to_owned),
+                    storage_class: non_standard(version.storage_class().map(|c| c.as_str())),
                 });
             }
             if page.is_truncated() != Some(true) {

@@ -32,7 +32,7 @@ use crate::error::{Error, Result};
 use crate::local::hash::Md5Digest;
 
 pub use client::{
-    custom_endpoint, kms_client_from, s3_and_kms_clients, s3_client, s3_client_from, s3_client_in,
+    custom_endpoint, kms_client_from, s3_and_kms_clients, s3_client_from, s3_client_in,
 };
 pub use copy::CopySource;
 pub use encryption::{Encryption, Finding};
@@ -40,7 +40,7 @@ pub use etag::Etag;
 pub use key_state::UnusableKey;
 pub use listing::{KeyRange, Listed, decode_listed_key};
 use object::stored_by;
-pub use object::{ARCHIVED_CLASSES, Fetched, NULL_VERSION, Object, Stored, may_be_archived};
+pub use object::{Fetched, NULL_VERSION, Object, Stored, may_be_archived};
 pub use thaw::Thaw;
 
 /// The condition of a write.

@@ -80,7 +80,7 @@ pub struct Object {
 /// Classes whose objects GetObject refuses (`InvalidObjectState`) until a
 /// RestoreObject has thawed them (S3 User Guide, "Restoring an archived
 /// object"). GLACIER_IR is read directly, so it is not one of them.
-pub const ARCHIVED_CLASSES: [&str; 2] = ["GLACIER", "DEEP_ARCHIVE"];
+const ARCHIVED_CLASSES: [&str; 2] = ["GLACIER", "DEEP_ARCHIVE"];
 
 /// Whether a listed class may hold an object GetObject refuses: the archive
 /// classes, and Intelligent-Tiering, whose archive tiers only a HEAD shows.

@@ -236,7 +236,7 @@ async fn cold(
         Some(index) => plan_listing(index, folder, None),
         None => vec![KeyRange::default()],
     };
-    let tag = scope.filter.scope_tag();
+    let tag = manifests.scope_tag.clone();
     let listing = list(store, list_prefix, &ranges, folder, tag, index.as_mut()).await;
     Loaded {
         index,

@@ -87,7 +87,8 @@ async fn check_one(store: &Store, file: &FileRecord) -> Vec<Problem> {
         Err(err) => return vec![problem(ProblemKind::Missing, err.to_string())],
     };
     let mut problems = Vec::new();
-    if let Some(archived) = object.archived() {
+    let archived = object.archived();
+    if let Some(archived) = &archived {
         let detail = format!(
             "archived in {archived}: GetObject refuses it until it is thawed (restore --restore-archived)"
         );
@@ -95,7 +96,7 @@ async fn check_one(store: &Store, file: &FileRecord) -> Vec<Problem> {
     }
     if let Some(detail) = metadata_mismatch(file, &object) {
         problems.push(problem(ProblemKind::Changed, detail));
-    } else if object.etag != file.etag && object.archived().is_none() {
+    } else if object.etag != file.etag && archived.is_none() {
         problems.extend(
             content_mismatch(store, file, &key)
                 .await
