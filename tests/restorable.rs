@@ -271,6 +271,28 @@ async fn latest_passes_over_a_snapshot_the_emptied_source_guard_stopped() {
         .await
         .unwrap();
     assert!(guarded.source_shrunk.is_some(), "{guarded:?}");
+    // As a manifest written before its state was kept with its object: the
+    // same bytes and SHA-256, no `snapshot` metadata. Its header tells.
+    let guarded_key = guarded
+        .manifest_s3_uri
+        .as_deref()
+        .unwrap()
+        .strip_prefix(&format!("s3://{BUCKET}/"))
+        .unwrap()
+        .to_owned();
+    let s3 = backup.moto.s3();
+    let sha256 = s3
+        .head_object()
+        .bucket(BUCKET)
+        .key(&guarded_key)
+        .send()
+        .await
+        .unwrap()
+        .metadata()
+        .unwrap()["sha256"]
+        .clone();
+    let bytes = get_bytes(&s3, BUCKET, &guarded_key).await;
+    backup.put(&guarded_key, bytes, ("sha256", &sha256)).await;
 
     let report = verify(&backup, None).await;
     assert_eq!(

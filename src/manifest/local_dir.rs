@@ -14,7 +14,7 @@ use std::path::{Path, PathBuf};
 use serde::de::DeserializeOwned;
 use tracing::{debug, warn};
 
-use super::read::{Header, read, read_header};
+use super::read::{HEADER_LIMIT, Header, read, read_header};
 use super::{is_full_manifest_name, is_index_for, is_manifest_name, scope_tag_of};
 use crate::error::{Error, Result};
 use crate::local::hash::{Sha256Reader, Sha256Stream};
@@ -141,9 +141,6 @@ where
         ours.then_some(copy)
     })
 }
-
-/// More than any header this tool writes (a few kilobytes).
-const HEADER_LIMIT: u64 = 1 << 20;
 
 /// Removes the local copies of this bucket and prefix that `kept` (the copy
 /// just written, and stored in S3) supersedes: every older one when `kept`

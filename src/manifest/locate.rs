@@ -1,10 +1,9 @@
 //! Which manifest a command reads: the newest full one of the prefix that
 //! stands for a whole source, or one the user names.
 
-use serde::de::IgnoredAny;
 use serde::{Deserialize, Serialize};
 
-use super::read::read_fetched;
+use super::read::{HEADER_LIMIT, read_header};
 use super::{Snapshot, is_full_manifest_name, scope_tag_of};
 use crate::error::{Error, Result};
 use crate::store::{KeyRange, Store, keys};
@@ -107,8 +106,17 @@ async fn snapshot_of(store: &Store, key: &str) -> Result<Snapshot> {
             store.uri(key)
         ))
     })?;
-    let parsed = read_fetched(fetched, (), |_, _: IgnoredAny| {}).await?;
-    Ok(Snapshot::of_header(&parsed.header))
+    // The header precedes the records: a manifest of a million files is
+    // not downloaded to learn its state.
+    let body = fetched.into_blocking_read();
+    let header = tokio::task::spawn_blocking(move || read_header(body, HEADER_LIMIT)).await?;
+    let header = header.ok_or_else(|| {
+        Error::Config(format!(
+            "manifest {} has no header this tool can read: pass another to --manifest",
+            store.uri(key)
+        ))
+    })?;
+    Ok(Snapshot::of_header(&header))
 }
 
 /// The key of a manifest the user named.

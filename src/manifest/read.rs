@@ -86,6 +86,10 @@ where
 /// (see [`super::Manifest`]), and compact, so this is where its array opens.
 pub(super) const FILES_FIELD: &[u8] = b",\"files\":[";
 
+/// More than any header this tool writes (a few kilobytes): a document with
+/// no header within it is no manifest of this tool's.
+pub const HEADER_LIMIT: u64 = 1 << 20;
+
 /// The header of a manifest this tool wrote, read from the bytes before its
 /// records, so that a large manifest is not parsed only to learn whose it
 /// is. `None` when no header ends within `limit` bytes or it does not parse.
