@@ -18,9 +18,7 @@ pub fn sync_directories(
 ) -> Vec<(PathBuf, Result<Restored>)> {
     let mut synced: BTreeMap<PathBuf, std::result::Result<(), String>> = BTreeMap::new();
     for (path, result) in results.iter().filter(|(_, r)| is_written(r)) {
-        // A directory's own attributes live in its own inode.
-        let own = usize::from(!matches!(result, Ok(Restored::Directory)));
-        for ancestor in path.ancestors().skip(own) {
+        for ancestor in holding(path, result) {
             if synced.contains_key(ancestor) {
                 break;
             }
@@ -29,7 +27,10 @@ pub fn sync_directories(
         }
     }
     for (path, result) in results.iter_mut().filter(|(_, r)| is_written(r)) {
-        if let Some(detail) = first_unsynced(path, &synced) {
+        let unsynced = holding(path, result)
+            .find_map(|a| synced.get(a).and_then(|r| r.as_ref().err()))
+            .cloned();
+        if let Some(detail) = unsynced {
             *result = Err(Error::Refused {
                 path: dir.path().join(&*path),
                 detail: format!("written, but not durable: {detail}"),
@@ -46,12 +47,9 @@ fn is_written(result: &Result<Restored>) -> bool {
     )
 }
 
-fn first_unsynced<'a>(
-    path: &Path,
-    synced: &'a BTreeMap<PathBuf, std::result::Result<(), String>>,
-) -> Option<&'a str> {
-    path.ancestors()
-        .skip(1)
-        .find_map(|a| synced.get(a).and_then(|r| r.as_ref().err()))
-        .map(String::as_str)
+/// The directories whose sync makes an entry durable: those above it, and
+/// a directory itself, whose attributes live in its own inode.
+fn holding<'a>(path: &'a Path, result: &Result<Restored>) -> impl Iterator<Item = &'a Path> {
+    let own = usize::from(!matches!(result, Ok(Restored::Directory)));
+    path.ancestors().skip(own)
 }
