@@ -17,6 +17,8 @@ import argparse
 import os
 import threading
 
+from fuse_stat import attributes, file_system
+
 try:
     from fusepy import FUSE, FuseOSError, Operations  # Debian's python3-fusepy
 except ImportError:
@@ -47,12 +49,7 @@ class NfsLike(Operations):
 
     @passing_errors
     def getattr(self, path, fh=None):
-        st = os.lstat(self._path(path))
-        keys = ("st_atime", "st_ctime", "st_gid", "st_mode", "st_mtime", "st_nlink", "st_size", "st_uid", "st_ino")
-        out = {key: getattr(st, key) for key in keys}
-        for key in ("st_atime", "st_ctime", "st_mtime"):
-            out[key] = getattr(st, key + "_ns") / 1e9
-        return out
+        return attributes(self._path(path))
 
     @passing_errors
     def readdir(self, path, fh):
@@ -148,9 +145,7 @@ class NfsLike(Operations):
 
     @passing_errors
     def statfs(self, path):
-        st = os.statvfs(self._path(path))
-        return {key: getattr(st, key) for key in ("f_bavail", "f_bfree", "f_blocks", "f_bsize", "f_favail",
-                                                    "f_ffree", "f_files", "f_flag", "f_frsize", "f_namemax")}
+        return file_system(self._path(path))
 
 
 def main():

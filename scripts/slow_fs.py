@@ -13,6 +13,8 @@ import errno
 import os
 import time
 
+from fuse_stat import attributes, file_system
+
 try:
     from fusepy import FUSE, FuseOSError, Operations  # Debian's python3-fusepy
 except ImportError:
@@ -33,14 +35,9 @@ class SlowPassthrough(Operations):
     def getattr(self, path, fh=None):
         self._wait()
         try:
-            st = os.lstat(self._path(path))
+            return attributes(self._path(path))
         except OSError as err:
             raise FuseOSError(err.errno)
-        keys = ("st_atime", "st_ctime", "st_gid", "st_mode", "st_mtime", "st_nlink", "st_size", "st_uid", "st_ino")
-        out = {key: getattr(st, key) for key in keys}
-        for key in ("st_atime", "st_ctime", "st_mtime"):
-            out[key] = getattr(st, key + "_ns") / 1e9
-        return out
 
     def readdir(self, path, fh):
         self._wait()
@@ -60,9 +57,7 @@ class SlowPassthrough(Operations):
 
     def statfs(self, path):
         self._wait()
-        st = os.statvfs(self._path(path))
-        return {key: getattr(st, key) for key in ("f_bavail", "f_bfree", "f_blocks", "f_bsize", "f_favail",
-                                                    "f_ffree", "f_files", "f_flag", "f_frsize", "f_namemax")}
+        return file_system(self._path(path))
 
 
 def main():
