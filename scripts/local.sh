@@ -51,7 +51,7 @@ cleanup() {
 start_moto() {
     local bucket=$1 port
     port=$(free_port)
-    start_background "$WORK/moto.log" "$VENV/bin/moto_server" -H 127.0.0.1 -p "$port"
+    start_background "$WORK/moto.log" "$VENV/bin/python" "$ROOT/scripts/moto_server.py" -H 127.0.0.1 -p "$port"
     use_moto "$port" "$bucket"
 }
 

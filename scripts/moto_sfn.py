@@ -22,6 +22,8 @@ port, lambda_endpoint = int(sys.argv[1]), sys.argv[2]
 # The interpreter's own S3 client (the ItemReader) calls back into this server.
 os.environ["MOTO_PORT"] = str(port)
 
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import kms_digest  # noqa: E402,F401  (KMS signs by digest as AWS does)
 from moto.server import ThreadedMotoServer  # noqa: E402
 from moto.stepfunctions.parser.asl.component.state.exec.state_task import lambda_eval_utils  # noqa: E402
 

@@ -11,6 +11,7 @@ use crate::run::{Mode, RunArgs, RunOptions};
 use crate::store::multipart::MIB;
 use crate::store::{Store, s3_and_kms_clients};
 use crate::target::{Target, TargetArgs};
+use crate::trust::Trust;
 
 /// A command's settings as given: the shared ones flattened beside its own.
 #[derive(Debug, Clone, Default, Args)]
@@ -77,7 +78,9 @@ impl<O> Config<O> {
     /// The store of the target, over the client the standard AWS configuration gives.
     pub async fn connect(&self) -> Store {
         let (s3, kms) = s3_and_kms_clients(self.target.max_attempts).await;
-        self.store(s3).with_kms(kms)
+        let target = &self.target;
+        let trust = Trust::new(&kms, target.signing_key_id.as_deref(), target.pinned_key());
+        self.store(s3).with_kms(kms).with_trust(trust)
     }
 }
 

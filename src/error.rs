@@ -81,6 +81,16 @@ pub enum Error {
     #[error("{} was not finished before the time limit; the next run uploads it", path.display())]
     Stopped { path: PathBuf },
 
+    /// KMS refused or failed a signing-key request; the message names the
+    /// permission or setting that fixes it.
+    #[error("KMS: {0}")]
+    Kms(String),
+
+    /// A manifest that the trusted key did not sign: whoever could write
+    /// one object into the prefix could have written it.
+    #[error("manifest {key} is not trusted: {detail}")]
+    Untrusted { key: String, detail: String },
+
     /// OpenSSL failed while hashing: the digest cannot be trusted.
     #[error("MD5 failed: {0}")]
     Digest(String),
@@ -183,6 +193,8 @@ impl Error {
             Error::Refused { .. } => "Refused",
             Error::ChainBroken { .. } => "ChainBroken",
             Error::KeyUnusable { .. } => "KeyUnusable",
+            Error::Kms(_) => "KmsError",
+            Error::Untrusted { .. } => "Untrusted",
             Error::Shard(_) => "ShardError",
             Error::Digest(_) => "DigestError",
             Error::Manifest(_) => "ManifestError",

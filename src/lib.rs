@@ -46,5 +46,6 @@ pub mod manifest;
 pub mod run;
 pub mod store;
 pub mod target;
+pub mod trust;
 
 pub use error::{Error, Result};

@@ -5,6 +5,7 @@ use clap::Args;
 
 use crate::error::{Error, Result};
 use crate::store::keys;
+use crate::trust::PublicKey;
 
 /// The target, exactly as given in the environment or on the command line.
 #[derive(Debug, Clone, Default, Args)]
@@ -21,6 +22,15 @@ pub struct TargetArgs {
     /// Attempts per S3 request (the SDK's standard retry with backoff and jitter).
     #[arg(long, env = "SYNC_MAX_ATTEMPTS", default_value_t = 5)]
     pub max_attempts: u32,
+    /// Asymmetric KMS key (ECC_NIST_P256, SIGN_VERIFY) that signs each
+    /// manifest this process writes; without it manifests are unsigned.
+    /// Also the key trusted when no public key is pinned.
+    #[arg(long, env = "SYNC_SIGNING_KEY_ID")]
+    pub signing_key_id: Option<String>,
+    /// The public key that snapshots must be signed by: a PEM file, or the
+    /// PEM itself. verify and restore then check every manifest offline.
+    #[arg(long, env = "SYNC_TRUSTED_PUBLIC_KEY")]
+    pub trusted_public_key: Option<String>,
 }
 
 /// The validated target.
@@ -31,6 +41,9 @@ pub struct Target {
     pub prefix: String,
     pub kms_key_id: String,
     pub max_attempts: u32,
+    pub signing_key_id: Option<String>,
+    /// The pinned public key, as PEM (checked to be a P-256 key).
+    pub trusted_public_key: Option<String>,
 }
 
 impl Target {
@@ -45,13 +58,42 @@ impl Target {
                     .into(),
             ));
         }
+        let trusted_public_key = non_empty(args.trusted_public_key)
+            .map(|given| pinned_pem(&given))
+            .transpose()?;
         Ok(Target {
             bucket,
             prefix: keys::normalize_prefix(&args.prefix),
             kms_key_id,
             max_attempts: args.max_attempts,
+            signing_key_id: non_empty(args.signing_key_id),
+            trusted_public_key,
         })
     }
+
+    /// The pinned public key, parsed.
+    pub fn pinned_key(&self) -> Option<PublicKey> {
+        let pem = self.trusted_public_key.as_deref()?;
+        PublicKey::from_pem(pem.as_bytes()).ok()
+    }
+}
+
+/// The PEM `given` holds, or the file it names holds, once it is known to
+/// be a P-256 public key.
+fn pinned_pem(given: &str) -> Result<String> {
+    let fix = "set SYNC_TRUSTED_PUBLIC_KEY or pass --trusted-public-key (a PEM file, as `aws kms get-public-key` gives the template's SigningKey)";
+    let pem = if given.starts_with("-----BEGIN") {
+        given.to_owned()
+    } else {
+        std::fs::read_to_string(given).map_err(|err| {
+            Error::Config(format!(
+                "cannot read the trusted public key {given} ({err}): {fix}"
+            ))
+        })?
+    };
+    PublicKey::from_pem(pem.as_bytes())
+        .map_err(|why| Error::Config(format!("the trusted public key {given} is {why}: {fix}")))?;
+    Ok(pem)
 }
 
 fn non_empty(value: Option<String>) -> Option<String> {
@@ -68,6 +110,7 @@ mod tests {
             kms_key_id: Some("k".into()),
             prefix: "/a/b/".into(),
             max_attempts: 3,
+            ..TargetArgs::default()
         }
     }
 
@@ -90,5 +133,12 @@ mod tests {
         a.max_attempts = 0;
         assert!(config_error(Target::from_args(a)).contains("SYNC_MAX_ATTEMPTS"));
         assert_eq!(Target::from_args(args()).unwrap().prefix, "a/b");
+        let mut a = args();
+        a.trusted_public_key = Some("/nonexistent/key.pem".into());
+        assert!(config_error(Target::from_args(a)).contains("--trusted-public-key"));
+        let mut a = args();
+        a.trusted_public_key =
+            Some("-----BEGIN PUBLIC KEY-----\nAAAA\n-----END PUBLIC KEY-----".into());
+        assert!(config_error(Target::from_args(a)).contains("SYNC_TRUSTED_PUBLIC_KEY"));
     }
 }

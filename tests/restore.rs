@@ -9,7 +9,6 @@ use std::path::Path;
 
 use s3_kms_sync::Error;
 use s3_kms_sync::commands::restore::{self, RestoreOptions, RestoreReport};
-use s3_kms_sync::local::filter::Filter;
 use s3_kms_sync::manifest::{RunStatus, Summary};
 use support::*;
 
@@ -23,14 +22,9 @@ async fn restore_with(
     overwrite: bool,
 ) -> s3_kms_sync::Result<RestoreReport> {
     let options = RestoreOptions {
-        target_dir: target.to_path_buf(),
         manifest: manifest.map(str::to_owned),
-        filter: Filter::new(&[], &[]).unwrap(),
-        dry_run: false,
         overwrite,
-        concurrency: 4,
-        thaw: None,
-        no_owner: false,
+        ..restore_options(target)
     };
     restore::run(&backup.engine.store, PREFIX, &options).await
 }
@@ -219,6 +213,8 @@ async fn a_restore_refuses_what_it_cannot_prove_and_resumes() {
     // one its path maps to under the run's prefix.
     let mut forged = manifest.clone();
     forged.run_id = "forged".into();
+    // Named as its header says: only the records are at fault.
+    forged.started_at = "2999-12-31T00:00:00.000Z".into();
     let mut escape = record("leaf.json");
     escape.local_path = format!("{}/../escape.txt", manifest.source_dir);
     let mut swapped = record("leaf.json");

@@ -14,6 +14,9 @@ pub struct BrokenLink {
     /// The manifest's key.
     pub key: String,
     pub detail: String,
+    /// The manifest is gone, not rewritten: a gap that removing old
+    /// snapshots on purpose also leaves.
+    pub gap: bool,
 }
 
 /// Follows `link` back, at most `limit` links (all when `None`). Returns
@@ -33,11 +36,18 @@ pub async fn walk_back(
         let broken = |detail: String| BrokenLink {
             key: current.key.clone(),
             detail,
+            gap: false,
         };
         let fetched = match store.get(&current.key).await {
             Ok(Some(fetched)) => fetched,
             Ok(None) => {
-                problems.push(broken("deleted: a newer manifest links to it".into()));
+                problems.push(BrokenLink {
+                    gap: true,
+                    ..broken(
+                        "deleted: a newer manifest links to it; the chain is not followed further"
+                            .into(),
+                    )
+                });
                 break;
             }
             Err(err) => {
@@ -100,6 +110,7 @@ pub async fn read_stored_files(
             parsed.sha256,
             recorded.as_deref().unwrap_or("(none)")
         ),
+        gap: false,
     });
     Ok((parsed, broken))
 }

@@ -70,11 +70,11 @@ async fn latest(store: &Store, folder: &str) -> Result<Located> {
             });
             continue;
         }
-        match snapshot_of(store, &key).await?.passed_over_because() {
+        match passed_over_because(store, &key).await? {
             None => return Ok(Located { key, passed_over }),
             Some(reason) => passed_over.push(PassedOver {
                 manifest_s3_uri: store.uri(&key),
-                reason: reason.to_owned(),
+                reason,
             }),
         }
     }
@@ -93,13 +93,36 @@ fn scope_of<'a>(key: &'a str, folder: &str) -> Option<&'a str> {
     key.strip_prefix(folder).and_then(scope_tag_of)
 }
 
-/// What the manifest at `key` says of its snapshot: its object's metadata,
-/// or, for a manifest written before that was kept, its header.
-async fn snapshot_of(store: &Store, key: &str) -> Result<Snapshot> {
-    let recorded = store.head(key).await?.and_then(|object| object.snapshot);
-    if let Some(snapshot) = recorded.as_deref().and_then(Snapshot::parse) {
-        return Ok(snapshot);
+/// Why the manifest at `key` may not be "latest": where a key is trusted,
+/// a signature that does not verify over the SHA-256 stored with it (the
+/// reader checks the bytes against that SHA-256 again); then what it says
+/// of its snapshot.
+async fn passed_over_because(store: &Store, key: &str) -> Result<Option<String>> {
+    let Some(object) = store.head(key).await? else {
+        return Ok(Some(
+            "it was removed while the manifests were listed".into(),
+        ));
+    };
+    if store.trust().enforced() {
+        let sha256 = object.sha256.as_deref().unwrap_or_default();
+        let verdict = store
+            .trust()
+            .judge(object.signature.as_ref(), sha256)
+            .await?;
+        if let Some(why) = verdict.refusal() {
+            return Ok(Some(format!("not signed by the trusted key: {why}")));
+        }
     }
+    let snapshot = match object.snapshot.as_deref().and_then(Snapshot::parse) {
+        Some(snapshot) => snapshot,
+        None => snapshot_of_header(store, key).await?,
+    };
+    Ok(snapshot.passed_over_because().map(str::to_owned))
+}
+
+/// What the header of the manifest at `key` says of its snapshot: for a
+/// manifest written before that was kept in its metadata.
+async fn snapshot_of_header(store: &Store, key: &str) -> Result<Snapshot> {
     let fetched = store.get(key).await?.ok_or_else(|| {
         Error::Config(format!(
             "manifest {} vanished while it was read",

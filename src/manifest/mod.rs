@@ -12,6 +12,7 @@ mod record;
 mod snapshot;
 pub mod spool;
 mod summary;
+pub mod trusted;
 mod write;
 
 use serde::{Deserialize, Serialize};
@@ -85,6 +86,10 @@ pub struct Manifest {
     /// walks on from here, and wraps round to the rest.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub resume_after: Option<String>,
+    /// The KMS key that signs this manifest (the signature is kept with
+    /// its object, since it covers these bytes); `null`: unsigned.
+    #[serde(default)]
+    pub signing_key_id: Option<String>,
     pub summary: Summary,
     pub files: Vec<FileRecord>,
 }

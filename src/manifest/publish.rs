@@ -9,6 +9,7 @@ use super::spool::SortedRecords;
 use super::{Manifest, Snapshot, Summary, Written};
 use crate::error::{Error, Result};
 use crate::store::{PutExtras, Store, WriteIf, file_body, keys};
+use crate::trust::{Signature, Signer};
 
 /// Writes the local copy, then uploads that file (not in a dry run).
 /// Either failing is recorded in the summary; the run's results stand,
@@ -18,13 +19,20 @@ pub async fn publish(
     store: &Store,
     prefix: &str,
     manifest_dir: &Path,
-    manifest: Manifest,
+    mut manifest: Manifest,
     records: &SortedRecords,
     name: &str,
 ) -> Summary {
     let key = keys::manifest_key(prefix, name);
     let (bucket, key_prefix) = (manifest.bucket.clone(), manifest.prefix.clone());
-    let summary = publish_as(store, manifest_dir, manifest, records, &key, name).await;
+    let signer = store.trust().signer();
+    manifest.signing_key_id = signer.map(|s| s.key_id().to_owned());
+    let destination = Destination {
+        key: &key,
+        local_name: name,
+        signer,
+    };
+    let summary = send(store, manifest_dir, manifest, records, destination).await;
     if summary.manifest_s3_uri.is_some() && summary.manifest_local_path.is_some() {
         let removed = super::local_dir::prune_superseded(manifest_dir, &bucket, &key_prefix, name);
         if removed > 0 {
@@ -34,16 +42,44 @@ pub async fn publish(
     summary
 }
 
-/// [`publish`] to any key (a shard's manifest), with the local copy named
-/// `local_name`; supersedes no other copy.
+/// [`publish`] to any key (a shard's manifest, which the run's merge reads
+/// and the snapshot's signature covers), with the local copy named
+/// `local_name`; supersedes no other copy, and is not signed.
 pub async fn publish_as(
     store: &Store,
     manifest_dir: &Path,
-    mut manifest: Manifest,
+    manifest: Manifest,
     records: &SortedRecords,
     key: &str,
     local_name: &str,
 ) -> Summary {
+    let destination = Destination {
+        key,
+        local_name,
+        signer: None,
+    };
+    send(store, manifest_dir, manifest, records, destination).await
+}
+
+/// Where a manifest goes, and the key that signs it there.
+struct Destination<'a> {
+    key: &'a str,
+    local_name: &'a str,
+    signer: Option<&'a Signer>,
+}
+
+async fn send(
+    store: &Store,
+    manifest_dir: &Path,
+    mut manifest: Manifest,
+    records: &SortedRecords,
+    destination: Destination<'_>,
+) -> Summary {
+    let Destination {
+        key,
+        local_name,
+        signer,
+    } = destination;
     let local = manifest_dir.join(local_name);
     manifest.summary.manifest_local_path = Some(local.display().to_string());
     if !manifest.dry_run {
@@ -61,25 +97,42 @@ pub async fn publish_as(
     if manifest.dry_run {
         return manifest.summary;
     }
-    let uploaded = upload(store, &manifest, records, key, &local, written).await;
-    if let Err(err) = uploaded {
-        warn!(key, error = %err, "manifest upload failed");
-        manifest.summary.manifest_s3_uri = None;
-        manifest.summary.record_manifest_error(&err);
-        // The local copy must not claim an upload that did not happen.
-        if manifest.summary.manifest_local_path.is_some()
-            && let Err(err) = manifest.write_local(&local, records)
-        {
-            warn!(path = %local.display(), error = %err, "local manifest rewrite failed");
+    match upload(store, &manifest, records, key, &local, written, signer).await {
+        Ok(signed) => {
+            manifest.summary.signed_by = signed.signature.map(|s| s.key_arn);
+            // Sent, unsigned: the run failed, but its records are kept.
+            if let Some(err) = signed.signing_error {
+                manifest.summary.record_manifest_error(&err);
+            }
+        }
+        Err(err) => {
+            warn!(key, error = %err, "manifest upload failed");
+            manifest.summary.manifest_s3_uri = None;
+            manifest.summary.record_manifest_error(&err);
+            // The local copy must not claim an upload that did not happen.
+            if manifest.summary.manifest_local_path.is_some()
+                && let Err(err) = manifest.write_local(&local, records)
+            {
+                warn!(path = %local.display(), error = %err, "local manifest rewrite failed");
+            }
         }
     }
     manifest.summary
 }
 
+/// How an uploaded manifest was signed.
+struct Signed {
+    signature: Option<Signature>,
+    /// Why a manifest that should have been signed was sent unsigned.
+    signing_error: Option<Error>,
+}
+
 /// Sends the local copy if there is one, else the document from memory,
-/// with its SHA-256 so a later run can prove a local copy. A local copy
-/// that vanishes while it is sent (a cleaner sweeping the directory) is
-/// replaced by the document from memory.
+/// with its SHA-256 so a later run can prove a local copy, and its
+/// signature. A local copy that vanishes while it is sent (a cleaner
+/// sweeping the directory) is replaced by the document from memory. A
+/// manifest KMS cannot sign is still sent, unsigned: its records are
+/// not lost, and readers that require a signature refuse it.
 async fn upload(
     store: &Store,
     manifest: &Manifest,
@@ -87,20 +140,46 @@ async fn upload(
     key: &str,
     local: &Path,
     written: Option<Written>,
-) -> Result<()> {
+    signer: Option<&Signer>,
+) -> Result<Signed> {
     let snapshot = Snapshot::of(manifest.complete, &manifest.summary);
     if let Some(written) = written
         && let Ok(body) = file_body(local).await
     {
-        match put(store, key, body, &written, snapshot).await {
+        let signed = sign(signer, &written).await;
+        match put(store, key, body, &written, snapshot, &signed).await {
             Err(err) if std::fs::symlink_metadata(local).is_err() => {
                 warn!(key, error = %err, "local manifest copy vanished while it was sent; sending it from memory");
             }
-            sent => return sent,
+            sent => return sent.map(|()| signed),
         }
     }
     let (bytes, written) = manifest.to_json_with_digests(records)?;
-    put(store, key, bytes.into(), &written, snapshot).await
+    let signed = sign(signer, &written).await;
+    put(store, key, bytes.into(), &written, snapshot, &signed).await?;
+    Ok(signed)
+}
+
+async fn sign(signer: Option<&Signer>, written: &Written) -> Signed {
+    let Some(signer) = signer else {
+        return Signed {
+            signature: None,
+            signing_error: None,
+        };
+    };
+    match signer.sign(&written.sha256).await {
+        Ok(signature) => Signed {
+            signature: Some(signature),
+            signing_error: None,
+        },
+        Err(err) => {
+            warn!(error = %err, "manifest not signed; it is uploaded unsigned");
+            Signed {
+                signature: None,
+                signing_error: Some(err),
+            }
+        }
+    }
 }
 
 async fn put(
@@ -109,10 +188,12 @@ async fn put(
     body: ByteStream,
     written: &Written,
     snapshot: Snapshot,
+    signed: &Signed,
 ) -> Result<()> {
     let extras = PutExtras {
         sha256: Some(&written.sha256),
         snapshot: Some(snapshot.as_str()),
+        signature: signed.signature.as_ref(),
         ..PutExtras::JSON
     };
     match store

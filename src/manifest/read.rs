@@ -15,6 +15,7 @@ use super::ManifestLink;
 use crate::error::{Error, Result};
 use crate::local::hash::{Sha256Reader, Sha256Stream};
 use crate::store;
+use crate::trust::Signature;
 
 /// A manifest's header: everything but its records, as far as readers need it.
 #[derive(Debug, Clone, Default, Deserialize)]
@@ -45,6 +46,9 @@ pub struct Header {
     pub runs_since_full_rehash: u32,
     #[serde(default)]
     pub resume_after: Option<String>,
+    /// The KMS key meant to sign the manifest; `None`: written unsigned.
+    #[serde(default)]
+    pub signing_key_id: Option<String>,
     /// The run's counts (what a sharded run's merge adds up).
     #[serde(default)]
     pub summary: Option<super::Summary>,
@@ -114,6 +118,8 @@ pub struct Parsed<S> {
     pub sha256: String,
     /// The KMS key S3 named for the manifest object: a restore needs it too.
     pub kms_key_id: Option<String>,
+    /// The signature kept with the object, if any: it covers `sha256`.
+    pub signature: Option<Signature>,
 }
 
 /// [`read`] over a manifest streaming from S3, parsed on a blocking thread
@@ -128,6 +134,7 @@ where
     S: Send + 'static,
 {
     let kms_key_id = object.kms_key_id.clone();
+    let signature = object.signature.clone();
     let mut body = Sha256Reader {
         inner: object.into_blocking_read(),
         hash: Sha256Stream::default(),
@@ -142,6 +149,7 @@ where
             state,
             sha256: body.hash.finish_hex(),
             kms_key_id,
+            signature,
         })
     })
     .await?

@@ -50,6 +50,11 @@ pub struct Summary {
     pub manifest_local_path: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub manifest_error: Option<String>,
+    /// The KMS key ARN that signed the uploaded manifest. Known only once
+    /// it is sent, so never part of the manifest itself, whose
+    /// `signing_key_id` says whether it is meant to be signed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub signed_by: Option<String>,
     /// Why a run did nothing (the lock was held), or what else went wrong.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub message: Option<String>,
@@ -165,6 +170,7 @@ impl Summary {
             manifest_s3_uri: None,
             manifest_local_path: None,
             manifest_error: None,
+            signed_by: None,
             message: None,
             source_shrunk: None,
         };

@@ -30,6 +30,7 @@ use aws_smithy_runtime_api::client::orchestrator::HttpResponse;
 
 use crate::error::{Error, Result};
 use crate::local::hash::Md5Digest;
+use crate::trust::{SIGNATURE_METADATA, SIGNING_KEY_METADATA, Signature, Trust};
 
 pub use client::{
     custom_endpoint, kms_client_from, s3_and_kms_clients, s3_client_from, s3_client_in,
@@ -91,6 +92,9 @@ pub struct PutExtras<'a> {
     pub sha256: Option<&'a str>,
     /// A manifest's state, kept as [`SNAPSHOT_METADATA`].
     pub snapshot: Option<&'a str>,
+    /// A manifest's signature, kept as [`SIGNATURE_METADATA`] and
+    /// [`SIGNING_KEY_METADATA`].
+    pub signature: Option<&'a Signature>,
 }
 
 impl PutExtras<'_> {
@@ -98,6 +102,7 @@ impl PutExtras<'_> {
         content_type: Some("application/json"),
         sha256: None,
         snapshot: None,
+        signature: None,
     };
 }
 
@@ -116,6 +121,8 @@ pub struct Store {
     max_single_copy: u64,
     /// Asked only for keys' state ([`Store::unusable_keys`]).
     kms: Option<aws_sdk_kms::Client>,
+    /// How manifests written here are signed, and checked when read.
+    trust: Trust,
 }
 
 impl Store {
@@ -128,7 +135,18 @@ impl Store {
             learned_key: Arc::default(),
             max_single_copy: multipart::MAX_SINGLE_PUT,
             kms: None,
+            trust: Trust::default(),
         }
+    }
+
+    /// Signs the manifests it writes, and checks those it reads, as `trust` says.
+    pub fn with_trust(mut self, trust: Trust) -> Self {
+        self.trust = trust;
+        self
+    }
+
+    pub fn trust(&self) -> &Trust {
+        &self.trust
     }
 
     /// The KMS client that tells whether the keys of the objects can still
@@ -266,6 +284,11 @@ impl Store {
         }
         if let Some(snapshot) = extras.snapshot {
             request = request.metadata(SNAPSHOT_METADATA, snapshot);
+        }
+        if let Some(signature) = extras.signature {
+            request = request
+                .metadata(SIGNATURE_METADATA, &signature.signature)
+                .metadata(SIGNING_KEY_METADATA, &signature.key_arn);
         }
         request = match condition {
             WriteIf::Always => request,

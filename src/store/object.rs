@@ -1,5 +1,7 @@
 //! What S3 answers about one object: a HEAD, a write, a GET.
 
+use std::collections::HashMap;
+
 use aws_sdk_s3::operation::get_object::GetObjectOutput;
 use aws_sdk_s3::operation::head_object::HeadObjectOutput;
 use aws_sdk_s3::primitives::ByteStream;
@@ -8,6 +10,7 @@ use chrono::{DateTime, Utc};
 use super::encryption::Encryption;
 use super::{MD5_METADATA, SHA256_METADATA, SNAPSHOT_METADATA};
 use crate::error::{Error, Result};
+use crate::trust::{SIGNATURE_METADATA, SIGNING_KEY_METADATA, Signature};
 
 /// The encryption an S3 answer reports. S3's output types share these
 /// accessors but no trait, hence a macro; `no_sse_c` is for the answers that
@@ -64,6 +67,8 @@ pub struct Object {
     pub sha256: Option<String>,
     /// What a manifest's header says of its snapshot ([`SNAPSHOT_METADATA`]).
     pub snapshot: Option<String>,
+    /// A manifest's signature, if one is kept with it.
+    pub signature: Option<Signature>,
     /// The current version's id, on a versioned bucket.
     pub version_id: Option<String>,
     /// The encryption S3 reports; `None` where it was not asked (a listing).
@@ -99,6 +104,7 @@ impl Object {
             md5: meta(MD5_METADATA),
             sha256: meta(SHA256_METADATA),
             snapshot: meta(SNAPSHOT_METADATA),
+            signature: signature_of(out.metadata()),
             etag: out.e_tag().map(str::to_owned),
             size: out.content_length(),
             version_id: version_of(out.version_id()),
@@ -153,6 +159,8 @@ pub struct Fetched {
     pub body: ByteStream,
     /// The SHA-256 this tool recorded for a manifest (`x-amz-meta-sha256`).
     pub sha256: Option<String>,
+    /// A manifest's signature, if one is kept with it.
+    pub signature: Option<Signature>,
     pub etag: Option<String>,
     pub version_id: Option<String>,
     /// The KMS key S3 named for the object, if it is SSE-KMS.
@@ -170,6 +178,7 @@ impl Fetched {
                 .metadata()
                 .and_then(|m| m.get(SHA256_METADATA))
                 .map(|v| v.to_ascii_lowercase()),
+            signature: signature_of(out.metadata()),
             etag: out.e_tag().map(str::to_owned),
             version_id: version_of(out.version_id()),
             kms_key_id: out.ssekms_key_id().map(str::to_owned),
@@ -194,6 +203,13 @@ impl Fetched {
     pub fn into_blocking_read(self) -> impl std::io::Read + Send {
         tokio_util::io::SyncIoBridge::new(self.body.into_async_read())
     }
+}
+
+/// The signature in an object's user metadata, as stored (base64 is
+/// case-sensitive).
+fn signature_of(metadata: Option<&HashMap<String, String>>) -> Option<Signature> {
+    let get = |name| metadata.and_then(|m| m.get(name)).map(String::as_str);
+    Signature::from_metadata(get(SIGNATURE_METADATA), get(SIGNING_KEY_METADATA))
 }
 
 fn to_chrono(time: &aws_smithy_types::DateTime) -> Option<DateTime<Utc>> {

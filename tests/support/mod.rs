@@ -38,17 +38,24 @@ impl Moto {
     /// until it exits. Retries on a fresh port. Fails loudly when moto is
     /// not installed: these tests are never skipped silently.
     pub fn start() -> Moto {
-        let binary = std::env::var_os("MOTO_SERVER")
-            .map(PathBuf::from)
-            .unwrap_or_else(|| Path::new(env!("CARGO_MANIFEST_DIR")).join(".venv/bin/moto_server"));
+        let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+        // moto's server as scripts/moto_server.py runs it: KMS signs by
+        // digest as AWS does.
+        let command: Vec<PathBuf> = match std::env::var_os("MOTO_SERVER") {
+            Some(binary) => vec![PathBuf::from(binary)],
+            None => vec![
+                root.join(".venv/bin/python"),
+                root.join("scripts/moto_server.py"),
+            ],
+        };
         assert!(
-            binary.exists(),
+            command[0].exists(),
             "moto server not found at {}: run `make test` (it installs moto into .venv) or set MOTO_SERVER",
-            binary.display()
+            command[0].display()
         );
         let mut failures = Vec::new();
         for _ in 0..MOTO_ATTEMPTS {
-            match Moto::start_on(&binary, free_port()) {
+            match Moto::start_on(&command, free_port()) {
                 Ok(moto) => return moto,
                 Err(why) => failures.push(why),
             }
@@ -62,8 +69,10 @@ impl Moto {
     /// One attempt on `port`. Ours once its own log says it bound the port
     /// (werkzeug logs "Running on" only after the bind), an HTTP request
     /// there is answered, and the process is still alive.
-    fn start_on(binary: &Path, port: u16) -> Result<Moto, String> {
+    fn start_on(command: &[PathBuf], port: u16) -> Result<Moto, String> {
+        let binary = &command[0];
         let mut child = Command::new(binary)
+            .args(&command[1..])
             .args(["-H", "127.0.0.1", "-p", &port.to_string()])
             .stdout(Stdio::null())
             .stderr(Stdio::piped())
@@ -154,6 +163,25 @@ impl Moto {
     /// The KMS client, as the function builds it, pointed at moto.
     pub fn kms(&self) -> aws_sdk_kms::Client {
         s3_kms_sync::store::kms_client_from(&self.sdk_config(), RetryConfig::standard())
+    }
+
+    /// Creates an asymmetric signing key (ECC_NIST_P256, SIGN_VERIFY), as
+    /// the template does; returns its ARN.
+    pub async fn signing_key(&self) -> String {
+        let key = self
+            .kms()
+            .create_key()
+            .key_spec(aws_sdk_kms::types::KeySpec::EccNistP256)
+            .key_usage(aws_sdk_kms::types::KeyUsageType::SignVerify)
+            .send()
+            .await
+            .expect("create signing key");
+        key.key_metadata().unwrap().arn().unwrap().to_owned()
+    }
+
+    /// Signs with `signing_key` and trusts it, as SYNC_SIGNING_KEY_ID does.
+    pub fn trust(&self, signing_key: &str) -> s3_kms_sync::trust::Trust {
+        s3_kms_sync::trust::Trust::new(&self.kms(), Some(signing_key), None)
     }
 
     /// Creates another KMS key; returns its ARN.
@@ -315,6 +343,7 @@ pub fn settings(
             prefix: prefix.into(),
             kms_key_id: Some(key.into()),
             max_attempts: 3,
+            ..TargetArgs::default()
         },
         run: RunArgs {
             manifest_dir: Some(manifests.into()),
@@ -696,5 +725,6 @@ pub fn restore_options(target: &Path) -> s3_kms_sync::commands::restore::Restore
         concurrency: 4,
         thaw: None,
         no_owner: false,
+        allow_unsigned: false,
     }
 }

@@ -13,8 +13,8 @@ use crate::local::attributes::{self, PRIVATE_FILE_MODE};
 use crate::local::flush::Flush;
 use crate::local::hash::{Md5Stream, md5_read};
 use crate::local::restore_dir::{Existing, RestoreDir, Slot};
-use crate::manifest::FileRecord;
-use crate::store::{Fetched, Store, Thaw, keys};
+use crate::manifest::{FileRecord, trusted};
+use crate::store::{Fetched, Store, Thaw};
 
 /// What happened to one file.
 #[derive(Debug, PartialEq, Eq)]
@@ -92,22 +92,16 @@ impl Worker<'_> {
         committed.map(|bytes| Restored::Written { bytes })
     }
 
-    /// A record's object is the one its path maps to under the run's prefix:
-    /// anything else (another file's object, one outside the prefix) would
-    /// let whoever wrote the manifest choose what lands at that path.
+    /// A record's object must be the one its path maps to under the run's
+    /// prefix.
     fn check_key(&self, file: &FileRecord, relative: &Path) -> Result<()> {
-        let expected = keys::object_key(self.key_prefix, relative).ok();
-        if expected.is_some() && expected.as_deref() == file.s3_key.as_deref() {
-            return Ok(());
+        match trusted::misplaced(self.key_prefix, file, relative) {
+            None => Ok(()),
+            Some(why) => Err(Error::Refused {
+                path: relative.to_path_buf(),
+                detail: format!("{why}; refused"),
+            }),
         }
-        Err(Error::Refused {
-            path: relative.to_path_buf(),
-            detail: format!(
-                "its record names the object {}, not the one its path maps to under {:?}; refused",
-                file.s3_key.as_deref().unwrap_or("(none)"),
-                self.key_prefix
-            ),
-        })
     }
 
     /// Whether the slot holds the recorded content already; an error when

@@ -11,7 +11,7 @@ mod file;
 pub mod options;
 pub mod report;
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::sync::Arc;
 
 use futures::StreamExt;
@@ -21,10 +21,11 @@ use crate::error::{Error, Result};
 use crate::local::attributes;
 use crate::local::restore_dir::RestoreDir;
 use crate::manifest::read::{Header, Parsed};
-use crate::manifest::{EntryKind, FileRecord, RunStatus, chain, locate};
+use crate::manifest::{EntryKind, FileRecord, RunStatus, chain, locate, trusted};
 use crate::run::RunContext;
 use crate::run::progress::{PROGRESS_EVERY, Progress};
 use crate::store::Store;
+use crate::trust::Verdict;
 use entries::Chosen;
 use file::{Restored, Worker};
 pub use options::{RestoreArgs, RestoreOptions, ThawOptions};
@@ -40,12 +41,11 @@ pub async fn run(store: &Store, prefix: &str, options: &RestoreOptions) -> Resul
     async {
         let before = store.requests();
         let located = locate(store, prefix, options.manifest.as_deref()).await?;
-        let parsed = trusted_manifest(store, &located.key).await?;
-        refuse_another_prefix(store, prefix, &parsed.header)?;
+        let (parsed, verdict) = trusted_manifest(store, prefix, &located.key, options).await?;
         let mut report = RestoreReport::new(&run.id, store.uri(&located.key), options);
         report.passed_over = located.passed_over;
-        let source_dir = Path::new(&parsed.header.source_dir);
-        let chosen = choose(&parsed.state, source_dir, options);
+        report.signature = verdict;
+        let chosen = choose(&parsed.state, &parsed.header, options);
         if chosen.is_empty() && !parsed.state.is_empty() {
             report.message = Some(format!(
                 "no file of the snapshot matches --include/--exclude ({} files in it); nothing was restored",
@@ -105,37 +105,48 @@ async fn restore_tree(
     Ok(durable::sync_directories(&dir, results))
 }
 
-/// The stored records of the manifest at `key`, once its own digest and its
-/// link to the manifest before it hold.
-async fn trusted_manifest(store: &Store, key: &str) -> Result<Parsed<Vec<FileRecord>>> {
-    let (parsed, broken) = chain::read_stored_files(store, key).await?;
-    let (_, mut broken_links) =
-        chain::walk_back(store, parsed.header.previous_manifest.clone(), Some(1)).await;
-    if let Some(link) = broken.or_else(|| broken_links.pop()) {
+/// The stored records of the manifest at `key`, and what its signature
+/// proves. Where a key is trusted, its signature is what makes it trusted,
+/// and a manifest it did not sign is refused unless `--allow-unsigned`;
+/// an unsigned manifest is taken once its own digest and its link to the
+/// manifest before it hold.
+async fn trusted_manifest(
+    store: &Store,
+    prefix: &str,
+    key: &str,
+    options: &RestoreOptions,
+) -> Result<(Parsed<Vec<FileRecord>>, Verdict)> {
+    let judged = trusted::read_judged(store, prefix, key).await?;
+    if judged.verdict.is_valid() {
+        return Ok((judged.parsed, judged.verdict));
+    }
+    if let Some(why) = judged
+        .verdict
+        .refusal()
+        .filter(|_| store.trust().enforced())
+    {
+        if !options.allow_unsigned {
+            return Err(Error::Untrusted {
+                key: store.uri(key),
+                detail: format!(
+                    "{why}; nothing was restored (pass --allow-unsigned to restore it anyway)"
+                ),
+            });
+        }
+        warn!(
+            manifest = key,
+            why, "restoring a manifest the trusted key did not sign"
+        );
+    }
+    let previous = judged.parsed.header.previous_manifest.clone();
+    let (_, mut broken_links) = chain::walk_back(store, previous, Some(1)).await;
+    if let Some(link) = judged.broken.or_else(|| broken_links.pop()) {
         return Err(Error::ChainBroken {
             key: link.key,
             detail: format!("{}; nothing was restored", link.detail),
         });
     }
-    Ok(parsed)
-}
-
-/// Stops before anything is written when the manifest says it is of another
-/// bucket, or of a prefix outside the configured one.
-fn refuse_another_prefix(store: &Store, prefix: &str, header: &Header) -> Result<()> {
-    let inside = header.prefix == prefix
-        || prefix.is_empty()
-        || header.prefix.starts_with(&format!("{prefix}/"));
-    if header.bucket == store.bucket() && inside {
-        return Ok(());
-    }
-    Err(Error::ChainBroken {
-        key: format!("s3://{}/{}", header.bucket, header.prefix),
-        detail: format!(
-            "the manifest describes another bucket or prefix than s3://{}/{prefix}; nothing was restored",
-            store.bucket()
-        ),
-    })
+    Ok((judged.parsed, judged.verdict))
 }
 
 /// Stops before anything is written when a key that encrypts the manifest
@@ -160,20 +171,18 @@ async fn refuse_unusable_keys(
 /// directory refuses any path that is not plainly relative, and says why.
 fn choose<'a>(
     files: &'a [FileRecord],
-    source_dir: &Path,
+    header: &Header,
     options: &RestoreOptions,
 ) -> Vec<Chosen<'a>> {
     files
         .iter()
-        .filter_map(
-            |file| match Path::new(&file.local_path).strip_prefix(source_dir) {
-                Ok(relative) => options
-                    .filter
-                    .accepts(&relative.to_string_lossy())
-                    .then(|| (file, relative.to_path_buf())),
-                Err(_) => Some((file, PathBuf::from(&file.local_path))),
-            },
-        )
+        .filter_map(|file| match trusted::relative_path(header, file) {
+            Some(relative) => options
+                .filter
+                .accepts(&relative.to_string_lossy())
+                .then_some((file, relative)),
+            None => Some((file, PathBuf::from(&file.local_path))),
+        })
         .collect()
 }
 
@@ -226,6 +235,7 @@ impl RestoreReport {
             message: None,
             manifest_s3_uri,
             passed_over: Vec::new(),
+            signature: Verdict::Unsigned,
             target_dir: options.target_dir.display().to_string(),
             restored: 0,
             skipped: 0,

@@ -41,6 +41,12 @@ pub struct RestoreArgs {
     /// Leave owners as this process creates them, even as root.
     #[arg(long)]
     pub no_owner: bool,
+    /// Restore a manifest the trusted key did not sign (unsigned, badly
+    /// signed, or by another key). Only for snapshots written before
+    /// signing was set up: anyone who can put an object into the prefix
+    /// can write an unsigned manifest.
+    #[arg(long)]
+    pub allow_unsigned: bool,
     /// Ask S3 to thaw files whose objects are archived (GLACIER,
     /// DEEP_ARCHIVE, Intelligent-Tiering archive tiers); they are reported
     /// as pending, and a later run of the same restore brings them back.
@@ -68,6 +74,8 @@ pub struct RestoreOptions {
     pub thaw: Option<ThawOptions>,
     /// Leave owners alone even as root.
     pub no_owner: bool,
+    /// Take a manifest the trusted key did not sign.
+    pub allow_unsigned: bool,
 }
 
 /// How `--restore-archived` asks S3 to thaw an object.
@@ -124,6 +132,7 @@ impl Options for RestoreOptions {
             concurrency: args.concurrency,
             thaw,
             no_owner: args.no_owner,
+            allow_unsigned: args.allow_unsigned,
         })
     }
 }

@@ -5,6 +5,7 @@ use std::collections::BTreeMap;
 use serde::{Deserialize, Serialize};
 
 use crate::manifest::{PassedOver, RunStatus};
+use crate::trust::Verdict;
 
 /// One file that was not restored, and why.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -34,6 +35,8 @@ pub struct RestoreReport {
     /// Newer manifests that "latest" did not take, and why.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub passed_over: Vec<PassedOver>,
+    /// What the manifest's signature proved.
+    pub signature: Verdict,
     pub target_dir: String,
     /// Files written, synced, and their directories synced: durable.
     pub restored: u64,

@@ -261,6 +261,8 @@ pub(in crate::commands::sync) async fn back_up(
         full_rehash,
         runs_since_full_rehash,
         resume_after,
+        // Set as it is published, by the key that signs it.
+        signing_key_id: None,
         summary,
         files: Vec::new(),
     };

@@ -12,11 +12,13 @@ use tracing::{Instrument, info, info_span};
 
 use crate::error::Result;
 use crate::manifest::chain;
+use crate::manifest::trusted::{self, Judged};
 use crate::manifest::{EntryKind, FileRecord, ManifestLink, locate};
 use crate::run::RunContext;
 use crate::store::Store;
+use crate::trust::Verdict;
 pub use options::{ReadShare, VerifyArgs, VerifyOptions, VerifyRequest};
-pub use report::{Problem, ProblemKind, VerifyReport, VerifyStatus};
+pub use report::{Problem, ProblemKind, VerifyReport, VerifyStatus, Warning};
 
 /// Verifies the manifest `request` names. Problems are in the report; `Err`
 /// means the verification could not start (no manifest, no access).
@@ -34,8 +36,15 @@ pub async fn run(
         let key = located.key;
         let mut report = VerifyReport::new(&run.id, store.uri(&key));
         report.passed_over = located.passed_over;
-        let manifest = read_manifest(store, &key).await?;
-        report.add_all(manifest.broken);
+        let manifest = read_manifest(store, prefix, &key).await?;
+        if !store.trust().enforced() {
+            report.warnings.extend(Warning::unchecked(
+                &report.manifest_s3_uri,
+                &manifest.verdict,
+            ));
+        }
+        report.signature = manifest.verdict;
+        report.add_all(manifest.problems);
         report.checked = manifest.files.len() as u64;
         let (files, previous) = (manifest.files, manifest.previous);
         let keys = files.iter().filter_map(|f| f.kms_key_id.as_deref());
@@ -63,7 +72,9 @@ pub async fn run(
 
         let (checked, broken) = chain::walk_back(store, previous, request.since_chain).await;
         report.chain_checked = 1 + checked;
+        let (gaps, broken): (Vec<_>, Vec<_>) = broken.into_iter().partition(|link| link.gap);
         report.add_all(broken.into_iter().map(Problem::chain_broken).collect());
+        report.warnings.extend(gaps.into_iter().map(Warning::gap));
 
         report.requests = store.requests_since(&before);
         report.duration_ms = run.clock.elapsed().as_millis() as u64;
@@ -81,29 +92,60 @@ pub async fn run(
 
 /// What verify reads of a manifest.
 struct ReadManifest {
-    /// The records of stored files (directories and links have no object).
+    /// The records of stored files whose objects are where their paths map
+    /// (directories and links have no object).
     files: Vec<FileRecord>,
     /// Its link to the manifest before it.
     previous: Option<ManifestLink>,
     /// The KMS key S3 named for the manifest object itself.
     kms_key_id: Option<String>,
-    /// The manifest itself as a broken link, if its bytes are not those
-    /// whose SHA-256 was stored with it.
-    broken: Vec<Problem>,
+    verdict: Verdict,
+    /// The manifest's own problems: its signature where a key is trusted;
+    /// else its bytes, if they are not those whose SHA-256 was stored with
+    /// it; and its misplaced records.
+    problems: Vec<Problem>,
 }
 
 /// The manifest at `key`: the verified manifest is the chain's first link.
-async fn read_manifest(store: &Store, key: &str) -> Result<ReadManifest> {
-    let (parsed, broken) = chain::read_stored_files(store, key).await?;
-    let files = parsed
+async fn read_manifest(store: &Store, prefix: &str, key: &str) -> Result<ReadManifest> {
+    let judged = trusted::read_judged(store, prefix, key).await?;
+    let uri = store.uri(key);
+    let mut problems: Vec<Problem> = Problem::of_signature(&uri, &judged.verdict)
+        .filter(|_| store.trust().enforced())
+        .into_iter()
+        .collect();
+    if !judged.verdict.is_valid() {
+        problems.extend(judged.broken.map(Problem::chain_broken));
+    }
+    let Judged {
+        parsed, verdict, ..
+    } = judged;
+    let header = &parsed.header;
+    let mut files = Vec::new();
+    for file in parsed
         .state
         .into_iter()
-        .filter(|f| f.kind == EntryKind::File);
+        .filter(|f| f.kind == EntryKind::File)
+    {
+        let why = match trusted::relative_path(header, &file) {
+            Some(relative) => trusted::misplaced(&header.prefix, &file, &relative),
+            None => Some(format!("its path is not under {}", header.source_dir)),
+        };
+        match why {
+            Some(detail) => problems.push(Problem {
+                kind: ProblemKind::Misplaced,
+                key: file.local_path,
+                detail,
+            }),
+            None => files.push(file),
+        }
+    }
     Ok(ReadManifest {
-        files: files.collect(),
+        files,
         previous: parsed.header.previous_manifest,
         kms_key_id: parsed.kms_key_id,
-        broken: broken.into_iter().map(Problem::chain_broken).collect(),
+        verdict,
+        problems,
     })
 }
 

@@ -9,6 +9,7 @@ use crate::manifest::PassedOver;
 use crate::manifest::chain::BrokenLink;
 use crate::run::metrics;
 use crate::store::UnusableKey;
+use crate::trust::Verdict;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
@@ -38,6 +39,15 @@ pub enum ProblemKind {
     KeyUnusable,
     /// Its bytes had to be read to vouch for it, and could not be.
     Unreadable,
+    /// A trusted key is configured and the manifest has no signature.
+    Unsigned,
+    /// Its signature is not the trusted key's signature of its bytes.
+    BadSignature,
+    /// It is signed by another KMS key than the trusted one.
+    ForeignKey,
+    /// A record names another object than the one its path maps to under
+    /// the manifest's prefix: restore refuses it.
+    Misplaced,
 }
 
 /// One problem, naming the object key or the manifest it concerns.
@@ -57,9 +67,57 @@ impl Problem {
         }
     }
 
+    /// The problem a manifest's signature is, where a key is trusted.
+    pub fn of_signature(manifest_s3_uri: &str, verdict: &Verdict) -> Option<Self> {
+        let kind = match verdict {
+            Verdict::Valid { .. } | Verdict::NotChecked { .. } => return None,
+            Verdict::Unsigned => ProblemKind::Unsigned,
+            Verdict::BadSignature { .. } => ProblemKind::BadSignature,
+            Verdict::ForeignKey { .. } => ProblemKind::ForeignKey,
+        };
+        Some(Problem {
+            kind,
+            key: manifest_s3_uri.to_owned(),
+            detail: verdict.refusal().unwrap_or_default(),
+        })
+    }
+
     pub fn chain_broken(link: BrokenLink) -> Self {
         Problem {
             kind: ProblemKind::ChainBroken,
+            key: link.key,
+            detail: link.detail,
+        }
+    }
+}
+
+/// What is worth knowing but restores no worse, naming the manifest it
+/// concerns.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Warning {
+    pub key: String,
+    pub detail: String,
+}
+
+impl Warning {
+    /// A manifest's signature where no key is trusted: it proves nothing then.
+    pub fn unchecked(manifest_s3_uri: &str, verdict: &Verdict) -> Option<Self> {
+        let why = match verdict {
+            Verdict::Unsigned => "it is unsigned".to_owned(),
+            Verdict::NotChecked { key_arn } => format!("its signature by {key_arn} is not checked"),
+            _ => return None,
+        };
+        Some(Warning {
+            key: manifest_s3_uri.to_owned(),
+            detail: format!(
+                "{why}: anyone who can put an object into the prefix could have written it; set SYNC_TRUSTED_PUBLIC_KEY (--trusted-public-key) or SYNC_SIGNING_KEY_ID to check signatures"
+            ),
+        })
+    }
+
+    /// A manifest of the chain that is gone: removed on purpose, or not.
+    pub fn gap(link: BrokenLink) -> Self {
+        Warning {
             key: link.key,
             detail: link.detail,
         }
@@ -88,6 +146,8 @@ pub struct VerifyReport {
     /// Newer manifests that "latest" did not take, and why.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub passed_over: Vec<PassedOver>,
+    /// What the manifest's signature proved.
+    pub signature: Verdict,
     /// Files of the manifest checked.
     pub checked: u64,
     pub missing: u64,
@@ -98,6 +158,10 @@ pub struct VerifyReport {
     pub archived: u64,
     pub key_unusable: u64,
     pub unreadable: u64,
+    pub unsigned: u64,
+    pub bad_signature: u64,
+    pub foreign_key: u64,
+    pub misplaced: u64,
     /// Manifests of the chain checked, the verified one included.
     pub chain_checked: u64,
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -106,6 +170,10 @@ pub struct VerifyReport {
     pub requests: BTreeMap<String, u64>,
     pub duration_ms: u64,
     pub problems: Vec<Problem>,
+    /// A gap in the chain (an older manifest removed), an unsigned
+    /// manifest where no key is trusted.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub warnings: Vec<Warning>,
 }
 
 impl VerifyReport {
@@ -115,6 +183,7 @@ impl VerifyReport {
             status: VerifyStatus::Ok,
             manifest_s3_uri,
             passed_over: Vec::new(),
+            signature: Verdict::Unsigned,
             checked: 0,
             missing: 0,
             changed: 0,
@@ -124,11 +193,16 @@ impl VerifyReport {
             archived: 0,
             key_unusable: 0,
             unreadable: 0,
+            unsigned: 0,
+            bad_signature: 0,
+            foreign_key: 0,
+            misplaced: 0,
             chain_checked: 0,
             read_data: None,
             requests: BTreeMap::new(),
             duration_ms: 0,
             problems: Vec::new(),
+            warnings: Vec::new(),
         }
     }
 
@@ -142,6 +216,10 @@ impl VerifyReport {
             ProblemKind::Archived => &mut self.archived,
             ProblemKind::KeyUnusable => &mut self.key_unusable,
             ProblemKind::Unreadable => &mut self.unreadable,
+            ProblemKind::Unsigned => &mut self.unsigned,
+            ProblemKind::BadSignature => &mut self.bad_signature,
+            ProblemKind::ForeignKey => &mut self.foreign_key,
+            ProblemKind::Misplaced => &mut self.misplaced,
         };
         *count += 1;
         self.status = VerifyStatus::Problems;

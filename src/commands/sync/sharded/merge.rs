@@ -111,6 +111,8 @@ pub async fn run(
         resume_after: None,
         full_rehash: plan.full_rehash,
         runs_since_full_rehash: plan.runs_since_full_rehash,
+        // Set as it is published, by the key that signs it.
+        signing_key_id: None,
         summary,
         files: Vec::new(),
     };
