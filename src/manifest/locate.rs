@@ -3,7 +3,8 @@
 
 use serde::{Deserialize, Serialize};
 
-use super::read::{HEADER_LIMIT, read_header};
+use super::read::{HEADER_LIMIT, Header, read_header};
+use super::trusted::names_its_run;
 use super::{Snapshot, is_full_manifest_name, scope_tag_of};
 use crate::error::{Error, Result};
 use crate::store::{KeyRange, Store, keys};
@@ -27,13 +28,21 @@ pub struct PassedOver {
 /// that no guard stopped;
 /// else the `manifest_s3_uri` a run printed, a key, or a file name in the
 /// prefix's manifest folder, taken as it is.
-pub async fn locate(store: &Store, prefix: &str, which: Option<&str>) -> Result<Located> {
+///
+/// Where a key is trusted and `signed_only`, "latest" is the newest such
+/// manifest that the trusted key signed.
+pub async fn locate(
+    store: &Store,
+    prefix: &str,
+    which: Option<&str>,
+    signed_only: bool,
+) -> Result<Located> {
     let folder = keys::manifest_key(prefix, "");
     let which = which
         .map(str::trim)
         .filter(|w| !w.is_empty() && *w != "latest");
     match which {
-        None => latest(store, &folder).await,
+        None => latest(store, &folder, signed_only && store.trust().enforced()).await,
         Some(which) => Ok(Located {
             key: named(store, &folder, which)?,
             passed_over: Vec::new(),
@@ -43,7 +52,7 @@ pub async fn locate(store: &Store, prefix: &str, which: Option<&str>) -> Result<
 
 /// The newest full manifest that stands for a whole source: one HEAD per
 /// manifest, newest first, until one does (usually the first).
-async fn latest(store: &Store, folder: &str) -> Result<Located> {
+async fn latest(store: &Store, folder: &str, signed_only: bool) -> Result<Located> {
     let mut full: Vec<String> = store
         .list(folder, &[KeyRange::default()])
         .await?
@@ -70,7 +79,7 @@ async fn latest(store: &Store, folder: &str) -> Result<Located> {
             });
             continue;
         }
-        match passed_over_because(store, &key).await? {
+        match passed_over_because(store, &key, signed_only).await? {
             None => return Ok(Located { key, passed_over }),
             Some(reason) => passed_over.push(PassedOver {
                 manifest_s3_uri: store.uri(&key),
@@ -83,7 +92,7 @@ async fn latest(store: &Store, folder: &str) -> Result<Located> {
         .map(|p| format!("{} ({})", p.manifest_s3_uri, p.reason))
         .collect();
     Err(Error::Config(format!(
-        "no manifest under {} stands for a whole source: {}; pass one of them to --manifest to use it anyway",
+        "no manifest under {} stands for a whole source: {}; pass one of them to --manifest to use it anyway (an unsigned one with --allow-unsigned)",
         store.uri(folder),
         names.join("; ")
     )))
@@ -93,17 +102,23 @@ fn scope_of<'a>(key: &'a str, folder: &str) -> Option<&'a str> {
     key.strip_prefix(folder).and_then(scope_tag_of)
 }
 
-/// Why the manifest at `key` may not be "latest": where a key is trusted,
-/// a signature that does not verify over the SHA-256 stored with it (the
-/// reader checks the bytes against that SHA-256 again); then what it says
-/// of its snapshot.
-async fn passed_over_because(store: &Store, key: &str) -> Result<Option<String>> {
+/// Why the manifest at `key` may not be "latest". Where signatures count:
+/// one the trusted key did not make over the SHA-256 stored with it (the
+/// reader checks the bytes against it again), or a name other than the
+/// one its run writes (a signed manifest copied to sort last). Then what
+/// it says of its snapshot.
+async fn passed_over_because(
+    store: &Store,
+    key: &str,
+    signed_only: bool,
+) -> Result<Option<String>> {
     let Some(object) = store.head(key).await? else {
         return Ok(Some(
             "it was removed while the manifests were listed".into(),
         ));
     };
-    if store.trust().enforced() {
+    let mut header = None;
+    if signed_only {
         let sha256 = object.sha256.as_deref().unwrap_or_default();
         let verdict = store
             .trust()
@@ -112,34 +127,41 @@ async fn passed_over_because(store: &Store, key: &str) -> Result<Option<String>>
         if let Some(why) = verdict.refusal() {
             return Ok(Some(format!("not signed by the trusted key: {why}")));
         }
+        let read = header_of(store, key).await?;
+        let name = key.rsplit('/').next().unwrap_or(key);
+        if !names_its_run(name, &read) {
+            return Ok(Some(format!(
+                "its header is of run {}, whose manifest has another name: a copy",
+                read.run_id
+            )));
+        }
+        header = Some(read);
     }
-    let snapshot = match object.snapshot.as_deref().and_then(Snapshot::parse) {
-        Some(snapshot) => snapshot,
-        None => snapshot_of_header(store, key).await?,
+    let snapshot = match (object.snapshot.as_deref().and_then(Snapshot::parse), header) {
+        (Some(snapshot), _) => snapshot,
+        (None, Some(header)) => Snapshot::of_header(&header),
+        (None, None) => Snapshot::of_header(&header_of(store, key).await?),
     };
     Ok(snapshot.passed_over_because().map(str::to_owned))
 }
 
-/// What the header of the manifest at `key` says of its snapshot: for a
-/// manifest written before that was kept in its metadata.
-async fn snapshot_of_header(store: &Store, key: &str) -> Result<Snapshot> {
+/// The header of the manifest at `key`. It precedes the records: a
+/// manifest of a million files is not downloaded to read it.
+async fn header_of(store: &Store, key: &str) -> Result<Header> {
     let fetched = store.get(key).await?.ok_or_else(|| {
         Error::Config(format!(
             "manifest {} vanished while it was read",
             store.uri(key)
         ))
     })?;
-    // The header precedes the records: a manifest of a million files is
-    // not downloaded to learn its state.
     let body = fetched.into_blocking_read();
     let header = tokio::task::spawn_blocking(move || read_header(body, HEADER_LIMIT)).await?;
-    let header = header.ok_or_else(|| {
+    header.ok_or_else(|| {
         Error::Config(format!(
             "manifest {} has no header this tool can read: pass another to --manifest",
             store.uri(key)
         ))
-    })?;
-    Ok(Snapshot::of_header(&header))
+    })
 }
 
 /// The key of a manifest the user named.

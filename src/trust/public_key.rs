@@ -58,9 +58,17 @@ impl PublicKey {
     }
 
     /// Whether a signature naming `key_arn` claims another KMS key than
-    /// this one (known only when this key's ARN is).
+    /// this one (known only when this key's identity is). Keys compare by
+    /// their id, so an ARN and a bare key id of one key agree.
     pub fn is_other_than(&self, key_arn: &str) -> bool {
-        self.key_arn.as_deref().is_some_and(|own| own != key_arn)
+        let id = |key: &str| {
+            key.rsplit_once(":key/")
+                .map_or(key, |(_, id)| id)
+                .to_owned()
+        };
+        self.key_arn
+            .as_deref()
+            .is_some_and(|own| id(own) != id(key_arn))
     }
 }
 
@@ -94,6 +102,10 @@ pub(crate) mod tests {
         let signature = sign(&private, &digest);
         assert!(key.verifies(&digest, &signature));
         assert!(!key.verifies(&[8u8; 32], &signature));
+        let mut named = key.clone();
+        named.key_arn = Some("1234abcd".into());
+        assert!(!named.is_other_than("arn:aws:kms:eu-west-1:111122223333:key/1234abcd"));
+        assert!(named.is_other_than("arn:aws:kms:eu-west-1:111122223333:key/9999"));
         let (other, _) = key_pair();
         assert!(!key.verifies(&digest, &sign(&other, &digest)));
         assert!(!key.verifies(&digest, b"not DER"));

@@ -40,7 +40,8 @@ pub async fn run(store: &Store, prefix: &str, options: &RestoreOptions) -> Resul
     let span = info_span!("restore", run_id = %run.id, bucket = %store.bucket(), prefix);
     async {
         let before = store.requests();
-        let located = locate(store, prefix, options.manifest.as_deref()).await?;
+        let which = options.manifest.as_deref();
+        let located = locate(store, prefix, which, !options.allow_unsigned).await?;
         let (parsed, verdict) = trusted_manifest(store, prefix, &located.key, options).await?;
         let mut report = RestoreReport::new(&run.id, store.uri(&located.key), options);
         report.passed_over = located.passed_over;

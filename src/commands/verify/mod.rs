@@ -32,7 +32,7 @@ pub async fn run(
     let span = info_span!("verify", run_id = %run.id, bucket = %store.bucket(), prefix);
     async {
         let before = store.requests();
-        let located = locate(store, prefix, request.manifest.as_deref()).await?;
+        let located = locate(store, prefix, request.manifest.as_deref(), true).await?;
         let key = located.key;
         let mut report = VerifyReport::new(&run.id, store.uri(&key));
         report.passed_over = located.passed_over;
