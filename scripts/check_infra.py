@@ -153,6 +153,8 @@ def review(template_path, deployer_path):
         ("metrics", infra_review.alarms_watch_emitted_metrics),
         ("replication", infra_review.replication_is_kms_aware),
         ("one backup schedule", infra_review.one_backup_schedule),
+        ("signing key", infra_review.signing_key_policy),
+        ("manifest folder", infra_review.manifest_folder_deny),
     ]
     return {label: check(subject) for label, check in checks}, subject
 
@@ -166,6 +168,46 @@ def expect_defects(directory):
     if missed:
         print(f"checks that do not fail on {directory}: {missed}", file=sys.stderr)
     return 1 if missed else 0
+
+
+def statement(template, resource, document, sid):
+    """The statement `sid` of a resource's policy document, as written."""
+    properties = template["Resources"][resource]["Properties"]
+    return next(st for st in properties[document]["Statement"] if st.get("Sid") == sid)
+
+
+def prove_trust_checks_fail(template_path, deployer_path):
+    """The signing-key and manifest-folder checks each fail on a template
+    changed to break what they guard. Returns the problems of this proof."""
+    def administrators_sign(t):
+        statement(t, "SigningKey", "KeyPolicy", "AdministratorsManageButDoNotSign")["Action"].append("kms:Sign")
+
+    def function_denied(t):
+        st = statement(t, "BackupBucketPolicy", "PolicyDocument", "OnlyManifestWritersWriteManifests")
+        st["Condition"]["ArnNotEquals"]["aws:PrincipalArn"].pop(0)
+
+    def no_deny(t):
+        document = t["Resources"]["BackupBucketPolicy"]["Properties"]["PolicyDocument"]
+        document["Statement"] = [st for st in document["Statement"] if st.get("Sid") != "OnlyManifestWritersWriteManifests"]
+
+    mutants = {
+        "signing key": administrators_sign,
+        "manifest folder": [function_denied, no_deny],
+    }
+    problems = []
+    deployer = json.loads(deployer_path.read_text())
+    for label, mutations in mutants.items():
+        for mutate in mutations if isinstance(mutations, list) else [mutations]:
+            template = load(template_path)
+            mutate(template)
+            subject = infra_review.Subject(template, deployer)
+            check = {"signing key": infra_review.signing_key_policy, "manifest folder": infra_review.manifest_folder_deny}[label]
+            found = check(subject)
+            if found:
+                print(f"check {label} fails on a template where {mutate.__name__.replace('_', ' ')}: {found[0]}")
+            else:
+                problems.append(f"check {label} passes a template where {mutate.__name__.replace('_', ' ')}")
+    return problems
 
 
 def main() -> int:
@@ -183,6 +225,8 @@ def main() -> int:
         problems.extend(f"defect {label}: {p}" for p in found_problems)
         if not found_problems:
             print(f"template check {label}: ok")
+
+    problems.extend(prove_trust_checks_fail(ROOT / "template.yaml", ROOT / "iam" / "deployer-policy.json"))
 
     for problem in problems:
         print(problem, file=sys.stderr)

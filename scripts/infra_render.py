@@ -35,6 +35,7 @@ EXAMPLES = {
     "EfsFileSystemId": "fs-0123456789abcdef0",
     "EfsAccessPointArn": "arn:aws:elasticfilesystem:eu-west-1:123456789012:access-point/fsap-0123456789abcdef0",
     "PreviousKmsKeyArns": ["arn:aws:kms:eu-west-1:123456789012:key/0f9e8d7c-12ab-34cd-56ef-1234567890ab"],
+    "SigningKey.Arn": "arn:aws:kms:eu-west-1:123456789012:key/5e1f2a3b-12ab-34cd-56ef-1234567890ab",
     "InventoryBucket.Arn": "arn:aws:s3:::example-inventory",
     "BatchOperationsRole.Arn": "arn:aws:iam::123456789012:role/s3-kms-sync-BatchOperationsRole-EXAMPLE",
     "ReplicaBucketArn": "arn:aws:s3:::example-backups-replica",

@@ -354,3 +354,103 @@ def one_backup_schedule(s):
         if len(enabled) != 1:
             problems.append(f"{scenario}: backup schedules enabled: {enabled}")
     return problems
+
+
+def denies(statement, principal, action, resource):
+    """Whether a Deny statement applies to `principal` doing `action` on
+    `resource`: enough of IAM's evaluation for the bucket policy's denies
+    (wildcards in actions and resources; ArnEquals and ArnNotEquals on
+    aws:PrincipalArn). A condition it cannot evaluate counts as not met."""
+    if statement["Effect"] != "Deny":
+        return False
+    if not any(fnmatch.fnmatchcase(action.lower(), a.lower()) for a in as_list(statement["Action"])):
+        return False
+    if not any(fnmatch.fnmatchcase(resource, r) for r in as_list(statement["Resource"])):
+        return False
+    for operator, pairs in statement.get("Condition", {}).items():
+        for key, values in pairs.items():
+            values = [v for v in as_list(values) if v != ""]
+            if key != "aws:PrincipalArn" or operator not in ("ArnEquals", "ArnNotEquals"):
+                return False
+            if (principal in values) != (operator == "ArnEquals"):
+                return False
+    return True
+
+
+def grantees(key_policy, action):
+    """The AWS principals a key policy's Allow statements give `action`."""
+    found = set()
+    for st in statements(key_policy):
+        if st["Effect"] != "Allow":
+            continue
+        if any(fnmatch.fnmatchcase(action.lower(), a.lower()) for a in as_list(st["Action"])):
+            found.update(as_list(st.get("Principal", {}).get("AWS", [])))
+    return found
+
+
+def signing_key_policy(s):
+    """Only the function, which writes every manifest (a sharded run's merge
+    included), may sign with the manifest key, by digest only; the account
+    may not, so no IAM policy can grant Sign; readers may fetch the public
+    key; and the function is configured with it."""
+    problems = []
+    for scenario, name, key in s.each("AWS::KMS::Key"):
+        if key.get("KeyUsage") != "SIGN_VERIFY":
+            continue
+        if key.get("KeySpec") != "ECC_NIST_P256":
+            problems.append(f"{scenario}: {name} is {key.get('KeySpec')}, not ECC_NIST_P256")
+        policy = key["KeyPolicy"]
+        signers = grantees(policy, "kms:Sign")
+        if signers != {"FunctionRole.Arn"}:
+            problems.append(f"{scenario}: {name} lets {sorted(signers)} sign, not the function's role alone")
+        for st in statements(policy):
+            if st["Effect"] == "Allow" and "FunctionRole.Arn" in as_list(st.get("Principal", {}).get("AWS", [])) \
+                    and "kms:Sign" in as_list(st["Action"]):
+                if st.get("Condition", {}).get("StringEquals", {}).get("kms:MessageType") != "DIGEST":
+                    problems.append(f"{scenario}: {name} lets the function sign raw messages, not only digests")
+        if "FunctionRole.Arn" not in grantees(policy, "kms:GetPublicKey"):
+            problems.append(f"{scenario}: {name} does not let the function fetch its public key")
+        for _, fn_name, function in s.each("AWS::Lambda::Function"):
+            configured = function.get("Environment", {}).get("Variables", {}).get("SYNC_SIGNING_KEY_ID")
+            if configured != f"{name}.Arn":
+                problems.append(f"{scenario}: {fn_name} signs with {configured!r}, not {name}")
+    if not any(key.get("KeyUsage") == "SIGN_VERIFY" for _, _, key in s.each("AWS::KMS::Key")):
+        problems.append("no SIGN_VERIFY key signs the manifests")
+    return problems
+
+
+def manifest_folder_deny(s):
+    """The bucket policy keeps everyone but the manifest writers from writing
+    or deleting under <prefix>/_manifests/, and blocks none of the writers,
+    the function's data objects, Inventory delivery or replication."""
+    problems = []
+    prefix = EXAMPLES["Prefix"]
+    manifest = f"BackupBucket.Arn/{prefix}/_manifests/20261202T000000.000Z-run.json"
+    lock = f"BackupBucket.Arn/{prefix}/_manifests/lock.json"
+    data = f"BackupBucket.Arn/{prefix}/reports/q3.xlsx"
+    stranger = "arn:aws:iam::123456789012:role/uploader"
+    writes = ("s3:PutObject", "s3:DeleteObject", "s3:DeleteObjectVersion")
+    for scenario, name, policy in s.each("AWS::S3::BucketPolicy"):
+        if policy.get("Bucket") != "BackupBucket":
+            continue
+        resources = s.stacks[scenario]["Resources"]
+        writers = ["FunctionRole.Arn"] + (["BatchOperationsRole.Arn"] if "BatchOperationsRole" in resources else [])
+        sts = statements(policy["PolicyDocument"])
+
+        def denied(principal, action, resource):
+            return any(denies(st, principal, action, resource) for st in sts)
+
+        for action in writes:
+            if not denied(stranger, action, manifest):
+                problems.append(f"{scenario}: {name} lets any principal {action} a manifest")
+            for writer in writers:
+                for resource in (manifest, lock, data):
+                    if denied(writer, action, resource):
+                        problems.append(f"{scenario}: {name} denies {writer} {action} on {resource}")
+        if "InventoryBucket" in resources and denied("s3.amazonaws.com", "s3:PutObject", "InventoryBucket.Arn/inventory/x"):
+            problems.append(f"{scenario}: {name} blocks S3 Inventory delivery")
+        if "ReplicationRole" in resources:
+            for action in ("s3:GetObjectVersionForReplication", "s3:GetObjectVersionAcl", "s3:GetObjectVersionTagging"):
+                if denied("ReplicationRole.Arn", action, manifest):
+                    problems.append(f"{scenario}: {name} keeps replication from reading {action} on manifests")
+    return problems
