@@ -71,3 +71,29 @@ for shown in empty/nested latest-report.csv .ssh/authorized_keys; do
     ls -ld "$WORK/demo/restored/$shown"
 done
 echo "the restored tree equals the source: contents, modes, empty directories and links"
+
+echo "== the snapshot's signature, checked offline against the pinned public key"
+manifest_uri=$(field manifest_s3_uri <<<"$second")
+manifest_key=${manifest_uri#s3://$SYNC_BUCKET/}
+pem="$WORK/demo/manifest-signing.pem"
+"$VENV/bin/python" "$ROOT/scripts/provision_moto.py" --public-key "$SYNC_SIGNING_KEY_ID" "$pem"
+# A reader that holds only the PEM: no signing key, no GetPublicKey.
+signed=$(env -u SYNC_SIGNING_KEY_ID SYNC_TRUSTED_PUBLIC_KEY="$pem" \
+    cargo run --quiet --bin s3-kms-sync -- verify)
+"$VENV/bin/python" -c 'import json, sys; r = json.load(sys.stdin); print(json.dumps({k: r[k] for k in ("status", "manifest_s3_uri", "signature")}, indent=2))' <<<"$signed"
+if [ "$(field status <<<"$signed")" != ok ] || ! grep -q '"status": "valid"' <<<"$signed"; then
+    echo "demo FAILED: the pinned public key does not prove the snapshot" >&2
+    exit 1
+fi
+# The same proof with nothing of this tool: the signature is a plain
+# ECDSA-SHA256 signature of the manifest file.
+"$VENV/bin/python" - "$manifest_key" "$WORK/demo" <<'PY'
+import base64, os, sys
+import boto3
+key, out = sys.argv[1], sys.argv[2]
+s3 = boto3.client("s3", endpoint_url=os.environ["AWS_ENDPOINT_URL"])
+obj = s3.get_object(Bucket=os.environ["SYNC_BUCKET"], Key=key)
+open(f"{out}/manifest.json", "wb").write(obj["Body"].read())
+open(f"{out}/manifest.sig", "wb").write(base64.b64decode(obj["Metadata"]["signature"]))
+PY
+openssl dgst -sha256 -verify "$pem" -signature "$WORK/demo/manifest.sig" "$WORK/demo/manifest.json"

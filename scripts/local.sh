@@ -64,9 +64,14 @@ use_moto() {
     export AWS_ACCESS_KEY_ID=test AWS_SECRET_ACCESS_KEY=test AWS_REGION=us-east-1 AWS_DEFAULT_REGION=us-east-1
     unset AWS_PROFILE AWS_SESSION_TOKEN
     export SYNC_BUCKET="$bucket"
-    SYNC_KMS_KEY_ID="$("$VENV/bin/python" "$ROOT/scripts/provision_moto.py" "$bucket")"
-    export SYNC_KMS_KEY_ID
-    echo "moto server on $AWS_ENDPOINT_URL, bucket $bucket, KMS key $SYNC_KMS_KEY_ID" >&2
+    local keys
+    keys="$("$VENV/bin/python" "$ROOT/scripts/provision_moto.py" "$bucket")"
+    # As the template configures the function: the data key, and the key
+    # that signs the manifests.
+    SYNC_KMS_KEY_ID="$(sed -n 1p <<<"$keys")"
+    SYNC_SIGNING_KEY_ID="$(sed -n 2p <<<"$keys")"
+    export SYNC_KMS_KEY_ID SYNC_SIGNING_KEY_ID
+    echo "moto server on $AWS_ENDPOINT_URL, bucket $bucket, KMS key $SYNC_KMS_KEY_ID, signing key $SYNC_SIGNING_KEY_ID" >&2
 }
 
 # Serves the function on the local Lambda runtime API (it inherits the SYNC_*

@@ -159,6 +159,9 @@ async fn a_snapshot_that_recorded_no_modes_restores_private() {
             assert!(file.remove(field).is_some(), "{field} was recorded");
         }
     }
+    // Its own run, named as that run names its manifest.
+    let old_run = format!("{}-old", manifest["run_id"].as_str().unwrap());
+    manifest["run_id"] = old_run.into();
     let bytes = serde_json::to_vec(&manifest).unwrap();
     let mut digest = s3_kms_sync::local::hash::Sha256Stream::default();
     digest.update(&bytes);

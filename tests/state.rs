@@ -101,6 +101,40 @@ async fn an_unchanged_rerun_lists_once_and_reads_nothing() {
 }
 
 #[tokio::test]
+async fn a_signed_local_copy_is_proven_without_a_request() {
+    let bench = stack(true).await;
+    let mut engine = bench.engine();
+    let signing = bench.moto.signing_key().await;
+    engine.store = engine.store.clone().with_trust(bench.moto.trust(&signing));
+    let (first, _) = run(&bench, &engine, SyncRequest::default()).await;
+    assert_eq!(first.signed_by.as_deref(), Some(signing.as_str()));
+
+    // The listing, the lock (create, delete) and the manifest: the floor.
+    let (second, counts) = run(&bench, &engine, SyncRequest::default()).await;
+    assert_eq!(second.skipped, sample_files().len() as u64);
+    assert_eq!(count(&counts, "HeadObject"), 0, "{counts:?}");
+    assert_eq!(counts.values().sum::<u64>(), 1 + 3, "{counts:?}");
+
+    // A copy whose kept signature is another's: S3 is asked, as for an
+    // unsigned copy, and the run still skips everything.
+    let local = second.manifest_local_path.as_deref().unwrap();
+    let signature = std::path::PathBuf::from(format!("{local}.sig"));
+    let kept: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(&signature).unwrap()).unwrap();
+    let mut forged = kept.clone();
+    forged["signature"] = serde_json::json!("MEUCIQ".to_owned() + &"A".repeat(90));
+    std::fs::write(&signature, forged.to_string()).unwrap();
+    let (third, counts) = run(&bench, &engine, SyncRequest::default()).await;
+    assert_eq!(third.skipped, sample_files().len() as u64);
+    assert_eq!(count(&counts, "HeadObject"), COPY_PROOF, "{counts:?}");
+    assert_eq!(
+        count(&counts, "GetObject"),
+        0,
+        "the copy S3 vouched for is used: {counts:?}"
+    );
+}
+
+#[tokio::test]
 async fn a_content_change_behind_a_restored_mtime_is_still_seen() {
     let bench = stack(true).await;
     let engine = bench.engine();

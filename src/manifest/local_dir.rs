@@ -5,7 +5,9 @@
 //! - a copy is opened without following links or blocking, and only if it is
 //!   a regular file;
 //! - a copy stands in for the S3 manifest only when its SHA-256 equals the
-//!   one stored with that object (the caller checks it).
+//!   one stored with that object, or when the trusted key signed it (its
+//!   signature is kept beside it, `<name>.sig`) and S3 lists it as the
+//!   newest (the caller checks either).
 
 use std::fs::File;
 use std::os::unix::fs::{DirBuilderExt, MetadataExt, OpenOptionsExt};
@@ -18,6 +20,7 @@ use super::read::{HEADER_LIMIT, Header, read, read_header};
 use super::{is_full_manifest_name, is_index_for, is_manifest_name, scope_tag_of};
 use crate::error::{Error, Result};
 use crate::local::hash::{Sha256Reader, Sha256Stream};
+use crate::trust::Signature;
 
 /// The CLI's default: `$XDG_STATE_HOME/s3-kms-sync`, else
 /// `~/.local/state/s3-kms-sync`, else a per-user folder in the temporary
@@ -96,14 +99,37 @@ pub fn open_regular(path: &Path) -> std::io::Result<File> {
     Ok(file)
 }
 
-/// A local copy of a manifest: what a reader took from it, and the
-/// SHA-256 of its bytes.
+/// A local copy of a manifest: what a reader took from it, the SHA-256 of
+/// its bytes, and the signature uploaded with it, if any.
 #[derive(Debug)]
 pub struct LocalCopy<T> {
     pub name: String,
     pub header: Header,
     pub content: T,
     pub sha256: String,
+    pub signature: Option<Signature>,
+}
+
+/// Where the signature of the local copy `manifest` is kept.
+fn signature_path(manifest: &Path) -> PathBuf {
+    let mut path = manifest.as_os_str().to_owned();
+    path.push(".sig");
+    PathBuf::from(path)
+}
+
+/// Keeps the signature uploaded with the manifest whose local copy is
+/// `manifest`, so a later run can prove the copy without asking S3.
+pub fn write_signature(manifest: &Path, signature: &Signature) -> std::io::Result<()> {
+    let mut file = create_private(&signature_path(manifest))?;
+    serde_json::to_writer(&mut file, signature)?;
+    file.sync_all()
+}
+
+/// The signature kept beside the local copy `manifest`, if any.
+fn read_signature(manifest: &Path) -> Option<Signature> {
+    let file = open_regular(&signature_path(manifest)).ok()?;
+    // A signature is under 200 bytes; anything larger is not one.
+    serde_json::from_reader(std::io::Read::take(file, 4096)).ok()
 }
 
 /// The newest local copy of a full manifest of this bucket, prefix and
@@ -177,6 +203,7 @@ pub fn prune_superseded(dir: &Path, bucket: &str, key_prefix: &str, kept: &str) 
                     warn!(path = %path.display(), error = %err, "superseded local manifest not removed")
                 }
             }
+            let _ = std::fs::remove_file(signature_path(&path));
         }
     }
     removed
@@ -201,6 +228,7 @@ fn read_copy<T: Default, R: DeserializeOwned>(
         header,
         content,
         sha256: reader.hash.finish_hex(),
+        signature: read_signature(path),
     })
 }
 

@@ -5,6 +5,7 @@ use std::path::Path;
 use aws_sdk_s3::primitives::ByteStream;
 use tracing::{debug, warn};
 
+use super::local_dir;
 use super::spool::SortedRecords;
 use super::{Manifest, Snapshot, Summary, Written};
 use crate::error::{Error, Result};
@@ -99,6 +100,12 @@ async fn send(
     }
     match upload(store, &manifest, records, key, &local, written, signer).await {
         Ok(signed) => {
+            if let Some(signature) = &signed.signature
+                && manifest.summary.manifest_local_path.is_some()
+                && let Err(err) = local_dir::write_signature(&local, signature)
+            {
+                warn!(path = %local.display(), error = %err, "local manifest signature not kept; the next run asks S3 instead");
+            }
             manifest.summary.signed_by = signed.signature.map(|s| s.key_arn);
             // Sent, unsigned: the run failed, but its records are kept.
             if let Some(err) = signed.signing_error {

@@ -75,7 +75,7 @@ fn check_place(store: &Store, prefix: &str, key: &str, header: &Header) -> Resul
 
 /// Whether `name` is one the run of `header` writes: its start stamp and
 /// run id, then `.json`, `.narrowed.json` or a scope mark.
-pub(super) fn names_its_run(name: &str, header: &Header) -> bool {
+pub fn names_its_run(name: &str, header: &Header) -> bool {
     let Some(started) = header.started_at else {
         // Written before headers carried a start: nothing to hold it to.
         return true;

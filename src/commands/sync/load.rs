@@ -14,8 +14,10 @@ use super::scope::Scope;
 use crate::error::Result;
 use crate::manifest::local_dir;
 use crate::manifest::read::Header;
+use crate::manifest::trusted::names_its_run;
 use crate::run::shard::Plan;
 use crate::store::{KeyRange, Store, keys};
+use crate::trust::Signature;
 
 /// The manifest folder, the index of the newest full manifest it shows,
 /// and the listing. Any may be missing; the run then asks S3 key by key.
@@ -47,6 +49,7 @@ pub async fn load(
     )
     .map(|copy| LocalCopy {
         key: format!("{folder}{}", copy.name),
+        signed: signed_by_trusted_key(&copy.name, &copy.header, copy.signature.as_ref()),
         index: Index::new(copy.header, copy.content),
         sha256: copy.sha256,
     });
@@ -64,7 +67,9 @@ pub async fn load(
         Warm::Newest { copy, listing } => {
             let newest = listing.manifests.newest.clone();
             let newest = newest.or_else(|| Some((copy.key.clone(), None)));
-            let LocalCopy { key, index, sha256 } = *copy;
+            let LocalCopy {
+                key, index, sha256, ..
+            } = *copy;
             digests.push((key, sha256));
             Loaded {
                 index: Some(index),
@@ -133,6 +138,19 @@ struct LocalCopy {
     key: String,
     index: Index,
     sha256: String,
+    /// Its kept signature, for the trusted key to judge in [`warm`] (which
+    /// may fetch the public key).
+    signed: Option<Signature>,
+}
+
+/// What the trusted key must judge to prove a copy on its own: its kept
+/// signature, if the copy is named as its run names its manifest.
+fn signed_by_trusted_key(
+    name: &str,
+    header: &Header,
+    signature: Option<&Signature>,
+) -> Option<Signature> {
+    signature.filter(|_| names_its_run(name, header)).cloned()
 }
 
 /// What a run learns from its own copy of the last manifest.
@@ -162,7 +180,9 @@ struct Loaded {
 /// The listing cut by this machine's copy and joined into it, while S3 is
 /// asked whether the copy is what it holds: one round trip. Of the
 /// manifest folder only what sorts after the copy is listed: any newer
-/// manifest, and the lock.
+/// manifest, and the lock. A copy the trusted key signed needs no asking:
+/// the folder is listed from the copy itself on, and it is proven when it
+/// is the newest full manifest there.
 async fn warm(
     store: &Store,
     list_prefix: &str,
@@ -170,9 +190,15 @@ async fn warm(
     scope_tag: Option<String>,
     mut copy: LocalCopy,
 ) -> Warm {
-    let ranges = plan_listing(&copy.index, folder, Some(&copy.key));
+    let signed = proven_by_signature(store, &copy).await;
+    // Listed from just before the copy's key, so that key is listed too.
+    let resume = match signed {
+        true => &copy.key[..copy.key.len() - 1],
+        false => copy.key.as_str(),
+    };
+    let ranges = plan_listing(&copy.index, folder, Some(resume));
     let (proven, listing) = tokio::join!(
-        proven_copy(store, &copy.key, &copy.sha256),
+        async { signed || proven_copy(store, &copy.key, &copy.sha256).await },
         list(
             store,
             list_prefix,
@@ -191,13 +217,36 @@ async fn warm(
         );
         return Warm::NoCopy;
     }
-    match listing {
-        None => Warm::ListingFailed,
-        Some(listing) if listing.manifests.latest_full.is_none() => Warm::Newest {
+    let Some(listing) = listing else {
+        return Warm::ListingFailed;
+    };
+    let newest_full = listing.manifests.latest_full.as_deref();
+    match (newest_full, signed) {
+        (None, false) => Warm::Newest {
             copy: Box::new(copy),
             listing: Box::new(listing),
         },
-        Some(listing) => Warm::Superseded(listing.manifests),
+        (Some(newest), true) if newest == copy.key => Warm::Newest {
+            copy: Box::new(copy),
+            listing: Box::new(listing),
+        },
+        // A signed copy S3 no longer lists stands for nothing there.
+        (None, true) => Warm::NoCopy,
+        _ => Warm::Superseded(listing.manifests),
+    }
+}
+
+/// Whether the trusted key signed the copy's very bytes.
+async fn proven_by_signature(store: &Store, copy: &LocalCopy) -> bool {
+    let Some(signature) = &copy.signed else {
+        return false;
+    };
+    match store.trust().judge(Some(signature), &copy.sha256).await {
+        Ok(verdict) => verdict.is_valid(),
+        Err(err) => {
+            warn!(error = %err, "cannot check the local manifest copy's signature; S3 is asked instead");
+            false
+        }
     }
 }
 
