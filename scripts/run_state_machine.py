@@ -12,6 +12,7 @@ executes it three times and checks what each run left in S3:
 Usage: run_state_machine.py --source DIR --bucket B --prefix P
 """
 import argparse
+import base64
 import json
 import os
 import pathlib
@@ -74,6 +75,26 @@ class Bucket:
         pages = self.s3.get_paginator("list_objects_v2").paginate(Bucket=self.bucket, Prefix=f"{self.prefix}/{under}")
         return sorted(o["Key"] for page in pages for o in page.get("Contents", []))
 
+    def signed(self, key):
+        """Whether the manifest at `key` carries the signing key's ECDSA
+        signature of its bytes, checked against the key's public half."""
+        from cryptography.exceptions import InvalidSignature
+        from cryptography.hazmat.primitives import hashes, serialization
+        from cryptography.hazmat.primitives.asymmetric import ec
+
+        obj = self.s3.get_object(Bucket=self.bucket, Key=key)
+        body, metadata = obj["Body"].read(), obj["Metadata"]
+        signing_key = os.environ["SYNC_SIGNING_KEY_ID"]
+        if metadata.get("signing-key") != signing_key:
+            return False
+        der = boto3.client("kms").get_public_key(KeyId=signing_key)["PublicKey"]
+        public = serialization.load_der_public_key(der)
+        try:
+            public.verify(base64.b64decode(metadata["signature"]), body, ec.ECDSA(hashes.SHA256()))
+            return True
+        except InvalidSignature:
+            return False
+
     def manifests(self):
         folder = f"{self.prefix}/_manifests/"
         return [k for k in self.keys("_manifests/") if "/" not in k[len(folder):] and k[len(folder):][:1].isdigit()]
@@ -127,6 +148,7 @@ def main():
           sorted(p.relative_to(source).as_posix() for p in source.rglob("*") if p.is_dir()))
     check("first run: the manifest lists each file once", sorted(stored), sorted(f"{args.prefix}/{f}" for f in files))
     check("first run: the manifest is complete", manifest["complete"], True)
+    check("first run: the merge signed the manifest", bucket.signed(manifest_key), True)
     check("first run: no shard documents left", bucket.keys("_manifests/shards/"), [])
     check("first run: the lock is released", bucket.keys("_manifests/lock.json"), [])
 
