@@ -238,3 +238,75 @@ async fn verify_prints_its_report_and_exits_by_what_it_found() {
     assert_eq!(out.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&out.stderr).contains("--manifest"));
 }
+
+/// A backup signed through the CLI; a restore that pins another public key
+/// exits 2 and writes nothing, one that pins the signing key's restores.
+#[tokio::test]
+async fn restore_exits_2_on_a_snapshot_the_pinned_key_did_not_sign() {
+    let moto = Moto::start();
+    let key = moto.bucket_and_key("pinned").await;
+    let signing = moto.signing_key().await;
+    let (source, manifests, out) = (
+        tempfile::tempdir().unwrap(),
+        tempfile::tempdir().unwrap(),
+        tempfile::tempdir().unwrap(),
+    );
+    write_tree(source.path(), &[("a.txt", b"a".to_vec())]);
+    let common = [
+        ("SYNC_BUCKET", "pinned"),
+        ("SYNC_KMS_KEY_ID", key.as_str()),
+        ("SYNC_MANIFEST_DIR", manifests.path().to_str().unwrap()),
+    ];
+    let mut signed = common.to_vec();
+    signed.push(("SYNC_SIGNING_KEY_ID", signing.as_str()));
+    let args = ["sync", "--source-dir", source.path().to_str().unwrap()];
+    let sync = cli(&args, &moto_env(&moto.endpoint, &signed));
+    assert_eq!(
+        sync.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&sync.stderr)
+    );
+    let summary: serde_json::Value = serde_json::from_slice(&sync.stdout).unwrap();
+    assert_eq!(summary["signed_by"].as_str(), Some(signing.as_str()));
+
+    let pem_of = |key_id: String| {
+        let moto = &moto;
+        async move {
+            let der = moto
+                .kms()
+                .get_public_key()
+                .key_id(key_id)
+                .send()
+                .await
+                .unwrap();
+            let der = der.public_key().unwrap().as_ref().to_vec();
+            let pem = openssl::pkey::PKey::public_key_from_der(&der).unwrap();
+            String::from_utf8(pem.public_key_to_pem().unwrap()).unwrap()
+        }
+    };
+    let other = pem_of(moto.signing_key().await).await;
+    let own = pem_of(signing.clone()).await;
+    let target = out.path().join("restored");
+    let restore = |pem: &str| {
+        let mut env = common.to_vec();
+        env.push(("SYNC_TRUSTED_PUBLIC_KEY", pem));
+        cli(
+            &["restore", "--target", target.to_str().unwrap()],
+            &moto_env(&moto.endpoint, &env),
+        )
+    };
+    let refused = restore(&other);
+    assert_eq!(refused.status.code(), Some(2));
+    let stderr = String::from_utf8_lossy(&refused.stderr);
+    assert!(stderr.contains("not signed by the trusted key"), "{stderr}");
+    assert!(!target.exists(), "nothing was written");
+    let restored = restore(&own);
+    assert_eq!(
+        restored.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&restored.stderr)
+    );
+    assert_eq!(std::fs::read(target.join("a.txt")).unwrap(), b"a");
+}
