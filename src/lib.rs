@@ -2,15 +2,17 @@
 //!
 //! Commands are functions over shared parts; imports point one way, from
 //! the front ends ([`cli`], [`lambda`]) to [`commands`] to the shared parts
-//! ([`run`], [`manifest`], [`store`], [`local`]). Only [`store`] talks to S3.
+//! ([`run`], [`manifest`], [`store`], [`local`], [`trust`]). Only [`store`]
+//! talks to S3; only [`store`] and [`trust`] talk to KMS.
 //!
 //! `sync`'s data flows one way: [`config`] → [`local::walk`] (streamed, from
 //! several threads) and the prior state (last manifest, listing joined into it) →
 //! per-file decision and transfer → [`manifest::spool`] (records on disk,
-//! merged back in order) → [`manifest::publish`] → [`manifest::Summary`]. `verify` and `restore`
-//! read a manifest located by [`manifest::locate`] through the one streamed
-//! reader, trust it as far as [`manifest::chain`] vouches, then check or
-//! fetch its objects through [`store`]. `audit` judges each object's
+//! merged back in order) → [`manifest::publish`] (signed by [`trust`]) →
+//! [`manifest::Summary`]. `verify` and `restore` read a manifest located by
+//! [`manifest::locate`] through the one streamed reader, trust it as far as
+//! [`manifest::trusted`] allows (the trusted key's signature, or else the
+//! [`manifest::chain`]), then check or fetch its objects through [`store`]. `audit` judges each object's
 //! encryption (from a listing and HEADs, or an S3 Inventory report) against
 //! the configured key, and fixes what it finds by the same conditional
 //! server-side copy that `sync` uses on an unchanged object.
