@@ -49,7 +49,7 @@ impl RecordSpool {
         self.tally
     }
 
-    /// Sorts what was pushed into runs of [`RUN_RECORDS`], ready to be read
+    /// Sorts what was pushed into runs of `RUN_RECORDS`, ready to be read
     /// in order, as often as needed.
     pub fn sort(self) -> Result<SortedRecords> {
         let io = |err| Error::io("sort the spool in", &self.dir, err);

@@ -32,7 +32,7 @@ pub fn custom_endpoint() -> bool {
         .any(|name| std::env::var_os(name).is_some_and(|v| !v.is_empty()))
 }
 
-/// A client in `region`, otherwise as [`s3_client`] builds it: bucket
+/// A client in `region`, otherwise as [`s3_client_from`] builds it: bucket
 /// settings must be read and written in the bucket's region.
 pub fn s3_client_in(shared: &aws_config::SdkConfig, region: &str, path_style: bool) -> Client {
     let shared = shared
