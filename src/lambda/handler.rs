@@ -48,6 +48,14 @@ pub async fn handle(function: &Function, event: LambdaEvent<Value>) -> Result<Ou
     let name = std::env::var("AWS_LAMBDA_FUNCTION_NAME").unwrap_or_else(|_| "local".into());
     let now_ms = chrono::Utc::now().timestamp_millis();
     // The EMF line goes to stdout, where Lambda forwards it to CloudWatch Logs.
+    // Only a backup needs the source; verify and audit run without it.
+    let sync = match &invocation {
+        Invocation::Sync(_) | Invocation::Plan(_) | Invocation::Merge(_) => {
+            Some(config.command.with_source_checked()?)
+        }
+        Invocation::Verify(_) | Invocation::Audit(_) => None,
+    };
+    let sync = sync.as_ref().unwrap_or(&config.command);
     match &invocation {
         Invocation::Sync(request) => {
             // Boxed, as each command below: their futures are large, and a
@@ -56,7 +64,7 @@ pub async fn handle(function: &Function, event: LambdaEvent<Value>) -> Result<Ou
                 &function.store,
                 &config.target.prefix,
                 &config.run,
-                &config.command,
+                sync,
                 request,
                 stop_at,
             ))
@@ -72,7 +80,7 @@ pub async fn handle(function: &Function, event: LambdaEvent<Value>) -> Result<Ou
             let output = Box::pin(plan::run(
                 &function.store,
                 &config.target.prefix,
-                &config.command,
+                sync,
                 &options,
             ))
             .await?;
@@ -83,7 +91,7 @@ pub async fn handle(function: &Function, event: LambdaEvent<Value>) -> Result<Ou
                 &function.store,
                 &config.target.prefix,
                 &config.run,
-                &config.command,
+                sync,
                 request,
             ))
             .await?;

@@ -1,6 +1,6 @@
 //! The options of `sync`: what it backs up and how it sends files.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 use clap::Args;
 use tracing::warn;
@@ -82,6 +82,26 @@ pub struct SyncOptions {
     pub min_source_ratio: f64,
 }
 
+impl SyncOptions {
+    /// These options with the source directory checked and resolved now:
+    /// what every sync, plan and merge runs with.
+    pub fn with_source_checked(&self) -> Result<SyncOptions> {
+        Ok(SyncOptions {
+            source_dir: checked_source(&self.source_dir)?,
+            ..self.clone()
+        })
+    }
+}
+
+fn checked_source(dir: &Path) -> Result<PathBuf> {
+    existing_dir(
+        "source directory",
+        dir,
+        "SYNC_SOURCE_DIR (the template's SourceDir, under an EFS access point given by EfsAccessPointArn)",
+        "--source-dir",
+    )
+}
+
 impl Options for SyncOptions {
     type Args = SyncArgs;
 
@@ -97,12 +117,13 @@ impl Options for SyncOptions {
                 ));
             }
         };
-        let source_dir = existing_dir(
-            "source directory",
-            &source_dir,
-            "SYNC_SOURCE_DIR",
-            "--source-dir",
-        )?;
+        // Under Lambda the function serves verify and audit too, which need
+        // no source: the source is checked when a sync runs.
+        let source_dir = match (checked_source(&source_dir), mode) {
+            (Ok(resolved), _) => resolved,
+            (Err(_), Mode::Lambda) => source_dir,
+            (Err(err), Mode::Cli) => return Err(err),
+        };
         if args.concurrency == 0 {
             return Err(Error::Config(
                 "concurrency must be at least 1: set SYNC_CONCURRENCY or pass --concurrency".into(),
@@ -245,6 +266,20 @@ pub(super) mod tests {
         let mut a = args(dir.path());
         a.source_dir = Some(file);
         assert!(config_error(SyncOptions::from_args(a, Mode::Cli)).contains("not a directory"));
+    }
+
+    #[test]
+    fn under_lambda_the_source_is_checked_when_a_sync_runs() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut a = args(dir.path());
+        let absent = dir.path().join("mnt/data");
+        a.source_dir = Some(absent.clone());
+        let options = SyncOptions::from_args(a, Mode::Lambda).expect("verify and audit still run");
+        let why = config_error(options.with_source_checked());
+        assert!(why.contains("EfsAccessPointArn") && why.contains("SYNC_SOURCE_DIR"), "{why}");
+        std::fs::create_dir_all(&absent).unwrap();
+        let checked = options.with_source_checked().unwrap();
+        assert_eq!(checked.source_dir, absent.canonicalize().unwrap());
     }
 
     #[test]
