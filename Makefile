@@ -37,6 +37,7 @@ lint-infra: $(TOOLS)
 	checkov --file replica.yaml --framework cloudformation --quiet --compact --skip-download
 	python scripts/check_infra.py
 	python scripts/check_infra.py --expect-defects tests/fixtures/infra-before-review
+	python scripts/check_infra.py --expect-defects tests/fixtures/infra-before-deploy-review
 
 unit: $(TOOLS) $(FUSE)
 	cargo test

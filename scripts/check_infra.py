@@ -22,6 +22,7 @@ import sys
 import yaml
 from parliament import analyze_policy_string
 
+import deploy_review
 import infra_review
 from infra_render import EXAMPLES, load
 
@@ -29,9 +30,10 @@ ROOT = pathlib.Path(__file__).resolve().parent.parent
 
 # Template resource → policy file it must match (an inline policy of a role
 # is named by the role).
+# The EFS statements are part of FunctionPolicy, behind !If UseEfs (the
+# function must depend on them), and documented in a file of their own.
 POLICIES = {
-    "FunctionPolicy": "iam/function-policy.json",
-    "FunctionEfsPolicy": "iam/function-efs-policy.json",
+    "FunctionPolicy": ["iam/function-policy.json", "iam/function-efs-policy.json"],
     "BatchOperationsPolicy": "iam/batch-operations-policy.json",
     "ReplicationPolicy": "iam/replication-policy.json",
     "SchedulerRole": "iam/scheduler-policy.json",
@@ -131,10 +133,16 @@ def check_policies(template):
             problems.append(f"parliament: {path.name}: {finding.issue}: {finding.detail}")
         print(f"parliament {path.relative_to(ROOT)}: {len(new)} findings ({len(findings) - len(new)} accepted in iam/accepted-findings.yaml)")
 
-    for resource, file_name in POLICIES.items():
+    for resource, file_names in POLICIES.items():
         document = policy_document(template["Resources"][resource])
         from_template = [normalise(s) for s in resolve(document["Statement"])]
-        from_file = [normalise(s) for s in json.loads((ROOT / file_name).read_text())["Statement"]]
+        file_names = file_names if isinstance(file_names, list) else [file_names]
+        from_file = [
+            normalise(s)
+            for file_name in file_names
+            for s in json.loads((ROOT / file_name).read_text())["Statement"]
+        ]
+        file_name = " + ".join(file_names)
         if from_template != from_file:
             problems.append(
                 f"{file_name} differs from the template's {resource}:\n"
@@ -155,16 +163,41 @@ def review(template_path, deployer_path):
         ("one backup schedule", infra_review.one_backup_schedule),
         ("signing key", infra_review.signing_key_policy),
         ("manifest folder", infra_review.manifest_folder_deny),
-    ]
+    ] + deploy_review.CHECKS
     return {label: check(subject) for label, check in checks}, subject
 
 
+# The checks each fixture's template must fail, by fixture, and what a
+# check's problems must name there (the review's defects).
+DEFECTS_OF = {
+    "infra-before-deploy-review": deploy_review.CHECKS,
+}
+EVIDENCE = {
+    "infra-before-deploy-review": {
+        "deployer handlers": ["elasticfilesystem:DescribeMountTargets", "s3:DeleteBucket"],
+        "vpc ordering": ["FunctionEfsPolicy"],
+        "bucket deletion": ["InventoryBucket"],
+    },
+}
+
+
 def expect_defects(directory):
-    """Each defect check must fail on the template from before the review."""
+    """Each defect check must fail on the template from before its review:
+    DIR's README names the review (the first one's checks are DEFECTS)."""
     found, _ = review(directory / "template.yaml", directory / "deployer-policy.json")
-    missed = [label for label, _ in infra_review.DEFECTS if not found[label]]
-    for label, problems in found.items():
-        print(f"defect {label}: {problems[0] if problems else 'NOT FOUND'}")
+    expected = [label for label, _ in DEFECTS_OF.get(directory.name, infra_review.DEFECTS)]
+    missed = [label for label in expected if not found[label]]
+    for label in expected:
+        problems = found[label]
+        shown = problems[:1]
+        for evidence in EVIDENCE.get(directory.name, {}).get(label, []):
+            named = [p for p in problems if evidence in p]
+            if not named:
+                missed.append(f"{label} ({evidence})")
+            shown = named[:1] if named else shown
+            print(f"defect {label}: {named[0] if named else f'NOTHING NAMES {evidence}'}")
+        if label not in EVIDENCE.get(directory.name, {}):
+            print(f"defect {label}: {shown[0] if shown else 'NOT FOUND'}")
     if missed:
         print(f"checks that do not fail on {directory}: {missed}", file=sys.stderr)
     return 1 if missed else 0
