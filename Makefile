@@ -4,6 +4,7 @@
 VENV := .venv
 TOOLS := $(VENV)/.installed
 FUSE := /usr/lib/python3/dist-packages/fusepy.py
+IAM_SIMULATE := scripts/iam-simulate/node_modules/.installed
 # Builds outside the clone survive fresh clones on the same machine.
 export CARGO_TARGET_DIR ?= $(HOME)/.cache/s3-kms-sync/target
 # Loopback traffic to the emulator never goes through a proxy.
@@ -28,7 +29,7 @@ lint: $(TOOLS)
 	cargo fmt --check
 	cargo clippy --all-targets -- -D warnings
 
-lint-infra: $(TOOLS)
+lint-infra: $(TOOLS) $(IAM_SIMULATE)
 	sam validate --lint
 	cfn-lint template.yaml
 	checkov --file template.yaml --framework cloudformation --quiet --compact --skip-download
@@ -38,6 +39,8 @@ lint-infra: $(TOOLS)
 	python scripts/check_infra.py
 	python scripts/check_infra.py --expect-defects tests/fixtures/infra-before-review
 	python scripts/check_infra.py --expect-defects tests/fixtures/infra-before-deploy-review
+	python scripts/check_iam_cases.py
+	python scripts/check_iam_cases.py --expect-defects tests/fixtures/infra-before-deploy-review
 
 unit: $(TOOLS) $(FUSE)
 	cargo test
@@ -74,6 +77,13 @@ tools: $(TOOLS) $(FUSE)
 $(FUSE):
 	apt-get update -q && apt-get install -y -q fuse3 python3-fusepy
 
+# The offline IAM evaluator (npm, pinned by its package-lock.json); Node and
+# npm from Debian when the machine has none.
+$(IAM_SIMULATE): scripts/iam-simulate/package-lock.json
+	command -v npm >/dev/null || (apt-get update -q && apt-get install -y -q nodejs npm)
+	npm ci --prefix scripts/iam-simulate --no-audit --no-fund --silent
+	touch $@
+
 $(TOOLS): requirements-dev.txt
 	rustup component add rustfmt clippy
 	python3 -m venv $(VENV)
@@ -81,4 +91,4 @@ $(TOOLS): requirements-dev.txt
 	touch $@
 
 clean:
-	rm -rf $(VENV) .work .aws-sam
+	rm -rf $(VENV) .work .aws-sam scripts/iam-simulate/node_modules
