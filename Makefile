@@ -15,7 +15,7 @@ export SAM_CLI_TELEMETRY := 0
 export AWS_DEFAULT_REGION ?= eu-west-1
 export PATH := $(CURDIR)/$(VENV)/bin:$(PATH)
 
-.PHONY: demo test lint lint-infra unit lambda-events state-machine sam-build bench tools clean
+.PHONY: demo test lint lint-infra unit lambda-events state-machine cold-start sam-build bench tools clean
 
 ## demo: run the function twice through the Lambda runtime API against a local S3+KMS emulator
 demo: $(TOOLS)
@@ -23,7 +23,7 @@ demo: $(TOOLS)
 
 ## test: formatting, clippy, template and policy linters, each event in events/
 ## and the sharded-run state machine through the Lambda runtime API, and every Rust test
-test: lint lint-infra lambda-events state-machine unit
+test: lint lint-infra lambda-events state-machine cold-start unit
 
 lint: $(TOOLS)
 	cargo fmt --check
@@ -44,6 +44,11 @@ lint-infra: $(TOOLS) $(IAM_SIMULATE)
 
 unit: $(TOOLS) $(FUSE)
 	cargo test
+
+## cold-start: the function started with the template's own environment (defaults, and EFS
+## mounted in a namespace of its own), each scheduled command invoked through the Lambda runtime API
+cold-start: $(TOOLS)
+	python scripts/check_cold_start.py
 
 lambda-events: $(TOOLS)
 	scripts/test-lambda-events.sh
