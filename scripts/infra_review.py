@@ -361,14 +361,18 @@ def one_backup_schedule(s):
 
 def denies(statement, principal, action, resource):
     """Whether a Deny statement applies to `principal` doing `action` on
-    `resource`: enough of IAM's evaluation for the bucket policy's denies
-    (wildcards in actions and resources; ArnEquals and ArnNotEquals on
-    aws:PrincipalArn). A condition it cannot evaluate counts as not met."""
+    `resource`: enough of IAM's evaluation for the bucket policy's manifest
+    deny (wildcards in actions, Resource and NotResource; ArnEquals and
+    ArnNotEquals on aws:PrincipalArn). A condition it cannot evaluate counts
+    as not met; check_iam_cases.py evaluates everything else."""
     if statement["Effect"] != "Deny":
         return False
     if not any(fnmatch.fnmatchcase(action.lower(), a.lower()) for a in as_list(statement["Action"])):
         return False
-    if not any(fnmatch.fnmatchcase(resource, r) for r in as_list(statement["Resource"])):
+    if "NotResource" in statement:
+        if any(fnmatch.fnmatchcase(resource, r) for r in as_list(statement["NotResource"])):
+            return False
+    elif not any(fnmatch.fnmatchcase(resource, r) for r in as_list(statement["Resource"])):
         return False
     for operator, pairs in statement.get("Condition", {}).items():
         for key, values in pairs.items():
