@@ -88,13 +88,27 @@ def localised(variables, moto):
     return {k: names.get(v, v) for k, v in variables.items()}
 
 
-def invoke(port, event):
-    out = subprocess.run(
+def invoke(port, event, log):
+    """Invokes the served function with an event file: its exit status and
+    output. A function that dies at start leaves the invoke waiting, so the
+    watch's log is read meanwhile: a process that exited ends the invoke
+    with what it logged."""
+    process = subprocess.Popen(
         [str(VENV / "cargo-lambda"), "lambda", "invoke", "s3-kms-sync", "--invoke-port", str(port),
          "--data-file", str(ROOT / "events" / event), "--output-format", "json"],
-        capture_output=True, text=True,
+        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
     )
-    return out.returncode, out.stdout + out.stderr
+    deadline = time.monotonic() + 900  # the first invoke compiles the function
+    while process.poll() is None:
+        text = log.read_text()
+        # Exited since it was last started: the watch does not start it again.
+        dead = text.rfind("command exited") > text.rfind("Running `")
+        if dead or time.monotonic() > deadline:
+            process.kill()
+            process.wait()
+            return 1, "the function exited before it answered: " + text.strip()[-600:]
+        time.sleep(0.5)
+    return process.returncode, process.stdout.read()
 
 
 def judge(scenario, command, code, output):
@@ -130,7 +144,7 @@ def serve(variables, work, efs_tree):
     log = work / "watch.log"
     process = subprocess.Popen(watch, cwd=ROOT, env=env, stdout=log.open("w"), stderr=subprocess.STDOUT, start_new_session=True)
     wait_for(port, process, log)
-    return port, process
+    return port, process, log
 
 
 def start_moto(work):
@@ -166,10 +180,10 @@ def main() -> int:
             if efs and os.geteuid() != 0:
                 check(f"{scenario}: runs with the access point mounted", False, "needs root to mount it in a namespace of its own; not run")
                 continue
-            port, watch = serve(variables, work, tree if efs else None)
+            port, watch, log = serve(variables, work, tree if efs else None)
             try:
                 for command, event in EVENTS.items():
-                    code, output = invoke(port, event)
+                    code, output = invoke(port, event, log)
                     judge(scenario, command, code, output)
             finally:
                 os.killpg(watch.pid, 15)
