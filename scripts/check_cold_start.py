@@ -19,6 +19,7 @@ import json
 import os
 import pathlib
 import shlex
+import shutil
 import socket
 import subprocess
 import sys
@@ -190,6 +191,8 @@ def main() -> int:
                 watch.wait()
     finally:
         os.killpg(moto.pid, 15)
+    if not checks["failed"]:
+        shutil.rmtree(work, ignore_errors=True)
     print(f"cold start checks: {checks['ok']} ok, {checks['failed']} failing")
     return 1 if checks["failed"] else 0
 

@@ -276,7 +276,10 @@ pub(super) mod tests {
         a.source_dir = Some(absent.clone());
         let options = SyncOptions::from_args(a, Mode::Lambda).expect("verify and audit still run");
         let why = config_error(options.with_source_checked());
-        assert!(why.contains("EfsAccessPointArn") && why.contains("SYNC_SOURCE_DIR"), "{why}");
+        assert!(
+            why.contains("EfsAccessPointArn") && why.contains("SYNC_SOURCE_DIR"),
+            "{why}"
+        );
         std::fs::create_dir_all(&absent).unwrap();
         let checked = options.with_source_checked().unwrap();
         assert_eq!(checked.source_dir, absent.canonicalize().unwrap());
