@@ -366,3 +366,66 @@ async fn a_thaw_under_way_is_told_apart_from_one_started() {
     assert_eq!(again, Thaw::AlreadyThawing);
     assert_eq!((started.num_calls(), under_way.num_calls()), (1, 1));
 }
+
+/// A multipart re-encryption completes only while the key still has the
+/// ETag it copied: CompleteMultipartUpload carries If-Match (moto ignores
+/// it), a 412 is a conflict like the single copy's, and the upload is
+/// aborted, so a write that landed meanwhile is never overwritten.
+#[tokio::test]
+async fn a_multipart_reencryption_completes_only_over_what_it_copied() {
+    use aws_sdk_s3::operation::upload_part_copy::UploadPartCopyOutput;
+    use aws_sdk_s3::types::CopyPartResult;
+    use aws_smithy_runtime_api::http::{Response, StatusCode};
+    use aws_smithy_types::body::SdkBody;
+    use s3_kms_sync::store::{CopySource, Store};
+    const ETAG: &str = "\"3858f62230ac3c915f300c664312c11f-2\"";
+    let head = mock!(Client::head_object)
+        .match_requests(|req| req.if_match() == Some(ETAG))
+        .then_output(|| HeadObjectOutput::builder().e_tag(ETAG).build());
+    let create = mock!(Client::create_multipart_upload).then_output(|| {
+        CreateMultipartUploadOutput::builder()
+            .upload_id("up-1")
+            .build()
+    });
+    let part = mock!(Client::upload_part_copy)
+        .match_requests(|req| req.copy_source_if_match() == Some(ETAG))
+        .then_output(|| {
+            UploadPartCopyOutput::builder()
+                .copy_part_result(CopyPartResult::builder().e_tag("\"p1\"").build())
+                .build()
+        });
+    let overwritten = mock!(Client::complete_multipart_upload)
+        .match_requests(|req| req.if_match() == Some(ETAG) && req.key() == Some("p/big.bin"))
+        .then_http_response(|| {
+            Response::new(
+                StatusCode::try_from(412).unwrap(),
+                SdkBody::from("<Error><Code>PreconditionFailed</Code><Message>At least one of the pre-conditions you specified did not hold</Message></Error>"),
+            )
+        });
+    let abort = mock!(Client::abort_multipart_upload)
+        .match_requests(|req| req.upload_id() == Some("up-1"))
+        .then_output(|| AbortMultipartUploadOutput::builder().build());
+    let client = mock_client!(
+        aws_sdk_s3,
+        RuleMode::MatchAny,
+        [&head, &create, &part, &overwritten, &abort]
+    );
+    let store = Store::new(client, BUCKET, KEY).with_max_single_copy(1);
+    let source = CopySource {
+        key: "p/big.bin",
+        etag: ETAG,
+        size: 10,
+        storage_class: None,
+    };
+    let result = store.reencrypt(source).await;
+    assert!(
+        matches!(result, Err(s3_kms_sync::Error::PreconditionFailed { .. })),
+        "{result:?}"
+    );
+    assert_eq!(
+        overwritten.num_calls(),
+        1,
+        "the completion named the ETag it copied"
+    );
+    assert_eq!(abort.num_calls(), 1, "the upload is aborted");
+}

@@ -11,7 +11,7 @@ use futures::{StreamExt, TryStreamExt};
 
 use super::multipart::{MIB, part_size_for};
 use super::object::{reported_encryption, version_of};
-use super::{Store, Stored, keys};
+use super::{Store, Stored, WriteIf, keys};
 use crate::error::{Error, Result};
 
 /// The object a copy starts from, as it was checked.
@@ -114,7 +114,14 @@ impl Store {
                 return Err(err);
             }
         };
-        self.complete_multipart(key, &upload_id, parts).await
+        // Only while the key still holds what was copied.
+        let completed = self
+            .complete_multipart(key, &upload_id, parts, WriteIf::Matches(source.etag))
+            .await;
+        if completed.is_err() {
+            let _ = self.abort_multipart(key, &upload_id).await;
+        }
+        completed
     }
 
     async fn copy_parts(

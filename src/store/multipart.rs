@@ -4,7 +4,7 @@ use aws_sdk_s3::primitives::ByteStream;
 use aws_sdk_s3::types::{CompletedMultipartUpload, CompletedPart, ServerSideEncryption};
 
 use super::object::{reported_encryption, stored_by};
-use super::{MD5_METADATA, Store, Stored};
+use super::{MD5_METADATA, Store, Stored, WriteIf};
 use crate::error::{Error, Result};
 use crate::local::hash::Md5Digest;
 
@@ -78,14 +78,19 @@ impl Store {
             .build())
     }
 
+    /// Completes an upload; `condition` holds as for a PUT: a re-encrypting
+    /// copy completes only while the key still has the ETag it copied
+    /// (`If-Match`), so a write that landed meanwhile is never overwritten
+    /// with the old content.
     pub async fn complete_multipart(
         &self,
         key: &str,
         upload_id: &str,
         parts: Vec<CompletedPart>,
+        condition: WriteIf<'_>,
     ) -> Result<Stored> {
         self.count("CompleteMultipartUpload");
-        let out = self
+        let request = self
             .client
             .complete_multipart_upload()
             .bucket(&self.bucket)
@@ -95,10 +100,17 @@ impl Store {
                 CompletedMultipartUpload::builder()
                     .set_parts(Some(parts))
                     .build(),
-            )
-            .send()
-            .await
-            .map_err(|err| Error::s3("CompleteMultipartUpload", &self.bucket, key, err))?;
+            );
+        let conditional = !matches!(condition, WriteIf::Always);
+        let request = match condition {
+            WriteIf::Always => request,
+            WriteIf::Absent => request.if_none_match("*"),
+            WriteIf::Matches(etag) => request.if_match(etag),
+        };
+        let out = request.send().await.map_err(|err| match conditional {
+            true => self.conditional_error("CompleteMultipartUpload", key, err),
+            false => Error::s3("CompleteMultipartUpload", &self.bucket, key, err),
+        })?;
         let mut stored = stored_by!(out, no_sse_c);
         self.check_encryption(key, &stored.encryption)?;
         if stored.encryption.bucket_key_enabled.is_none() {

@@ -16,8 +16,8 @@ use crate::error::{Error, Result};
 use crate::local::hash::{Md5Digest, Md5Stream, md5_read};
 use crate::local::source::stamp_of;
 use crate::local::walk::LocalFile;
-use crate::store::Stored;
 use crate::store::multipart::part_size_for;
+use crate::store::{Stored, WriteIf};
 
 impl<'a> Worker<'a> {
     /// Small files come back in memory with their MD5, holding their share
@@ -68,7 +68,11 @@ impl<'a> Worker<'a> {
         let sent = self.send_parts(file, key, &upload_id, md5).await;
         let mut completion_failed = false;
         let completed = match sent {
-            Ok(parts) => match self.store.complete_multipart(key, &upload_id, parts).await {
+            Ok(parts) => match self
+                .store
+                .complete_multipart(key, &upload_id, parts, WriteIf::Always)
+                .await
+            {
                 // A retried completion whose first attempt went through finds no
                 // upload any more; the object itself says whether it is ours.
                 Err(err @ Error::S3 { .. }) => {
