@@ -429,3 +429,48 @@ async fn a_multipart_reencryption_completes_only_over_what_it_copied() {
     );
     assert_eq!(abort.num_calls(), 1, "the upload is aborted");
 }
+
+/// With `encoding-type=url` S3 encodes ListObjectVersions' NextKeyMarker
+/// too; the next page must be asked for with the key itself.
+#[tokio::test]
+async fn a_version_listing_resumes_after_an_encoded_key() {
+    use aws_sdk_s3::operation::list_object_versions::ListObjectVersionsOutput;
+    use aws_sdk_s3::types::{EncodingType, ObjectVersion};
+    use s3_kms_sync::store::Store;
+    let version = |key: &str, id: &str| {
+        ObjectVersion::builder()
+            .key(key)
+            .version_id(id)
+            .e_tag("\"e\"")
+            .size(1)
+            .build()
+    };
+    let first = mock!(Client::list_object_versions)
+        .match_requests(|req| req.key_marker().is_none())
+        .then_output(move || {
+            ListObjectVersionsOutput::builder()
+                .encoding_type(EncodingType::Url)
+                .versions(version("p/a+b%C3%A9+1%2B1.txt", "v1"))
+                .is_truncated(true)
+                .next_key_marker("p/a+b%C3%A9+1%2B1.txt")
+                .next_version_id_marker("v1")
+                .build()
+        });
+    let second = mock!(Client::list_object_versions)
+        .match_requests(|req| {
+            req.key_marker() == Some("p/a bé 1+1.txt") && req.version_id_marker() == Some("v1")
+        })
+        .then_output(move || {
+            ListObjectVersionsOutput::builder()
+                .encoding_type(EncodingType::Url)
+                .versions(version("p/z.txt", "v2"))
+                .is_truncated(false)
+                .build()
+        });
+    let client = mock_client!(aws_sdk_s3, RuleMode::MatchAny, [&first, &second]);
+    let store = Store::new(client, BUCKET, KEY);
+    let listed = store.list_versions("p/").await.expect("both pages");
+    let keys: Vec<&str> = listed.iter().map(|l| l.key.as_str()).collect();
+    assert_eq!(keys, ["p/a bé 1+1.txt", "p/z.txt"]);
+    assert_eq!((first.num_calls(), second.num_calls()), (1, 1));
+}

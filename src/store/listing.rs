@@ -167,7 +167,13 @@ impl Store {
             if page.is_truncated() != Some(true) {
                 return Ok(listed);
             }
-            key_marker = page.next_key_marker().map(str::to_owned);
+            // S3 encodes the marker as it encodes the keys; it wants it back
+            // decoded, or a page that ends on a key with a space, '+' or a
+            // non-ASCII character skips keys or fails.
+            key_marker = page.next_key_marker().map(|marker| match encoded {
+                true => decode_listed_key(marker),
+                false => marker.to_owned(),
+            });
             version_marker = page.next_version_id_marker().map(str::to_owned);
             if key_marker.is_none() {
                 return Ok(listed);
