@@ -14,6 +14,7 @@ use aws_sdk_s3::types::ServerSideEncryption;
 use aws_sdk_s3control::operation::create_job::CreateJobOutput;
 use aws_sdk_s3control::types::{
     JobManifestFieldName, JobManifestFormat, JobReportScope, S3MetadataDirective, S3SseAlgorithm,
+    S3StorageClass,
 };
 use aws_smithy_mocks::{RuleMode, mock, mock_client};
 use s3_kms_sync::Error;
@@ -329,7 +330,8 @@ async fn an_inventory_report_is_read_by_its_schema_and_yields_an_exactly_encoded
         report.requests
     );
     assert_eq!(report.requests.get("ListObjectsV2"), None);
-    let batch_uri = report.batch_manifest_uri.as_deref().unwrap();
+    assert_eq!(report.batch_jobs.len(), 1, "every finding is STANDARD");
+    let batch_uri = report.batch_jobs[0].manifest_uri.as_str();
     let batch_key = batch_uri.strip_prefix(&format!("s3://{BUCKET}/")).unwrap();
     assert!(batch_key.starts_with("backups/_audit/"), "{batch_key}");
     let csv = String::from_utf8(get_bytes(&s3, BUCKET, batch_key).await).unwrap();
@@ -408,6 +410,7 @@ async fn fix_batch_creates_the_copy_job_that_re_encrypts_under_the_key() {
                 && copy.metadata_directive() == Some(&S3MetadataDirective::Copy)
                 && copy.sse_aws_kms_key_id() == Some(key_arn.as_str())
                 && copy.bucket_key_enabled()
+                && copy.storage_class() == Some(&S3StorageClass::Standard)
                 && copy.new_object_metadata().and_then(|m| m.sse_algorithm())
                     == Some(&S3SseAlgorithm::Kms)
                 && manifest.spec().map(|s| s.format())
@@ -417,7 +420,7 @@ async fn fix_batch_creates_the_copy_job_that_re_encrypts_under_the_key() {
                 && manifest.location().is_some_and(|l| {
                     l.object_arn()
                         .starts_with("arn:aws:s3:::audited/backups/_audit/")
-                        && l.object_arn().ends_with("batch-manifest.csv")
+                        && l.object_arn().ends_with("batch-manifest.standard.csv")
                         && !l.e_tag().is_empty()
                         && !l.e_tag().contains('"')
                 })
@@ -437,7 +440,8 @@ async fn fix_batch_creates_the_copy_job_that_re_encrypts_under_the_key() {
         .await
         .unwrap();
     assert_eq!(create.num_calls(), 1, "the request matched every field");
-    assert_eq!(report.batch_job_id.as_deref(), Some("job-0123"));
+    assert_eq!(report.batch_jobs.len(), 1);
+    assert_eq!(report.batch_jobs[0].job_id.as_deref(), Some("job-0123"));
     assert_eq!(report.batch_rows, Some(3));
     assert_eq!(
         report.status,
@@ -452,4 +456,90 @@ async fn fix_batch_creates_the_copy_job_that_re_encrypts_under_the_key() {
         object.server_side_encryption(),
         Some(&ServerSideEncryption::Aes256)
     );
+}
+
+/// On a versioned bucket, a batch job's rows name no version (Batch Copy
+/// takes no ETag condition, so a pinned version would be copied back over
+/// a newer write), and each storage class gets a job that keeps it;
+/// archived objects are left out and listed.
+#[tokio::test]
+async fn batch_jobs_copy_current_versions_and_keep_each_storage_class() {
+    use aws_sdk_s3::types::StorageClass;
+    let backup = Backup::new(BUCKET, PREFIX, true).await;
+    backup.sync().await;
+    let s3 = backup.moto.s3();
+    for (key, class) in [
+        ("backups/foreign/standard.txt", None),
+        ("backups/foreign/ia.txt", Some(StorageClass::StandardIa)),
+        ("backups/foreign/cold.txt", Some(StorageClass::Glacier)),
+    ] {
+        s3.put_object()
+            .bucket(BUCKET)
+            .key(key)
+            .body(ByteStream::from_static(b"sse-s3"))
+            .server_side_encryption(ServerSideEncryption::Aes256)
+            .set_storage_class(class)
+            .send()
+            .await
+            .unwrap();
+    }
+    const ROLE: &str = "arn:aws:iam::111122223333:role/s3-kms-sync-batch";
+    let job_for = |class: S3StorageClass, suffix: &'static str, id: &'static str| {
+        mock!(aws_sdk_s3control::Client::create_job)
+            .match_requests(move |req| {
+                let copy = req
+                    .operation()
+                    .and_then(|o| o.s3_put_object_copy())
+                    .unwrap();
+                let manifest = req.manifest().unwrap();
+                copy.storage_class() == Some(&class)
+                    && manifest.spec().map(|s| s.fields())
+                        == Some(&[JobManifestFieldName::Bucket, JobManifestFieldName::Key][..])
+                    && manifest
+                        .location()
+                        .is_some_and(|l| l.object_arn().ends_with(suffix))
+            })
+            .then_output(move || CreateJobOutput::builder().job_id(id).build())
+    };
+    let standard = job_for(S3StorageClass::Standard, ".standard.csv", "job-standard");
+    let infrequent = job_for(S3StorageClass::StandardIa, ".standard_ia.csv", "job-ia");
+    let control = mock_client!(
+        aws_sdk_s3control,
+        RuleMode::MatchAny,
+        [&standard, &infrequent]
+    );
+    let options = AuditOptions {
+        batch_role_arn: Some(ROLE.into()),
+        control: Some(control),
+        ..options()
+    };
+    let store = Store::new(s3.clone(), BUCKET, &backup.key_arn);
+    let report = audit::run(&store, PREFIX, &options, &fix(Fix::Batch))
+        .await
+        .unwrap();
+    assert_eq!((standard.num_calls(), infrequent.num_calls()), (1, 1));
+    let jobs: Vec<(&str, u64, Option<&str>)> = report
+        .batch_jobs
+        .iter()
+        .map(|j| (j.storage_class.as_str(), j.rows, j.job_id.as_deref()))
+        .collect();
+    assert_eq!(
+        jobs,
+        [
+            ("STANDARD", 1, Some("job-standard")),
+            ("STANDARD_IA", 1, Some("job-ia"))
+        ]
+    );
+    assert_eq!(report.archived_for_batch, ["backups/foreign/cold.txt"]);
+    for job in &report.batch_jobs {
+        let key = job
+            .manifest_uri
+            .strip_prefix(&format!("s3://{BUCKET}/"))
+            .unwrap();
+        let csv = String::from_utf8(get_bytes(&s3, BUCKET, key).await).unwrap();
+        assert!(
+            csv.lines().all(|row| row.split(',').count() == 2),
+            "no version ids: {csv}"
+        );
+    }
 }

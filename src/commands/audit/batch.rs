@@ -1,11 +1,11 @@
-//! The S3 Batch Operations side of `audit`: the CSV manifest of findings
-//! (`bucket,key[,versionId]`, keys URL-encoded, version ids on every row or
-//! none) and the S3PutObjectCopy job that re-encrypts them in place.
+//! The S3 Batch Operations side of `audit`: CSV manifests of findings
+//! (`bucket,key`, keys URL-encoded, one manifest per storage class) and
+//! the S3PutObjectCopy jobs that re-encrypt them in place.
 
 use aws_sdk_s3control::types::{
     JobManifest, JobManifestFieldName, JobManifestFormat, JobManifestLocation, JobManifestSpec,
     JobOperation, JobReport, JobReportFormat, JobReportScope, S3CopyObjectOperation,
-    S3MetadataDirective, S3ObjectMetadata, S3SseAlgorithm,
+    S3MetadataDirective, S3ObjectMetadata, S3SseAlgorithm, S3StorageClass,
 };
 
 use super::report::Spool;
@@ -15,56 +15,67 @@ use crate::store::keys;
 /// Batch Copy's largest object (CopyObject's limit).
 pub const MAX_BATCH_COPY: u64 = crate::store::multipart::MAX_SINGLE_PUT;
 
-/// One manifest row.
-pub fn row(bucket: &str, key: &str, version_id: Option<&str>) -> String {
-    match version_id {
-        Some(version) => format!(
-            "{bucket},{},{}",
-            keys::url_encoded(key),
-            keys::url_encoded(version)
-        ),
-        None => format!("{bucket},{}", keys::url_encoded(key)),
-    }
+/// One manifest row: bucket and key, never a version id. A version id in
+/// a Batch Operations manifest targets that exact version, and Batch Copy
+/// takes no ETag condition, so a row that named the version the audit saw
+/// would copy it back over any newer write. Without one, each task copies
+/// the current version.
+pub fn row(bucket: &str, key: &str) -> String {
+    format!("{bucket},{}", keys::url_encoded(key))
 }
 
-/// The manifest written two ways at once, with version ids and without,
-/// so that the one that fits (every row has a version id, or not) is chosen
-/// at the end without holding the rows.
-pub struct BatchManifest {
-    with_versions: Spool,
-    without: Spool,
-    all_versioned: bool,
+/// Classes a copy cannot read until a RestoreObject thaws the object.
+const ARCHIVED: [&str; 2] = ["GLACIER", "DEEP_ARCHIVE"];
+
+/// The manifests, one per storage class: a copy is STANDARD unless it is
+/// given a class, and a job gives all its tasks the same one.
+pub struct BatchManifests {
+    by_class: std::collections::BTreeMap<String, Spool>,
 }
 
-impl BatchManifest {
-    pub fn new() -> Result<Self> {
-        Ok(BatchManifest {
-            with_versions: Spool::new()?,
-            without: Spool::new()?,
-            all_versioned: true,
-        })
-    }
+/// Where a finding went.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Added {
+    Row,
+    /// Archived: left out.
+    Archived,
+}
 
-    pub fn add(&mut self, bucket: &str, key: &str, version_id: Option<&str>) -> Result<()> {
-        self.all_versioned &= version_id.is_some();
-        if self.all_versioned {
-            self.with_versions.line(&row(bucket, key, version_id))?;
+impl BatchManifests {
+    pub fn new() -> Self {
+        BatchManifests {
+            by_class: std::collections::BTreeMap::new(),
         }
-        self.without.line(&row(bucket, key, None))
+    }
+
+    pub fn add(&mut self, bucket: &str, key: &str, storage_class: Option<&str>) -> Result<Added> {
+        let class = storage_class.unwrap_or("STANDARD");
+        if ARCHIVED.contains(&class) {
+            return Ok(Added::Archived);
+        }
+        let spool = match self.by_class.entry(class.to_owned()) {
+            std::collections::btree_map::Entry::Occupied(spool) => spool.into_mut(),
+            std::collections::btree_map::Entry::Vacant(slot) => slot.insert(Spool::new()?),
+        };
+        spool.line(&row(bucket, key))?;
+        Ok(Added::Row)
     }
 
     pub fn rows(&self) -> u64 {
-        self.without.lines
+        self.by_class.values().map(|spool| spool.lines).sum()
     }
 
-    /// The manifest to upload, and whether its rows carry version ids.
-    pub fn finish(self) -> (Spool, bool) {
-        if self.all_versioned && self.rows() > 0 {
-            (self.with_versions, true)
-        } else {
-            (self.without, false)
-        }
+    /// Each class's manifest, by class.
+    pub fn finish(self) -> impl Iterator<Item = (String, Spool)> {
+        self.by_class.into_iter()
     }
+}
+
+/// The key of a class's manifest: `…batch-manifest.csv` becomes
+/// `…batch-manifest.<class>.csv`.
+pub fn manifest_key_of_class(key: &str, class: &str) -> String {
+    let stem = key.strip_suffix(".csv").unwrap_or(key);
+    format!("{stem}.{}.csv", class.to_ascii_lowercase())
 }
 
 /// What the re-encrypting copy job is made of.
@@ -76,7 +87,9 @@ pub struct JobSpec<'a> {
     pub kms_key_id: &'a str,
     pub manifest_key: &'a str,
     pub manifest_etag: &'a str,
-    pub with_versions: bool,
+    /// The class every copy of this job is written in: the class its
+    /// objects have.
+    pub storage_class: &'a str,
     pub report_prefix: &'a str,
     pub confirmation_required: bool,
     /// Makes a retried request create one job, not two.
@@ -89,10 +102,7 @@ pub async fn create_job(client: &aws_sdk_s3control::Client, spec: &JobSpec<'_>) 
     let built = |err: aws_sdk_s3control::error::BuildError| {
         Error::s3_detail("CreateJob", spec.bucket, spec.manifest_key, err)
     };
-    let mut fields = vec![JobManifestFieldName::Bucket, JobManifestFieldName::Key];
-    if spec.with_versions {
-        fields.push(JobManifestFieldName::VersionId);
-    }
+    let fields = vec![JobManifestFieldName::Bucket, JobManifestFieldName::Key];
     let manifest = JobManifest::builder()
         .spec(
             JobManifestSpec::builder()
@@ -119,6 +129,7 @@ pub async fn create_job(client: &aws_sdk_s3control::Client, spec: &JobSpec<'_>) 
         )
         .sse_aws_kms_key_id(spec.kms_key_id)
         .bucket_key_enabled(true)
+        .storage_class(S3StorageClass::from(spec.storage_class))
         .build();
     let report = JobReport::builder()
         .bucket(&bucket_arn)
@@ -160,12 +171,37 @@ mod tests {
 
     #[test]
     fn rows_url_encode_keys_as_batch_operations_requires() {
-        assert_eq!(row("b", "p/sse s3.txt", None), "b,p/sse%20s3.txt");
-        assert_eq!(row("b", "p/a+b.txt", None), "b,p/a%2Bb.txt");
+        assert_eq!(row("b", "p/sse s3.txt"), "b,p/sse%20s3.txt");
+        assert_eq!(row("b", "p/a+b.txt"), "b,p/a%2Bb.txt");
+        assert_eq!(row("b", "p/x,y\"z.txt"), "b,p/x%2Cy%22z.txt");
+        assert_eq!(row("b", "p/ünï.txt"), "b,p/%C3%BCn%C3%AF.txt");
+    }
+
+    #[test]
+    fn each_class_has_a_manifest_and_archived_objects_none() {
+        let mut manifests = BatchManifests::new();
+        assert_eq!(manifests.add("b", "p/a", None).unwrap(), Added::Row);
         assert_eq!(
-            row("b", "p/x,y\"z.txt", Some("v.1_x")),
-            "b,p/x%2Cy%22z.txt,v.1_x"
+            manifests.add("b", "p/b", Some("STANDARD_IA")).unwrap(),
+            Added::Row
         );
-        assert_eq!(row("b", "p/ünï.txt", None), "b,p/%C3%BCn%C3%AF.txt");
+        assert_eq!(
+            manifests.add("b", "p/c", Some("STANDARD_IA")).unwrap(),
+            Added::Row
+        );
+        assert_eq!(
+            manifests.add("b", "p/d", Some("GLACIER")).unwrap(),
+            Added::Archived
+        );
+        assert_eq!(
+            manifests.add("b", "p/e", Some("DEEP_ARCHIVE")).unwrap(),
+            Added::Archived
+        );
+        assert_eq!(manifests.rows(), 3);
+        let classes: Vec<(String, u64)> = manifests.finish().map(|(c, s)| (c, s.lines)).collect();
+        assert_eq!(
+            classes,
+            [("STANDARD".to_owned(), 1), ("STANDARD_IA".to_owned(), 2)]
+        );
     }
 }

@@ -26,7 +26,7 @@ use crate::run::RunContext;
 use crate::run::progress::{PROGRESS_EVERY, Progress};
 use crate::store::{CopySource, Finding, Store, keys};
 pub use options::{AuditArgs, AuditOptions, AuditRequest, Fix};
-pub use report::{AuditReport, AuditStatus, FindingEntry};
+pub use report::{AuditReport, AuditStatus, BatchJob, FindingEntry};
 use report::{LISTED_FINDINGS, Spool};
 use scan::{Candidate, Judged, Scope};
 
@@ -131,11 +131,10 @@ async fn collect(
     receiver: mpsc::Receiver<Result<Candidate>>,
     report: &mut AuditReport,
     progress: &Progress,
-) -> Result<(Spool, Option<batch::BatchManifest>)> {
+) -> Result<(Spool, Option<batch::BatchManifests>)> {
     let mut findings = Spool::new()?;
-    let mut batch = matches!(request.fix, Fix::BatchManifest | Fix::Batch)
-        .then(batch::BatchManifest::new)
-        .transpose()?;
+    let mut batch =
+        matches!(request.fix, Fix::BatchManifest | Fix::Batch).then(batch::BatchManifests::new);
     let candidates = futures::stream::unfold(receiver, |mut r| async move {
         r.recv().await.map(|item| (item, r))
     });
@@ -172,8 +171,14 @@ async fn collect(
                         if report.too_large_for_batch.len() < LISTED_FINDINGS {
                             report.too_large_for_batch.push(entry.key.clone());
                         }
-                    } else {
-                        batch.add(store.bucket(), &entry.key, entry.version_id.as_deref())?;
+                    } else if batch.add(
+                        store.bucket(),
+                        &entry.key,
+                        entry.storage_class.as_deref(),
+                    )? == batch::Added::Archived
+                        && report.archived_for_batch.len() < LISTED_FINDINGS
+                    {
+                        report.archived_for_batch.push(entry.key.clone());
                     }
                 }
                 findings.line(&serde_json::to_string(&entry)?)?;
@@ -214,6 +219,7 @@ async fn examine(
         detail,
         version_id: candidate.version_id.clone(),
         size: candidate.size,
+        storage_class: candidate.storage_class.clone(),
         fixed: false,
         note: None,
     };
@@ -262,45 +268,53 @@ async fn copy_in_place(store: &Store, candidate: &Candidate) -> Result<()> {
     Ok(())
 }
 
-/// Uploads the Batch Operations manifest and, for `--fix batch`, creates
-/// the job.
+/// Uploads a Batch Operations manifest per storage class and, for
+/// `--fix batch`, creates a job for each, writing its copies in that class.
 async fn submit_batch(
     store: &Store,
     options: &AuditOptions,
     request: &AuditRequest,
-    manifest: batch::BatchManifest,
+    manifests: batch::BatchManifests,
     key: &str,
     report: &mut AuditReport,
 ) -> Result<()> {
-    let rows = manifest.rows();
-    report.batch_rows = Some(rows);
-    if rows == 0 {
-        return Ok(());
-    }
-    let (spool, with_versions) = manifest.finish();
-    let etag = spool.upload(store, key, "text/csv").await?;
-    report.batch_manifest_uri = Some(store.uri(key));
-    if request.fix != Fix::Batch {
-        return Ok(());
-    }
-    let role_arn = options.batch_role_arn.as_deref().unwrap_or_default();
-    let client = match &options.control {
-        Some(client) => client.clone(),
-        None => aws_sdk_s3control::Client::new(&aws_config::load_from_env().await),
+    report.batch_rows = Some(manifests.rows());
+    let client = match (&options.control, request.fix) {
+        (_, Fix::BatchManifest) => None,
+        (Some(client), _) => Some(client.clone()),
+        (None, _) => Some(aws_sdk_s3control::Client::new(
+            &aws_config::load_from_env().await,
+        )),
     };
-    let default_reports = keys::audit_key(&report.prefix, "reports");
-    let spec = batch::JobSpec {
-        account_id: options::account_of(role_arn)?,
-        role_arn,
-        bucket: store.bucket(),
-        kms_key_id: store.key_arn(),
-        manifest_key: key,
-        manifest_etag: &etag,
-        with_versions,
-        report_prefix: options.report_prefix.as_deref().unwrap_or(&default_reports),
-        confirmation_required: request.confirm_job,
-        client_token: &report.run_id,
-    };
-    report.batch_job_id = Some(batch::create_job(&client, &spec).await?);
+    for (class, spool) in manifests.finish() {
+        let class_key = batch::manifest_key_of_class(key, &class);
+        let rows = spool.lines;
+        let etag = spool.upload(store, &class_key, "text/csv").await?;
+        let mut job = BatchJob {
+            storage_class: class.clone(),
+            manifest_uri: store.uri(&class_key),
+            rows,
+            job_id: None,
+        };
+        if let Some(client) = &client {
+            let role_arn = options.batch_role_arn.as_deref().unwrap_or_default();
+            let default_reports = keys::audit_key(&report.prefix, "reports");
+            let token = format!("{}-{}", report.run_id, class.to_ascii_lowercase());
+            let spec = batch::JobSpec {
+                account_id: options::account_of(role_arn)?,
+                role_arn,
+                bucket: store.bucket(),
+                kms_key_id: store.key_arn(),
+                manifest_key: &class_key,
+                manifest_etag: &etag,
+                storage_class: &class,
+                report_prefix: options.report_prefix.as_deref().unwrap_or(&default_reports),
+                confirmation_required: request.confirm_job,
+                client_token: &token,
+            };
+            job.job_id = Some(batch::create_job(client, &spec).await?);
+        }
+        report.batch_jobs.push(job);
+    }
     Ok(())
 }

@@ -36,11 +36,24 @@ pub struct FindingEntry {
     pub version_id: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub size: Option<u64>,
+    /// `None` for STANDARD.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub storage_class: Option<String>,
     /// Re-encrypted in place by this audit.
     pub fixed: bool,
     /// Why a fix failed, or why none was tried.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub note: Option<String>,
+}
+
+/// The Batch Operations manifest of one storage class, and its job.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct BatchJob {
+    pub storage_class: String,
+    pub manifest_uri: String,
+    pub rows: u64,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub job_id: Option<String>,
 }
 
 /// The JSON `audit` prints (and returns under Lambda).
@@ -70,16 +83,20 @@ pub struct AuditReport {
     /// The first findings; `findings_uri` has them all.
     pub listed: Vec<FindingEntry>,
     pub findings_uri: Option<String>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub batch_manifest_uri: Option<String>,
-    /// Rows of the Batch Operations manifest.
+    /// Rows of the Batch Operations manifests, all classes together.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub batch_rows: Option<u64>,
+    /// One manifest (and, for `--fix batch`, one job) per storage class:
+    /// a copy sets the class it is given, so each job names its own.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub batch_jobs: Vec<BatchJob>,
     /// Findings above Batch Copy's 5 GiB limit, left for `--fix copy`.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub too_large_for_batch: Vec<String>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub batch_job_id: Option<String>,
+    /// Archived findings (GLACIER, DEEP_ARCHIVE), left out of the batch
+    /// manifests: a copy of them fails until a RestoreObject thaws them.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub archived_for_batch: Vec<String>,
     pub requests: BTreeMap<String, u64>,
     pub duration_ms: u64,
 }
@@ -102,10 +119,10 @@ impl AuditReport {
             vanished: 0,
             listed: Vec::new(),
             findings_uri: None,
-            batch_manifest_uri: None,
             batch_rows: None,
+            batch_jobs: Vec::new(),
             too_large_for_batch: Vec::new(),
-            batch_job_id: None,
+            archived_for_batch: Vec::new(),
             requests: BTreeMap::new(),
             duration_ms: 0,
         }
