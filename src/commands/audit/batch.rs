@@ -29,6 +29,7 @@ const ARCHIVED: [&str; 2] = ["GLACIER", "DEEP_ARCHIVE"];
 
 /// The manifests, one per storage class: a copy is STANDARD unless it is
 /// given a class, and a job gives all its tasks the same one.
+#[derive(Default)]
 pub struct BatchManifests {
     by_class: std::collections::BTreeMap<String, Spool>,
 }
@@ -42,12 +43,6 @@ pub enum Added {
 }
 
 impl BatchManifests {
-    pub fn new() -> Self {
-        BatchManifests {
-            by_class: std::collections::BTreeMap::new(),
-        }
-    }
-
     pub fn add(&mut self, bucket: &str, key: &str, storage_class: Option<&str>) -> Result<Added> {
         let class = storage_class.unwrap_or("STANDARD");
         if ARCHIVED.contains(&class) {
@@ -179,7 +174,7 @@ mod tests {
 
     #[test]
     fn each_class_has_a_manifest_and_archived_objects_none() {
-        let mut manifests = BatchManifests::new();
+        let mut manifests = BatchManifests::default();
         assert_eq!(manifests.add("b", "p/a", None).unwrap(), Added::Row);
         assert_eq!(
             manifests.add("b", "p/b", Some("STANDARD_IA")).unwrap(),

@@ -134,7 +134,7 @@ async fn collect(
 ) -> Result<(Spool, Option<batch::BatchManifests>)> {
     let mut findings = Spool::new()?;
     let mut batch =
-        matches!(request.fix, Fix::BatchManifest | Fix::Batch).then(batch::BatchManifests::new);
+        matches!(request.fix, Fix::BatchManifest | Fix::Batch).then(batch::BatchManifests::default);
     let candidates = futures::stream::unfold(receiver, |mut r| async move {
         r.recv().await.map(|item| (item, r))
     });
