@@ -116,6 +116,37 @@ pub fn manifest_key(prefix: &str, file_name: &str) -> String {
 }
 
 /// The key of an audit's output: `<prefix>/_audit/<file name>`.
+/// The AWS partition of a region: `aws-cn` in China, `aws-us-gov` in
+/// GovCloud, the isolated partitions by their prefixes, else `aws`. ARNs
+/// built for a resource must carry its partition.
+pub fn partition_of_region(region: &str) -> &'static str {
+    const PARTITIONS: [(&str, &str); 6] = [
+        ("cn-", "aws-cn"),
+        ("us-gov-", "aws-us-gov"),
+        ("us-isob-", "aws-iso-b"),
+        ("us-isof-", "aws-iso-f"),
+        ("us-iso-", "aws-iso"),
+        ("eu-isoe-", "aws-iso-e"),
+    ];
+    PARTITIONS
+        .iter()
+        .find(|(prefix, _)| region.starts_with(prefix))
+        .map_or("aws", |(_, partition)| partition)
+}
+
+/// The partition an ARN names (`arn:<partition>:…`).
+pub fn partition_of_arn(arn: &str) -> Option<&str> {
+    arn.strip_prefix("arn:")?
+        .split(':')
+        .next()
+        .filter(|p| !p.is_empty())
+}
+
+/// A bucket's ARN in `partition`.
+pub fn bucket_arn(partition: &str, bucket: &str) -> String {
+    format!("arn:{partition}:s3:::{bucket}")
+}
+
 pub fn audit_key(prefix: &str, file_name: &str) -> String {
     join(prefix, &format!("{AUDIT_FOLDER}/{file_name}"))
 }
@@ -123,6 +154,21 @@ pub fn audit_key(prefix: &str, file_name: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn arns_carry_the_partition_of_their_region_or_arn() {
+        assert_eq!(partition_of_region("eu-west-1"), "aws");
+        assert_eq!(partition_of_region("cn-northwest-1"), "aws-cn");
+        assert_eq!(partition_of_region("us-gov-west-1"), "aws-us-gov");
+        assert_eq!(partition_of_region("us-isob-east-1"), "aws-iso-b");
+        assert_eq!(partition_of_region("us-iso-east-1"), "aws-iso");
+        assert_eq!(
+            partition_of_arn("arn:aws-cn:iam::123456789012:role/r"),
+            Some("aws-cn")
+        );
+        assert_eq!(partition_of_arn("not an arn"), None);
+        assert_eq!(bucket_arn("aws-us-gov", "b"), "arn:aws-us-gov:s3:::b");
+    }
     use std::path::PathBuf;
 
     #[test]

@@ -91,9 +91,18 @@ pub struct JobSpec<'a> {
     pub client_token: &'a str,
 }
 
+impl JobSpec<'_> {
+    /// The bucket's ARN in the role's partition: the job, its role and the
+    /// bucket share one.
+    fn bucket_arn(&self) -> String {
+        let partition = keys::partition_of_arn(self.role_arn).unwrap_or("aws");
+        keys::bucket_arn(partition, self.bucket)
+    }
+}
+
 /// Creates the S3PutObjectCopy job; returns its id.
 pub async fn create_job(client: &aws_sdk_s3control::Client, spec: &JobSpec<'_>) -> Result<String> {
-    let bucket_arn = format!("arn:aws:s3:::{}", spec.bucket);
+    let bucket_arn = spec.bucket_arn();
     let built = |err: aws_sdk_s3control::error::BuildError| {
         Error::s3_detail("CreateJob", spec.bucket, spec.manifest_key, err)
     };
@@ -170,6 +179,23 @@ mod tests {
         assert_eq!(row("b", "p/a+b.txt"), "b,p/a%2Bb.txt");
         assert_eq!(row("b", "p/x,y\"z.txt"), "b,p/x%2Cy%22z.txt");
         assert_eq!(row("b", "p/ünï.txt"), "b,p/%C3%BCn%C3%AF.txt");
+    }
+
+    #[test]
+    fn a_job_names_the_bucket_in_its_roles_partition() {
+        let spec = JobSpec {
+            account_id: "123456789012",
+            role_arn: "arn:aws-us-gov:iam::123456789012:role/batch",
+            bucket: "b",
+            kms_key_id: "k",
+            manifest_key: "m",
+            manifest_etag: "e",
+            storage_class: "STANDARD",
+            report_prefix: "r",
+            confirmation_required: false,
+            client_token: "t",
+        };
+        assert_eq!(spec.bucket_arn(), "arn:aws-us-gov:s3:::b");
     }
 
     #[test]

@@ -10,6 +10,7 @@ use aws_sdk_s3control::types::{
 use serde_json::{Value, json};
 
 use crate::error::{Error, Result};
+use crate::store::keys;
 
 /// Where completion reports of the jobs go, in the source bucket.
 pub const REPORT_PREFIX: &str = "s3-kms-sync-batch-replication";
@@ -21,13 +22,15 @@ pub struct ReplicationJob {
     pub source: String,
     pub role_arn: Option<String>,
     pub client_token: String,
+    /// The source bucket's partition (from its region).
+    pub partition: &'static str,
 }
 
 impl ReplicationJob {
     /// The CreateJob request in the API's shape: what `apply` prints when no
     /// Batch Operations role was given, to be sent by whoever holds one.
     pub fn request(&self) -> Value {
-        let source_arn = format!("arn:aws:s3:::{}", self.source);
+        let source_arn = keys::bucket_arn(self.partition, &self.source);
         json!({
             "AccountId": self.account_id,
             "Operation": {"S3ReplicateObject": {}},
@@ -56,7 +59,7 @@ impl ReplicationJob {
         client: &aws_sdk_s3control::Client,
         role_arn: &str,
     ) -> Result<String> {
-        let source_arn = format!("arn:aws:s3:::{}", self.source);
+        let source_arn = keys::bucket_arn(self.partition, &self.source);
         let built = |err: aws_sdk_s3control::error::BuildError| {
             Error::s3_detail("CreateJob", &self.source, "", err)
         };

@@ -242,6 +242,7 @@ pub async fn run(
                         source: desired.source.clone(),
                         role_arn: args.batch_role_arn.clone(),
                         client_token: format!("s3-kms-sync-{}", desired.tags[plan::APPLIED_TAG]),
+                        partition: crate::store::keys::partition_of_region(&source_region),
                     };
                     match (apply, control, &args.batch_role_arn) {
                         (true, Some(control), Some(role)) => {

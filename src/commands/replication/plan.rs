@@ -10,6 +10,7 @@ use serde_json::{Value, json};
 use super::sheet::Row;
 use crate::local::hash::Sha256Stream;
 use crate::store::bucket::ReplicationRule;
+use crate::store::keys::{bucket_arn, partition_of_region};
 
 /// Rule ids this tool writes start with this; a rule with another id is
 /// someone else's, and its configuration is never overwritten.
@@ -98,7 +99,7 @@ pub fn desired(rows: &[Row], role_arn: &str) -> Vec<Desired> {
             priority: desired.rules.len() as i32 + 1,
             prefix: row.prefix.clone(),
             delete_markers: row.delete_markers,
-            destination: format!("arn:aws:s3:::{}", row.target),
+            destination: bucket_arn(partition_of_region(&row.region), &row.target),
             storage_class: row.storage_class.clone(),
             replica_kms_key_arn: row.replica_kms_key_arn.clone(),
             account: row.target_account.clone(),
@@ -181,7 +182,7 @@ pub fn location_constraint(region: &str) -> Option<String> {
 /// The IAM statements the replication role needs for `desired`: reading
 /// the source (with its key, when known) and encrypting under each replica key.
 pub fn role_needs(desired: &Desired, source_region: &str, source_key: Option<&str>) -> Value {
-    let source_arn = format!("arn:aws:s3:::{}", desired.source);
+    let source_arn = bucket_arn(partition_of_region(source_region), &desired.source);
     let mut statements = vec![json!({
         "Effect": "Allow",
         "Action": ["s3:GetReplicationConfiguration", "s3:ListBucket"],
@@ -210,7 +211,7 @@ pub fn role_needs(desired: &Desired, source_region: &str, source_key: Option<&st
         }));
     }
     for target in &desired.targets {
-        let target_arn = format!("arn:aws:s3:::{}", target.bucket);
+        let target_arn = bucket_arn(partition_of_region(&target.region), &target.bucket);
         statements.push(json!({
             "Effect": "Allow",
             "Action": ["kms:Encrypt", "kms:GenerateDataKey"],
@@ -227,6 +228,16 @@ pub fn role_needs(desired: &Desired, source_region: &str, source_key: Option<&st
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn arns_name_the_partition_of_each_buckets_region() {
+        let rows = [row(1, "src", "dst", "cn-northwest-1")];
+        let plans = desired(&rows, "arn:aws-cn:iam::123456789012:role/r");
+        assert_eq!(plans[0].rules[0].destination, "arn:aws-cn:s3:::dst");
+        let needs = role_needs(&plans[0], "cn-north-1", None).to_string();
+        assert!(needs.contains("arn:aws-cn:s3:::src/*"), "{needs}");
+        assert!(!needs.contains("arn:aws:s3"), "{needs}");
+    }
 
     fn row(number: usize, source: &str, target: &str, region: &str) -> Row {
         Row {
