@@ -454,6 +454,7 @@ async fn batch_replication_job_is_created_as_the_api_documents() {
         source: "photos".into(),
         role_arn: Some(BATCH_ROLE.into()),
         client_token: "token-1".into(),
+        partition: "aws",
     };
     assert_eq!(job.create(&control, BATCH_ROLE).await.unwrap(), "job-42");
     assert_eq!(create.num_calls(), 1, "the request matched every field");
