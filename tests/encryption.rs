@@ -207,3 +207,73 @@ async fn an_object_above_the_copy_limit_is_copied_part_by_part_with_its_metadata
         Some("someone else")
     );
 }
+
+/// After a key change one sync leaves the prefix compliant by its own
+/// audit: the older manifests are re-encrypted too, byte for byte, so the
+/// chain holds and the old snapshots still verify and restore.
+#[tokio::test]
+async fn a_key_change_brings_the_older_manifests_under_the_new_key() {
+    use s3_kms_sync::commands::audit::{self, AuditOptions, AuditRequest, AuditStatus};
+    use s3_kms_sync::commands::restore;
+    use s3_kms_sync::commands::verify::{self, VerifyOptions, VerifyRequest, VerifyStatus};
+    let backup = Backup::new(BUCKET, PREFIX, true).await;
+    let first = backup.sync().await;
+    std::fs::write(backup.source.path().join("top.txt"), b"second\n").unwrap();
+    let second = backup.sync().await;
+    let old_tree = tree(backup.source.path());
+
+    let new_key = backup.moto.kms_key().await;
+    let config = settings(
+        backup.source.path(),
+        backup.manifests.path(),
+        BUCKET,
+        &new_key,
+        PREFIX,
+    );
+    let rotated_engine = backup.moto.engine(config);
+    let rotated = rotated_engine.run(&SyncRequest::default()).await.unwrap();
+    assert_eq!(rotated.status, RunStatus::Succeeded, "{rotated:?}");
+    assert!(rotated.reencrypted > 0);
+    assert_eq!(rotated.manifests_reencrypted, 2, "{rotated:?}");
+
+    let s3 = backup.moto.s3();
+    let store = &rotated_engine.store;
+    for summary in [&first, &second, &rotated] {
+        let key = summary.manifest_s3_uri.as_deref().unwrap();
+        let key = key.strip_prefix(&format!("s3://{BUCKET}/")).unwrap();
+        let object = head(&s3, BUCKET, key).await;
+        assert_eq!(object.ssekms_key_id(), Some(new_key.as_str()), "{key}");
+        assert_eq!(object.bucket_key_enabled(), Some(true), "{key}");
+    }
+    let report = audit::run(
+        store,
+        PREFIX,
+        &AuditOptions {
+            concurrency: 4,
+            ..AuditOptions::default()
+        },
+        &AuditRequest::default(),
+    )
+    .await
+    .unwrap();
+    assert_eq!(report.status, AuditStatus::Compliant, "{report:#?}");
+
+    // The second snapshot, now under the new key: its chain and its files.
+    let request = VerifyRequest {
+        manifest: second.manifest_s3_uri.clone(),
+        ..VerifyRequest::default()
+    };
+    let verified = verify::run(store, PREFIX, &VerifyOptions { concurrency: 4 }, &request)
+        .await
+        .unwrap();
+    assert_eq!(verified.status, VerifyStatus::Ok, "{verified:#?}");
+    assert_eq!(verified.chain_checked, 2);
+    let target = tempfile::tempdir().unwrap();
+    let options = restore::RestoreOptions {
+        manifest: second.manifest_s3_uri.clone(),
+        ..restore_options(target.path())
+    };
+    let restored = restore::run(store, PREFIX, &options).await.unwrap();
+    assert_eq!(restored.status, RunStatus::Succeeded, "{restored:?}");
+    assert_eq!(tree(target.path()), old_tree);
+}

@@ -50,6 +50,11 @@ pub struct Summary {
     pub manifest_local_path: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub manifest_error: Option<String>,
+    /// Older manifests re-encrypted under the key after this run found a
+    /// key change (it re-encrypted files). Known once the manifest is
+    /// sent, so never part of it.
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub manifests_reencrypted: u64,
     /// The KMS key ARN that signed the uploaded manifest. Known only once
     /// it is sent, so never part of the manifest itself, whose
     /// `signing_key_id` says whether it is meant to be signed.
@@ -170,6 +175,7 @@ impl Summary {
             manifest_s3_uri: None,
             manifest_local_path: None,
             manifest_error: None,
+            manifests_reencrypted: 0,
             signed_by: None,
             message: None,
             source_shrunk: None,

@@ -10,6 +10,7 @@ mod listing;
 mod load;
 pub mod options;
 mod prior;
+mod rekey;
 pub mod request;
 pub(crate) mod resume;
 mod scope;
@@ -65,7 +66,7 @@ pub async fn run(
         let (manifest, records) = back_up(store, prefix, options, sync, &scope, &run, None).await?;
         let tag = scope.filter.scope_tag();
         let name = manifest::file_name(run.started, &run.id, scope.narrowed, tag.as_deref());
-        let summary = publish(
+        let mut summary = publish(
             store,
             prefix,
             &options.manifest_dir,
@@ -74,6 +75,9 @@ pub async fn run(
             &name,
         )
         .await;
+        if summary.reencrypted > 0 && !summary.dry_run {
+            rekey_manifests(store, &scope.key_prefix, &mut summary).await;
+        }
         log_summary(&summary);
         Ok(summary)
     };
@@ -267,6 +271,28 @@ pub(in crate::commands::sync) async fn back_up(
         files: Vec::new(),
     };
     Ok((manifest, records))
+}
+
+/// A run that re-encrypted files found a key change: the older manifests
+/// follow, so the prefix is compliant by its own audit once the run ends.
+async fn rekey_manifests(store: &Store, key_prefix: &str, summary: &mut Summary) {
+    match rekey::manifests(store, key_prefix).await {
+        Ok(rekeyed) => {
+            summary.manifests_reencrypted = rekeyed.reencrypted;
+            if rekeyed.failed > 0 {
+                summary.message = Some(format!(
+                    "{} older manifests are still under another key: the next run after a key change, or `audit --fix copy`, re-encrypts them",
+                    rekeyed.failed
+                ));
+            }
+        }
+        Err(err) => {
+            warn!(error = %err, "older manifests not re-encrypted");
+            summary.message = Some(format!(
+                "older manifests were not re-encrypted ({err}): run `audit --fix copy` to bring them under the key"
+            ));
+        }
+    }
 }
 
 fn log_summary(summary: &Summary) {
