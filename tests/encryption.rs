@@ -51,7 +51,9 @@ async fn a_key_change_reencrypts_every_object_in_place_without_sending_data() {
     assert_eq!(rotated.reencrypted, files.len() as u64, "{rotated:?}");
     assert_eq!((rotated.uploaded, rotated.skipped), (0, 0));
     assert_eq!(rotated.bytes_read, 0, "no file was read");
-    assert_eq!(sent(&counts, "CopyObject"), files.len() as u64);
+    // Each file, and the two older manifests, copied in place.
+    assert_eq!(rotated.manifests_reencrypted, 2, "{rotated:?}");
+    assert_eq!(sent(&counts, "CopyObject"), files.len() as u64 + 2);
     for op in ["UploadPart", "CreateMultipartUpload", "UploadPartCopy"] {
         assert_eq!(sent(&counts, op), 0, "{op}: {counts:?}");
     }
