@@ -129,7 +129,16 @@ async fn sources(moto: &Moto) {
     let s3 = moto.s3();
     let key = moto.kms_key().await;
     create_bucket(&s3, "photos", None).await;
-    moto.encrypt_by_default("photos", &key).await;
+    // Its default encryption names the key by an alias, as a console user
+    // may have set it.
+    moto.kms()
+        .create_alias()
+        .alias_name("alias/photos")
+        .target_key_id(key.rsplit('/').next().unwrap())
+        .send()
+        .await
+        .unwrap();
+    moto.encrypt_by_default("photos", "alias/photos").await;
     create_bucket(&s3, "ledgers", Some("eu-west-1")).await;
     set_versioning(&s3, "ledgers", BucketVersioningStatus::Suspended).await;
     for bucket in ["foreign", "foreign-elsewhere"] {
@@ -338,6 +347,25 @@ async fn apply_sets_up_kms_aware_replication_once_and_never_touches_a_foreign_ru
         needs.contains("kms:EncryptionContext:aws:s3:arn")
             && needs.contains("s3.eu-west-1.amazonaws.com"),
         "{needs}"
+    );
+    // The key's ARN, resolved from the alias the bucket names.
+    let decrypt = photos.role_needs.as_ref().unwrap()["Statement"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|st| st["Action"] == "kms:Decrypt")
+        .cloned()
+        .unwrap();
+    assert!(
+        decrypt["Resource"].as_str().unwrap().contains(":key/"),
+        "{decrypt}"
+    );
+    assert!(
+        photos
+            .role_needs_note
+            .as_deref()
+            .unwrap()
+            .contains("other keys")
     );
     // Existing objects: no Batch Operations role, so the request is printed.
     let request = photos.batch_replication_request.as_ref().unwrap();

@@ -6,7 +6,7 @@ use super::Clients;
 use super::plan::{
     APPLIED_TAG, Change, Desired, RULE_ID_PREFIX, Target, location_constraint, replication_json,
 };
-use crate::error::Result;
+use crate::error::{Error, Result};
 use crate::store::bucket::BucketAdmin;
 
 /// What reconciling one source bucket found.
@@ -41,7 +41,10 @@ pub async fn reconcile(clients: &Clients, desired: &Desired, apply: bool) -> Res
             )));
         }
     }
-    let source_key = source.default_kms_key().await?.map(|(key, _)| key);
+    let source_key = match source.default_kms_key().await? {
+        Some((key, _)) => Some(key_arn(clients, &source_region, &key).await?),
+        None => None,
+    };
     let tags = source.tags().await?;
 
     let mut changes = Vec::new();
@@ -89,6 +92,32 @@ pub async fn reconcile(clients: &Clients, desired: &Desired, apply: bool) -> Res
         source_region,
         source_key,
     })
+}
+
+/// The ARN of the key a bucket's default encryption names as stored (a key
+/// id, an alias or an ARN): IAM needs the key's ARN, and an alias in a
+/// policy's Resource applies to the alias, not to the key.
+async fn key_arn(clients: &Clients, region: &str, key: &str) -> Result<String> {
+    if key.starts_with("arn:") && key.contains(":key/") {
+        return Ok(key.to_owned());
+    }
+    let described = clients
+        .kms_in(region)
+        .describe_key()
+        .key_id(key)
+        .send()
+        .await
+        .map_err(|err| {
+            Error::Config(format!(
+                "cannot resolve the source bucket's default key {key} to its ARN (DescribeKey: {}): grant kms:DescribeKey on it",
+                aws_sdk_kms::error::DisplayErrorContext(&err)
+            ))
+        })?;
+    described
+        .key_metadata()
+        .and_then(|m| m.arn())
+        .map(str::to_owned)
+        .ok_or_else(|| Error::Config(format!("DescribeKey of {key} named no ARN")))
 }
 
 /// What a destination in this account lacks: the bucket itself, versioning,

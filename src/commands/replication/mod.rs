@@ -92,6 +92,16 @@ impl Clients {
             .to_owned()
     }
 
+    /// KMS in `region`: where a bucket's key is described.
+    pub fn kms_in(&self, region: &str) -> aws_sdk_kms::Client {
+        let shared = self
+            .shared
+            .to_builder()
+            .region(aws_config::Region::new(region.to_owned()))
+            .build();
+        crate::store::kms_client_from(&shared, aws_sdk_s3::config::retry::RetryConfig::standard())
+    }
+
     pub fn in_region(&self, region: &str) -> aws_sdk_s3::Client {
         let mut clients = self.by_region.lock().unwrap_or_else(|e| e.into_inner());
         clients
@@ -153,6 +163,9 @@ pub struct BucketReport {
     /// The IAM policy the replication role needs for this bucket's rules.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub role_needs: Option<Value>,
+    /// What `role_needs` cannot know by itself.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub role_needs_note: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub batch_job_id: Option<String>,
     /// The Batch Replication request to send, when no Batch Operations role was given.
@@ -198,6 +211,7 @@ pub async fn run(
             changes: Vec::new(),
             detail: None,
             role_needs: None,
+            role_needs_note: None,
             batch_job_id: None,
             batch_replication_request: None,
         };
@@ -227,6 +241,11 @@ pub async fn run(
                     &source_region,
                     source_key.as_deref(),
                 ));
+                report.role_needs_note = source_key.as_ref().map(|key| {
+                    format!(
+                        "kms:Decrypt names the bucket's default key, {key}; objects written under other keys replicate only if their keys are added (audit --kms-key-id {key} lists them as wrong_key)"
+                    )
+                });
                 let newly_replicating = changes
                     .iter()
                     .any(|c| matches!(c, Change::PutReplication { .. }));

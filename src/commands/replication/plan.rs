@@ -199,7 +199,9 @@ pub fn role_needs(desired: &Desired, source_region: &str, source_key: Option<&st
         "Resource": desired.rules.iter().map(|r| format!("{}/*", r.destination)).collect::<Vec<_>>(),
     }));
     if let Some(key) = source_key {
-        // With Bucket Keys the encryption context is the bucket's ARN.
+        // With Bucket Keys the encryption context is the bucket's ARN. The
+        // bucket's default key only: objects written under other keys need
+        // theirs listed here too (`audit` finds them, as `wrong_key`).
         statements.push(json!({
             "Effect": "Allow",
             "Action": "kms:Decrypt",
