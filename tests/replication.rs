@@ -487,3 +487,87 @@ async fn batch_replication_job_is_created_as_the_api_documents() {
     assert_eq!(job.create(&control, BATCH_ROLE).await.unwrap(), "job-42");
     assert_eq!(create.num_calls(), 1, "the request matched every field");
 }
+
+/// The sheet exactly as AWS's "replication at scale" post publishes it: six
+/// columns, no replica key. A source that is not SSE-KMS by default is set
+/// up (no SSE-KMS opt-in, with a warning); an SSE-KMS one is refused,
+/// naming the column to add.
+#[tokio::test]
+async fn the_published_six_column_sheet_replicates_what_it_can_and_names_the_column_it_lacks() {
+    let moto = Moto::start();
+    sources(&moto).await;
+    let s3 = moto.s3();
+    create_bucket(&s3, "plain", None).await;
+    let proxy = Proxy::start(&moto.endpoint, 1).await;
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("published.csv");
+    let mut writer = csv::Writer::from_path(&path).unwrap();
+    writer
+        .write_record([
+            "Source Bucket Name",
+            "Region",
+            "Target Storage Class",
+            "Prefix Filter",
+            "DeleteMarkerReplication",
+            "Existing Object Replication",
+        ])
+        .unwrap();
+    writer
+        .write_record(["plain", "eu-west-1", "STANDARD", "", "Disabled", "Disabled"])
+        .unwrap();
+    writer
+        .write_record([
+            "photos",
+            "eu-west-1",
+            "STANDARD",
+            "",
+            "Disabled",
+            "Disabled",
+        ])
+        .unwrap();
+    writer.flush().unwrap();
+
+    let report = run(&proxy, Action::Apply, path).await;
+    assert!(report.row_errors.is_empty(), "{:?}", report.row_errors);
+    let plain = bucket(&report, "plain");
+    assert_eq!(plain.outcome, replication::Outcome::Changed, "{plain:#?}");
+    assert!(
+        plain
+            .detail
+            .as_deref()
+            .unwrap()
+            .contains("Replica KMS Key ARN")
+    );
+    let configuration = s3
+        .get_bucket_replication()
+        .bucket("plain")
+        .send()
+        .await
+        .unwrap();
+    let rule = &configuration.replication_configuration().unwrap().rules()[0];
+    assert!(
+        rule.destination()
+            .unwrap()
+            .encryption_configuration()
+            .is_none()
+    );
+    let photos = bucket(&report, "photos");
+    assert_eq!(
+        photos.outcome,
+        replication::Outcome::Conflict,
+        "{photos:#?}"
+    );
+    let why = photos.detail.as_deref().unwrap();
+    assert!(
+        why.contains("SSE-KMS") && why.contains("\"Replica KMS Key ARN\""),
+        "{why}"
+    );
+    assert!(
+        s3.get_bucket_replication()
+            .bucket("photos")
+            .send()
+            .await
+            .is_err(),
+        "the SSE-KMS bucket is left as it is"
+    );
+}

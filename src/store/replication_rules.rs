@@ -23,7 +23,9 @@ pub struct ReplicationRule {
     /// The destination bucket's ARN.
     pub destination: String,
     pub storage_class: Option<String>,
-    pub replica_kms_key_arn: String,
+    /// The replica's key; `None` for a source whose objects are not
+    /// SSE-KMS (an SSE-KMS object replicates only when a rule names one).
+    pub replica_kms_key_arn: Option<String>,
     /// The destination's account when it is another one: replicas are then
     /// owned by it.
     pub account: Option<String>,
@@ -114,15 +116,20 @@ fn to_sdk(rule: &ReplicationRule) -> Result<SdkRule, aws_sdk_s3::error::BuildErr
         .set_account(rule.account.clone())
         .set_access_control_translation(owner)
         .set_storage_class(rule.storage_class.as_deref().map(StorageClass::from))
-        .encryption_configuration(
+        .set_encryption_configuration(rule.replica_kms_key_arn.as_ref().map(|key| {
             EncryptionConfiguration::builder()
-                .replica_kms_key_id(&rule.replica_kms_key_arn)
-                .build(),
-        )
+                .replica_kms_key_id(key)
+                .build()
+        }))
         .build()?;
     let kms_objects = SseKmsEncryptedObjects::builder()
         .status(SseKmsEncryptedObjectsStatus::Enabled)
         .build()?;
+    let criteria = rule.replica_kms_key_arn.as_ref().map(|_| {
+        SourceSelectionCriteria::builder()
+            .sse_kms_encrypted_objects(kms_objects)
+            .build()
+    });
     SdkRule::builder()
         .id(&rule.id)
         .priority(rule.priority)
@@ -137,11 +144,7 @@ fn to_sdk(rule: &ReplicationRule) -> Result<SdkRule, aws_sdk_s3::error::BuildErr
                 .status(status(rule.delete_markers))
                 .build(),
         )
-        .source_selection_criteria(
-            SourceSelectionCriteria::builder()
-                .sse_kms_encrypted_objects(kms_objects)
-                .build(),
-        )
+        .set_source_selection_criteria(criteria)
         .destination(destination)
         .build()
 }

@@ -17,6 +17,8 @@ pub enum Reconciled {
         changes: Vec<Change>,
         source_region: String,
         source_key: Option<String>,
+        /// What the rules will not replicate, said before it surprises.
+        warning: Option<String>,
     },
     /// The bucket replicates under rules this tool did not write.
     Conflict(String),
@@ -45,6 +47,19 @@ pub async fn reconcile(clients: &Clients, desired: &Desired, apply: bool) -> Res
         Some((key, _)) => Some(key_arn(clients, &source_region, &key).await?),
         None => None,
     };
+    let keyless: Vec<usize> = desired
+        .rules
+        .iter()
+        .zip(&desired.rows)
+        .filter(|(rule, _)| rule.replica_kms_key_arn.is_none())
+        .map(|(_, row)| *row)
+        .collect();
+    if source_key.is_some() && !keyless.is_empty() {
+        return Ok(Reconciled::Conflict(format!(
+            "s3://{} is SSE-KMS by default, and row(s) {keyless:?} name no replica key: add the \"Replica KMS Key ARN\" column (its objects replicate only under a key the rule names); the bucket is left as it is",
+            desired.source
+        )));
+    }
     let tags = source.tags().await?;
 
     let mut changes = Vec::new();
@@ -87,10 +102,17 @@ pub async fn reconcile(clients: &Clients, desired: &Desired, apply: bool) -> Res
             make(clients, desired, change).await?;
         }
     }
+    let warning = (!keyless.is_empty()).then(|| {
+        format!(
+            "row(s) {keyless:?} name no replica key: s3://{} is not SSE-KMS by default, but any SSE-KMS object in it will not replicate unless a \"Replica KMS Key ARN\" is added",
+            desired.source
+        )
+    });
     Ok(Reconciled::Changes {
         changes,
         source_region,
         source_key,
+        warning,
     })
 }
 
@@ -125,14 +147,15 @@ async fn key_arn(clients: &Clients, region: &str, key: &str) -> Result<String> {
 async fn target_changes(clients: &Clients, target: &Target) -> Result<Vec<Change>> {
     let admin = BucketAdmin::new(clients.in_region(&target.region), &target.bucket);
     let bucket = || target.bucket.clone();
-    let encryption = || Change::DefaultEncryption {
+    // Without a replica key the destination keeps S3's default (SSE-S3).
+    let encryption = |key: &String| Change::DefaultEncryption {
         bucket: bucket(),
         sse_algorithm: "aws:kms",
-        kms_master_key_id: target.replica_kms_key_arn.clone(),
+        kms_master_key_id: key.clone(),
         bucket_key_enabled: true,
     };
     if !admin.exists().await? {
-        return Ok(vec![
+        let mut changes = vec![
             Change::CreateBucket {
                 bucket: bucket(),
                 region: target.region.clone(),
@@ -140,8 +163,9 @@ async fn target_changes(clients: &Clients, target: &Target) -> Result<Vec<Change
             },
             Change::BlockPublicAccess { bucket: bucket() },
             Change::EnableVersioning { bucket: bucket() },
-            encryption(),
-        ]);
+        ];
+        changes.extend(target.replica_kms_key_arn.as_ref().map(encryption));
+        return Ok(changes);
     }
     let mut changes = Vec::new();
     if !admin.public_access_blocked().await? {
@@ -150,9 +174,10 @@ async fn target_changes(clients: &Clients, target: &Target) -> Result<Vec<Change
     if !admin.versioning_enabled().await? {
         changes.push(Change::EnableVersioning { bucket: bucket() });
     }
-    let wanted = Some((target.replica_kms_key_arn.clone(), true));
-    if admin.default_kms_key().await? != wanted {
-        changes.push(encryption());
+    if let Some(key) = &target.replica_kms_key_arn
+        && admin.default_kms_key().await? != Some((key.clone(), true))
+    {
+        changes.push(encryption(key));
     }
     Ok(changes)
 }

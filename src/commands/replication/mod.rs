@@ -235,7 +235,9 @@ pub async fn run(
                 changes,
                 source_region,
                 source_key,
+                warning,
             }) => {
+                report.detail = warning;
                 report.role_needs = Some(plan::role_needs(
                     &desired,
                     &source_region,

@@ -24,7 +24,7 @@ pub const APPLIED_TAG: &str = "s3-kms-sync:replication";
 pub struct Target {
     pub bucket: String,
     pub region: String,
-    pub replica_kms_key_arn: String,
+    pub replica_kms_key_arn: Option<String>,
     /// Another account's bucket is that account's to create (replica.yaml).
     pub account: Option<String>,
 }
@@ -149,10 +149,10 @@ pub fn replication_json(role_arn: &str, rules: &[ReplicationRule]) -> Value {
     let rules: Vec<Value> = rules
         .iter()
         .map(|rule| {
-            let mut destination = json!({
-                "Bucket": rule.destination,
-                "EncryptionConfiguration": {"ReplicaKmsKeyID": rule.replica_kms_key_arn},
-            });
+            let mut destination = json!({"Bucket": rule.destination});
+            if let Some(key) = &rule.replica_kms_key_arn {
+                destination["EncryptionConfiguration"] = json!({"ReplicaKmsKeyID": key});
+            }
             if let Some(class) = &rule.storage_class {
                 destination["StorageClass"] = json!(class);
             }
@@ -160,15 +160,20 @@ pub fn replication_json(role_arn: &str, rules: &[ReplicationRule]) -> Value {
                 destination["Account"] = json!(account);
                 destination["AccessControlTranslation"] = json!({"Owner": "Destination"});
             }
-            json!({
+            let mut rule_json = json!({
                 "ID": rule.id,
                 "Priority": rule.priority,
                 "Status": "Enabled",
                 "Filter": {"Prefix": rule.prefix},
                 "DeleteMarkerReplication": {"Status": status(rule.delete_markers)},
-                "SourceSelectionCriteria": {"SseKmsEncryptedObjects": {"Status": "Enabled"}},
                 "Destination": destination,
-            })
+            });
+            // SSE-KMS objects are opted in only where a replica key is named.
+            if rule.replica_kms_key_arn.is_some() {
+                rule_json["SourceSelectionCriteria"] =
+                    json!({"SseKmsEncryptedObjects": {"Status": "Enabled"}});
+            }
+            rule_json
         })
         .collect();
     json!({"Role": role_arn, "Rules": rules})
@@ -212,7 +217,11 @@ pub fn role_needs(desired: &Desired, source_region: &str, source_key: Option<&st
             },
         }));
     }
-    for target in &desired.targets {
+    for target in desired
+        .targets
+        .iter()
+        .filter(|t| t.replica_kms_key_arn.is_some())
+    {
         let target_arn = bucket_arn(partition_of_region(&target.region), &target.bucket);
         statements.push(json!({
             "Effect": "Allow",
@@ -251,7 +260,7 @@ mod tests {
             delete_markers: false,
             existing_objects: false,
             target: target.into(),
-            replica_kms_key_arn: format!("arn:aws:kms:{region}:123456789012:key/k"),
+            replica_kms_key_arn: Some(format!("arn:aws:kms:{region}:123456789012:key/k")),
             target_account: None,
             tags: BTreeMap::new(),
         }

@@ -54,7 +54,9 @@ pub struct Row {
     /// Existing objects are replicated too, by S3 Batch Replication.
     pub existing_objects: bool,
     pub target: String,
-    pub replica_kms_key_arn: String,
+    /// `None` when the sheet has no such column or the cell is empty: fine
+    /// for a source that is not SSE-KMS, refused for one that is.
+    pub replica_kms_key_arn: Option<String>,
     pub target_account: Option<String>,
     pub tags: BTreeMap<String, String>,
 }
@@ -186,20 +188,22 @@ fn row<'a>(number: usize, cell: &impl Fn(&str) -> &'a str) -> Result<Row, String
         "" => bucket_name(TARGET, &format!("{source}-target"))?,
         name => bucket_name(TARGET, name)?,
     };
-    let replica_kms_key_arn = cell(REPLICA_KEY).to_owned();
-    match key_region(&replica_kms_key_arn) {
-        Some(key_region) if key_region == region => {}
-        Some(key_region) => {
-            return Err(format!(
-                "{REPLICA_KEY} is in {key_region}, the replica in {region}: a KMS key serves its own region only"
-            ));
-        }
-        None => {
-            return Err(format!(
-                "{REPLICA_KEY} {replica_kms_key_arn:?} is not a KMS key ARN: SSE-KMS objects replicate only when the rule names the replica's key"
-            ));
-        }
-    }
+    let replica_kms_key_arn = match cell(REPLICA_KEY) {
+        "" => None,
+        key => match key_region(key) {
+            Some(key_region) if key_region == region => Some(key.to_owned()),
+            Some(key_region) => {
+                return Err(format!(
+                    "{REPLICA_KEY} is in {key_region}, the replica in {region}: a KMS key serves its own region only"
+                ));
+            }
+            None => {
+                return Err(format!(
+                    "{REPLICA_KEY} {key:?} is not a KMS key ARN: SSE-KMS objects replicate only when the rule names the replica's key"
+                ));
+            }
+        },
+    };
     let target_account = match cell(TARGET_ACCOUNT) {
         "" => None,
         id if id.len() == 12 && id.bytes().all(|b| b.is_ascii_digit()) => Some(id.to_owned()),
@@ -356,11 +360,27 @@ mod tests {
         assert!(err.contains("Target Storage Class"), "{err}");
     }
 
+    /// The six columns of AWS's "replication at scale" post, as published:
+    /// no replica key. Whether a row may go without one depends on the
+    /// source's encryption, which `apply` reads.
     #[test]
-    fn a_row_without_a_replica_key_is_refused() {
-        let sheet = table(&[HEADER, &["logs", "eu-west-1", "", "", "", "", "", ""]]);
+    fn a_sheet_with_the_six_published_columns_is_read() {
+        let sheet = table(&[
+            &REQUIRED,
+            &["logs", "eu-west-1", "STANDARD", "", "Disabled", "Enabled"],
+        ]);
         let (rows, errors) = parse(&sheet, "sheet").unwrap();
-        assert!(rows.is_empty());
-        assert!(errors[0].message.contains("replicate only"), "{errors:?}");
+        assert_eq!(errors, []);
+        assert_eq!(rows[0].replica_kms_key_arn, None);
+        assert!(rows[0].existing_objects);
+        let sheet = table(&[
+            HEADER,
+            &["logs", "eu-west-1", "", "", "", "", "alias/x", ""],
+        ]);
+        let (_, errors) = parse(&sheet, "sheet").unwrap();
+        assert!(
+            errors[0].message.contains("not a KMS key ARN"),
+            "{errors:?}"
+        );
     }
 }
