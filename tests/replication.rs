@@ -571,3 +571,86 @@ async fn the_published_six_column_sheet_replicates_what_it_can_and_names_the_col
         "the SSE-KMS bucket is left as it is"
     );
 }
+
+/// A source with Object Lock replicates only to a destination with Object
+/// Lock: `apply` creates the destination to match, with the source's
+/// default retention, and the role it prints may read each version's
+/// retention and legal hold.
+#[tokio::test]
+async fn a_locked_source_gets_a_locked_destination() {
+    use aws_sdk_s3::types::{
+        DefaultRetention, ObjectLockConfiguration, ObjectLockEnabled, ObjectLockRetentionMode,
+        ObjectLockRule,
+    };
+    let moto = Moto::start();
+    let s3 = moto.s3();
+    s3.create_bucket()
+        .bucket("vault")
+        .object_lock_enabled_for_bucket(true)
+        .send()
+        .await
+        .unwrap();
+    let retention = DefaultRetention::builder()
+        .mode(ObjectLockRetentionMode::Governance)
+        .days(30)
+        .build();
+    s3.put_object_lock_configuration()
+        .bucket("vault")
+        .object_lock_configuration(
+            ObjectLockConfiguration::builder()
+                .object_lock_enabled(ObjectLockEnabled::Enabled)
+                .rule(
+                    ObjectLockRule::builder()
+                        .default_retention(retention)
+                        .build(),
+                )
+                .build(),
+        )
+        .send()
+        .await
+        .unwrap();
+    let proxy = Proxy::start(&moto.endpoint, 1).await;
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("vault.csv");
+    let mut writer = csv::Writer::from_path(&path).unwrap();
+    writer.write_record(HEADER).unwrap();
+    writer
+        .write_record([
+            "vault",
+            "eu-west-1",
+            "",
+            "",
+            "Disabled",
+            "Disabled",
+            "",
+            EU_KEY,
+            "",
+        ])
+        .unwrap();
+    writer.flush().unwrap();
+
+    let report = run(&proxy, Action::Apply, path).await;
+    let vault = bucket(&report, "vault");
+    assert_eq!(vault.outcome, replication::Outcome::Changed, "{vault:#?}");
+    let lock = client_for(&proxy.endpoint)
+        .get_object_lock_configuration()
+        .bucket("vault-target")
+        .send()
+        .await
+        .expect("the destination has Object Lock");
+    let lock = lock.object_lock_configuration().unwrap();
+    assert_eq!(
+        lock.object_lock_enabled(),
+        Some(&ObjectLockEnabled::Enabled)
+    );
+    let kept = lock.rule().and_then(|r| r.default_retention()).unwrap();
+    assert_eq!(
+        (kept.mode(), kept.days()),
+        (Some(&ObjectLockRetentionMode::Governance), Some(30))
+    );
+    let needs = vault.role_needs.as_ref().unwrap().to_string();
+    assert!(
+        needs.contains("s3:GetObjectRetention") && needs.contains("s3:GetObjectLegalHold"),
+        "{needs}"
+    );
+}

@@ -92,7 +92,9 @@ impl BucketAdmin {
     }
 
     /// Creates the bucket in `region`: us-east-1 takes no location constraint.
-    pub async fn create(&self, region: &str) -> Result<()> {
+    /// Creates the bucket in `region`, with Object Lock when `locked` (it
+    /// is then versioned by S3 itself).
+    pub async fn create(&self, region: &str, locked: bool) -> Result<()> {
         let configuration = (region != "us-east-1").then(|| {
             CreateBucketConfiguration::builder()
                 .location_constraint(BucketLocationConstraint::from(region))
@@ -102,6 +104,7 @@ impl BucketAdmin {
             .create_bucket()
             .bucket(&self.bucket)
             .set_create_bucket_configuration(configuration)
+            .set_object_lock_enabled_for_bucket(locked.then_some(true))
             .send()
             .await
             .map_err(|e| self.error("CreateBucket", e))?;

@@ -6,6 +6,7 @@
 //! Results are typed: each says the version id and the encryption S3 reported.
 
 pub mod bucket;
+mod bucket_lock;
 mod client;
 mod copy;
 pub mod encryption;
@@ -32,6 +33,7 @@ use crate::error::{Error, Result};
 use crate::local::hash::Md5Digest;
 use crate::trust::{SIGNATURE_METADATA, SIGNING_KEY_METADATA, Signature, Trust};
 
+pub use bucket_lock::ObjectLock;
 pub use client::{
     custom_endpoint, kms_client_from, s3_and_kms_clients, s3_client_from, s3_client_in,
 };

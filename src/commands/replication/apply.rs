@@ -7,6 +7,7 @@ use super::plan::{
     APPLIED_TAG, Change, Desired, RULE_ID_PREFIX, Target, location_constraint, replication_json,
 };
 use crate::error::{Error, Result};
+use crate::store::ObjectLock;
 use crate::store::bucket::BucketAdmin;
 
 /// What reconciling one source bucket found.
@@ -17,6 +18,8 @@ pub enum Reconciled {
         changes: Vec<Change>,
         source_region: String,
         source_key: Option<String>,
+        /// Whether the source has Object Lock.
+        source_locked: bool,
         /// What the rules will not replicate, said before it surprises.
         warning: Option<String>,
     },
@@ -61,6 +64,7 @@ pub async fn reconcile(clients: &Clients, desired: &Desired, apply: bool) -> Res
         )));
     }
     let tags = source.tags().await?;
+    let source_lock = source.object_lock().await?;
 
     let mut changes = Vec::new();
     if !source.versioning_enabled().await? {
@@ -72,7 +76,7 @@ pub async fn reconcile(clients: &Clients, desired: &Desired, apply: bool) -> Res
         // Another account's bucket is created there (replica.yaml); S3
         // refuses the rule if it is missing or unversioned.
         if target.account.is_none() {
-            changes.extend(target_changes(clients, target).await?);
+            changes.extend(target_changes(clients, target, source_lock.as_ref()).await?);
         }
     }
     let applied = current.as_ref().is_some_and(|(role, rules)| {
@@ -112,6 +116,7 @@ pub async fn reconcile(clients: &Clients, desired: &Desired, apply: bool) -> Res
         changes,
         source_region,
         source_key,
+        source_locked: source_lock.is_some(),
         warning,
     })
 }
@@ -143,10 +148,19 @@ async fn key_arn(clients: &Clients, region: &str, key: &str) -> Result<String> {
 }
 
 /// What a destination in this account lacks: the bucket itself, versioning,
-/// public access blocked, default SSE-KMS under the replica key with a Bucket Key.
-async fn target_changes(clients: &Clients, target: &Target) -> Result<Vec<Change>> {
+/// public access blocked, Object Lock when the source has it, default
+/// SSE-KMS under the replica key with a Bucket Key.
+async fn target_changes(
+    clients: &Clients,
+    target: &Target,
+    source_lock: Option<&ObjectLock>,
+) -> Result<Vec<Change>> {
     let admin = BucketAdmin::new(clients.in_region(&target.region), &target.bucket);
     let bucket = || target.bucket.clone();
+    let lock = |lock: &ObjectLock| Change::ObjectLock {
+        bucket: bucket(),
+        lock: lock.clone(),
+    };
     // Without a replica key the destination keeps S3's default (SSE-S3).
     let encryption = |key: &String| Change::DefaultEncryption {
         bucket: bucket(),
@@ -160,10 +174,13 @@ async fn target_changes(clients: &Clients, target: &Target) -> Result<Vec<Change
                 bucket: bucket(),
                 region: target.region.clone(),
                 location_constraint: location_constraint(&target.region),
+                object_lock: source_lock.is_some(),
             },
             Change::BlockPublicAccess { bucket: bucket() },
             Change::EnableVersioning { bucket: bucket() },
         ];
+        // A new bucket's default retention, as the source's.
+        changes.extend(source_lock.filter(|l| l.mode.is_some()).map(lock));
         changes.extend(target.replica_kms_key_arn.as_ref().map(encryption));
         return Ok(changes);
     }
@@ -173,6 +190,11 @@ async fn target_changes(clients: &Clients, target: &Target) -> Result<Vec<Change
     }
     if !admin.versioning_enabled().await? {
         changes.push(Change::EnableVersioning { bucket: bucket() });
+    }
+    if let Some(source_lock) = source_lock
+        && admin.object_lock().await?.is_none()
+    {
+        changes.push(lock(source_lock));
     }
     if let Some(key) = &target.replica_kms_key_arn
         && admin.default_kms_key().await? != Some((key.clone(), true))
@@ -187,9 +209,14 @@ async fn make(clients: &Clients, desired: &Desired, change: &Change) -> Result<(
         Change::EnableVersioning { bucket } => {
             clients.admin_of(bucket).await?.enable_versioning().await
         }
-        Change::CreateBucket { bucket, region, .. } => {
+        Change::CreateBucket {
+            bucket,
+            region,
+            object_lock,
+            ..
+        } => {
             let admin = BucketAdmin::new(clients.in_region(region), bucket);
-            admin.create(region).await?;
+            admin.create(region, *object_lock).await?;
             clients.remember(bucket, region);
             Ok(())
         }
@@ -215,5 +242,8 @@ async fn make(clients: &Clients, desired: &Desired, change: &Change) -> Result<(
                 .await
         }
         Change::Tag { bucket, tags } => clients.admin_of(bucket).await?.put_tags(tags).await,
+        Change::ObjectLock { bucket, lock } => {
+            clients.admin_of(bucket).await?.lock_objects(lock).await
+        }
     }
 }

@@ -235,6 +235,7 @@ pub async fn run(
                 changes,
                 source_region,
                 source_key,
+                source_locked,
                 warning,
             }) => {
                 report.detail = warning;
@@ -242,6 +243,7 @@ pub async fn run(
                     &desired,
                     &source_region,
                     source_key.as_deref(),
+                    source_locked,
                 ));
                 report.role_needs_note = source_key.as_ref().map(|key| {
                     format!(

@@ -9,6 +9,7 @@ use serde_json::{Value, json};
 
 use super::sheet::Row;
 use crate::local::hash::Sha256Stream;
+use crate::store::ObjectLock;
 use crate::store::bucket::ReplicationRule;
 use crate::store::keys::{bucket_arn, partition_of_region};
 
@@ -53,6 +54,16 @@ pub enum Change {
         region: String,
         /// None for us-east-1, which takes no location constraint.
         location_constraint: Option<String>,
+        /// Created with Object Lock, as its source has it.
+        #[serde(skip_serializing_if = "std::ops::Not::not")]
+        object_lock: bool,
+    },
+    /// Object Lock as the source has it: a locked source replicates only to
+    /// a locked destination.
+    ObjectLock {
+        bucket: String,
+        #[serde(flatten)]
+        lock: ObjectLock,
     },
     BlockPublicAccess {
         bucket: String,
@@ -186,16 +197,30 @@ pub fn location_constraint(region: &str) -> Option<String> {
 
 /// The IAM statements the replication role needs for `desired`: reading
 /// the source (with its key, when known) and encrypting under each replica key.
-pub fn role_needs(desired: &Desired, source_region: &str, source_key: Option<&str>) -> Value {
+pub fn role_needs(
+    desired: &Desired,
+    source_region: &str,
+    source_key: Option<&str>,
+    source_locked: bool,
+) -> Value {
     let source_arn = bucket_arn(partition_of_region(source_region), &desired.source);
     let mut statements = vec![json!({
         "Effect": "Allow",
         "Action": ["s3:GetReplicationConfiguration", "s3:ListBucket"],
         "Resource": source_arn,
     })];
+    let mut reads = vec![
+        "s3:GetObjectVersionForReplication",
+        "s3:GetObjectVersionAcl",
+        "s3:GetObjectVersionTagging",
+    ];
+    if source_locked {
+        // Replication carries each version's retention and legal hold.
+        reads.extend(["s3:GetObjectRetention", "s3:GetObjectLegalHold"]);
+    }
     statements.push(json!({
         "Effect": "Allow",
-        "Action": ["s3:GetObjectVersionForReplication", "s3:GetObjectVersionAcl", "s3:GetObjectVersionTagging"],
+        "Action": reads,
         "Resource": format!("{source_arn}/*"),
     }));
     statements.push(json!({
@@ -245,7 +270,7 @@ mod tests {
         let rows = [row(1, "src", "dst", "cn-northwest-1")];
         let plans = desired(&rows, "arn:aws-cn:iam::123456789012:role/r");
         assert_eq!(plans[0].rules[0].destination, "arn:aws-cn:s3:::dst");
-        let needs = role_needs(&plans[0], "cn-north-1", None).to_string();
+        let needs = role_needs(&plans[0], "cn-north-1", None, false).to_string();
         assert!(needs.contains("arn:aws-cn:s3:::src/*"), "{needs}");
         assert!(!needs.contains("arn:aws:s3"), "{needs}");
     }
