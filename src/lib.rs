@@ -45,6 +45,7 @@ pub mod error;
 pub mod lambda;
 pub mod local;
 pub mod manifest;
+pub mod retention;
 pub mod run;
 pub mod store;
 pub mod target;
