@@ -44,6 +44,12 @@ if [ "$(field status <<<"$report")" != ok ]; then
     exit 1
 fi
 
+echo "== snapshots (the CLI: one listing and one HEAD per manifest, no manifest body read)"
+cargo run --quiet --bin s3-kms-sync -- snapshots --json \
+    | "$VENV/bin/python" -c 'import json, sys
+for s in json.load(sys.stdin):
+    print(s["time"], s["run_id"], s["kind"], s["status"], s["files"], s["bytes"], s["signature"]["status"], s["restorable"])'
+
 echo "== audit (events/audit.json: every object under the key with a Bucket Key)"
 audit=$(invoke "$ROOT/events/audit.json")
 "$VENV/bin/python" -m json.tool <<<"$audit"

@@ -10,6 +10,7 @@ use crate::commands;
 use crate::commands::audit::{AuditArgs, AuditOptions, AuditStatus};
 use crate::commands::replication::{Clients, ReplicationArgs};
 use crate::commands::restore::{RestoreArgs, RestoreOptions};
+use crate::commands::snapshots::{SnapshotsArgs, SnapshotsOptions};
 use crate::commands::sync::{SyncArgs, SyncOptions, SyncRequest};
 use crate::commands::verify::{VerifyArgs, VerifyOptions, VerifyStatus};
 use crate::config::{Config, ConfigArgs};
@@ -32,6 +33,9 @@ pub enum Command {
     Verify(Box<ConfigArgs<VerifyArgs>>),
     /// Bring a manifest's tree back into a directory; print the report as JSON.
     Restore(Box<ConfigArgs<RestoreArgs>>),
+    /// List the prefix's snapshots, oldest first: a table on a terminal,
+    /// JSON otherwise (or with --json).
+    Snapshots(Box<ConfigArgs<SnapshotsArgs>>),
     /// Find objects not under the KMS key with a Bucket Key, and fix them;
     /// print the report as JSON.
     Audit(Box<ConfigArgs<AuditArgs>>),
@@ -60,6 +64,7 @@ pub async fn run(cli: Cli) -> ExitCode {
         Command::Sync(args) => sync(*args).await,
         Command::Verify(args) => verify(*args).await,
         Command::Restore(args) => restore(*args).await,
+        Command::Snapshots(args) => snapshots(*args).await,
         Command::Audit(args) => audit(*args).await,
         Command::Replication(args) => replication(&args).await,
         Command::Md5 { files } => return print_md5(&files),
@@ -117,6 +122,19 @@ async fn restore(args: ConfigArgs<RestoreArgs>) -> Result<u8> {
     let report = commands::restore::run(&store, &config.target.prefix, &config.command).await?;
     println!("{}", serde_json::to_string_pretty(&report)?);
     Ok(exit_code(report.status))
+}
+
+async fn snapshots(args: ConfigArgs<SnapshotsArgs>) -> Result<u8> {
+    use std::io::IsTerminal;
+    let config = Config::<SnapshotsOptions>::from_args(args, Mode::Cli)?;
+    let store = config.connect().await;
+    let lines = commands::snapshots::run(&store, &config.target.prefix).await?;
+    if config.command.json || !std::io::stdout().is_terminal() {
+        println!("{}", serde_json::to_string_pretty(&lines)?);
+    } else {
+        print!("{}", commands::snapshots::table(&lines));
+    }
+    Ok(0)
 }
 
 async fn verify(args: ConfigArgs<VerifyArgs>) -> Result<u8> {

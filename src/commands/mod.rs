@@ -4,5 +4,6 @@
 pub mod audit;
 pub mod replication;
 pub mod restore;
+pub mod snapshots;
 pub mod sync;
 pub mod verify;

@@ -2,6 +2,7 @@
 //! stored. It is written locally and uploaded under `<prefix>/_manifests/`;
 //! every command reads manifests through the one streamed reader in [`read`].
 
+pub mod catalog;
 pub mod chain;
 pub mod local_dir;
 mod locate;
@@ -36,7 +37,7 @@ pub use name::{
     timestamp,
 };
 pub use record::{EntryKind, FileRecord, FileStatus};
-pub use snapshot::Snapshot;
+pub use snapshot::{Facts, Kind, Snapshot};
 pub use summary::{RunStatus, SourceShrunk, Summary, Tally};
 pub use write::Written;
 

@@ -7,7 +7,7 @@ use tracing::{debug, warn};
 
 use super::local_dir;
 use super::spool::SortedRecords;
-use super::{Manifest, Snapshot, Summary, Written};
+use super::{Facts, Kind, Manifest, Snapshot, Summary, Written};
 use crate::error::{Error, Result};
 use crate::store::{PutExtras, Store, WriteIf, file_body, keys};
 use crate::trust::{Signature, Signer};
@@ -23,6 +23,7 @@ pub async fn publish(
     mut manifest: Manifest,
     records: &SortedRecords,
     name: &str,
+    kind: Kind,
 ) -> Summary {
     let key = keys::manifest_key(prefix, name);
     let (bucket, key_prefix) = (manifest.bucket.clone(), manifest.prefix.clone());
@@ -32,6 +33,7 @@ pub async fn publish(
         key: &key,
         local_name: name,
         signer,
+        kind: Some(kind),
     };
     let summary = send(store, manifest_dir, manifest, records, destination).await;
     if summary.manifest_s3_uri.is_some() && summary.manifest_local_path.is_some() {
@@ -58,15 +60,18 @@ pub async fn publish_as(
         key,
         local_name,
         signer: None,
+        kind: None,
     };
     send(store, manifest_dir, manifest, records, destination).await
 }
 
-/// Where a manifest goes, and the key that signs it there.
+/// Where a manifest goes, the key that signs it there, and the kind of
+/// snapshot it is (a shard's manifest is none).
 struct Destination<'a> {
     key: &'a str,
     local_name: &'a str,
     signer: Option<&'a Signer>,
+    kind: Option<Kind>,
 }
 
 async fn send(
@@ -76,12 +81,8 @@ async fn send(
     records: &SortedRecords,
     destination: Destination<'_>,
 ) -> Summary {
-    let Destination {
-        key,
-        local_name,
-        signer,
-    } = destination;
-    let local = manifest_dir.join(local_name);
+    let key = destination.key;
+    let local = manifest_dir.join(destination.local_name);
     manifest.summary.manifest_local_path = Some(local.display().to_string());
     if !manifest.dry_run {
         manifest.summary.manifest_s3_uri = Some(store.uri(key));
@@ -98,7 +99,7 @@ async fn send(
     if manifest.dry_run {
         return manifest.summary;
     }
-    match upload(store, &manifest, records, key, &local, written, signer).await {
+    match upload(store, &manifest, records, &destination, &local, written).await {
         Ok(signed) => {
             if let Some(signature) = &signed.signature
                 && manifest.summary.manifest_local_path.is_some()
@@ -144,17 +145,38 @@ async fn upload(
     store: &Store,
     manifest: &Manifest,
     records: &SortedRecords,
-    key: &str,
+    destination: &Destination<'_>,
     local: &Path,
     written: Option<Written>,
-    signer: Option<&Signer>,
 ) -> Result<Signed> {
+    let (key, signer, kind) = (destination.key, destination.signer, destination.kind);
     let snapshot = Snapshot::of(manifest.complete, &manifest.summary);
+    let facts = |written: &Written| {
+        kind.map(|kind| {
+            Facts {
+                kind,
+                status: manifest.summary.status,
+                files: written.files,
+                bytes: written.bytes,
+            }
+            .to_metadata()
+        })
+    };
     if let Some(written) = written
         && let Ok(body) = file_body(local).await
     {
         let signed = sign(signer, &written).await;
-        match put(store, key, body, &written, snapshot, &signed).await {
+        let facts = facts(&written);
+        match put(
+            store,
+            key,
+            body,
+            &written,
+            (snapshot, facts.as_deref()),
+            &signed,
+        )
+        .await
+        {
             Err(err) if std::fs::symlink_metadata(local).is_err() => {
                 warn!(key, error = %err, "local manifest copy vanished while it was sent; sending it from memory");
             }
@@ -163,7 +185,16 @@ async fn upload(
     }
     let (bytes, written) = manifest.to_json_with_digests(records)?;
     let signed = sign(signer, &written).await;
-    put(store, key, bytes.into(), &written, snapshot, &signed).await?;
+    let facts = facts(&written);
+    put(
+        store,
+        key,
+        bytes.into(),
+        &written,
+        (snapshot, facts.as_deref()),
+        &signed,
+    )
+    .await?;
     Ok(signed)
 }
 
@@ -194,13 +225,14 @@ async fn put(
     key: &str,
     body: ByteStream,
     written: &Written,
-    snapshot: Snapshot,
+    (snapshot, facts): (Snapshot, Option<&str>),
     signed: &Signed,
 ) -> Result<()> {
     let extras = PutExtras {
         sha256: Some(&written.sha256),
         snapshot: Some(snapshot.as_str()),
         signature: signed.signature.as_ref(),
+        facts,
         ..PutExtras::JSON
     };
     match store

@@ -1,8 +1,8 @@
 //! What a manifest says of the snapshot it is, kept with its object as
 //! user metadata so "latest" is chosen by a HEAD, not by reading bodies.
 
-use super::Summary;
 use super::read::Header;
+use super::{RunStatus, Summary};
 
 /// Whether a manifest may stand for the source as it was.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -85,5 +85,74 @@ mod tests {
             );
         }
         assert_eq!(Snapshot::parse("done"), None);
+    }
+}
+
+/// How a run came to write a snapshot.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Kind {
+    /// A run over the whole source (under its configured globs).
+    Full,
+    /// A run over part of the source (an event's sub-directory or filter).
+    Narrowed,
+    /// A sharded run's merged manifest.
+    Sharded,
+}
+
+/// What `snapshots` shows of a manifest without reading its body: kept
+/// with its object as user metadata (`x-amz-meta-facts`), one small value.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Facts {
+    pub kind: Kind,
+    pub status: RunStatus,
+    /// Files with an object, and their bytes.
+    pub files: u64,
+    pub bytes: u64,
+}
+
+impl Facts {
+    pub fn to_metadata(self) -> String {
+        let word = |value: serde_json::Value| value.as_str().unwrap_or_default().to_owned();
+        format!(
+            "kind={} status={} files={} bytes={}",
+            word(serde_json::json!(self.kind)),
+            word(serde_json::json!(self.status)),
+            self.files,
+            self.bytes
+        )
+    }
+
+    pub fn parse(text: &str) -> Option<Facts> {
+        let field = |name: &str| {
+            text.split(' ')
+                .find_map(|pair| pair.strip_prefix(name)?.strip_prefix('='))
+        };
+        let quoted = |name| serde_json::Value::String(field(name).unwrap_or_default().to_owned());
+        Some(Facts {
+            kind: serde_json::from_value(quoted("kind")).ok()?,
+            status: serde_json::from_value(quoted("status")).ok()?,
+            files: field("files")?.parse().ok()?,
+            bytes: field("bytes")?.parse().ok()?,
+        })
+    }
+}
+
+#[cfg(test)]
+mod facts_tests {
+    use super::*;
+
+    #[test]
+    fn facts_round_trip_through_metadata() {
+        let facts = Facts {
+            kind: Kind::Sharded,
+            status: RunStatus::Partial,
+            files: 12,
+            bytes: 3456,
+        };
+        let text = facts.to_metadata();
+        assert_eq!(text, "kind=sharded status=partial files=12 bytes=3456");
+        assert_eq!(Facts::parse(&text), Some(facts));
+        assert_eq!(Facts::parse("kind=full"), None);
     }
 }

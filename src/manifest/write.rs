@@ -56,16 +56,24 @@ impl Manifest {
             })?;
         let io = |err| Error::io("write", "manifest", err);
         out.write_all(open).map_err(io)?;
+        let (mut files, mut bytes) = (0, 0);
         for (i, record) in records.iter()?.enumerate() {
             if i > 0 {
                 out.write_all(b",").map_err(io)?;
             }
-            serde_json::to_writer(&mut out, &record?)?;
+            let record = record?;
+            if record.kind == super::EntryKind::File && record.status.is_stored() {
+                files += 1;
+                bytes += record.size_bytes;
+            }
+            serde_json::to_writer(&mut out, &record)?;
         }
         out.write_all(b"]}").map_err(io)?;
         let written = Written {
             md5: out.md5.finish()?,
             sha256: out.sha256.finish_hex(),
+            files,
+            bytes,
         };
         Ok((out.inner, written))
     }
@@ -77,6 +85,9 @@ pub struct Written {
     pub md5: Md5Digest,
     /// Hex SHA-256: stored with the S3 object, so a local copy can be proven.
     pub sha256: String,
+    /// Files the snapshot holds (stored, with an object), and their bytes.
+    pub files: u64,
+    pub bytes: u64,
 }
 
 /// Passes bytes on and hashes them on the way.

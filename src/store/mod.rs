@@ -86,6 +86,10 @@ pub const SHA256_METADATA: &str = "sha256";
 /// HEAD instead of reading a document of hundreds of megabytes.
 pub const SNAPSHOT_METADATA: &str = "snapshot";
 
+/// User metadata key holding a manifest's kind, status, files and bytes
+/// (`x-amz-meta-facts`): what `snapshots` lists without reading a body.
+pub const FACTS_METADATA: &str = "facts";
+
 /// What a PUT carries besides the body and its MD5.
 #[derive(Debug, Clone, Copy, Default)]
 pub struct PutExtras<'a> {
@@ -97,6 +101,8 @@ pub struct PutExtras<'a> {
     /// A manifest's signature, kept as [`SIGNATURE_METADATA`] and
     /// [`SIGNING_KEY_METADATA`].
     pub signature: Option<&'a Signature>,
+    /// What a snapshot listing shows of a manifest, kept as [`FACTS_METADATA`].
+    pub facts: Option<&'a str>,
 }
 
 impl PutExtras<'_> {
@@ -105,6 +111,7 @@ impl PutExtras<'_> {
         sha256: None,
         snapshot: None,
         signature: None,
+        facts: None,
     };
 }
 
@@ -286,6 +293,9 @@ impl Store {
         }
         if let Some(snapshot) = extras.snapshot {
             request = request.metadata(SNAPSHOT_METADATA, snapshot);
+        }
+        if let Some(facts) = extras.facts {
+            request = request.metadata(FACTS_METADATA, facts);
         }
         if let Some(signature) = extras.signature {
             request = request

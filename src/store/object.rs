@@ -8,7 +8,7 @@ use aws_sdk_s3::primitives::ByteStream;
 use chrono::{DateTime, Utc};
 
 use super::encryption::Encryption;
-use super::{MD5_METADATA, SHA256_METADATA, SNAPSHOT_METADATA};
+use super::{FACTS_METADATA, MD5_METADATA, SHA256_METADATA, SNAPSHOT_METADATA};
 use crate::error::{Error, Result};
 use crate::trust::{SIGNATURE_METADATA, SIGNING_KEY_METADATA, Signature};
 
@@ -69,6 +69,8 @@ pub struct Object {
     pub snapshot: Option<String>,
     /// A manifest's signature, if one is kept with it.
     pub signature: Option<Signature>,
+    /// What a snapshot listing shows of a manifest ([`FACTS_METADATA`]).
+    pub facts: Option<String>,
     /// The current version's id, on a versioned bucket.
     pub version_id: Option<String>,
     /// The encryption S3 reports; `None` where it was not asked (a listing).
@@ -105,6 +107,7 @@ impl Object {
             sha256: meta(SHA256_METADATA),
             snapshot: meta(SNAPSHOT_METADATA),
             signature: signature_of(out.metadata()),
+            facts: meta(FACTS_METADATA),
             etag: out.e_tag().map(str::to_owned),
             size: out.content_length(),
             version_id: version_of(out.version_id()),

@@ -73,6 +73,10 @@ pub async fn run(
             manifest,
             &records,
             &name,
+            match scope.narrowed {
+                true => manifest::Kind::Narrowed,
+                false => manifest::Kind::Full,
+            },
         )
         .await;
         if summary.reencrypted > 0 && !summary.dry_run {

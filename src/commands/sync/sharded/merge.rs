@@ -125,6 +125,7 @@ pub async fn run(
         manifest,
         &records,
         &name,
+        manifest::Kind::Sharded,
     )
     .await;
     if summary.manifest_s3_uri.is_some() {

@@ -1,0 +1,108 @@
+//! `snapshots`: one line per snapshot of the prefix, oldest first, from a
+//! listing and one HEAD per manifest; a table on a terminal, JSON otherwise.
+
+use std::fmt::Write as _;
+
+use clap::Args;
+
+use crate::config::Options;
+use crate::error::Result;
+use crate::manifest::catalog::{self, SnapshotLine};
+use crate::run::Mode;
+use crate::store::Store;
+use crate::trust::Verdict;
+
+/// The options of `snapshots`, as given.
+#[derive(Debug, Clone, Default, Args)]
+pub struct SnapshotsArgs {
+    /// Print JSON even on a terminal.
+    #[arg(long)]
+    pub json: bool,
+}
+
+/// The validated options of `snapshots`.
+#[derive(Debug, Clone)]
+pub struct SnapshotsOptions {
+    pub json: bool,
+}
+
+impl Options for SnapshotsOptions {
+    type Args = SnapshotsArgs;
+
+    fn from_args(args: SnapshotsArgs, _mode: Mode) -> Result<Self> {
+        Ok(SnapshotsOptions { json: args.json })
+    }
+}
+
+/// The snapshots of `prefix`, oldest first.
+pub async fn run(store: &Store, prefix: &str) -> Result<Vec<SnapshotLine>> {
+    catalog::snapshots(store, prefix).await
+}
+
+/// The lines as a table, for a person.
+pub fn table(lines: &[SnapshotLine]) -> String {
+    let mut out = String::new();
+    let _ = writeln!(
+        out,
+        "{:<24} {:<36} {:<9} {:<10} {:>9} {:>10} {:<9} RESTORABLE",
+        "TIME", "RUN", "KIND", "STATUS", "FILES", "SIZE", "SIGNED"
+    );
+    for line in lines {
+        let status = line.status.map_or("?".to_owned(), |s| {
+            serde_json::json!(s).as_str().unwrap_or("?").to_owned()
+        });
+        let kind = serde_json::json!(line.kind)
+            .as_str()
+            .unwrap_or("?")
+            .to_owned();
+        let signed = match &line.signature {
+            Verdict::Valid { .. } => "valid",
+            Verdict::Unsigned => "no",
+            Verdict::NotChecked { .. } => "unchecked",
+            Verdict::BadSignature { .. } => "BAD",
+            Verdict::ForeignKey { .. } => "FOREIGN",
+        };
+        let _ = writeln!(
+            out,
+            "{:<24} {:<36} {:<9} {:<10} {:>9} {:>10} {:<9} {}",
+            line.time.format("%Y-%m-%d %H:%M:%S UTC"),
+            line.run_id,
+            kind,
+            status,
+            line.files.map_or("?".to_owned(), |f| f.to_string()),
+            line.bytes.map_or("?".to_owned(), human_bytes),
+            signed,
+            line.restorable
+        );
+    }
+    let _ = writeln!(out, "{} snapshots", lines.len());
+    out
+}
+
+/// Bytes in binary units, as `ls -h` writes them.
+fn human_bytes(bytes: u64) -> String {
+    const UNITS: [&str; 5] = ["B", "KiB", "MiB", "GiB", "TiB"];
+    let mut value = bytes as f64;
+    let mut unit = 0;
+    while value >= 1024.0 && unit < UNITS.len() - 1 {
+        value /= 1024.0;
+        unit += 1;
+    }
+    if unit == 0 {
+        format!("{bytes} B")
+    } else {
+        format!("{value:.1} {}", UNITS[unit])
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sizes_read_as_people_write_them() {
+        assert_eq!(human_bytes(512), "512 B");
+        assert_eq!(human_bytes(1536), "1.5 KiB");
+        assert_eq!(human_bytes(3 * 1024 * 1024 * 1024), "3.0 GiB");
+    }
+}
