@@ -8,6 +8,7 @@ use tracing_subscriber::EnvFilter;
 
 use crate::commands;
 use crate::commands::audit::{AuditArgs, AuditOptions, AuditStatus};
+use crate::commands::ls::{LsArgs, LsOptions};
 use crate::commands::replication::{Clients, ReplicationArgs};
 use crate::commands::restore::{RestoreArgs, RestoreOptions};
 use crate::commands::snapshots::{SnapshotsArgs, SnapshotsOptions};
@@ -36,6 +37,9 @@ pub enum Command {
     /// List the prefix's snapshots, oldest first: a table on a terminal,
     /// JSON otherwise (or with --json).
     Snapshots(Box<ConfigArgs<SnapshotsArgs>>),
+    /// List the files of a snapshot ("latest" by default), optionally only
+    /// those a glob matches: `size md5 path` on a terminal, JSON lines otherwise.
+    Ls(Box<ConfigArgs<LsArgs>>),
     /// Find objects not under the KMS key with a Bucket Key, and fix them;
     /// print the report as JSON.
     Audit(Box<ConfigArgs<AuditArgs>>),
@@ -65,6 +69,7 @@ pub async fn run(cli: Cli) -> ExitCode {
         Command::Verify(args) => verify(*args).await,
         Command::Restore(args) => restore(*args).await,
         Command::Snapshots(args) => snapshots(*args).await,
+        Command::Ls(args) => ls(*args).await,
         Command::Audit(args) => audit(*args).await,
         Command::Replication(args) => replication(&args).await,
         Command::Md5 { files } => return print_md5(&files),
@@ -134,6 +139,16 @@ async fn snapshots(args: ConfigArgs<SnapshotsArgs>) -> Result<u8> {
     } else {
         print!("{}", commands::snapshots::table(&lines));
     }
+    Ok(0)
+}
+
+async fn ls(args: ConfigArgs<LsArgs>) -> Result<u8> {
+    use std::io::IsTerminal;
+    let mut config = Config::<LsOptions>::from_args(args, Mode::Cli)?;
+    config.command.json |= !std::io::stdout().is_terminal();
+    let store = config.connect().await;
+    let out = Box::new(std::io::BufWriter::new(std::io::stdout()));
+    commands::ls::run(&store, &config.target.prefix, &config.command, out).await?;
     Ok(0)
 }
 

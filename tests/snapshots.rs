@@ -63,3 +63,46 @@ async fn snapshots_are_listed_oldest_first_from_their_metadata() {
         "{table}"
     );
 }
+
+/// `ls` streams a snapshot's files, a glob narrowing them.
+#[tokio::test]
+async fn ls_streams_the_files_of_a_snapshot() {
+    use s3_kms_sync::commands::ls::{self, LsArgs, LsOptions};
+    use s3_kms_sync::config::Options;
+    use s3_kms_sync::run::Mode;
+    let backup = Backup::new(BUCKET, PREFIX, false).await;
+    let summary = backup.sync().await;
+    let out = tempfile::NamedTempFile::new().unwrap();
+    let args = LsArgs {
+        snapshot: "latest".into(),
+        glob: Some("reports/**".into()),
+        json: true,
+    };
+    let options = LsOptions::from_args(args, Mode::Cli).unwrap();
+    let file = Box::new(out.reopen().unwrap());
+    let listed = ls::run(&backup.engine.store, PREFIX, &options, file)
+        .await
+        .unwrap();
+    assert_eq!(listed.manifest_s3_uri, summary.manifest_s3_uri.unwrap());
+    let lines: Vec<serde_json::Value> = std::fs::read_to_string(out.path())
+        .unwrap()
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    let expected: Vec<&str> = sample_files()
+        .iter()
+        .map(|(path, _)| *path)
+        .filter(|path| path.starts_with("reports/"))
+        .collect();
+    let mut paths: Vec<&str> = lines.iter().map(|l| l["path"].as_str().unwrap()).collect();
+    paths.sort_unstable();
+    let mut expected_sorted = expected.clone();
+    expected_sorted.sort_unstable();
+    assert_eq!(paths, expected_sorted);
+    assert_eq!(listed.files, expected.len() as u64);
+    assert!(
+        lines
+            .iter()
+            .all(|l| l["md5"].as_str().is_some_and(|m| m.len() == 32))
+    );
+}

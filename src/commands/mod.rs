@@ -2,6 +2,7 @@
 //! own options. Commands use the shared parts; nothing shared uses a command.
 
 pub mod audit;
+pub mod ls;
 pub mod replication;
 pub mod restore;
 pub mod snapshots;

@@ -147,7 +147,7 @@ async fn passed_over_because(
 
 /// The header of the manifest at `key`. It precedes the records: a
 /// manifest of a million files is not downloaded to read it.
-pub(super) async fn header_of(store: &Store, key: &str) -> Result<Header> {
+pub async fn header_of(store: &Store, key: &str) -> Result<Header> {
     let fetched = store.get(key).await?.ok_or_else(|| {
         Error::Config(format!(
             "manifest {} vanished while it was read",

@@ -31,7 +31,7 @@ pub struct ManifestLink {
     pub etag: Option<String>,
 }
 
-pub use locate::{Located, PassedOver, locate};
+pub use locate::{Located, PassedOver, header_of, locate};
 pub use name::{
     file_name, is_full_manifest_name, is_index_for, is_manifest_name, scope_tag_of, stamp,
     timestamp,
