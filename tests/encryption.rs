@@ -241,9 +241,8 @@ async fn a_key_change_brings_the_older_manifests_under_the_new_key() {
     let s3 = backup.moto.s3();
     let store = &rotated_engine.store;
     for summary in [&first, &second, &rotated] {
-        let key = summary.manifest_s3_uri.as_deref().unwrap();
-        let key = key.strip_prefix(&format!("s3://{BUCKET}/")).unwrap();
-        let object = head(&s3, BUCKET, key).await;
+        let key = manifest_key(summary, BUCKET);
+        let object = head(&s3, BUCKET, &key).await;
         assert_eq!(object.ssekms_key_id(), Some(new_key.as_str()), "{key}");
         assert_eq!(object.bucket_key_enabled(), Some(true), "{key}");
     }

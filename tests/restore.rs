@@ -30,10 +30,7 @@ async fn restore_with(
 }
 
 fn key_of(summary: &Summary) -> String {
-    let uri = summary.manifest_s3_uri.as_deref().unwrap();
-    uri.strip_prefix(&format!("s3://{BUCKET}/"))
-        .unwrap()
-        .to_owned()
+    manifest_key(summary, BUCKET)
 }
 
 #[tokio::test]

@@ -89,6 +89,18 @@ async fn plant(backup: &Backup, key: &str, body: &[u8], metadata: &[(&str, &str)
     put.send().await.expect("planted");
 }
 
+/// `body` planted at `key` with its SHA-256 and a signature by `key_arn`
+/// as metadata, the way the backup keeps them.
+async fn plant_signed(backup: &Backup, key: &str, body: &[u8], signature: &str, key_arn: &str) {
+    let sha256 = sha256_hex(body);
+    let metadata = [
+        ("sha256", sha256.as_str()),
+        ("signature", signature),
+        ("signing-key", key_arn),
+    ];
+    plant(backup, key, body, &metadata).await;
+}
+
 /// KMS's DIGEST signature of `body` by `key`, base64, as the backup
 /// stores it.
 async fn kms_sign(backup: &Backup, key: &str, body: &[u8]) -> String {
@@ -189,13 +201,7 @@ async fn each_way_a_signature_fails_is_refused_with_its_own_message() {
     let store = &backup.engine.store;
     let summary = backup.sync().await;
     let real = manifest_of(&summary);
-    let real_key = summary
-        .manifest_s3_uri
-        .as_deref()
-        .unwrap()
-        .strip_prefix(&format!("s3://{BUCKET}/"))
-        .unwrap()
-        .to_owned();
+    let real_key = manifest_key(&summary, BUCKET);
     let stored = store.head(&real_key).await.unwrap().unwrap();
     let real_signature = stored.signature.clone().unwrap();
     let out = tempfile::tempdir().unwrap();
@@ -203,13 +209,14 @@ async fn each_way_a_signature_fails_is_refused_with_its_own_message() {
     // A true signature, kept with other bytes.
     let (other, other_key) = as_run(&real, "other-bytes", "9999-01-01T00:00:00.000Z");
     let body = serde_json::to_vec(&other).unwrap();
-    let metadata = [
-        ("sha256", sha256_hex(&body)),
-        ("signature", real_signature.signature.clone()),
-        ("signing-key", real_signature.key_arn.clone()),
-    ];
-    let metadata: Vec<(&str, &str)> = metadata.iter().map(|(n, v)| (*n, v.as_str())).collect();
-    plant(&backup, &other_key, &body, &metadata).await;
+    plant_signed(
+        &backup,
+        &other_key,
+        &body,
+        &real_signature.signature,
+        &real_signature.key_arn,
+    )
+    .await;
     let why = untrusted(restore_with(store, Some(&other_key), &out.path().join("a")).await);
     assert!(why.contains("does not verify"), "{why}");
     let report = verify_with(store, Some(&other_key)).await;
@@ -220,13 +227,7 @@ async fn each_way_a_signature_fails_is_refused_with_its_own_message() {
     let (theirs, theirs_key) = as_run(&real, "other-key", "9999-01-02T00:00:00.000Z");
     let body = serde_json::to_vec(&theirs).unwrap();
     let signature = kms_sign(&backup, &stranger, &body).await;
-    let metadata = [
-        ("sha256", sha256_hex(&body)),
-        ("signature", signature),
-        ("signing-key", stranger.clone()),
-    ];
-    let metadata: Vec<(&str, &str)> = metadata.iter().map(|(n, v)| (*n, v.as_str())).collect();
-    plant(&backup, &theirs_key, &body, &metadata).await;
+    plant_signed(&backup, &theirs_key, &body, &signature, &stranger).await;
     let why = untrusted(restore_with(store, Some(&theirs_key), &out.path().join("b")).await);
     assert!(
         why.contains(&stranger) && why.contains("not by the trusted"),
@@ -243,13 +244,14 @@ async fn each_way_a_signature_fails_is_refused_with_its_own_message() {
         real.run_id
     );
     let bytes = get_bytes(&backup.moto.s3(), BUCKET, &real_key).await;
-    let metadata = [
-        ("sha256", sha256_hex(&bytes)),
-        ("signature", real_signature.signature.clone()),
-        ("signing-key", real_signature.key_arn.clone()),
-    ];
-    let metadata: Vec<(&str, &str)> = metadata.iter().map(|(n, v)| (*n, v.as_str())).collect();
-    plant(&backup, &copy_key, &bytes, &metadata).await;
+    plant_signed(
+        &backup,
+        &copy_key,
+        &bytes,
+        &real_signature.signature,
+        &real_signature.key_arn,
+    )
+    .await;
     let why = untrusted(restore_with(store, Some(&copy_key), &out.path().join("c")).await);
     assert!(why.contains("copied under a new name"), "{why}");
 
@@ -287,13 +289,7 @@ async fn each_way_a_signature_fails_is_refused_with_its_own_message() {
     record.size_bytes = secret.len() as u64;
     let body = serde_json::to_vec(&outside).unwrap();
     let signature = kms_sign(&backup, &signing, &body).await;
-    let metadata = [
-        ("sha256", sha256_hex(&body)),
-        ("signature", signature),
-        ("signing-key", signing.clone()),
-    ];
-    let metadata: Vec<(&str, &str)> = metadata.iter().map(|(n, v)| (*n, v.as_str())).collect();
-    plant(&backup, &outside_key, &body, &metadata).await;
+    plant_signed(&backup, &outside_key, &body, &signature, &signing).await;
     let report = verify_with(store, Some(&outside_key)).await;
     assert!(report.signature.is_valid(), "{:?}", report.signature);
     assert_eq!(report.misplaced, 1, "{:?}", report.problems);
@@ -391,9 +387,8 @@ async fn a_pinned_public_key_proves_what_kms_signed_with_no_kms_at_hand() {
     // The signature is a plain ECDSA-SHA256 signature of the manifest's
     // bytes: `openssl dgst -sha256 -verify` checks it as this does.
     let local = std::fs::read(summary.manifest_local_path.as_deref().unwrap()).unwrap();
-    let key = summary.manifest_s3_uri.as_deref().unwrap();
-    let key = key.strip_prefix(&format!("s3://{BUCKET}/")).unwrap();
-    let stored = backup.engine.store.head(key).await.unwrap().unwrap();
+    let key = manifest_key(&summary, BUCKET);
+    let stored = backup.engine.store.head(&key).await.unwrap().unwrap();
     let signature = stored.signature.unwrap();
     let der_signature = base64::engine::general_purpose::STANDARD
         .decode(&signature.signature)
@@ -434,13 +429,7 @@ async fn a_missing_old_manifest_leaves_a_signed_snapshot_trusted() {
     let first = backup.sync().await;
     std::fs::write(backup.source.path().join("top.txt"), b"changed\n").unwrap();
     backup.sync().await;
-    let first_key = first
-        .manifest_s3_uri
-        .as_deref()
-        .unwrap()
-        .strip_prefix(&format!("s3://{BUCKET}/"))
-        .unwrap()
-        .to_owned();
+    let first_key = manifest_key(&first, BUCKET);
     backup
         .moto
         .s3()

@@ -80,7 +80,12 @@ pub(crate) mod tests {
 
     /// A fresh P-256 key pair, and its public half as PEM.
     pub fn key_pair() -> (EcKey<Private>, Vec<u8>) {
-        let group = EcGroup::from_curve_name(Nid::X9_62_PRIME256V1).unwrap();
+        key_pair_on(Nid::X9_62_PRIME256V1)
+    }
+
+    /// A fresh key pair on `curve`, and its public half as PEM.
+    fn key_pair_on(curve: Nid) -> (EcKey<Private>, Vec<u8>) {
+        let group = EcGroup::from_curve_name(curve).unwrap();
         let private = EcKey::generate(&group).unwrap();
         let public = EcKey::from_public_key(&group, private.public_key()).unwrap();
         let pem = PKey::from_ec_key(public)
@@ -113,13 +118,7 @@ pub(crate) mod tests {
 
     #[test]
     fn only_p256_keys_are_taken() {
-        let group = EcGroup::from_curve_name(Nid::SECP384R1).unwrap();
-        let private = EcKey::generate(&group).unwrap();
-        let public = EcKey::from_public_key(&group, private.public_key()).unwrap();
-        let pem = PKey::from_ec_key(public)
-            .unwrap()
-            .public_key_to_pem()
-            .unwrap();
+        let (_, pem) = key_pair_on(Nid::SECP384R1);
         let err = PublicKey::from_pem(&pem).unwrap_err();
         assert!(err.contains("ECC_NIST_P256"), "{err}");
         assert!(PublicKey::from_pem(b"hello").is_err());

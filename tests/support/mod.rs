@@ -455,6 +455,17 @@ pub fn manifest_of(summary: &s3_kms_sync::manifest::Summary) -> s3_kms_sync::man
     serde_json::from_slice(&std::fs::read(path).unwrap()).unwrap()
 }
 
+/// The key of the manifest a run stored in `bucket`.
+pub fn manifest_key(summary: &s3_kms_sync::manifest::Summary, bucket: &str) -> String {
+    let uri = summary
+        .manifest_s3_uri
+        .as_deref()
+        .expect("a stored manifest");
+    uri.strip_prefix(&format!("s3://{bucket}/"))
+        .expect("a manifest of this bucket")
+        .to_owned()
+}
+
 /// Waits out the stamp window of a file system with sub-second timestamps.
 pub fn settle() {
     let window = s3_kms_sync::local::stamp::FINE_STAMP_WINDOW_NS as u64;
