@@ -8,6 +8,9 @@ use tracing_subscriber::EnvFilter;
 
 use crate::commands;
 use crate::commands::audit::{AuditArgs, AuditOptions, AuditStatus};
+use crate::commands::diff::{DiffArgs, DiffOptions};
+use crate::commands::find::{FindArgs, FindOptions};
+use crate::commands::listing::json_wanted;
 use crate::commands::ls::{LsArgs, LsOptions};
 use crate::commands::replication::{Clients, ReplicationArgs};
 use crate::commands::restore::{RestoreArgs, RestoreOptions};
@@ -40,6 +43,12 @@ pub enum Command {
     /// List the files of a snapshot ("latest" by default), optionally only
     /// those a glob matches: `size md5 path` on a terminal, JSON lines otherwise.
     Ls(Box<ConfigArgs<LsArgs>>),
+    /// The files added, removed and changed (by MD5) from one snapshot to
+    /// another, then a summary line.
+    Diff(Box<ConfigArgs<DiffArgs>>),
+    /// Every distinct content of the paths a glob matches, across
+    /// snapshots: first and last snapshot, size, MD5, how to restore it.
+    Find(Box<ConfigArgs<FindArgs>>),
     /// Find objects not under the KMS key with a Bucket Key, and fix them;
     /// print the report as JSON.
     Audit(Box<ConfigArgs<AuditArgs>>),
@@ -70,6 +79,8 @@ pub async fn run(cli: Cli) -> ExitCode {
         Command::Restore(args) => restore(*args).await,
         Command::Snapshots(args) => snapshots(*args).await,
         Command::Ls(args) => ls(*args).await,
+        Command::Diff(args) => diff(*args).await,
+        Command::Find(args) => find(*args).await,
         Command::Audit(args) => audit(*args).await,
         Command::Replication(args) => replication(&args).await,
         Command::Md5 { files } => return print_md5(&files),
@@ -130,11 +141,10 @@ async fn restore(args: ConfigArgs<RestoreArgs>) -> Result<u8> {
 }
 
 async fn snapshots(args: ConfigArgs<SnapshotsArgs>) -> Result<u8> {
-    use std::io::IsTerminal;
     let config = Config::<SnapshotsOptions>::from_args(args, Mode::Cli)?;
     let store = config.connect().await;
     let lines = commands::snapshots::run(&store, &config.target.prefix).await?;
-    if config.command.json || !std::io::stdout().is_terminal() {
+    if json_wanted(config.command.json) {
         println!("{}", serde_json::to_string_pretty(&lines)?);
     } else {
         print!("{}", commands::snapshots::table(&lines));
@@ -143,12 +153,32 @@ async fn snapshots(args: ConfigArgs<SnapshotsArgs>) -> Result<u8> {
 }
 
 async fn ls(args: ConfigArgs<LsArgs>) -> Result<u8> {
-    use std::io::IsTerminal;
     let mut config = Config::<LsOptions>::from_args(args, Mode::Cli)?;
-    config.command.json |= !std::io::stdout().is_terminal();
+    config.command.json = json_wanted(config.command.json);
     let store = config.connect().await;
     let out = Box::new(std::io::BufWriter::new(std::io::stdout()));
     commands::ls::run(&store, &config.target.prefix, &config.command, out).await?;
+    Ok(0)
+}
+
+async fn diff(args: ConfigArgs<DiffArgs>) -> Result<u8> {
+    let mut config = Config::<DiffOptions>::from_args(args, Mode::Cli)?;
+    config.command.json = json_wanted(config.command.json);
+    let store = config.connect().await;
+    let out = Box::new(std::io::BufWriter::new(std::io::stdout()));
+    commands::diff::run(&store, &config.target.prefix, &config.command, out).await?;
+    Ok(0)
+}
+
+async fn find(args: ConfigArgs<FindArgs>) -> Result<u8> {
+    let config = Config::<FindOptions>::from_args(args, Mode::Cli)?;
+    let store = config.connect().await;
+    let report = commands::find::run(&store, &config.target.prefix, &config.command).await?;
+    if json_wanted(config.command.json) {
+        println!("{}", serde_json::to_string_pretty(&report)?);
+    } else {
+        print!("{}", commands::find::table(&report));
+    }
     Ok(0)
 }
 

@@ -106,3 +106,139 @@ async fn ls_streams_the_files_of_a_snapshot() {
             .all(|l| l["md5"].as_str().is_some_and(|m| m.len() == 32))
     );
 }
+
+/// Two JSON-lines outputs of a command that writes to a file.
+fn json_lines(path: &std::path::Path) -> Vec<serde_json::Value> {
+    std::fs::read_to_string(path)
+        .unwrap()
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect()
+}
+
+/// `diff` walks two snapshots side by side: a file added, one removed,
+/// one changed (same size, other bytes: found by MD5), the rest unchanged.
+#[tokio::test]
+async fn diff_names_what_was_added_removed_and_changed() {
+    use s3_kms_sync::commands::diff::{self, DiffArgs, DiffOptions};
+    use s3_kms_sync::config::Options;
+    use s3_kms_sync::run::Mode;
+    let backup = Backup::new(BUCKET, PREFIX, true).await;
+    let first = backup.sync().await;
+    let root = backup.source.path();
+    std::fs::write(root.join("added.txt"), b"new file\n").unwrap();
+    std::fs::remove_file(root.join("top.txt")).unwrap();
+    let changed = std::fs::read(root.join("empty.dat")).unwrap();
+    assert!(changed.is_empty());
+    std::fs::write(root.join("empty.dat"), b"now full").unwrap();
+    let second = backup.sync().await;
+
+    let out = tempfile::NamedTempFile::new().unwrap();
+    let args = DiffArgs {
+        from: first.manifest_s3_uri.clone().unwrap(),
+        to: "latest".into(),
+        json: true,
+    };
+    let options = DiffOptions::from_args(args, Mode::Cli).unwrap();
+    let summary = diff::run(
+        &backup.engine.store,
+        PREFIX,
+        &options,
+        Box::new(out.reopen().unwrap()),
+    )
+    .await
+    .unwrap();
+    assert_eq!(summary.to, second.manifest_s3_uri.unwrap());
+    assert_eq!(
+        (summary.added, summary.removed, summary.changed),
+        (1, 1, 1),
+        "{summary:?}"
+    );
+    assert_eq!(summary.unchanged, sample_files().len() as u64 - 2);
+    assert_eq!(summary.bytes_added, 9);
+    assert_eq!(summary.bytes_removed, b"top level\n".len() as u64);
+    assert_eq!(
+        (summary.bytes_changed_from, summary.bytes_changed_to),
+        (0, 8)
+    );
+    let lines = json_lines(out.path());
+    let changes: Vec<(&str, &str)> = lines
+        .iter()
+        .filter_map(|l| Some((l["change"].as_str()?, l["path"].as_str()?)))
+        .collect();
+    assert_eq!(
+        changes,
+        [
+            ("added", "added.txt"),
+            ("changed", "empty.dat"),
+            ("removed", "top.txt")
+        ]
+    );
+    assert_eq!(lines.last().unwrap()["summary"]["added"], 1);
+
+    // The same snapshot twice differs in nothing.
+    let same = DiffOptions::from_args(
+        DiffArgs {
+            from: "latest".into(),
+            to: "latest".into(),
+            json: false,
+        },
+        Mode::Cli,
+    )
+    .unwrap();
+    let none = diff::run(
+        &backup.engine.store,
+        PREFIX,
+        &same,
+        Box::new(std::io::sink()),
+    )
+    .await
+    .unwrap();
+    assert_eq!((none.added, none.removed, none.changed), (0, 0, 0));
+}
+
+/// `find` gives each content of a path once, with the first and last
+/// snapshots that hold it, across snapshots.
+#[tokio::test]
+async fn find_gives_each_content_of_a_path_and_where_it_lives() {
+    use s3_kms_sync::commands::find::{self, FindArgs, FindOptions};
+    use s3_kms_sync::config::Options;
+    use s3_kms_sync::run::Mode;
+    let backup = Backup::new(BUCKET, PREFIX, true).await;
+    let root = backup.source.path();
+    let first = backup.sync().await;
+    let second = backup.sync().await;
+    std::fs::write(root.join("top.txt"), b"top level, edited\n").unwrap();
+    let third = backup.sync().await;
+
+    let options = FindOptions::from_args(
+        FindArgs {
+            glob: "top.*".into(),
+            json: true,
+        },
+        Mode::Cli,
+    )
+    .unwrap();
+    let report = find::run(&backup.engine.store, PREFIX, &options)
+        .await
+        .unwrap();
+    assert_eq!(report.snapshots_read, 3);
+    assert_eq!(report.found.len(), 2, "{report:#?}");
+    let (old, new) = (&report.found[0], &report.found[1]);
+    assert_eq!(old.path, "top.txt");
+    assert_eq!(old.size, b"top level\n".len() as u64);
+    assert_eq!(old.first.run_id, first.run_id);
+    assert_eq!(old.last.run_id, second.run_id);
+    assert_eq!(old.snapshots, 2);
+    assert_eq!(
+        (new.first.run_id.as_str(), new.snapshots),
+        (third.run_id.as_str(), 1)
+    );
+    assert_ne!(old.md5, new.md5);
+    assert!(
+        old.restore
+            .contains(second.manifest_s3_uri.as_deref().unwrap()),
+        "{}",
+        old.restore
+    );
+}

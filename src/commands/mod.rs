@@ -2,6 +2,9 @@
 //! own options. Commands use the shared parts; nothing shared uses a command.
 
 pub mod audit;
+pub mod diff;
+pub mod find;
+pub mod listing;
 pub mod ls;
 pub mod replication;
 pub mod restore;

@@ -36,6 +36,9 @@ pub struct SnapshotLine {
     /// and trusted where a key is), `partial`, `no` or `untrusted`.
     pub restorable: &'static str,
     pub manifest_s3_uri: String,
+    /// The manifest's key in the bucket.
+    #[serde(skip)]
+    pub key: String,
 }
 
 /// Every snapshot of `prefix`, oldest first.
@@ -102,6 +105,7 @@ async fn line(store: &Store, key: &str, name: &str) -> Result<Option<SnapshotLin
         signature,
         restorable,
         manifest_s3_uri: store.uri(key),
+        key: key.to_owned(),
     }))
 }
 

@@ -12,6 +12,7 @@ pub mod read;
 mod record;
 mod snapshot;
 pub mod spool;
+pub mod stream;
 mod summary;
 pub mod trusted;
 mod write;

@@ -190,6 +190,11 @@ impl FileRecord {
     /// the object is the version "null" (S3 User Guide, "Working with
     /// objects in a versioning-enabled bucket"): once versioning is on,
     /// only that id still reaches it.
+    /// Whether the record is a regular file with a stored object.
+    pub fn is_stored_file(&self) -> bool {
+        self.kind == EntryKind::File && self.status.is_stored()
+    }
+
     pub fn version(&self) -> &str {
         self.version_id.as_deref().unwrap_or(NULL_VERSION)
     }

@@ -13,17 +13,29 @@ use crate::error::{Error, Result};
 use crate::manifest::{Summary, timestamp};
 use crate::store::Store;
 
+/// What a command reports when another run held the lock and its work
+/// never started.
+pub trait Skipped {
+    fn skipped(run: &RunContext, why: String) -> Self;
+}
+
+impl Skipped for Summary {
+    fn skipped(run: &RunContext, why: String) -> Self {
+        Summary::skipped(&run.id, why, run.clock.elapsed())
+    }
+}
+
 /// Runs `work` while this run holds the lease of `prefix`. When another run
-/// holds it, `work` never starts and the summary says the run was skipped.
+/// holds it, `work` never starts and the report says the run was skipped.
 /// A lease lost on the way is marked in `run.standing`; the command stops
-/// starting work and says so in its summary.
-pub async fn exclusively(
+/// starting work and says so in its report.
+pub async fn exclusively<T: Skipped>(
     store: &Store,
     prefix: &str,
     ttl: Duration,
     run: &RunContext,
-    work: impl Future<Output = Result<Summary>>,
-) -> Result<Summary> {
+    work: impl Future<Output = Result<T>>,
+) -> Result<T> {
     let taking = Instant::now();
     let lease = match take(store, prefix, &run.id, ttl).await? {
         Acquired::Held(lease) => lease,
@@ -35,7 +47,7 @@ pub async fn exclusively(
                 timestamp(holder.acquired_at),
                 timestamp(holder.expires_at)
             );
-            return Ok(Summary::skipped(&run.id, why, run.clock.elapsed()));
+            return Ok(T::skipped(run, why));
         }
     };
     let lease = Arc::new(Mutex::new(lease));

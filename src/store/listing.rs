@@ -39,7 +39,7 @@ pub struct Listed {
 }
 
 /// A listed storage class, `None` for STANDARD (as a HEAD names none).
-fn non_standard(class: Option<&str>) -> Option<String> {
+pub(super) fn non_standard(class: Option<&str>) -> Option<String> {
     class.filter(|c| *c != "STANDARD").map(str::to_owned)
 }
 
@@ -127,56 +127,6 @@ impl Store {
                     token = Some(next.to_owned())
                 }
                 _ => return Ok(()),
-            }
-        }
-    }
-
-    /// Every version under `prefix` (delete markers left out), 1,000 per
-    /// request: what a pinned manifest needs to be checked without a HEAD.
-    pub async fn list_versions(&self, prefix: &str) -> Result<Vec<Listed>> {
-        let mut listed = Vec::new();
-        let (mut key_marker, mut version_marker) = (None, None);
-        loop {
-            let page = self
-                .client
-                .list_object_versions()
-                .bucket(&self.bucket)
-                .prefix(prefix)
-                .encoding_type(EncodingType::Url)
-                .set_key_marker(key_marker.take())
-                .set_version_id_marker(version_marker.take())
-                .send()
-                .await
-                .map_err(|err| Error::s3("ListObjectVersions", &self.bucket, prefix, err))?;
-            self.count("ListObjectVersions");
-            let encoded = page.encoding_type() == Some(&EncodingType::Url);
-            for version in page.versions() {
-                let Some(key) = version.key() else { continue };
-                listed.push(Listed {
-                    key: if encoded {
-                        decode_listed_key(key)
-                    } else {
-                        key.to_owned()
-                    },
-                    etag: version.e_tag().map(str::to_owned),
-                    size: version.size().and_then(|s| u64::try_from(s).ok()),
-                    version_id: super::object::version_of(version.version_id()),
-                    storage_class: non_standard(version.storage_class().map(|c| c.as_str())),
-                });
-            }
-            if page.is_truncated() != Some(true) {
-                return Ok(listed);
-            }
-            // S3 encodes the marker as it encodes the keys; it wants it back
-            // decoded, or a page that ends on a key with a space, '+' or a
-            // non-ASCII character skips keys or fails.
-            key_marker = page.next_key_marker().map(|marker| match encoded {
-                true => decode_listed_key(marker),
-                false => marker.to_owned(),
-            });
-            version_marker = page.next_version_id_marker().map(str::to_owned);
-            if key_marker.is_none() {
-                return Ok(listed);
             }
         }
     }

@@ -18,6 +18,7 @@ pub mod multipart;
 mod object;
 mod replication_rules;
 mod thaw;
+mod versions;
 
 use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex, OnceLock};
@@ -45,6 +46,7 @@ pub use listing::{KeyRange, Listed, decode_listed_key};
 use object::stored_by;
 pub use object::{Fetched, NULL_VERSION, Object, Stored, may_be_archived};
 pub use thaw::Thaw;
+pub use versions::{Refused, Version};
 
 /// The condition of a write.
 #[derive(Debug, Clone, Copy)]

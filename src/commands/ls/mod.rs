@@ -5,12 +5,14 @@ use std::io::Write;
 use std::path::PathBuf;
 
 use clap::Args;
-use globset::{Glob, GlobMatcher};
+use globset::GlobMatcher;
+
+use super::listing::path_glob;
 
 use crate::config::Options;
 use crate::error::{Error, Result};
 use crate::manifest::read::read_fetched;
-use crate::manifest::{EntryKind, FileRecord, locate};
+use crate::manifest::{FileRecord, locate};
 use crate::run::Mode;
 use crate::store::Store;
 
@@ -39,14 +41,7 @@ impl Options for LsOptions {
     type Args = LsArgs;
 
     fn from_args(args: LsArgs, _mode: Mode) -> Result<Self> {
-        let glob = args
-            .glob
-            .map(|pattern| {
-                Glob::new(&pattern)
-                    .map(|g| g.compile_matcher())
-                    .map_err(|err| Error::Config(format!("glob {pattern:?}: {err}")))
-            })
-            .transpose()?;
+        let glob = args.glob.as_deref().map(path_glob).transpose()?;
         Ok(LsOptions {
             snapshot: args.snapshot,
             glob,
@@ -115,7 +110,7 @@ pub async fn run(
 }
 
 fn list_one(lister: &mut Lister, record: FileRecord) {
-    if lister.failed.is_some() || record.kind != EntryKind::File || !record.status.is_stored() {
+    if lister.failed.is_some() || !record.is_stored_file() {
         return;
     }
     let path = std::path::Path::new(&record.local_path);

@@ -5,6 +5,7 @@ use std::fmt::Write as _;
 
 use clap::Args;
 
+use super::listing::human_bytes;
 use crate::config::Options;
 use crate::error::Result;
 use crate::manifest::catalog::{self, SnapshotLine};
@@ -77,32 +78,4 @@ pub fn table(lines: &[SnapshotLine]) -> String {
     }
     let _ = writeln!(out, "{} snapshots", lines.len());
     out
-}
-
-/// Bytes in binary units, as `ls -h` writes them.
-fn human_bytes(bytes: u64) -> String {
-    const UNITS: [&str; 5] = ["B", "KiB", "MiB", "GiB", "TiB"];
-    let mut value = bytes as f64;
-    let mut unit = 0;
-    while value >= 1024.0 && unit < UNITS.len() - 1 {
-        value /= 1024.0;
-        unit += 1;
-    }
-    if unit == 0 {
-        format!("{bytes} B")
-    } else {
-        format!("{value:.1} {}", UNITS[unit])
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn sizes_read_as_people_write_them() {
-        assert_eq!(human_bytes(512), "512 B");
-        assert_eq!(human_bytes(1536), "1.5 KiB");
-        assert_eq!(human_bytes(3 * 1024 * 1024 * 1024), "3.0 GiB");
-    }
 }

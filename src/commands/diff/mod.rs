@@ -1,0 +1,220 @@
+//! `diff A B`: the files added, removed and changed (by MD5) from one
+//! snapshot to another. Both manifests are in path order, so they are
+//! walked side by side, a record of each at a time: memory stays flat
+//! whatever their size.
+
+use std::cmp::Ordering;
+use std::io::Write;
+
+use clap::Args;
+use serde::Serialize;
+
+use super::listing::human_bytes;
+use crate::config::Options;
+use crate::error::{Error, Result};
+use crate::manifest::locate;
+use crate::manifest::stream::Records;
+use crate::run::Mode;
+use crate::store::Store;
+
+/// The options of `diff`, as given.
+#[derive(Debug, Clone, Default, Args)]
+pub struct DiffArgs {
+    /// The older snapshot: a manifest_s3_uri, a manifest's name, or "latest".
+    pub from: String,
+    /// The newer snapshot ("latest" by default).
+    #[arg(default_value = "latest")]
+    pub to: String,
+    /// Print JSON lines even on a terminal.
+    #[arg(long)]
+    pub json: bool,
+}
+
+/// The validated options of `diff`.
+#[derive(Debug, Clone)]
+pub struct DiffOptions {
+    pub from: String,
+    pub to: String,
+    pub json: bool,
+}
+
+impl Options for DiffOptions {
+    type Args = DiffArgs;
+
+    fn from_args(args: DiffArgs, _mode: Mode) -> Result<Self> {
+        Ok(DiffOptions {
+            from: args.from,
+            to: args.to,
+            json: args.json,
+        })
+    }
+}
+
+/// How a file differs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Change {
+    Added,
+    Removed,
+    Changed,
+}
+
+impl Change {
+    fn mark(self) -> char {
+        match self {
+            Change::Added => '+',
+            Change::Removed => '-',
+            Change::Changed => 'M',
+        }
+    }
+}
+
+/// What `diff` found, the last line it prints.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+pub struct DiffSummary {
+    pub from: String,
+    pub to: String,
+    pub added: u64,
+    pub removed: u64,
+    pub changed: u64,
+    pub unchanged: u64,
+    pub bytes_added: u64,
+    pub bytes_removed: u64,
+    /// Bytes of changed files, before and after.
+    pub bytes_changed_from: u64,
+    pub bytes_changed_to: u64,
+}
+
+/// A file as a snapshot holds it: what is compared.
+struct Held {
+    path: String,
+    size: u64,
+    md5: Option<String>,
+}
+
+/// Walks the two snapshots `options` names side by side, writing each
+/// difference to `out` as it is found, then the summary.
+pub async fn run(
+    store: &Store,
+    prefix: &str,
+    options: &DiffOptions,
+    mut out: Box<dyn Write + Send>,
+) -> Result<DiffSummary> {
+    let from_key = locate(store, prefix, Some(&options.from), true).await?.key;
+    let to_key = locate(store, prefix, Some(&options.to), true).await?.key;
+    let mut from = Records::open(store, &from_key).await?;
+    let mut to = Records::open(store, &to_key).await?;
+    let mut summary = DiffSummary {
+        from: store.uri(&from_key),
+        to: store.uri(&to_key),
+        ..DiffSummary::default()
+    };
+    let (mut old, mut new) = (held(&mut from).await?, held(&mut to).await?);
+    loop {
+        let order = match (&old, &new) {
+            (None, None) => break,
+            (Some(_), None) => Ordering::Less,
+            (None, Some(_)) => Ordering::Greater,
+            (Some(a), Some(b)) => a.path.cmp(&b.path),
+        };
+        match order {
+            Ordering::Less => {
+                if let Some(gone) = old.take() {
+                    summary.removed += 1;
+                    summary.bytes_removed += gone.size;
+                    print(&mut out, options.json, Change::Removed, &gone, None)?;
+                }
+                old = held(&mut from).await?;
+            }
+            Ordering::Greater => {
+                if let Some(came) = new.take() {
+                    summary.added += 1;
+                    summary.bytes_added += came.size;
+                    print(&mut out, options.json, Change::Added, &came, None)?;
+                }
+                new = held(&mut to).await?;
+            }
+            Ordering::Equal => {
+                if let (Some(a), Some(b)) = (old.take(), new.take()) {
+                    if a.md5 == b.md5 && a.size == b.size {
+                        summary.unchanged += 1;
+                    } else {
+                        summary.changed += 1;
+                        summary.bytes_changed_from += a.size;
+                        summary.bytes_changed_to += b.size;
+                        print(&mut out, options.json, Change::Changed, &b, Some(&a))?;
+                    }
+                }
+                old = held(&mut from).await?;
+                new = held(&mut to).await?;
+            }
+        }
+    }
+    finish(&mut out, options.json, &summary)?;
+    Ok(summary)
+}
+
+/// The next stored file of `records`, by its path in the backed-up tree.
+async fn held(records: &mut Records) -> Result<Option<Held>> {
+    while let Some(record) = records.next().await? {
+        if record.is_stored_file() {
+            return Ok(Some(Held {
+                path: records.relative(&record).to_owned(),
+                size: record.size_bytes,
+                md5: record.md5,
+            }));
+        }
+    }
+    Ok(None)
+}
+
+fn print(
+    out: &mut dyn Write,
+    json: bool,
+    change: Change,
+    file: &Held,
+    before: Option<&Held>,
+) -> Result<()> {
+    let written = if json {
+        let line = serde_json::json!({
+            "change": change,
+            "path": file.path,
+            "size": file.size,
+            "md5": file.md5,
+            "old_size": before.map(|b| b.size),
+            "old_md5": before.and_then(|b| b.md5.as_deref()),
+        });
+        writeln!(out, "{line}")
+    } else {
+        writeln!(
+            out,
+            "{} {:>10} {}",
+            change.mark(),
+            human_bytes(file.size),
+            file.path
+        )
+    };
+    written.map_err(|err| Error::io("write", "the differences", err))
+}
+
+fn finish(out: &mut dyn Write, json: bool, summary: &DiffSummary) -> Result<()> {
+    let written = if json {
+        writeln!(out, "{}", serde_json::json!({ "summary": summary }))
+    } else {
+        writeln!(
+            out,
+            "added {} files ({}), removed {} ({}), changed {} ({} -> {}), {} unchanged",
+            summary.added,
+            human_bytes(summary.bytes_added),
+            summary.removed,
+            human_bytes(summary.bytes_removed),
+            summary.changed,
+            human_bytes(summary.bytes_changed_from),
+            human_bytes(summary.bytes_changed_to),
+            summary.unchanged
+        )
+    };
+    written
+        .and_then(|()| out.flush())
+        .map_err(|err| Error::io("write", "the differences", err))
+}

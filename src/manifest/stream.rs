@@ -1,0 +1,91 @@
+//! A manifest's records pulled one at a time, in the manifest's order (by
+//! path), while a blocking thread parses it: what lets a command walk two
+//! manifests side by side, or many one after another, in bounded memory.
+
+use tokio::sync::mpsc;
+use tokio::task::JoinHandle;
+
+use super::read::{Header, read_fetched};
+use super::{FileRecord, header_of};
+use crate::error::{Error, Result};
+use crate::store::Store;
+
+/// Records parsed ahead of the reader, at most.
+const AHEAD: usize = 1024;
+
+/// The records of one manifest, as they are parsed.
+pub struct Records {
+    pub key: String,
+    pub header: Header,
+    receiver: mpsc::Receiver<FileRecord>,
+    parsing: JoinHandle<Result<()>>,
+    last_path: Option<String>,
+    done: bool,
+}
+
+impl Records {
+    /// Starts reading the manifest at `key`.
+    pub async fn open(store: &Store, key: &str) -> Result<Records> {
+        let header = header_of(store, key).await?;
+        let fetched = store
+            .get(key)
+            .await?
+            .ok_or_else(|| Error::Config(format!("manifest {} vanished", store.uri(key))))?;
+        let (sender, receiver) = mpsc::channel(AHEAD);
+        // The sender comes back with the parse; dropping it then is what
+        // ends the reader's stream.
+        let parsing =
+            tokio::spawn(async move { read_fetched(fetched, sender, pass_on).await.map(drop) });
+        Ok(Records {
+            key: key.to_owned(),
+            header,
+            receiver,
+            parsing,
+            last_path: None,
+            done: false,
+        })
+    }
+
+    /// The next record; `None` at the end, once the whole document parsed.
+    /// A manifest out of path order is an error: no merge could trust it.
+    pub async fn next(&mut self) -> Result<Option<FileRecord>> {
+        let Some(record) = self.receiver.recv().await else {
+            return self.finish().await.map(|_| None);
+        };
+        if self
+            .last_path
+            .as_deref()
+            .is_some_and(|last| last >= record.local_path.as_str())
+        {
+            return Err(Error::Config(format!(
+                "manifest {} is not in path order at {:?}; it was not written by this tool",
+                self.key, record.local_path
+            )));
+        }
+        self.last_path = Some(record.local_path.clone());
+        Ok(Some(record))
+    }
+
+    /// The path of `record` relative to the backed-up directory.
+    pub fn relative<'r>(&self, record: &'r FileRecord) -> &'r str {
+        let source = self.header.source_dir.trim_end_matches('/');
+        record
+            .local_path
+            .strip_prefix(source)
+            .map_or(record.local_path.as_str(), |rest| {
+                rest.trim_start_matches('/')
+            })
+    }
+
+    async fn finish(&mut self) -> Result<()> {
+        if !std::mem::replace(&mut self.done, true) {
+            (&mut self.parsing).await??;
+        }
+        Ok(())
+    }
+}
+
+fn pass_on(sender: &mut mpsc::Sender<FileRecord>, record: FileRecord) {
+    // A reader that stopped early dropped its end: the rest is not needed.
+    let _ = sender.blocking_send(record);
+}
