@@ -10,6 +10,7 @@ use crate::commands;
 use crate::commands::audit::{AuditArgs, AuditOptions, AuditStatus};
 use crate::commands::diff::{DiffArgs, DiffOptions};
 use crate::commands::find::{FindArgs, FindOptions};
+use crate::commands::forget::{ForgetArgs, ForgetOptions, ForgetStatus};
 use crate::commands::listing::json_wanted;
 use crate::commands::ls::{LsArgs, LsOptions};
 use crate::commands::replication::{Clients, ReplicationArgs};
@@ -49,6 +50,9 @@ pub enum Command {
     /// Every distinct content of the paths a glob matches, across
     /// snapshots: first and last snapshot, size, MD5, how to restore it.
     Find(Box<ConfigArgs<FindArgs>>),
+    /// Keep the snapshots a --keep-* policy names and forget the others;
+    /// with --prune, delete the object versions no kept snapshot needs.
+    Forget(Box<ConfigArgs<ForgetArgs>>),
     /// Find objects not under the KMS key with a Bucket Key, and fix them;
     /// print the report as JSON.
     Audit(Box<ConfigArgs<AuditArgs>>),
@@ -81,6 +85,7 @@ pub async fn run(cli: Cli) -> ExitCode {
         Command::Ls(args) => ls(*args).await,
         Command::Diff(args) => diff(*args).await,
         Command::Find(args) => find(*args).await,
+        Command::Forget(args) => forget(*args).await,
         Command::Audit(args) => audit(*args).await,
         Command::Replication(args) => replication(&args).await,
         Command::Md5 { files } => return print_md5(&files),
@@ -180,6 +185,29 @@ async fn find(args: ConfigArgs<FindArgs>) -> Result<u8> {
         print!("{}", commands::find::table(&report));
     }
     Ok(0)
+}
+
+async fn forget(args: ConfigArgs<ForgetArgs>) -> Result<u8> {
+    let config = Config::<ForgetOptions>::from_args(args, Mode::Cli)?;
+    let store = config.connect().await;
+    let report = commands::forget::run(
+        &store,
+        &config.target.prefix,
+        &config.run,
+        &config.command,
+        None,
+    )
+    .await?;
+    if json_wanted(config.command.json) {
+        println!("{}", serde_json::to_string_pretty(&report)?);
+    } else {
+        print!("{}", commands::forget::table(&report));
+    }
+    Ok(match report.status {
+        ForgetStatus::Succeeded => 0,
+        ForgetStatus::Partial => 1,
+        ForgetStatus::Skipped => 3,
+    })
 }
 
 async fn verify(args: ConfigArgs<VerifyArgs>) -> Result<u8> {

@@ -41,6 +41,23 @@ impl std::str::FromStr for Count {
     }
 }
 
+/// A count as a number, or `"unlimited"` (or a number in a string), as
+/// a Lambda event gives it.
+impl<'de> serde::Deserialize<'de> for Count {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> std::result::Result<Self, D::Error> {
+        #[derive(serde::Deserialize)]
+        #[serde(untagged)]
+        enum Given {
+            Number(u32),
+            Text(String),
+        }
+        match Given::deserialize(d)? {
+            Given::Number(n) => Ok(Count::Last(n)),
+            Given::Text(text) => text.parse().map_err(serde::de::Error::custom),
+        }
+    }
+}
+
 /// A span of calendar time: `2y5m7d3h`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub struct Span {
@@ -73,16 +90,43 @@ impl std::str::FromStr for Span {
                 _ => return Err(format!("{text:?}: {c:?} is not y, m, d or h")),
             }
         }
-        if !number.is_empty() || span == Span::default() {
+        // "0h" is a span (no grace); "" and "7" are not.
+        if !number.is_empty() || text.trim().is_empty() {
             return Err(format!("{text:?} is not a span such as 1y6m7d12h"));
         }
         Ok(span)
     }
 }
 
+impl<'de> serde::Deserialize<'de> for Span {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> std::result::Result<Self, D::Error> {
+        String::deserialize(d)?
+            .parse()
+            .map_err(serde::de::Error::custom)
+    }
+}
+
+impl std::fmt::Display for Span {
+    fn fmt(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+        let parts = [
+            (self.years, 'y'),
+            (self.months, 'm'),
+            (self.days, 'd'),
+            (self.hours, 'h'),
+        ];
+        if *self == Span::default() {
+            return f.write_str("0h");
+        }
+        for (n, unit) in parts.into_iter().filter(|(n, _)| *n > 0) {
+            write!(f, "{n}{unit}")?;
+        }
+        Ok(())
+    }
+}
+
 impl Span {
     /// The moment `self` before `at`, by the calendar.
-    fn before(self, at: DateTime<Utc>) -> DateTime<Utc> {
+    pub fn before(self, at: DateTime<Utc>) -> DateTime<Utc> {
         let months = self.years * 12 + self.months;
         let at = at
             .checked_sub_months(Months::new(months))

@@ -125,3 +125,64 @@ async fn runs_work_under_object_lock_and_what_they_wrote_cannot_be_deleted() {
         b"rewritten under retention"
     );
 }
+
+/// `forget` under Object Lock: a manifest still in retention is refused by
+/// S3; forget reports it, keeps it listed, says a later run has work left,
+/// and prune still reads it as a kept snapshot.
+#[tokio::test]
+async fn forget_reports_what_retention_refuses_and_keeps_it() {
+    use s3_kms_sync::commands::forget::{self, ForgetArgs, ForgetOptions, ForgetStatus};
+    use s3_kms_sync::config::Options;
+    use s3_kms_sync::run::Mode;
+    let moto = Moto::start();
+    let key_arn = worm_bucket(&moto).await;
+    let source = tempfile::tempdir().unwrap();
+    write_tree(source.path(), &sample_files());
+    let manifests = tempfile::tempdir().unwrap();
+    let config = settings(source.path(), manifests.path(), BUCKET, &key_arn, "p");
+    let engine = moto.engine(config);
+    engine.run(&SyncRequest::default()).await.unwrap();
+    write_tree(source.path(), &[("top.txt", b"again".to_vec())]);
+    engine.run(&SyncRequest::default()).await.unwrap();
+
+    let options = ForgetOptions::from_args(
+        ForgetArgs {
+            keep_last: Some("1".parse().unwrap()),
+            prune: true,
+            keep_deleted_within: Some("0h".parse().unwrap()),
+            ..ForgetArgs::default()
+        },
+        Mode::Cli,
+    )
+    .unwrap();
+    let report = Box::pin(forget::run(
+        &engine.store,
+        "p",
+        &engine.config.run,
+        &options,
+        None,
+    ))
+    .await
+    .unwrap();
+    assert_eq!(report.status, ForgetStatus::Partial, "{report:#?}");
+    assert_eq!(report.forgotten, 1);
+    assert!(
+        report
+            .retained
+            .iter()
+            .any(|r| r.key.contains("/_manifests/2")),
+        "{:?}",
+        report.retained
+    );
+    let prune = report.prune.as_ref().unwrap();
+    assert_eq!(
+        prune.manifests_read, 2,
+        "the retained manifest still counts"
+    );
+    let emf = report.emf("f", 0);
+    assert_eq!(emf["ForgetLeftOver"], 1);
+    let lines = s3_kms_sync::commands::snapshots::run(&engine.store, "p")
+        .await
+        .unwrap();
+    assert_eq!(lines.len(), 2, "the refused snapshot is still listed");
+}

@@ -4,6 +4,7 @@
 pub mod audit;
 pub mod diff;
 pub mod find;
+pub mod forget;
 pub mod listing;
 pub mod ls;
 pub mod replication;

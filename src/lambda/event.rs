@@ -10,6 +10,7 @@ use serde::Deserialize;
 use serde_json::Value;
 
 use crate::commands::audit::{AuditRequest, options::FIELDS as AUDIT_FIELDS};
+use crate::commands::forget::ForgetOptions;
 use crate::commands::sync::sharded::merge::MergeRequest;
 use crate::commands::sync::sharded::plan::PlanRequest;
 use crate::commands::sync::{SyncRequest, request::FIELDS};
@@ -29,6 +30,8 @@ pub enum Invocation {
     Plan(PlanRequest),
     /// The last step of a sharded run.
     Merge(MergeRequest),
+    /// Retention: the policy and whether to prune are in the event.
+    Forget(ForgetOptions),
 }
 
 impl Invocation {
@@ -70,6 +73,9 @@ impl Invocation {
                     .map(Invocation::Plan)
                     .map_err(|err| refused(err, "plan", "no other field"));
             }
+            Some("forget") => {
+                return ForgetOptions::from_event(fields).map(Invocation::Forget);
+            }
             Some("merge") => {
                 return MergeRequest::deserialize(fields)
                     .map(Invocation::Merge)
@@ -77,7 +83,7 @@ impl Invocation {
             }
             _ => {
                 return Err(Error::Event(format!(
-                    "unknown command {}; this function runs \"sync\", \"verify\", \"audit\", \"plan\" and \"merge\"",
+                    "unknown command {}; this function runs \"sync\", \"verify\", \"audit\", \"forget\", \"plan\" and \"merge\"",
                     command.unwrap_or_default()
                 )));
             }

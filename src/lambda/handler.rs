@@ -10,6 +10,7 @@ use super::deadline::stop_at;
 use super::{Function, Invocation};
 use crate::commands;
 use crate::commands::audit::{AuditArgs, AuditOptions, AuditReport};
+use crate::commands::forget::ForgetReport;
 use crate::commands::sync::sharded::plan::{PlanArgs, PlanOptions, PlanOutput};
 use crate::commands::sync::sharded::{merge, plan};
 use crate::commands::verify::{VerifyOptions, VerifyReport};
@@ -27,6 +28,7 @@ pub enum Output {
     Verify(VerifyReport),
     Audit(AuditReport),
     Plan(PlanOutput),
+    Forget(ForgetReport),
 }
 
 impl Output {
@@ -34,7 +36,7 @@ impl Output {
     pub fn summary(self) -> Option<Summary> {
         match self {
             Output::Sync(summary) => Some(summary),
-            Output::Verify(_) | Output::Audit(_) | Output::Plan(_) => None,
+            Output::Verify(_) | Output::Audit(_) | Output::Plan(_) | Output::Forget(_) => None,
         }
     }
 }
@@ -53,7 +55,7 @@ pub async fn handle(function: &Function, event: LambdaEvent<Value>) -> Result<Ou
         Invocation::Sync(_) | Invocation::Plan(_) | Invocation::Merge(_) => {
             Some(config.command.with_source_checked()?)
         }
-        Invocation::Verify(_) | Invocation::Audit(_) => None,
+        Invocation::Verify(_) | Invocation::Audit(_) | Invocation::Forget(_) => None,
     };
     let sync = sync.as_ref().unwrap_or(&config.command);
     match &invocation {
@@ -107,6 +109,18 @@ pub async fn handle(function: &Function, event: LambdaEvent<Value>) -> Result<Ou
                     .await?;
             println!("{}", report.emf(&name, now_ms));
             Ok(Output::Verify(report))
+        }
+        Invocation::Forget(options) => {
+            let report = Box::pin(commands::forget::run(
+                &function.store,
+                &config.target.prefix,
+                &config.run,
+                options,
+                stop_at,
+            ))
+            .await?;
+            println!("{}", report.emf(&name, now_ms));
+            Ok(Output::Forget(report))
         }
         Invocation::Audit(request) => {
             let options = AuditOptions::from_args(args_from_env::<AuditArgs>()?, Mode::Lambda)?;

@@ -3,6 +3,7 @@
 
 use serde::de::IgnoredAny;
 
+use super::forgotten::forgotten_by;
 use super::read::{Parsed, read_fetched};
 use super::{FileRecord, FileStatus, ManifestLink};
 use crate::error::{Error, Result};
@@ -19,8 +20,9 @@ pub struct BrokenLink {
     pub gap: bool,
 }
 
-/// Follows `link` back, at most `limit` links (all when `None`). Returns
-/// the manifests checked and the broken links, each named by its manifest.
+/// Follows `link` back, at most `limit` links (all when `None`), and no
+/// further than a manifest that forget removed. Returns the manifests
+/// checked and the broken links, each named by its manifest.
 pub async fn walk_back(
     store: &Store,
     mut link: Option<ManifestLink>,
@@ -40,6 +42,9 @@ pub async fn walk_back(
         };
         let fetched = match store.get(&current.key).await {
             Ok(Some(fetched)) => fetched,
+            // Removed by forget, which left a mark for these bytes: the
+            // chain ends here on purpose.
+            Ok(None) if matches!(forgotten_by(store, &current).await, Ok(Some(_))) => break,
             Ok(None) => {
                 problems.push(BrokenLink {
                     gap: true,

@@ -4,6 +4,7 @@
 
 pub mod catalog;
 pub mod chain;
+pub mod forgotten;
 pub mod local_dir;
 mod locate;
 mod name;

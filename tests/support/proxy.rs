@@ -154,6 +154,8 @@ pub fn operation(method: &Method, path: &str, query: &str, copy: bool) -> &'stat
         .is_some_and(|(_, key)| !key.is_empty());
     match (method.as_str(), object) {
         ("GET", false) if has("uploads") => "ListMultipartUploads",
+        ("GET", false) if has("versions") => "ListObjectVersions",
+        ("POST", false) if has("delete") => "DeleteObjects",
         ("GET", false) if has("versioning") => "GetBucketVersioning",
         ("GET", false) if has("list-type") => "ListObjectsV2",
         ("GET", false) => "ListObjects",

@@ -1,0 +1,124 @@
+//! What the kept snapshots still need: every (key, version) their records
+//! name, read by streaming each manifest. Kept as 64-bit hashes, 8 bytes
+//! each rather than a key and a version id: at a million files and thirty
+//! snapshots a set of strings would take hundreds of megabytes. A
+//! collision can only make an unreferenced version look referenced, so
+//! it is kept: never a wrong deletion.
+
+use std::collections::HashSet;
+use std::hash::{DefaultHasher, Hash, Hasher};
+
+use serde::Deserialize;
+
+use crate::error::{Error, Result};
+use crate::manifest::read::read_fetched;
+use crate::manifest::{EntryKind, FileStatus};
+use crate::store::Store;
+
+/// The fields of a record that say what it references.
+#[derive(Deserialize)]
+struct Reference {
+    #[serde(default)]
+    kind: EntryKind,
+    s3_key: Option<String>,
+    status: FileStatus,
+    #[serde(default)]
+    version_id: Option<String>,
+}
+
+/// The versions the kept snapshots reference.
+#[derive(Debug, Default)]
+pub struct References {
+    versions: HashSet<u64>,
+    /// Keys of which every version is kept: named by a record without a
+    /// version id (an unversioned bucket, an older manifest), or by a
+    /// failed upload (its last good object may be what S3 still serves).
+    whole_keys: HashSet<u64>,
+    pub manifests: u64,
+    pub records: u64,
+}
+
+impl References {
+    /// Reads the manifests at `keys`, one after another.
+    pub async fn of(store: &Store, keys: &[String]) -> Result<References> {
+        let mut references = References::default();
+        for key in keys {
+            let fetched = store.get(key).await?.ok_or_else(|| {
+                Error::Config(format!(
+                    "manifest {} vanished while prune read it; run forget --prune again",
+                    store.uri(key)
+                ))
+            })?;
+            references = read_fetched(fetched, references, References::add)
+                .await?
+                .state;
+            references.manifests += 1;
+        }
+        Ok(references)
+    }
+
+    fn add(&mut self, record: Reference) {
+        self.records += 1;
+        let Some(key) = record.s3_key.filter(|_| record.kind == EntryKind::File) else {
+            return;
+        };
+        match (record.status.is_stored(), record.version_id) {
+            (true, Some(version)) => {
+                self.versions.insert(hash_of(&key, Some(&version)));
+            }
+            _ => {
+                self.whole_keys.insert(hash_of(&key, None));
+            }
+        }
+    }
+
+    /// Whether a kept snapshot needs this version of `key`.
+    pub fn holds(&self, key: &str, version: &str) -> bool {
+        self.versions.contains(&hash_of(key, Some(version)))
+            || self.whole_keys.contains(&hash_of(key, None))
+    }
+
+    /// Distinct versions referenced (whole keys not counted).
+    pub fn versions(&self) -> usize {
+        self.versions.len()
+    }
+}
+
+fn hash_of(key: &str, version: Option<&str>) -> u64 {
+    // SipHash with fixed keys: the same value for the same pair in any run.
+    let mut hasher = DefaultHasher::new();
+    key.hash(&mut hasher);
+    version.hash(&mut hasher);
+    hasher.finish()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn reference(key: &str, status: FileStatus, version: Option<&str>) -> Reference {
+        Reference {
+            kind: EntryKind::File,
+            s3_key: Some(key.into()),
+            status,
+            version_id: version.map(str::to_owned),
+        }
+    }
+
+    #[test]
+    fn a_version_is_held_by_its_record_and_a_key_without_one_wholly() {
+        let mut refs = References::default();
+        refs.add(reference("p/a", FileStatus::Uploaded, Some("v1")));
+        refs.add(reference("p/b", FileStatus::Skipped, None));
+        refs.add(reference("p/c", FileStatus::Failed, Some("v9")));
+        assert!(refs.holds("p/a", "v1"));
+        assert!(!refs.holds("p/a", "v2"), "another version of a is not held");
+        assert!(
+            refs.holds("p/b", "anything"),
+            "no version id: every version"
+        );
+        assert!(refs.holds("p/c", "v0"), "a failed upload keeps the key");
+        assert_eq!(refs.records, 3);
+        assert_eq!(refs.versions(), 1);
+    }
+}

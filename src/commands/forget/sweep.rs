@@ -1,0 +1,245 @@
+//! Which object versions prune deletes: one pass over every version under
+//! the prefix, a key's history at a time (newest first), each version
+//! judged against what the kept snapshots reference.
+//!
+//! - A referenced version stays.
+//! - A version written after the newest snapshot started stays: a run that
+//!   crashed, or one still writing, may need it.
+//! - A current object that no kept snapshot references, written before
+//!   every line's newest complete snapshot started, has left the source:
+//!   it is hidden behind a delete marker, so it becomes noncurrent now and
+//!   its grace period starts.
+//! - A noncurrent version that no kept snapshot references is deleted once
+//!   it has been noncurrent for the grace period (measured, as S3 Lifecycle
+//!   measures `NoncurrentDays`, from when the next version was written).
+//! - A delete marker goes once nothing is left behind it, or once it is
+//!   itself noncurrent past the grace period.
+//!
+//! Keys under the manifest and audit folders are never touched, nor any
+//! under a nested prefix (a folder that holds its own `_manifests/`).
+
+use std::collections::BTreeSet;
+
+use chrono::{DateTime, Utc};
+use serde::Serialize;
+
+use super::references::References;
+use crate::error::Result;
+use crate::store::keys::{AUDIT_FOLDER, MANIFEST_FOLDER, folder_of};
+use crate::store::{Store, Version};
+
+/// The moments that decide a version's fate.
+#[derive(Debug, Clone, Copy)]
+pub struct Cutoffs {
+    /// When the newest snapshot started: nothing written since is touched.
+    pub untouched_after: DateTime<Utc>,
+    /// When the oldest of the lines' newest complete snapshots started; an
+    /// unreferenced current object older than this is hidden. `None`: no
+    /// line has a complete snapshot, so nothing is known to have left.
+    pub hide_before: Option<DateTime<Utc>>,
+    /// Now less the grace period.
+    pub delete_before: DateTime<Utc>,
+}
+
+/// What one pass found to do, with counts for the report.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+pub struct Sweep {
+    #[serde(skip)]
+    pub deletions: Vec<(String, String)>,
+    #[serde(skip)]
+    pub hide: Vec<String>,
+    /// Object versions listed (delete markers not counted).
+    pub versions_listed: u64,
+    pub referenced: u64,
+    /// Written after the newest snapshot started.
+    pub recent: u64,
+    /// Unreferenced, noncurrent for less than the grace period.
+    pub in_grace: u64,
+    /// Object versions (not delete markers) to delete, and their bytes.
+    pub versions_to_delete: u64,
+    pub bytes_to_delete: u64,
+    /// Nested prefixes left alone.
+    pub nested_prefixes: BTreeSet<String>,
+}
+
+/// Lists every version under `prefix` and decides each one's fate.
+pub async fn sweep(
+    store: &Store,
+    prefix: &str,
+    references: &References,
+    cutoffs: Cutoffs,
+) -> Result<Sweep> {
+    let folder = folder_of(prefix);
+    let own = [
+        format!("{folder}{MANIFEST_FOLDER}/"),
+        format!("{folder}{AUDIT_FOLDER}/"),
+    ];
+    let nested_mark = format!("/{MANIFEST_FOLDER}/");
+    let mut sweep = Sweep::default();
+    let mut history: Vec<Version> = Vec::new();
+    store
+        .list_versions_each(&folder, &mut |version| {
+            if own.iter().any(|o| version.key.starts_with(o.as_str())) {
+                return Ok(());
+            }
+            if let Some(at) = version.key[folder.len()..].find(&nested_mark) {
+                sweep
+                    .nested_prefixes
+                    .insert(version.key[..folder.len() + at + 1].to_owned());
+                return Ok(());
+            }
+            if history.first().is_some_and(|h| h.key != version.key) {
+                judge(
+                    &std::mem::take(&mut history),
+                    references,
+                    cutoffs,
+                    &mut sweep,
+                );
+            }
+            history.push(version);
+            Ok(())
+        })
+        .await?;
+    judge(&history, references, cutoffs, &mut sweep);
+    if !sweep.nested_prefixes.is_empty() {
+        let nested = sweep.nested_prefixes.clone();
+        let outside = |key: &str| !nested.iter().any(|n| key.starts_with(n.as_str()));
+        sweep.deletions.retain(|(key, _)| outside(key));
+        sweep.hide.retain(|key| outside(key));
+    }
+    Ok(sweep)
+}
+
+/// Judges one key's history, newest first.
+fn judge(history: &[Version], references: &References, cutoffs: Cutoffs, sweep: &mut Sweep) {
+    let Some(latest) = history.first() else {
+        return;
+    };
+    // When each version stopped being current: when the one above it was written.
+    let mut noncurrent_since: Option<DateTime<Utc>> = None;
+    let mut left_behind = 0;
+    for version in history {
+        let since = noncurrent_since.replace(version.last_modified);
+        let expired = since.is_some_and(|t| t < cutoffs.delete_before);
+        if version.delete_marker {
+            if since.is_some() && expired {
+                delete(sweep, version);
+            }
+            continue;
+        }
+        sweep.versions_listed += 1;
+        if references.holds(&version.key, &version.version_id) {
+            sweep.referenced += 1;
+            left_behind += 1;
+        } else if version.last_modified >= cutoffs.untouched_after {
+            sweep.recent += 1;
+            left_behind += 1;
+        } else if since.is_none() {
+            if cutoffs
+                .hide_before
+                .is_some_and(|t| version.last_modified < t)
+            {
+                sweep.hide.push(version.key.clone());
+            }
+            left_behind += 1;
+        } else if expired {
+            sweep.versions_to_delete += 1;
+            sweep.bytes_to_delete += version.size;
+            delete(sweep, version);
+        } else {
+            sweep.in_grace += 1;
+            left_behind += 1;
+        }
+    }
+    // A marker with nothing behind it hides nothing.
+    if latest.delete_marker && left_behind == 0 && latest.last_modified < cutoffs.untouched_after {
+        delete(sweep, latest);
+    }
+}
+
+fn delete(sweep: &mut Sweep, version: &Version) {
+    sweep
+        .deletions
+        .push((version.key.clone(), version.version_id.clone()));
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn at(hour: i64) -> DateTime<Utc> {
+        DateTime::from_timestamp(1_800_000_000 + hour * 3600, 0).unwrap()
+    }
+
+    fn version(key: &str, id: &str, hour: i64, marker: bool) -> Version {
+        Version {
+            key: key.into(),
+            version_id: id.into(),
+            is_latest: false,
+            delete_marker: marker,
+            last_modified: at(hour),
+            size: 10,
+            etag: None,
+            storage_class: None,
+        }
+    }
+
+    fn cutoffs() -> Cutoffs {
+        Cutoffs {
+            untouched_after: at(100),
+            hide_before: Some(at(90)),
+            delete_before: at(50),
+        }
+    }
+
+    fn judged(history: &[Version]) -> Sweep {
+        let mut sweep = Sweep::default();
+        judge(history, &References::default(), cutoffs(), &mut sweep);
+        sweep
+    }
+
+    #[test]
+    fn a_version_noncurrent_past_the_grace_goes_one_within_it_stays() {
+        let sweep = judged(&[
+            version("k", "v3", 60, false),
+            version("k", "v2", 40, false),
+            version("k", "v1", 10, false),
+        ]);
+        // v2 is noncurrent since hour 60 (in grace), v1 since hour 40.
+        assert_eq!(sweep.deletions, [("k".to_owned(), "v1".to_owned())]);
+        assert_eq!(sweep.in_grace, 1);
+        assert_eq!(
+            sweep.hide,
+            ["k"],
+            "v3 is unreferenced and older than hide_before"
+        );
+    }
+
+    #[test]
+    fn nothing_written_after_the_newest_snapshot_started_is_touched() {
+        let sweep = judged(&[
+            version("k", "v2", 120, false),
+            version("k", "v1", 10, false),
+        ]);
+        // v1 stopped being current at hour 120: within the grace.
+        assert!(sweep.deletions.is_empty() && sweep.hide.is_empty());
+        assert_eq!((sweep.recent, sweep.in_grace), (1, 1));
+    }
+
+    #[test]
+    fn a_marker_goes_with_the_last_version_behind_it() {
+        let sweep = judged(&[version("k", "m", 30, true), version("k", "v1", 10, false)]);
+        assert_eq!(
+            sweep.deletions,
+            [
+                ("k".to_owned(), "v1".to_owned()),
+                ("k".to_owned(), "m".to_owned())
+            ]
+        );
+        let kept_behind = judged(&[version("k", "m", 70, true), version("k", "v1", 10, false)]);
+        assert!(
+            kept_behind.deletions.is_empty(),
+            "v1 is in grace: the marker stays"
+        );
+    }
+}
