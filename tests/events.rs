@@ -68,6 +68,7 @@ async fn every_sample_event_runs_through_the_handler() {
         [
             "audit.json",
             "dry-run.json",
+            "forget.json",
             "manual.json",
             "scheduled.json",
             "verify.json"
@@ -129,6 +130,21 @@ async fn every_sample_event_runs_through_the_handler() {
     assert_eq!((audited.findings, audited.fixed), (1, 1), "{audited:?}");
     assert_eq!(audited.status, AuditStatus::Compliant);
     assert_eq!(audited.listed[0].key, "lambda/foreign.txt");
+
+    // The scheduled retention keeps both lines' newest snapshots; in this
+    // unversioned bucket nothing may be deleted, the foreign object is newer
+    // than the newest snapshot, and no version is pruned.
+    let before = list_keys(&moto.s3(), BUCKET).await;
+    let Output::Forget(forgot) = invoke_any(&engine, "forget.json").await else {
+        panic!("forget.json did not forget")
+    };
+    assert_eq!((forgot.kept, forgot.forgotten), (2, 0), "{forgot:#?}");
+    let prune = forgot.prune.unwrap();
+    assert_eq!(
+        (prune.manifests_read, prune.deleted, prune.hidden),
+        (2, 0, 0)
+    );
+    assert_eq!(list_keys(&moto.s3(), BUCKET).await, before);
 }
 
 #[tokio::test]

@@ -16,6 +16,12 @@ use support::*;
 const BUCKET: &str = "kept";
 const PREFIX: &str = "p";
 
+/// S3 lists Last-Modified in whole seconds, and prune judges by it: what
+/// must fall before or after a moment is written a second apart.
+fn next_second() {
+    std::thread::sleep(std::time::Duration::from_millis(1100));
+}
+
 fn options(args: ForgetArgs) -> ForgetOptions {
     ForgetOptions::from_args(args, Mode::Cli).unwrap()
 }
@@ -279,11 +285,13 @@ async fn prune_deletes_exactly_the_unreferenced_versions() {
     let first = referenced(&[&backup.sync().await]);
     write_tree(root, &[("top.txt", b"second top\n".to_vec())]);
     std::fs::remove_file(root.join("with space/file name.txt")).unwrap();
+    next_second();
     let second = backup.sync().await;
     let second_uri = second.manifest_s3_uri.clone();
     let second = referenced(&[&second]);
     let tree_at_second = tree(root);
     write_tree(root, &[("top.txt", b"third top\n".to_vec())]);
+    next_second();
     let third = referenced(&[&backup.sync().await]);
     assert_eq!(data_versions(&s3).await.len(), sample_files().len() + 2);
 
@@ -293,6 +301,7 @@ async fn prune_deletes_exactly_the_unreferenced_versions() {
         keep_deleted_within: Some("0h".parse().unwrap()),
         ..ForgetArgs::default()
     };
+    next_second();
     let report = forget(&backup, no_grace("2")).await;
     assert_eq!(report.status, ForgetStatus::Succeeded, "{report:#?}");
     assert_eq!((report.kept, report.forgotten), (2, 1));
@@ -337,10 +346,10 @@ async fn prune_deletes_exactly_the_unreferenced_versions() {
     // A second later (the marker's time is past the grace of none), the
     // next prune deletes the hidden version and its marker, and what the
     // forgotten second run alone referenced.
-    std::thread::sleep(std::time::Duration::from_millis(1100));
+    next_second();
     let report = forget(&backup, no_grace("1")).await;
     assert_eq!(report.status, ForgetStatus::Succeeded);
-    assert_eq!(data_versions(&s3).await, third);
+    assert_eq!(data_versions(&s3).await, third, "{report:#?}");
     assert!(report.prune.as_ref().unwrap().record.is_some());
 
     // Nothing is left to do: a fourth prune changes nothing.
@@ -391,6 +400,7 @@ async fn a_killed_prune_is_finished_by_the_next() {
             ("empty.dat", b"x".to_vec()),
         ],
     );
+    next_second();
     let second = referenced(&[&backup.sync().await]);
 
     let proxy = proxy::Proxy::start(&backup.moto.endpoint, 7).await;
@@ -403,6 +413,7 @@ async fn a_killed_prune_is_finished_by_the_next() {
             std::thread::sleep(std::time::Duration::from_secs(3));
         }
     });
+    next_second();
     let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_s3-kms-sync"))
         .args([
             "forget",

@@ -337,10 +337,18 @@ fn cutoffs_of(
         .map(|(_, at)| *at)
         .min();
     Some(Cutoffs {
-        untouched_after: newest,
-        hide_before,
-        delete_before: options.grace.before(now),
+        untouched_after: whole_second(newest),
+        hide_before: hide_before.map(whole_second),
+        delete_before: whole_second(options.grace.before(now)),
     })
+}
+
+/// S3 lists Last-Modified in whole seconds, cut down: a version listed
+/// at 10:00:00 may have been written at 10:00:00.9. Cut-offs compared with
+/// it are cut down the same way, so such a version counts as written at
+/// or after a cut-off in that second, never before it.
+fn whole_second(at: DateTime<Utc>) -> DateTime<Utc> {
+    DateTime::from_timestamp(at.timestamp(), 0).unwrap_or(at)
 }
 
 /// The bytes of the manifests at `keys`, from one listing.

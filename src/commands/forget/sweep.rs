@@ -8,7 +8,8 @@
 //! - A current object that no kept snapshot references, written before
 //!   every line's newest complete snapshot started, has left the source:
 //!   it is hidden behind a delete marker, so it becomes noncurrent now and
-//!   its grace period starts.
+//!   its grace period starts. (An object without a version id is kept:
+//!   in an unversioned bucket the marker would be a deletion for good.)
 //! - A noncurrent version that no kept snapshot references is deleted once
 //!   it has been noncurrent for the grace period (measured, as S3 Lifecycle
 //!   measures `NoncurrentDays`, from when the next version was written).
@@ -26,7 +27,7 @@ use serde::Serialize;
 use super::references::References;
 use crate::error::Result;
 use crate::store::keys::{AUDIT_FOLDER, MANIFEST_FOLDER, folder_of};
-use crate::store::{Store, Version};
+use crate::store::{NULL_VERSION, Store, Version};
 
 /// The moments that decide a version's fate.
 #[derive(Debug, Clone, Copy)]
@@ -58,6 +59,10 @@ pub struct Sweep {
     /// Object versions (not delete markers) to delete, and their bytes.
     pub versions_to_delete: u64,
     pub bytes_to_delete: u64,
+    /// Objects no kept snapshot references, not hidden because they have
+    /// no version id (an unversioned bucket, or written before versioning
+    /// was enabled): hiding them would delete them at once.
+    pub unversioned_kept: u64,
     /// Nested prefixes left alone.
     pub nested_prefixes: BTreeSet<String>,
 }
@@ -118,6 +123,10 @@ fn judge(history: &[Version], references: &References, cutoffs: Cutoffs, sweep: 
     // When each version stopped being current: when the one above it was written.
     let mut noncurrent_since: Option<DateTime<Utc>> = None;
     let mut left_behind = 0;
+    // A current object without a version id: any "null" listed under it is
+    // that same object (an unversioned bucket), and deleting it by version
+    // id would delete the current object.
+    let unversioned = !latest.delete_marker && latest.version_id == NULL_VERSION;
     for version in history {
         let since = noncurrent_since.replace(version.last_modified);
         let expired = since.is_some_and(|t| t < cutoffs.delete_before);
@@ -142,7 +151,7 @@ fn judge(history: &[Version], references: &References, cutoffs: Cutoffs, sweep: 
                 sweep.hide.push(version.key.clone());
             }
             left_behind += 1;
-        } else if expired {
+        } else if expired && !(version.version_id == NULL_VERSION && unversioned) {
             sweep.versions_to_delete += 1;
             sweep.bytes_to_delete += version.size;
             delete(sweep, version);
@@ -152,7 +161,7 @@ fn judge(history: &[Version], references: &References, cutoffs: Cutoffs, sweep: 
         }
     }
     // A marker with nothing behind it hides nothing.
-    if latest.delete_marker && left_behind == 0 && latest.last_modified < cutoffs.untouched_after {
+    if latest.delete_marker && left_behind == 0 {
         delete(sweep, latest);
     }
 }
