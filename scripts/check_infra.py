@@ -16,6 +16,7 @@ DIR/template.yaml and DIR/deployer-policy.json (the state before the review).
 """
 import argparse
 import json
+import re
 import pathlib
 import sys
 
@@ -97,8 +98,16 @@ def check_schedule_input(template):
     sample = json.loads((ROOT / "events" / "scheduled.json").read_text())
     events = template["Resources"]["BackupFunction"]["Properties"]["Events"]
     problems = []
+    defaults = {
+        name: str(parameter.get("Default", ""))
+        for name, parameter in template.get("Parameters", {}).items()
+    }
     for name, event in events.items():
-        sent = json.loads(event["Properties"].get("Input", "null"))
+        given = event["Properties"].get("Input", "null")
+        if isinstance(given, dict) and "Fn::Sub" in given:
+            # A payload built from parameters: checked with their defaults.
+            given = re.sub(r"\$\{(\w+)\}", lambda m: defaults[m.group(1)], given["Fn::Sub"])
+        sent = json.loads(given)
         if isinstance(sent, dict) and "command" in sent:
             command_sample = ROOT / "events" / f"{sent['command']}.json"
             if not command_sample.exists() or json.loads(command_sample.read_text()) != sent:
