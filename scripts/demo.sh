@@ -103,3 +103,32 @@ open(f"{out}/manifest.json", "wb").write(obj["Body"].read())
 open(f"{out}/manifest.sig", "wb").write(base64.b64decode(obj["Metadata"]["signature"]))
 PY
 openssl dgst -sha256 -verify "$pem" -signature "$WORK/demo/manifest.sig" "$WORK/demo/manifest.json"
+
+echo "== a third run after an edit, then diff (the first snapshot against the newest) and find"
+printf 'region,total\neu,42\n' >"$SYNC_SOURCE_DIR/reports/2026/q1.csv"
+rm "$SYNC_SOURCE_DIR/latest-report.csv"
+printf 'new\n' >"$SYNC_SOURCE_DIR/added.txt"
+sleep 1.1
+third=$(invoke "$ROOT/events/scheduled.json")
+changes=$(cargo run --quiet --bin s3-kms-sync -- diff "$(field manifest_s3_uri <<<"$first")" latest --json)
+echo "$changes"
+if ! "$VENV/bin/python" -c 'import json, sys
+lines = [json.loads(l) for l in sys.stdin]
+seen = {(l.get("change"), l.get("path")) for l in lines}
+sys.exit(0 if {("added", "added.txt"), ("changed", "reports/2026/q1.csv")} <= seen else 1)' <<<"$changes"; then
+    echo "demo FAILED: diff does not show the added and the changed file" >&2
+    exit 1
+fi
+cargo run --quiet --bin s3-kms-sync -- find 'reports/2026/*.csv' --json \
+    | "$VENV/bin/python" -c 'import json, sys
+for f in json.load(sys.stdin)["found"]:
+    print(f["path"], f["md5"], f["size"], f["first"]["run_id"], "..", f["last"]["run_id"], f["snapshots"], "snapshots")'
+
+echo "== forget --dry-run (keep the last 2): what would go, and why the rest stays"
+cargo run --quiet --bin s3-kms-sync -- forget --keep-last 2 --prune --dry-run --json \
+    | "$VENV/bin/python" -c 'import json, sys
+r = json.load(sys.stdin)
+for s in r["snapshots"]:
+    print("keep  " if s["kept"] else "forget", s["time"], s["run_id"], ", ".join(s["reasons"]))
+print("prune would delete", r["prune"]["versions_to_delete"], "versions; forget would remove", r["forgotten"], "snapshots")'
+echo "demo: ok"

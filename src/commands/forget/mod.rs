@@ -9,7 +9,7 @@
 mod choose;
 pub mod options;
 mod record;
-mod references;
+pub mod references;
 mod sweep;
 
 use std::collections::{BTreeMap, BTreeSet};
@@ -27,7 +27,7 @@ use crate::store::{Refused, Store, keys};
 pub use choose::Fate;
 pub use options::{ForgetArgs, ForgetOptions};
 use record::{Deletion, PruneRecord, Retained};
-use references::References;
+pub use references::References;
 use sweep::{Cutoffs, Sweep};
 
 /// How a forget ended.

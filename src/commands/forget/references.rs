@@ -57,6 +57,13 @@ impl References {
         Ok(references)
     }
 
+    /// Adds the references of a manifest read from `reader` (a local copy).
+    pub fn read_local(&mut self, reader: impl std::io::Read) -> Result<()> {
+        crate::manifest::read::read(reader, |record| self.add(record))?;
+        self.manifests += 1;
+        Ok(())
+    }
+
     fn add(&mut self, record: Reference) {
         self.records += 1;
         let Some(key) = record.s3_key.filter(|_| record.kind == EntryKind::File) else {
