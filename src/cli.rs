@@ -73,7 +73,11 @@ pub enum Command {
 pub async fn run(cli: Cli) -> ExitCode {
     tracing_subscriber::fmt()
         .with_env_filter(
-            EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info")),
+            // The SDK's own warnings (a region looked up in IMDS, say) are
+            // noise beside the one-line error that names the cause.
+            EnvFilter::try_from_default_env().unwrap_or_else(|_| {
+                EnvFilter::new("info,aws_config=error,aws_smithy_runtime=error")
+            }),
         )
         .with_writer(std::io::stderr)
         .init();

@@ -38,6 +38,10 @@ pub enum Error {
         code: Option<String>,
         /// The HTTP status of S3's answer, when there was one.
         status: Option<u16>,
+        /// Why the request failed, when it is not S3's answer.
+        cause: Cause,
+        /// One line: S3's code and message, or what kept the request from
+        /// being sent (the SDK's whole chain is logged at debug level).
         detail: String,
     },
 
@@ -106,6 +110,59 @@ pub enum Error {
     Join(#[from] tokio::task::JoinError),
 }
 
+/// Why a request got no answer from S3, when it did not: each has its own fix.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Cause {
+    /// S3 answered (its code says what).
+    Answered,
+    /// No credential provider in the chain found credentials.
+    NoCredentials,
+    /// No region is set, so no endpoint could be resolved.
+    NoRegion,
+    /// The endpoint could not be reached (refused, no route, DNS).
+    Unreachable,
+    TimedOut,
+    Other,
+}
+
+impl Cause {
+    fn of<E, R>(err: &SdkError<E, R>) -> Cause {
+        use std::error::Error as _;
+        match err {
+            SdkError::ServiceError(_) => Cause::Answered,
+            SdkError::TimeoutError(_) => Cause::TimedOut,
+            SdkError::DispatchFailure(failure) if failure.is_io() => Cause::Unreachable,
+            SdkError::DispatchFailure(failure) if failure.is_timeout() => Cause::TimedOut,
+            SdkError::DispatchFailure(failure) => {
+                let mut source = failure.as_connector_error().and_then(|c| c.source());
+                while let Some(current) = source {
+                    if current
+                        .downcast_ref::<aws_credential_types::provider::error::CredentialsError>()
+                        .is_some()
+                    {
+                        return Cause::NoCredentials;
+                    }
+                    if current.to_string().contains("region must be set") {
+                        return Cause::NoRegion;
+                    }
+                    source = current.source();
+                }
+                Cause::Other
+            }
+            _ => Cause::Other,
+        }
+    }
+}
+
+/// The innermost message of an error's chain: what actually went wrong.
+fn innermost(err: &(dyn std::error::Error + 'static)) -> String {
+    let mut current = err;
+    while let Some(next) = current.source() {
+        current = next;
+    }
+    current.to_string()
+}
+
 impl Error {
     pub(crate) fn io(
         action: &'static str,
@@ -128,16 +185,29 @@ impl Error {
     where
         E: std::error::Error + ProvideErrorMetadata + 'static,
     {
+        tracing::debug!(operation, bucket, key, error = %DisplayErrorContext(&err), "S3 request failed");
+        let code = err
+            .as_service_error()
+            .and_then(|e| e.code())
+            .map(str::to_owned);
+        let cause = Cause::of(&err);
+        let detail = match (err.as_service_error(), cause) {
+            (Some(answer), _) => format!(
+                "{}: {}",
+                answer.code().unwrap_or("error"),
+                answer.message().unwrap_or("(no message)")
+            ),
+            (None, Cause::TimedOut) => "the request timed out".to_owned(),
+            (None, _) => innermost(&err),
+        };
         Error::S3 {
             operation,
             bucket: bucket.to_owned(),
             key: key.to_owned(),
-            code: err
-                .as_service_error()
-                .and_then(|e| e.code())
-                .map(str::to_owned),
+            code,
             status: err.raw_response().map(|r| r.status().as_u16()),
-            detail: DisplayErrorContext(&err).to_string(),
+            cause,
+            detail,
         }
     }
 
@@ -159,6 +229,7 @@ impl Error {
             key: key.to_owned(),
             code: None,
             status: None,
+            cause: Cause::Answered,
             detail: detail.to_string(),
         }
     }

@@ -310,3 +310,82 @@ async fn restore_exits_2_on_a_snapshot_the_pinned_key_did_not_sign() {
     );
     assert_eq!(std::fs::read(target.join("a.txt")).unwrap(), b"a");
 }
+
+/// Each reason the first request fails gets its own one-line message with
+/// its own fix, exit status 2, and no SDK dump: a missing bucket, no
+/// credentials, no region, an endpoint nobody listens on.
+#[test]
+fn each_cause_of_a_failed_start_is_named_with_its_fix() {
+    let moto = Moto::start();
+    let dir = tempfile::tempdir().unwrap();
+    let source = dir.path().to_str().unwrap();
+    let args = [
+        "sync",
+        "--source-dir",
+        source,
+        "--bucket",
+        "no-such-bucket",
+        "--kms-key-id",
+        "k",
+    ];
+    let nobody = format!("http://127.0.0.1:{}", free_port());
+    let home = dir.path().join("home");
+    std::fs::create_dir_all(&home).unwrap();
+    let home = home.to_str().unwrap();
+    let creds = [
+        ("AWS_ACCESS_KEY_ID", "test"),
+        ("AWS_SECRET_ACCESS_KEY", "test"),
+    ];
+    let cases: Vec<(&str, Vec<(&str, &str)>, &str)> = vec![
+        (
+            "missing bucket",
+            moto_env(&moto.endpoint, &[]),
+            "bucket no-such-bucket does not exist: check SYNC_BUCKET (--bucket)",
+        ),
+        (
+            "unreachable endpoint",
+            moto_env(&nobody, &[]),
+            "cannot reach S3 at http://127.0.0.1:",
+        ),
+        (
+            "no credentials",
+            vec![
+                ("AWS_ENDPOINT_URL", moto.endpoint.as_str()),
+                ("AWS_REGION", "us-east-1"),
+                ("AWS_EC2_METADATA_DISABLED", "true"),
+                ("HOME", home),
+            ],
+            "no AWS credentials were found",
+        ),
+        (
+            "no region",
+            [
+                vec![
+                    ("AWS_ENDPOINT_URL", moto.endpoint.as_str()),
+                    ("AWS_EC2_METADATA_DISABLED", "true"),
+                    ("HOME", home),
+                ],
+                creds.to_vec(),
+            ]
+            .concat(),
+            "no AWS region is set: set AWS_REGION",
+        ),
+    ];
+    for (name, env, expected) in cases {
+        let out = cli(&args, &env);
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(2), "{name}: {stderr}");
+        assert!(stderr.contains(expected), "{name}: {stderr}");
+        assert!(
+            !stderr.contains("SSE-KMS key")
+                && !stderr.contains("DispatchFailure")
+                && !stderr.contains("ServiceError"),
+            "{name}: blames the key or dumps the SDK's error: {stderr}"
+        );
+        assert!(
+            stderr.len() < 400,
+            "{name}: {} bytes: {stderr}",
+            stderr.len()
+        );
+    }
+}

@@ -9,7 +9,7 @@ use tracing::{Instrument, error, info, warn};
 
 use super::RunContext;
 use super::lease::{self, Acquired, Lease, Renewal, Standing};
-use crate::error::{Error, Result};
+use crate::error::{Cause, Error, Result};
 use crate::manifest::{Summary, timestamp};
 use crate::store::Store;
 
@@ -75,20 +75,58 @@ pub async fn exclusively<T: Skipped>(
     summary
 }
 
-/// Takes the lease; its PUT is also the preflight of the KMS key.
+/// Takes the lease; its PUT is the run's first request, so a failure is
+/// named by its cause, each with its own fix: the bucket, the credentials,
+/// the region, the endpoint, and only then the KMS key.
 pub async fn take(store: &Store, prefix: &str, run_id: &str, ttl: Duration) -> Result<Acquired> {
     lease::acquire(store, prefix, run_id, ttl)
         .await
-        .map_err(|err| match err {
-            Error::S3 { detail, .. } => Error::Config(format!(
-                "cannot write to s3://{}/{} with SSE-KMS key {}: {detail}; check SYNC_KMS_KEY_ID (--kms-key-id): \
-                 the key must exist, be enabled and let this role use it through S3",
-                store.bucket(),
-                lease::lock_key(prefix),
-                store.kms_key_id()
-            )),
-            other => other,
-        })
+        .map_err(|err| first_request_failed(store, prefix, err))
+}
+
+fn first_request_failed(store: &Store, prefix: &str, err: Error) -> Error {
+    let Error::S3 {
+        code,
+        cause,
+        detail,
+        ..
+    } = &err
+    else {
+        return err;
+    };
+    let target = format!("s3://{}/{}", store.bucket(), lease::lock_key(prefix));
+    let message = match (cause, code.as_deref()) {
+        (Cause::NoCredentials, _) => format!(
+            "no AWS credentials were found (environment, profile, web identity, container and instance metadata were tried): \
+             set AWS_PROFILE, or AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY"
+        ),
+        (Cause::NoRegion, _) => {
+            "no AWS region is set: set AWS_REGION, or a region in the AWS_PROFILE's configuration"
+                .to_owned()
+        }
+        (Cause::Unreachable | Cause::TimedOut, _) => format!(
+            "cannot reach S3 at {}: {detail}; check AWS_ENDPOINT_URL and the network",
+            crate::store::endpoint_url().unwrap_or_else(|| "its regional endpoint".into())
+        ),
+        (_, Some("NoSuchBucket")) => format!(
+            "bucket {} does not exist: check SYNC_BUCKET (--bucket), and the region (AWS_REGION)",
+            store.bucket()
+        ),
+        (_, Some(code)) if is_kms_refusal(code, detail) => format!(
+            "cannot write to {target} with SSE-KMS key {}: {detail}; check SYNC_KMS_KEY_ID (--kms-key-id): \
+             the key must exist, be enabled and let this role use it through S3",
+            store.kms_key_id()
+        ),
+        _ => format!("cannot write to {target}: {detail}"),
+    };
+    Error::Config(message)
+}
+
+/// Whether S3 refused a write because of its KMS key: KMS's own codes
+/// (`KMS.NotFoundException`, `KMS.DisabledException`…), or a refusal that
+/// names KMS (AccessDenied on `kms:GenerateDataKey`, an invalid key id).
+fn is_kms_refusal(code: &str, detail: &str) -> bool {
+    code.starts_with("KMS.") || detail.contains("KMS") || detail.contains("kms:")
 }
 
 /// Renews the lease every third of its lifetime, until `stopped`. The lease counts as lost

@@ -27,9 +27,15 @@ pub fn kms_client_from(shared: &aws_config::SdkConfig, retry: RetryConfig) -> aw
 /// Whether the environment names another S3 endpoint (an emulator), which
 /// then gets path-style requests.
 pub fn custom_endpoint() -> bool {
+    endpoint_url().is_some()
+}
+
+/// The S3 endpoint the environment names, if any.
+pub fn endpoint_url() -> Option<String> {
     ["AWS_ENDPOINT_URL_S3", "AWS_ENDPOINT_URL"]
         .iter()
-        .any(|name| std::env::var_os(name).is_some_and(|v| !v.is_empty()))
+        .filter_map(|name| std::env::var(name).ok())
+        .find(|v| !v.is_empty())
 }
 
 /// A client in `region`, otherwise as [`s3_client_from`] builds it: bucket

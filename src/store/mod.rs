@@ -36,7 +36,8 @@ use crate::trust::{SIGNATURE_METADATA, SIGNING_KEY_METADATA, Signature, Trust};
 
 pub use bucket_lock::ObjectLock;
 pub use client::{
-    custom_endpoint, kms_client_from, s3_and_kms_clients, s3_client_from, s3_client_in,
+    custom_endpoint, endpoint_url, kms_client_from, s3_and_kms_clients, s3_client_from,
+    s3_client_in,
 };
 pub use copy::CopySource;
 pub use encryption::{Encryption, Finding};
