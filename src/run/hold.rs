@@ -96,10 +96,9 @@ fn first_request_failed(store: &Store, prefix: &str, err: Error) -> Error {
     };
     let target = format!("s3://{}/{}", store.bucket(), lease::lock_key(prefix));
     let message = match (cause, code.as_deref()) {
-        (Cause::NoCredentials, _) => format!(
-            "no AWS credentials were found (environment, profile, web identity, container and instance metadata were tried): \
+        (Cause::NoCredentials, _) => "no AWS credentials were found (environment, profile, web identity, container and instance metadata were tried): \
              set AWS_PROFILE, or AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY"
-        ),
+            .to_owned(),
         (Cause::NoRegion, _) => {
             "no AWS region is set: set AWS_REGION, or a region in the AWS_PROFILE's configuration"
                 .to_owned()
