@@ -336,7 +336,8 @@ fn each_cause_of_a_failed_start_is_named_with_its_fix() {
         ("AWS_ACCESS_KEY_ID", "test"),
         ("AWS_SECRET_ACCESS_KEY", "test"),
     ];
-    let cases: Vec<(&str, Vec<(&str, &str)>, &str)> = vec![
+    type Env<'a> = Vec<(&'a str, &'a str)>;
+    let cases: Vec<(&str, Env, &str)> = vec![
         (
             "missing bucket",
             moto_env(&moto.endpoint, &[]),
