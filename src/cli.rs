@@ -17,6 +17,7 @@ use crate::commands::replication::{Clients, ReplicationArgs};
 use crate::commands::restore::{RestoreArgs, RestoreOptions};
 use crate::commands::snapshots::{SnapshotsArgs, SnapshotsOptions};
 use crate::commands::sync::{SyncArgs, SyncOptions, SyncRequest};
+use crate::commands::unlock::{UnlockArgs, UnlockOptions, Unlocked};
 use crate::commands::verify::{VerifyArgs, VerifyOptions, VerifyStatus};
 use crate::config::{Config, ConfigArgs};
 use crate::error::Result;
@@ -59,6 +60,9 @@ pub enum Command {
     /// Set up KMS-aware replication of the buckets in a sheet (plan prints
     /// the changes, apply makes them); print the report as JSON.
     Replication(ReplicationArgs),
+    /// Remove the prefix's lock when the run that took it is gone (its lease
+    /// expired); a live lock only with --force. Exit 3 when it is live.
+    Unlock(Box<ConfigArgs<UnlockArgs>>),
     /// Print the MD5 this tool would record for each file, as md5sum does.
     Md5 {
         #[arg(required = true)]
@@ -90,6 +94,7 @@ pub async fn run(cli: Cli) -> ExitCode {
         Command::Diff(args) => diff(*args).await,
         Command::Find(args) => find(*args).await,
         Command::Forget(args) => forget(*args).await,
+        Command::Unlock(args) => unlock(*args).await,
         Command::Audit(args) => audit(*args).await,
         Command::Replication(args) => replication(&args).await,
         Command::Md5 { files } => return print_md5(&files),
@@ -211,6 +216,26 @@ async fn forget(args: ConfigArgs<ForgetArgs>) -> Result<u8> {
         ForgetStatus::Succeeded => 0,
         ForgetStatus::Partial => 1,
         ForgetStatus::Skipped => 3,
+    })
+}
+
+async fn unlock(args: ConfigArgs<UnlockArgs>) -> Result<u8> {
+    let config = Config::<UnlockOptions>::from_args(args, Mode::Cli)?;
+    let store = config.connect().await;
+    let unlocked =
+        commands::unlock::run(&store, &config.target.prefix, &config.run, &config.command).await?;
+    println!("{}", serde_json::to_string_pretty(&unlocked)?);
+    Ok(match &unlocked {
+        Unlocked::Held { holder } => {
+            eprintln!(
+                "s3-kms-sync: the lock is held by run {} (since {}, until {}); pass --force only if that run is gone",
+                holder.run_id,
+                crate::manifest::timestamp(holder.acquired_at),
+                crate::manifest::timestamp(holder.expires_at)
+            );
+            3
+        }
+        _ => 0,
     })
 }
 

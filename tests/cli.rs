@@ -390,3 +390,38 @@ fn each_cause_of_a_failed_start_is_named_with_its_fix() {
         );
     }
 }
+
+/// `unlock` on a live lock exits 3 and names who holds it and until when.
+#[tokio::test]
+async fn unlock_refuses_a_live_lock_and_names_its_holder() {
+    let moto = Moto::start();
+    let key = moto.bucket_and_key("locked").await;
+    let store = s3_kms_sync::store::Store::new(moto.s3(), "locked", key.as_str());
+    s3_kms_sync::run::lease::acquire(
+        &store,
+        "p",
+        "the-live-run",
+        std::time::Duration::from_secs(600),
+    )
+    .await
+    .unwrap();
+    let env = moto_env(
+        &moto.endpoint,
+        &[
+            ("SYNC_BUCKET", "locked"),
+            ("SYNC_PREFIX", "p"),
+            ("SYNC_KMS_KEY_ID", key.as_str()),
+        ],
+    );
+    let out = cli(&["unlock"], &env);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(3), "{stderr}");
+    assert!(
+        stderr.contains("held by run the-live-run") && stderr.contains("--force"),
+        "{stderr}"
+    );
+    let out = cli(&["unlock", "--force"], &env);
+    assert_eq!(out.status.code(), Some(0));
+    let report: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(report["status"], "forced");
+}

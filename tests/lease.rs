@@ -154,3 +154,56 @@ async fn lock_expiry_follows_s3s_clock_not_the_holders() {
         .unwrap();
     assert!(matches!(taken, Acquired::Held(_)), "{taken:?}");
 }
+
+/// `unlock` leaves a live lock alone and names its holder, removes it with
+/// `--force`, and removes an expired one (by S3's clock) without.
+#[tokio::test]
+async fn unlock_removes_a_lock_whose_run_is_gone_and_names_a_live_one() {
+    use s3_kms_sync::commands::unlock::{self, UnlockOptions, Unlocked};
+    let backup = Backup::new("unlocked", "p", false).await;
+    let store = &backup.engine.store;
+    let run_options = &backup.engine.config.run;
+    let options = |force| UnlockOptions { force };
+
+    let free = unlock::run(store, "p", run_options, &options(false))
+        .await
+        .unwrap();
+    assert_eq!(free, Unlocked::Free);
+
+    let Acquired::Held(_) = lease::acquire(store, "p", "gone-run", Duration::from_secs(600))
+        .await
+        .unwrap()
+    else {
+        panic!("the lock was free")
+    };
+    let held = unlock::run(store, "p", run_options, &options(false))
+        .await
+        .unwrap();
+    let Unlocked::Held { holder } = held else {
+        panic!("a live lock was removed: {held:?}")
+    };
+    assert_eq!(holder.run_id, "gone-run");
+    assert!(lease::holder(store, "p").await.unwrap().is_some());
+    let forced = unlock::run(store, "p", run_options, &options(true))
+        .await
+        .unwrap();
+    assert!(
+        matches!(&forced, Unlocked::Forced { holder: Some(h) } if h.run_id == "gone-run"),
+        "{forced:?}"
+    );
+    assert_eq!(lease::holder(store, "p").await.unwrap(), None);
+
+    // A lease of 3 s, expired by S3's clock, goes without --force.
+    lease::acquire(store, "p", "crashed-run", Duration::from_secs(3))
+        .await
+        .unwrap();
+    tokio::time::sleep(Duration::from_millis(4500)).await;
+    let removed = unlock::run(store, "p", run_options, &options(false))
+        .await
+        .unwrap();
+    assert!(
+        matches!(&removed, Unlocked::Removed { holder: Some(h) } if h.run_id == "crashed-run"),
+        "{removed:?}"
+    );
+    assert_eq!(lease::holder(store, "p").await.unwrap(), None);
+}

@@ -11,4 +11,5 @@ pub mod replication;
 pub mod restore;
 pub mod snapshots;
 pub mod sync;
+pub mod unlock;
 pub mod verify;

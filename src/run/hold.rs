@@ -5,7 +5,7 @@ use std::future::Future;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use tracing::{Instrument, error, info, warn};
+use tracing::{Instrument, error, warn};
 
 use super::RunContext;
 use super::lease::{self, Acquired, Lease, Renewal, Standing};
@@ -40,7 +40,7 @@ pub async fn exclusively<T: Skipped>(
     let lease = match take(store, prefix, &run.id, ttl).await? {
         Acquired::Held(lease) => lease,
         Acquired::Busy(holder) => {
-            info!(holder = %holder.run_id, until = %holder.expires_at, "another run holds the lock; skipping");
+            warn!(holder = %holder.run_id, until = %timestamp(holder.expires_at), "another run holds the lock; nothing was done (s3-kms-sync unlock removes a lock whose run is gone)");
             let why = format!(
                 "another run holds the lock ({} since {}, until {})",
                 holder.run_id,

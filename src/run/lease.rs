@@ -196,6 +196,26 @@ pub async fn held_by(store: &Store, prefix: &str, run_id: &str) -> Result<bool> 
     Ok(serde_json::from_slice::<Holder>(&lock.body).is_ok_and(|holder| holder.run_id == run_id))
 }
 
+/// What the lock says of its holder, if there is a lock.
+pub async fn holder(store: &Store, prefix: &str) -> Result<Option<Holder>> {
+    let lock = read_lock(store, &lock_key(prefix)).await?;
+    Ok(lock.and_then(|lock| serde_json::from_slice(&lock.body).ok()))
+}
+
+/// Removes the lock whoever holds it, unless it changed since it was
+/// read: what `unlock --force` does. Returns the holder it removed.
+pub async fn break_lock(store: &Store, prefix: &str) -> Result<Option<Holder>> {
+    let key = lock_key(prefix);
+    let Some(lock) = read_lock(store, &key).await? else {
+        return Ok(None);
+    };
+    let etag = lock
+        .etag
+        .ok_or_else(|| Error::Config(format!("{} was listed without an ETag", store.uri(&key))))?;
+    store.delete_if_matches(&key, &etag).await?;
+    Ok(serde_json::from_slice(&lock.body).ok())
+}
+
 /// Removes the lock object, unless another run has taken it over.
 pub async fn release(store: &Store, lease: &Lease) -> Result<()> {
     store.delete_if_matches(&lease.key, &lease.etag).await
