@@ -27,7 +27,7 @@ check() {
 for event in dry-run manual scheduled verify audit; do
     test -f "$ROOT/events/$event.json"
 done
-[ "$(ls "$ROOT"/events/*.json | wc -l)" = 5 ] || { echo "FAIL events/ has a payload this script does not check" >&2; exit 1; }
+[ "$(ls "$ROOT"/events/*.json | wc -l)" = 6 ] || { echo "FAIL events/ has a payload this script does not check" >&2; exit 1; }
 
 summary=$(invoke "$ROOT/events/dry-run.json")
 check "dry-run.json uploads nothing" "$(field uploaded <<<"$summary")" 0
@@ -53,6 +53,12 @@ PY
 report=$(invoke "$ROOT/events/audit.json")
 check "audit.json re-encrypts the object another writer stored" "$(field fixed <<<"$report")" 1
 check "audit.json leaves the prefix compliant" "$(field status <<<"$report")" compliant
+
+# The retention schedule's payload: both lines keep their newest snapshot.
+report=$(invoke "$ROOT/events/forget.json")
+check "forget.json keeps both snapshots" "$(field kept <<<"$report")" 2
+check "forget.json forgets none" "$(field forgotten <<<"$report")" 0
+check "forget.json succeeds" "$(field status <<<"$report")" succeeded
 
 echo "lambda runtime API checks: $passed ok, $failed failing"
 [ "$failed" = 0 ]
