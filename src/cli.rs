@@ -85,6 +85,7 @@ pub async fn run(cli: Cli) -> ExitCode {
         )
         .with_writer(std::io::stderr)
         .init();
+    crate::run::interrupt::listen();
     let outcome = match cli.command {
         Command::Sync(args) => sync(*args).await,
         Command::Verify(args) => verify(*args).await,
@@ -99,6 +100,10 @@ pub async fn run(cli: Cli) -> ExitCode {
         Command::Replication(args) => replication(&args).await,
         Command::Md5 { files } => return print_md5(&files),
     };
+    // A run a signal stopped exits as a process killed by it would.
+    if let Some(signal) = crate::run::interrupt::received() {
+        return ExitCode::from(u8::try_from(128 + signal).unwrap_or(1));
+    }
     match outcome {
         Ok(code) => ExitCode::from(code),
         Err(err) => {

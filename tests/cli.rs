@@ -425,3 +425,87 @@ async fn unlock_refuses_a_live_lock_and_names_its_holder() {
     let report: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
     assert_eq!(report["status"], "forced");
 }
+
+/// SIGTERM in the middle of a sync: no more files are started, those in
+/// flight finish, the manifest says the run is incomplete, the lock is
+/// released (the next run need not wait out its lifetime), and the process
+/// exits 143 (128 + SIGTERM).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sigterm_stops_a_sync_cleanly_and_releases_the_lock() {
+    use std::sync::Arc;
+    use std::sync::atomic::{AtomicU32, Ordering};
+    let moto = Moto::start();
+    let key = moto.bucket_and_key("stopped").await;
+    let source = tempfile::tempdir().unwrap();
+    let manifests = tempfile::tempdir().unwrap();
+    let files: Vec<(String, Vec<u8>)> = (0..60)
+        .map(|i| (format!("f{i:02}.txt"), format!("file {i}\n").into_bytes()))
+        .collect();
+    write_owned(source.path(), &files);
+    settle();
+    let proxy = proxy::Proxy::start(&moto.endpoint, 3).await;
+    proxy.configure(|f| f.delay = std::time::Duration::from_millis(150));
+    let uploads = Arc::new(AtomicU32::new(0));
+    let seen = Arc::clone(&uploads);
+    proxy.on_request(move |op, path| {
+        if op == "PutObject" && !path.contains("_manifests") {
+            seen.fetch_add(1, Ordering::SeqCst);
+        }
+    });
+    let env = moto_env(
+        &proxy.endpoint,
+        &[
+            ("SYNC_BUCKET", "stopped"),
+            ("SYNC_PREFIX", "p"),
+            ("SYNC_KMS_KEY_ID", key.as_str()),
+            ("SYNC_MANIFEST_DIR", manifests.path().to_str().unwrap()),
+            ("SYNC_SOURCE_DIR", source.path().to_str().unwrap()),
+            ("SYNC_CONCURRENCY", "2"),
+        ],
+    );
+    let mut command = std::process::Command::new(env!("CARGO_BIN_EXE_s3-kms-sync"));
+    for (name, _) in std::env::vars() {
+        if name.starts_with("SYNC_") || name.starts_with("AWS_") {
+            command.env_remove(name);
+        }
+    }
+    let child = command
+        .arg("sync")
+        .envs(env.iter().copied())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let waited = std::time::Instant::now();
+    while uploads.load(Ordering::SeqCst) < 3 {
+        assert!(
+            waited.elapsed().as_secs() < 60,
+            "the sync never started uploading"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+    let killed = std::process::Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(killed.success());
+    let out = child.wait_with_output().unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(143), "{stderr}");
+    let summary: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let uploaded = summary["uploaded"].as_u64().unwrap();
+    assert!(uploaded >= 1 && uploaded < 60, "{summary}");
+    let manifest_path = summary["manifest_local_path"].as_str().unwrap();
+    let manifest: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(manifest_path).unwrap()).unwrap();
+    assert_eq!(manifest["complete"], false);
+    let keys = list_keys(&moto.s3(), "stopped").await;
+    assert!(
+        !keys.contains(&"p/_manifests/lock.json".to_owned()),
+        "the lock was not released: {keys:?}"
+    );
+    assert!(
+        keys.iter().any(|k| k.starts_with("p/_manifests/2")),
+        "{keys:?}"
+    );
+}

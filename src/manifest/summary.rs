@@ -226,6 +226,14 @@ impl Summary {
         ));
     }
 
+    /// A signal asked the process to stop: files not reached are missing.
+    pub fn record_interrupted(&mut self, signal: i32) {
+        self.complete = false;
+        self.add_message(format!(
+            "stopped by signal {signal}; the files in flight were finished, the next run does the rest"
+        ));
+    }
+
     /// Shards of a sharded run stored no manifest, or stopped before their
     /// slice was done: the run's manifest lacks files, so it is incomplete.
     pub fn record_missing_shards(&mut self, missing: &[u32], incomplete: &[u32]) {

@@ -3,6 +3,7 @@
 //! counters and the metrics it reports.
 
 pub mod hold;
+pub mod interrupt;
 pub mod lease;
 pub mod metrics;
 pub mod options;
@@ -64,7 +65,8 @@ impl RunContext {
     }
 }
 
-/// Whether work may still be started: before the time limit, with the lease held.
+/// Whether work may still be started: before the time limit, with the
+/// lease held, and no signal asking the process to stop.
 #[derive(Debug, Clone)]
 pub struct Gate {
     stop_at: Option<Instant>,
@@ -73,6 +75,8 @@ pub struct Gate {
 
 impl Gate {
     pub fn open(&self) -> bool {
-        self.stop_at.is_none_or(|at| Instant::now() < at) && !self.standing.is_lost()
+        self.stop_at.is_none_or(|at| Instant::now() < at)
+            && !self.standing.is_lost()
+            && interrupt::received().is_none()
     }
 }

@@ -234,6 +234,9 @@ pub(in crate::commands::sync) async fn back_up(
     if let Some(why) = run.standing.lost_because() {
         summary.record_lost_lease(why);
     }
+    if let Some(signal) = crate::run::interrupt::received() {
+        summary.record_interrupted(signal);
+    }
     if !walk_finished {
         warn!(
             walked = total,
