@@ -494,7 +494,7 @@ async fn sigterm_stops_a_sync_cleanly_and_releases_the_lock() {
     assert_eq!(out.status.code(), Some(143), "{stderr}");
     let summary: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
     let uploaded = summary["uploaded"].as_u64().unwrap();
-    assert!(uploaded >= 1 && uploaded < 60, "{summary}");
+    assert!((1..60).contains(&uploaded), "{summary}");
     let manifest_path = summary["manifest_local_path"].as_str().unwrap();
     let manifest: serde_json::Value =
         serde_json::from_slice(&std::fs::read(manifest_path).unwrap()).unwrap();
