@@ -191,10 +191,15 @@ impl Error {
             .and_then(|e| e.code())
             .map(str::to_owned);
         let cause = Cause::of(&err);
+        let status = err.raw_response().map(|r| r.status().as_u16());
         let detail = match (err.as_service_error(), cause) {
+            // A HEAD's refusal has no body: its status is all S3 says.
             (Some(answer), _) => format!(
                 "{}: {}",
-                answer.code().unwrap_or("error"),
+                answer.code().map_or_else(
+                    || format!("HTTP {}", status.unwrap_or_default()),
+                    str::to_owned
+                ),
                 answer.message().unwrap_or("(no message)")
             ),
             (None, Cause::TimedOut) => "the request timed out".to_owned(),
@@ -205,7 +210,7 @@ impl Error {
             bucket: bucket.to_owned(),
             key: key.to_owned(),
             code,
-            status: err.raw_response().map(|r| r.status().as_u16()),
+            status,
             cause,
             detail,
         }
