@@ -466,7 +466,9 @@ async fn a_killed_prune_is_finished_by_the_next() {
     assert_eq!(pending.len(), 1, "the killed prune left its record");
 
     // The killed run's lock expires (3 s), then a rerun finishes the job.
-    tokio::time::sleep(std::time::Duration::from_secs(5)).await;
+    // S3's whole-second clock plus the lease's second of margin: 3 s of
+    // lease is over by S3's reckoning within 5 s.
+    tokio::time::sleep(std::time::Duration::from_secs(7)).await;
     let report = forget(
         &backup,
         ForgetArgs {

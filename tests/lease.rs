@@ -197,7 +197,9 @@ async fn unlock_removes_a_lock_whose_run_is_gone_and_names_a_live_one() {
     lease::acquire(store, "p", "crashed-run", Duration::from_secs(3))
         .await
         .unwrap();
-    tokio::time::sleep(Duration::from_millis(4500)).await;
+    // Expiry is judged by S3's whole-second clock with a second's margin
+    // (see lease.rs): 3 s of lease is over by S3's reckoning within 5 s.
+    tokio::time::sleep(Duration::from_millis(6500)).await;
     let removed = unlock::run(store, "p", run_options, &options(false))
         .await
         .unwrap();
