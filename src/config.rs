@@ -7,24 +7,26 @@ use std::path::{Path, PathBuf};
 use clap::{Args, FromArgMatches, Parser};
 
 use crate::error::{Error, Result};
-use crate::run::{Mode, RunArgs, RunOptions};
+use crate::run::{Mode, RunArgs, RunOptions, RunSettings};
 use crate::store::multipart::MIB;
 use crate::store::{Store, s3_and_kms_clients};
 use crate::target::{Target, TargetArgs};
 use crate::trust::Trust;
 
 /// A command's settings as given: the shared ones flattened beside its own.
+/// `R` is [`RunArgs`] for a command that writes and locks,
+/// [`crate::run::ReadArgs`] for one that only reads.
 #[derive(Debug, Clone, Default, Args)]
-pub struct ConfigArgs<A: Args> {
+pub struct ConfigArgs<A: Args, R: RunSettings = RunArgs> {
     #[command(flatten)]
     pub target: TargetArgs,
     #[command(flatten)]
-    pub run: RunArgs,
+    pub run: R,
     #[command(flatten)]
     pub command: A,
 }
 
-impl<A: Args + FromArgMatches> ConfigArgs<A> {
+impl<A: Args + FromArgMatches, R: RunSettings> ConfigArgs<A, R> {
     /// The settings from the environment alone, as under Lambda.
     pub fn from_env() -> Result<Self> {
         args_from_env()
@@ -47,6 +49,8 @@ pub fn args_from_env<A: Args + FromArgMatches>() -> Result<A> {
 /// A command's options, validated from its arguments.
 pub trait Options: Sized {
     type Args: Args + FromArgMatches;
+    /// [`RunArgs`] for a command that writes, [`crate::run::ReadArgs`] for a reader.
+    type Run: RunSettings;
 
     fn from_args(args: Self::Args, mode: Mode) -> Result<Self>;
 }
@@ -60,10 +64,10 @@ pub struct Config<O> {
 }
 
 impl<O: Options> Config<O> {
-    pub fn from_args(args: ConfigArgs<O::Args>, mode: Mode) -> Result<Self> {
+    pub fn from_args(args: ConfigArgs<O::Args, O::Run>, mode: Mode) -> Result<Self> {
         Ok(Config {
-            target: Target::from_args(args.target)?,
-            run: RunOptions::from_args(args.run, mode)?,
+            target: Target::from_args(args.target, O::Run::WRITES)?,
+            run: RunOptions::from_args(args.run.into_run_args(), mode)?,
             command: O::from_args(args.command, mode)?,
         })
     }
@@ -77,10 +81,13 @@ impl<O> Config<O> {
 
     /// The store of the target, over the client the standard AWS configuration gives.
     pub async fn connect(&self) -> Store {
-        let (s3, kms) = s3_and_kms_clients(self.target.max_attempts).await;
         let target = &self.target;
+        let (s3, kms) = s3_and_kms_clients(target.max_attempts, &target.connection).await;
         let trust = Trust::new(&kms, target.signing_key_id.as_deref(), target.pinned_key());
-        self.store(s3).with_kms(kms).with_trust(trust)
+        self.store(s3)
+            .with_kms(kms)
+            .with_trust(trust)
+            .with_endpoint(target.connection.endpoint_url.clone())
     }
 }
 

@@ -50,5 +50,6 @@ pub mod run;
 pub mod store;
 pub mod target;
 pub mod trust;
+pub mod units;
 
 pub use error::{Error, Result};

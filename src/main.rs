@@ -4,8 +4,6 @@
 
 use std::process::ExitCode;
 
-use clap::Parser;
-
 #[tokio::main]
 async fn main() -> ExitCode {
     if std::env::var_os("AWS_LAMBDA_RUNTIME_API").is_some() {
@@ -17,5 +15,5 @@ async fn main() -> ExitCode {
             }
         };
     }
-    s3_kms_sync::cli::run(s3_kms_sync::cli::Cli::parse()).await
+    s3_kms_sync::cli::run(s3_kms_sync::cli::parse()).await
 }

@@ -10,13 +10,15 @@ use crate::trust::PublicKey;
 /// The target, exactly as given in the environment or on the command line.
 #[derive(Debug, Clone, Default, Args)]
 pub struct TargetArgs {
-    /// Destination bucket.
+    /// The bucket the backups are kept in [required].
     #[arg(long, env = "SYNC_BUCKET")]
     pub bucket: Option<String>,
     /// Key prefix under which files are stored.
     #[arg(long, env = "SYNC_PREFIX", default_value = "")]
     pub prefix: String,
-    /// KMS key ARN, key id or alias used for SSE-KMS.
+    /// KMS key ARN, key id or alias that every object written is encrypted
+    /// with (SSE-KMS) [required by commands that write; readers need none:
+    /// each object names its key].
     #[arg(long, env = "SYNC_KMS_KEY_ID")]
     pub kms_key_id: Option<String>,
     /// Attempts per S3 request (the SDK's standard retry with backoff and jitter).
@@ -31,6 +33,26 @@ pub struct TargetArgs {
     /// PEM itself. verify and restore then check every manifest offline.
     #[arg(long, env = "SYNC_TRUSTED_PUBLIC_KEY")]
     pub trusted_public_key: Option<String>,
+    #[command(flatten)]
+    pub connection: Connection,
+}
+
+/// How requests reach AWS, where the standard configuration (environment,
+/// shared files) is not to be used as it is: the aws CLI's flags.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Args)]
+pub struct Connection {
+    /// The named profile of ~/.aws/config and ~/.aws/credentials to use
+    /// (default: AWS_PROFILE, else "default").
+    #[arg(long)]
+    pub profile: Option<String>,
+    /// The AWS region (default: AWS_REGION, else the profile's region).
+    #[arg(long)]
+    pub region: Option<String>,
+    /// Send S3 requests to this URL (an S3-compatible store or an
+    /// emulator), path-style; KMS keeps its own endpoint (default:
+    /// AWS_ENDPOINT_URL_S3 or AWS_ENDPOINT_URL).
+    #[arg(long)]
+    pub endpoint_url: Option<String>,
 }
 
 /// The validated target.
@@ -39,19 +61,37 @@ pub struct Target {
     pub bucket: String,
     /// Normalized: no leading or trailing '/'.
     pub prefix: String,
+    /// Empty for a command that only reads.
     pub kms_key_id: String,
     pub max_attempts: u32,
     pub signing_key_id: Option<String>,
     /// The pinned public key, as PEM (checked to be a P-256 key).
     pub trusted_public_key: Option<String>,
+    pub connection: Connection,
 }
 
 impl Target {
-    pub fn from_args(args: TargetArgs) -> Result<Self> {
+    /// The validated target; the KMS key is required only where the
+    /// command `writes`.
+    pub fn from_args(args: TargetArgs, writes: bool) -> Result<Self> {
         let bucket = non_empty(args.bucket)
-            .ok_or_else(|| Error::missing("the destination bucket", "SYNC_BUCKET", "--bucket"))?;
-        let kms_key_id = non_empty(args.kms_key_id)
-            .ok_or_else(|| Error::missing("the KMS key", "SYNC_KMS_KEY_ID", "--kms-key-id"))?;
+            .ok_or_else(|| Error::missing("the bucket", "SYNC_BUCKET", "--bucket"))?;
+        let kms_key_id = match non_empty(args.kms_key_id) {
+            Some(key) => key,
+            None if !writes => String::new(),
+            None => {
+                return Err(Error::missing(
+                    "the KMS key",
+                    "SYNC_KMS_KEY_ID",
+                    "--kms-key-id",
+                ));
+            }
+        };
+        let connection = Connection {
+            profile: non_empty(args.connection.profile),
+            region: non_empty(args.connection.region),
+            endpoint_url: non_empty(args.connection.endpoint_url),
+        };
         if args.max_attempts == 0 {
             return Err(Error::Config(
                 "max attempts must be at least 1: set SYNC_MAX_ATTEMPTS or pass --max-attempts"
@@ -68,6 +108,7 @@ impl Target {
             max_attempts: args.max_attempts,
             signing_key_id: non_empty(args.signing_key_id),
             trusted_public_key,
+            connection,
         })
     }
 
@@ -125,20 +166,21 @@ mod tests {
     fn missing_settings_name_their_fix() {
         let mut a = args();
         a.bucket = None;
-        assert!(config_error(Target::from_args(a)).contains("SYNC_BUCKET"));
+        assert!(config_error(Target::from_args(a, true)).contains("SYNC_BUCKET"));
         let mut a = args();
         a.kms_key_id = Some("  ".into());
-        assert!(config_error(Target::from_args(a)).contains("--kms-key-id"));
+        assert!(config_error(Target::from_args(a.clone(), true)).contains("--kms-key-id"));
+        assert_eq!(Target::from_args(a, false).unwrap().kms_key_id, "");
         let mut a = args();
         a.max_attempts = 0;
-        assert!(config_error(Target::from_args(a)).contains("SYNC_MAX_ATTEMPTS"));
-        assert_eq!(Target::from_args(args()).unwrap().prefix, "a/b");
+        assert!(config_error(Target::from_args(a, true)).contains("SYNC_MAX_ATTEMPTS"));
+        assert_eq!(Target::from_args(args(), true).unwrap().prefix, "a/b");
         let mut a = args();
         a.trusted_public_key = Some("/nonexistent/key.pem".into());
-        assert!(config_error(Target::from_args(a)).contains("--trusted-public-key"));
+        assert!(config_error(Target::from_args(a, true)).contains("--trusted-public-key"));
         let mut a = args();
         a.trusted_public_key =
             Some("-----BEGIN PUBLIC KEY-----\nAAAA\n-----END PUBLIC KEY-----".into());
-        assert!(config_error(Target::from_args(a)).contains("SYNC_TRUSTED_PUBLIC_KEY"));
+        assert!(config_error(Target::from_args(a, true)).contains("SYNC_TRUSTED_PUBLIC_KEY"));
     }
 }

@@ -369,7 +369,7 @@ fn each_cause_of_a_failed_start_is_named_with_its_fix() {
                 creds.to_vec(),
             ]
             .concat(),
-            "no AWS region is set: set AWS_REGION",
+            "no AWS region is set: pass --region or set AWS_REGION",
         ),
     ];
     for (name, env, expected) in cases {

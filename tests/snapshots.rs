@@ -76,9 +76,9 @@ async fn ls_streams_the_files_of_a_snapshot() {
     let args = LsArgs {
         snapshot: "latest".into(),
         glob: Some("reports/**".into()),
-        json: true,
     };
-    let options = LsOptions::from_args(args, Mode::Cli).unwrap();
+    let mut options = LsOptions::from_args(args, Mode::Cli).unwrap();
+    options.json = true;
     let file = Box::new(out.reopen().unwrap());
     let listed = ls::run(&backup.engine.store, PREFIX, &options, file)
         .await
@@ -137,9 +137,9 @@ async fn diff_names_what_was_added_removed_and_changed() {
     let args = DiffArgs {
         from: first.manifest_s3_uri.clone().unwrap(),
         to: "latest".into(),
-        json: true,
     };
-    let options = DiffOptions::from_args(args, Mode::Cli).unwrap();
+    let mut options = DiffOptions::from_args(args, Mode::Cli).unwrap();
+    options.json = true;
     let summary = diff::run(
         &backup.engine.store,
         PREFIX,
@@ -181,7 +181,6 @@ async fn diff_names_what_was_added_removed_and_changed() {
         DiffArgs {
             from: "latest".into(),
             to: "latest".into(),
-            json: false,
         },
         Mode::Cli,
     )
@@ -214,7 +213,6 @@ async fn find_gives_each_content_of_a_path_and_where_it_lives() {
     let options = FindOptions::from_args(
         FindArgs {
             glob: "top.*".into(),
-            json: true,
         },
         Mode::Cli,
     )

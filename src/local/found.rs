@@ -62,4 +62,12 @@ impl Found {
             | Found::Unreadable { relative, .. } => relative,
         }
     }
+
+    /// The bytes of content a sync may read: a file's size, else nothing.
+    pub fn size(&self) -> u64 {
+        match self {
+            Found::File(file) => file.size,
+            _ => 0,
+        }
+    }
 }

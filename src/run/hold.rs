@@ -97,15 +97,15 @@ fn first_request_failed(store: &Store, prefix: &str, err: Error) -> Error {
     let target = format!("s3://{}/{}", store.bucket(), lease::lock_key(prefix));
     let message = match (cause, code.as_deref()) {
         (Cause::NoCredentials, _) => "no AWS credentials were found (environment, profile, web identity, container and instance metadata were tried): \
-             set AWS_PROFILE, or AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY"
+             pass --profile or set AWS_PROFILE, or set AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY"
             .to_owned(),
         (Cause::NoRegion, _) => {
-            "no AWS region is set: set AWS_REGION, or a region in the AWS_PROFILE's configuration"
+            "no AWS region is set: pass --region or set AWS_REGION, or give the profile a region"
                 .to_owned()
         }
         (Cause::Unreachable | Cause::TimedOut, _) => format!(
-            "cannot reach S3 at {}: {detail}; check AWS_ENDPOINT_URL and the network",
-            crate::store::endpoint_url().unwrap_or_else(|| "its regional endpoint".into())
+            "cannot reach S3 at {}: {detail}; check --endpoint-url (AWS_ENDPOINT_URL) and the network",
+            store.endpoint().unwrap_or_else(|| "its regional endpoint".into())
         ),
         (_, Some("NoSuchBucket")) => format!(
             "bucket {} does not exist: check SYNC_BUCKET (--bucket), and the region (AWS_REGION)",

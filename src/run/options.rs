@@ -4,10 +4,13 @@
 use std::path::PathBuf;
 use std::time::Duration;
 
-use clap::Args;
+use clap::{Args, FromArgMatches};
 
 use crate::error::{Error, Result};
 use crate::manifest::local_dir;
+
+const DEFAULT_LOCK_TTL_SECS: u64 = 900;
+const DEFAULT_DEADLINE_MARGIN_SECS: u64 = 60;
 
 /// Where the binary runs; it decides the defaults of the directories.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -24,11 +27,49 @@ pub struct RunArgs {
     #[arg(long, env = "SYNC_MANIFEST_DIR")]
     pub manifest_dir: Option<PathBuf>,
     /// Lifetime of the run lock in seconds; a live run renews it, a crashed one lets it expire.
-    #[arg(long, env = "SYNC_LOCK_TTL_SECS", default_value_t = 900)]
+    #[arg(long, env = "SYNC_LOCK_TTL_SECS", default_value_t = DEFAULT_LOCK_TTL_SECS)]
     pub lock_ttl_secs: u64,
     /// Under Lambda, stop starting files this many seconds before the time limit.
-    #[arg(long, env = "SYNC_DEADLINE_MARGIN_SECS", default_value_t = 60)]
+    #[arg(long, env = "SYNC_DEADLINE_MARGIN_SECS", default_value_t = DEFAULT_DEADLINE_MARGIN_SECS)]
     pub deadline_margin_secs: u64,
+}
+
+/// The run options of a command that only reads: it takes no lock.
+#[derive(Debug, Clone, Default, Args)]
+pub struct ReadArgs {
+    /// Directory for the local copies of the manifests (default: a private
+    /// per-user directory, ~/.local/state/s3-kms-sync; /tmp under Lambda).
+    #[arg(long, env = "SYNC_MANIFEST_DIR")]
+    pub manifest_dir: Option<PathBuf>,
+}
+
+/// The run flags a command offers: all of them where it writes, fewer
+/// where it only reads.
+pub trait RunSettings: Args + FromArgMatches {
+    /// Whether the command writes to the bucket (and so needs the KMS key).
+    const WRITES: bool;
+
+    fn into_run_args(self) -> RunArgs;
+}
+
+impl RunSettings for RunArgs {
+    const WRITES: bool = true;
+
+    fn into_run_args(self) -> RunArgs {
+        self
+    }
+}
+
+impl RunSettings for ReadArgs {
+    const WRITES: bool = false;
+
+    fn into_run_args(self) -> RunArgs {
+        RunArgs {
+            manifest_dir: self.manifest_dir,
+            lock_ttl_secs: DEFAULT_LOCK_TTL_SECS,
+            deadline_margin_secs: DEFAULT_DEADLINE_MARGIN_SECS,
+        }
+    }
 }
 
 /// The validated run options.

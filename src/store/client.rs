@@ -1,18 +1,38 @@
 //! The SDK clients, built once per process.
 
 use aws_sdk_s3::Client;
+
+use crate::target::Connection;
 use aws_sdk_s3::config::{RequestChecksumCalculation, retry::RetryConfig};
 
 /// Builds the S3 client and the KMS client once per process, from one load
 /// of the standard AWS configuration.
 ///
-/// `AWS_ENDPOINT_URL` / `AWS_ENDPOINT_URL_S3` select another endpoint; with one
-/// set, requests use path-style addressing so local emulators work.
-pub async fn s3_and_kms_clients(max_attempts: u32) -> (Client, aws_sdk_kms::Client) {
-    let shared = aws_config::load_from_env().await;
+/// `--endpoint-url`, `AWS_ENDPOINT_URL_S3` or `AWS_ENDPOINT_URL` select
+/// another S3 endpoint; with one set, requests use path-style addressing so
+/// local emulators and S3-compatible stores work.
+pub async fn s3_and_kms_clients(
+    max_attempts: u32,
+    connection: &Connection,
+) -> (Client, aws_sdk_kms::Client) {
+    let mut loader = aws_config::defaults(aws_config::BehaviorVersion::latest());
+    if let Some(profile) = &connection.profile {
+        loader = loader.profile_name(profile);
+    }
+    if let Some(region) = &connection.region {
+        loader = loader.region(aws_config::Region::new(region.clone()));
+    }
+    let shared = loader.load().await;
     let retry = RetryConfig::standard().with_max_attempts(max_attempts);
     let kms = kms_client_from(&shared, retry.clone());
-    (s3_client_from(&shared, custom_endpoint(), retry), kms)
+    let s3 = match &connection.endpoint_url {
+        Some(url) => {
+            let shared = shared.to_builder().endpoint_url(url).build();
+            s3_client_from(&shared, true, retry)
+        }
+        None => s3_client_from(&shared, custom_endpoint(), retry),
+    };
+    (s3, kms)
 }
 
 /// The KMS client for a shared configuration (`AWS_ENDPOINT_URL_KMS` or

@@ -135,6 +135,9 @@ pub struct Store {
     kms: Option<aws_sdk_kms::Client>,
     /// How manifests written here are signed, and checked when read.
     trust: Trust,
+    /// The S3 endpoint given on the command line, if any: named when it
+    /// cannot be reached.
+    endpoint: Option<String>,
 }
 
 impl Store {
@@ -148,7 +151,25 @@ impl Store {
             max_single_copy: multipart::MAX_SINGLE_PUT,
             kms: None,
             trust: Trust::default(),
+            endpoint: None,
         }
+    }
+
+    pub fn with_endpoint(mut self, endpoint: Option<String>) -> Self {
+        self.endpoint = endpoint;
+        self
+    }
+
+    /// Whether the bucket keeps older versions (GetBucketVersioning).
+    pub async fn versioning_enabled(&self) -> Result<bool> {
+        bucket::BucketAdmin::new(self.client.clone(), &self.bucket)
+            .versioning_enabled()
+            .await
+    }
+
+    /// The S3 endpoint requests go to, where it is not AWS's own.
+    pub fn endpoint(&self) -> Option<String> {
+        self.endpoint.clone().or_else(client::endpoint_url)
     }
 
     /// Signs the manifests it writes, and checks those it reads, as `trust` says.

@@ -14,8 +14,6 @@ pub mod options;
 pub mod report;
 pub mod scan;
 
-use std::sync::Arc;
-
 use futures::StreamExt;
 use tokio::sync::mpsc;
 use tracing::{Instrument, info, info_span};
@@ -23,7 +21,7 @@ use tracing::{Instrument, info, info_span};
 use crate::error::{Error, Result};
 use crate::manifest::stamp;
 use crate::run::RunContext;
-use crate::run::progress::{PROGRESS_EVERY, Progress};
+use crate::run::progress::Progress;
 use crate::store::{CopySource, Finding, Store, keys};
 pub use options::{AuditArgs, AuditOptions, AuditRequest, Fix};
 pub use report::{AuditReport, AuditStatus, BatchJob, FindingEntry};
@@ -69,11 +67,11 @@ pub async fn run(
                 None => scan::listed(store, &scope, sender).await,
             }
         };
-        let progress = Arc::new(Progress::default());
-        let ticker = progress.report_every(PROGRESS_EVERY, 0, "re-encrypted");
+        let progress = Progress::counting();
+        let shown = progress.show("re-encrypted");
         let consume = collect(store, options, request, receiver, &mut report, &progress);
         let (produced, consumed) = tokio::join!(produce, consume);
-        ticker.abort();
+        drop(shown);
         produced?;
         let (findings, batch) = consumed?;
         findings.upload(store, &findings_key, JSON_LINES).await?;
@@ -136,7 +134,12 @@ async fn collect(
     let mut batch =
         matches!(request.fix, Fix::BatchManifest | Fix::Batch).then(batch::BatchManifests::default);
     let candidates = futures::stream::unfold(receiver, |mut r| async move {
-        r.recv().await.map(|item| (item, r))
+        let next = r.recv().await;
+        match next {
+            Some(_) => progress.found(1, 0),
+            None => progress.all_found(),
+        }
+        next.map(|item| (item, r))
     });
     let candidates = std::pin::pin!(candidates);
     let mut examined = candidates

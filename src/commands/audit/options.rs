@@ -2,7 +2,8 @@
 //! fields of a Lambda event) and how it is configured (the Batch Operations
 //! role, the report prefix, concurrency: flags and environment).
 
-use clap::{Args, ValueEnum};
+use clap::builder::BoolishValueParser;
+use clap::{ArgAction, Args, ValueEnum};
 use serde::Deserialize;
 
 use crate::config::Options;
@@ -65,7 +66,7 @@ pub struct AuditArgs {
     /// Trust an inventory's "SSE-KMS, Bucket Key enabled" without a HEAD per
     /// object to read the key: an inventory does not name the KMS key, so a
     /// wrong key then goes unseen.
-    #[arg(long, env = "SYNC_AUDIT_SKIP_KEY_CHECK")]
+    #[arg(long, env = "SYNC_AUDIT_SKIP_KEY_CHECK", action = ArgAction::SetTrue, value_parser = BoolishValueParser::new())]
     pub skip_key_check: bool,
 }
 
@@ -83,6 +84,7 @@ pub struct AuditOptions {
 
 impl Options for AuditOptions {
     type Args = AuditArgs;
+    type Run = crate::run::RunArgs;
 
     fn from_args(args: AuditArgs, _mode: Mode) -> Result<Self> {
         if args.concurrency == 0 {

@@ -25,9 +25,6 @@ pub struct DiffArgs {
     /// The newer snapshot ("latest" by default).
     #[arg(default_value = "latest")]
     pub to: String,
-    /// Print JSON lines even on a terminal.
-    #[arg(long)]
-    pub json: bool,
 }
 
 /// The validated options of `diff`.
@@ -35,17 +32,19 @@ pub struct DiffArgs {
 pub struct DiffOptions {
     pub from: String,
     pub to: String,
+    /// JSON lines rather than text (the CLI decides, by --json or stdout).
     pub json: bool,
 }
 
 impl Options for DiffOptions {
     type Args = DiffArgs;
+    type Run = crate::run::ReadArgs;
 
     fn from_args(args: DiffArgs, _mode: Mode) -> Result<Self> {
         Ok(DiffOptions {
             from: args.from,
             to: args.to,
-            json: args.json,
+            json: false,
         })
     }
 }

@@ -27,25 +27,21 @@ const IN_FLIGHT: usize = 2;
 pub struct FindArgs {
     /// Paths (relative to the backed-up directory) to look for, as a glob.
     pub glob: String,
-    /// Print JSON even on a terminal.
-    #[arg(long)]
-    pub json: bool,
 }
 
 /// The validated options of `find`.
 #[derive(Debug, Clone)]
 pub struct FindOptions {
     pub glob: GlobMatcher,
-    pub json: bool,
 }
 
 impl Options for FindOptions {
     type Args = FindArgs;
+    type Run = crate::run::ReadArgs;
 
     fn from_args(args: FindArgs, _mode: Mode) -> Result<Self> {
         Ok(FindOptions {
             glob: path_glob(&args.glob)?,
-            json: args.json,
         })
     }
 }

@@ -60,10 +60,6 @@ pub struct ForgetArgs {
     #[arg(long, value_name = "SPAN", default_value = DEFAULT_GRACE)]
     #[serde(default)]
     pub keep_deleted_within: Option<Span>,
-    /// Print JSON even on a terminal.
-    #[arg(long)]
-    #[serde(skip)]
-    pub json: bool,
 }
 
 /// The validated options of `forget`.
@@ -73,11 +69,11 @@ pub struct ForgetOptions {
     pub prune: bool,
     pub dry_run: bool,
     pub grace: Span,
-    pub json: bool,
 }
 
 impl Options for ForgetOptions {
     type Args = ForgetArgs;
+    type Run = crate::run::RunArgs;
 
     fn from_args(args: ForgetArgs, _mode: Mode) -> Result<Self> {
         let policy = Policy {
@@ -103,7 +99,6 @@ impl Options for ForgetOptions {
             prune: args.prune,
             dry_run: args.dry_run,
             grace,
-            json: args.json,
         })
     }
 }

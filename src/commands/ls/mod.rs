@@ -24,9 +24,6 @@ pub struct LsArgs {
     pub snapshot: String,
     /// Only paths (relative to the backed-up directory) this glob matches.
     pub glob: Option<String>,
-    /// Print JSON lines even on a terminal.
-    #[arg(long)]
-    pub json: bool,
 }
 
 /// The validated options of `ls`.
@@ -34,18 +31,20 @@ pub struct LsArgs {
 pub struct LsOptions {
     pub snapshot: String,
     pub glob: Option<GlobMatcher>,
+    /// JSON lines rather than text (the CLI decides, by --json or stdout).
     pub json: bool,
 }
 
 impl Options for LsOptions {
     type Args = LsArgs;
+    type Run = crate::run::ReadArgs;
 
     fn from_args(args: LsArgs, _mode: Mode) -> Result<Self> {
         let glob = args.glob.as_deref().map(path_glob).transpose()?;
         Ok(LsOptions {
             snapshot: args.snapshot,
             glob,
-            json: args.json,
+            json: false,
         })
     }
 }

@@ -6,12 +6,22 @@
 
 use std::path::PathBuf;
 
-use super::file::Restored;
+use super::file::{MISSING, REPLACES, Restored};
 use super::options::RestoreOptions;
 use crate::error::{Error, Result};
 use crate::local::attributes::{self, PRIVATE_DIR_MODE};
 use crate::local::restore_dir::{Existing, RestoreDir};
 use crate::manifest::FileRecord;
+
+/// Dry run into a target that does not exist: every entry would be
+/// restored, and nothing is created to find that out.
+pub fn all_missing(chosen: [Vec<Chosen<'_>>; 3]) -> Vec<(PathBuf, Result<Restored>)> {
+    chosen
+        .into_iter()
+        .flatten()
+        .map(|(_, relative)| (relative, Ok(Restored::WouldRestore(MISSING))))
+        .collect()
+}
 
 /// A record chosen for the restore, with its path relative to the target.
 pub type Chosen<'a> = (&'a FileRecord, PathBuf);
@@ -25,8 +35,12 @@ pub fn make_directories(
     dirs.iter()
         .map(|(_, relative)| {
             let made = match dir.slot(relative, dry_run) {
-                Ok(Some(_)) if dry_run => Ok(Restored::WouldRestore),
-                Ok(None) => Ok(Restored::WouldRestore),
+                Ok(Some(slot)) if dry_run => match slot.existing() {
+                    Ok(Existing::Nothing) => Ok(Restored::WouldRestore(MISSING)),
+                    Ok(_) => Ok(Restored::WouldRestore("there; its attributes would be set")),
+                    Err(err) => Err(err),
+                },
+                Ok(None) => Ok(Restored::WouldRestore(MISSING)),
                 Ok(Some(slot)) => slot.make_dir().map(|_| Restored::Directory),
                 Err(err) => Err(err),
             };
@@ -59,17 +73,21 @@ fn make_link(
     owners: bool,
 ) -> Result<Restored> {
     let Some(slot) = dir.slot(relative, options.dry_run)? else {
-        return Ok(Restored::WouldRestore);
+        return Ok(Restored::WouldRestore(MISSING));
     };
     let target = record.link_target.as_deref().unwrap_or_default();
     let existing = slot.link_target()?;
     if existing.as_deref().is_some_and(|t| t == target) {
         return Ok(Restored::AlreadyThere);
     }
-    if options.dry_run {
-        return Ok(Restored::WouldRestore);
-    }
     let occupied = slot.existing()? != Existing::Nothing;
+    if options.dry_run {
+        return Ok(Restored::WouldRestore(if occupied {
+            REPLACES
+        } else {
+            MISSING
+        }));
+    }
     if occupied && !options.overwrite {
         return Err(Error::Refused {
             path: slot.path().to_path_buf(),

@@ -28,13 +28,18 @@ pub enum Restored {
     /// A recorded symbolic link, made.
     Symlink,
     AlreadyThere,
-    WouldRestore,
+    /// Dry run: it would be restored, for this reason.
+    WouldRestore(&'static str),
     /// Archived: a thaw was asked for (or is under way); a later run of the
     /// same restore brings it back.
     Pending {
         detail: String,
     },
 }
+
+/// Why a dry run would restore an entry.
+pub const MISSING: &str = "missing";
+pub const REPLACES: &str = "differs (--overwrite replaces it)";
 
 /// One file's restore, with what it needs from the run.
 pub struct Worker<'a> {
@@ -52,13 +57,18 @@ impl Worker<'_> {
     pub async fn restore(&self, file: &FileRecord, relative: &Path) -> Result<Restored> {
         self.check_key(file, relative)?;
         let Some(slot) = self.dir.slot(relative, self.options.dry_run)? else {
-            return Ok(Restored::WouldRestore);
+            return Ok(Restored::WouldRestore(MISSING));
         };
+        let occupied = slot.existing()? != Existing::Nothing;
         if self.already_there(file, &slot).await? {
             return Ok(Restored::AlreadyThere);
         }
         if self.options.dry_run {
-            return Ok(Restored::WouldRestore);
+            return Ok(Restored::WouldRestore(if occupied {
+                REPLACES
+            } else {
+                MISSING
+            }));
         }
         let key = file.s3_key.as_deref().unwrap_or_default();
         let fetched = match self.store.get_at(key, Some(file.version())).await {

@@ -12,7 +12,6 @@ pub mod options;
 pub mod report;
 
 use std::path::PathBuf;
-use std::sync::Arc;
 
 use futures::StreamExt;
 use tracing::{Instrument, info, info_span, warn};
@@ -23,7 +22,7 @@ use crate::local::restore_dir::RestoreDir;
 use crate::manifest::read::{Header, Parsed};
 use crate::manifest::{EntryKind, FileRecord, RunStatus, chain, locate, trusted};
 use crate::run::RunContext;
-use crate::run::progress::{PROGRESS_EVERY, Progress};
+use crate::run::progress::Progress;
 use crate::store::Store;
 use crate::trust::Verdict;
 use entries::Chosen;
@@ -85,6 +84,9 @@ async fn restore_tree(
     dirs: Vec<Chosen<'_>>,
     links: Vec<Chosen<'_>>,
 ) -> Result<Vec<(PathBuf, Result<Restored>)>> {
+    if options.dry_run && !options.target_dir.exists() {
+        return Ok(entries::all_missing([dirs, files, links]));
+    }
     let dir = RestoreDir::open(&options.target_dir)?;
     let owners = !options.no_owner && attributes::may_set_owners();
     let flush = dir.flush()?;
@@ -200,14 +202,14 @@ fn by_kind(chosen: Vec<Chosen<'_>>) -> (Vec<Chosen<'_>>, Vec<Chosen<'_>>, Vec<Ch
     (files, dirs, links)
 }
 
-/// Each chosen file's outcome, by relative path; progress goes to the log,
-/// which the CLI writes to stderr.
+/// Each chosen file's outcome, by relative path; progress goes to stderr.
 async fn restore_all(
     worker: &Worker<'_>,
     chosen: Vec<Chosen<'_>>,
 ) -> Vec<(PathBuf, Result<Restored>)> {
-    let progress = Arc::new(Progress::default());
-    let reporter = progress.report_every(PROGRESS_EVERY, chosen.len(), "restored");
+    let bytes = chosen.iter().map(|(file, _)| file.size_bytes).sum();
+    let progress = Progress::of(chosen.len() as u64, bytes);
+    let shown = progress.show("restored");
     let results = futures::stream::iter(chosen)
         .map(|(file, relative)| {
             let progress = &progress;
@@ -224,7 +226,7 @@ async fn restore_all(
         .buffer_unordered(worker.options.concurrency)
         .collect()
         .await;
-    reporter.abort();
+    drop(shown);
     results
 }
 
@@ -265,7 +267,10 @@ impl RestoreReport {
                 Ok(Restored::AlreadyThere) => self.skipped += 1,
                 Ok(Restored::Directory) => self.directories += 1,
                 Ok(Restored::Symlink) => self.symlinks += 1,
-                Ok(Restored::WouldRestore) => self.would_restore += 1,
+                Ok(Restored::WouldRestore(reason)) => {
+                    info!(path, reason, "would restore");
+                    self.would_restore += 1;
+                }
                 Ok(Restored::Pending { detail }) => {
                     self.pending += 1;
                     self.pending_files.push(Pending { path, detail });

@@ -3,7 +3,8 @@
 
 use std::path::PathBuf;
 
-use clap::Args;
+use clap::builder::BoolishValueParser;
+use clap::{ArgAction, Args};
 
 use crate::config::Options;
 use crate::error::{Error, Result};
@@ -14,24 +15,25 @@ use crate::run::Mode;
 #[derive(Debug, Clone, Default, Args)]
 pub struct RestoreArgs {
     /// Directory to restore into (created if missing); files go to their
-    /// paths relative to the backed-up directory.
+    /// paths relative to the backed-up directory [required].
     #[arg(long = "target", env = "SYNC_RESTORE_TARGET")]
     pub target_dir: Option<PathBuf>,
-    /// The manifest to restore: "latest" (the newest full one), or the
-    /// manifest_s3_uri a run printed.
-    #[arg(long)]
+    /// The snapshot to restore: "latest" (the newest complete, full one;
+    /// signed, where a key is trusted), a manifest name as `snapshots`
+    /// lists it, or the manifest_s3_uri a run printed.
+    #[arg(long, env = "SYNC_RESTORE_MANIFEST", default_value = "latest")]
     pub manifest: Option<String>,
     /// Only restore files whose relative path matches one of these globs.
-    #[arg(long = "include", value_delimiter = ',')]
+    #[arg(long = "include", env = "SYNC_RESTORE_INCLUDE", value_delimiter = ',')]
     pub include: Vec<String>,
     /// Leave out files whose relative path matches one of these globs.
-    #[arg(long = "exclude", value_delimiter = ',')]
+    #[arg(long = "exclude", env = "SYNC_RESTORE_EXCLUDE", value_delimiter = ',')]
     pub exclude: Vec<String>,
-    /// Say what would be restored; write nothing.
-    #[arg(long)]
+    /// List what would be restored, and why, on stderr; create nothing.
+    #[arg(long, env = "SYNC_RESTORE_DRY_RUN", action = ArgAction::SetTrue, value_parser = BoolishValueParser::new())]
     pub dry_run: bool,
     /// Replace existing files whose content differs from the manifest's.
-    #[arg(long)]
+    #[arg(long, env = "SYNC_RESTORE_OVERWRITE", action = ArgAction::SetTrue, value_parser = BoolishValueParser::new())]
     pub overwrite: bool,
     /// Files fetched at once. S3's latency sets the pace, so many are in
     /// flight; each streams to disk a chunk at a time, so memory stays
@@ -90,6 +92,7 @@ const TIERS: [&str; 3] = ["Standard", "Bulk", "Expedited"];
 
 impl Options for RestoreOptions {
     type Args = RestoreArgs;
+    type Run = crate::run::ReadArgs;
 
     fn from_args(args: RestoreArgs, _mode: Mode) -> Result<Self> {
         let target_dir = args.target_dir.ok_or_else(|| {
@@ -99,6 +102,12 @@ impl Options for RestoreOptions {
                 "--target",
             )
         })?;
+        if target_dir.exists() && !target_dir.is_dir() {
+            return Err(Error::Config(format!(
+                "the restore target {} is not a directory: set SYNC_RESTORE_TARGET or pass --target with a directory (it is created if missing)",
+                target_dir.display()
+            )));
+        }
         if args.concurrency == 0 {
             return Err(Error::Config(
                 "concurrency must be at least 1: set SYNC_CONCURRENCY or pass --concurrency".into(),

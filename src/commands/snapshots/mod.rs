@@ -15,23 +15,18 @@ use crate::trust::Verdict;
 
 /// The options of `snapshots`, as given.
 #[derive(Debug, Clone, Default, Args)]
-pub struct SnapshotsArgs {
-    /// Print JSON even on a terminal.
-    #[arg(long)]
-    pub json: bool,
-}
+pub struct SnapshotsArgs {}
 
 /// The validated options of `snapshots`.
 #[derive(Debug, Clone)]
-pub struct SnapshotsOptions {
-    pub json: bool,
-}
+pub struct SnapshotsOptions {}
 
 impl Options for SnapshotsOptions {
     type Args = SnapshotsArgs;
+    type Run = crate::run::ReadArgs;
 
-    fn from_args(args: SnapshotsArgs, _mode: Mode) -> Result<Self> {
-        Ok(SnapshotsOptions { json: args.json })
+    fn from_args(_args: SnapshotsArgs, _mode: Mode) -> Result<Self> {
+        Ok(SnapshotsOptions {})
     }
 }
 

@@ -4,7 +4,7 @@
 //! by part (see [`super::upload`]).
 
 use chrono::Utc;
-use tracing::{debug, warn};
+use tracing::{debug, info, warn};
 
 use super::budget::{Held, MemoryBudget};
 use super::decide::{Action, decide};
@@ -205,6 +205,7 @@ impl Worker<'_> {
                 return self.keep_under_configured_key(key, object, reason).await;
             }
             Action::Upload(reason) if self.scope.dry_run => {
+                info!(path = %file.relative.display(), reason, "would upload");
                 return Ok(Outcome::WouldUpload { reason });
             }
             Action::Upload(reason) => reason,

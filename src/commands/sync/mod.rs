@@ -18,7 +18,7 @@ pub mod sharded;
 mod sorted;
 mod upload;
 
-use std::sync::Arc;
+use std::task::Poll;
 use std::time::Instant;
 
 use chrono::Utc;
@@ -30,7 +30,7 @@ use crate::local::source::SourceDir;
 use crate::local::walk::Found;
 use crate::manifest::spool::{RecordSpool, SortedRecords};
 use crate::manifest::{self, Manifest, SourceShrunk, Summary, publish::publish};
-use crate::run::progress::{PROGRESS_EVERY, Progress};
+use crate::run::progress::Progress;
 use crate::run::shard::Plan;
 use crate::run::{self, RunContext, RunOptions};
 use crate::store::{Store, keys};
@@ -154,8 +154,8 @@ pub(in crate::commands::sync) async fn back_up(
     };
     let walked_dir = sync.source_dir.join(&scope.start_dir);
 
-    let progress = Arc::new(Progress::default());
-    let reporter = progress.report_every(PROGRESS_EVERY, 0, "uploaded");
+    let progress = Progress::counting();
+    let shown = progress.show("uploaded");
     let budget = budget::MemoryBudget::new(sync.memory_budget);
     let worker = Worker {
         store,
@@ -171,9 +171,17 @@ pub(in crate::commands::sync) async fn back_up(
     // Each record goes to disk as its file finishes; only counts stay.
     let mut spool = RecordSpool::new(&options.manifest_dir)?;
     let (mut total, mut files_found) = (0u64, 0u64);
-    let found = futures::stream::poll_fn(|cx| walked.poll_recv(cx)).inspect(|(_, item)| {
+    let found = futures::stream::poll_fn(|cx| {
+        let next = walked.poll_recv(cx);
+        if matches!(next, Poll::Ready(None)) {
+            progress.all_found();
+        }
+        next
+    })
+    .inspect(|(_, item)| {
         total += 1;
         files_found += u64::from(matches!(item, Found::File(_)));
+        progress.found(1, item.size());
     });
     let worker = &worker;
     let mut records = found
@@ -192,7 +200,7 @@ pub(in crate::commands::sync) async fn back_up(
     }
     drop(records);
     let (slices_walked, rotation) = walking.await?;
-    reporter.abort();
+    drop(shown);
     let walk_finished = slices_walked == rotation.slices().len();
     let first_unfinished = unstarted.min(slices_walked);
     let mut resume_after = None;

@@ -2,7 +2,8 @@
 
 use std::path::{Path, PathBuf};
 
-use clap::Args;
+use clap::builder::BoolishValueParser;
+use clap::{ArgAction, Args};
 use tracing::warn;
 
 use crate::config::{Options, existing_dir, parse_size};
@@ -49,10 +50,11 @@ pub struct SyncArgs {
     #[arg(long = "exclude", env = "SYNC_EXCLUDE", value_delimiter = ',')]
     pub exclude: Vec<String>,
     /// Plan and write the manifest locally, upload nothing.
-    #[arg(long, env = "SYNC_DRY_RUN")]
+    #[arg(long, env = "SYNC_DRY_RUN", action = ArgAction::SetTrue, value_parser = BoolishValueParser::new())]
     pub dry_run: bool,
     /// Read and hash every file on every Nth run instead of trusting unchanged
-    /// size, times and inode (default 0: only when an event asks with "rehash": true).
+    /// size, times and inode; 0: only when an event asks with "rehash": true
+    /// [default: 0].
     #[arg(long, env = "SYNC_REHASH_EVERY")]
     pub rehash_every: Option<u32>,
     /// A run that finds fewer files than this share of what the last complete
@@ -104,6 +106,7 @@ fn checked_source(dir: &Path) -> Result<PathBuf> {
 
 impl Options for SyncOptions {
     type Args = SyncArgs;
+    type Run = crate::run::RunArgs;
 
     fn from_args(args: SyncArgs, mode: Mode) -> Result<Self> {
         let source_dir = match (args.source_dir, mode) {

@@ -29,6 +29,7 @@ pub struct UnlockOptions {
 
 impl Options for UnlockOptions {
     type Args = UnlockArgs;
+    type Run = crate::run::RunArgs;
 
     fn from_args(args: UnlockArgs, _mode: Mode) -> Result<Self> {
         Ok(UnlockOptions { force: args.force })

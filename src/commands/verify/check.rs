@@ -10,6 +10,7 @@ use tracing::warn;
 use super::data::hash_object;
 use super::report::{Problem, ProblemKind};
 use crate::manifest::FileRecord;
+use crate::run::progress::Progress;
 use crate::store::{Listed, Object, Store, may_be_archived};
 
 /// The listing, by key and version: what is in the bucket now.
@@ -62,9 +63,21 @@ pub async fn check(
     files: &[FileRecord],
     concurrency: usize,
 ) -> Vec<Problem> {
+    let progress = Progress::of(files.len() as u64, 0);
+    let _shown = progress.show("asked of S3 one by one");
     futures::stream::iter(files)
-        .filter(|file| std::future::ready(!listing.is_some_and(|l| l.vouches_for(file))))
-        .map(|file| check_one(store, file))
+        .filter(|file| {
+            let vouched = listing.is_some_and(|l| l.vouches_for(file));
+            if vouched {
+                progress.count_done();
+            }
+            std::future::ready(!vouched)
+        })
+        .map(|file| async {
+            let problems = check_one(store, file).await;
+            progress.count_moved(0);
+            problems
+        })
         .buffer_unordered(concurrency)
         .flat_map(futures::stream::iter)
         .collect()

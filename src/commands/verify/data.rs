@@ -9,6 +9,7 @@ use super::report::{Problem, ProblemKind, ReadData};
 use crate::error::{Error, Result};
 use crate::local::hash::{Md5Digest, Md5Stream};
 use crate::manifest::FileRecord;
+use crate::run::progress::Progress;
 use crate::store::Store;
 
 /// Slots of the key order; a share is a run of consecutive slots.
@@ -49,8 +50,15 @@ pub async fn read_back(
         .iter()
         .filter(|f| f.s3_key.as_deref().is_some_and(|k| in_slice(k, picked)))
         .collect();
+    let bytes = chosen.iter().map(|file| file.size_bytes).sum();
+    let progress = Progress::of(chosen.len() as u64, bytes);
+    let _shown = progress.show("read back");
     let results: Vec<(u64, Option<Problem>)> = futures::stream::iter(chosen)
-        .map(|file| read_one(store, file))
+        .map(|file| async {
+            let (read, problem) = read_one(store, file).await;
+            progress.count_moved(read);
+            (read, problem)
+        })
         .buffer_unordered(concurrency)
         .collect()
         .await;

@@ -16,9 +16,10 @@ use crate::run::Mode;
 #[derive(Debug, Clone, Default, PartialEq, Eq, Args, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct VerifyRequest {
-    /// The manifest to verify: "latest" (the newest full one), or the
-    /// manifest_s3_uri a run printed.
-    #[arg(long)]
+    /// The snapshot to verify: "latest" (the newest complete, full one;
+    /// signed, where a key is trusted), a manifest name as `snapshots`
+    /// lists it, or the manifest_s3_uri a run printed.
+    #[arg(long, default_value = "latest")]
     #[serde(default)]
     pub manifest: Option<String>,
     /// Download and hash this share of the objects: "all" or a percentage
@@ -117,6 +118,7 @@ pub struct VerifyOptions {
 
 impl Options for VerifyOptions {
     type Args = VerifyArgs;
+    type Run = crate::run::ReadArgs;
 
     fn from_args(args: VerifyArgs, _mode: Mode) -> Result<Self> {
         if args.concurrency == 0 {

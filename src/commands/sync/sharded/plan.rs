@@ -46,6 +46,7 @@ pub struct PlanOptions {
 
 impl Options for PlanOptions {
     type Args = PlanArgs;
+    type Run = crate::run::RunArgs;
 
     fn from_args(args: PlanArgs, _mode: Mode) -> Result<Self> {
         if args.shard_files == 0 {
