@@ -2,35 +2,8 @@
 
 mod support;
 
-use std::process::{Command, Output};
-
+use support::cli::{cli, moto_env};
 use support::*;
-
-fn cli(args: &[&str], env: &[(&str, &str)]) -> Output {
-    let mut command = Command::new(env!("CARGO_BIN_EXE_s3-kms-sync"));
-    for (name, _) in std::env::vars() {
-        if name.starts_with("SYNC_") || name.starts_with("AWS_") || name == "XDG_STATE_HOME" {
-            command.env_remove(name);
-        }
-    }
-    command
-        .args(args)
-        .envs(env.iter().copied())
-        .output()
-        .expect("run the CLI")
-}
-
-/// The environment that points the CLI at moto, plus `more`.
-fn moto_env<'a>(endpoint: &'a str, more: &[(&'a str, &'a str)]) -> Vec<(&'a str, &'a str)> {
-    let mut env = vec![
-        ("AWS_ENDPOINT_URL", endpoint),
-        ("AWS_ACCESS_KEY_ID", "test"),
-        ("AWS_SECRET_ACCESS_KEY", "test"),
-        ("AWS_REGION", "us-east-1"),
-    ];
-    env.extend_from_slice(more);
-    env
-}
 
 #[test]
 fn missing_settings_fail_before_any_request_and_name_the_fix() {

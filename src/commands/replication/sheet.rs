@@ -104,7 +104,14 @@ fn read_csv(path: &Path) -> Result<Vec<Vec<String>>> {
 fn read_xlsx(path: &Path) -> Result<Vec<Vec<String>>> {
     let unreadable =
         |err: &dyn std::fmt::Display| Error::Config(format!("{}: {err}", path.display()));
-    let mut workbook = open_workbook_auto(path).map_err(|e| unreadable(&e))?;
+    // A file named .xlsx that is not one (a CSV renamed, an old .xls, a
+    // download that failed) gets a sentence, not the zip reader's words.
+    let mut workbook = open_workbook_auto(path).map_err(|err| {
+        Error::Config(format!(
+            "{} is not an Excel workbook that can be read ({err}): save the sheet as .xlsx from a spreadsheet program, or export it as .csv",
+            path.display()
+        ))
+    })?;
     let range = workbook
         .worksheet_range_at(0)
         .ok_or_else(|| unreadable(&"the workbook has no worksheet"))?

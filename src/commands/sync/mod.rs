@@ -155,6 +155,9 @@ pub(in crate::commands::sync) async fn back_up(
     let walked_dir = sync.source_dir.join(&scope.start_dir);
 
     let progress = Progress::counting();
+    if let Some(index) = &prior.index {
+        progress.expect(index.len() as u64);
+    }
     let shown = progress.show("uploaded");
     let budget = budget::MemoryBudget::new(sync.memory_budget);
     let worker = Worker {

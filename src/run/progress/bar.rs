@@ -16,7 +16,7 @@ const REDRAW_EVERY: Duration = Duration::from_millis(200);
 
 pub async fn draw(progress: Arc<Progress>, moved: &'static str) {
     let bar = ProgressBar::with_draw_target(None, ProgressDrawTarget::stderr());
-    let style = ProgressStyle::with_template("{spinner} {bar:24} {msg}")
+    let style = ProgressStyle::with_template("{spinner} {bar:20} {wide_msg}")
         .unwrap_or_else(|_| ProgressStyle::default_bar())
         .progress_chars("=> ");
     bar.set_style(style);
@@ -26,7 +26,7 @@ pub async fn draw(progress: Arc<Progress>, moved: &'static str) {
     loop {
         ticks.tick().await;
         let seen = progress.snapshot();
-        bar.set_length(seen.total.max(seen.done));
+        bar.set_length(seen.goal().unwrap_or(seen.total).max(seen.done));
         bar.set_position(seen.done);
         bar.set_message(describe(&seen, moved, started.elapsed()));
     }

@@ -31,9 +31,12 @@ pub async fn every(progress: Arc<Progress>, moved: &'static str) {
 
 /// "1992/5000 files (39.8%), 12 uploaded (120.5 MiB), 12.1 MiB/s, 1m20s left".
 pub fn describe(seen: &Snapshot, moved: &str, elapsed: Duration) -> String {
-    let mut text = match seen.percent() {
-        Some(percent) => format!("{}/{} files ({percent:.1}%)", seen.done, seen.total),
-        None => format!("{}/{}+ files (still counting)", seen.done, seen.total),
+    let mut text = match (seen.goal(), seen.percent()) {
+        (Some(goal), Some(percent)) => {
+            let about = if seen.counted { "" } else { "~" };
+            format!("{}/{about}{goal} files ({percent:.1}%)", seen.done)
+        }
+        _ => format!("{}/{}+ files (still counting)", seen.done, seen.total),
     };
     text.push_str(&format!(
         ", {} {moved} ({})",
@@ -82,6 +85,7 @@ mod tests {
             total: 1000,
             total_bytes: 0,
             counted: true,
+            expected: 0,
         };
         assert_eq!(
             describe(&seen, "uploaded", Duration::from_secs(10)),

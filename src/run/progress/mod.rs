@@ -58,6 +58,8 @@ pub struct Progress {
     total_bytes: AtomicU64,
     /// Whether `total` is final.
     counted: AtomicBool,
+    /// Files expected before they are all found (the last snapshot's).
+    expected: AtomicU64,
 }
 
 /// The counters at one moment.
@@ -71,6 +73,7 @@ pub struct Snapshot {
     pub total: u64,
     pub total_bytes: u64,
     pub counted: bool,
+    pub expected: u64,
 }
 
 impl Progress {
@@ -91,6 +94,12 @@ impl Progress {
     pub fn found(&self, files: u64, bytes: u64) {
         self.total.fetch_add(files, Ordering::Relaxed);
         self.total_bytes.fetch_add(bytes, Ordering::Relaxed);
+    }
+
+    /// About `files` are expected (the last snapshot held that many): the
+    /// share done is estimated from it until the total is known.
+    pub fn expect(&self, files: u64) {
+        self.expected.store(files, Ordering::Relaxed);
     }
 
     /// Nothing more will be found: the total is final.
@@ -141,6 +150,7 @@ impl Progress {
             total: self.total.load(Ordering::Relaxed),
             total_bytes: self.total_bytes.load(Ordering::Relaxed),
             counted: self.counted.load(Ordering::Relaxed),
+            expected: self.expected.load(Ordering::Relaxed),
         }
     }
 
@@ -173,9 +183,19 @@ impl Drop for Shown {
 }
 
 impl Snapshot {
-    /// The share done, in percent, once the total is known.
+    /// The files to do: the total once known, else the estimate.
+    pub fn goal(&self) -> Option<u64> {
+        if self.counted {
+            Some(self.total)
+        } else {
+            (self.expected > 0).then_some(self.expected.max(self.total))
+        }
+    }
+
+    /// The share done, in percent, once the total is known or estimated.
     pub fn percent(&self) -> Option<f64> {
-        (self.counted && self.total > 0).then(|| 100.0 * self.done as f64 / self.total as f64)
+        let goal = self.goal().filter(|g| *g > 0)?;
+        Some(100.0 * self.done as f64 / goal as f64)
     }
 }
 
@@ -189,6 +209,8 @@ mod tests {
         progress.found(4, 400);
         progress.count_done();
         assert_eq!(progress.snapshot().percent(), None);
+        progress.expect(10);
+        assert_eq!(progress.snapshot().percent(), Some(10.0));
         progress.all_found();
         assert_eq!(progress.snapshot().percent(), Some(25.0));
         let known = Progress::of(2, 10);
