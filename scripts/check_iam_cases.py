@@ -85,11 +85,29 @@ class Deployed:
     def principal(self, name):
         if name == "stranger":
             return f"arn:aws:iam::{self.account}:role/administrator"
+        if name.startswith("operator:"):
+            return f"arn:aws:iam::{self.account}:user/{name[len('operator:'):]}"
         return self.arns[name]
+
+    def operator_policy(self, name):
+        """iam/<name>-policy.json, a CLI user's policy, with its example
+        bucket and keys replaced by the stack's."""
+        text = (ROOT / "iam" / f"{name}-policy.json").read_text()
+        for example, actual in [
+            ("arn:aws:s3:::example-backups", f"arn:aws:s3:::{BUCKET}"),
+            ("arn:aws:kms:eu-west-1:123456789012:key/1234abcd-12ab-34cd-56ef-1234567890ab", self.arns["BackupKey"]),
+            ("arn:aws:kms:eu-west-1:123456789012:key/5e1f2a3b-12ab-34cd-56ef-1234567890ab", self.arns["SigningKey"]),
+            ("123456789012", self.account),
+        ]:
+            text = text.replace(example, actual)
+        return json.loads(text)
 
     def identity_policies(self, name):
         if name == "stranger":
             return [{"name": "administrator", "policy": ALLOW_ALL}]
+        if name.startswith("operator:"):
+            operator = name[len("operator:"):]
+            return [{"name": operator, "policy": self.operator_policy(operator)}]
         found = []
         role = self.resources[name]["Properties"]
         for policy in role.get("Policies", []):
@@ -100,7 +118,7 @@ class Deployed:
         return found
 
     def boundary(self, name):
-        if name == "stranger" or not self.resources[name]["Properties"].get("PermissionsBoundary"):
+        if name == "stranger" or name.startswith("operator:") or not self.resources[name]["Properties"].get("PermissionsBoundary"):
             return None
         # The file's example account is the renderer's here.
         text = BOUNDARY.read_text().replace("123456789012", self.account)
