@@ -8,7 +8,7 @@ use std::time::{Duration, Instant};
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 
 use super::Progress;
-use super::line::describe;
+use super::line::brief;
 
 static CURRENT: Mutex<Option<ProgressBar>> = Mutex::new(None);
 
@@ -28,7 +28,7 @@ pub async fn draw(progress: Arc<Progress>, moved: &'static str) {
         let seen = progress.snapshot();
         bar.set_length(seen.goal().unwrap_or(seen.total).max(seen.done));
         bar.set_position(seen.done);
-        bar.set_message(describe(&seen, moved, started.elapsed()));
+        bar.set_message(brief(&seen, moved, started.elapsed()));
     }
 }
 

@@ -31,18 +31,32 @@ pub async fn every(progress: Arc<Progress>, moved: &'static str) {
 
 /// "1992/5000 files (39.8%), 12 uploaded (120.5 MiB), 12.1 MiB/s, 1m20s left".
 pub fn describe(seen: &Snapshot, moved: &str, elapsed: Duration) -> String {
-    let mut text = match (seen.goal(), seen.percent()) {
+    let files = match (seen.goal(), seen.percent()) {
         (Some(goal), Some(percent)) => {
-            let about = if seen.counted { "" } else { "~" };
-            format!("{}/{about}{goal} files ({percent:.1}%)", seen.done)
+            format!("{}/{}{goal} files ({percent:.1}%)", seen.done, about(seen))
         }
         _ => format!("{}/{}+ files (still counting)", seen.done, seen.total),
     };
-    text.push_str(&format!(
-        ", {} {moved} ({})",
-        seen.moved,
-        human_bytes(seen.bytes)
-    ));
+    [files, rest(seen, moved, elapsed)].join(", ")
+}
+
+/// The same, short enough to sit beside a bar that shows the share.
+pub fn brief(seen: &Snapshot, moved: &str, elapsed: Duration) -> String {
+    let goal = seen.goal().map_or_else(
+        || format!("{}+", seen.total),
+        |g| format!("{}{g}", about(seen)),
+    );
+    format!("{}/{goal} files, {}", seen.done, rest(seen, moved, elapsed))
+}
+
+/// "~" where the total is an estimate.
+fn about(seen: &Snapshot) -> &'static str {
+    if seen.counted { "" } else { "~" }
+}
+
+/// What was moved, what failed, the rate and the time left.
+fn rest(seen: &Snapshot, moved: &str, elapsed: Duration) -> String {
+    let mut text = format!("{} {moved} ({})", seen.moved, human_bytes(seen.bytes));
     if seen.failed > 0 {
         text.push_str(&format!(", {} failed", seen.failed));
     }
