@@ -18,12 +18,13 @@ use crate::trust::Trust;
 /// [`crate::run::ReadArgs`] for one that only reads.
 #[derive(Debug, Clone, Default, Args)]
 pub struct ConfigArgs<A: Args, R: RunSettings = RunArgs> {
+    // The command's own flags first: the shared ones follow under headings.
+    #[command(flatten)]
+    pub command: A,
     #[command(flatten)]
     pub target: TargetArgs,
     #[command(flatten)]
     pub run: R,
-    #[command(flatten)]
-    pub command: A,
 }
 
 impl<A: Args + FromArgMatches, R: RunSettings> ConfigArgs<A, R> {

@@ -9,6 +9,7 @@ use crate::trust::PublicKey;
 
 /// The target, exactly as given in the environment or on the command line.
 #[derive(Debug, Clone, Default, Args)]
+#[command(next_help_heading = "Target")]
 pub struct TargetArgs {
     /// The bucket the backups are kept in [required].
     #[arg(long, env = "SYNC_BUCKET")]
@@ -40,6 +41,7 @@ pub struct TargetArgs {
 /// How requests reach AWS, where the standard configuration (environment,
 /// shared files) is not to be used as it is: the aws CLI's flags.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Args)]
+#[command(next_help_heading = "AWS connection")]
 pub struct Connection {
     /// The named profile of ~/.aws/config and ~/.aws/credentials to use
     /// (default: AWS_PROFILE, else "default").

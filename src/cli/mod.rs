@@ -33,7 +33,14 @@ use crate::run::{Mode, ReadArgs};
 use crate::store::Store;
 
 #[derive(Debug, Parser)]
-#[command(name = "s3-kms-sync", version, about)]
+#[command(
+    name = "s3-kms-sync",
+    version,
+    about,
+    after_help = "Settings also come from SYNC_* variables (each flag's help names its own).\n\
+                  Exit status: 0 done; 1 a file or a check failed; 2 could not start; 3 another run holds the lock;\n\
+                  130/143 stopped by SIGINT/SIGTERM."
+)]
 pub struct Cli {
     #[command(flatten)]
     pub output: Output,
@@ -43,6 +50,7 @@ pub struct Cli {
 
 /// How much is said, and in which form; for every command.
 #[derive(Debug, Clone, Default, Args)]
+#[command(next_help_heading = "Output")]
 pub struct Output {
     /// Print the result as JSON even on a terminal (it is JSON whenever
     /// stdout is not one).

@@ -21,6 +21,7 @@ pub enum Mode {
 
 /// The run options, exactly as given in the environment or on the command line.
 #[derive(Debug, Clone, Default, Args)]
+#[command(next_help_heading = "Run")]
 pub struct RunArgs {
     /// Directory for the local copies of the manifests (default: a private
     /// per-user directory, ~/.local/state/s3-kms-sync; /tmp under Lambda).
@@ -36,6 +37,7 @@ pub struct RunArgs {
 
 /// The run options of a command that only reads: it takes no lock.
 #[derive(Debug, Clone, Default, Args)]
+#[command(next_help_heading = "Run")]
 pub struct ReadArgs {
     /// Directory for the local copies of the manifests (default: a private
     /// per-user directory, ~/.local/state/s3-kms-sync; /tmp under Lambda).
