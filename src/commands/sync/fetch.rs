@@ -3,7 +3,7 @@
 
 use tracing::warn;
 
-use super::prior::{Entries, Index};
+use super::index::{Entries, Index};
 use crate::error::Result;
 use crate::manifest::ManifestLink;
 use crate::manifest::read::{Parsed, read_fetched};

@@ -8,7 +8,7 @@ use std::sync::Arc;
 
 use super::sorted::SortedMap;
 
-use super::prior::{Index, Recorded, Seen};
+use super::index::{Index, Recorded, Seen};
 use crate::manifest::{is_index_for, is_manifest_name};
 use crate::store::{Etag, KeyRange, Listed};
 
@@ -228,7 +228,7 @@ pub fn unchanged_remotely(recorded: &Recorded, presence: &Presence<'_>) -> bool 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::commands::sync::prior::tests::index_of;
+    use crate::commands::sync::index::tests::index_of;
     use crate::local::hash::Md5Digest;
     use crate::local::stamp::Stamp;
 

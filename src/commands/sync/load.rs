@@ -9,7 +9,8 @@ use tracing::{info, warn};
 
 use super::fetch::{fetch_index, link_to};
 use super::listing::{Listing, Manifests, plan_listing};
-use super::prior::{Entries, Index, PriorState};
+use super::index::{Entries, Index};
+use super::prior::PriorState;
 use super::scope::Scope;
 use crate::error::Result;
 use crate::manifest::local_dir;

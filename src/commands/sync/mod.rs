@@ -5,6 +5,7 @@
 mod budget;
 mod decide;
 mod fetch;
+mod index;
 mod file;
 mod listing;
 mod load;

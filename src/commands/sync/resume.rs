@@ -8,7 +8,7 @@
 
 use std::path::Path;
 
-use super::prior::{Index, Recorded};
+use super::index::{Index, Recorded};
 use crate::error::Result;
 use crate::local::filter::Filter;
 use crate::local::range::PathRange;
