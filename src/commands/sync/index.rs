@@ -12,8 +12,8 @@ use super::sorted::SortedMap;
 use crate::local::hash::Md5Digest;
 use crate::local::range::PathRange;
 use crate::local::stamp::Stamp;
-use crate::manifest::read::Header;
 use crate::manifest::FileStatus;
+use crate::manifest::read::Header;
 use crate::store::{Etag, keys};
 
 /// What the last manifest recorded of one key.

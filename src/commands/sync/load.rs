@@ -8,8 +8,8 @@ use std::path::Path;
 use tracing::{info, warn};
 
 use super::fetch::{fetch_index, link_to};
-use super::listing::{Listing, Manifests, plan_listing};
 use super::index::{Entries, Index};
+use super::listing::{Listing, Manifests, plan_listing};
 use super::prior::PriorState;
 use super::scope::Scope;
 use crate::error::Result;

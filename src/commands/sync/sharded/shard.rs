@@ -7,7 +7,8 @@ use std::time::Instant;
 use tracing::{Instrument, info_span, warn};
 
 use super::read_document;
-use crate::commands::sync::{Scope, SyncOptions, back_up};
+use crate::commands::sync::backup::Backup;
+use crate::commands::sync::{Scope, SyncOptions};
 use crate::error::{Error, Result};
 use crate::manifest::Summary;
 use crate::manifest::publish::publish_as;
@@ -45,8 +46,15 @@ pub async fn run(
     let run = RunContext::resume(run_id, stop_at);
     let span = info_span!("shard", %run_id, index = shard.index);
     async {
-        let (manifest, records) =
-            back_up(store, prefix, options, sync, scope, &run, Some(&plan)).await?;
+        let backup = Backup {
+            store,
+            prefix,
+            options,
+            sync,
+            scope,
+            run: &run,
+        };
+        let (manifest, records) = backup.run(Some(&plan)).await?;
         let key = shard::manifest_key(prefix, run_id, shard.index);
         let local_name = format!("shard-{run_id}-{:05}.json", shard.index);
         let dir = &options.manifest_dir;
