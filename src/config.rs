@@ -14,8 +14,8 @@ use crate::target::{Target, TargetArgs};
 use crate::trust::Trust;
 
 /// A command's settings as given: the shared ones flattened beside its own.
-/// `R` is [`RunArgs`] for a command that writes and locks,
-/// [`crate::run::ReadArgs`] for one that only reads.
+/// `R` is [`RunArgs`] for a command that takes the prefix's lock,
+/// [`crate::run::NoLockArgs`] for one that does not.
 #[derive(Debug, Clone, Default, Args)]
 pub struct ConfigArgs<A: Args, R: RunSettings = RunArgs> {
     // The command's own flags first: the shared ones follow under headings.
@@ -50,8 +50,11 @@ pub fn args_from_env<A: Args + FromArgMatches>() -> Result<A> {
 /// A command's options, validated from its arguments.
 pub trait Options: Sized {
     type Args: Args + FromArgMatches;
-    /// [`RunArgs`] for a command that writes, [`crate::run::ReadArgs`] for a reader.
+    /// [`RunArgs`] for a command that locks, [`crate::run::NoLockArgs`] otherwise.
     type Run: RunSettings;
+    /// Whether the command writes objects, and so needs the KMS key id;
+    /// a reader needs none, since each object names its key.
+    const WRITES: bool = true;
 
     fn from_args(args: Self::Args, mode: Mode) -> Result<Self>;
 }
@@ -67,7 +70,7 @@ pub struct Config<O> {
 impl<O: Options> Config<O> {
     pub fn from_args(args: ConfigArgs<O::Args, O::Run>, mode: Mode) -> Result<Self> {
         Ok(Config {
-            target: Target::from_args(args.target, O::Run::WRITES)?,
+            target: Target::from_args(args.target, O::WRITES)?,
             run: RunOptions::from_args(args.run.into_run_args(), mode)?,
             command: O::from_args(args.command, mode)?,
         })

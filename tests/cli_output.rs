@@ -90,7 +90,7 @@ async fn json_and_log_lines_in_a_pipe_text_and_a_bar_at_a_terminal() {
     // The bar: drawn in place with a carriage return, counting files out
     // of the last snapshot's.
     assert!(screen.contains("/~8"), "no progress bar: {screen}");
-    assert!(screen.contains("files ("), "no progress bar: {screen}");
+    assert!(screen.contains(" files, "), "no progress bar: {screen}");
     assert!(screen.contains('\r'), "{screen}");
 
     let forced = in_terminal(&["--json", "-q", "sync"], &env);

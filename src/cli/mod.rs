@@ -29,7 +29,7 @@ use crate::commands::verify::{VerifyArgs, VerifyOptions, VerifyStatus, Warning};
 use crate::config::{Config, ConfigArgs, Options};
 use crate::error::Result;
 use crate::manifest::RunStatus;
-use crate::run::{Mode, ReadArgs};
+use crate::run::{Mode, NoLockArgs};
 use crate::store::Store;
 
 #[derive(Debug, Parser)]
@@ -65,10 +65,10 @@ pub struct Output {
     pub verbose: u8,
 }
 
-/// A command that writes (and takes the prefix's lock).
+/// A command that writes and takes the prefix's lock.
 type Writer<A> = Box<ConfigArgs<A>>;
 /// A command that only reads: no KMS key id, no lock.
-type Reader<A> = Box<ConfigArgs<A, ReadArgs>>;
+type Reader<A> = Box<ConfigArgs<A, NoLockArgs>>;
 
 #[derive(Debug, Subcommand)]
 pub enum Command {
@@ -96,7 +96,7 @@ pub enum Command {
     /// with --prune, delete the object versions no kept snapshot needs.
     Forget(Writer<ForgetArgs>),
     /// Find objects not under the KMS key with a Bucket Key, and fix them.
-    Audit(Writer<AuditArgs>),
+    Audit(Box<ConfigArgs<AuditArgs, NoLockArgs>>),
     /// Set up KMS-aware replication of the buckets in a sheet (plan prints
     /// the changes, apply makes them); the report is JSON.
     Replication(ReplicationArgs),
@@ -228,21 +228,21 @@ async fn sync(args: ConfigArgs<SyncArgs>, json: bool) -> Result<u8> {
     Ok(exit_code(summary.status))
 }
 
-async fn restore(args: ConfigArgs<RestoreArgs, ReadArgs>, json: bool) -> Result<u8> {
+async fn restore(args: ConfigArgs<RestoreArgs, NoLockArgs>, json: bool) -> Result<u8> {
     let (config, store) = connect::<RestoreOptions>(args).await?;
     let report = commands::restore::run(&store, &config.target.prefix, &config.command).await?;
     print(json, &report, human::restore)?;
     Ok(exit_code(report.status))
 }
 
-async fn snapshots(args: ConfigArgs<SnapshotsArgs, ReadArgs>, json: bool) -> Result<u8> {
+async fn snapshots(args: ConfigArgs<SnapshotsArgs, NoLockArgs>, json: bool) -> Result<u8> {
     let (config, store) = connect::<SnapshotsOptions>(args).await?;
     let lines = commands::snapshots::run(&store, &config.target.prefix).await?;
     print(json, &lines, |lines| commands::snapshots::table(lines))?;
     Ok(0)
 }
 
-async fn ls(args: ConfigArgs<LsArgs, ReadArgs>, json: bool) -> Result<u8> {
+async fn ls(args: ConfigArgs<LsArgs, NoLockArgs>, json: bool) -> Result<u8> {
     let (mut config, store) = connect::<LsOptions>(args).await?;
     config.command.json = json;
     let out = Box::new(std::io::BufWriter::new(std::io::stdout()));
@@ -250,7 +250,7 @@ async fn ls(args: ConfigArgs<LsArgs, ReadArgs>, json: bool) -> Result<u8> {
     Ok(0)
 }
 
-async fn diff(args: ConfigArgs<DiffArgs, ReadArgs>, json: bool) -> Result<u8> {
+async fn diff(args: ConfigArgs<DiffArgs, NoLockArgs>, json: bool) -> Result<u8> {
     let (mut config, store) = connect::<DiffOptions>(args).await?;
     config.command.json = json;
     let out = Box::new(std::io::BufWriter::new(std::io::stdout()));
@@ -258,7 +258,7 @@ async fn diff(args: ConfigArgs<DiffArgs, ReadArgs>, json: bool) -> Result<u8> {
     Ok(0)
 }
 
-async fn find(args: ConfigArgs<FindArgs, ReadArgs>, json: bool) -> Result<u8> {
+async fn find(args: ConfigArgs<FindArgs, NoLockArgs>, json: bool) -> Result<u8> {
     let (config, store) = connect::<FindOptions>(args).await?;
     let report = commands::find::run(&store, &config.target.prefix, &config.command).await?;
     print(json, &report, commands::find::table)?;
@@ -296,7 +296,7 @@ async fn unlock(args: ConfigArgs<UnlockArgs>, json: bool) -> Result<u8> {
     })
 }
 
-async fn verify(args: ConfigArgs<VerifyArgs, ReadArgs>, json: bool) -> Result<u8> {
+async fn verify(args: ConfigArgs<VerifyArgs, NoLockArgs>, json: bool) -> Result<u8> {
     let request = args.command.request.clone();
     let (config, store) = connect::<VerifyOptions>(args).await?;
     let prefix = &config.target.prefix;
@@ -314,7 +314,7 @@ async fn verify(args: ConfigArgs<VerifyArgs, ReadArgs>, json: bool) -> Result<u8
     })
 }
 
-async fn audit(args: ConfigArgs<AuditArgs>, json: bool) -> Result<u8> {
+async fn audit(args: ConfigArgs<AuditArgs, NoLockArgs>, json: bool) -> Result<u8> {
     let request = args.command.request.clone();
     let (config, store) = connect::<AuditOptions>(args).await?;
     let prefix = &config.target.prefix;

@@ -17,7 +17,7 @@ use chrono::{DateTime, Utc};
 
 pub use hold::exclusively;
 pub use lease::Standing;
-pub use options::{Mode, ReadArgs, RunArgs, RunOptions, RunSettings};
+pub use options::{Mode, NoLockArgs, RunArgs, RunOptions, RunSettings};
 
 /// One run's identity and clock.
 #[derive(Debug)]

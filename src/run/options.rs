@@ -35,36 +35,28 @@ pub struct RunArgs {
     pub deadline_margin_secs: u64,
 }
 
-/// The run options of a command that only reads: it takes no lock.
+/// The run options of a command that takes no lock.
 #[derive(Debug, Clone, Default, Args)]
 #[command(next_help_heading = "Run")]
-pub struct ReadArgs {
+pub struct NoLockArgs {
     /// Directory for the local copies of the manifests (default: a private
     /// per-user directory, ~/.local/state/s3-kms-sync; /tmp under Lambda).
     #[arg(long, env = "SYNC_MANIFEST_DIR")]
     pub manifest_dir: Option<PathBuf>,
 }
 
-/// The run flags a command offers: all of them where it writes, fewer
-/// where it only reads.
+/// The run flags a command offers: the lock's only where it takes one.
 pub trait RunSettings: Args + FromArgMatches {
-    /// Whether the command writes to the bucket (and so needs the KMS key).
-    const WRITES: bool;
-
     fn into_run_args(self) -> RunArgs;
 }
 
 impl RunSettings for RunArgs {
-    const WRITES: bool = true;
-
     fn into_run_args(self) -> RunArgs {
         self
     }
 }
 
-impl RunSettings for ReadArgs {
-    const WRITES: bool = false;
-
+impl RunSettings for NoLockArgs {
     fn into_run_args(self) -> RunArgs {
         RunArgs {
             manifest_dir: self.manifest_dir,

@@ -84,7 +84,7 @@ pub struct AuditOptions {
 
 impl Options for AuditOptions {
     type Args = AuditArgs;
-    type Run = crate::run::RunArgs;
+    type Run = crate::run::NoLockArgs;
 
     fn from_args(args: AuditArgs, _mode: Mode) -> Result<Self> {
         if args.concurrency == 0 {

@@ -38,7 +38,8 @@ pub struct DiffOptions {
 
 impl Options for DiffOptions {
     type Args = DiffArgs;
-    type Run = crate::run::ReadArgs;
+    type Run = crate::run::NoLockArgs;
+    const WRITES: bool = false;
 
     fn from_args(args: DiffArgs, _mode: Mode) -> Result<Self> {
         Ok(DiffOptions {

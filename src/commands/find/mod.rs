@@ -37,7 +37,8 @@ pub struct FindOptions {
 
 impl Options for FindOptions {
     type Args = FindArgs;
-    type Run = crate::run::ReadArgs;
+    type Run = crate::run::NoLockArgs;
+    const WRITES: bool = false;
 
     fn from_args(args: FindArgs, _mode: Mode) -> Result<Self> {
         Ok(FindOptions {

@@ -37,7 +37,8 @@ pub struct LsOptions {
 
 impl Options for LsOptions {
     type Args = LsArgs;
-    type Run = crate::run::ReadArgs;
+    type Run = crate::run::NoLockArgs;
+    const WRITES: bool = false;
 
     fn from_args(args: LsArgs, _mode: Mode) -> Result<Self> {
         let glob = args.glob.as_deref().map(path_glob).transpose()?;

@@ -92,7 +92,8 @@ const TIERS: [&str; 3] = ["Standard", "Bulk", "Expedited"];
 
 impl Options for RestoreOptions {
     type Args = RestoreArgs;
-    type Run = crate::run::ReadArgs;
+    type Run = crate::run::NoLockArgs;
+    const WRITES: bool = false;
 
     fn from_args(args: RestoreArgs, _mode: Mode) -> Result<Self> {
         let target_dir = args.target_dir.ok_or_else(|| {

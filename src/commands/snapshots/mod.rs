@@ -23,7 +23,8 @@ pub struct SnapshotsOptions {}
 
 impl Options for SnapshotsOptions {
     type Args = SnapshotsArgs;
-    type Run = crate::run::ReadArgs;
+    type Run = crate::run::NoLockArgs;
+    const WRITES: bool = false;
 
     fn from_args(_args: SnapshotsArgs, _mode: Mode) -> Result<Self> {
         Ok(SnapshotsOptions {})

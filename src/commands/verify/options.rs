@@ -118,7 +118,8 @@ pub struct VerifyOptions {
 
 impl Options for VerifyOptions {
     type Args = VerifyArgs;
-    type Run = crate::run::ReadArgs;
+    type Run = crate::run::NoLockArgs;
+    const WRITES: bool = false;
 
     fn from_args(args: VerifyArgs, _mode: Mode) -> Result<Self> {
         if args.concurrency == 0 {

@@ -16,7 +16,7 @@ const REDRAW_EVERY: Duration = Duration::from_millis(200);
 
 pub async fn draw(progress: Arc<Progress>, moved: &'static str) {
     let bar = ProgressBar::with_draw_target(None, ProgressDrawTarget::stderr());
-    let style = ProgressStyle::with_template("{spinner} {bar:20} {wide_msg}")
+    let style = ProgressStyle::with_template("{spinner} {bar:16} {wide_msg}")
         .unwrap_or_else(|_| ProgressStyle::default_bar())
         .progress_chars("=> ");
     bar.set_style(style);
