@@ -13,6 +13,15 @@ use crate::store::Store;
 /// Records parsed ahead of the reader, at most.
 const AHEAD: usize = 1024;
 
+/// A stored file of a snapshot, by its path in the backed-up tree: what
+/// commands that compare or search snapshots look at.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StoredFile {
+    pub path: String,
+    pub size: u64,
+    pub md5: Option<String>,
+}
+
 /// The records of one manifest, as they are parsed.
 pub struct Records {
     pub key: String,
@@ -64,6 +73,21 @@ impl Records {
         }
         self.last_path = Some(record.local_path.clone());
         Ok(Some(record))
+    }
+
+    /// The next record of a stored file; directories, links and files that
+    /// failed or were never uploaded are passed over.
+    pub async fn next_stored_file(&mut self) -> Result<Option<StoredFile>> {
+        while let Some(record) = self.next().await? {
+            if record.is_stored_file() {
+                return Ok(Some(StoredFile {
+                    path: self.relative(&record).to_owned(),
+                    size: record.size_bytes,
+                    md5: record.md5,
+                }));
+            }
+        }
+        Ok(None)
     }
 
     /// The path of `record` relative to the backed-up directory.

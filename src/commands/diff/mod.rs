@@ -13,7 +13,7 @@ use super::listing::human_bytes;
 use crate::config::Options;
 use crate::error::{Error, Result};
 use crate::manifest::locate;
-use crate::manifest::stream::Records;
+use crate::manifest::stream::{Records, StoredFile};
 use crate::run::Mode;
 use crate::store::Store;
 
@@ -85,13 +85,6 @@ pub struct DiffSummary {
     pub bytes_changed_to: u64,
 }
 
-/// A file as a snapshot holds it: what is compared.
-struct Held {
-    path: String,
-    size: u64,
-    md5: Option<String>,
-}
-
 /// Walks the two snapshots `options` names side by side, writing each
 /// difference to `out` as it is found, then the summary.
 pub async fn run(
@@ -109,7 +102,7 @@ pub async fn run(
         to: store.uri(&to_key),
         ..DiffSummary::default()
     };
-    let (mut old, mut new) = (held(&mut from).await?, held(&mut to).await?);
+    let (mut old, mut new) = (from.next_stored_file().await?, to.next_stored_file().await?);
     loop {
         let order = match (&old, &new) {
             (None, None) => break,
@@ -124,7 +117,7 @@ pub async fn run(
                     summary.bytes_removed += gone.size;
                     print(&mut out, options.json, Change::Removed, &gone, None)?;
                 }
-                old = held(&mut from).await?;
+                old = from.next_stored_file().await?;
             }
             Ordering::Greater => {
                 if let Some(came) = new.take() {
@@ -132,7 +125,7 @@ pub async fn run(
                     summary.bytes_added += came.size;
                     print(&mut out, options.json, Change::Added, &came, None)?;
                 }
-                new = held(&mut to).await?;
+                new = to.next_stored_file().await?;
             }
             Ordering::Equal => {
                 if let (Some(a), Some(b)) = (old.take(), new.take()) {
@@ -145,8 +138,8 @@ pub async fn run(
                         print(&mut out, options.json, Change::Changed, &b, Some(&a))?;
                     }
                 }
-                old = held(&mut from).await?;
-                new = held(&mut to).await?;
+                old = from.next_stored_file().await?;
+                new = to.next_stored_file().await?;
             }
         }
     }
@@ -154,26 +147,12 @@ pub async fn run(
     Ok(summary)
 }
 
-/// The next stored file of `records`, by its path in the backed-up tree.
-async fn held(records: &mut Records) -> Result<Option<Held>> {
-    while let Some(record) = records.next().await? {
-        if record.is_stored_file() {
-            return Ok(Some(Held {
-                path: records.relative(&record).to_owned(),
-                size: record.size_bytes,
-                md5: record.md5,
-            }));
-        }
-    }
-    Ok(None)
-}
-
 fn print(
     out: &mut dyn Write,
     json: bool,
     change: Change,
-    file: &Held,
-    before: Option<&Held>,
+    file: &StoredFile,
+    before: Option<&StoredFile>,
 ) -> Result<()> {
     let written = if json {
         let line = serde_json::json!({

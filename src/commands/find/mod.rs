@@ -15,7 +15,7 @@ use super::listing::path_glob;
 use crate::config::Options;
 use crate::error::Result;
 use crate::manifest::catalog::{self, SnapshotLine};
-use crate::manifest::stream::Records;
+use crate::manifest::stream::{Records, StoredFile};
 use crate::run::Mode;
 use crate::store::Store;
 
@@ -92,7 +92,7 @@ pub async fn run(store: &Store, prefix: &str, options: &FindOptions) -> Result<F
     let mut report = FindReport::default();
     while let Some((snapshot, files)) = matches.try_next().await? {
         report.snapshots_read += 1;
-        for (path, md5, size) in files {
+        for StoredFile { path, size, md5 } in files {
             by_content
                 .entry((path.clone(), md5.clone()))
                 .and_modify(|found| {
@@ -129,16 +129,12 @@ async fn matches_in(
     store: &Store,
     line: SnapshotLine,
     glob: &GlobMatcher,
-) -> Result<(SnapshotRef, Vec<(String, Option<String>, u64)>)> {
+) -> Result<(SnapshotRef, Vec<StoredFile>)> {
     let mut records = Records::open(store, &line.key).await?;
     let mut files = Vec::new();
-    while let Some(record) = records.next().await? {
-        if !record.is_stored_file() {
-            continue;
-        }
-        let path = records.relative(&record);
-        if glob.is_match(path) {
-            files.push((path.to_owned(), record.md5, record.size_bytes));
+    while let Some(file) = records.next_stored_file().await? {
+        if glob.is_match(&file.path) {
+            files.push(file);
         }
     }
     let snapshot = SnapshotRef {

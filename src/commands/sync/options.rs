@@ -15,7 +15,7 @@ use crate::store::multipart::{MAX_PART_SIZE, MAX_SINGLE_PUT, MIN_PART_SIZE};
 /// The options of `sync`, exactly as given in the environment or on the command line.
 #[derive(Debug, Clone, Default, Args)]
 pub struct SyncArgs {
-    /// Directory to back up (default /mnt/data under Lambda).
+    /// Directory to back up [required; /mnt/data under Lambda].
     #[arg(long, env = "SYNC_SOURCE_DIR")]
     pub source_dir: Option<PathBuf>,
     /// Files processed at once. S3's latency limits throughput, so many are
