@@ -72,15 +72,16 @@ fn rest(seen: &Snapshot, moved: &str, elapsed: Duration) -> String {
     text
 }
 
-/// The time left at the pace so far, by files; once the total is known.
+/// The time left at the pace so far, by files, once the total is known
+/// or estimated.
 fn time_left(seen: &Snapshot, elapsed: Duration) -> Option<Duration> {
-    seen.percent()?;
+    let goal = seen.goal()?;
     if seen.done == 0 {
         return None;
     }
     let per_file = elapsed.as_secs_f64() / seen.done as f64;
     Some(Duration::from_secs_f64(
-        per_file * seen.total.saturating_sub(seen.done) as f64,
+        per_file * goal.saturating_sub(seen.done) as f64,
     ))
 }
 
@@ -115,5 +116,18 @@ mod tests {
             "{text}"
         );
         assert!(!text.contains("left"), "{text}");
+        // Estimated from the last snapshot's 500 files while 300 are found.
+        let estimated = Snapshot {
+            expected: 500,
+            total: 300,
+            ..counting
+        };
+        let text = describe(&estimated, "uploaded", Duration::from_secs(10));
+        assert!(text.starts_with("250/~500 files (50.0%)"), "{text}");
+        // 250 files took 10 s: the 250 still expected take as long.
+        assert_eq!(
+            brief(&estimated, "uploaded", Duration::from_secs(10)),
+            "250/~500 files, 10 uploaded (10.0 MiB), 1 failed, 2.0 MiB/s, 10s left"
+        );
     }
 }
