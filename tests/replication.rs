@@ -178,6 +178,7 @@ async fn run(proxy: &Proxy, action: Action, sheet: PathBuf) -> ReplicationReport
         sheet,
         role_arn: ROLE.into(),
         batch_role_arn: None,
+        connection: Default::default(),
     };
     replication::run(
         &Clients::new(sdk_config_for(&proxy.endpoint), true),
@@ -428,6 +429,7 @@ async fn access_denied_on_the_replication_configuration_is_an_error_never_absenc
         sheet: write_csv(dir.path()),
         role_arn: ROLE.into(),
         batch_role_arn: None,
+        connection: Default::default(),
     };
     let clients = Clients::with_client(moto.sdk_config(), client);
     let report = replication::run(&clients, None, &args).await.unwrap();

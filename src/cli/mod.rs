@@ -327,9 +327,15 @@ async fn audit(args: ConfigArgs<AuditArgs, NoLockArgs>, json: bool) -> Result<u8
 }
 
 async fn replication(args: &ReplicationArgs) -> Result<u8> {
-    let shared = aws_config::load_from_env().await;
+    let connection = &args.connection;
+    let mut shared = crate::store::shared_config(connection).await;
+    if let Some(url) = &connection.endpoint_url {
+        // An emulator's: S3 Control goes there too.
+        shared = shared.to_builder().endpoint_url(url).build();
+    }
     let control = aws_sdk_s3control::Client::new(&shared);
-    let clients = Clients::new(shared, crate::store::custom_endpoint());
+    let path_style = connection.endpoint_url.is_some() || crate::store::custom_endpoint();
+    let clients = Clients::new(shared, path_style);
     let report = commands::replication::run(&clients, Some(&control), args).await?;
     println!("{}", serde_json::to_string_pretty(&report)?);
     Ok(if report.all_done() { 0 } else { 1 })

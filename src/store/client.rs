@@ -15,14 +15,7 @@ pub async fn s3_and_kms_clients(
     max_attempts: u32,
     connection: &Connection,
 ) -> (Client, aws_sdk_kms::Client) {
-    let mut loader = aws_config::defaults(aws_config::BehaviorVersion::latest());
-    if let Some(profile) = &connection.profile {
-        loader = loader.profile_name(profile);
-    }
-    if let Some(region) = &connection.region {
-        loader = loader.region(aws_config::Region::new(region.clone()));
-    }
-    let shared = loader.load().await;
+    let shared = shared_config(connection).await;
     let retry = RetryConfig::standard().with_max_attempts(max_attempts);
     let kms = kms_client_from(&shared, retry.clone());
     let s3 = match &connection.endpoint_url {
@@ -33,6 +26,19 @@ pub async fn s3_and_kms_clients(
         None => s3_client_from(&shared, custom_endpoint(), retry),
     };
     (s3, kms)
+}
+
+/// The standard AWS configuration (environment, shared files, instance
+/// metadata), with the profile and the region `connection` names.
+pub async fn shared_config(connection: &Connection) -> aws_config::SdkConfig {
+    let mut loader = aws_config::defaults(aws_config::BehaviorVersion::latest());
+    if let Some(profile) = &connection.profile {
+        loader = loader.profile_name(profile);
+    }
+    if let Some(region) = &connection.region {
+        loader = loader.region(aws_config::Region::new(region.clone()));
+    }
+    loader.load().await
 }
 
 /// The KMS client for a shared configuration (`AWS_ENDPOINT_URL_KMS` or

@@ -36,7 +36,7 @@ use crate::trust::{SIGNATURE_METADATA, SIGNING_KEY_METADATA, Signature, Trust};
 
 pub use bucket_lock::ObjectLock;
 pub use client::{
-    custom_endpoint, endpoint_url, kms_client_from, s3_and_kms_clients, s3_client_from,
+    custom_endpoint, endpoint_url, kms_client_from, s3_and_kms_clients, s3_client_from, shared_config,
     s3_client_in,
 };
 pub use copy::CopySource;

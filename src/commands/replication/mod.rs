@@ -53,6 +53,8 @@ pub struct ReplicationArgs {
     /// without it, the CreateJob request is printed instead.
     #[arg(long, env = "SYNC_BATCH_ROLE_ARN")]
     pub batch_role_arn: Option<String>,
+    #[command(flatten)]
+    pub connection: crate::target::Connection,
 }
 
 /// S3 clients by region, and the region of each bucket seen.
