@@ -7,6 +7,8 @@ FUSE := /usr/lib/python3/dist-packages/fusepy.py
 IAM_SIMULATE := scripts/iam-simulate/node_modules/.installed
 # Builds outside the clone survive fresh clones on the same machine.
 export CARGO_TARGET_DIR ?= $(HOME)/.cache/s3-kms-sync/target
+# A fresh clone builds once: incremental state would only take disk.
+export CARGO_INCREMENTAL ?= 0
 # Loopback traffic to the emulator never goes through a proxy.
 export NO_PROXY := 127.0.0.1,localhost
 export no_proxy := 127.0.0.1,localhost
