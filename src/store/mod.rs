@@ -36,8 +36,8 @@ use crate::trust::{SIGNATURE_METADATA, SIGNING_KEY_METADATA, Signature, Trust};
 
 pub use bucket_lock::ObjectLock;
 pub use client::{
-    custom_endpoint, endpoint_url, kms_client_from, s3_and_kms_clients, s3_client_from, shared_config,
-    s3_client_in,
+    custom_endpoint, endpoint_url, kms_client_from, s3_and_kms_clients, s3_client_from,
+    s3_client_in, shared_config,
 };
 pub use copy::CopySource;
 pub use encryption::{Encryption, Finding};
