@@ -36,9 +36,10 @@ fn write_numbered(root: &std::path::Path, count: usize) {
 async fn json_and_log_lines_in_a_pipe_text_and_a_bar_at_a_terminal() {
     let moto = Moto::start();
     let key = moto.bucket_and_key("shown").await;
-    // Slowed, so that the run lasts past the first progress line.
+    // Slowed, so that the run lasts past the first progress line (2 s):
+    // 80 uploads, 2 at a time, 100 ms each, take 4 s at the least.
     let proxy = proxy::Proxy::start(&moto.endpoint, 5).await;
-    proxy.configure(|f| f.delay = std::time::Duration::from_millis(60));
+    proxy.configure(|f| f.delay = std::time::Duration::from_millis(100));
     let source = tempfile::tempdir().unwrap();
     let manifests = tempfile::tempdir().unwrap();
     write_numbered(source.path(), 80);
