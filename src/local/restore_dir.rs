@@ -24,7 +24,9 @@ use crate::error::{Error, Result};
 #[derive(Debug)]
 pub struct RestoreDir {
     path: PathBuf,
-    fd: OwnedFd,
+    /// `None` for a dry run into a directory that does not exist: it is
+    /// not made, and every slot in it is missing.
+    fd: Option<OwnedFd>,
 }
 
 /// Where one file goes: its directory (opened) and its name there.
@@ -47,14 +49,29 @@ pub enum Existing {
 }
 
 impl RestoreDir {
-    /// Opens `path`, creating it (and its parents) if it does not exist.
-    pub fn open(path: &Path) -> Result<Self> {
+    /// Opens `path`, creating it (and its parents) if it does not exist;
+    /// a dry run creates nothing.
+    pub fn open(path: &Path, dry_run: bool) -> Result<Self> {
+        if dry_run && !path.exists() {
+            return Ok(RestoreDir {
+                path: path.to_path_buf(),
+                fd: None,
+            });
+        }
         std::fs::create_dir_all(path).map_err(|err| Error::io("create", path, err))?;
         let fd = rustix::fs::open(path, dir_flags(), Mode::empty())
             .map_err(|err| Error::io("open", path, err.into()))?;
         Ok(RestoreDir {
             path: path.to_path_buf(),
-            fd,
+            fd: Some(fd),
+        })
+    }
+
+    /// The directory, held open; an error for one a dry run did not make.
+    fn root(&self) -> Result<&OwnedFd> {
+        self.fd.as_ref().ok_or_else(|| {
+            let missing = std::io::Error::from(std::io::ErrorKind::NotFound);
+            Error::io("open", &self.path, missing)
         })
     }
 
@@ -64,7 +81,11 @@ impl RestoreDir {
 
     /// How files written here are made durable.
     pub fn flush(&self) -> Result<Flush> {
-        let fd = rustix::fs::openat(&self.fd, ".", dir_flags(), Mode::empty())
+        // Nothing is written into a directory a dry run did not make.
+        let Some(root) = &self.fd else {
+            return Ok(Flush::EachFile);
+        };
+        let fd = rustix::fs::openat(root, ".", dir_flags(), Mode::empty())
             .map_err(|err| Error::io("open", &self.path, err.into()))?;
         Ok(Flush::for_dir(fd))
     }
@@ -72,14 +93,15 @@ impl RestoreDir {
     /// Syncs the directory at `relative` (empty: this one), so the names
     /// moved into it survive a crash; reached as every slot is.
     pub fn sync(&self, relative: &Path) -> Result<()> {
-        let dir = open_dir_under(self.fd.as_fd(), &self.path, relative)?;
+        let dir = open_dir_under(self.root()?.as_fd(), &self.path, relative)?;
         rustix::fs::fsync(&dir)
             .map_err(|err| Error::io("sync", self.path.join(relative), err.into()))
     }
 
     /// The slot of `relative`, creating missing directories on the way
-    /// unless `dry_run`. A path that is not plainly relative, or that meets
-    /// a symlink or a non-directory on the way, is refused.
+    /// unless `dry_run`; `None` in a dry run where a directory on the way is
+    /// missing. A path that is not plainly relative, or that meets a symlink
+    /// or a non-directory on the way, is refused.
     pub fn slot(&self, relative: &Path, dry_run: bool) -> Result<Option<Slot>> {
         let path = self.path.join(relative);
         let names = components(relative).map_err(|err| Error::io("restore", &path, err))?;
@@ -87,7 +109,12 @@ impl RestoreDir {
             let empty = std::io::Error::other("the path is empty");
             return Err(Error::io("restore", &path, empty));
         };
-        let mut dir = rustix::fs::openat(&self.fd, ".", dir_flags(), Mode::empty())
+        let root = match &self.fd {
+            Some(root) => root,
+            None if dry_run => return Ok(None),
+            None => self.root()?,
+        };
+        let mut dir = rustix::fs::openat(root, ".", dir_flags(), Mode::empty())
             .map_err(|err| Error::io("open", &self.path, err.into()))?;
         for name in parents {
             dir = match open_child_dir(dir.as_fd(), name) {
@@ -281,7 +308,7 @@ mod tests {
         let outside = tempfile::tempdir().unwrap();
         let dir = tempfile::tempdir().unwrap();
         std::os::unix::fs::symlink(outside.path(), dir.path().join("escape")).unwrap();
-        let restore = RestoreDir::open(dir.path()).unwrap();
+        let restore = RestoreDir::open(dir.path(), false).unwrap();
         for refused in ["../x", "/etc/passwd", "escape/x", "a/../../x", ""] {
             assert!(
                 restore.slot(Path::new(refused), false).is_err(),

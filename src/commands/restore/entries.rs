@@ -13,16 +13,6 @@ use crate::local::attributes::{self, PRIVATE_DIR_MODE};
 use crate::local::restore_dir::{Existing, RestoreDir};
 use crate::manifest::FileRecord;
 
-/// Dry run into a target that does not exist: every entry would be
-/// restored, and nothing is created to find that out.
-pub fn all_missing(chosen: [Vec<Chosen<'_>>; 3]) -> Vec<(PathBuf, Result<Restored>)> {
-    chosen
-        .into_iter()
-        .flatten()
-        .map(|(_, relative)| (relative, Ok(Restored::WouldRestore(MISSING))))
-        .collect()
-}
-
 /// A record chosen for the restore, with its path relative to the target.
 pub type Chosen<'a> = (&'a FileRecord, PathBuf);
 

@@ -59,11 +59,12 @@ impl Worker<'_> {
         let Some(slot) = self.dir.slot(relative, self.options.dry_run)? else {
             return Ok(Restored::WouldRestore(MISSING));
         };
-        let occupied = slot.existing()? != Existing::Nothing;
         if self.already_there(file, &slot).await? {
             return Ok(Restored::AlreadyThere);
         }
         if self.options.dry_run {
+            // Only a dry run asks again, for the reason it gives.
+            let occupied = slot.existing()? != Existing::Nothing;
             return Ok(Restored::WouldRestore(if occupied {
                 REPLACES
             } else {

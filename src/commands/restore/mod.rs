@@ -84,10 +84,7 @@ async fn restore_tree(
     dirs: Vec<Chosen<'_>>,
     links: Vec<Chosen<'_>>,
 ) -> Result<Vec<(PathBuf, Result<Restored>)>> {
-    if options.dry_run && !options.target_dir.exists() {
-        return Ok(entries::all_missing([dirs, files, links]));
-    }
-    let dir = RestoreDir::open(&options.target_dir)?;
+    let dir = RestoreDir::open(&options.target_dir, options.dry_run)?;
     let owners = !options.no_owner && attributes::may_set_owners();
     let flush = dir.flush()?;
     let worker = Worker {
