@@ -47,7 +47,7 @@ fn display() -> Display {
 #[derive(Debug, Default)]
 pub struct Progress {
     /// Bytes of file content read from disk.
-    pub bytes_read: AtomicU64,
+    bytes_read: AtomicU64,
     done: AtomicU64,
     /// Files sent (sync) or written (restore), and their bytes.
     moved: AtomicU64,
