@@ -42,20 +42,7 @@ impl Filter {
     /// take everything: runs with other globs cover other files, so each
     /// scope's manifests are their own line of snapshots.
     pub fn scope_tag(&self) -> Option<String> {
-        let (include, exclude) = &self.configured;
-        if include.is_empty() && exclude.is_empty() {
-            return None;
-        }
-        let mut digest = Sha256Stream::default();
-        for (side, globs) in [("include", include), ("exclude", exclude)] {
-            digest.update(side.as_bytes());
-            for glob in globs {
-                digest.update(&[0]);
-                digest.update(glob.as_bytes());
-            }
-            digest.update(&[1]);
-        }
-        Some(digest.finish_hex()[..12].to_owned())
+        scope_tag(&self.configured.0, &self.configured.1)
     }
 
     /// The configured include and exclude globs.
@@ -67,6 +54,24 @@ impl Filter {
     pub fn accepts(&self, relative: &str) -> bool {
         self.layers.iter().all(|layer| layer.accepts(relative))
     }
+}
+
+/// The scope tag of runs under these configured globs: also what a
+/// manifest's signed header must give for the name it is stored under.
+pub fn scope_tag(include: &[String], exclude: &[String]) -> Option<String> {
+    if include.is_empty() && exclude.is_empty() {
+        return None;
+    }
+    let mut digest = Sha256Stream::default();
+    for (side, globs) in [("include", include), ("exclude", exclude)] {
+        digest.update(side.as_bytes());
+        for glob in globs {
+            digest.update(&[0]);
+            digest.update(glob.as_bytes());
+        }
+        digest.update(&[1]);
+    }
+    Some(digest.finish_hex()[..12].to_owned())
 }
 
 impl Layer {

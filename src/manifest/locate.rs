@@ -3,8 +3,8 @@
 
 use serde::{Deserialize, Serialize};
 
-use super::read::{HEADER_LIMIT, Header, read_header};
-use super::trusted::names_its_run;
+use super::read::{HEADER_LIMIT, Header, read_header, read_header_fetched};
+use super::trusted::refusal;
 use super::{Snapshot, is_full_manifest_name, scope_tag_of};
 use crate::error::{Error, Result};
 use crate::store::{KeyRange, Store, keys};
@@ -42,7 +42,7 @@ pub async fn locate(
         .map(str::trim)
         .filter(|w| !w.is_empty() && *w != "latest");
     match which {
-        None => latest(store, &folder, signed_only && store.trust().enforced()).await,
+        None => latest(store, prefix, &folder, signed_only && store.trust().enforced()).await,
         Some(which) => Ok(Located {
             key: named(store, &folder, which)?,
             passed_over: Vec::new(),
@@ -52,7 +52,7 @@ pub async fn locate(
 
 /// The newest full manifest that stands for a whole source: one HEAD per
 /// manifest, newest first, until one does (usually the first).
-async fn latest(store: &Store, folder: &str, signed_only: bool) -> Result<Located> {
+async fn latest(store: &Store, prefix: &str, folder: &str, signed_only: bool) -> Result<Located> {
     let mut full: Vec<String> = store
         .list(folder, &[KeyRange::default()])
         .await?
@@ -79,7 +79,7 @@ async fn latest(store: &Store, folder: &str, signed_only: bool) -> Result<Locate
             });
             continue;
         }
-        match passed_over_because(store, &key, signed_only).await? {
+        match passed_over_because(store, prefix, &key, signed_only).await? {
             None => return Ok(Located { key, passed_over }),
             Some(reason) => passed_over.push(PassedOver {
                 manifest_s3_uri: store.uri(&key),
@@ -102,46 +102,39 @@ fn scope_of<'a>(key: &'a str, folder: &str) -> Option<&'a str> {
     key.strip_prefix(folder).and_then(scope_tag_of)
 }
 
-/// Why the manifest at `key` may not be "latest". Where signatures count:
-/// one the trusted key did not make over the SHA-256 stored with it (the
-/// reader checks the bytes against it again), or a name other than the
-/// one its run writes (a signed manifest copied to sort last). Then what
+/// Why the manifest at `key` may not be "latest". Where signatures count,
+/// its bytes are read (one GET, its records unparsed) and judged as
+/// restore judges them; metadata alone proves nothing, since whoever can
+/// put an object can copy a real manifest's signature onto it. Then what
 /// it says of its snapshot.
 async fn passed_over_because(
     store: &Store,
+    prefix: &str,
     key: &str,
     signed_only: bool,
 ) -> Result<Option<String>> {
-    let Some(object) = store.head(key).await? else {
-        return Ok(Some(
-            "it was removed while the manifests were listed".into(),
-        ));
-    };
-    let mut header = None;
-    if signed_only {
-        let sha256 = object.sha256.as_deref().unwrap_or_default();
-        let verdict = store
-            .trust()
-            .judge(object.signature.as_ref(), sha256)
-            .await?;
-        if let Some(why) = verdict.refusal() {
-            return Ok(Some(format!("not signed by the trusted key: {why}")));
-        }
-        let read = header_of(store, key).await?;
-        let name = key.rsplit('/').next().unwrap_or(key);
-        if !names_its_run(name, &read) {
-            return Ok(Some(format!(
-                "its header is of run {}, whose manifest has another name: a copy",
-                read.run_id
-            )));
-        }
-        header = Some(read);
+    let removed = || Some("it was removed while the manifests were listed".to_owned());
+    if !signed_only {
+        let Some(object) = store.head(key).await? else {
+            return Ok(removed());
+        };
+        let snapshot = match object.snapshot.as_deref().and_then(Snapshot::parse) {
+            Some(snapshot) => snapshot,
+            None => Snapshot::of_header(&header_of(store, key).await?),
+        };
+        return Ok(snapshot.passed_over_because().map(str::to_owned));
     }
-    let snapshot = match (object.snapshot.as_deref().and_then(Snapshot::parse), header) {
-        (Some(snapshot), _) => snapshot,
-        (None, Some(header)) => Snapshot::of_header(&header),
-        (None, None) => Snapshot::of_header(&header_of(store, key).await?),
+    let Some(fetched) = store.get(key).await? else {
+        return Ok(removed());
     };
+    let read = match read_header_fetched(fetched).await {
+        Ok(read) => read,
+        Err(err) => return Ok(Some(format!("unreadable: {err}"))),
+    };
+    if let Some(why) = refusal(store, prefix, key, &read).await? {
+        return Ok(Some(why));
+    }
+    let snapshot = Snapshot::of_header(&read.header);
     Ok(snapshot.passed_over_because().map(str::to_owned))
 }
 

@@ -65,6 +65,11 @@ pub struct Manifest {
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub exclude: Vec<String>,
     pub dry_run: bool,
+    /// Whether the run covered only part of the source (a sub-directory, a
+    /// sub-prefix, an event's filter or a shard). Signed with the rest, so
+    /// that the name a manifest is stored under must agree with it.
+    #[serde(default)]
+    pub narrowed: bool,
     /// Whether every file found was processed.
     pub complete: bool,
     /// How many files the source is expected to hold: what this run found,

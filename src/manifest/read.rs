@@ -32,8 +32,20 @@ pub struct Header {
     pub prefix: String,
     #[serde(default)]
     pub kms_key_id: String,
+    /// The directory the run walked: the source, or a sub-directory of it.
+    #[serde(default)]
+    pub walked_dir: Option<String>,
+    /// The configured globs: their scope tag is in the manifest's name.
+    #[serde(default)]
+    pub include: Vec<String>,
+    #[serde(default)]
+    pub exclude: Vec<String>,
     #[serde(default)]
     pub dry_run: bool,
+    /// Whether the run covered part of the source only; `None` in a
+    /// manifest written before the header said so.
+    #[serde(default)]
+    pub narrowed: Option<bool>,
     #[serde(default)]
     pub complete: bool,
     #[serde(default)]
@@ -120,6 +132,9 @@ pub struct Parsed<S> {
     pub kms_key_id: Option<String>,
     /// The signature kept with the object, if any: it covers `sha256`.
     pub signature: Option<Signature>,
+    /// When S3 stored the manifest, by S3's clock: what its claimed start
+    /// is held to.
+    pub last_modified: Option<DateTime<Utc>>,
 }
 
 /// [`read`] over a manifest streaming from S3, parsed on a blocking thread
@@ -135,6 +150,7 @@ where
 {
     let kms_key_id = object.kms_key_id.clone();
     let signature = object.signature.clone();
+    let last_modified = object.last_modified;
     let mut body = Sha256Reader {
         inner: object.into_blocking_read(),
         hash: Sha256Stream::default(),
@@ -150,6 +166,37 @@ where
             sha256: body.hash.finish_hex(),
             kms_key_id,
             signature,
+            last_modified,
+        })
+    })
+    .await?
+}
+
+/// The header of a manifest streaming from S3 and the SHA-256 of all its
+/// bytes, its records skipped unparsed: what "latest" judges a candidate
+/// by, at one GET and no record held.
+pub async fn read_header_fetched(object: store::Fetched) -> Result<Parsed<()>> {
+    let kms_key_id = object.kms_key_id.clone();
+    let signature = object.signature.clone();
+    let last_modified = object.last_modified;
+    let mut body = Sha256Reader {
+        inner: object.into_blocking_read(),
+        hash: Sha256Stream::default(),
+    };
+    tokio::task::spawn_blocking(move || {
+        let header = read_header(&mut body, HEADER_LIMIT);
+        std::io::copy(&mut body, &mut std::io::sink())
+            .map_err(|err| Error::io("read", "the manifest download", err))?;
+        let header = header.ok_or_else(|| {
+            Error::Config("it has no header this tool can read".into())
+        })?;
+        Ok(Parsed {
+            header,
+            state: (),
+            sha256: body.hash.finish_hex(),
+            kms_key_id,
+            signature,
+            last_modified,
         })
     })
     .await?

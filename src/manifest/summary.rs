@@ -67,6 +67,11 @@ pub struct Summary {
     /// (a missing mount, a mass deletion): the run is never `succeeded` then.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub source_shrunk: Option<SourceShrunk>,
+    /// Newer manifests of the run's scope that it did not take as its
+    /// index, and why (unsigned, misnamed, ...): with none taken, the run
+    /// read and hashed every file.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub index_passed_over: Vec<super::PassedOver>,
 }
 
 fn is_zero(n: &u64) -> bool {
@@ -179,6 +184,7 @@ impl Summary {
             signed_by: None,
             message: None,
             source_shrunk: None,
+            index_passed_over: Vec::new(),
         };
         summary.status = summary.derive_status();
         summary

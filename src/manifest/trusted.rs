@@ -10,10 +10,12 @@ use std::path::{Path, PathBuf};
 
 use super::chain::{BrokenLink, read_stored_files};
 use super::read::{Header, Parsed};
-use super::{FileRecord, stamp};
+use super::{FileRecord, file_name, stamp, timestamp};
+use crate::local::filter::scope_tag;
 use crate::error::{Error, Result};
 use crate::store::{Store, keys};
 use crate::trust::Verdict;
+use chrono::{DateTime, Utc};
 
 /// A manifest read, with what its signature proves.
 #[derive(Debug)]
@@ -41,6 +43,52 @@ pub async fn read_judged(store: &Store, prefix: &str, key: &str) -> Result<Judge
     })
 }
 
+/// How far a manifest's claimed start may lie after S3 stored it: clocks
+/// drift by seconds, and S3 keeps whole seconds; a host whose clock runs
+/// minutes fast would push real snapshots out of "newest".
+const CLOCK_SLACK: chrono::TimeDelta = chrono::TimeDelta::minutes(5);
+
+/// Why a manifest read from S3 may not stand for its run: a name other
+/// than the one its signed header gives, a place other than this bucket
+/// under `prefix`, a start its writer's clock put after S3 stored it, or,
+/// where a key is trusted, a signature that key did not make over the
+/// bytes read. "Latest", a sync's index and forget's count each take a
+/// manifest only when this is `None`.
+pub async fn refusal<S>(
+    store: &Store,
+    prefix: &str,
+    key: &str,
+    read: &Parsed<S>,
+) -> Result<Option<String>> {
+    let header = &read.header;
+    if let Err(Error::Untrusted { detail, .. }) = check_place(store, prefix, key, header) {
+        return Ok(Some(detail));
+    }
+    if store.trust().enforced() {
+        let verdict = store
+            .trust()
+            .judge(read.signature.as_ref(), &read.sha256)
+            .await?;
+        if let Some(why) = verdict.refusal() {
+            return Ok(Some(format!("not signed by the trusted key: {why}")));
+        }
+    }
+    Ok(from_the_future(header, read.last_modified))
+}
+
+/// Why a manifest's claimed start cannot be true: more than
+/// [`CLOCK_SLACK`] after S3 stored it.
+pub fn from_the_future(header: &Header, stored: Option<DateTime<Utc>>) -> Option<String> {
+    let (started, stored) = (header.started_at?, stored?);
+    (started > stored + CLOCK_SLACK).then(|| {
+        format!(
+            "suspect: it claims to have started at {}, more than 5 minutes after S3 stored it at {}; its writer's clock runs fast",
+            timestamp(started),
+            timestamp(stored)
+        )
+    })
+}
+
 /// Stops before anything is read further when the manifest describes
 /// another bucket, a prefix outside the configured one, or a run whose
 /// name is not the one it is stored under.
@@ -60,35 +108,66 @@ fn check_place(store: &Store, prefix: &str, key: &str, header: &Header) -> Resul
         });
     }
     let name = key.rsplit('/').next().unwrap_or(key);
-    if !names_its_run(name, header) {
-        return Err(Error::Untrusted {
+    match misnamed(name, header) {
+        Some(detail) => Err(Error::Untrusted {
             key: store.uri(key),
-            detail: format!(
-                "its header is of run {} started {}, which writes another name: a manifest copied under a new name",
-                header.run_id,
-                header.started_at.map(stamp).unwrap_or_default()
-            ),
-        });
+            detail,
+        }),
+        None => Ok(()),
     }
-    Ok(())
 }
 
-/// Whether `name` is one the run of `header` writes: its start stamp and
-/// run id, then `.json`, `.narrowed.json` or a scope mark.
+/// Whether `name` is the one the run of `header` stores its manifest under.
 pub fn names_its_run(name: &str, header: &Header) -> bool {
+    misnamed(name, header).is_none()
+}
+
+/// Why `name` is not the name the run of `header` writes: its start stamp
+/// and run id, then the mark of its scope (whole source, narrowed, or the
+/// tag of its configured globs), all taken from the signed header. A
+/// signed manifest copied under a newer name, or under the name of a
+/// wider scope, so poses as what it is not.
+pub fn misnamed(name: &str, header: &Header) -> Option<String> {
     let Some(started) = header.started_at else {
         // Written before headers carried a start: nothing to hold it to.
-        return true;
+        return None;
     };
-    let Some(rest) = name.strip_prefix(&format!("{}-{}", stamp(started), header.run_id)) else {
-        return false;
+    let tag = scope_tag(&header.include, &header.exclude);
+    let whole = header
+        .walked_dir
+        .as_deref()
+        .is_none_or(|walked| walked.trim_end_matches('/') == header.source_dir.trim_end_matches('/'));
+    // A header from before `narrowed` was written says it only by walking
+    // a sub-directory.
+    let kinds: &[bool] = match header.narrowed {
+        Some(narrowed) => &[narrowed][..],
+        None if !whole => &[true],
+        None => &[false, true],
     };
-    let scope_tag = rest
-        .strip_prefix(".scope-")
-        .and_then(|r| r.strip_suffix(".json"));
-    rest == ".json"
-        || rest == ".narrowed.json"
-        || scope_tag.is_some_and(|tag| !tag.is_empty() && !tag.contains(['.', '/']))
+    let fits = |narrowed: &bool| name == file_name(started, &header.run_id, *narrowed, tag.as_deref());
+    if kinds.iter().any(fits) {
+        return None;
+    }
+    let own = format!("{}-{}", stamp(started), header.run_id);
+    Some(match name.strip_prefix(&own) {
+        Some(_) => format!(
+            "its name does not say the scope its signed header gives ({}): a snapshot of part of the source renamed to stand for another scope",
+            describe_scope(kinds[0], tag.as_deref())
+        ),
+        None => format!(
+            "its header is of run {} started {}, which writes another name: a manifest copied under a new name",
+            header.run_id,
+            timestamp(started)
+        ),
+    })
+}
+
+fn describe_scope(narrowed: bool, tag: Option<&str>) -> String {
+    match (narrowed, tag) {
+        (true, _) => "a narrowed run".into(),
+        (false, Some(tag)) => format!("a run under configured globs, scope {tag}"),
+        (false, None) => "the whole source".into(),
+    }
 }
 
 /// A record's path relative to the backed-up directory; `None` when it
@@ -128,15 +207,49 @@ mod tests {
         .unwrap()
     }
 
+    fn scoped(narrowed: bool, include: &[&str]) -> Header {
+        serde_json::from_value(serde_json::json!({
+            "run_id": "abc",
+            "started_at": "2026-11-22T02:37:06.500Z",
+            "source_dir": "/src",
+            "walked_dir": "/src/",
+            "bucket": "b",
+            "prefix": "p",
+            "narrowed": narrowed,
+            "include": include,
+        }))
+        .unwrap()
+    }
+
+    /// Item 3 of the trust review: the scope is signed, and the name must
+    /// say it.
+    #[test]
+    fn a_name_must_say_the_scope_its_header_gives() {
+        let logs = scoped(false, &["*.log"]);
+        let tag = scope_tag(&logs.include, &logs.exclude).unwrap();
+        let scoped_name = format!("20261122T023706.500Z-abc.scope-{tag}.json");
+        assert!(names_its_run(&scoped_name, &logs));
+        let why = misnamed("20261122T023706.500Z-abc.json", &logs).unwrap();
+        assert!(why.contains("scope"), "{why}");
+        assert!(!names_its_run("20261122T023706.500Z-abc.scope-0f1e00000000.json", &logs));
+
+        let narrowed = scoped(true, &[]);
+        assert!(names_its_run("20261122T023706.500Z-abc.narrowed.json", &narrowed));
+        assert!(!names_its_run("20261122T023706.500Z-abc.json", &narrowed));
+        let whole = scoped(false, &[]);
+        assert!(names_its_run("20261122T023706.500Z-abc.json", &whole));
+        assert!(!names_its_run("20261122T023706.500Z-abc.narrowed.json", &whole));
+    }
+
     #[test]
     fn a_manifest_is_named_for_its_own_run_only() {
         let h = header("abc", "2026-11-22T02:37:06.500Z");
         assert!(names_its_run("20261122T023706.500Z-abc.json", &h));
         assert!(names_its_run("20261122T023706.500Z-abc.narrowed.json", &h));
-        assert!(names_its_run(
-            "20261122T023706.500Z-abc.scope-0f1e.json",
-            &h
-        ));
+        assert!(
+            !names_its_run("20261122T023706.500Z-abc.scope-0f1e.json", &h),
+            "a header with no globs has no scope tag"
+        );
         assert!(!names_its_run("99990101T000000.000Z-abc.json", &h));
         assert!(!names_its_run("20261122T023706.500Z-abd.json", &h));
         assert!(!names_its_run("20261122T023706.500Z-abc.json.json", &h));

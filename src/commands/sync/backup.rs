@@ -82,7 +82,7 @@ impl Backup<'_> {
     pub async fn run(&self, plan: Option<&Plan>) -> Result<(Manifest, SortedRecords)> {
         let source = SourceDir::open(&self.sync.source_dir)?;
         let mut walk = self.start_walk(&source, plan.is_none());
-        let prior = self.load(plan, walk.slicing.take()).await;
+        let mut prior = self.load(plan, walk.slicing.take()).await;
         // Each record goes to disk as its file finishes; only counts stay.
         let mut spool = RecordSpool::new(&self.options.manifest_dir)?;
         let transferred = self
@@ -98,6 +98,7 @@ impl Backup<'_> {
             full_rehash: prior.full_rehash,
             runs_since_full_rehash: prior.runs_since_full_rehash,
         };
+        let passed_over = std::mem::take(&mut prior.passed_over);
         // The index and the listing are done with; free them before the manifest is written.
         drop(prior);
         let tally = spool.tally();
@@ -112,6 +113,7 @@ impl Backup<'_> {
             duration_ms,
         );
         summary.bytes_read = transferred.bytes_read;
+        summary.index_passed_over = passed_over;
         self.judge(&mut summary, transferred.entries, &walked, shrunk);
         let expected = shrunk.map_or(transferred.files, |s| s.recorded);
         Ok((self.manifest(summary, expected, &walked, lineage), records))
@@ -349,6 +351,7 @@ impl Backup<'_> {
             include: scope.filter.configured().0.to_vec(),
             exclude: scope.filter.configured().1.to_vec(),
             dry_run: scope.dry_run,
+            narrowed: scope.narrowed,
             complete: summary.complete,
             expected_files: Some(expected_files),
             previous_manifest: lineage.previous,

@@ -1,34 +1,43 @@
 //! The last manifest from S3, as an index or record by record, and the
 //! chain's link to the newest manifest.
 
-use tracing::warn;
-
 use super::index::{Entries, Index};
 use crate::error::Result;
 use crate::manifest::ManifestLink;
 use crate::manifest::read::{Parsed, read_fetched};
+use crate::manifest::trusted::refusal;
 use crate::store::Store;
 
-/// The manifest at `key` from S3, and the SHA-256 of its bytes; a missing
-/// or unreadable one, or one of another bucket or prefix, is no index.
+/// The manifest at `key` from S3 as an index, once judged as restore
+/// judges it (see [`refusal`]) and found to describe this bucket and
+/// `key_prefix`; else why it is no index. The SHA-256 of its bytes, if
+/// read, either way.
 pub(super) async fn fetch_index(
     store: &Store,
     key: &str,
     key_prefix: &str,
     entries: Entries,
-) -> (Option<Index>, Option<String>) {
-    match fetch_manifest(store, key, entries, Index::add).await {
-        Ok(Some(read)) => {
-            let index = Index::new(read.header, read.state);
-            let ours = index.header.describes(store.bucket(), key_prefix);
-            (ours.then_some(index), Some(read.sha256))
-        }
-        Ok(None) => (None, None),
-        Err(err) => {
-            warn!(key, error = %err, "last manifest unreadable or corrupt; files are checked one by one");
-            (None, None)
-        }
-    }
+) -> (std::result::Result<Index, String>, Option<String>) {
+    let read = match fetch_manifest(store, key, entries, Index::add).await {
+        Ok(Some(read)) => read,
+        Ok(None) => return (Err("it was removed while the run began".into()), None),
+        Err(err) => return (Err(format!("unreadable or corrupt: {err}")), None),
+    };
+    let judged = refusal(store, key_prefix, key, &read).await;
+    let why = match judged {
+        Ok(None) if read.header.describes(store.bucket(), key_prefix) => None,
+        Ok(None) => Some(format!(
+            "it describes s3://{}/{}, not this run's prefix",
+            read.header.bucket, read.header.prefix
+        )),
+        Ok(Some(why)) => Some(why),
+        Err(err) => Some(format!("its signature could not be checked: {err}")),
+    };
+    let index = match why {
+        None => Ok(Index::new(read.header, read.state)),
+        Some(why) => Err(why),
+    };
+    (index, Some(read.sha256))
 }
 
 /// The manifest at `key` from S3, each record handed to `each` as it

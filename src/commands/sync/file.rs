@@ -197,7 +197,7 @@ impl Worker<'_> {
             },
             (Some(Presence::Present { .. }), _) => self.store.head(key).await?,
         };
-        let action = decide(&md5.hex(), existing.as_ref());
+        let action = decide(&md5.hex(), existing.as_ref(), prior.recorded);
         debug!(key, ?action, md5 = %md5.hex(), trusted = trusted.is_some(), "decided");
         let reason = match action {
             Action::Skip(reason) => {

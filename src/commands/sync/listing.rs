@@ -185,8 +185,9 @@ impl Listing {
 pub struct Manifests {
     /// The scope tag of the run's configured globs (`None`: everything).
     pub scope_tag: Option<String>,
-    /// The newest manifest of a full run of this scope: the next run's index.
-    pub latest_full: Option<String>,
+    /// The manifests of full runs of this scope, in the order listed: the
+    /// newest one that passes judgement is the next run's index.
+    full: Vec<String>,
     /// The newest manifest of any run, full or narrowed, with its ETag.
     pub newest: Option<(String, Option<String>)>,
 }
@@ -210,9 +211,22 @@ impl Manifests {
         if is_manifest_name(name) && newer(newest) {
             self.newest = Some((object.key.clone(), object.etag.clone()));
         }
-        if is_index_for(name, self.scope_tag.as_deref()) && newer(self.latest_full.as_deref()) {
-            self.latest_full = Some(object.key);
+        if is_index_for(name, self.scope_tag.as_deref()) {
+            self.full.push(object.key);
         }
+    }
+
+    /// The newest manifest of a full run of this scope, as its name says.
+    pub fn latest_full(&self) -> Option<&str> {
+        self.full.iter().max().map(String::as_str)
+    }
+
+    /// The manifests of full runs of this scope, newest first: the
+    /// candidates for the index, each taken only once judged.
+    pub fn full_newest_first(&self) -> Vec<&str> {
+        let mut full: Vec<&str> = self.full.iter().map(String::as_str).collect();
+        full.sort_unstable_by(|a, b| b.cmp(a));
+        full
     }
 }
 
@@ -255,7 +269,7 @@ mod tests {
             manifests.add(listed(key, "\"m\"", 9), "p/_manifests/");
         }
         assert_eq!(
-            manifests.latest_full.as_deref(),
+            manifests.latest_full(),
             Some("p/_manifests/20261231T235959.999Z-y.json")
         );
         assert_eq!(
@@ -290,7 +304,7 @@ mod tests {
         );
         assert_eq!(view.others(), 1, "only the unrecorded file is kept");
         assert!(
-            view.manifests.latest_full.is_some(),
+            view.manifests.latest_full().is_some(),
             "the folder's keys name manifests"
         );
         let presence = |key| view.presence(key, index.get(key));

@@ -13,7 +13,7 @@ use super::listing::{Listing, Manifests, plan_listing};
 use super::prior::PriorState;
 use super::scope::Scope;
 use crate::error::Result;
-use crate::manifest::local_dir;
+use crate::manifest::{PassedOver, local_dir};
 use crate::manifest::read::Header;
 use crate::manifest::trusted::names_its_run;
 use crate::run::shard::Plan;
@@ -76,6 +76,7 @@ pub async fn load(
                 index: Some(index),
                 listing: Some(*listing),
                 newest,
+                passed_over: Vec::new(),
             }
         }
         Warm::ListingFailed => Loaded::default(),
@@ -109,6 +110,7 @@ pub async fn load(
         index,
         listing,
         newest,
+        passed_over,
     } = loaded;
     let previous = match newest {
         Some((key, etag)) => Some(link_to(store, key, etag, &digests).await),
@@ -131,6 +133,7 @@ pub async fn load(
         previous,
         full_rehash,
         runs_since_full_rehash,
+        passed_over,
     }
 }
 
@@ -176,6 +179,8 @@ struct Loaded {
     listing: Option<Listing>,
     /// The newest manifest of any run, with its ETag: the chain's next link.
     newest: Option<(String, Option<String>)>,
+    /// Newer manifests of the scope not taken as the index, and why.
+    passed_over: Vec<PassedOver>,
 }
 
 /// The listing cut by this machine's copy and joined into it, while S3 is
@@ -221,7 +226,7 @@ async fn warm(
     let Some(listing) = listing else {
         return Warm::ListingFailed;
     };
-    let newest_full = listing.manifests.latest_full.as_deref();
+    let newest_full = listing.manifests.latest_full();
     match (newest_full, signed) {
         (None, false) => Warm::Newest {
             copy: Box::new(copy),
@@ -274,13 +279,7 @@ async fn cold(
             }
         },
     };
-    let mut index = None;
-    if let Some(latest) = &manifests.latest_full {
-        let (fetched, sha256) =
-            fetch_index(store, latest, &scope.key_prefix, Entries::default()).await;
-        digests.extend(sha256.map(|sha256| (latest.clone(), sha256)));
-        index = fetched;
-    }
+    let (mut index, passed_over) = newest_judged(store, scope, &manifests, digests).await;
     index_known(index.as_ref());
     let ranges = match &index {
         Some(index) => plan_listing(index, folder, None),
@@ -292,7 +291,44 @@ async fn cold(
         index,
         listing,
         newest: manifests.newest,
+        passed_over,
     }
+}
+
+/// The index: the newest full manifest of the scope that passes the
+/// judgement restore applies (its signature over the bytes read, its name,
+/// its place), one GET each, newest first; and the newer ones passed over.
+/// A planted manifest named to sort last is read, refused and named, never
+/// taken: were it, this run would sign the attacker's records as its own.
+async fn newest_judged(
+    store: &Store,
+    scope: &Scope,
+    manifests: &Manifests,
+    digests: &mut Vec<(String, String)>,
+) -> (Option<Index>, Vec<PassedOver>) {
+    let mut passed_over = Vec::new();
+    for key in manifests.full_newest_first() {
+        let (fetched, sha256) =
+            fetch_index(store, key, &scope.key_prefix, Entries::default()).await;
+        digests.extend(sha256.map(|sha256| (key.to_owned(), sha256)));
+        match fetched {
+            Ok(index) => return (Some(index), passed_over),
+            Err(reason) => {
+                warn!(key, reason, "manifest not taken as the index");
+                passed_over.push(PassedOver {
+                    manifest_s3_uri: store.uri(key),
+                    reason,
+                });
+            }
+        }
+    }
+    if !passed_over.is_empty() {
+        warn!(
+            passed_over = passed_over.len(),
+            "no manifest of this scope passes judgement: every file is read and hashed"
+        );
+    }
+    (None, passed_over)
 }
 
 /// The manifest folder's listing: which manifests it holds, as a run of
@@ -338,7 +374,13 @@ pub async fn planned(store: &Store, scope: &Scope, plan: &Plan) -> PriorState {
     let folder = keys::manifest_key(&scope.key_prefix, "");
     let slice = Entries::in_slice(&scope.key_prefix, &scope.range);
     let mut index = match &plan.index_manifest {
-        Some(key) => fetch_index(store, key, &scope.key_prefix, slice).await.0,
+        Some(key) => match fetch_index(store, key, &scope.key_prefix, slice).await.0 {
+            Ok(index) => Some(index),
+            Err(reason) => {
+                warn!(key, reason, "the plan's index is not taken; this shard reads and hashes every file");
+                None
+            }
+        },
         None => None,
     };
     let ranges = std::slice::from_ref(&range);
@@ -349,12 +391,15 @@ pub async fn planned(store: &Store, scope: &Scope, plan: &Plan) -> PriorState {
         indexed = index.as_ref().map(Index::len),
         "shard state loaded"
     );
+    // A shard whose plan named an index it could not take hashes all.
+    let full_rehash = plan.full_rehash || scope.rehash || index.is_none();
     PriorState {
         listing,
         index,
         previous: plan.previous_manifest.clone(),
-        full_rehash: plan.full_rehash || scope.rehash,
+        full_rehash,
         runs_since_full_rehash: plan.runs_since_full_rehash,
+        passed_over: Vec::new(),
     }
 }
 

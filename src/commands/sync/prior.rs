@@ -3,7 +3,7 @@
 
 use super::index::{Index, Recorded};
 use super::listing::{Listing, Presence};
-use crate::manifest::ManifestLink;
+use crate::manifest::{ManifestLink, PassedOver};
 
 /// What a run knows before it looks at any file: the last full manifest's
 /// index and this run's listing, either of which may be missing.
@@ -15,6 +15,8 @@ pub struct PriorState {
     /// Whether every file is read and hashed this run.
     pub full_rehash: bool,
     pub runs_since_full_rehash: u32,
+    /// Newer manifests of the scope not taken as the index, and why.
+    pub passed_over: Vec<PassedOver>,
 }
 
 impl PriorState {

@@ -105,6 +105,7 @@ pub async fn run(
         include: sync.filter.configured().0.to_vec(),
         exclude: sync.filter.configured().1.to_vec(),
         dry_run: false,
+        narrowed: false,
         complete: summary.complete,
         expected_files: Some(shrunk.map_or(shards.found, |s| s.recorded)),
         previous_manifest: plan.previous_manifest.clone(),

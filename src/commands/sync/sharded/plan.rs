@@ -15,6 +15,7 @@ use super::write_document;
 use crate::commands::sync::SyncOptions;
 use crate::commands::sync::fetch::{fetch_manifest, link_to};
 use crate::commands::sync::load::{list_manifests, rehash_due};
+use crate::manifest::trusted::refusal;
 use crate::config::Options;
 use crate::error::{Error, Result};
 use crate::local::range::PathRange;
@@ -140,10 +141,15 @@ async fn plan_under(
 ) -> Result<PlanOutput> {
     let folder = keys::manifest_key(prefix, "");
     let manifests = list_manifests(store, &folder, sync.filter.scope_tag()).await?;
-    let sampled = match &manifests.latest_full {
-        Some(key) => sample(store, key, prefix, options.shard_files).await,
-        None => None,
-    };
+    // The newest full manifest that passes judgement, as an unsharded run
+    // takes its index: the shards take it up again, and judge it again.
+    let mut sampled = None;
+    for key in manifests.full_newest_first() {
+        sampled = sample(store, key, prefix, options.shard_files).await;
+        if sampled.is_some() {
+            break;
+        }
+    }
     let (cuts, index) = match sampled {
         Some(mut sampled) => (std::mem::take(&mut sampled.cuts), Some(sampled)),
         None => (top_level_cuts(&sync.source_dir)?, None),
@@ -259,6 +265,17 @@ async fn sample(store: &Store, key: &str, prefix: &str, every: u64) -> Option<Sa
     };
     if !parsed.header.describes(store.bucket(), prefix) || parsed.header.dry_run {
         return None;
+    }
+    match refusal(store, prefix, key, &parsed).await {
+        Ok(None) => {}
+        Ok(Some(reason)) => {
+            warn!(key, reason, "manifest not taken as the plan's index");
+            return None;
+        }
+        Err(err) => {
+            warn!(key, error = %err, "manifest not taken as the plan's index");
+            return None;
+        }
     }
     // Manifests list files in path order, not key order: sort the cuts.
     let mut cuts = parsed.state.cuts;
