@@ -14,9 +14,10 @@ pub struct TargetArgs {
     /// The bucket the backups are kept in [required].
     #[arg(long, env = "SYNC_BUCKET")]
     pub bucket: Option<String>,
-    /// Key prefix under which files are stored.
-    #[arg(long, env = "SYNC_PREFIX", default_value = "")]
-    pub prefix: String,
+    /// Key prefix under which files are stored [default: none, the
+    /// bucket's root].
+    #[arg(long, env = "SYNC_PREFIX")]
+    pub prefix: Option<String>,
     /// KMS key ARN, key id or alias that every object written is encrypted
     /// with (SSE-KMS) [required by commands that write; readers need none:
     /// each object names its key].
@@ -63,6 +64,9 @@ pub struct Target {
     pub bucket: String,
     /// Normalized: no leading or trailing '/'.
     pub prefix: String,
+    /// Whether the prefix was given (an empty one by name, `--prefix ''`),
+    /// not left to its default: only then may a prune sweep the bucket.
+    pub prefix_given: bool,
     /// Empty for a command that only reads.
     pub kms_key_id: String,
     pub max_attempts: u32,
@@ -105,7 +109,8 @@ impl Target {
             .transpose()?;
         Ok(Target {
             bucket,
-            prefix: keys::normalize_prefix(&args.prefix),
+            prefix: keys::normalize_prefix(args.prefix.as_deref().unwrap_or_default()),
+            prefix_given: args.prefix.is_some(),
             kms_key_id,
             max_attempts: args.max_attempts,
             signing_key_id: non_empty(args.signing_key_id),
@@ -151,7 +156,7 @@ mod tests {
         TargetArgs {
             bucket: Some("b".into()),
             kms_key_id: Some("k".into()),
-            prefix: "/a/b/".into(),
+            prefix: Some("/a/b/".into()),
             max_attempts: 3,
             ..TargetArgs::default()
         }

@@ -266,7 +266,8 @@ async fn find(args: ConfigArgs<FindArgs, NoLockArgs>, json: bool) -> Result<u8> 
 }
 
 async fn forget(args: ConfigArgs<ForgetArgs>, json: bool) -> Result<u8> {
-    let (config, store) = connect::<ForgetOptions>(args).await?;
+    let (mut config, store) = connect::<ForgetOptions>(args).await?;
+    config.command.whole_bucket = config.target.prefix_given;
     let prefix = &config.target.prefix;
     let report = commands::forget::run(&store, prefix, &config.run, &config.command, None).await?;
     print(json, &report, commands::forget::table)?;

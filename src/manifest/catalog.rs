@@ -1,13 +1,17 @@
-//! The snapshots of a prefix, listed without reading a manifest body: one
-//! listing of the manifest folder and one HEAD per manifest, whose user
-//! metadata holds what a line shows (a manifest written before that was
-//! kept costs a header-only GET instead).
+//! The snapshots of a prefix. With no key trusted, listed without reading
+//! a manifest body: one listing of the manifest folder and one HEAD per
+//! manifest, whose user metadata holds what a line shows (a manifest
+//! written before that was kept costs a header-only GET instead). Where a
+//! key is trusted, each manifest's bytes are read (its records unparsed)
+//! and judged as restore judges them: metadata is anyone's to copy.
 
 use chrono::{DateTime, NaiveDateTime, Utc};
 use futures::StreamExt;
 use serde::Serialize;
 
 use super::locate::header_of;
+use super::read::read_header_fetched;
+use super::trusted::refusal;
 use super::{Facts, Kind, RunStatus, Snapshot, is_manifest_name, scope_tag_of};
 use crate::error::Result;
 use crate::store::{KeyRange, Store, keys};
@@ -32,6 +36,10 @@ pub struct SnapshotLine {
     pub files: Option<u64>,
     pub bytes: Option<u64>,
     pub signature: Verdict,
+    /// Why the manifest is not trusted, where a key is: it then counts
+    /// for nothing (not "latest", not a policy's, not a prune's).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub untrusted: Option<String>,
     /// As far as these facts tell: `yes` (complete, every file stored,
     /// and trusted where a key is), `partial`, `no` or `untrusted`.
     pub restorable: &'static str,
@@ -39,20 +47,42 @@ pub struct SnapshotLine {
     /// The manifest's key in the bucket.
     #[serde(skip)]
     pub key: String,
+    /// The manifest's size, as listed.
+    #[serde(skip)]
+    pub size: Option<u64>,
+    /// The SHA-256 of its bytes as judged (where a key is trusted), else
+    /// as stored with it; and its ETag: what a forget mark records.
+    #[serde(skip)]
+    pub sha256: Option<String>,
+    #[serde(skip)]
+    pub etag: Option<String>,
+}
+
+impl SnapshotLine {
+    /// Whether the snapshot may count: signed by the trusted key over its
+    /// bytes, rightly named and placed, where a key is trusted.
+    pub fn trusted(&self) -> bool {
+        self.untrusted.is_none()
+    }
 }
 
 /// Every snapshot of `prefix`, oldest first.
 pub async fn snapshots(store: &Store, prefix: &str) -> Result<Vec<SnapshotLine>> {
     let folder = keys::manifest_key(prefix, "");
     let listed = store.list(&folder, &[KeyRange::default()]).await?;
-    let names: Vec<String> = listed
+    let names: Vec<(String, Option<u64>)> = listed
         .into_iter()
-        .filter_map(|object| object.key.strip_prefix(&folder).map(str::to_owned))
-        .filter(|name| is_manifest_name(name))
+        .filter_map(|object| {
+            let name = object.key.strip_prefix(&folder)?;
+            is_manifest_name(name).then(|| (name.to_owned(), object.size))
+        })
         .collect();
     let folder = &folder;
     let mut lines: Vec<SnapshotLine> = futures::stream::iter(names)
-        .map(|name| async move { line(store, &format!("{folder}{name}"), &name).await })
+        .map(|(name, size)| async move {
+            let line = line(store, prefix, &format!("{folder}{name}"), &name).await;
+            line.map(|line| line.map(|line| SnapshotLine { size, ..line }))
+        })
         .buffer_unordered(IN_FLIGHT)
         .filter_map(|line| async move { line.transpose() })
         .collect::<Vec<Result<SnapshotLine>>>()
@@ -63,12 +93,59 @@ pub async fn snapshots(store: &Store, prefix: &str) -> Result<Vec<SnapshotLine>>
     Ok(lines)
 }
 
+/// What a line shows, as read.
+struct Seen {
+    sha256: Option<String>,
+    etag: Option<String>,
+    signature: Verdict,
+    facts: Option<Facts>,
+    state: Snapshot,
+    kind: Option<Kind>,
+    status: Option<RunStatus>,
+    untrusted: Option<String>,
+}
+
 /// The line of the manifest at `key`; `None` if it vanished meanwhile.
-async fn line(store: &Store, key: &str, name: &str) -> Result<Option<SnapshotLine>> {
-    let Some(object) = store.head(key).await? else {
+async fn line(store: &Store, prefix: &str, key: &str, name: &str) -> Result<Option<SnapshotLine>> {
+    let seen = match store.trust().enforced() {
+        true => by_bytes(store, prefix, key).await?,
+        false => by_metadata(store, key).await?,
+    };
+    let Some(seen) = seen else {
         return Ok(None);
     };
     let (time, run_id) = time_and_run(name);
+    let restorable = match (seen.state, seen.status, seen.untrusted.is_none()) {
+        (_, _, false) => "untrusted",
+        (Snapshot::Complete, Some(RunStatus::Succeeded), true) => "yes",
+        (_, Some(RunStatus::Failed), true) => "no",
+        _ => "partial",
+    };
+    Ok(Some(SnapshotLine {
+        time,
+        run_id,
+        kind: seen.kind.unwrap_or_else(|| kind_of_name(name)),
+        scope: scope_tag_of(name).map(str::to_owned),
+        status: seen.status,
+        complete: seen.state == Snapshot::Complete,
+        files: seen.facts.map(|f| f.files),
+        bytes: seen.facts.map(|f| f.bytes),
+        signature: seen.signature,
+        untrusted: seen.untrusted,
+        restorable,
+        manifest_s3_uri: store.uri(key),
+        key: key.to_owned(),
+        size: None,
+        sha256: seen.sha256,
+        etag: seen.etag,
+    }))
+}
+
+/// A line from the manifest's metadata: one HEAD.
+async fn by_metadata(store: &Store, key: &str) -> Result<Option<Seen>> {
+    let Some(object) = store.head(key).await? else {
+        return Ok(None);
+    };
     let sha256 = object.sha256.as_deref().unwrap_or_default();
     let signature = store
         .trust()
@@ -84,28 +161,65 @@ async fn line(store: &Store, key: &str, name: &str) -> Result<Option<SnapshotLin
             (None, Snapshot::of_header(&header))
         }
     };
-    let kind = facts.map_or_else(|| kind_of_name(name), |f| f.kind);
-    let status = facts.map(|f| f.status);
-    let trusted = !store.trust().enforced() || signature.is_valid();
-    let restorable = match (state, status, trusted) {
-        (_, _, false) => "untrusted",
-        (Snapshot::Complete, Some(RunStatus::Succeeded), true) => "yes",
-        (_, Some(RunStatus::Failed), true) => "no",
-        _ => "partial",
-    };
-    Ok(Some(SnapshotLine {
-        time,
-        run_id,
-        kind,
-        scope: scope_tag_of(name).map(str::to_owned),
-        status,
-        complete: state == Snapshot::Complete,
-        files: facts.map(|f| f.files),
-        bytes: facts.map(|f| f.bytes),
+    Ok(Some(Seen {
+        sha256: object.sha256.clone(),
+        etag: object.etag.clone(),
         signature,
-        restorable,
-        manifest_s3_uri: store.uri(key),
-        key: key.to_owned(),
+        facts,
+        state,
+        kind: facts.map(|f| f.kind),
+        status: facts.map(|f| f.status),
+        untrusted: None,
+    }))
+}
+
+/// A line from the manifest's bytes, judged: one GET. Its state, status
+/// and kind come from the signed header; only the file and byte counts
+/// shown come from metadata.
+async fn by_bytes(store: &Store, prefix: &str, key: &str) -> Result<Option<Seen>> {
+    let Some(fetched) = store.get(key).await? else {
+        return Ok(None);
+    };
+    let facts = fetched.facts.as_deref().and_then(Facts::parse);
+    let etag = fetched.etag.clone();
+    let read = match read_header_fetched(fetched).await {
+        Ok(read) => read,
+        Err(err) => {
+            return Ok(Some(Seen {
+                sha256: None,
+                etag,
+                signature: Verdict::Unsigned,
+                facts: None,
+                state: Snapshot::Incomplete,
+                kind: None,
+                status: None,
+                untrusted: Some(format!("unreadable: {err}")),
+            }));
+        }
+    };
+    let signature = store
+        .trust()
+        .judge(read.signature.as_ref(), &read.sha256)
+        .await?;
+    let untrusted = refusal(store, prefix, key, &read).await?;
+    let header = &read.header;
+    let kind = match header.narrowed {
+        Some(true) => Some(Kind::Narrowed),
+        Some(false) => facts
+            .map(|f| f.kind)
+            .filter(|k| *k != Kind::Narrowed)
+            .or(Some(Kind::Full)),
+        None => None,
+    };
+    Ok(Some(Seen {
+        sha256: Some(read.sha256.clone()),
+        etag,
+        signature,
+        facts,
+        state: Snapshot::of_header(header),
+        kind,
+        status: header.summary.as_ref().map(|s| s.status),
+        untrusted,
     }))
 }
 

@@ -42,7 +42,15 @@ pub async fn locate(
         .map(str::trim)
         .filter(|w| !w.is_empty() && *w != "latest");
     match which {
-        None => latest(store, prefix, &folder, signed_only && store.trust().enforced()).await,
+        None => {
+            latest(
+                store,
+                prefix,
+                &folder,
+                signed_only && store.trust().enforced(),
+            )
+            .await
+        }
         Some(which) => Ok(Located {
             key: named(store, &folder, which)?,
             passed_over: Vec::new(),

@@ -187,9 +187,8 @@ pub async fn read_header_fetched(object: store::Fetched) -> Result<Parsed<()>> {
         let header = read_header(&mut body, HEADER_LIMIT);
         std::io::copy(&mut body, &mut std::io::sink())
             .map_err(|err| Error::io("read", "the manifest download", err))?;
-        let header = header.ok_or_else(|| {
-            Error::Config("it has no header this tool can read".into())
-        })?;
+        let header =
+            header.ok_or_else(|| Error::Config("it has no header this tool can read".into()))?;
         Ok(Parsed {
             header,
             state: (),

@@ -11,8 +11,8 @@ use std::path::{Path, PathBuf};
 use super::chain::{BrokenLink, read_stored_files};
 use super::read::{Header, Parsed};
 use super::{FileRecord, file_name, stamp, timestamp};
-use crate::local::filter::scope_tag;
 use crate::error::{Error, Result};
+use crate::local::filter::scope_tag;
 use crate::store::{Store, keys};
 use crate::trust::Verdict;
 use chrono::{DateTime, Utc};
@@ -133,10 +133,9 @@ pub fn misnamed(name: &str, header: &Header) -> Option<String> {
         return None;
     };
     let tag = scope_tag(&header.include, &header.exclude);
-    let whole = header
-        .walked_dir
-        .as_deref()
-        .is_none_or(|walked| walked.trim_end_matches('/') == header.source_dir.trim_end_matches('/'));
+    let whole = header.walked_dir.as_deref().is_none_or(|walked| {
+        walked.trim_end_matches('/') == header.source_dir.trim_end_matches('/')
+    });
     // A header from before `narrowed` was written says it only by walking
     // a sub-directory.
     let kinds: &[bool] = match header.narrowed {
@@ -144,7 +143,8 @@ pub fn misnamed(name: &str, header: &Header) -> Option<String> {
         None if !whole => &[true],
         None => &[false, true],
     };
-    let fits = |narrowed: &bool| name == file_name(started, &header.run_id, *narrowed, tag.as_deref());
+    let fits =
+        |narrowed: &bool| name == file_name(started, &header.run_id, *narrowed, tag.as_deref());
     if kinds.iter().any(fits) {
         return None;
     }
@@ -231,14 +231,23 @@ mod tests {
         assert!(names_its_run(&scoped_name, &logs));
         let why = misnamed("20261122T023706.500Z-abc.json", &logs).unwrap();
         assert!(why.contains("scope"), "{why}");
-        assert!(!names_its_run("20261122T023706.500Z-abc.scope-0f1e00000000.json", &logs));
+        assert!(!names_its_run(
+            "20261122T023706.500Z-abc.scope-0f1e00000000.json",
+            &logs
+        ));
 
         let narrowed = scoped(true, &[]);
-        assert!(names_its_run("20261122T023706.500Z-abc.narrowed.json", &narrowed));
+        assert!(names_its_run(
+            "20261122T023706.500Z-abc.narrowed.json",
+            &narrowed
+        ));
         assert!(!names_its_run("20261122T023706.500Z-abc.json", &narrowed));
         let whole = scoped(false, &[]);
         assert!(names_its_run("20261122T023706.500Z-abc.json", &whole));
-        assert!(!names_its_run("20261122T023706.500Z-abc.narrowed.json", &whole));
+        assert!(!names_its_run(
+            "20261122T023706.500Z-abc.narrowed.json",
+            &whole
+        ));
     }
 
     #[test]

@@ -170,6 +170,8 @@ pub struct Fetched {
     pub kms_key_id: Option<String>,
     /// When S3 stored the object, by S3's clock (whole seconds).
     pub last_modified: Option<DateTime<Utc>>,
+    /// What a snapshot listing shows of a manifest ([`FACTS_METADATA`]).
+    pub facts: Option<String>,
     bucket: String,
     key: String,
 }
@@ -186,6 +188,10 @@ impl Fetched {
             version_id: version_of(out.version_id()),
             kms_key_id: out.ssekms_key_id().map(str::to_owned),
             last_modified: out.last_modified().and_then(to_chrono),
+            facts: out
+                .metadata()
+                .and_then(|m| m.get(FACTS_METADATA))
+                .map(|v| v.to_ascii_lowercase()),
             body: out.body,
             bucket: bucket.to_owned(),
             key: key.to_owned(),

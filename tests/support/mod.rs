@@ -341,7 +341,7 @@ pub fn settings(
     let args = ConfigArgs {
         target: TargetArgs {
             bucket: Some(bucket.into()),
-            prefix: prefix.into(),
+            prefix: Some(prefix.into()),
             kms_key_id: Some(key.into()),
             max_attempts: 3,
             ..TargetArgs::default()

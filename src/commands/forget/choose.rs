@@ -25,13 +25,9 @@ pub struct Fate {
 }
 
 /// The fate of each snapshot (oldest first, as listed) under `policy`,
-/// judged at `now`. `trusted` says which may stand as the newest complete.
-pub fn choose(
-    lines: Vec<SnapshotLine>,
-    policy: &Policy,
-    now: DateTime<Utc>,
-    trusted: impl Fn(&SnapshotLine) -> bool,
-) -> Result<Vec<Fate>> {
+/// judged at `now`. Every line given is trusted: untrusted manifests are
+/// set apart before, and count for nothing.
+pub fn choose(lines: Vec<SnapshotLine>, policy: &Policy, now: DateTime<Utc>) -> Result<Vec<Fate>> {
     let mut by_line: BTreeMap<(bool, Option<String>), Vec<usize>> = BTreeMap::new();
     for (i, line) in lines.iter().enumerate() {
         let key = (line.kind == Kind::Narrowed, line.scope.clone());
@@ -47,10 +43,7 @@ pub fn choose(
         if let Some(&newest) = members.last() {
             keep(&mut reasons[newest], "newest snapshot");
         }
-        let complete = members
-            .iter()
-            .rev()
-            .find(|&&i| is_whole(&lines[i]) && trusted(&lines[i]));
+        let complete = members.iter().rev().find(|&&i| is_whole(&lines[i]));
         if let Some(&i) = complete {
             keep(&mut reasons[i], "newest complete snapshot");
         }
@@ -98,9 +91,13 @@ mod tests {
             files: None,
             bytes: None,
             signature: Verdict::Unsigned,
+            untrusted: None,
             restorable: "yes",
             manifest_s3_uri: format!("s3://b/p/_manifests/{day}.json"),
             key: format!("p/_manifests/{day}.json"),
+            size: None,
+            sha256: None,
+            etag: None,
         }
     }
 
@@ -118,7 +115,7 @@ mod tests {
             ..Policy::default()
         };
         let now = "2026-11-30T00:00:00Z".parse().unwrap();
-        let fates = choose(lines, &policy, now, |_| true).unwrap();
+        let fates = choose(lines, &policy, now).unwrap();
         let kept: Vec<&str> = fates
             .iter()
             .filter(|f| f.kept)
@@ -130,17 +127,5 @@ mod tests {
         assert_eq!(fates[1].reasons, ["newest complete snapshot"]);
         assert!(fates[3].reasons.contains(&"last snapshot".to_owned()));
         assert!(fates[0].reasons.is_empty() && fates[2].reasons.is_empty());
-    }
-
-    #[test]
-    fn an_untrusted_snapshot_never_stands_as_the_newest_complete() {
-        let lines = vec![line(1, Kind::Full, true), line(2, Kind::Full, true)];
-        let policy = Policy {
-            last: Some(Count::Last(1)),
-            ..Policy::default()
-        };
-        let now = "2026-11-30T00:00:00Z".parse().unwrap();
-        let fates = choose(lines, &policy, now, |l| l.run_id != "run-2").unwrap();
-        assert_eq!(fates[0].reasons, ["newest complete snapshot"]);
     }
 }

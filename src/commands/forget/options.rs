@@ -69,6 +69,9 @@ pub struct ForgetOptions {
     pub prune: bool,
     pub dry_run: bool,
     pub grace: Span,
+    /// Whether an empty prefix was asked for by name (`--prefix ''`): only
+    /// then may a prune sweep the whole bucket.
+    pub whole_bucket: bool,
 }
 
 impl Options for ForgetOptions {
@@ -99,6 +102,7 @@ impl Options for ForgetOptions {
             prune: args.prune,
             dry_run: args.dry_run,
             grace,
+            whole_bucket: false,
         })
     }
 }

@@ -7,6 +7,8 @@
 //! written again under its plain name with only its counts, and the
 //! pending one is deleted: records stay small.
 
+use std::collections::BTreeSet;
+
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
@@ -72,18 +74,23 @@ pub fn pending_key(prefix: &str, started: DateTime<Utc>, run_id: &str) -> String
     )
 }
 
-/// Writes the finished `record` under its plain name, then deletes the
-/// pending one. `record` comes back emptied of its deletions.
-pub async fn finish(store: &Store, pending: &Stored) -> Result<()> {
-    let done_key = pending
-        .key
+/// The key a record is finished under: its plain name.
+fn done_key(pending_key: &str) -> String {
+    pending_key
         .strip_suffix(PENDING)
         .map(|stem| format!("{stem}.json"))
-        .unwrap_or_else(|| format!("{}.done.json", pending.key));
+        .unwrap_or_else(|| format!("{pending_key}.done.json"))
+}
+
+/// Writes the finished `record` under its plain name, then deletes the
+/// pending one. A pending record that S3 keeps (Object Lock retains it
+/// too) is finished all the same: the plain record beside it says so, the
+/// next prune passes it by, and it comes back as retained for the report.
+pub async fn finish(store: &Store, pending: &Stored) -> Result<Option<Retained>> {
     let mut record = pending.record.clone();
     record.deletions.clear();
     record.finished_at = Some(Utc::now());
-    write(store, &done_key, &record).await?;
+    write(store, &done_key(&pending.key), &record).await?;
     let version = pending
         .version_id
         .clone()
@@ -91,15 +98,14 @@ pub async fn finish(store: &Store, pending: &Stored) -> Result<()> {
     let refused = store
         .delete_versions(&[(pending.key.clone(), version)])
         .await?;
-    match refused.first() {
-        None => Ok(()),
-        Some(r) => Err(Error::Config(format!(
-            "prune record {} could not be removed ({}: {}); the next prune finishes it again",
-            store.uri(&pending.key),
-            r.code,
-            r.message
-        ))),
-    }
+    Ok(refused.into_iter().next().map(|r| Retained {
+        key: r.key,
+        version_id: r.version_id,
+        why: format!(
+            "{}: {} (the prune record is finished; its pending copy stays until its retention ends)",
+            r.code, r.message
+        ),
+    }))
 }
 
 /// Writes `record` at `key` (SSE-KMS under the configured key, as every
@@ -116,14 +122,17 @@ pub async fn write(store: &Store, key: &str, record: &PruneRecord) -> Result<Opt
 /// The records a prune left unfinished, oldest first.
 pub async fn unfinished(store: &Store, prefix: &str) -> Result<Vec<Stored>> {
     let folder = keys::manifest_key(prefix, &format!("{FOLDER}/"));
-    let mut listed: Vec<String> = store
+    let all: BTreeSet<String> = store
         .list(&folder, &[KeyRange::default()])
         .await?
         .into_iter()
         .map(|object| object.key)
-        .filter(|key| key.ends_with(PENDING))
         .collect();
-    listed.sort();
+    // A pending record beside its finished one was kept by retention.
+    let listed = all
+        .iter()
+        .filter(|key| key.ends_with(PENDING) && !all.contains(&done_key(key)))
+        .cloned();
     let mut open = Vec::new();
     for key in listed {
         let Some(fetched) = store.get(&key).await? else {

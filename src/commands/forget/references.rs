@@ -11,6 +11,7 @@ use std::hash::{DefaultHasher, Hash, Hasher};
 use serde::Deserialize;
 
 use crate::error::{Error, Result};
+use crate::manifest::catalog::SnapshotLine;
 use crate::manifest::read::read_fetched;
 use crate::manifest::{EntryKind, FileStatus};
 use crate::store::Store;
@@ -39,19 +40,32 @@ pub struct References {
 }
 
 impl References {
-    /// Reads the manifests at `keys`, one after another.
-    pub async fn of(store: &Store, keys: &[String]) -> Result<References> {
+    /// Reads the kept snapshots' manifests, one after another. Each must
+    /// be the very bytes the catalog judged (its SHA-256), or prune stops:
+    /// a manifest rewritten since would choose what is deleted.
+    pub async fn of(store: &Store, kept: &[SnapshotLine]) -> Result<References> {
         let mut references = References::default();
-        for key in keys {
+        for line in kept {
+            let key = &line.key;
             let fetched = store.get(key).await?.ok_or_else(|| {
                 Error::Config(format!(
                     "manifest {} vanished while prune read it; run forget --prune again",
                     store.uri(key)
                 ))
             })?;
-            references = read_fetched(fetched, references, References::add)
-                .await?
-                .state;
+            let read = read_fetched(fetched, references, References::add).await?;
+            if line
+                .sha256
+                .as_ref()
+                .is_some_and(|judged| *judged != read.sha256)
+            {
+                return Err(Error::Untrusted {
+                    key: store.uri(key),
+                    detail: "its bytes changed after they were judged; run forget --prune again"
+                        .into(),
+                });
+            }
+            references = read.state;
             references.manifests += 1;
         }
         Ok(references)

@@ -8,8 +8,12 @@
 //! - A current object that no kept snapshot references, written before
 //!   every line's newest complete snapshot started, has left the source:
 //!   it is hidden behind a delete marker, so it becomes noncurrent now and
-//!   its grace period starts. (An object without a version id is kept:
-//!   in an unversioned bucket the marker would be a deletion for good.)
+//!   its grace period starts. A key with a version without a version id
+//!   (`null`) anywhere in its history is never hidden: on an unversioned
+//!   bucket the marker would delete the current object for good, and on a
+//!   suspended one it replaces the null version wherever that sits in the
+//!   stack (S3 User Guide, "Deleting objects from versioning-suspended
+//!   buckets"). Such keys are counted in `unversioned_kept`.
 //! - A noncurrent version that no kept snapshot references is deleted once
 //!   it has been noncurrent for the grace period (measured, as S3 Lifecycle
 //!   measures `NoncurrentDays`, from when the next version was written).
@@ -49,6 +53,9 @@ pub struct Sweep {
     pub deletions: Vec<(String, String)>,
     #[serde(skip)]
     pub hide: Vec<String>,
+    /// The deletions that are delete markers: they hide data, hold none.
+    #[serde(skip)]
+    pub markers: BTreeSet<(String, String)>,
     /// Object versions listed (delete markers not counted).
     pub versions_listed: u64,
     pub referenced: u64,
@@ -65,6 +72,9 @@ pub struct Sweep {
     pub unversioned_kept: u64,
     /// Nested prefixes left alone.
     pub nested_prefixes: BTreeSet<String>,
+    /// Versions left alone because they do not carry this tool's mark (its
+    /// `md5checksum` metadata): another application's objects.
+    pub foreign_kept: u64,
 }
 
 /// Lists every version under `prefix` and decides each one's fate.
@@ -127,6 +137,9 @@ fn judge(history: &[Version], references: &References, cutoffs: Cutoffs, sweep: 
     // that same object (an unversioned bucket), and deleting it by version
     // id would delete the current object.
     let unversioned = !latest.delete_marker && latest.version_id == NULL_VERSION;
+    let holds_null = history
+        .iter()
+        .any(|v| !v.delete_marker && v.version_id == NULL_VERSION);
     for version in history {
         let since = noncurrent_since.replace(version.last_modified);
         let expired = since.is_some_and(|t| t < cutoffs.delete_before);
@@ -144,11 +157,13 @@ fn judge(history: &[Version], references: &References, cutoffs: Cutoffs, sweep: 
             sweep.recent += 1;
             left_behind += 1;
         } else if since.is_none() {
-            if cutoffs
+            let left = cutoffs
                 .hide_before
-                .is_some_and(|t| version.last_modified < t)
-            {
-                sweep.hide.push(version.key.clone());
+                .is_some_and(|t| version.last_modified < t);
+            match (left, holds_null) {
+                (true, false) => sweep.hide.push(version.key.clone()),
+                (true, true) => sweep.unversioned_kept += 1,
+                (false, _) => {}
             }
             left_behind += 1;
         } else if expired && !(version.version_id == NULL_VERSION && unversioned) {
@@ -167,9 +182,11 @@ fn judge(history: &[Version], references: &References, cutoffs: Cutoffs, sweep: 
 }
 
 fn delete(sweep: &mut Sweep, version: &Version) {
-    sweep
-        .deletions
-        .push((version.key.clone(), version.version_id.clone()));
+    let doomed = (version.key.clone(), version.version_id.clone());
+    if version.delete_marker {
+        sweep.markers.insert(doomed.clone());
+    }
+    sweep.deletions.push(doomed);
 }
 
 #[cfg(test)]
@@ -250,5 +267,24 @@ mod tests {
             kept_behind.deletions.is_empty(),
             "v1 is in grace: the marker stays"
         );
+    }
+
+    /// Item 7 of the prune review: a key whose history holds a null
+    /// version is never hidden, whether that version is current (an
+    /// unversioned bucket: the marker would delete it for good) or below
+    /// a newer one (a suspended bucket: the marker replaces it).
+    #[test]
+    fn a_key_with_a_null_version_is_never_hidden() {
+        let unversioned = judged(&[version("k", NULL_VERSION, 10, false)]);
+        assert!(unversioned.hide.is_empty() && unversioned.deletions.is_empty());
+        assert_eq!(unversioned.unversioned_kept, 1);
+        let suspended = judged(&[
+            version("k", "v2", 20, false),
+            version("k", NULL_VERSION, 10, false),
+        ]);
+        assert!(suspended.hide.is_empty(), "{:?}", suspended.hide);
+        assert_eq!(suspended.unversioned_kept, 1);
+        let versioned = judged(&[version("k", "v1", 10, false)]);
+        assert_eq!(versioned.hide, ["k"]);
     }
 }

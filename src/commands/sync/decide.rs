@@ -66,9 +66,15 @@ mod tests {
         assert!(matches!(decide(md5, Some(&opaque), None), Action::Skip(_)));
         // An ETag equal to the MD5 without metadata is no proof of content.
         let etag_only = object(None, &format!("\"{md5}\""));
-        assert!(matches!(decide(md5, Some(&etag_only), None), Action::Upload(_)));
+        assert!(matches!(
+            decide(md5, Some(&etag_only), None),
+            Action::Upload(_)
+        ));
         let changed = object(Some("00000000000000000000000000000000"), "\"x\"");
-        assert!(matches!(decide(md5, Some(&changed), None), Action::Upload(_)));
+        assert!(matches!(
+            decide(md5, Some(&changed), None),
+            Action::Upload(_)
+        ));
         assert_eq!(decide(md5, None, None), Action::Upload("not in the bucket"));
     }
 
@@ -76,12 +82,17 @@ mod tests {
     /// metadata is sent again, whatever its `md5checksum` says.
     #[test]
     fn a_rewritten_object_is_not_kept_on_its_metadata() {
+        use super::super::index::Seen;
         use crate::local::hash::Md5Digest;
         use crate::local::stamp::Stamp;
-        use super::super::index::Seen;
         let md5 = "900150983cd24fb0d6963f7d28e17f72";
         let recorded = Recorded {
-            stamp: Stamp { size: 3, mtime_ns: 1, ctime_ns: 2, inode: 3 },
+            stamp: Stamp {
+                size: 3,
+                mtime_ns: 1,
+                ctime_ns: 2,
+                inode: 3,
+            },
             settled: true,
             md5: Md5Digest::of(b"abc"),
             etag: Some(Etag::new("\"e1\"")),
@@ -93,11 +104,24 @@ mod tests {
         };
         let mut stored = object(Some(md5), "\"e1\"");
         stored.version_id = Some("v1".into());
-        assert!(matches!(decide(md5, Some(&stored), Some(&recorded)), Action::Skip(_)));
-        let rewritten = Object { etag: Some("\"e2\"".into()), ..stored.clone() };
-        assert!(matches!(decide(md5, Some(&rewritten), Some(&recorded)), Action::Upload(r) if r.starts_with("rewritten")));
+        assert!(matches!(
+            decide(md5, Some(&stored), Some(&recorded)),
+            Action::Skip(_)
+        ));
+        let rewritten = Object {
+            etag: Some("\"e2\"".into()),
+            ..stored.clone()
+        };
+        assert!(
+            matches!(decide(md5, Some(&rewritten), Some(&recorded)), Action::Upload(r) if r.starts_with("rewritten"))
+        );
         // The same bytes written again are another version: not the one recorded.
-        let rewritten = Object { version_id: Some("v2".into()), ..stored };
-        assert!(matches!(decide(md5, Some(&rewritten), Some(&recorded)), Action::Upload(r) if r.starts_with("rewritten")));
+        let rewritten = Object {
+            version_id: Some("v2".into()),
+            ..stored
+        };
+        assert!(
+            matches!(decide(md5, Some(&rewritten), Some(&recorded)), Action::Upload(r) if r.starts_with("rewritten"))
+        );
     }
 }

@@ -13,9 +13,9 @@ use super::listing::{Listing, Manifests, plan_listing};
 use super::prior::PriorState;
 use super::scope::Scope;
 use crate::error::Result;
-use crate::manifest::{PassedOver, local_dir};
 use crate::manifest::read::Header;
 use crate::manifest::trusted::names_its_run;
+use crate::manifest::{PassedOver, local_dir};
 use crate::run::shard::Plan;
 use crate::store::{KeyRange, Store, keys};
 use crate::trust::Signature;
@@ -377,7 +377,10 @@ pub async fn planned(store: &Store, scope: &Scope, plan: &Plan) -> PriorState {
         Some(key) => match fetch_index(store, key, &scope.key_prefix, slice).await.0 {
             Ok(index) => Some(index),
             Err(reason) => {
-                warn!(key, reason, "the plan's index is not taken; this shard reads and hashes every file");
+                warn!(
+                    key,
+                    reason, "the plan's index is not taken; this shard reads and hashes every file"
+                );
                 None
             }
         },
