@@ -9,30 +9,18 @@ mod support;
 
 use std::path::Path;
 
-use aws_sdk_kms::primitives::Blob;
-use aws_sdk_kms::types::{MessageType, SigningAlgorithmSpec};
 use base64::Engine as _;
 use s3_kms_sync::Error;
 use s3_kms_sync::commands::restore::{self, RestoreOptions, RestoreReport};
 use s3_kms_sync::commands::verify::{self, VerifyOptions, VerifyReport, VerifyRequest};
-use s3_kms_sync::local::hash::Sha256Stream;
 use s3_kms_sync::manifest::{FileRecord, FileStatus, Manifest, RunStatus};
 use s3_kms_sync::store::Store;
 use s3_kms_sync::trust::{PublicKey, Trust, Verdict};
+use support::attacker::*;
 use support::*;
 
 const BUCKET: &str = "signed";
 const PREFIX: &str = "p";
-
-/// A backup whose runs sign their manifests with a fresh key, which its
-/// readers trust through GetPublicKey; and that key's ARN.
-async fn signed_backup() -> (Backup, String) {
-    let mut backup = Backup::new(BUCKET, PREFIX, false).await;
-    let signing = backup.moto.signing_key().await;
-    let trust = backup.moto.trust(&signing);
-    backup.engine.store = backup.engine.store.clone().with_trust(trust);
-    (backup, signing)
-}
 
 async fn verify_with(store: &Store, manifest: Option<&str>) -> VerifyReport {
     let request = VerifyRequest {
@@ -56,69 +44,6 @@ async fn restore_with(
     restore::run(store, PREFIX, &options).await
 }
 
-fn sha256_hex(bytes: &[u8]) -> String {
-    let mut digest = Sha256Stream::default();
-    digest.update(bytes);
-    digest.finish_hex()
-}
-
-/// `manifest` as another run would have written it: its own run id and
-/// start, named as that run names its manifest, with no chain link.
-fn as_run(manifest: &Manifest, run_id: &str, started_at: &str) -> (Manifest, String) {
-    let mut forged = manifest.clone();
-    forged.run_id = run_id.into();
-    forged.started_at = started_at.into();
-    forged.previous_manifest = None;
-    let stamp = started_at.replace(['-', ':'], "");
-    (forged, format!("{PREFIX}/_manifests/{stamp}-{run_id}.json"))
-}
-
-/// Writes `body` at `key` with plain PutObject and the given user
-/// metadata: what a principal with s3:PutObject on the prefix can do.
-async fn plant(backup: &Backup, key: &str, body: &[u8], metadata: &[(&str, &str)]) {
-    let mut put = backup
-        .moto
-        .s3()
-        .put_object()
-        .bucket(BUCKET)
-        .key(key)
-        .body(body.to_vec().into());
-    for (name, value) in metadata {
-        put = put.metadata(*name, *value);
-    }
-    put.send().await.expect("planted");
-}
-
-/// `body` planted at `key` with its SHA-256 and a signature by `key_arn`
-/// as metadata, the way the backup keeps them.
-async fn plant_signed(backup: &Backup, key: &str, body: &[u8], signature: &str, key_arn: &str) {
-    let sha256 = sha256_hex(body);
-    let metadata = [
-        ("sha256", sha256.as_str()),
-        ("signature", signature),
-        ("signing-key", key_arn),
-    ];
-    plant(backup, key, body, &metadata).await;
-}
-
-/// KMS's DIGEST signature of `body` by `key`, base64, as the backup
-/// stores it.
-async fn kms_sign(backup: &Backup, key: &str, body: &[u8]) -> String {
-    let digest = hex::decode(sha256_hex(body)).unwrap();
-    let signed = backup
-        .moto
-        .kms()
-        .sign()
-        .key_id(key)
-        .message(Blob::new(digest))
-        .message_type(MessageType::Digest)
-        .signing_algorithm(SigningAlgorithmSpec::EcdsaSha256)
-        .send()
-        .await
-        .expect("sign");
-    base64::engine::general_purpose::STANDARD.encode(signed.signature().unwrap().as_ref())
-}
-
 fn untrusted(result: s3_kms_sync::Result<RestoreReport>) -> String {
     match result {
         Err(err @ Error::Untrusted { .. }) => err.to_string(),
@@ -138,7 +63,7 @@ fn record(manifest: &Manifest, relative: &str) -> FileRecord {
 
 #[tokio::test]
 async fn a_manifest_planted_by_a_put_only_principal_is_refused() {
-    let (backup, signing) = signed_backup().await;
+    let (backup, signing) = signed_backup(BUCKET, false).await;
     let store = &backup.engine.store;
     let summary = backup.sync().await;
     let real_uri = summary.manifest_s3_uri.clone().unwrap();
@@ -197,7 +122,7 @@ async fn a_manifest_planted_by_a_put_only_principal_is_refused() {
 
 #[tokio::test]
 async fn each_way_a_signature_fails_is_refused_with_its_own_message() {
-    let (backup, signing) = signed_backup().await;
+    let (backup, signing) = signed_backup(BUCKET, false).await;
     let store = &backup.engine.store;
     let summary = backup.sync().await;
     let real = manifest_of(&summary);
@@ -266,7 +191,10 @@ async fn each_way_a_signature_fails_is_refused_with_its_own_message() {
         .map(|p| p.reason.as_str())
         .collect();
     assert_eq!(reasons.len(), 3, "{reasons:?}");
-    assert!(reasons[0].contains("a copy"), "{reasons:?}");
+    assert!(
+        reasons[0].contains("copied under a new name"),
+        "{reasons:?}"
+    );
     assert!(
         reasons[1].contains("not by the trusted signing key"),
         "{reasons:?}"
@@ -365,7 +293,7 @@ async fn without_a_signing_key_manifests_are_unsigned_and_say_so() {
 
 #[tokio::test]
 async fn a_pinned_public_key_proves_what_kms_signed_with_no_kms_at_hand() {
-    let (backup, signing) = signed_backup().await;
+    let (backup, signing) = signed_backup(BUCKET, false).await;
     let summary = backup.sync().await;
     let der = backup
         .moto
@@ -424,7 +352,7 @@ async fn a_pinned_public_key_proves_what_kms_signed_with_no_kms_at_hand() {
 
 #[tokio::test]
 async fn a_missing_old_manifest_leaves_a_signed_snapshot_trusted() {
-    let (backup, _) = signed_backup().await;
+    let (backup, _) = signed_backup(BUCKET, false).await;
     let store = &backup.engine.store;
     let first = backup.sync().await;
     std::fs::write(backup.source.path().join("top.txt"), b"changed\n").unwrap();

@@ -56,6 +56,9 @@ pub struct SnapshotLine {
     pub sha256: Option<String>,
     #[serde(skip)]
     pub etag: Option<String>,
+    /// The version read, where its bytes were judged.
+    #[serde(skip)]
+    pub version_id: Option<String>,
 }
 
 impl SnapshotLine {
@@ -95,6 +98,7 @@ pub async fn snapshots(store: &Store, prefix: &str) -> Result<Vec<SnapshotLine>>
 
 /// What a line shows, as read.
 struct Seen {
+    version_id: Option<String>,
     sha256: Option<String>,
     etag: Option<String>,
     signature: Verdict,
@@ -138,6 +142,7 @@ async fn line(store: &Store, prefix: &str, key: &str, name: &str) -> Result<Opti
         size: None,
         sha256: seen.sha256,
         etag: seen.etag,
+        version_id: seen.version_id,
     }))
 }
 
@@ -162,6 +167,7 @@ async fn by_metadata(store: &Store, key: &str) -> Result<Option<Seen>> {
         }
     };
     Ok(Some(Seen {
+        version_id: None,
         sha256: object.sha256.clone(),
         etag: object.etag.clone(),
         signature,
@@ -182,10 +188,12 @@ async fn by_bytes(store: &Store, prefix: &str, key: &str) -> Result<Option<Seen>
     };
     let facts = fetched.facts.as_deref().and_then(Facts::parse);
     let etag = fetched.etag.clone();
+    let version_id = fetched.version_id.clone();
     let read = match read_header_fetched(fetched).await {
         Ok(read) => read,
         Err(err) => {
             return Ok(Some(Seen {
+                version_id,
                 sha256: None,
                 etag,
                 signature: Verdict::Unsigned,
@@ -212,6 +220,7 @@ async fn by_bytes(store: &Store, prefix: &str, key: &str) -> Result<Option<Seen>
         None => None,
     };
     Ok(Some(Seen {
+        version_id,
         sha256: Some(read.sha256.clone()),
         etag,
         signature,

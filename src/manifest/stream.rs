@@ -5,7 +5,8 @@
 use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
 
-use super::read::{Header, read_fetched};
+use super::read::{Header, read_fetched, read_header_fetched};
+use super::trusted::refusal;
 use super::{FileRecord, header_of};
 use crate::error::{Error, Result};
 use crate::store::Store;
@@ -32,19 +33,69 @@ pub struct Records {
     done: bool,
 }
 
+/// One manifest's bytes as a reader judged them: the version read and the
+/// SHA-256 of its bytes, which the records later streamed must match.
+#[derive(Debug, Clone, Default)]
+pub struct Pinned {
+    pub version_id: Option<String>,
+    pub sha256: Option<String>,
+}
+
 impl Records {
-    /// Starts reading the manifest at `key`.
-    pub async fn open(store: &Store, key: &str) -> Result<Records> {
-        let header = header_of(store, key).await?;
+    /// Starts reading the manifest at `key` under `prefix`. Where a key is
+    /// trusted its bytes are judged first (one GET, records unparsed), as
+    /// restore judges them, and the records then come from the version
+    /// judged: nothing is printed from a manifest that fails.
+    pub async fn open_judged(store: &Store, prefix: &str, key: &str) -> Result<Records> {
+        if !store.trust().enforced() {
+            let header = header_of(store, key).await?;
+            return Records::open_at(store, key, header, Pinned::default()).await;
+        }
         let fetched = store
             .get(key)
             .await?
             .ok_or_else(|| Error::Config(format!("manifest {} vanished", store.uri(key))))?;
+        let version_id = fetched.version_id.clone();
+        let read = read_header_fetched(fetched).await?;
+        if let Some(detail) = refusal(store, prefix, key, &read).await? {
+            return Err(Error::Untrusted {
+                key: store.uri(key),
+                detail,
+            });
+        }
+        let pinned = Pinned {
+            version_id,
+            sha256: Some(read.sha256),
+        };
+        Records::open_at(store, key, read.header, pinned).await
+    }
+
+    /// Starts reading the manifest at `key` whose header is known, from the
+    /// version `pinned` names; its bytes must have the SHA-256 it names.
+    pub async fn open_at(
+        store: &Store,
+        key: &str,
+        header: Header,
+        pinned: Pinned,
+    ) -> Result<Records> {
+        let fetched = store
+            .get_at(key, pinned.version_id.as_deref())
+            .await?
+            .ok_or_else(|| Error::Config(format!("manifest {} vanished", store.uri(key))))?;
         let (sender, receiver) = mpsc::channel(AHEAD);
+        let uri = store.uri(key);
         // The sender comes back with the parse; dropping it then is what
         // ends the reader's stream.
-        let parsing =
-            tokio::spawn(async move { read_fetched(fetched, sender, pass_on).await.map(drop) });
+        let parsing = tokio::spawn(async move {
+            let read = read_fetched(fetched, sender, pass_on).await?;
+            match pinned.sha256 {
+                Some(judged) if judged != read.sha256 => Err(Error::Untrusted {
+                    key: uri,
+                    detail: "its bytes changed after they were judged".into(),
+                }),
+                _ => Ok(()),
+            }
+        });
         Ok(Records {
             key: key.to_owned(),
             header,

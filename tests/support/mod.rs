@@ -2,6 +2,7 @@
 //! pointed at it, and sample trees.
 #![allow(dead_code)]
 
+pub mod attacker;
 pub mod cli;
 pub mod proxy;
 

@@ -95,8 +95,8 @@ pub async fn run(
 ) -> Result<DiffSummary> {
     let from_key = locate(store, prefix, Some(&options.from), true).await?.key;
     let to_key = locate(store, prefix, Some(&options.to), true).await?.key;
-    let mut from = Records::open(store, &from_key).await?;
-    let mut to = Records::open(store, &to_key).await?;
+    let mut from = Records::open_judged(store, prefix, &from_key).await?;
+    let mut to = Records::open_judged(store, prefix, &to_key).await?;
     let mut summary = DiffSummary {
         from: store.uri(&from_key),
         to: store.uri(&to_key),

@@ -15,7 +15,7 @@ use super::listing::path_glob;
 use crate::config::Options;
 use crate::error::Result;
 use crate::manifest::catalog::{self, SnapshotLine};
-use crate::manifest::stream::{Records, StoredFile};
+use crate::manifest::stream::{Pinned, Records, StoredFile};
 use crate::run::Mode;
 use crate::store::Store;
 
@@ -81,9 +81,8 @@ pub struct FindReport {
 /// Reads every snapshot of `prefix`, oldest first.
 pub async fn run(store: &Store, prefix: &str, options: &FindOptions) -> Result<FindReport> {
     let lines = catalog::snapshots(store, prefix).await?;
-    let (readable, untrusted): (Vec<SnapshotLine>, Vec<SnapshotLine>) = lines
-        .into_iter()
-        .partition(|line| !store.trust().enforced() || line.signature.is_valid());
+    let (readable, untrusted): (Vec<SnapshotLine>, Vec<SnapshotLine>) =
+        lines.into_iter().partition(SnapshotLine::trusted);
     let glob = &options.glob;
     let mut matches = futures::stream::iter(readable)
         .map(|line| async move { matches_in(store, line, glob).await })
@@ -130,7 +129,13 @@ async fn matches_in(
     line: SnapshotLine,
     glob: &GlobMatcher,
 ) -> Result<(SnapshotRef, Vec<StoredFile>)> {
-    let mut records = Records::open(store, &line.key).await?;
+    // Judged by the catalog: read again from the version it judged.
+    let pinned = Pinned {
+        version_id: line.version_id.clone(),
+        sha256: line.sha256.clone().filter(|_| store.trust().enforced()),
+    };
+    let header = crate::manifest::header_of(store, &line.key).await?;
+    let mut records = Records::open_at(store, &line.key, header, pinned).await?;
     let mut files = Vec::new();
     while let Some(file) = records.next_stored_file().await? {
         if glob.is_match(&file.path) {

@@ -98,6 +98,7 @@ mod tests {
             size: None,
             sha256: None,
             etag: None,
+            version_id: None,
         }
     }
 

@@ -2,7 +2,6 @@
 //! manifest is read, so a manifest of a million files is never held.
 
 use std::io::Write;
-use std::path::PathBuf;
 
 use clap::Args;
 use globset::GlobMatcher;
@@ -11,7 +10,7 @@ use super::listing::path_glob;
 
 use crate::config::Options;
 use crate::error::{Error, Result};
-use crate::manifest::read::read_fetched;
+use crate::manifest::stream::Records;
 use crate::manifest::{FileRecord, locate};
 use crate::run::Mode;
 use crate::store::Store;
@@ -58,75 +57,49 @@ pub struct Listed {
     pub bytes: u64,
 }
 
-/// The reader's state: where the records go, and what was listed.
-struct Lister {
-    source_dir: PathBuf,
-    glob: Option<GlobMatcher>,
-    json: bool,
-    out: Box<dyn Write + Send>,
-    files: u64,
-    bytes: u64,
-    failed: Option<std::io::Error>,
-}
-
 /// Writes the files of the snapshot `options` names to `out`, one line
-/// each: JSON, or `size md5 path` for a person.
+/// each: JSON, or `size md5 path` for a person. Where a key is trusted the
+/// manifest is judged before its first line is written.
 pub async fn run(
     store: &Store,
     prefix: &str,
     options: &LsOptions,
-    out: Box<dyn Write + Send>,
+    mut out: Box<dyn Write + Send>,
 ) -> Result<Listed> {
     let which = Some(options.snapshot.as_str());
     let located = locate(store, prefix, which, true).await?;
-    let header = crate::manifest::header_of(store, &located.key).await?;
-    let fetched = store
-        .get(&located.key)
-        .await?
-        .ok_or_else(|| Error::Config(format!("manifest {} vanished", store.uri(&located.key))))?;
-    let lister = Lister {
-        source_dir: PathBuf::from(&header.source_dir),
-        glob: options.glob.clone(),
-        json: options.json,
-        out,
+    let mut records = Records::open_judged(store, prefix, &located.key).await?;
+    let mut listed = Listed {
+        manifest_s3_uri: store.uri(&located.key),
         files: 0,
         bytes: 0,
-        failed: None,
     };
-    let parsed = read_fetched(fetched, lister, list_one).await?;
-    let mut lister = parsed.state;
-    if let Some(err) = lister.failed.take() {
-        return Err(Error::io("write", "the listing", err));
+    while let Some(record) = records.next().await? {
+        if !record.is_stored_file() {
+            continue;
+        }
+        let relative = records.relative(&record);
+        if options.glob.as_ref().is_some_and(|g| !g.is_match(relative)) {
+            continue;
+        }
+        listed.files += 1;
+        listed.bytes += record.size_bytes;
+        write_line(&mut out, options.json, relative, &record)
+            .map_err(|err| Error::io("write", "the listing", err))?;
     }
-    lister
-        .out
-        .flush()
+    out.flush()
         .map_err(|err| Error::io("write", "the listing", err))?;
-    Ok(Listed {
-        manifest_s3_uri: store.uri(&located.key),
-        files: lister.files,
-        bytes: lister.bytes,
-    })
+    Ok(listed)
 }
 
-fn list_one(lister: &mut Lister, record: FileRecord) {
-    if lister.failed.is_some() || !record.is_stored_file() {
-        return;
-    }
-    let path = std::path::Path::new(&record.local_path);
-    let relative = path.strip_prefix(&lister.source_dir).unwrap_or(path);
-    let relative = relative.to_string_lossy();
-    if lister
-        .glob
-        .as_ref()
-        .is_some_and(|g| !g.is_match(relative.as_ref()))
-    {
-        return;
-    }
-    lister.files += 1;
-    lister.bytes += record.size_bytes;
+fn write_line(
+    out: &mut dyn Write,
+    json: bool,
+    relative: &str,
+    record: &FileRecord,
+) -> std::io::Result<()> {
     let md5 = record.md5.as_deref().unwrap_or("-");
-    let written = if lister.json {
+    if json {
         let line = serde_json::json!({
             "path": relative,
             "size": record.size_bytes,
@@ -134,11 +107,8 @@ fn list_one(lister: &mut Lister, record: FileRecord) {
             "s3_key": record.s3_key,
             "version_id": record.version(),
         });
-        writeln!(lister.out, "{line}")
+        writeln!(out, "{line}")
     } else {
-        writeln!(lister.out, "{:>12} {md5} {relative}", record.size_bytes)
-    };
-    if let Err(err) = written {
-        lister.failed = Some(err);
+        writeln!(out, "{:>12} {md5} {relative}", record.size_bytes)
     }
 }

@@ -1,0 +1,86 @@
+//! What a principal that may only put objects into the prefix can do, as
+//! the trust tests play it: plant objects and manifests, copy metadata,
+//! and (for a host whose clock runs fast) sign with the backup's own key.
+
+use aws_sdk_kms::primitives::Blob;
+use aws_sdk_kms::types::{MessageType, SigningAlgorithmSpec};
+use base64::Engine as _;
+use s3_kms_sync::local::hash::Sha256Stream;
+use s3_kms_sync::manifest::Manifest;
+
+use super::Backup;
+
+pub const PREFIX: &str = "p";
+
+/// A backup whose runs sign their manifests with a fresh key, which its
+/// readers trust through GetPublicKey; and that key's ARN.
+pub async fn signed_backup(bucket: &'static str, versioned: bool) -> (Backup, String) {
+    let mut backup = Backup::new(bucket, PREFIX, versioned).await;
+    let signing = backup.moto.signing_key().await;
+    let trust = backup.moto.trust(&signing);
+    backup.engine.store = backup.engine.store.clone().with_trust(trust);
+    (backup, signing)
+}
+
+pub fn sha256_hex(bytes: &[u8]) -> String {
+    let mut digest = Sha256Stream::default();
+    digest.update(bytes);
+    digest.finish_hex()
+}
+
+/// `manifest` as another run would have written it: its own run id and
+/// start, named as that run names its manifest, with no chain link.
+pub fn as_run(manifest: &Manifest, run_id: &str, started_at: &str) -> (Manifest, String) {
+    let mut forged = manifest.clone();
+    forged.run_id = run_id.into();
+    forged.started_at = started_at.into();
+    forged.previous_manifest = None;
+    let stamp = started_at.replace(['-', ':'], "");
+    (forged, format!("{PREFIX}/_manifests/{stamp}-{run_id}.json"))
+}
+
+/// Writes `body` at `key` with plain PutObject and the given user
+/// metadata: what a principal with s3:PutObject on the prefix can do.
+pub async fn plant(backup: &Backup, key: &str, body: &[u8], metadata: &[(&str, &str)]) {
+    let mut put = backup
+        .moto
+        .s3()
+        .put_object()
+        .bucket(backup.bucket)
+        .key(key)
+        .body(body.to_vec().into());
+    for (name, value) in metadata {
+        put = put.metadata(*name, *value);
+    }
+    put.send().await.expect("planted");
+}
+
+/// `body` planted at `key` with its SHA-256 and a signature by `key_arn`
+/// as metadata, the way the backup keeps them.
+pub async fn plant_signed(backup: &Backup, key: &str, body: &[u8], signature: &str, key_arn: &str) {
+    let sha256 = sha256_hex(body);
+    let metadata = [
+        ("sha256", sha256.as_str()),
+        ("signature", signature),
+        ("signing-key", key_arn),
+    ];
+    plant(backup, key, body, &metadata).await;
+}
+
+/// KMS's DIGEST signature of `body` by `key`, base64, as the backup
+/// stores it.
+pub async fn kms_sign(backup: &Backup, key: &str, body: &[u8]) -> String {
+    let digest = hex::decode(sha256_hex(body)).unwrap();
+    let signed = backup
+        .moto
+        .kms()
+        .sign()
+        .key_id(key)
+        .message(Blob::new(digest))
+        .message_type(MessageType::Digest)
+        .signing_algorithm(SigningAlgorithmSpec::EcdsaSha256)
+        .send()
+        .await
+        .expect("sign");
+    base64::engine::general_purpose::STANDARD.encode(signed.signature().unwrap().as_ref())
+}
