@@ -7,58 +7,23 @@
 
 mod support;
 
-use std::path::Path;
-
 use base64::Engine as _;
 use s3_kms_sync::Error;
 use s3_kms_sync::commands::restore::{self, RestoreOptions, RestoreReport};
-use s3_kms_sync::commands::verify::{self, VerifyOptions, VerifyReport, VerifyRequest};
-use s3_kms_sync::manifest::{FileRecord, FileStatus, Manifest, RunStatus};
-use s3_kms_sync::store::Store;
+use s3_kms_sync::commands::verify::{self, VerifyOptions, VerifyRequest};
+use s3_kms_sync::manifest::{FileStatus, RunStatus};
 use s3_kms_sync::trust::{PublicKey, Trust, Verdict};
-use support::attacker::*;
+use support::trust::*;
 use support::*;
 
 const BUCKET: &str = "signed";
 const PREFIX: &str = "p";
-
-async fn verify_with(store: &Store, manifest: Option<&str>) -> VerifyReport {
-    let request = VerifyRequest {
-        manifest: manifest.map(str::to_owned),
-        ..VerifyRequest::default()
-    };
-    verify::run(store, PREFIX, &VerifyOptions { concurrency: 4 }, &request)
-        .await
-        .expect("verify starts")
-}
-
-async fn restore_with(
-    store: &Store,
-    manifest: Option<&str>,
-    target: &Path,
-) -> s3_kms_sync::Result<RestoreReport> {
-    let options = RestoreOptions {
-        manifest: manifest.map(str::to_owned),
-        ..restore_options(target)
-    };
-    restore::run(store, PREFIX, &options).await
-}
 
 fn untrusted(result: s3_kms_sync::Result<RestoreReport>) -> String {
     match result {
         Err(err @ Error::Untrusted { .. }) => err.to_string(),
         other => panic!("expected the manifest to be refused, got {other:?}"),
     }
-}
-
-fn record(manifest: &Manifest, relative: &str) -> FileRecord {
-    let path = format!("{}/{relative}", manifest.source_dir);
-    manifest
-        .files
-        .iter()
-        .find(|f| f.local_path == path)
-        .unwrap_or_else(|| panic!("no record of {relative}"))
-        .clone()
 }
 
 #[tokio::test]

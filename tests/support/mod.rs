@@ -2,9 +2,9 @@
 //! pointed at it, and sample trees.
 #![allow(dead_code)]
 
-pub mod attacker;
 pub mod cli;
 pub mod proxy;
+pub mod trust;
 
 use std::net::TcpListener;
 use std::path::{Path, PathBuf};

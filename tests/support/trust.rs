@@ -1,14 +1,20 @@
-//! What a principal that may only put objects into the prefix can do, as
-//! the trust tests play it: plant objects and manifests, copy metadata,
-//! and (for a host whose clock runs fast) sign with the backup's own key.
+//! The trust tests' parts: a signed backup and its readers, and what a
+//! principal that may only put objects into the prefix can do: plant
+//! objects and manifests and copy metadata (and, for a host whose clock
+//! runs fast, sign with the backup's own key).
 
 use aws_sdk_kms::primitives::Blob;
 use aws_sdk_kms::types::{MessageType, SigningAlgorithmSpec};
 use base64::Engine as _;
 use s3_kms_sync::local::hash::Sha256Stream;
-use s3_kms_sync::manifest::Manifest;
+use std::path::Path;
 
-use super::Backup;
+use s3_kms_sync::commands::restore::{self, RestoreOptions, RestoreReport};
+use s3_kms_sync::commands::verify::{self, VerifyOptions, VerifyReport, VerifyRequest};
+use s3_kms_sync::manifest::{FileRecord, Manifest};
+use s3_kms_sync::store::Store;
+
+use super::{Backup, restore_options};
 
 pub const PREFIX: &str = "p";
 
@@ -83,4 +89,36 @@ pub async fn kms_sign(backup: &Backup, key: &str, body: &[u8]) -> String {
         .await
         .expect("sign");
     base64::engine::general_purpose::STANDARD.encode(signed.signature().unwrap().as_ref())
+}
+
+pub async fn verify_with(store: &Store, manifest: Option<&str>) -> VerifyReport {
+    let request = VerifyRequest {
+        manifest: manifest.map(str::to_owned),
+        ..VerifyRequest::default()
+    };
+    verify::run(store, PREFIX, &VerifyOptions { concurrency: 4 }, &request)
+        .await
+        .expect("verify starts")
+}
+
+pub async fn restore_with(
+    store: &Store,
+    manifest: Option<&str>,
+    target: &Path,
+) -> s3_kms_sync::Result<RestoreReport> {
+    let options = RestoreOptions {
+        manifest: manifest.map(str::to_owned),
+        ..restore_options(target)
+    };
+    restore::run(store, PREFIX, &options).await
+}
+
+pub fn record(manifest: &Manifest, relative: &str) -> FileRecord {
+    let path = format!("{}/{relative}", manifest.source_dir);
+    manifest
+        .files
+        .iter()
+        .find(|f| f.local_path == path)
+        .unwrap_or_else(|| panic!("no record of {relative}"))
+        .clone()
 }
