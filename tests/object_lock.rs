@@ -186,3 +186,71 @@ async fn forget_reports_what_retention_refuses_and_keeps_it() {
         .unwrap();
     assert_eq!(lines.len(), 2, "the refused snapshot is still listed");
 }
+
+/// Item 11 of the prune review: retention keeps the pending prune record
+/// as well. The prune finishes the record beside it, reports partial, and
+/// the next prune is not stalled by it.
+#[tokio::test]
+async fn item11_a_prune_record_that_retention_keeps_does_not_stall_the_next() {
+    use s3_kms_sync::commands::forget::{self, ForgetArgs, ForgetOptions, ForgetStatus};
+    use s3_kms_sync::config::Options;
+    use s3_kms_sync::run::Mode;
+    let moto = Moto::start();
+    let key_arn = worm_bucket(&moto).await;
+    let source = tempfile::tempdir().unwrap();
+    write_tree(source.path(), &sample_files());
+    let manifests = tempfile::tempdir().unwrap();
+    let config = settings(source.path(), manifests.path(), BUCKET, &key_arn, "p");
+    let engine = moto.engine(config);
+    // An upload of a run that died before its manifest: no snapshot
+    // references it, so prune hides it.
+    moto.s3()
+        .put_object()
+        .bucket(BUCKET)
+        .key("p/stray.bin")
+        .metadata("md5checksum", md5_hex(b"stray"))
+        .body(b"stray".to_vec().into())
+        .checksum_algorithm(aws_sdk_s3::types::ChecksumAlgorithm::Crc32)
+        .send()
+        .await
+        .unwrap();
+    std::thread::sleep(std::time::Duration::from_millis(1100));
+    engine.run(&SyncRequest::default()).await.unwrap();
+    std::thread::sleep(std::time::Duration::from_millis(1100));
+
+    let options = ForgetOptions::from_args(
+        ForgetArgs {
+            keep_last: Some("1".parse().unwrap()),
+            prune: true,
+            keep_deleted_within: Some("0h".parse().unwrap()),
+            ..ForgetArgs::default()
+        },
+        Mode::Cli,
+    )
+    .unwrap();
+    let forget_once = || {
+        Box::pin(forget::run(
+            &engine.store,
+            "p",
+            &engine.config.run,
+            &options,
+            None,
+        ))
+    };
+    let first = forget_once().await.expect("a kept record is no failure");
+    assert_eq!(first.status, ForgetStatus::Partial, "{first:#?}");
+    let pruned = first.prune.as_ref().unwrap();
+    assert_eq!(pruned.hidden, 1, "the stray upload: {first:#?}");
+    assert!(
+        first
+            .retained
+            .iter()
+            .any(|r| r.key.contains("/_manifests/prune/") && r.key.ends_with(".pending.json")),
+        "{:?}",
+        first.retained
+    );
+
+    let second = forget_once().await.expect("the next prune runs");
+    let pruned = second.prune.as_ref().unwrap();
+    assert!(pruned.resumed.is_empty(), "{second:#?}");
+}
