@@ -141,3 +141,64 @@ async fn item10_prune_leaves_objects_this_tool_never_wrote() {
     assert_eq!(pruned.hidden, 0, "{report:#?}");
     assert!(exists(&backup, "other-app/ledger.db").await);
 }
+
+/// Item 9: narrowed runs with their own sub-prefix are lines of their own.
+/// A newer archB run the same day does not push the archA run out of
+/// `--keep-daily 1`, and prune keeps archA's only copy of its file.
+#[tokio::test]
+async fn item9_each_narrowed_scope_is_a_retention_line_of_its_own() {
+    let backup = Backup::new("prune-lines", "p", true).await;
+    write_tree(
+        backup.source.path(),
+        &[
+            ("A/x.txt", b"only in archA\n".to_vec()),
+            ("B/y.txt", b"only in archB\n".to_vec()),
+        ],
+    );
+    backup.sync().await;
+    let narrowed = |subdir: &str, sub_prefix: &str| SyncRequest {
+        subdir: Some(subdir.into()),
+        sub_prefix: Some(sub_prefix.into()),
+        ..SyncRequest::default()
+    };
+    let arch_a = backup.engine.run(&narrowed("A", "archA")).await.unwrap();
+    let arch_b = backup.engine.run(&narrowed("B", "archB")).await.unwrap();
+    let name_a = arch_a.manifest_s3_uri.clone().unwrap();
+    let name_b = arch_b.manifest_s3_uri.clone().unwrap();
+    assert!(name_a.contains(".narrowed-") && name_b.contains(".narrowed-"));
+    assert_ne!(
+        name_a.rsplit(".narrowed-").next(),
+        name_b.rsplit(".narrowed-").next(),
+        "each scope's name carries its own line"
+    );
+    next_second();
+    backup.sync().await;
+    next_second();
+
+    let options = ForgetOptions::from_args(
+        ForgetArgs {
+            keep_daily: Some("1".parse().unwrap()),
+            prune: true,
+            keep_deleted_within: Some("0h".parse().unwrap()),
+            ..ForgetArgs::default()
+        },
+        Mode::Cli,
+    )
+    .unwrap();
+    let report = prune(&backup.engine, "p", &options).await.unwrap();
+    let kept: Vec<&str> = report
+        .snapshots
+        .iter()
+        .filter(|f| f.kept)
+        .map(|f| f.line.manifest_s3_uri.as_str())
+        .collect();
+    assert!(kept.contains(&name_a.as_str()), "{report:#?}");
+    assert!(kept.contains(&name_b.as_str()), "{report:#?}");
+    let keys = list_keys(&backup.moto.s3(), backup.bucket).await;
+    let arch_a_file: Vec<&String> = keys
+        .iter()
+        .filter(|k| k.starts_with("p/archA/") && k.ends_with("x.txt"))
+        .collect();
+    assert_eq!(arch_a_file.len(), 1, "{keys:?}");
+    assert!(exists(&backup, arch_a_file[0]).await);
+}

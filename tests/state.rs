@@ -177,22 +177,26 @@ async fn a_lost_local_copy_is_fetched_and_a_corrupt_manifest_falls_back_to_head(
         "{counts:?}"
     );
 
-    // The newest manifest is garbage: every file is checked with HEAD, and still skipped.
-    let latest = second
-        .manifest_s3_uri
-        .unwrap()
-        .trim_start_matches("s3://state/")
-        .to_owned();
-    bench
-        .moto
-        .s3()
-        .put_object()
-        .bucket(BUCKET)
-        .key(&latest)
-        .body(b"{not json".to_vec().into())
-        .send()
-        .await
-        .unwrap();
+    // Every manifest is garbage: each is passed over with its reason, and
+    // every file is checked with HEAD, and still skipped.
+    for summary in [&first, &second] {
+        let key = summary
+            .manifest_s3_uri
+            .as_deref()
+            .unwrap()
+            .trim_start_matches("s3://state/")
+            .to_owned();
+        bench
+            .moto
+            .s3()
+            .put_object()
+            .bucket(BUCKET)
+            .key(&key)
+            .body(b"{not json".to_vec().into())
+            .send()
+            .await
+            .unwrap();
+    }
     let fresh = tempfile::tempdir().unwrap();
     let third_engine = elsewhere_engine(&bench, fresh.path());
     let (third, counts) = run(&bench, &third_engine, SyncRequest::default()).await;
@@ -210,7 +214,16 @@ async fn a_lost_local_copy_is_fetched_and_a_corrupt_manifest_falls_back_to_head(
         total_bytes(),
         "without an index every file is hashed"
     );
-    assert!(first.manifest_s3_uri.is_some());
+    let reasons: Vec<&str> = third
+        .index_passed_over
+        .iter()
+        .map(|p| p.reason.as_str())
+        .collect();
+    assert_eq!(reasons.len(), 2, "{reasons:?}");
+    assert!(
+        reasons.iter().all(|r| r.contains("unreadable")),
+        "{reasons:?}"
+    );
 }
 
 #[tokio::test]
@@ -473,7 +486,7 @@ async fn a_narrowed_run_does_not_become_the_next_full_runs_index() {
             part.manifest_s3_uri
                 .as_deref()
                 .unwrap()
-                .ends_with(".narrowed.json")
+                .contains(".narrowed-")
         );
         let (full, counts) = run(&bench, &engine, SyncRequest::default()).await;
         assert_eq!(

@@ -12,7 +12,10 @@ use serde::Serialize;
 use super::locate::header_of;
 use super::read::read_header_fetched;
 use super::trusted::refusal;
-use super::{Facts, Kind, RunStatus, Snapshot, is_manifest_name, scope_tag_of};
+use super::{
+    Facts, Kind, RunStatus, Snapshot, is_manifest_name, is_narrowed_name, narrowed_tag_of,
+    scope_tag_of,
+};
 use crate::error::Result;
 use crate::store::{KeyRange, Store, keys};
 use crate::trust::Verdict;
@@ -26,7 +29,8 @@ pub struct SnapshotLine {
     pub time: DateTime<Utc>,
     pub run_id: String,
     pub kind: Kind,
-    /// The scope tag of a run under configured globs.
+    /// The scope tag of a run under configured globs, or a narrowed run's
+    /// line tag: each scope is a line of snapshots of its own.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub scope: Option<String>,
     pub status: Option<RunStatus>,
@@ -129,7 +133,9 @@ async fn line(store: &Store, prefix: &str, key: &str, name: &str) -> Result<Opti
         time,
         run_id,
         kind: seen.kind.unwrap_or_else(|| kind_of_name(name)),
-        scope: scope_tag_of(name).map(str::to_owned),
+        scope: scope_tag_of(name)
+            .or_else(|| narrowed_tag_of(name))
+            .map(str::to_owned),
         status: seen.status,
         complete: seen.state == Snapshot::Complete,
         files: seen.facts.map(|f| f.files),
@@ -240,7 +246,7 @@ fn time_and_run(name: &str) -> (DateTime<Utc>, String) {
         .unwrap_or_default();
     let run = rest.trim_start_matches('-');
     let run = run
-        .split_once(".narrowed.json")
+        .split_once(".narrowed")
         .or_else(|| run.split_once(".scope-"))
         .or_else(|| run.split_once(".json"))
         .map_or(run, |(run, _)| run);
@@ -248,7 +254,7 @@ fn time_and_run(name: &str) -> (DateTime<Utc>, String) {
 }
 
 fn kind_of_name(name: &str) -> Kind {
-    if name.ends_with(".narrowed.json") {
+    if is_narrowed_name(name) {
         Kind::Narrowed
     } else {
         Kind::Full
@@ -265,6 +271,10 @@ mod tests {
         assert_eq!(time.to_rfc3339(), "2026-11-22T02:37:06.500+00:00");
         assert_eq!(run, "abc-1");
         assert_eq!(time_and_run("20261122T023706.500Z-r.narrowed.json").1, "r");
+        assert_eq!(
+            time_and_run("20261122T023706.500Z-r.narrowed-0a1b.json").1,
+            "r"
+        );
         assert_eq!(time_and_run("20261122T023706.500Z-r.json").1, "r");
         assert_eq!(
             kind_of_name("20261122T023706.500Z-r.narrowed.json"),

@@ -35,8 +35,8 @@ pub struct ManifestLink {
 
 pub use locate::{Located, PassedOver, header_of, locate};
 pub use name::{
-    file_name, is_full_manifest_name, is_index_for, is_manifest_name, scope_tag_of, stamp,
-    timestamp,
+    NameScope, ScopeFields, file_name, full_scope, is_full_manifest_name, is_index_for,
+    is_manifest_name, is_narrowed_name, narrowed_tag_of, scope_tag_of, stamp, timestamp,
 };
 pub use record::{EntryKind, FileRecord, FileStatus};
 pub use snapshot::{Facts, Kind, Snapshot};
@@ -64,6 +64,12 @@ pub struct Manifest {
     pub include: Vec<String>,
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub exclude: Vec<String>,
+    /// The globs of the event that narrowed the run, if any: with the
+    /// walked directory and the prefix, what its line's tag is made of.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub event_include: Vec<String>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub event_exclude: Vec<String>,
     pub dry_run: bool,
     /// Whether the run covered only part of the source (a sub-directory, a
     /// sub-prefix, an event's filter or a shard). Signed with the rest, so
@@ -103,6 +109,17 @@ pub struct Manifest {
 }
 
 impl Manifest {
+    /// What its name must say of its scope.
+    pub fn scope_fields(&self) -> ScopeFields<'_> {
+        ScopeFields {
+            source_dir: &self.source_dir,
+            walked_dir: &self.walked_dir,
+            prefix: &self.prefix,
+            configured: (&self.include, &self.exclude),
+            event: (&self.event_include, &self.event_exclude),
+        }
+    }
+
     /// The records of regular files: what has an object in S3, or failed to.
     pub fn file_records(&self) -> impl Iterator<Item = &FileRecord> {
         self.files.iter().filter(|f| f.kind == EntryKind::File)

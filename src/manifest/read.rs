@@ -40,6 +40,11 @@ pub struct Header {
     pub include: Vec<String>,
     #[serde(default)]
     pub exclude: Vec<String>,
+    /// The globs of the event that narrowed the run.
+    #[serde(default)]
+    pub event_include: Vec<String>,
+    #[serde(default)]
+    pub event_exclude: Vec<String>,
     #[serde(default)]
     pub dry_run: bool,
     /// Whether the run covered part of the source only; `None` in a
@@ -67,6 +72,17 @@ pub struct Header {
 }
 
 impl Header {
+    /// What its name must say of its scope.
+    pub fn scope_fields(&self) -> super::ScopeFields<'_> {
+        super::ScopeFields {
+            source_dir: &self.source_dir,
+            walked_dir: self.walked_dir.as_deref().unwrap_or(&self.source_dir),
+            prefix: &self.prefix,
+            configured: (&self.include, &self.exclude),
+            event: (&self.event_include, &self.event_exclude),
+        }
+    }
+
     /// Whether the manifest is one of runs on `bucket` under `key_prefix`:
     /// a manifest stands for nothing elsewhere.
     pub fn describes(&self, bucket: &str, key_prefix: &str) -> bool {

@@ -10,7 +10,7 @@ use std::path::{Path, PathBuf};
 
 use super::chain::{BrokenLink, read_stored_files};
 use super::read::{Header, Parsed};
-use super::{FileRecord, file_name, stamp, timestamp};
+use super::{FileRecord, NameScope, file_name, stamp, timestamp};
 use crate::error::{Error, Result};
 use crate::local::filter::scope_tag;
 use crate::store::{Store, keys};
@@ -132,41 +132,38 @@ pub fn misnamed(name: &str, header: &Header) -> Option<String> {
         // Written before headers carried a start: nothing to hold it to.
         return None;
     };
-    let tag = scope_tag(&header.include, &header.exclude);
-    let whole = header.walked_dir.as_deref().is_none_or(|walked| {
-        walked.trim_end_matches('/') == header.source_dir.trim_end_matches('/')
-    });
-    // A header from before `narrowed` was written says it only by walking
-    // a sub-directory.
-    let kinds: &[bool] = match header.narrowed {
-        Some(narrowed) => &[narrowed][..],
-        None if !whole => &[true],
-        None => &[false, true],
+    let fields = header.scope_fields();
+    let run_id = header.run_id.as_str();
+    let fits = |narrowed: bool| name == fields.name(started, run_id, narrowed);
+    let legacy_narrowed = || name == file_name(started, run_id, NameScope::Narrowed(None));
+    let named_right = match header.narrowed {
+        Some(narrowed) => fits(narrowed),
+        // A header from before `narrowed` was written: narrowed names had
+        // no line tag, and a run that walked a sub-directory was narrowed.
+        None => (!fields.walked_part() && fits(false)) || legacy_narrowed(),
     };
-    let fits =
-        |narrowed: &bool| name == file_name(started, &header.run_id, *narrowed, tag.as_deref());
-    if kinds.iter().any(fits) {
+    if named_right {
         return None;
     }
-    let own = format!("{}-{}", stamp(started), header.run_id);
+    let own = format!("{}-{run_id}", stamp(started));
     Some(match name.strip_prefix(&own) {
         Some(_) => format!(
             "its name does not say the scope its signed header gives ({}): a snapshot of part of the source renamed to stand for another scope",
-            describe_scope(kinds[0], tag.as_deref())
+            describe_scope(header)
         ),
         None => format!(
-            "its header is of run {} started {}, which writes another name: a manifest copied under a new name",
-            header.run_id,
+            "its header is of run {run_id} started {}, which writes another name: a manifest copied under a new name",
             timestamp(started)
         ),
     })
 }
 
-fn describe_scope(narrowed: bool, tag: Option<&str>) -> String {
-    match (narrowed, tag) {
-        (true, _) => "a narrowed run".into(),
-        (false, Some(tag)) => format!("a run under configured globs, scope {tag}"),
-        (false, None) => "the whole source".into(),
+fn describe_scope(header: &Header) -> String {
+    let fields = header.scope_fields();
+    match (header.narrowed, scope_tag(&header.include, &header.exclude)) {
+        (Some(true), _) => format!("a narrowed run, line {}", fields.narrowed_tag()),
+        (_, Some(tag)) => format!("a run under configured globs, scope {tag}"),
+        (_, None) => "the whole source".into(),
     }
 }
 
@@ -237,7 +234,10 @@ mod tests {
         ));
 
         let narrowed = scoped(true, &[]);
-        assert!(names_its_run(
+        let tag = narrowed.scope_fields().narrowed_tag();
+        let narrowed_name = format!("20261122T023706.500Z-abc.narrowed-{tag}.json");
+        assert!(names_its_run(&narrowed_name, &narrowed));
+        assert!(!names_its_run(
             "20261122T023706.500Z-abc.narrowed.json",
             &narrowed
         ));

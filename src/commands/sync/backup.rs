@@ -352,6 +352,8 @@ impl Backup<'_> {
             exclude: scope.filter.configured().1.to_vec(),
             dry_run: scope.dry_run,
             narrowed: scope.narrowed,
+            event_include: scope.event_globs.0.clone(),
+            event_exclude: scope.event_globs.1.clone(),
             complete: summary.complete,
             expected_files: Some(expected_files),
             previous_manifest: lineage.previous,

@@ -62,8 +62,9 @@ pub async fn run(
             run: &run,
         };
         let (manifest, records) = backup.run(None).await?;
-        let tag = scope.filter.scope_tag();
-        let name = manifest::file_name(run.started, &run.id, scope.narrowed, tag.as_deref());
+        let name = manifest
+            .scope_fields()
+            .name(run.started, &run.id, scope.narrowed);
         let mut summary = publish(
             store,
             prefix,

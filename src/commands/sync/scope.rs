@@ -20,6 +20,8 @@ pub struct Scope {
     /// Prefix of the file keys (the configured prefix plus any sub-prefix).
     pub key_prefix: String,
     pub filter: Filter,
+    /// The event's own include and exclude globs, that narrowed `filter`.
+    pub event_globs: (Vec<String>, Vec<String>),
     pub dry_run: bool,
     /// Asked for by the request: hash every file.
     pub rehash: bool,
@@ -89,6 +91,7 @@ impl SyncOptions {
             start_dir,
             key_prefix: keys::join(prefix, &sub_prefix),
             filter,
+            event_globs: (request.include.clone(), request.exclude.clone()),
             dry_run: self.dry_run || request.dry_run.unwrap_or(false),
             rehash: request.rehash.unwrap_or(false),
             narrowed,

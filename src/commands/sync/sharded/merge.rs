@@ -106,6 +106,8 @@ pub async fn run(
         exclude: sync.filter.configured().1.to_vec(),
         dry_run: false,
         narrowed: false,
+        event_include: Vec::new(),
+        event_exclude: Vec::new(),
         complete: summary.complete,
         expected_files: Some(shrunk.map_or(shards.found, |s| s.recorded)),
         previous_manifest: plan.previous_manifest.clone(),
@@ -117,8 +119,7 @@ pub async fn run(
         summary,
         files: Vec::new(),
     };
-    let tag = sync.filter.scope_tag();
-    let name = manifest::file_name(plan.started_at, run_id, false, tag.as_deref());
+    let name = manifest.scope_fields().name(plan.started_at, run_id, false);
     let summary = publish(
         store,
         prefix,
