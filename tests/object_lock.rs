@@ -48,6 +48,47 @@ async fn worm_bucket(moto: &Moto) -> String {
     key
 }
 
+/// A backup of the sample tree into the Object Lock bucket, prefix `p`.
+struct Worm {
+    moto: Moto,
+    engine: Engine,
+    source: tempfile::TempDir,
+    _manifests: tempfile::TempDir,
+}
+
+impl Worm {
+    async fn start() -> Worm {
+        let moto = Moto::start();
+        let key_arn = worm_bucket(&moto).await;
+        let source = tempfile::tempdir().unwrap();
+        write_tree(source.path(), &sample_files());
+        let manifests = tempfile::tempdir().unwrap();
+        let config = settings(source.path(), manifests.path(), BUCKET, &key_arn, "p");
+        Worm {
+            engine: moto.engine(config),
+            moto,
+            source,
+            _manifests: manifests,
+        }
+    }
+}
+
+/// `forget --keep-last 1 --prune` with no grace.
+fn prune_at_once() -> s3_kms_sync::commands::forget::ForgetOptions {
+    use s3_kms_sync::commands::forget::{ForgetArgs, ForgetOptions};
+    use s3_kms_sync::config::Options;
+    ForgetOptions::from_args(
+        ForgetArgs {
+            keep_last: Some("1".parse().unwrap()),
+            prune: true,
+            keep_deleted_within: Some("0h".parse().unwrap()),
+            ..ForgetArgs::default()
+        },
+        s3_kms_sync::run::Mode::Cli,
+    )
+    .unwrap()
+}
+
 #[tokio::test]
 async fn runs_work_under_object_lock_and_what_they_wrote_cannot_be_deleted() {
     let moto = Moto::start();
@@ -131,30 +172,14 @@ async fn runs_work_under_object_lock_and_what_they_wrote_cannot_be_deleted() {
 /// and prune still reads it as a kept snapshot.
 #[tokio::test]
 async fn forget_reports_what_retention_refuses_and_keeps_it() {
-    use s3_kms_sync::commands::forget::{self, ForgetArgs, ForgetOptions, ForgetStatus};
-    use s3_kms_sync::config::Options;
-    use s3_kms_sync::run::Mode;
-    let moto = Moto::start();
-    let key_arn = worm_bucket(&moto).await;
-    let source = tempfile::tempdir().unwrap();
-    write_tree(source.path(), &sample_files());
-    let manifests = tempfile::tempdir().unwrap();
-    let config = settings(source.path(), manifests.path(), BUCKET, &key_arn, "p");
-    let engine = moto.engine(config);
+    use s3_kms_sync::commands::forget::{self, ForgetStatus};
+    let worm = Worm::start().await;
+    let (engine, source) = (&worm.engine, worm.source.path());
     engine.run(&SyncRequest::default()).await.unwrap();
-    write_tree(source.path(), &[("top.txt", b"again".to_vec())]);
+    write_tree(source, &[("top.txt", b"again".to_vec())]);
     engine.run(&SyncRequest::default()).await.unwrap();
 
-    let options = ForgetOptions::from_args(
-        ForgetArgs {
-            keep_last: Some("1".parse().unwrap()),
-            prune: true,
-            keep_deleted_within: Some("0h".parse().unwrap()),
-            ..ForgetArgs::default()
-        },
-        Mode::Cli,
-    )
-    .unwrap();
+    let options = prune_at_once();
     let report = Box::pin(forget::run(
         &engine.store,
         "p",
@@ -192,16 +217,9 @@ async fn forget_reports_what_retention_refuses_and_keeps_it() {
 /// the next prune is not stalled by it.
 #[tokio::test]
 async fn item11_a_prune_record_that_retention_keeps_does_not_stall_the_next() {
-    use s3_kms_sync::commands::forget::{self, ForgetArgs, ForgetOptions, ForgetStatus};
-    use s3_kms_sync::config::Options;
-    use s3_kms_sync::run::Mode;
-    let moto = Moto::start();
-    let key_arn = worm_bucket(&moto).await;
-    let source = tempfile::tempdir().unwrap();
-    write_tree(source.path(), &sample_files());
-    let manifests = tempfile::tempdir().unwrap();
-    let config = settings(source.path(), manifests.path(), BUCKET, &key_arn, "p");
-    let engine = moto.engine(config);
+    use s3_kms_sync::commands::forget::{self, ForgetStatus};
+    let worm = Worm::start().await;
+    let (moto, engine) = (&worm.moto, &worm.engine);
     // An upload of a run that died before its manifest: no snapshot
     // references it, so prune hides it.
     moto.s3()
@@ -218,16 +236,7 @@ async fn item11_a_prune_record_that_retention_keeps_does_not_stall_the_next() {
     engine.run(&SyncRequest::default()).await.unwrap();
     std::thread::sleep(std::time::Duration::from_millis(1100));
 
-    let options = ForgetOptions::from_args(
-        ForgetArgs {
-            keep_last: Some("1".parse().unwrap()),
-            prune: true,
-            keep_deleted_within: Some("0h".parse().unwrap()),
-            ..ForgetArgs::default()
-        },
-        Mode::Cli,
-    )
-    .unwrap();
+    let options = prune_at_once();
     let forget_once = || {
         Box::pin(forget::run(
             &engine.store,

@@ -50,9 +50,7 @@ async fn a_manifest_planted_by_a_put_only_principal_is_refused() {
     planted.etag = None;
     planted.status = FileStatus::Uploaded;
     forged.files = vec![planted];
-    let body = serde_json::to_vec(&forged).unwrap();
-    let digest = sha256_hex(&body);
-    plant(&backup, &forged_key, &body, &[("sha256", &digest)]).await;
+    plant_unsigned(&backup, &forged_key, &forged).await;
     let forged_uri = format!("s3://{BUCKET}/{forged_key}");
 
     // "latest" is the real snapshot; the forged one is named, and why.

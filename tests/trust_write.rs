@@ -9,7 +9,7 @@ use s3_kms_sync::commands::forget::{self, ForgetArgs, ForgetOptions, ForgetRepor
 use s3_kms_sync::commands::snapshots;
 use s3_kms_sync::config::Options;
 use s3_kms_sync::local::filter::Filter;
-use s3_kms_sync::manifest::{FileStatus, Manifest, RunStatus, Summary};
+use s3_kms_sync::manifest::{FileStatus, RunStatus, Summary};
 use s3_kms_sync::run::Mode;
 use support::trust::*;
 use support::*;
@@ -37,18 +37,6 @@ async fn forget_dry(backup: &Backup, keep_last: &str) -> ForgetReport {
     ))
     .await
     .unwrap()
-}
-
-fn file_record<'a>(
-    manifest: &'a Manifest,
-    relative: &str,
-) -> &'a s3_kms_sync::manifest::FileRecord {
-    let path = format!("{}/{relative}", manifest.source_dir);
-    manifest
-        .files
-        .iter()
-        .find(|f| f.local_path == path)
-        .unwrap_or_else(|| panic!("no record of {relative}"))
 }
 
 /// Overwrites `top.txt`'s object with `EVIL`, as a put-only principal
@@ -83,6 +71,19 @@ fn forget_local_copies(backup: &Backup) {
     }
 }
 
+/// Plants `body` at `key` with the signature and SHA-256 kept with the
+/// backup's own manifest at `real_key`, copied as metadata.
+async fn plant_with_copied_signature(backup: &Backup, real_key: &str, key: &str, body: &[u8]) {
+    let stored = backup.engine.store.head(real_key).await.unwrap().unwrap();
+    let signature = stored.signature.unwrap();
+    let copied = [
+        ("sha256", stored.sha256.as_deref().unwrap()),
+        ("signature", signature.signature.as_str()),
+        ("signing-key", signature.key_arn.as_str()),
+    ];
+    plant(backup, key, body, &copied).await;
+}
+
 async fn restores_the_source(backup: &Backup) {
     let out = tempfile::tempdir().unwrap();
     let target = out.path().join("r");
@@ -109,18 +110,11 @@ async fn item1_a_planted_manifest_is_not_the_next_syncs_index() {
         .iter()
         .position(|f| f.local_path.ends_with("/top.txt"))
         .unwrap();
-    let record = &mut planted.files[index];
-    record.md5 = Some(md5_hex(EVIL));
-    record.version_id = version.clone();
-    record.etag = etag;
-    let body = serde_json::to_vec(&planted).unwrap();
-    plant(
-        &backup,
-        &planted_key,
-        &body,
-        &[("sha256", &sha256_hex(&body))],
-    )
-    .await;
+    let top = &mut planted.files[index];
+    top.md5 = Some(md5_hex(EVIL));
+    top.version_id = version.clone();
+    top.etag = etag;
+    plant_unsigned(&backup, &planted_key, &planted).await;
     forget_local_copies(&backup);
 
     let second = backup.sync().await;
@@ -132,7 +126,7 @@ async fn item1_a_planted_manifest_is_not_the_next_syncs_index() {
     );
     assert!(passed[0].reason.contains("unsigned"), "{passed:?}");
     let signed = manifest_of(&second);
-    let top = file_record(&signed, "top.txt");
+    let top = record(&signed, "top.txt");
     assert_eq!(top.status, FileStatus::Uploaded, "{top:?}");
     assert_ne!(
         top.version_id, version,
@@ -151,7 +145,7 @@ async fn item2_an_object_rewritten_with_copied_metadata_is_sent_again() {
     backup.sync().await;
     let (version, _) = rewrite_top(&backup, b"top level\n").await;
     let second = backup.sync().await;
-    let top = file_record(&manifest_of(&second), "top.txt").clone();
+    let top = record(&manifest_of(&second), "top.txt");
     assert_eq!(top.status, FileStatus::Uploaded, "{top:?}");
     assert!(
         top.reason
@@ -210,17 +204,10 @@ async fn item4_a_copied_signature_on_other_bytes_stands_for_nothing() {
     let first = backup.sync().await;
     let real = manifest_of(&first);
     let real_key = manifest_key(&first, backup.bucket);
-    let stored = backup.engine.store.head(&real_key).await.unwrap().unwrap();
-    let signature = stored.signature.unwrap();
     let (mut empty, empty_key) = as_run(&real, "empty", "2999-01-01T00:00:00.000Z");
     empty.files.clear();
     let body = serde_json::to_vec(&empty).unwrap();
-    let copied = [
-        ("sha256", stored.sha256.as_deref().unwrap()),
-        ("signature", signature.signature.as_str()),
-        ("signing-key", signature.key_arn.as_str()),
-    ];
-    plant(&backup, &empty_key, &body, &copied).await;
+    plant_with_copied_signature(&backup, &real_key, &empty_key, &body).await;
 
     let report = verify_with(&backup.engine.store, None).await;
     assert_eq!(
@@ -250,31 +237,11 @@ async fn item5_forget_counts_only_trusted_snapshots() {
     }
     let newest = manifest_of(&real[2]);
     let (unsigned, unsigned_key) = as_run(&newest, "unsigned", "2999-01-01T00:00:00.000Z");
-    let body = serde_json::to_vec(&unsigned).unwrap();
-    plant(
-        &backup,
-        &unsigned_key,
-        &body,
-        &[("sha256", &sha256_hex(&body))],
-    )
-    .await;
+    plant_unsigned(&backup, &unsigned_key, &unsigned).await;
     let newest_key = manifest_key(&real[2], backup.bucket);
-    let stored = backup
-        .engine
-        .store
-        .head(&newest_key)
-        .await
-        .unwrap()
-        .unwrap();
-    let signature = stored.signature.unwrap();
     let (copied, copied_key) = as_run(&newest, "copied", "2999-01-02T00:00:00.000Z");
     let body = serde_json::to_vec(&copied).unwrap();
-    let metadata = [
-        ("sha256", stored.sha256.as_deref().unwrap()),
-        ("signature", signature.signature.as_str()),
-        ("signing-key", signature.key_arn.as_str()),
-    ];
-    plant(&backup, &copied_key, &body, &metadata).await;
+    plant_with_copied_signature(&backup, &newest_key, &copied_key, &body).await;
 
     let report = forget_dry(&backup, "3").await;
     let kept: Vec<&str> = report
@@ -328,14 +295,7 @@ async fn item6_ls_prints_nothing_from_an_untrusted_manifest() {
     let first = backup.sync().await;
     let (planted, planted_key) =
         as_run(&manifest_of(&first), "planted", "2999-01-01T00:00:00.000Z");
-    let body = serde_json::to_vec(&planted).unwrap();
-    plant(
-        &backup,
-        &planted_key,
-        &body,
-        &[("sha256", &sha256_hex(&body))],
-    )
-    .await;
+    plant_unsigned(&backup, &planted_key, &planted).await;
     let out = tempfile::NamedTempFile::new().unwrap();
     let args = LsArgs {
         snapshot: planted_key.clone(),

@@ -164,50 +164,46 @@ where
     T: DeserializeOwned + 'static,
     S: Send + 'static,
 {
-    let kms_key_id = object.kms_key_id.clone();
-    let signature = object.signature.clone();
-    let last_modified = object.last_modified;
-    let mut body = Sha256Reader {
-        inner: object.into_blocking_read(),
-        hash: Sha256Stream::default(),
-    };
-    tokio::task::spawn_blocking(move || {
-        let header = read(&mut body, |record| each(&mut state, record))?;
-        // Trailing bytes after the document count towards the digest too.
-        std::io::copy(&mut body, &mut std::io::sink())
-            .map_err(|err| Error::io("read", "the manifest download", err))?;
-        Ok(Parsed {
-            header,
-            state,
-            sha256: body.hash.finish_hex(),
-            kms_key_id,
-            signature,
-            last_modified,
-        })
+    hashed(object, move |body| {
+        let header = read(body, |record| each(&mut state, record))?;
+        Ok((header, state))
     })
-    .await?
+    .await
 }
 
 /// The header of a manifest streaming from S3 and the SHA-256 of all its
 /// bytes, its records skipped unparsed: what "latest" judges a candidate
 /// by, at one GET and no record held.
 pub async fn read_header_fetched(object: store::Fetched) -> Result<Parsed<()>> {
+    hashed(object, |body| {
+        let header = read_header(body, HEADER_LIMIT)
+            .ok_or_else(|| Error::Config("it has no header this tool can read".into()))?;
+        Ok((header, ()))
+    })
+    .await
+}
+
+/// Runs `parse` over the body of `object` on a blocking thread, hashing
+/// every byte on the way, those after what `parse` read included.
+async fn hashed<S: Send + 'static>(
+    object: store::Fetched,
+    parse: impl FnOnce(&mut Sha256Reader<Box<dyn Read + Send>>) -> Result<(Header, S)> + Send + 'static,
+) -> Result<Parsed<S>> {
     let kms_key_id = object.kms_key_id.clone();
     let signature = object.signature.clone();
     let last_modified = object.last_modified;
     let mut body = Sha256Reader {
-        inner: object.into_blocking_read(),
+        inner: Box::new(object.into_blocking_read()) as Box<dyn Read + Send>,
         hash: Sha256Stream::default(),
     };
     tokio::task::spawn_blocking(move || {
-        let header = read_header(&mut body, HEADER_LIMIT);
+        let (header, state) = parse(&mut body)?;
+        // Trailing bytes after the document count towards the digest too.
         std::io::copy(&mut body, &mut std::io::sink())
             .map_err(|err| Error::io("read", "the manifest download", err))?;
-        let header =
-            header.ok_or_else(|| Error::Config("it has no header this tool can read".into()))?;
         Ok(Parsed {
             header,
-            state: (),
+            state,
             sha256: body.hash.finish_hex(),
             kms_key_id,
             signature,

@@ -82,26 +82,8 @@ mod tests {
     /// metadata is sent again, whatever its `md5checksum` says.
     #[test]
     fn a_rewritten_object_is_not_kept_on_its_metadata() {
-        use super::super::index::Seen;
-        use crate::local::hash::Md5Digest;
-        use crate::local::stamp::Stamp;
         let md5 = "900150983cd24fb0d6963f7d28e17f72";
-        let recorded = Recorded {
-            stamp: Stamp {
-                size: 3,
-                mtime_ns: 1,
-                ctime_ns: 2,
-                inode: 3,
-            },
-            settled: true,
-            md5: Md5Digest::of(b"abc"),
-            etag: Some(Etag::new("\"e1\"")),
-            version_id: Some("v1".into()),
-            kms_key_id: None,
-            bucket_key: None,
-            recorded_at_ms: 0,
-            seen: Seen::Rewritten,
-        };
+        let recorded = super::super::index::tests::recorded("\"e1\"", Some("v1"));
         let mut stored = object(Some(md5), "\"e1\"");
         stored.version_id = Some("v1".into());
         assert!(matches!(

@@ -262,6 +262,26 @@ pub(super) fn shared(keys: &mut Vec<Arc<str>>, key: String) -> Arc<str> {
 pub(super) mod tests {
     use super::*;
 
+    /// A record of "abc" (3 bytes) stored with ETag `etag` as `version`.
+    pub(in crate::commands::sync) fn recorded(etag: &str, version: Option<&str>) -> Recorded {
+        Recorded {
+            stamp: Stamp {
+                size: 3,
+                mtime_ns: 1,
+                ctime_ns: 2,
+                inode: 3,
+            },
+            settled: true,
+            md5: Md5Digest::of(b"abc"),
+            etag: Some(Etag::new(etag)),
+            version_id: version.map(Into::into),
+            kms_key_id: None,
+            bucket_key: None,
+            recorded_at_ms: 0,
+            seen: Seen::NotListed,
+        }
+    }
+
     pub(in crate::commands::sync) fn index_of(keys: impl Iterator<Item = String>) -> Index {
         let files: Vec<_> = keys
             .map(|key| {

@@ -243,8 +243,6 @@ pub fn unchanged_remotely(recorded: &Recorded, presence: &Presence<'_>) -> bool 
 mod tests {
     use super::*;
     use crate::commands::sync::index::tests::index_of;
-    use crate::local::hash::Md5Digest;
-    use crate::local::stamp::Stamp;
 
     fn listed(key: &str, etag: &str, size: u64) -> Listed {
         Listed {
@@ -382,22 +380,7 @@ mod tests {
 
     #[test]
     fn only_the_same_etag_and_size_prove_an_object_unchanged() {
-        let recorded = Recorded {
-            stamp: Stamp {
-                size: 3,
-                mtime_ns: 1,
-                ctime_ns: 2,
-                inode: 3,
-            },
-            settled: true,
-            md5: Md5Digest::of(b"abc"),
-            etag: Some(Etag::new("\"e1\"")),
-            version_id: None,
-            kms_key_id: None,
-            bucket_key: None,
-            recorded_at_ms: 0,
-            seen: Seen::NotListed,
-        };
+        let recorded = crate::commands::sync::index::tests::recorded("\"e1\"", None);
         let present = |etag: &str, size| Presence::Present {
             etag: Some(Etag::new(etag)),
             size: Some(size),
