@@ -41,6 +41,7 @@ lint-infra: $(TOOLS) $(IAM_SIMULATE)
 	python scripts/check_infra.py
 	python scripts/check_infra.py --expect-defects tests/fixtures/infra-before-review
 	python scripts/check_infra.py --expect-defects tests/fixtures/infra-before-deploy-review
+	python scripts/check_infra.py --expect-defects tests/fixtures/infra-before-runtime-review
 	python scripts/check_iam_cases.py
 	python scripts/check_iam_cases.py --expect-defects tests/fixtures/infra-before-deploy-review
 

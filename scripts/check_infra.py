@@ -25,6 +25,7 @@ from parliament import analyze_policy_string
 
 import deploy_review
 import infra_review
+import runtime_review
 from infra_render import EXAMPLES, load
 
 ROOT = pathlib.Path(__file__).resolve().parent.parent
@@ -181,20 +182,33 @@ def review(template_path, deployer_path):
         ("one backup schedule", infra_review.one_backup_schedule),
         ("signing key", infra_review.signing_key_policy),
         ("manifest folder", infra_review.manifest_folder_deny),
-    ] + deploy_review.CHECKS
+    ] + deploy_review.CHECKS + runtime_checks(template_path.parent / "replica.yaml")
     return {label: check(subject) for label, check in checks}, subject
+
+
+def runtime_checks(replica_path):
+    """The checks of what the deployed function meets when it runs."""
+    return [
+        ("vpc routes", runtime_review.vpc_reaches_each_service),
+        ("replica retention", lambda _: runtime_review.replica_keeps_versions(replica_path)),
+    ]
 
 
 # The checks each fixture's template must fail, by fixture, and what a
 # check's problems must name there (the review's defects).
 DEFECTS_OF = {
     "infra-before-deploy-review": deploy_review.CHECKS,
+    "infra-before-runtime-review": runtime_checks(None),
 }
 EVIDENCE = {
     "infra-before-deploy-review": {
         "deployer handlers": ["elasticfilesystem:DescribeMountTargets", "s3:DeleteBucket"],
         "vpc ordering": ["FunctionEfsPolicy"],
         "bucket deletion": ["InventoryBucket"],
+    },
+    "infra-before-runtime-review": {
+        "vpc routes": ["calls kms"],
+        "replica retention": ["ExpireNoncurrentVersions"],
     },
 }
 

@@ -1,0 +1,114 @@
+"""Checks of what the deployed function meets when it runs, which the
+stack's deployment does not show: a function in a VPC reaches only what the
+VPC routes to, and a replica keeps what the source's retention needs.
+
+Each check takes an infra_review.Subject and returns a list of problems.
+"""
+import pathlib
+import re
+
+from infra_render import load, render, resources_of
+from infra_review import as_list
+
+ROOT = pathlib.Path(__file__).resolve().parent.parent
+
+# How the function reaches each AWS service its code calls, from a VPC:
+# the endpoint type and the service name the template must create.
+ROUTES = {
+    "s3": "Gateway",
+    "kms": "Interface",
+}
+# Services the code calls that a VPC-attached function reaches only through
+# a NAT, by design; the README's deployment section must say so.
+NAT_ONLY = {
+    # `audit --fix batch`, a manual invoke (the scheduled audit copies in
+    # place through S3): S3 Control has no gateway endpoint.
+    "s3control": "S3 Control",
+}
+
+
+def services_called(source=ROOT / "src"):
+    """The AWS services the function's code calls: each aws_sdk_<service>
+    crate its sources use."""
+    called = set()
+    for path in source.rglob("*.rs"):
+        called.update(re.findall(r"\baws_sdk_([a-z0-9]+)::", path.read_text()))
+    return called
+
+
+def vpc_reaches_each_service(s):
+    """Each service the function calls has a route from its VPC: the S3
+    gateway endpoint, an interface endpoint with private DNS in the
+    function's subnets, admitting the function on 443; or it is named as
+    reached through a NAT only."""
+    problems = []
+    readme = (ROOT / "README.md").read_text()
+    called = services_called()
+    for scenario, stack in s.stacks.items():
+        functions = resources_of(stack, "AWS::Lambda::Function")
+        endpoints = resources_of(stack, "AWS::EC2::VPCEndpoint")
+        groups = resources_of(stack, "AWS::EC2::SecurityGroup")
+        for fn_name, function in functions.items():
+            vpc = function.get("VpcConfig")
+            if not vpc:
+                continue
+            for service in sorted(called):
+                if service in NAT_ONLY:
+                    if f"{NAT_ONLY[service]} through a NAT" not in readme:
+                        problems.append(f"{scenario}: {fn_name} calls {service}, which no endpoint serves, and the README does not say it needs a NAT")
+                    continue
+                wanted = ROUTES.get(service)
+                if wanted is None:
+                    problems.append(f"{scenario}: {fn_name} calls {service}, for which this check knows no route")
+                    continue
+                found = [
+                    (name, endpoint) for name, endpoint in endpoints.items()
+                    if str(endpoint.get("ServiceName", "")).endswith(f".{service}")
+                    and endpoint.get("VpcEndpointType", "Gateway") == wanted
+                ]
+                if not found:
+                    problems.append(f"{scenario}: {fn_name} calls {service} from its VPC, and the stack creates no {wanted} endpoint for it: each call times out in private subnets")
+                    continue
+                if wanted == "Interface":
+                    problems.extend(interface_problems(scenario, fn_name, vpc, found, groups))
+    return problems
+
+
+def interface_problems(scenario, fn_name, vpc, found, groups):
+    """An interface endpoint serves the function: private DNS (the SDK uses
+    the service's public name), the function's subnets, and a group that
+    admits a group of the function's on 443."""
+    problems = []
+    function_groups = set(as_list(vpc.get("SecurityGroupIds", [])))
+    for name, endpoint in found:
+        if endpoint.get("PrivateDnsEnabled") is not True:
+            problems.append(f"{scenario}: {name} has no private DNS: {fn_name} would still resolve the public endpoint")
+        if as_list(endpoint.get("SubnetIds", [])) != as_list(vpc.get("SubnetIds", [])):
+            problems.append(f"{scenario}: {name} is not in {fn_name}'s subnets")
+        admitted = {
+            rule.get("SourceSecurityGroupId")
+            for group in as_list(endpoint.get("SecurityGroupIds", []))
+            for rule in as_list(groups.get(group, {}).get("SecurityGroupIngress", []))
+            if rule.get("IpProtocol") in ("tcp", "6") and int(rule.get("FromPort", -1)) <= 443 <= int(rule.get("ToPort", -1))
+        }
+        if not admitted & function_groups:
+            problems.append(f"{scenario}: {name} admits none of {fn_name}'s security groups on 443")
+    return problems
+
+
+def replica_keeps_versions(replica_path):
+    """With its defaults, the replica expires no version by age: S3
+    replication never replicates the deletion of a version, so a replica
+    snapshot older than the rule would miss every file changed since."""
+    if replica_path is None or not replica_path.exists():
+        return []
+    template = load(replica_path)
+    params = {"SourceAccountId": "123456789012"}
+    stack = render(template, params, stack_name="s3-kms-sync-replica")
+    problems = []
+    for name, bucket in resources_of(stack, "AWS::S3::Bucket").items():
+        for rule in bucket.get("LifecycleConfiguration", {}).get("Rules", []):
+            expires = rule.get("NoncurrentVersionExpiration")
+            if expires and rule.get("Status") == "Enabled":
+                problems.append(f"replica {name} rule {rule.get('Id')} expires noncurrent versions after {expires.get('NoncurrentDays')} days by default")
+    return problems
