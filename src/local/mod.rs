@@ -8,6 +8,7 @@ mod found;
 pub mod hash;
 pub mod range;
 pub mod restore_dir;
+pub mod room;
 pub mod source;
 pub mod stamp;
 pub mod walk;

@@ -70,6 +70,8 @@ impl RunSettings for NoLockArgs {
 #[derive(Debug, Clone)]
 pub struct RunOptions {
     pub manifest_dir: PathBuf,
+    /// Where it runs: what a message names as the fix.
+    pub mode: Mode,
     pub lock_ttl: Duration,
     pub deadline_margin: Duration,
 }
@@ -92,6 +94,7 @@ impl RunOptions {
         }
         Ok(RunOptions {
             manifest_dir,
+            mode,
             lock_ttl: Duration::from_secs(args.lock_ttl_secs),
             deadline_margin: Duration::from_secs(args.deadline_margin_secs),
         })

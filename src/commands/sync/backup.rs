@@ -16,6 +16,7 @@ use super::prior::PriorState;
 use super::resume::{self, Rotation};
 use super::{Scope, SyncOptions, load};
 use crate::error::Result;
+use crate::local::room;
 use crate::local::source::SourceDir;
 use crate::local::walk::Found;
 use crate::manifest::spool::{RecordSpool, SortedRecords};
@@ -83,6 +84,7 @@ impl Backup<'_> {
         let source = SourceDir::open(&self.sync.source_dir)?;
         let mut walk = self.start_walk(&source, plan.is_none());
         let mut prior = self.load(plan, walk.slicing.take()).await;
+        self.check_room(&prior)?;
         // Each record goes to disk as its file finishes; only counts stay.
         let mut spool = RecordSpool::new(&self.options.manifest_dir)?;
         let transferred = self
@@ -181,6 +183,21 @@ impl Backup<'_> {
             },
         )
         .await
+    }
+
+    /// Refuses, before the first upload, a run whose manifest directory
+    /// cannot hold what it will keep there, by the last snapshot's count.
+    /// A first run has no count to go by; its walk is not waited for.
+    fn check_room(&self, prior: &PriorState) -> Result<()> {
+        let Some(index) = &prior.index else {
+            return Ok(());
+        };
+        let recorded = index.len() as u64;
+        let files = index
+            .header
+            .expected_files
+            .map_or(recorded, |e| e.max(recorded));
+        room::check(&self.options.manifest_dir, files, self.options.mode)
     }
 
     /// Decides and moves each entry the walk hands over, `concurrency` at
