@@ -190,6 +190,7 @@ def runtime_checks(replica_path):
     """The checks of what the deployed function meets when it runs."""
     return [
         ("vpc routes", runtime_review.vpc_reaches_each_service),
+        ("key principals", runtime_review.key_policies_name_no_new_role),
         ("replica retention", lambda _: runtime_review.replica_keeps_versions(replica_path)),
     ]
 
@@ -208,6 +209,7 @@ EVIDENCE = {
     },
     "infra-before-runtime-review": {
         "vpc routes": ["calls kms"],
+        "key principals": ["OnlyTheBackupSignsManifests names FunctionRole"],
         "replica retention": ["ExpireNoncurrentVersions"],
     },
 }

@@ -385,13 +385,20 @@ def denies(statement, principal, action, resource):
 
 
 def grantees(key_policy, action):
-    """The AWS principals a key policy's Allow statements give `action`."""
+    """The AWS principals a key policy's Allow statements give `action`: a
+    statement's principal, or the principals its `aws:PrincipalArn`
+    condition narrows it to."""
     found = set()
     for st in statements(key_policy):
         if st["Effect"] != "Allow":
             continue
         if any(fnmatch.fnmatchcase(action.lower(), a.lower()) for a in as_list(st["Action"])):
-            found.update(as_list(st.get("Principal", {}).get("AWS", [])))
+            narrowed = [
+                arn
+                for test in ("ArnEquals", "StringEquals")
+                for arn in as_list(st.get("Condition", {}).get(test, {}).get("aws:PrincipalArn", []))
+            ]
+            found.update(narrowed or as_list(st.get("Principal", {}).get("AWS", [])))
     return found
 
 
@@ -411,11 +418,13 @@ def signing_key_policy(s):
         if signers != {"FunctionRole.Arn"}:
             problems.append(f"{scenario}: {name} lets {sorted(signers)} sign, not the function's role alone")
         for st in statements(policy):
-            if st["Effect"] == "Allow" and "FunctionRole.Arn" in as_list(st.get("Principal", {}).get("AWS", [])) \
-                    and "kms:Sign" in as_list(st["Action"]):
+            if st["Effect"] == "Allow" and "kms:Sign" in as_list(st["Action"]) \
+                    and "FunctionRole.Arn" in grantees({"Statement": [st]}, "kms:Sign"):
                 if st.get("Condition", {}).get("StringEquals", {}).get("kms:MessageType") != "DIGEST":
                     problems.append(f"{scenario}: {name} lets the function sign raw messages, not only digests")
-        if "FunctionRole.Arn" not in grantees(policy, "kms:GetPublicKey"):
+        # The function's own policy grants GetPublicKey where the account may.
+        fetchers = grantees(policy, "kms:GetPublicKey")
+        if "FunctionRole.Arn" not in fetchers and not any(re.fullmatch(r"arn:aws:iam::\d{12}:root", f) for f in fetchers):
             problems.append(f"{scenario}: {name} does not let the function fetch its public key")
         for _, fn_name, function in s.each("AWS::Lambda::Function"):
             configured = function.get("Environment", {}).get("Variables", {}).get("SYNC_SIGNING_KEY_ID")

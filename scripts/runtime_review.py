@@ -96,6 +96,26 @@ def interface_problems(scenario, fn_name, vpc, found, groups):
     return problems
 
 
+def key_policies_name_no_new_role(s):
+    """No key policy names as its principal a role the same stack creates:
+    KMS refuses a principal IAM does not show yet ("Policy contains a
+    statement with one or more invalid principals"), and CloudFormation's
+    KMS handler does not retry, so the stack rolls back. The account as
+    principal, with the role in an `aws:PrincipalArn` condition, is safe."""
+    problems = []
+    for scenario, stack in s.stacks.items():
+        roles = set(resources_of(stack, "AWS::IAM::Role"))
+        for name, key in resources_of(stack, "AWS::KMS::Key").items():
+            for st in as_list(key.get("KeyPolicy", {}).get("Statement", [])):
+                if not isinstance(st, dict):
+                    continue
+                for principal in as_list(st.get("Principal", {}).get("AWS", [])):
+                    role = str(principal).removesuffix(".Arn")
+                    if role in roles:
+                        problems.append(f"{scenario}: {name} statement {st.get('Sid')} names {role}, created by the same stack, as its principal")
+    return problems
+
+
 def replica_keeps_versions(replica_path):
     """With its defaults, the replica expires no version by age: S3
     replication never replicates the deletion of a version, so a replica
