@@ -182,16 +182,23 @@ def review(template_path, deployer_path):
         ("one backup schedule", infra_review.one_backup_schedule),
         ("signing key", infra_review.signing_key_policy),
         ("manifest folder", infra_review.manifest_folder_deny),
-    ] + deploy_review.CHECKS + runtime_checks(template_path.parent / "replica.yaml")
+    ] + deploy_review.CHECKS + runtime_checks(template_path.parent)
     return {label: check(subject) for label, check in checks}, subject
 
 
-def runtime_checks(replica_path):
-    """The checks of what the deployed function meets when it runs."""
+def runtime_checks(directory):
+    """The checks of what the deployed function meets when it runs, over
+    the templates in `directory` (and its boundary, kept beside them in a
+    fixture or under iam/)."""
+    def boundary():
+        beside = directory / "permissions-boundary.json"
+        return beside if beside.exists() else directory / "iam" / "permissions-boundary.json"
+
     return [
         ("vpc routes", runtime_review.vpc_reaches_each_service),
         ("key principals", runtime_review.key_policies_name_no_new_role),
-        ("replica retention", lambda _: runtime_review.replica_keeps_versions(replica_path)),
+        ("replica retention", lambda _: runtime_review.replica_keeps_versions(directory / "replica.yaml")),
+        ("boundary accounts", lambda _: runtime_review.boundary_fits_any_account(boundary())),
     ]
 
 
@@ -199,7 +206,7 @@ def runtime_checks(replica_path):
 # check's problems must name there (the review's defects).
 DEFECTS_OF = {
     "infra-before-deploy-review": deploy_review.CHECKS,
-    "infra-before-runtime-review": runtime_checks(None),
+    "infra-before-runtime-review": runtime_checks(ROOT),
 }
 EVIDENCE = {
     "infra-before-deploy-review": {
@@ -210,6 +217,7 @@ EVIDENCE = {
     "infra-before-runtime-review": {
         "vpc routes": ["calls kms"],
         "key principals": ["OnlyTheBackupSignsManifests names FunctionRole"],
+        "boundary accounts": ["account 123456789012", "region eu-west-1"],
         "replica retention": ["ExpireNoncurrentVersions"],
     },
 }

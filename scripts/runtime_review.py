@@ -116,6 +116,25 @@ def key_policies_name_no_new_role(s):
     return problems
 
 
+def boundary_fits_any_account(boundary_path):
+    """The permissions boundary names no account and no region: created as
+    written in another account, a boundary of example values would refuse
+    what the stack's roles need there (the on-failure destination's
+    sqs:SendMessage first), and the deploy would fail."""
+    if not boundary_path.exists():
+        return []
+    text = boundary_path.read_text()
+    problems = [
+        f"the permissions boundary names account {account}: created in another account it refuses what the roles need there"
+        for account in sorted(set(re.findall(r"arn:aws[a-z-]*:[a-z0-9-]*:[a-z0-9-]*:(\d{12}):", text)))
+    ]
+    problems += [
+        f"the permissions boundary names region {region}: in another region it refuses what the roles need there"
+        for region in sorted(set(re.findall(r"arn:aws[a-z-]*:[a-z0-9-]+:([a-z]{2}-[a-z]+-\d):", text)))
+    ]
+    return problems
+
+
 def replica_keeps_versions(replica_path):
     """With its defaults, the replica expires no version by age: S3
     replication never replicates the deletion of a version, so a replica
