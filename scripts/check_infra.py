@@ -197,6 +197,7 @@ def runtime_checks(directory):
     return [
         ("vpc routes", runtime_review.vpc_reaches_each_service),
         ("key principals", runtime_review.key_policies_name_no_new_role),
+        ("throttled shards", runtime_review.throttled_invokes_wait),
         ("replica retention", lambda _: runtime_review.replica_keeps_versions(directory / "replica.yaml")),
         ("boundary accounts", lambda _: runtime_review.boundary_fits_any_account(boundary())),
     ]
@@ -218,6 +219,7 @@ EVIDENCE = {
         "vpc routes": ["calls kms"],
         "key principals": ["OnlyTheBackupSignsManifests names FunctionRole"],
         "boundary accounts": ["account 123456789012", "region eu-west-1"],
+        "throttled shards": ["task Shard retries a throttled invoke for 14 s"],
         "replica retention": ["ExpireNoncurrentVersions"],
     },
 }

@@ -4,6 +4,7 @@ VPC routes to, and a replica keeps what the source's retention needs.
 
 Each check takes an infra_review.Subject and returns a list of problems.
 """
+import json
 import pathlib
 import re
 
@@ -133,6 +134,52 @@ def boundary_fits_any_account(boundary_path):
         for region in sorted(set(re.findall(r"arn:aws[a-z-]*:[a-z0-9-]+:([a-z]{2}-[a-z]+-\d):", text)))
     ]
     return problems
+
+
+# How long a throttled invoke must be retried: an hour at the least, so
+# that shards queued behind the account's concurrency quota get their turn.
+THROTTLE_PATIENCE_SECONDS = 3600
+
+
+def retried_for(retrier):
+    """The seconds a Step Functions retrier waits over all its attempts
+    (without jitter, which only shortens each wait)."""
+    interval = retrier.get("IntervalSeconds", 1)
+    rate = retrier.get("BackoffRate", 2.0)
+    cap = retrier.get("MaxDelaySeconds", float("inf"))
+    return sum(min(interval * rate**i, cap) for i in range(retrier.get("MaxAttempts", 3)))
+
+
+def throttled_invokes_wait(s):
+    """Each Lambda task of the sharded run retries a throttled invoke
+    (Lambda.TooManyRequestsException) for an hour at the least: with more
+    shards at once than the account's quota leaves, the Distributed Map's
+    invokes are throttled, and three quick tries fail the shard."""
+    problems = []
+    for scenario, stack in s.stacks.items():
+        for name, machine in resources_of(stack, "AWS::StepFunctions::StateMachine").items():
+            definition = json.loads(machine["DefinitionString"])
+            for state_name, state in tasks(definition):
+                if "lambda:invoke" not in str(state.get("Resource", "")):
+                    continue
+                waits = [
+                    retried_for(r) for r in state.get("Retry", [])
+                    if "Lambda.TooManyRequestsException" in r.get("ErrorEquals", [])
+                    or "States.ALL" in r.get("ErrorEquals", [])
+                ]
+                longest = max(waits, default=0)
+                if longest < THROTTLE_PATIENCE_SECONDS:
+                    problems.append(f"{scenario}: {name} task {state_name} retries a throttled invoke for {longest:.0f} s, not {THROTTLE_PATIENCE_SECONDS}")
+    return problems
+
+
+def tasks(definition):
+    """Every state of a definition, nested Map processors included."""
+    for name, state in definition.get("States", {}).items():
+        yield name, state
+        for nested in ("ItemProcessor", "Iterator"):
+            if nested in state:
+                yield from tasks(state[nested])
 
 
 def replica_keeps_versions(replica_path):
