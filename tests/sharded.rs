@@ -34,7 +34,8 @@ async fn plan_by_event(engine: &Engine) -> PlanOutput {
 /// The shard list as the Distributed Map's ItemReader reads it: a JSON array.
 async fn shard_items(moto: &Moto, planned: &PlanOutput) -> Vec<Value> {
     let key = planned.shard_list_key.as_deref().expect("a shard list");
-    let list: Value = serde_json::from_slice(&get_bytes(&moto.s3(), BUCKET, key).await).unwrap();
+    let list: Value =
+        serde_json::from_slice(&get_bytes(&moto.s3(), &planned.bucket, key).await).unwrap();
     list.as_array().expect("the shard list is an array").clone()
 }
 
@@ -210,4 +211,54 @@ async fn a_shard_that_never_reported_leaves_the_run_incomplete_and_the_lock_rele
         next.uploaded, 3,
         "reports/2026/q1.csv, reports/big.bin, top.txt"
     );
+}
+
+/// Item 1 of the trust review, for sharded runs: the merge takes a shard
+/// manifest only when the trusted key signed it and its records lie in the
+/// slice the signed shard list gave it. A forged shard manifest, and a
+/// real one copied to another shard's key, are refused and named; the run
+/// is left incomplete, and the snapshot it signs holds neither.
+#[tokio::test]
+async fn the_merge_signs_only_shard_manifests_bound_to_their_slice() {
+    use support::trust::{plant_unsigned, signed_backup};
+    let (backup, _) = signed_backup("sharded-trust", false).await;
+    let (moto, engine) = (&backup.moto, &backup.engine);
+    let planned = plan_by_event(engine).await;
+    let items = shard_items(moto, &planned).await;
+    assert!(items.len() >= 3, "{items:?}");
+    for item in &items {
+        run_shard(engine, item).await.unwrap();
+    }
+    let folder = format!("p/_manifests/shards/{}", planned.run_id);
+    let shard_key = |n: u32| format!("{folder}/shard-{n:05}.json");
+
+    // Shard 1's manifest, replaced by an unsigned one of the same records.
+    let real: s3_kms_sync::manifest::Manifest =
+        serde_json::from_slice(&get_bytes(&moto.s3(), backup.bucket, &shard_key(1)).await).unwrap();
+    plant_unsigned(&backup, &shard_key(1), &real).await;
+    // Shard 2's key holding shard 0's signed manifest, signature and all.
+    moto.s3()
+        .copy_object()
+        .bucket(backup.bucket)
+        .key(shard_key(2))
+        .copy_source(format!("{}/{}", backup.bucket, shard_key(0)))
+        .send()
+        .await
+        .unwrap();
+
+    let merged = merge(engine, &planned.run_id).await;
+    assert_eq!(merged.status, RunStatus::Partial, "{merged:?}");
+    let message = merged.message.clone().unwrap_or_default();
+    assert!(message.contains("shard 1: not signed"), "{message}");
+    assert!(message.contains("shard 2: its record of"), "{message}");
+    let manifest = manifest_of(&merged);
+    assert!(!manifest.complete);
+    let keys: Vec<String> = manifest
+        .file_records()
+        .filter_map(|r| r.s3_key.clone())
+        .collect();
+    let mut unique = keys.clone();
+    unique.sort();
+    unique.dedup();
+    assert_eq!(keys.len(), unique.len(), "no record taken twice: {keys:?}");
 }

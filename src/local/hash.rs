@@ -110,6 +110,13 @@ impl Md5Stream {
 pub struct Sha256Stream(sha2::Sha256);
 
 impl Sha256Stream {
+    /// The lower-case hex SHA-256 of `bytes`.
+    pub fn of(bytes: &[u8]) -> String {
+        let mut stream = Sha256Stream::default();
+        stream.update(bytes);
+        stream.finish_hex()
+    }
+
     pub fn update(&mut self, bytes: &[u8]) {
         sha2::Digest::update(&mut self.0, bytes);
     }

@@ -45,21 +45,23 @@ pub async fn publish(
     summary
 }
 
-/// [`publish`] to any key (a shard's manifest, which the run's merge reads
-/// and the snapshot's signature covers), with the local copy named
-/// `local_name`; supersedes no other copy, and is not signed.
+/// [`publish`] to any key (a shard's manifest, which the run's merge reads),
+/// with the local copy named `local_name`; supersedes no other copy. Signed
+/// like a snapshot, so that the merge takes only what the backup wrote.
 pub async fn publish_as(
     store: &Store,
     manifest_dir: &Path,
-    manifest: Manifest,
+    mut manifest: Manifest,
     records: &SortedRecords,
     key: &str,
     local_name: &str,
 ) -> Summary {
+    let signer = store.trust().signer();
+    manifest.signing_key_id = signer.map(|s| s.key_id().to_owned());
     let destination = Destination {
         key,
         local_name,
-        signer: None,
+        signer,
         kind: None,
     };
     send(store, manifest_dir, manifest, records, destination).await

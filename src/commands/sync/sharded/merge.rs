@@ -11,12 +11,14 @@ use tracing::{info, warn};
 
 use super::read_document;
 use crate::commands::sync::SyncOptions;
-use crate::error::Result;
+use crate::error::{Error, Result};
+use crate::local::range::PathRange;
 use crate::manifest::publish::publish;
 use crate::manifest::read::read_fetched;
 use crate::manifest::spool::RecordSpool;
+use crate::manifest::stream::Pinned;
 use crate::manifest::{self, FileRecord, Manifest, SourceShrunk, Summary};
-use crate::run::shard::{self, Plan};
+use crate::run::shard::{self, Plan, Shard};
 use crate::run::{RunOptions, lease};
 use crate::store::{KeyRange, Store};
 
@@ -31,6 +33,8 @@ pub struct MergeRequest {
 #[derive(Default)]
 struct Shards {
     missing: Vec<u32>,
+    /// Shard manifests not taken, and why.
+    refused: Vec<String>,
     incomplete: Vec<u32>,
     found: u64,
     not_reached: u64,
@@ -47,11 +51,34 @@ pub async fn run(
     shard::check_run_id(&request.run_id)?;
     let run_id = &request.run_id;
     let plan: Plan = read_document(store, &shard::plan_key(prefix, run_id), "plan").await?;
+    let listed: Vec<Shard> =
+        read_document(store, &shard::list_key(prefix, run_id), "shard list").await?;
     let mut spool = RecordSpool::new(&options.manifest_dir)?;
     let mut shards = Shards::default();
     for index in 0..plan.shards {
         let key = shard::manifest_key(prefix, run_id, index);
-        let Some(fetched) = store.get(&key).await? else {
+        let Some(slice) = listed.get(index as usize) else {
+            shards.missing.push(index);
+            continue;
+        };
+        let source_dir = sync.source_dir.display().to_string();
+        let pinned = match judge_shard(store, prefix, &key, slice, source_dir).await? {
+            Judged::Missing => {
+                shards.missing.push(index);
+                continue;
+            }
+            Judged::Refused(reason) => {
+                warn!(
+                    key,
+                    reason, "shard manifest refused; its slice is left for the next run"
+                );
+                shards.missing.push(index);
+                shards.refused.push(format!("shard {index}: {reason}"));
+                continue;
+            }
+            Judged::Sound(pinned) => pinned,
+        };
+        let Some(fetched) = store.get_at(&key, pinned.version_id.as_deref()).await? else {
             shards.missing.push(index);
             continue;
         };
@@ -59,6 +86,16 @@ pub async fn run(
         let (back, spooled) = parsed.state;
         spool = back;
         spooled?;
+        if pinned
+            .sha256
+            .as_ref()
+            .is_some_and(|judged| *judged != parsed.sha256)
+        {
+            return Err(Error::Untrusted {
+                key: store.uri(&key),
+                detail: "its bytes changed while the merge read it; run the merge again".into(),
+            });
+        }
         let header = parsed.header;
         if !header.complete {
             shards.incomplete.push(index);
@@ -82,6 +119,9 @@ pub async fn run(
     summary.bytes_read = shards.bytes_read;
     if !shards.missing.is_empty() || !shards.incomplete.is_empty() {
         summary.record_missing_shards(&shards.missing, &shards.incomplete);
+    }
+    if !shards.refused.is_empty() {
+        summary.record_refused_shards(&shards.refused);
     }
     let held = lease::held_by(store, prefix, run_id).await?;
     if !held {
@@ -138,6 +178,97 @@ pub async fn run(
     }
     info!(%run_id, status = ?summary.status, shards = plan.shards, files = tally.files(), "merged");
     Ok(summary)
+}
+
+/// What a shard manifest proved, before any of its records is spooled.
+enum Judged {
+    Missing,
+    Refused(String),
+    Sound(Pinned),
+}
+
+/// Reads the shard manifest at `key` once, unspooled, and judges it: signed
+/// by the trusted key over the bytes read (where a key is trusted), of this
+/// run, bucket and prefix, and with every record inside the slice the
+/// signed shard list gave it. A shard manifest that another principal put
+/// there, or one whose records reach into another slice, would otherwise
+/// become the signed run's.
+async fn judge_shard(
+    store: &Store,
+    prefix: &str,
+    key: &str,
+    slice: &Shard,
+    source_dir: String,
+) -> Result<Judged> {
+    let Some(fetched) = store.get(key).await? else {
+        return Ok(Judged::Missing);
+    };
+    let version_id = fetched.version_id.clone();
+    let outside = OutsideSlice {
+        source_dir,
+        range: slice.range.clone(),
+        first: None,
+    };
+    let read = match read_fetched(fetched, outside, OutsideSlice::check).await {
+        Ok(read) => read,
+        Err(err) => return Ok(Judged::Refused(format!("unreadable: {err}"))),
+    };
+    let header = &read.header;
+    if header.run_id != slice.run_id || !header.describes(store.bucket(), prefix) {
+        return Ok(Judged::Refused(format!(
+            "it is of run {} on s3://{}/{}, not of this run",
+            header.run_id, header.bucket, header.prefix
+        )));
+    }
+    if let Some(path) = &read.state.first {
+        return Ok(Judged::Refused(format!(
+            "its record of {path} lies outside the shard's slice"
+        )));
+    }
+    if store.trust().enforced() {
+        let verdict = store
+            .trust()
+            .judge(read.signature.as_ref(), &read.sha256)
+            .await?;
+        if let Some(why) = verdict.refusal() {
+            return Ok(Judged::Refused(format!(
+                "not signed by the trusted key: {why}"
+            )));
+        }
+    }
+    Ok(Judged::Sound(Pinned {
+        version_id,
+        sha256: Some(read.sha256),
+    }))
+}
+
+/// The first record of a shard manifest outside its slice, if any.
+struct OutsideSlice {
+    /// The configured source: every shard backs up under it.
+    source_dir: String,
+    range: PathRange,
+    first: Option<String>,
+}
+
+/// The field of a record that says where it lies.
+#[derive(Deserialize)]
+struct SliceRecord {
+    local_path: String,
+}
+
+impl OutsideSlice {
+    fn check(&mut self, record: SliceRecord) {
+        if self.first.is_some() {
+            return;
+        }
+        let relative = record
+            .local_path
+            .strip_prefix(self.source_dir.trim_end_matches('/'))
+            .and_then(|rest| rest.strip_prefix('/'));
+        if !relative.is_some_and(|path| self.range.holds_slashed(path)) {
+            self.first = Some(record.local_path);
+        }
+    }
 }
 
 /// Sends each record of a shard manifest to the spool; the first failure stays.
