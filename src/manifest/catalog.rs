@@ -11,7 +11,7 @@ use serde::Serialize;
 
 use super::locate::header_of;
 use super::read::read_header_fetched;
-use super::trusted::refusal;
+use super::trusted::judge;
 use super::{
     Facts, Kind, RunStatus, Snapshot, is_manifest_name, is_narrowed_name, narrowed_tag_of,
     scope_tag_of,
@@ -211,11 +211,7 @@ async fn by_bytes(store: &Store, prefix: &str, key: &str) -> Result<Option<Seen>
             }));
         }
     };
-    let signature = store
-        .trust()
-        .judge(read.signature.as_ref(), &read.sha256)
-        .await?;
-    let untrusted = refusal(store, prefix, key, &read).await?;
+    let (signature, untrusted) = judge(store, prefix, key, &read).await?;
     let header = &read.header;
     let kind = match header.narrowed {
         Some(true) => Some(Kind::Narrowed),

@@ -60,20 +60,28 @@ pub async fn refusal<S>(
     key: &str,
     read: &Parsed<S>,
 ) -> Result<Option<String>> {
+    Ok(judge(store, prefix, key, read).await?.1)
+}
+
+/// [`refusal`], with the verdict on the signature it judged.
+pub async fn judge<S>(
+    store: &Store,
+    prefix: &str,
+    key: &str,
+    read: &Parsed<S>,
+) -> Result<(Verdict, Option<String>)> {
+    let trust = store.trust();
+    let verdict = trust.judge(read.signature.as_ref(), &read.sha256).await?;
     let header = &read.header;
-    if let Err(Error::Untrusted { detail, .. }) = check_place(store, prefix, key, header) {
-        return Ok(Some(detail));
-    }
-    if store.trust().enforced() {
-        let verdict = store
-            .trust()
-            .judge(read.signature.as_ref(), &read.sha256)
-            .await?;
-        if let Some(why) = verdict.refusal() {
-            return Ok(Some(format!("not signed by the trusted key: {why}")));
-        }
-    }
-    Ok(from_the_future(header, read.last_modified))
+    let refused = match check_place(store, prefix, key, header) {
+        Err(Error::Untrusted { detail, .. }) => Some(detail),
+        _ if trust.enforced() => verdict
+            .refusal()
+            .map(|why| format!("not signed by the trusted key: {why}")),
+        _ => None,
+    };
+    let refused = refused.or_else(|| from_the_future(header, read.last_modified));
+    Ok((verdict, refused))
 }
 
 /// Why a manifest's claimed start cannot be true: more than

@@ -101,6 +101,22 @@ impl Trust {
         }
     }
 
+    /// Why the trusted key does not vouch for the bytes of hex SHA-256
+    /// `sha256`; `None` when it signed them, or when no key is trusted.
+    pub async fn refusal(
+        &self,
+        signature: Option<&Signature>,
+        sha256: &str,
+    ) -> Result<Option<String>> {
+        if !self.enforced() {
+            return Ok(None);
+        }
+        let verdict = self.judge(signature, sha256).await?;
+        Ok(verdict
+            .refusal()
+            .map(|why| format!("not signed by the trusted key: {why}")))
+    }
+
     /// What the signature kept with a manifest proves of the manifest whose
     /// bytes have the hex SHA-256 `sha256`.
     pub async fn judge(&self, signature: Option<&Signature>, sha256: &str) -> Result<Verdict> {

@@ -225,16 +225,9 @@ async fn judge_shard(
             "its record of {path} lies outside the shard's slice"
         )));
     }
-    if store.trust().enforced() {
-        let verdict = store
-            .trust()
-            .judge(read.signature.as_ref(), &read.sha256)
-            .await?;
-        if let Some(why) = verdict.refusal() {
-            return Ok(Judged::Refused(format!(
-                "not signed by the trusted key: {why}"
-            )));
-        }
+    let trust = store.trust();
+    if let Some(why) = trust.refusal(read.signature.as_ref(), &read.sha256).await? {
+        return Ok(Judged::Refused(why));
     }
     Ok(Judged::Sound(Pinned {
         version_id,

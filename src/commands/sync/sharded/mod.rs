@@ -25,15 +25,12 @@ async fn read_document<T: DeserializeOwned>(store: &Store, key: &str, what: &str
     };
     let signature = fetched.signature.clone();
     let body = fetched.bytes().await?;
-    if store.trust().enforced() {
-        let sha256 = Sha256Stream::of(&body);
-        let verdict = store.trust().judge(signature.as_ref(), &sha256).await?;
-        if let Some(why) = verdict.refusal() {
-            return Err(Error::Untrusted {
-                key: store.uri(key),
-                detail: format!("the {what} is not signed by the trusted key: {why}"),
-            });
-        }
+    let sha256 = Sha256Stream::of(&body);
+    if let Some(why) = store.trust().refusal(signature.as_ref(), &sha256).await? {
+        return Err(Error::Untrusted {
+            key: store.uri(key),
+            detail: format!("the {what}: {why}"),
+        });
     }
     serde_json::from_slice(&body)
         .map_err(|err| Error::Shard(format!("{what} {} does not parse: {err}", store.uri(key))))
