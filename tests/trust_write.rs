@@ -126,6 +126,12 @@ async fn item1_a_planted_manifest_is_not_the_next_syncs_index() {
     );
     assert!(passed[0].reason.contains("unsigned"), "{passed:?}");
     let signed = manifest_of(&second);
+    let link = signed.previous_manifest.clone().expect("a chain link");
+    assert_eq!(
+        link.key,
+        manifest_key(&first, backup.bucket),
+        "the chain links the backup's own manifest, not the planted one"
+    );
     let top = record(&signed, "top.txt");
     assert_eq!(top.status, FileStatus::Uploaded, "{top:?}");
     assert_ne!(

@@ -4,9 +4,10 @@
 use super::index::{Entries, Index};
 use crate::error::Result;
 use crate::manifest::ManifestLink;
-use crate::manifest::read::{Parsed, read_fetched};
+use crate::manifest::read::{Parsed, read_fetched, read_header_fetched};
 use crate::manifest::trusted::refusal;
 use crate::store::Store;
+use tracing::warn;
 
 /// The manifest at `key` from S3 as an index, once judged as restore
 /// judges it (see [`refusal`]) and found to describe this bucket and
@@ -58,10 +59,56 @@ where
     }
 }
 
+/// The chain's next link: the newest manifest (`newest_first`, as listed)
+/// that the backup wrote. Where a key is trusted, one this run has not
+/// judged already is read and judged (one GET), and a planted one named to
+/// sort last is passed over: the signed chain would otherwise link to it,
+/// and a real manifest deleted behind it would go unseen.
+pub(super) async fn newest_link(
+    store: &Store,
+    prefix: &str,
+    newest_first: Vec<(String, Option<String>)>,
+    digests: &[(String, String)],
+) -> Option<ManifestLink> {
+    for (key, etag) in newest_first {
+        let known = digests.iter().any(|(judged, _)| *judged == key);
+        if known || !store.trust().enforced() {
+            return Some(link_to(store, key, etag, digests).await);
+        }
+        match judged_digest(store, prefix, &key).await {
+            Ok(Some(sha256)) => {
+                return Some(ManifestLink {
+                    key,
+                    sha256: Some(sha256),
+                    etag,
+                });
+            }
+            Ok(None) => {}
+            Err(err) => {
+                warn!(key, error = %err, "a newer manifest could not be judged; not linked")
+            }
+        }
+    }
+    None
+}
+
+/// The SHA-256 of the manifest at `key` if it passes judgement.
+async fn judged_digest(store: &Store, prefix: &str, key: &str) -> Result<Option<String>> {
+    let Some(fetched) = store.get(key).await? else {
+        return Ok(None);
+    };
+    let read = read_header_fetched(fetched).await?;
+    if let Some(reason) = refusal(store, prefix, key, &read).await? {
+        warn!(key, reason, "manifest not linked");
+        return Ok(None);
+    }
+    Ok(Some(read.sha256))
+}
+
 /// The link to the newest manifest: the SHA-256 this run proved, else the
 /// one stored with it (a HEAD: only after a narrowed run), else its ETag. A
 /// SHA-256 survives the manifest being re-encrypted in place; an ETag does not.
-pub(super) async fn link_to(
+async fn link_to(
     store: &Store,
     key: String,
     etag: Option<String>,

@@ -188,8 +188,9 @@ pub struct Manifests {
     /// The manifests of full runs of this scope, in the order listed: the
     /// newest one that passes judgement is the next run's index.
     full: Vec<String>,
-    /// The newest manifest of any run, full or narrowed, with its ETag.
-    pub newest: Option<(String, Option<String>)>,
+    /// The manifests of every run, full or narrowed, with their ETags: the
+    /// newest that passes judgement is the chain's next link.
+    all: Vec<(String, Option<String>)>,
 }
 
 impl Manifests {
@@ -206,14 +207,19 @@ impl Manifests {
         let Some(name) = object.key.strip_prefix(folder) else {
             return;
         };
-        let newer = |than: Option<&str>| than < Some(object.key.as_str());
-        let newest = self.newest.as_ref().map(|(key, _)| key.as_str());
-        if is_manifest_name(name) && newer(newest) {
-            self.newest = Some((object.key.clone(), object.etag.clone()));
+        if is_manifest_name(name) {
+            self.all.push((object.key.clone(), object.etag.clone()));
         }
         if is_index_for(name, self.scope_tag.as_deref()) {
             self.full.push(object.key);
         }
+    }
+
+    /// The manifests of every run, with their ETags, newest first.
+    pub fn newest_first(&self) -> Vec<(String, Option<String>)> {
+        let mut all = self.all.clone();
+        all.sort_unstable_by(|a, b| b.0.cmp(&a.0));
+        all
     }
 
     /// The newest manifest of a full run of this scope, as its name says.
@@ -271,8 +277,8 @@ mod tests {
             Some("p/_manifests/20261231T235959.999Z-y.json")
         );
         assert_eq!(
-            manifests.newest,
-            Some((
+            manifests.newest_first().first(),
+            Some(&(
                 "p/_manifests/20261231T235959.999Z-z.narrowed.json".into(),
                 Some("\"m\"".into())
             ))

@@ -7,7 +7,7 @@ use std::path::Path;
 
 use tracing::{info, warn};
 
-use super::fetch::{fetch_index, link_to};
+use super::fetch::{fetch_index, newest_link};
 use super::index::{Entries, Index};
 use super::listing::{Listing, Manifests, plan_listing};
 use super::prior::PriorState;
@@ -66,8 +66,10 @@ pub async fn load(
     };
     let loaded = match known {
         Warm::Newest { copy, listing } => {
-            let newest = listing.manifests.newest.clone();
-            let newest = newest.or_else(|| Some((copy.key.clone(), None)));
+            let mut newest = listing.manifests.newest_first();
+            if !newest.iter().any(|(key, _)| *key == copy.key) {
+                newest.push((copy.key.clone(), None));
+            }
             let LocalCopy {
                 key, index, sha256, ..
             } = *copy;
@@ -112,10 +114,7 @@ pub async fn load(
         newest,
         passed_over,
     } = loaded;
-    let previous = match newest {
-        Some((key, etag)) => Some(link_to(store, key, etag, &digests).await),
-        None => None,
-    };
+    let previous = newest_link(store, prefix, newest, &digests).await;
     let (full_rehash, runs_since_full_rehash) = rehash_due(
         rehash_every,
         index.as_ref().map(|i| &i.header),
@@ -177,8 +176,9 @@ enum Warm {
 struct Loaded {
     index: Option<Index>,
     listing: Option<Listing>,
-    /// The newest manifest of any run, with its ETag: the chain's next link.
-    newest: Option<(String, Option<String>)>,
+    /// The manifests of every run, newest first, with their ETags: the
+    /// newest one that passes judgement is the chain's next link.
+    newest: Vec<(String, Option<String>)>,
     /// Newer manifests of the scope not taken as the index, and why.
     passed_over: Vec<PassedOver>,
 }
@@ -290,7 +290,7 @@ async fn cold(
     Loaded {
         index,
         listing,
-        newest: manifests.newest,
+        newest: manifests.newest_first(),
         passed_over,
     }
 }
@@ -310,9 +310,12 @@ async fn newest_judged(
     for key in manifests.full_newest_first() {
         let (fetched, sha256) =
             fetch_index(store, key, &scope.key_prefix, Entries::default()).await;
-        digests.extend(sha256.map(|sha256| (key.to_owned(), sha256)));
         match fetched {
-            Ok(index) => return (Some(index), passed_over),
+            Ok(index) => {
+                // Judged: the chain may link to it with no request more.
+                digests.extend(sha256.map(|sha256| (key.to_owned(), sha256)));
+                return (Some(index), passed_over);
+            }
             Err(reason) => {
                 warn!(key, reason, "manifest not taken as the index");
                 passed_over.push(PassedOver {

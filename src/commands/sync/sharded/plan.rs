@@ -13,7 +13,7 @@ use tracing::{info, warn};
 
 use super::write_document;
 use crate::commands::sync::SyncOptions;
-use crate::commands::sync::fetch::{fetch_manifest, link_to};
+use crate::commands::sync::fetch::{fetch_manifest, newest_link};
 use crate::commands::sync::load::{list_manifests, rehash_due};
 use crate::config::Options;
 use crate::error::{Error, Result};
@@ -160,10 +160,7 @@ async fn plan_under(
         .iter()
         .map(|i| (i.key.clone(), i.sha256.clone()))
         .collect();
-    let previous = match manifests.newest.clone() {
-        Some((key, etag)) => Some(link_to(store, key, etag, &digests).await),
-        None => None,
-    };
+    let previous = newest_link(store, prefix, manifests.newest_first(), &digests).await;
     let shards = slices(&run.id, &cuts);
     let plan = Plan {
         run_id: run.id.clone(),
