@@ -35,8 +35,8 @@ pub struct ManifestLink {
 
 pub use locate::{Located, PassedOver, header_of, locate};
 pub use name::{
-    NameScope, ScopeFields, file_name, full_scope, is_full_manifest_name, is_index_for,
-    is_manifest_name, is_narrowed_name, narrowed_tag_of, scope_tag_of, stamp, timestamp,
+    NameScope, ScopeFields, file_name, is_full_manifest_name, is_index_for, is_manifest_name,
+    is_narrowed_name, narrowed_tag_of, scope_tag_of, stamp, timestamp,
 };
 pub use record::{EntryKind, FileRecord, FileStatus};
 pub use snapshot::{Facts, Kind, Snapshot};

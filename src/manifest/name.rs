@@ -41,7 +41,7 @@ pub fn file_name(started: DateTime<Utc>, run_id: &str, scope: NameScope<'_>) -> 
 }
 
 /// The name scope of a full run under configured globs of `tag`.
-pub fn full_scope(tag: Option<&str>) -> NameScope<'_> {
+fn full_scope(tag: Option<&str>) -> NameScope<'_> {
     tag.map_or(NameScope::Whole, NameScope::Globs)
 }
 
@@ -87,21 +87,16 @@ impl ScopeFields<'_> {
     /// the event's. Runs that differ in any of them cover other files, so
     /// each is a line of snapshots of its own, as restic groups by path set.
     pub fn narrowed_tag(&self) -> String {
-        let mut digest = Sha256Stream::default();
-        for part in [self.subdir(), self.prefix] {
-            digest.update(part.as_bytes());
-            digest.update(&[0]);
-        }
-        let (include, exclude) = self.configured;
-        let (event_include, event_exclude) = self.event;
-        for globs in [include, exclude, event_include, event_exclude] {
-            for glob in globs {
-                digest.update(glob.as_bytes());
-                digest.update(&[0]);
-            }
-            digest.update(&[1]);
-        }
-        digest.finish_hex()[..12].to_owned()
+        let globs = |(include, exclude): (&[String], &[String])| {
+            scope_tag(include, exclude).unwrap_or_default()
+        };
+        let parts = [
+            self.subdir(),
+            self.prefix,
+            &globs(self.configured),
+            &globs(self.event),
+        ];
+        Sha256Stream::of(parts.join("\0").as_bytes())[..12].to_owned()
     }
 }
 

@@ -240,8 +240,6 @@ impl Summary {
         ));
     }
 
-    /// Shards of a sharded run stored no manifest, or stopped before their
-    /// slice was done: the run's manifest lacks files, so it is incomplete.
     /// Shard manifests the merge did not take (unsigned, of another run, a
     /// record outside their slice): their files are not in this snapshot.
     pub fn record_refused_shards(&mut self, refused: &[String]) {
@@ -249,6 +247,8 @@ impl Summary {
         self.add_message(format!("shard manifests refused: {}", refused.join("; ")));
     }
 
+    /// Shards of a sharded run stored no manifest, or stopped before their
+    /// slice was done: the run's manifest lacks files, so it is incomplete.
     pub fn record_missing_shards(&mut self, missing: &[u32], incomplete: &[u32]) {
         self.complete = false;
         let list = |shards: &[u32]| {

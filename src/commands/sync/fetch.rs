@@ -9,36 +9,31 @@ use crate::manifest::trusted::refusal;
 use crate::store::Store;
 use tracing::warn;
 
-/// The manifest at `key` from S3 as an index, once judged as restore
-/// judges it (see [`refusal`]) and found to describe this bucket and
-/// `key_prefix`; else why it is no index. The SHA-256 of its bytes, if
-/// read, either way.
+/// The manifest at `key` from S3 as an index, with the SHA-256 of its
+/// bytes, once judged as restore judges it (see [`refusal`]) and found to
+/// describe this bucket and `key_prefix`; else why it is no index.
 pub(super) async fn fetch_index(
     store: &Store,
     key: &str,
     key_prefix: &str,
     entries: Entries,
-) -> (std::result::Result<Index, String>, Option<String>) {
+) -> std::result::Result<(Index, String), String> {
     let read = match fetch_manifest(store, key, entries, Index::add).await {
         Ok(Some(read)) => read,
-        Ok(None) => return (Err("it was removed while the run began".into()), None),
-        Err(err) => return (Err(format!("unreadable or corrupt: {err}")), None),
+        Ok(None) => return Err("it was removed while the run began".into()),
+        Err(err) => return Err(format!("unreadable or corrupt: {err}")),
     };
-    let judged = refusal(store, key_prefix, key, &read).await;
-    let why = match judged {
-        Ok(None) if read.header.describes(store.bucket(), key_prefix) => None,
-        Ok(None) => Some(format!(
+    match refusal(store, key_prefix, key, &read).await {
+        Ok(None) if read.header.describes(store.bucket(), key_prefix) => {
+            Ok((Index::new(read.header, read.state), read.sha256))
+        }
+        Ok(None) => Err(format!(
             "it describes s3://{}/{}, not this run's prefix",
             read.header.bucket, read.header.prefix
         )),
-        Ok(Some(why)) => Some(why),
-        Err(err) => Some(format!("its signature could not be checked: {err}")),
-    };
-    let index = match why {
-        None => Ok(Index::new(read.header, read.state)),
-        Some(why) => Err(why),
-    };
-    (index, Some(read.sha256))
+        Ok(Some(why)) => Err(why),
+        Err(err) => Err(format!("its signature could not be checked: {err}")),
+    }
 }
 
 /// The manifest at `key` from S3, each record handed to `each` as it

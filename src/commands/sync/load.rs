@@ -308,12 +308,10 @@ async fn newest_judged(
 ) -> (Option<Index>, Vec<PassedOver>) {
     let mut passed_over = Vec::new();
     for key in manifests.full_newest_first() {
-        let (fetched, sha256) =
-            fetch_index(store, key, &scope.key_prefix, Entries::default()).await;
-        match fetched {
-            Ok(index) => {
+        match fetch_index(store, key, &scope.key_prefix, Entries::default()).await {
+            Ok((index, sha256)) => {
                 // Judged: the chain may link to it with no request more.
-                digests.extend(sha256.map(|sha256| (key.to_owned(), sha256)));
+                digests.push((key.to_owned(), sha256));
                 return (Some(index), passed_over);
             }
             Err(reason) => {
@@ -377,8 +375,8 @@ pub async fn planned(store: &Store, scope: &Scope, plan: &Plan) -> PriorState {
     let folder = keys::manifest_key(&scope.key_prefix, "");
     let slice = Entries::in_slice(&scope.key_prefix, &scope.range);
     let mut index = match &plan.index_manifest {
-        Some(key) => match fetch_index(store, key, &scope.key_prefix, slice).await.0 {
-            Ok(index) => Some(index),
+        Some(key) => match fetch_index(store, key, &scope.key_prefix, slice).await {
+            Ok((index, _)) => Some(index),
             Err(reason) => {
                 warn!(
                     key,
