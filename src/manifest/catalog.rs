@@ -10,8 +10,7 @@ use futures::StreamExt;
 use serde::Serialize;
 
 use super::locate::header_of;
-use super::read::read_header_fetched;
-use super::trusted::judge;
+use super::trusted::{HeaderJudged, HeaderRead, read_header_judged};
 use super::{
     Facts, Kind, RunStatus, Snapshot, is_manifest_name, is_narrowed_name, narrowed_tag_of,
     scope_tag_of,
@@ -189,29 +188,32 @@ async fn by_metadata(store: &Store, key: &str) -> Result<Option<Seen>> {
 /// and kind come from the signed header; only the file and byte counts
 /// shown come from metadata.
 async fn by_bytes(store: &Store, prefix: &str, key: &str) -> Result<Option<Seen>> {
-    let Some(fetched) = store.get(key).await? else {
-        return Ok(None);
-    };
-    let facts = fetched.facts.as_deref().and_then(Facts::parse);
-    let etag = fetched.etag.clone();
-    let version_id = fetched.version_id.clone();
-    let read = match read_header_fetched(fetched).await {
-        Ok(read) => read,
-        Err(err) => {
+    let (read, signature, untrusted) = match read_header_judged(store, prefix, key).await? {
+        HeaderRead::Gone => return Ok(None),
+        // Untrusted: no digest, version or count of it is used.
+        HeaderRead::Unreadable(why) => {
             return Ok(Some(Seen {
-                version_id,
+                version_id: None,
                 sha256: None,
-                etag,
+                etag: None,
                 signature: Verdict::Unsigned,
                 facts: None,
                 state: Snapshot::Incomplete,
                 kind: None,
                 status: None,
-                untrusted: Some(format!("unreadable: {err}")),
+                untrusted: Some(why),
             }));
         }
+        HeaderRead::Read(judged) => {
+            let HeaderJudged {
+                read,
+                verdict,
+                refused,
+            } = *judged;
+            (read, verdict, refused)
+        }
     };
-    let (signature, untrusted) = judge(store, prefix, key, &read).await?;
+    let facts = read.facts.as_deref().and_then(Facts::parse);
     let header = &read.header;
     let kind = match header.narrowed {
         Some(true) => Some(Kind::Narrowed),
@@ -222,9 +224,9 @@ async fn by_bytes(store: &Store, prefix: &str, key: &str) -> Result<Option<Seen>
         None => None,
     };
     Ok(Some(Seen {
-        version_id,
+        version_id: read.version_id.clone(),
         sha256: Some(read.sha256.clone()),
-        etag,
+        etag: read.etag.clone(),
         signature,
         facts,
         state: Snapshot::of_header(header),

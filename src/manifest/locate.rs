@@ -3,8 +3,8 @@
 
 use serde::{Deserialize, Serialize};
 
-use super::read::{HEADER_LIMIT, Header, read_header, read_header_fetched};
-use super::trusted::refusal;
+use super::read::{HEADER_LIMIT, Header, read_header};
+use super::trusted::{HeaderRead, read_header_judged};
 use super::{Snapshot, is_full_manifest_name, scope_tag_of};
 use crate::error::{Error, Result};
 use crate::store::{KeyRange, Store, keys};
@@ -132,16 +132,15 @@ async fn passed_over_because(
         };
         return Ok(snapshot.passed_over_because().map(str::to_owned));
     }
-    let Some(fetched) = store.get(key).await? else {
-        return Ok(removed());
+    let judged = match read_header_judged(store, prefix, key).await? {
+        HeaderRead::Gone => return Ok(removed()),
+        HeaderRead::Unreadable(why) => return Ok(Some(why)),
+        HeaderRead::Read(judged) => judged,
     };
-    let read = match read_header_fetched(fetched).await {
-        Ok(read) => read,
-        Err(err) => return Ok(Some(format!("unreadable: {err}"))),
-    };
-    if let Some(why) = refusal(store, prefix, key, &read).await? {
+    if let Some(why) = judged.refused {
         return Ok(Some(why));
     }
+    let read = judged.read;
     let snapshot = Snapshot::of_header(&read.header);
     Ok(snapshot.passed_over_because().map(str::to_owned))
 }

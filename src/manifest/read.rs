@@ -151,6 +151,11 @@ pub struct Parsed<S> {
     /// When S3 stored the manifest, by S3's clock: what its claimed start
     /// is held to.
     pub last_modified: Option<DateTime<Utc>>,
+    /// The version read, and its ETag: what a later read pins.
+    pub version_id: Option<String>,
+    pub etag: Option<String>,
+    /// What a snapshot listing shows of it, as kept in its metadata.
+    pub facts: Option<String>,
 }
 
 /// [`read`] over a manifest streaming from S3, parsed on a blocking thread
@@ -192,6 +197,8 @@ async fn hashed<S: Send + 'static>(
     let kms_key_id = object.kms_key_id.clone();
     let signature = object.signature.clone();
     let last_modified = object.last_modified;
+    let (version_id, etag) = (object.version_id.clone(), object.etag.clone());
+    let facts = object.facts.clone();
     let mut body = Sha256Reader {
         inner: Box::new(object.into_blocking_read()) as Box<dyn Read + Send>,
         hash: Sha256Stream::default(),
@@ -208,6 +215,9 @@ async fn hashed<S: Send + 'static>(
             kms_key_id,
             signature,
             last_modified,
+            version_id,
+            etag,
+            facts,
         })
     })
     .await?

@@ -5,8 +5,8 @@
 use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
 
-use super::read::{Header, read_fetched, read_header_fetched};
-use super::trusted::refusal;
+use super::read::{Header, read_fetched};
+use super::trusted::{HeaderRead, read_header_judged};
 use super::{FileRecord, header_of};
 use crate::error::{Error, Result};
 use crate::store::Store;
@@ -51,20 +51,30 @@ impl Records {
             let header = header_of(store, key).await?;
             return Records::open_at(store, key, header, Pinned::default()).await;
         }
-        let fetched = store
-            .get(key)
-            .await?
-            .ok_or_else(|| Error::Config(format!("manifest {} vanished", store.uri(key))))?;
-        let version_id = fetched.version_id.clone();
-        let read = read_header_fetched(fetched).await?;
-        if let Some(detail) = refusal(store, prefix, key, &read).await? {
+        let judged = match read_header_judged(store, prefix, key).await? {
+            HeaderRead::Gone => {
+                return Err(Error::Config(format!(
+                    "manifest {} vanished",
+                    store.uri(key)
+                )));
+            }
+            HeaderRead::Unreadable(why) => {
+                return Err(Error::Config(format!(
+                    "manifest {} is {why}",
+                    store.uri(key)
+                )));
+            }
+            HeaderRead::Read(judged) => judged,
+        };
+        if let Some(detail) = judged.refused {
             return Err(Error::Untrusted {
                 key: store.uri(key),
                 detail,
             });
         }
+        let read = judged.read;
         let pinned = Pinned {
-            version_id,
+            version_id: read.version_id,
             sha256: Some(read.sha256),
         };
         Records::open_at(store, key, read.header, pinned).await

@@ -9,7 +9,7 @@
 use std::path::{Path, PathBuf};
 
 use super::chain::{BrokenLink, read_stored_files};
-use super::read::{Header, Parsed};
+use super::read::{Header, Parsed, read_header_fetched};
 use super::{FileRecord, NameScope, file_name, stamp, timestamp};
 use crate::error::{Error, Result};
 use crate::local::filter::scope_tag;
@@ -43,6 +43,43 @@ pub async fn read_judged(store: &Store, prefix: &str, key: &str) -> Result<Judge
     })
 }
 
+/// A manifest's header read from S3, every byte hashed and its records
+/// unparsed, with the judgement on it.
+pub enum HeaderRead {
+    /// It is gone.
+    Gone,
+    /// Its bytes are no manifest this tool can read, and why.
+    Unreadable(String),
+    Read(Box<HeaderJudged>),
+}
+
+/// A manifest's header read, and what was found of it.
+pub struct HeaderJudged {
+    pub read: Parsed<()>,
+    pub verdict: Verdict,
+    /// Why it may not stand for its run (see [`refusal`]).
+    pub refused: Option<String>,
+}
+
+/// The one small read behind "latest", the catalog, the chain's link and
+/// the judged record stream: one GET of the manifest at `key`, judged as
+/// [`judge`] judges it.
+pub async fn read_header_judged(store: &Store, prefix: &str, key: &str) -> Result<HeaderRead> {
+    let Some(fetched) = store.get(key).await? else {
+        return Ok(HeaderRead::Gone);
+    };
+    let read = match read_header_fetched(fetched).await {
+        Ok(read) => read,
+        Err(err) => return Ok(HeaderRead::Unreadable(format!("unreadable: {err}"))),
+    };
+    let (verdict, refused) = judge(store, prefix, key, &read).await?;
+    Ok(HeaderRead::Read(Box::new(HeaderJudged {
+        read,
+        verdict,
+        refused,
+    })))
+}
+
 /// How far a manifest's claimed start may lie after S3 stored it: clocks
 /// drift by seconds, and S3 keeps whole seconds; a host whose clock runs
 /// minutes fast would push real snapshots out of "newest".
@@ -64,7 +101,7 @@ pub async fn refusal<S>(
 }
 
 /// [`refusal`], with the verdict on the signature it judged.
-pub async fn judge<S>(
+async fn judge<S>(
     store: &Store,
     prefix: &str,
     key: &str,

@@ -4,8 +4,8 @@
 use super::index::{Entries, Index};
 use crate::error::Result;
 use crate::manifest::ManifestLink;
-use crate::manifest::read::{Parsed, read_fetched, read_header_fetched};
-use crate::manifest::trusted::refusal;
+use crate::manifest::read::{Parsed, read_fetched};
+use crate::manifest::trusted::{HeaderRead, read_header_judged, refusal};
 use crate::store::Store;
 use tracing::warn;
 
@@ -89,15 +89,16 @@ pub(super) async fn newest_link(
 
 /// The SHA-256 of the manifest at `key` if it passes judgement.
 async fn judged_digest(store: &Store, prefix: &str, key: &str) -> Result<Option<String>> {
-    let Some(fetched) = store.get(key).await? else {
-        return Ok(None);
+    let reason = match read_header_judged(store, prefix, key).await? {
+        HeaderRead::Gone => return Ok(None),
+        HeaderRead::Unreadable(reason) => reason,
+        HeaderRead::Read(judged) => match judged.refused {
+            None => return Ok(Some(judged.read.sha256)),
+            Some(reason) => reason,
+        },
     };
-    let read = read_header_fetched(fetched).await?;
-    if let Some(reason) = refusal(store, prefix, key, &read).await? {
-        warn!(key, reason, "manifest not linked");
-        return Ok(None);
-    }
-    Ok(Some(read.sha256))
+    warn!(key, reason, "manifest not linked");
+    Ok(None)
 }
 
 /// The link to the newest manifest: the SHA-256 this run proved, else the

@@ -203,7 +203,6 @@ async fn judge_shard(
     let Some(fetched) = store.get(key).await? else {
         return Ok(Judged::Missing);
     };
-    let version_id = fetched.version_id.clone();
     let outside = OutsideSlice {
         source_dir,
         range: slice.range.clone(),
@@ -230,7 +229,7 @@ async fn judge_shard(
         return Ok(Judged::Refused(why));
     }
     Ok(Judged::Sound(Pinned {
-        version_id,
+        version_id: read.version_id,
         sha256: Some(read.sha256),
     }))
 }
