@@ -276,12 +276,14 @@ impl Store {
         match response {
             Ok(out) => Ok(Some(Object::from_head(&out))),
             Err(err) if err.as_service_error().is_some_and(|e| e.is_not_found()) => Ok(None),
-            // A version id that names no version: 400 on HEAD, which has no body.
+            // A version id that names no version: 400 on HEAD, which has no
+            // body; one that names a delete marker: 405 (S3 API reference,
+            // HeadObject). Neither holds an object.
             Err(err)
                 if version.is_some()
                     && err
                         .raw_response()
-                        .is_some_and(|r| r.status().as_u16() == 400) =>
+                        .is_some_and(|r| matches!(r.status().as_u16(), 400 | 405)) =>
             {
                 Ok(None)
             }

@@ -127,7 +127,7 @@ impl Prune<'_> {
                 .filter(|d| !references.holds(&d.key, &d.version_id))
                 .map(|d| (d.key, d.version_id))
                 .collect();
-            let (ours, _) = self.marked(doomed, &Default::default()).await?;
+            let (ours, _) = self.marked(doomed).await?;
             pending.record.deletions = ours.into_iter().map(deletion).collect();
             self.execute(&mut pending, pruned).await?;
             pruned.report.resumed.push(self.store.uri(&pending.key));
@@ -141,10 +141,10 @@ impl Prune<'_> {
             .into_iter()
             .map(|key| (key, String::new()))
             .collect();
-        let (hide, foreign_hidden) = self.marked(hide, &Default::default()).await?;
+        let (hide, foreign_hidden) = self.marked(hide).await?;
         sweep.hide = hide.into_iter().map(|(key, _)| key).collect();
         let doomed = std::mem::take(&mut sweep.deletions);
-        let (deletions, foreign) = self.marked(doomed, &sweep.markers).await?;
+        let (deletions, foreign) = self.marked(doomed).await?;
         sweep.deletions = deletions;
         sweep.versions_to_delete -= foreign.len() as u64;
         sweep.bytes_to_delete -= foreign.iter().sum::<u64>();
@@ -154,18 +154,15 @@ impl Prune<'_> {
 
     /// Of `candidates` (key and version; an empty version for the current
     /// one), those whose object carries this tool's mark, and the sizes of
-    /// those that do not. Delete markers (`markers`) hold no data and pass.
+    /// those that do not. A delete marker holds no object (its HEAD finds
+    /// none) and passes: it hides data, holds none.
     async fn marked(
         &self,
         candidates: Vec<(String, String)>,
-        markers: &std::collections::BTreeSet<(String, String)>,
     ) -> Result<(Vec<(String, String)>, Vec<u64>)> {
         let store = self.store;
         let checked: Vec<((String, String), Option<u64>)> = futures::stream::iter(candidates)
             .map(|doomed| async move {
-                if markers.contains(&doomed) {
-                    return Ok((doomed, None));
-                }
                 let version = Some(doomed.1.as_str()).filter(|v| !v.is_empty());
                 let object = store.head_at(&doomed.0, version).await?;
                 let foreign = match object {

@@ -53,9 +53,6 @@ pub struct Sweep {
     pub deletions: Vec<(String, String)>,
     #[serde(skip)]
     pub hide: Vec<String>,
-    /// The deletions that are delete markers: they hide data, hold none.
-    #[serde(skip)]
-    pub markers: BTreeSet<(String, String)>,
     /// Object versions listed (delete markers not counted).
     pub versions_listed: u64,
     pub referenced: u64,
@@ -182,11 +179,9 @@ fn judge(history: &[Version], references: &References, cutoffs: Cutoffs, sweep: 
 }
 
 fn delete(sweep: &mut Sweep, version: &Version) {
-    let doomed = (version.key.clone(), version.version_id.clone());
-    if version.delete_marker {
-        sweep.markers.insert(doomed.clone());
-    }
-    sweep.deletions.push(doomed);
+    sweep
+        .deletions
+        .push((version.key.clone(), version.version_id.clone()));
 }
 
 #[cfg(test)]
