@@ -10,6 +10,7 @@ use futures::StreamExt;
 use serde::Serialize;
 
 use super::locate::header_of;
+use super::stream::Pinned;
 use super::trusted::{HeaderJudged, HeaderRead, read_header_judged};
 use super::{
     Facts, Kind, RunStatus, Snapshot, is_manifest_name, is_narrowed_name, narrowed_tag_of,
@@ -69,6 +70,14 @@ impl SnapshotLine {
     /// bytes, rightly named and placed, where a key is trusted.
     pub fn trusted(&self) -> bool {
         self.untrusted.is_none()
+    }
+
+    /// The bytes its line was made of: what a later read must find again.
+    pub fn pinned(&self) -> Pinned {
+        Pinned {
+            version_id: self.version_id.clone(),
+            sha256: self.sha256.clone(),
+        }
     }
 }
 

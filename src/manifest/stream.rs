@@ -41,6 +41,21 @@ pub struct Pinned {
     pub sha256: Option<String>,
 }
 
+impl Pinned {
+    /// Refuses the manifest at `uri` read again when its bytes (of SHA-256
+    /// `read`) are not those judged: what was judged would not be what is
+    /// acted on.
+    pub fn check(&self, uri: &str, read: &str) -> Result<()> {
+        match &self.sha256 {
+            Some(judged) if judged != read => Err(Error::Untrusted {
+                key: uri.to_owned(),
+                detail: "its bytes changed after they were judged; run the command again".into(),
+            }),
+            _ => Ok(()),
+        }
+    }
+}
+
 impl Records {
     /// Starts reading the manifest at `key` under `prefix`. Where a key is
     /// trusted its bytes are judged first (one GET, records unparsed), as
@@ -98,13 +113,7 @@ impl Records {
         // ends the reader's stream.
         let parsing = tokio::spawn(async move {
             let read = read_fetched(fetched, sender, pass_on).await?;
-            match pinned.sha256 {
-                Some(judged) if judged != read.sha256 => Err(Error::Untrusted {
-                    key: uri,
-                    detail: "its bytes changed after they were judged".into(),
-                }),
-                _ => Ok(()),
-            }
+            pinned.check(&uri, &read.sha256)
         });
         Ok(Records {
             key: key.to_owned(),

@@ -131,8 +131,8 @@ async fn matches_in(
 ) -> Result<(SnapshotRef, Vec<StoredFile>)> {
     // Judged by the catalog: read again from the version it judged.
     let pinned = Pinned {
-        version_id: line.version_id.clone(),
         sha256: line.sha256.clone().filter(|_| store.trust().enforced()),
+        ..line.pinned()
     };
     let header = crate::manifest::header_of(store, &line.key).await?;
     let mut records = Records::open_at(store, &line.key, header, pinned).await?;

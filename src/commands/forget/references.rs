@@ -47,24 +47,18 @@ impl References {
         let mut references = References::default();
         for line in kept {
             let key = &line.key;
-            let fetched = store.get(key).await?.ok_or_else(|| {
-                Error::Config(format!(
-                    "manifest {} vanished while prune read it; run forget --prune again",
-                    store.uri(key)
-                ))
-            })?;
+            let pinned = line.pinned();
+            let fetched = store
+                .get_at(key, pinned.version_id.as_deref())
+                .await?
+                .ok_or_else(|| {
+                    Error::Config(format!(
+                        "manifest {} vanished while prune read it; run forget --prune again",
+                        store.uri(key)
+                    ))
+                })?;
             let read = read_fetched(fetched, references, References::add).await?;
-            if line
-                .sha256
-                .as_ref()
-                .is_some_and(|judged| *judged != read.sha256)
-            {
-                return Err(Error::Untrusted {
-                    key: store.uri(key),
-                    detail: "its bytes changed after they were judged; run forget --prune again"
-                        .into(),
-                });
-            }
+            pinned.check(&store.uri(key), &read.sha256)?;
             references = read.state;
             references.manifests += 1;
         }

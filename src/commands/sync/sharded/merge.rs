@@ -11,7 +11,7 @@ use tracing::{info, warn};
 
 use super::read_document;
 use crate::commands::sync::SyncOptions;
-use crate::error::{Error, Result};
+use crate::error::Result;
 use crate::local::range::PathRange;
 use crate::manifest::publish::publish;
 use crate::manifest::read::read_fetched;
@@ -86,16 +86,7 @@ pub async fn run(
         let (back, spooled) = parsed.state;
         spool = back;
         spooled?;
-        if pinned
-            .sha256
-            .as_ref()
-            .is_some_and(|judged| *judged != parsed.sha256)
-        {
-            return Err(Error::Untrusted {
-                key: store.uri(&key),
-                detail: "its bytes changed while the merge read it; run the merge again".into(),
-            });
-        }
+        pinned.check(&store.uri(&key), &parsed.sha256)?;
         let header = parsed.header;
         if !header.complete {
             shards.incomplete.push(index);
