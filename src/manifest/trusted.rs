@@ -112,10 +112,7 @@ async fn judge<S>(
     let header = &read.header;
     let refused = match check_place(store, prefix, key, header) {
         Err(Error::Untrusted { detail, .. }) => Some(detail),
-        _ if trust.enforced() => verdict
-            .refusal()
-            .map(|why| format!("not signed by the trusted key: {why}")),
-        _ => None,
+        _ => trust.refusal_of(&verdict),
     };
     let refused = refused.or_else(|| from_the_future(header, read.last_modified));
     Ok((verdict, refused))

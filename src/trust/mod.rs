@@ -112,9 +112,14 @@ impl Trust {
             return Ok(None);
         }
         let verdict = self.judge(signature, sha256).await?;
-        Ok(verdict
-            .refusal()
-            .map(|why| format!("not signed by the trusted key: {why}")))
+        Ok(self.refusal_of(&verdict))
+    }
+
+    /// Why `verdict` refuses what it judged; `None` when it is valid, or
+    /// when no key is trusted (then nothing is refused for its signature).
+    pub fn refusal_of(&self, verdict: &Verdict) -> Option<String> {
+        let why = verdict.refusal().filter(|_| self.enforced())?;
+        Some(format!("not signed by the trusted key: {why}"))
     }
 
     /// What the signature kept with a manifest proves of the manifest whose
