@@ -9,7 +9,7 @@ import pathlib
 import re
 
 from infra_render import load, render, resources_of
-from infra_review import as_list
+from infra_review import as_list, statements
 
 ROOT = pathlib.Path(__file__).resolve().parent.parent
 
@@ -107,9 +107,7 @@ def key_policies_name_no_new_role(s):
     for scenario, stack in s.stacks.items():
         roles = set(resources_of(stack, "AWS::IAM::Role"))
         for name, key in resources_of(stack, "AWS::KMS::Key").items():
-            for st in as_list(key.get("KeyPolicy", {}).get("Statement", [])):
-                if not isinstance(st, dict):
-                    continue
+            for st in statements(key.get("KeyPolicy", {})):
                 for principal in as_list(st.get("Principal", {}).get("AWS", [])):
                     role = str(principal).removesuffix(".Arn")
                     if role in roles:
