@@ -16,12 +16,6 @@ use support::*;
 const BUCKET: &str = "kept";
 const PREFIX: &str = "p";
 
-/// S3 lists Last-Modified in whole seconds, and prune judges by it: what
-/// must fall before or after a moment is written a second apart.
-fn next_second() {
-    std::thread::sleep(std::time::Duration::from_millis(1100));
-}
-
 fn options(args: ForgetArgs) -> ForgetOptions {
     ForgetOptions::from_args(args, Mode::Cli).unwrap()
 }

@@ -232,9 +232,9 @@ async fn item11_a_prune_record_that_retention_keeps_does_not_stall_the_next() {
         .send()
         .await
         .unwrap();
-    std::thread::sleep(std::time::Duration::from_millis(1100));
+    next_second();
     engine.run(&SyncRequest::default()).await.unwrap();
-    std::thread::sleep(std::time::Duration::from_millis(1100));
+    next_second();
 
     let options = prune_at_once();
     let forget_once = || {

@@ -12,11 +12,6 @@ use s3_kms_sync::run::Mode;
 use support::trust::{plant, verify_with};
 use support::*;
 
-/// S3 lists Last-Modified in whole seconds, and prune judges by it.
-fn next_second() {
-    std::thread::sleep(std::time::Duration::from_millis(1100));
-}
-
 fn prune_options(keep_last: &str) -> ForgetOptions {
     ForgetOptions::from_args(
         ForgetArgs {

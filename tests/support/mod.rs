@@ -448,6 +448,12 @@ pub fn write_owned(root: &Path, files: &[(String, Vec<u8>)]) {
     write_tree(root, &borrowed);
 }
 
+/// S3 lists Last-Modified in whole seconds, and prune judges by it: what
+/// must fall before or after a moment is written a second apart.
+pub fn next_second() {
+    std::thread::sleep(Duration::from_millis(1100));
+}
+
 /// The local copy of a run's manifest.
 pub fn manifest_of(summary: &s3_kms_sync::manifest::Summary) -> s3_kms_sync::manifest::Manifest {
     let path = summary
