@@ -153,7 +153,11 @@ async fn opaque_etag_with_matching_md5_metadata_is_skipped() {
     assert_eq!(summary.status, RunStatus::Succeeded);
     assert_eq!(record(&manifest, "p/a.txt").status, FileStatus::Skipped);
     assert_eq!(head.num_calls(), 1);
-    assert_eq!(manifest_put.num_calls(), 1, "only the manifest is written");
+    assert_eq!(
+        manifest_put.num_calls(),
+        2,
+        "only the snapshot is written: its one page and its object"
+    );
     assert_eq!(
         (lock.num_calls(), unlock.num_calls()),
         (1, 1),
@@ -190,7 +194,11 @@ async fn forbidden_head_fails_that_file_and_the_run_goes_on() {
         "{error}"
     );
     // A failed lookup is never treated as "missing": no upload of secret.txt.
-    assert_eq!(put.num_calls(), 2, "open.txt and the manifest only");
+    assert_eq!(
+        put.num_calls(),
+        3,
+        "open.txt and the snapshot (one page and its object) only"
+    );
 }
 
 #[tokio::test]

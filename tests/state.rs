@@ -1,6 +1,11 @@
 //! Unchanged runs cost almost nothing: the last manifest and one listing
 //! stand in for reading files and for a HeadObject per file, and every way
 //! they can be wrong falls back to the per-key check.
+//!
+//! These runs write the first snapshot format, whose local copy is the very
+//! object S3 holds: the copy's proofs are what is tested here. A paged
+//! snapshot's run reads its pages through the page cache instead
+//! (`tests/paged.rs` counts its requests).
 
 mod support;
 
@@ -19,6 +24,12 @@ async fn stack(opaque_etags: bool) -> Stack {
     stack.proxy.configure(|f| f.opaque_etags = opaque_etags);
     write_tree(stack.source.path(), &sample_files());
     stack
+}
+
+/// `engine`, writing the first snapshot format.
+fn first_format(mut engine: Engine) -> Engine {
+    engine.config.command.snapshot_format = 1;
+    engine
 }
 
 /// Runs once and returns the summary with the requests it made.
@@ -53,7 +64,7 @@ fn file_heads(counts: &BTreeMap<String, u64>) -> u64 {
 /// proxy, with a manifest directory of its own.
 fn elsewhere_engine(bench: &Stack, manifests: &std::path::Path) -> Engine {
     let config = settings(bench.source.path(), manifests, BUCKET, &bench.key_arn, "s");
-    engine(client_for(&bench.proxy.endpoint), config)
+    first_format(engine(client_for(&bench.proxy.endpoint), config))
 }
 
 fn total_bytes() -> u64 {
@@ -64,7 +75,7 @@ fn total_bytes() -> u64 {
 async fn an_unchanged_rerun_lists_once_and_reads_nothing() {
     for opaque_etags in [false, true] {
         let bench = stack(opaque_etags).await;
-        let engine = bench.engine();
+        let engine = first_format(bench.engine());
         let (first, _) = run(&bench, &engine, SyncRequest::default()).await;
         let big = sample_files()
             .iter()
@@ -103,7 +114,7 @@ async fn an_unchanged_rerun_lists_once_and_reads_nothing() {
 #[tokio::test]
 async fn a_signed_local_copy_is_proven_without_a_request() {
     let bench = stack(true).await;
-    let mut engine = bench.engine();
+    let mut engine = first_format(bench.engine());
     let signing = bench.moto.signing_key().await;
     engine.store = engine.store.clone().with_trust(bench.moto.trust(&signing));
     let (first, _) = run(&bench, &engine, SyncRequest::default()).await;
@@ -137,7 +148,7 @@ async fn a_signed_local_copy_is_proven_without_a_request() {
 #[tokio::test]
 async fn a_content_change_behind_a_restored_mtime_is_still_seen() {
     let bench = stack(true).await;
-    let engine = bench.engine();
+    let engine = first_format(bench.engine());
     run(&bench, &engine, SyncRequest::default()).await;
 
     let path = bench.source.path().join("top.txt");
@@ -164,7 +175,12 @@ async fn a_content_change_behind_a_restored_mtime_is_still_seen() {
 #[tokio::test]
 async fn a_lost_local_copy_is_fetched_and_a_corrupt_manifest_falls_back_to_head() {
     let bench = stack(true).await;
-    let (first, _) = run(&bench, &bench.engine(), SyncRequest::default()).await;
+    let (first, _) = run(
+        &bench,
+        &first_format(bench.engine()),
+        SyncRequest::default(),
+    )
+    .await;
 
     // Another machine (no local copy): the manifest comes from S3, one GET.
     let elsewhere = tempfile::tempdir().unwrap();
@@ -229,7 +245,7 @@ async fn a_lost_local_copy_is_fetched_and_a_corrupt_manifest_falls_back_to_head(
 #[tokio::test]
 async fn objects_changed_or_deleted_by_others_are_checked_and_restored() {
     let bench = stack(true).await;
-    let engine = bench.engine();
+    let engine = first_format(bench.engine());
     run(&bench, &engine, SyncRequest::default()).await;
     let s3 = bench.moto.s3();
     // Someone else overwrites one object (no md5checksum) and deletes another.
@@ -261,7 +277,7 @@ async fn objects_changed_or_deleted_by_others_are_checked_and_restored() {
 #[tokio::test]
 async fn verification_reads_every_file_when_asked_and_every_nth_run() {
     let bench = stack(false).await;
-    let engine = bench.engine();
+    let engine = first_format(bench.engine());
     run(&bench, &engine, SyncRequest::default()).await;
     let verify = SyncRequest {
         rehash: Some(true),
@@ -307,7 +323,7 @@ async fn a_listing_cut_into_ranges_still_sees_every_key() {
         .map(|i| (format!("many/{i:05}"), format!("{i}").into_bytes()))
         .collect();
     write_owned(bench.source.path(), &files);
-    let engine = bench.engine();
+    let engine = first_format(bench.engine());
     run(&bench, &engine, SyncRequest::default()).await;
 
     // New keys inside and after the ranges the last manifest suggests.
@@ -449,7 +465,7 @@ async fn a_same_second_rewrite_on_a_coarse_file_system_is_uploaded() {
 #[tokio::test]
 async fn a_file_written_just_before_a_run_is_read_once_more() {
     let bench = stack(false).await;
-    let engine = bench.engine();
+    let engine = first_format(bench.engine());
     std::fs::write(bench.source.path().join("fresh.txt"), b"fresh").unwrap();
     run(&bench, &engine, SyncRequest::default()).await;
     let (second, _) = run(&bench, &engine, SyncRequest::default()).await;
@@ -464,7 +480,7 @@ async fn a_file_written_just_before_a_run_is_read_once_more() {
 #[tokio::test]
 async fn a_narrowed_run_does_not_become_the_next_full_runs_index() {
     let bench = stack(true).await;
-    let engine = bench.engine();
+    let engine = first_format(bench.engine());
     run(&bench, &engine, SyncRequest::default()).await;
     let narrowings = [
         SyncRequest {
@@ -504,7 +520,7 @@ async fn a_narrowed_run_does_not_become_the_next_full_runs_index() {
 async fn a_planted_local_manifest_cannot_make_a_changed_file_be_skipped() {
     use std::os::unix::fs::MetadataExt;
     let bench = stack(true).await;
-    let engine = bench.engine();
+    let engine = first_format(bench.engine());
     let (first, _) = run(&bench, &engine, SyncRequest::default()).await;
     let path = bench.source.path().join("top.txt");
     std::fs::write(&path, b"TOP LEVEL\n").unwrap();
@@ -547,7 +563,7 @@ async fn a_planted_local_manifest_cannot_make_a_changed_file_be_skipped() {
 #[tokio::test]
 async fn a_fifo_in_the_manifest_directory_does_not_block_the_run() {
     let bench = stack(false).await;
-    let engine = bench.engine();
+    let engine = first_format(bench.engine());
     run(&bench, &engine, SyncRequest::default()).await;
     let fifo = bench
         .manifests

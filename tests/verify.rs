@@ -54,7 +54,9 @@ async fn verify_passes_on_an_intact_backup_and_names_each_problem() {
     // for a whole source; one DescribeKey checks the one key.
     let expected = [
         ("DescribeKey", 1),
-        ("GetObject", 2),
+        // The snapshot object, each node of its tree, and the previous
+        // snapshot's object, which the chain checks.
+        ("GetObject", 2 + second.pages.as_ref().unwrap().nodes),
         ("HeadObject", 1),
         ("ListObjectVersions", 1),
         ("ListObjectsV2", 1),

@@ -6,6 +6,7 @@ pub mod filter;
 pub mod flush;
 mod found;
 pub mod hash;
+pub mod page_cache;
 pub mod range;
 pub mod restore_dir;
 pub mod room;

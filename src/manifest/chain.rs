@@ -1,10 +1,8 @@
 //! The manifest chain: each manifest names the one before it by key and
 //! SHA-256, so a rewritten or deleted older manifest shows from a newer one.
 
-use serde::de::IgnoredAny;
-
 use super::forgotten::forgotten_by;
-use super::read::{Parsed, read_fetched};
+use super::read::{Parsed, read_fetched, read_header_fetched};
 use super::{FileRecord, FileStatus, ManifestLink};
 use crate::error::{Error, Result};
 use crate::store::Store;
@@ -61,7 +59,7 @@ pub async fn walk_back(
             }
         };
         let etag = fetched.etag.clone();
-        let parsed = match read_fetched(fetched, (), |_, _: IgnoredAny| {}).await {
+        let parsed = match read_header_fetched(fetched).await {
             Ok(parsed) => parsed,
             Err(err) => {
                 problems.push(broken(format!("unreadable: {err}")));
@@ -107,7 +105,7 @@ pub async fn read_stored_files(
             files.push(file);
         }
     };
-    let parsed = read_fetched(fetched, Vec::new(), keep_stored).await?;
+    let parsed = read_fetched(store, key, fetched, Vec::new(), keep_stored).await?;
     let broken = (recorded.as_deref() != Some(parsed.sha256.as_str())).then(|| BrokenLink {
         key: key.to_owned(),
         detail: format!(

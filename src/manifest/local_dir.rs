@@ -157,7 +157,9 @@ where
             .inspect_err(|err| warn!(error = %err, "local manifest copy not used"))
             .ok()?;
         let header = &copy.header;
-        let ours = header.describes(bucket, key_prefix) && !header.dry_run;
+        // A paged snapshot's local copy is not the object S3 holds: the
+        // next run reads its pages, from the page cache.
+        let ours = header.describes(bucket, key_prefix) && !header.dry_run && header.root.is_none();
         if !ours {
             debug!(
                 name = copy.name,

@@ -8,6 +8,7 @@ pub mod forgotten;
 pub mod local_dir;
 mod locate;
 mod name;
+pub mod paged;
 pub mod publish;
 pub mod read;
 mod record;
@@ -40,7 +41,7 @@ pub use name::{
 };
 pub use record::{EntryKind, FileRecord, FileStatus};
 pub use snapshot::{Facts, Kind, Snapshot};
-pub use summary::{RunStatus, SourceShrunk, Summary, Tally};
+pub use summary::{PagesSent, RunStatus, SourceShrunk, Summary, Tally};
 pub use write::Written;
 
 /// The run's record, as written locally and to `<prefix>/_manifests/`.
@@ -104,8 +105,22 @@ pub struct Manifest {
     /// its object, since it covers these bytes); `null`: unsigned.
     #[serde(default)]
     pub signing_key_id: Option<String>,
+    /// 1 (absent): the records are in `files`; [`paged::FORMAT`]: they are
+    /// in the tree under `root`, and the stored object has no `files`.
+    #[serde(default = "format_one", skip_serializing_if = "is_format_one")]
+    pub format: u32,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub root: Option<paged::Root>,
     pub summary: Summary,
     pub files: Vec<FileRecord>,
+}
+
+fn format_one() -> u32 {
+    1
+}
+
+fn is_format_one(format: &u32) -> bool {
+    *format == 1
 }
 
 impl Manifest {

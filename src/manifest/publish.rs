@@ -6,9 +6,11 @@ use aws_sdk_s3::primitives::ByteStream;
 use tracing::{debug, warn};
 
 use super::local_dir;
+use super::paged::{self, PageWriter, Tree};
 use super::spool::SortedRecords;
-use super::{Facts, Kind, Manifest, Snapshot, Summary, Written};
+use super::{Facts, Kind, Manifest, PagesSent, Snapshot, Summary, Written};
 use crate::error::{Error, Result};
+use crate::local::hash::{Md5Digest, Sha256Stream};
 use crate::store::{PutExtras, Store, WriteIf, file_body, keys};
 use crate::trust::{Signature, Signer};
 
@@ -89,6 +91,16 @@ async fn send(
     if !manifest.dry_run {
         manifest.summary.manifest_s3_uri = Some(store.uri(key));
     }
+    // A paged snapshot's tree goes first, so the local copy names its root.
+    let tree = match paged_tree(store, &mut manifest, records, &destination).await {
+        Ok(tree) => tree,
+        Err(err) => {
+            warn!(key, error = %err, "snapshot pages not sent");
+            manifest.summary.manifest_s3_uri = None;
+            manifest.summary.record_manifest_error(&err);
+            None
+        }
+    };
     let written = match manifest.write_local(&local, records) {
         Ok(written) => Some(written),
         Err(err) => {
@@ -98,10 +110,14 @@ async fn send(
             None
         }
     };
-    if manifest.dry_run {
+    if manifest.dry_run || (manifest.root.is_some() != tree.is_some()) {
         return manifest.summary;
     }
-    match upload(store, &manifest, records, &destination, &local, written).await {
+    let sent = match &tree {
+        Some(tree) => upload_snapshot(store, &manifest, &destination, tree).await,
+        None => upload(store, &manifest, records, &destination, &local, written).await,
+    };
+    match sent {
         Ok(signed) => {
             if let Some(signature) = &signed.signature
                 && manifest.summary.manifest_local_path.is_some()
@@ -153,17 +169,7 @@ async fn upload(
 ) -> Result<Signed> {
     let (key, signer, kind) = (destination.key, destination.signer, destination.kind);
     let snapshot = Snapshot::of(manifest.complete, &manifest.summary);
-    let facts = |written: &Written| {
-        kind.map(|kind| {
-            Facts {
-                kind,
-                status: manifest.summary.status,
-                files: written.files,
-                bytes: written.bytes,
-            }
-            .to_metadata()
-        })
-    };
+    let facts = |written: &Written| facts_of(kind, manifest, written);
     if let Some(written) = written
         && let Ok(body) = file_body(local).await
     {
@@ -191,6 +197,74 @@ async fn upload(
     put(
         store,
         key,
+        bytes.into(),
+        &written,
+        (snapshot, facts.as_deref()),
+        &signed,
+    )
+    .await?;
+    Ok(signed)
+}
+
+/// What a snapshot listing shows of the manifest, kept in its metadata.
+fn facts_of(kind: Option<Kind>, manifest: &Manifest, written: &Written) -> Option<String> {
+    kind.map(|kind| {
+        Facts {
+            kind,
+            status: manifest.summary.status,
+            files: written.files,
+            bytes: written.bytes,
+        }
+        .to_metadata()
+    })
+}
+
+/// Sends the pages of a paged snapshot not stored yet, and sets its root.
+/// `None` for a manifest of the first format, or one not sent (a dry run,
+/// a shard's manifest).
+async fn paged_tree(
+    store: &Store,
+    manifest: &mut Manifest,
+    records: &SortedRecords,
+    destination: &Destination<'_>,
+) -> Result<Option<Tree>> {
+    if manifest.format != paged::FORMAT || manifest.dry_run || destination.kind.is_none() {
+        manifest.format = 1;
+        return Ok(None);
+    }
+    let tree = PageWriter::new(store, destination.key)
+        .write(records.iter()?)
+        .await?;
+    manifest.root = Some(tree.root.clone());
+    manifest.summary.pages = Some(PagesSent {
+        nodes: tree.nodes,
+        sent: tree.nodes_sent,
+        bytes_sent: tree.bytes_sent,
+    });
+    Ok(Some(tree))
+}
+
+/// Sends a paged snapshot's object: the header, naming the root its
+/// signature then covers.
+async fn upload_snapshot(
+    store: &Store,
+    manifest: &Manifest,
+    destination: &Destination<'_>,
+    tree: &Tree,
+) -> Result<Signed> {
+    let bytes = manifest.snapshot_object()?;
+    let written = Written {
+        md5: Md5Digest::of(&bytes),
+        sha256: Sha256Stream::of(&bytes),
+        files: tree.files,
+        bytes: tree.bytes,
+    };
+    let signed = sign(destination.signer, &written).await;
+    let snapshot = Snapshot::of(manifest.complete, &manifest.summary);
+    let facts = facts_of(destination.kind, manifest, &written);
+    put(
+        store,
+        destination.key,
         bytes.into(),
         &written,
         (snapshot, facts.as_deref()),

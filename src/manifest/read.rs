@@ -12,9 +12,10 @@ use serde::{Deserialize, Deserializer};
 use serde_json::{Map, Value};
 
 use super::ManifestLink;
+use super::paged;
 use crate::error::{Error, Result};
 use crate::local::hash::{Sha256Reader, Sha256Stream};
-use crate::store;
+use crate::store::{self, Store};
 use crate::trust::Signature;
 
 /// A manifest's header: everything but its records, as far as readers need it.
@@ -69,6 +70,13 @@ pub struct Header {
     /// The run's counts (what a sharded run's merge adds up).
     #[serde(default)]
     pub summary: Option<super::Summary>,
+    /// A paged snapshot's tree, whose records its `files` do not hold.
+    #[serde(default)]
+    pub root: Option<super::paged::Root>,
+    /// Whether the document held its records (a local copy names its root
+    /// too, and holds them all the same).
+    #[serde(skip)]
+    pub records_inline: bool,
 }
 
 impl Header {
@@ -81,6 +89,11 @@ impl Header {
             configured: (&self.include, &self.exclude),
             event: (&self.event_include, &self.event_exclude),
         }
+    }
+
+    /// The root of the tree the records are in, unless the document held them.
+    pub fn paged_root(&self) -> Option<&super::paged::Root> {
+        self.root.as_ref().filter(|_| !self.records_inline)
     }
 
     /// Whether the manifest is one of runs on `bucket` under `key_prefix`:
@@ -128,12 +141,22 @@ pub const HEADER_LIMIT: u64 = 1 << 20;
 pub fn read_header(reader: impl Read, limit: u64) -> Option<Header> {
     let mut head = Vec::new();
     reader.take(limit).read_to_end(&mut head).ok()?;
-    let end = head
+    let Some(end) = head
         .windows(FILES_FIELD.len())
-        .position(|w| w == FILES_FIELD)?;
+        .position(|w| w == FILES_FIELD)
+    else {
+        // A paged snapshot's object is all header, and names its root.
+        return serde_json::from_slice::<Header>(&head)
+            .ok()
+            .filter(|header| header.root.is_some());
+    };
     head.truncate(end);
     head.push(b'}');
-    serde_json::from_slice(&head).ok()
+    let header: Header = serde_json::from_slice(&head).ok()?;
+    Some(Header {
+        records_inline: true,
+        ..header
+    })
 }
 
 /// What [`read_fetched`] gives back.
@@ -160,7 +183,12 @@ pub struct Parsed<S> {
 
 /// [`read`] over a manifest streaming from S3, parsed on a blocking thread
 /// and hashed on the way. `state` goes to the thread and comes back.
+///
+/// A paged snapshot's records come from its tree beside `key`, each node
+/// checked against its hash ([`paged::read_pages`]).
 pub async fn read_fetched<T, S>(
+    store: &Store,
+    key: &str,
     object: store::Fetched,
     mut state: S,
     each: fn(&mut S, T),
@@ -169,11 +197,27 @@ where
     T: DeserializeOwned + 'static,
     S: Send + 'static,
 {
-    hashed(object, move |body| {
+    let mut parsed = hashed(object, move |body| {
         let header = read(body, |record| each(&mut state, record))?;
         Ok((header, state))
     })
-    .await
+    .await?;
+    if let Some(root) = parsed.header.paged_root().cloned() {
+        // No page is read for a root that the trusted key did not sign.
+        let verdict = store
+            .trust()
+            .judge(parsed.signature.as_ref(), &parsed.sha256)
+            .await?;
+        if let Some(detail) = store.trust().refusal_of(&verdict) {
+            return Err(Error::Untrusted {
+                key: store.uri(key),
+                detail: format!("{detail}; its pages are not read"),
+            });
+        }
+        let bucket = parsed.header.bucket.clone();
+        parsed.state = paged::read_pages(store, key, &root, &bucket, parsed.state, each).await?;
+    }
+    Ok(parsed)
 }
 
 /// The header of a manifest streaming from S3 and the SHA-256 of all its
@@ -241,10 +285,13 @@ impl<'de, T: DeserializeOwned, F: FnMut(T)> Visitor<'de> for Document<T, F> {
         let mut header = Map::new();
         while let Some(field) = map.next_key::<String>()? {
             match field.as_str() {
-                "files" => map.next_value_seed(Records {
-                    each: &mut self.each,
-                    record: PhantomData,
-                })?,
+                "files" => {
+                    map.next_value_seed(Records {
+                        each: &mut self.each,
+                        record: PhantomData,
+                    })?;
+                    header.insert(field, Value::Null);
+                }
                 // The summary repeats the counts; no reader needs it.
                 "summary" => {
                     map.next_value::<de::IgnoredAny>()?;
@@ -254,7 +301,12 @@ impl<'de, T: DeserializeOwned, F: FnMut(T)> Visitor<'de> for Document<T, F> {
                 }
             }
         }
-        Header::deserialize(Value::Object(header)).map_err(de::Error::custom)
+        let inline = header.contains_key("files");
+        let header = Header::deserialize(Value::Object(header)).map_err(de::Error::custom)?;
+        Ok(Header {
+            records_inline: inline,
+            ..header
+        })
     }
 }
 

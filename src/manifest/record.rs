@@ -29,6 +29,9 @@ pub enum FileStatus {
     /// A directory or a symbolic link: kept in the manifest only, with its
     /// attributes (and a link's target); nothing is sent to S3.
     Recorded,
+    /// Read from a paged snapshot, whose records describe content only: the
+    /// file is stored under its key; what the run did to it is in its summary.
+    Stored,
 }
 
 /// What a record describes.
@@ -56,6 +59,7 @@ impl FileStatus {
                 | FileStatus::Skipped
                 | FileStatus::Reencrypted
                 | FileStatus::Carried
+                | FileStatus::Stored
         )
     }
 }
@@ -72,6 +76,9 @@ pub struct FileRecord {
     pub s3_uri: Option<String>,
     pub size_bytes: u64,
     pub status: FileStatus,
+    /// When the run settled the file; absent from a paged snapshot's
+    /// records, which describe content only.
+    #[serde(default)]
     pub timestamp: String,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub md5: Option<String>,

@@ -109,10 +109,11 @@ impl Records {
             .ok_or_else(|| Error::Config(format!("manifest {} vanished", store.uri(key))))?;
         let (sender, receiver) = mpsc::channel(AHEAD);
         let uri = store.uri(key);
+        let (store, owned_key) = (store.clone(), key.to_owned());
         // The sender comes back with the parse; dropping it then is what
         // ends the reader's stream.
         let parsing = tokio::spawn(async move {
-            let read = read_fetched(fetched, sender, pass_on).await?;
+            let read = read_fetched(&store, &owned_key, fetched, sender, pass_on).await?;
             pinned.check(&uri, &read.sha256)
         });
         Ok(Records {

@@ -72,6 +72,18 @@ pub struct Summary {
     /// read and hashed every file.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub index_passed_over: Vec<super::PassedOver>,
+    /// A paged snapshot's nodes, and those this run sent (the rest were
+    /// stored by earlier runs), with their compressed bytes.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pages: Option<PagesSent>,
+}
+
+/// What a paged snapshot cost its run.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PagesSent {
+    pub nodes: u64,
+    pub sent: u64,
+    pub bytes_sent: u64,
 }
 
 fn is_zero(n: &u64) -> bool {
@@ -124,7 +136,8 @@ impl Tally {
             FileStatus::Reencrypted => self.reencrypted += 1,
             FileStatus::Failed => self.failed += 1,
             FileStatus::WouldUpload => self.would_upload += 1,
-            FileStatus::Carried => self.carried += 1,
+            // A record read from a paged snapshot is carried as it was.
+            FileStatus::Carried | FileStatus::Stored => self.carried += 1,
             FileStatus::Recorded => self.recorded += 1,
         }
     }
@@ -185,6 +198,7 @@ impl Summary {
             message: None,
             source_shrunk: None,
             index_passed_over: Vec::new(),
+            pages: None,
         };
         summary.status = summary.derive_status();
         summary

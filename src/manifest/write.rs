@@ -26,6 +26,16 @@ impl Manifest {
         Ok(written)
     }
 
+    /// A paged snapshot's object: the header without `files`, whose `root`
+    /// names where the records are.
+    pub fn snapshot_object(&self) -> Result<Vec<u8>> {
+        let serde_json::Value::Object(mut fields) = serde_json::to_value(self)? else {
+            return Err(Error::Config("a manifest is not an object".into()));
+        };
+        fields.remove("files");
+        Ok(serde_json::to_vec(&fields)?)
+    }
+
     /// The document in memory, with its digests: the upload when no local
     /// copy could be written.
     pub fn to_json_with_digests(&self, records: &SortedRecords) -> Result<(Vec<u8>, Written)> {

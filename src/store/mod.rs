@@ -16,6 +16,7 @@ pub mod keys;
 mod listing;
 pub mod multipart;
 mod object;
+mod pages;
 mod replication_rules;
 mod thaw;
 mod versions;
@@ -32,6 +33,7 @@ use aws_smithy_runtime_api::client::orchestrator::HttpResponse;
 
 use crate::error::{Error, Result};
 use crate::local::hash::Md5Digest;
+use crate::local::page_cache::PageCache;
 use crate::trust::{SIGNATURE_METADATA, SIGNING_KEY_METADATA, Signature, Trust};
 
 pub use bucket_lock::ObjectLock;
@@ -138,6 +140,8 @@ pub struct Store {
     /// The S3 endpoint given on the command line, if any: named when it
     /// cannot be reached.
     endpoint: Option<String>,
+    /// Snapshot pages kept on local disk for this bucket and prefix.
+    page_cache: Option<Arc<PageCache>>,
 }
 
 impl Store {
@@ -152,6 +156,7 @@ impl Store {
             kms: None,
             trust: Trust::default(),
             endpoint: None,
+            page_cache: None,
         }
     }
 
@@ -202,6 +207,7 @@ impl Store {
     pub fn for_bucket(&self, bucket: &str) -> Store {
         Store {
             bucket: bucket.to_owned(),
+            page_cache: None,
             ..self.clone()
         }
     }

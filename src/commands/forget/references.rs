@@ -57,7 +57,7 @@ impl References {
                         store.uri(key)
                     ))
                 })?;
-            let read = read_fetched(fetched, references, References::add).await?;
+            let read = read_fetched(store, key, fetched, references, References::add).await?;
             pinned.check(&store.uri(key), &read.sha256)?;
             references = read.state;
             references.manifests += 1;

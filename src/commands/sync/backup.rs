@@ -379,6 +379,8 @@ impl Backup<'_> {
             resume_after: walked.resume_after.clone(),
             // Set as it is published, by the key that signs it.
             signing_key_id: None,
+            format: self.sync.snapshot_format,
+            root: None,
             summary,
             files: Vec::new(),
         }

@@ -49,7 +49,9 @@ where
     S: Send + 'static,
 {
     match store.get(key).await? {
-        Some(fetched) => read_fetched(fetched, state, each).await.map(Some),
+        Some(fetched) => read_fetched(store, key, fetched, state, each)
+            .await
+            .map(Some),
         None => Ok(None),
     }
 }

@@ -25,6 +25,7 @@ use std::time::Instant;
 use tracing::{Instrument, info, info_span, warn};
 
 use crate::error::Result;
+use crate::local::page_cache::{DEFAULT_LIMIT as CACHE_LIMIT, PageCache};
 use crate::manifest::{self, Summary, publish::publish};
 use crate::run::{self, RunContext, RunOptions};
 use crate::store::Store;
@@ -46,6 +47,8 @@ pub async fn run(
     stop_at: Option<Instant>,
 ) -> Result<Summary> {
     let scope = sync.scope(prefix, request)?;
+    let cache = PageCache::open(&options.manifest_dir, store.bucket(), prefix, CACHE_LIMIT);
+    let store = &store.clone().with_page_cache(cache);
     if let Some(shard) = &scope.shard {
         return sharded::shard::run(store, prefix, options, sync, &scope, shard, stop_at).await;
     }
@@ -78,6 +81,7 @@ pub async fn run(
             },
         )
         .await;
+        store.page_cache_trim();
         if summary.reencrypted > 0 && !summary.dry_run {
             rekey_manifests(store, &scope.key_prefix, &mut summary).await;
         }

@@ -62,6 +62,11 @@ pub struct SyncArgs {
     /// reported as succeeded (0 turns the check off).
     #[arg(long, env = "SYNC_MIN_SOURCE_RATIO", default_value_t = 0.5)]
     pub min_source_ratio: f64,
+    /// How snapshots are stored: 2, records in content-addressed pages that
+    /// later runs share (what changed is all a run writes); 1, one document
+    /// of every record per run, as before [default: 2].
+    #[arg(long, env = "SYNC_SNAPSHOT_FORMAT", value_parser = clap::value_parser!(u32).range(1..=2))]
+    pub snapshot_format: Option<u32>,
     /// Deprecated name of --rehash-every (SYNC_VERIFY_EVERY).
     #[arg(long, env = "SYNC_VERIFY_EVERY", hide = true)]
     pub verify_every: Option<u32>,
@@ -82,6 +87,8 @@ pub struct SyncOptions {
     pub dry_run: bool,
     pub rehash_every: u32,
     pub min_source_ratio: f64,
+    /// 1 or [`crate::manifest::paged::FORMAT`].
+    pub snapshot_format: u32,
 }
 
 impl SyncOptions {
@@ -186,6 +193,9 @@ impl Options for SyncOptions {
             dry_run: args.dry_run,
             rehash_every: args.rehash_every.or(args.verify_every).unwrap_or(0),
             min_source_ratio: args.min_source_ratio,
+            snapshot_format: args
+                .snapshot_format
+                .unwrap_or(crate::manifest::paged::FORMAT),
         })
     }
 }

@@ -1,4 +1,4 @@
-//! After a key change: the older manifests brought under the configured
+//! After a key change: the older manifests (and snapshot pages) brought under the configured
 //! key too, so that the prefix is compliant by its own audit and every
 //! snapshot stays readable once the old key is retired. A manifest is
 //! copied in place (the same conditional copy as a file's), so its bytes,
@@ -8,7 +8,7 @@ use futures::StreamExt;
 use tracing::{info, warn};
 
 use crate::error::{Error, Result};
-use crate::manifest::is_manifest_name;
+use crate::manifest::{is_manifest_name, paged};
 use crate::store::{CopySource, Finding, KeyRange, Store, keys};
 
 /// Manifests copied at once.
@@ -31,7 +31,7 @@ pub async fn manifests(store: &Store, prefix: &str) -> Result<Rekeyed> {
         object
             .key
             .strip_prefix(&folder)
-            .is_some_and(is_manifest_name)
+            .is_some_and(|name| is_manifest_name(name) || paged::is_page_key(name))
     });
     let outcomes: Vec<Result<bool>> = futures::stream::iter(manifests)
         .map(|object| async move {

@@ -119,6 +119,7 @@ impl Progress {
             | FileStatus::Reencrypted
             | FileStatus::WouldUpload
             | FileStatus::Carried
+            | FileStatus::Stored
             | FileStatus::Recorded => self.count_done(),
         }
     }

@@ -82,7 +82,7 @@ pub async fn run(
             shards.missing.push(index);
             continue;
         };
-        let parsed = read_fetched(fetched, (spool, Ok(())), spool_record).await?;
+        let parsed = read_fetched(store, &key, fetched, (spool, Ok(())), spool_record).await?;
         let (back, spooled) = parsed.state;
         spool = back;
         spooled?;
@@ -147,6 +147,8 @@ pub async fn run(
         runs_since_full_rehash: plan.runs_since_full_rehash,
         // Set as it is published, by the key that signs it.
         signing_key_id: None,
+        format: sync.snapshot_format,
+        root: None,
         summary,
         files: Vec::new(),
     };
@@ -199,7 +201,7 @@ async fn judge_shard(
         range: slice.range.clone(),
         first: None,
     };
-    let read = match read_fetched(fetched, outside, OutsideSlice::check).await {
+    let read = match read_fetched(store, key, fetched, outside, OutsideSlice::check).await {
         Ok(read) => read,
         Err(err) => return Ok(Judged::Refused(format!("unreadable: {err}"))),
     };

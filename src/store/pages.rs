@@ -1,0 +1,34 @@
+//! The local page cache a store may read snapshot pages through.
+
+use std::sync::Arc;
+
+use super::Store;
+use crate::local::page_cache::PageCache;
+
+impl Store {
+    /// Reads and keeps snapshot pages through `cache` (of this bucket and
+    /// the prefix the store is used for).
+    pub fn with_page_cache(mut self, cache: Option<PageCache>) -> Self {
+        self.page_cache = cache.map(Arc::new);
+        self
+    }
+
+    pub fn page_cache_has(&self, sha256: &str) -> bool {
+        self.page_cache.as_ref().is_some_and(|c| c.has(sha256))
+    }
+
+    pub fn page_cache_get(&self, sha256: &str) -> Option<Vec<u8>> {
+        self.page_cache.as_ref()?.get(sha256)
+    }
+
+    pub fn page_cache_put(&self, sha256: &str, compressed: &[u8]) {
+        if let Some(cache) = &self.page_cache {
+            cache.put(sha256, compressed);
+        }
+    }
+
+    /// Bounds the cache, once a run is done with it; the bytes it holds.
+    pub fn page_cache_trim(&self) -> Option<u64> {
+        self.page_cache.as_ref().map(|c| c.trim())
+    }
+}

@@ -1,0 +1,311 @@
+//! The paged snapshot format against moto: pages shared across runs, a
+//! tampered node refused by name, and a history that mixes both formats.
+
+mod support;
+
+use std::collections::BTreeMap;
+
+use s3_kms_sync::commands::diff::{self, DiffArgs, DiffOptions};
+use s3_kms_sync::commands::forget::{self, ForgetArgs, ForgetOptions, ForgetStatus};
+use s3_kms_sync::commands::verify::{self, VerifyOptions, VerifyRequest};
+use s3_kms_sync::config::Options;
+use s3_kms_sync::manifest::paged::page_key;
+use s3_kms_sync::run::Mode;
+use support::trust::*;
+use support::*;
+
+/// 400 files in 8 directories, beside the sample tree: some dozen pages.
+fn many_files() -> Vec<(String, Vec<u8>)> {
+    (0..400)
+        .map(|i| {
+            (
+                format!("many/d{}/f{i:04}.txt", i % 8),
+                format!("file {i}\n").into_bytes(),
+            )
+        })
+        .collect()
+}
+
+/// Every object under the manifest folder, with its size.
+async fn manifest_objects(backup: &Backup) -> BTreeMap<String, i64> {
+    let listed = backup
+        .moto
+        .s3()
+        .list_objects_v2()
+        .bucket(backup.bucket)
+        .prefix(format!("{PREFIX}/_manifests/"))
+        .max_keys(1000)
+        .send()
+        .await
+        .unwrap();
+    listed
+        .contents()
+        .iter()
+        .map(|o| (o.key().unwrap().to_owned(), o.size().unwrap_or(0)))
+        .collect()
+}
+
+/// The bytes of objects under the manifest folder that `after` has and
+/// `before` did not.
+fn written(before: &BTreeMap<String, i64>, after: &BTreeMap<String, i64>) -> i64 {
+    after
+        .iter()
+        .filter(|(key, _)| !before.contains_key(*key))
+        .map(|(_, size)| size)
+        .sum()
+}
+
+/// The snapshot object of a run, parsed.
+async fn snapshot_object(
+    backup: &Backup,
+    summary: &s3_kms_sync::manifest::Summary,
+) -> serde_json::Value {
+    let key = manifest_key(summary, backup.bucket);
+    serde_json::from_slice(&get_bytes(&backup.moto.s3(), backup.bucket, &key).await).unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn an_unchanged_run_writes_its_small_object_and_shares_every_page() {
+    let (backup, _) = signed_backup("paged-shared", true).await;
+    write_owned(backup.source.path(), &many_files());
+    let first = backup.sync().await;
+    let pages = first.pages.expect("a paged snapshot");
+    assert!(pages.nodes >= 6, "{pages:?}");
+    assert_eq!(pages.sent, pages.nodes, "a first run sends every node");
+    let object = snapshot_object(&backup, &first).await;
+    assert!(
+        object.get("files").is_none() && object["format"] == 2,
+        "{object}"
+    );
+
+    settle();
+    let before = manifest_objects(&backup).await;
+    let asked = backup.engine.store.requests();
+    let second = backup.sync().await;
+    let requests = backup.engine.store.requests_since(&asked);
+    let after = manifest_objects(&backup).await;
+    // The last snapshot is judged over its small object; its pages come
+    // from the local cache, checked against their hashes.
+    let gets = requests.get("GetObject").copied().unwrap_or(0);
+    assert!(gets <= 2, "{requests:?}");
+    assert_eq!(second.uploaded, 0);
+    assert_eq!(second.pages.unwrap().sent, 0, "no page is sent again");
+    let bytes = written(&before, &after);
+    assert!(
+        bytes <= 8 * 1024,
+        "an unchanged run wrote {bytes} B under _manifests/"
+    );
+    assert_eq!(
+        snapshot_object(&backup, &second).await["root"],
+        object["root"],
+        "the same tree has the same root"
+    );
+
+    write_tree(
+        backup.source.path(),
+        &[("many/d3/f0203.txt", b"changed\n".to_vec())],
+    );
+    settle();
+    let third = backup.sync().await;
+    assert_eq!(third.uploaded, 1);
+    let sent = third.pages.unwrap();
+    assert!(
+        (1..=4).contains(&sent.sent),
+        "one change sends its page and the index above it: {sent:?}"
+    );
+    let target = tempfile::tempdir().unwrap();
+    let report = restore_with(&backup.engine.store, None, target.path())
+        .await
+        .unwrap();
+    assert_eq!(report.failed, 0, "{report:?}");
+    assert_eq!(tree(target.path()), tree(backup.source.path()));
+}
+
+/// Puts `body` at `key` as a principal that may write the prefix would.
+async fn overwrite(backup: &Backup, key: &str, body: Vec<u8>) {
+    backup.put(key, body, ("planted", "yes")).await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_tampered_page_root_or_snapshot_object_is_refused_by_name() {
+    let (backup, _) = signed_backup("paged-tamper", true).await;
+    write_owned(backup.source.path(), &many_files());
+    let summary = backup.sync().await;
+    let key = manifest_key(&summary, backup.bucket);
+    let uri = summary.manifest_s3_uri.clone().unwrap();
+    let object = snapshot_object(&backup, &summary).await;
+    let root = page_key(&key, object["root"]["sha256"].as_str().unwrap());
+    let s3 = backup.moto.s3();
+    let pages: Vec<String> = manifest_objects(&backup)
+        .await
+        .into_keys()
+        .filter(|k| k.contains("/pages/") && *k != root)
+        .collect();
+    assert!(!pages.is_empty());
+    // Another page's bytes stand where a page was: the hash it is named by
+    // is not theirs.
+    let other = get_bytes(&s3, backup.bucket, &pages[1]).await;
+    for target_key in [&pages[0], &root] {
+        let original = get_bytes(&s3, backup.bucket, target_key).await;
+        overwrite(&backup, target_key, other.clone()).await;
+        let target = tempfile::tempdir().unwrap();
+        let err = restore_with(&backup.engine.store, Some(&uri), target.path())
+            .await
+            .expect_err("a tampered node is refused")
+            .to_string();
+        assert!(
+            err.contains(target_key.as_str()) && err.contains("changed"),
+            "{err}"
+        );
+        assert!(
+            tree(target.path()).is_empty(),
+            "nothing restored from a tampered tree"
+        );
+        let request = VerifyRequest {
+            manifest: Some(uri.clone()),
+            ..VerifyRequest::default()
+        };
+        let verified = verify::run(
+            &backup.engine.store,
+            PREFIX,
+            &VerifyOptions { concurrency: 4 },
+            &request,
+        )
+        .await;
+        assert!(
+            verified
+                .as_ref()
+                .is_err_and(|err| err.to_string().contains(target_key.as_str())),
+            "verify refuses it too: {verified:?}"
+        );
+        overwrite(&backup, target_key, original).await;
+    }
+    // The snapshot object naming another root: its signature no longer holds.
+    let mut forged = object.clone();
+    forged["root"]["sha256"] = serde_json::json!(pages[0].rsplit('/').next().unwrap());
+    let body = serde_json::to_vec(&forged).unwrap();
+    let head = s3
+        .head_object()
+        .bucket(backup.bucket)
+        .key(&key)
+        .send()
+        .await
+        .unwrap();
+    let metadata = head.metadata().unwrap();
+    let (signature, signed_by) = (&metadata["signature"], &metadata["signing-key"]);
+    plant_signed(&backup, &key, &body, signature, signed_by).await;
+    let target = tempfile::tempdir().unwrap();
+    let err = restore_with(&backup.engine.store, Some(&uri), target.path())
+        .await
+        .expect_err("a forged snapshot object is refused")
+        .to_string();
+    assert!(err.contains(&key) && err.contains("not trusted"), "{err}");
+}
+
+async fn forget_keep_last(backup: &Backup, last: &str) -> forget::ForgetReport {
+    let options = ForgetOptions::from_args(
+        ForgetArgs {
+            keep_last: Some(last.parse().unwrap()),
+            prune: true,
+            keep_deleted_within: Some("0h".parse().unwrap()),
+            ..ForgetArgs::default()
+        },
+        Mode::Cli,
+    )
+    .unwrap();
+    let config = &backup.engine.config;
+    Box::pin(forget::run(
+        &backup.engine.store,
+        PREFIX,
+        &config.run,
+        &options,
+        None,
+    ))
+    .await
+    .unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_history_of_both_formats_restores_diffs_forgets_and_prunes() {
+    let (mut backup, _) = signed_backup("paged-mixed", true).await;
+    backup.engine.config.command.snapshot_format = 1;
+    let first = backup.sync().await;
+    assert!(first.pages.is_none());
+    let v1 = snapshot_object(&backup, &first).await;
+    assert!(v1["files"].is_array(), "the first format holds its records");
+    let tree_at_first = tree(backup.source.path());
+
+    write_tree(
+        backup.source.path(),
+        &[("top.txt", b"second top\n".to_vec())],
+    );
+    settle();
+    next_second();
+    backup.engine.config.command.snapshot_format = 2;
+    let second = backup.sync().await;
+    assert!(second.pages.is_some());
+    assert_eq!(
+        (second.uploaded, second.skipped),
+        (1, first.uploaded - 1),
+        "the first paged run takes its index from the first format's snapshot"
+    );
+
+    let target = tempfile::tempdir().unwrap();
+    let old = restore_with(
+        &backup.engine.store,
+        first.manifest_s3_uri.as_deref(),
+        target.path(),
+    )
+    .await
+    .unwrap();
+    assert_eq!(old.failed, 0, "{old:?}");
+    assert_eq!(
+        tree(target.path()),
+        tree_at_first,
+        "the first format restores"
+    );
+
+    let mut options = DiffOptions::from_args(
+        DiffArgs {
+            from: first.manifest_s3_uri.clone().unwrap(),
+            to: "latest".into(),
+        },
+        Mode::Cli,
+    )
+    .unwrap();
+    options.json = true;
+    let out = tempfile::NamedTempFile::new().unwrap();
+    let compared = diff::run(
+        &backup.engine.store,
+        PREFIX,
+        &options,
+        Box::new(out.reopen().unwrap()),
+    )
+    .await
+    .unwrap();
+    assert_eq!(
+        (compared.added, compared.removed, compared.changed),
+        (0, 0, 1),
+        "{compared:?}"
+    );
+
+    next_second();
+    let report = forget_keep_last(&backup, "1").await;
+    assert_eq!(report.status, ForgetStatus::Succeeded, "{report:#?}");
+    assert_eq!((report.kept, report.forgotten), (1, 1));
+    let prune = report.prune.as_ref().unwrap();
+    assert_eq!(
+        prune.sweep.versions_to_delete, 1,
+        "top.txt's first version: {prune:#?}"
+    );
+    let target = tempfile::tempdir().unwrap();
+    let latest = restore_with(&backup.engine.store, None, target.path())
+        .await
+        .unwrap();
+    assert_eq!(latest.failed, 0, "{latest:?}");
+    assert_eq!(
+        tree(target.path()),
+        tree(backup.source.path()),
+        "the paged snapshot restores after a prune"
+    );
+}
