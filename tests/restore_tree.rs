@@ -138,7 +138,9 @@ async fn modes_owners_empty_directories_and_links_come_back_as_they_were() {
 
 #[tokio::test]
 async fn a_snapshot_that_recorded_no_modes_restores_private() {
-    let backup = Backup::new(BUCKET, PREFIX, false).await;
+    let mut backup = Backup::new(BUCKET, PREFIX, false).await;
+    // Such a manifest is of the first format: one document.
+    backup.engine.config.command.snapshot_format = 1;
     let first = backup.sync().await;
     // The same snapshot as a manifest written before modes were recorded:
     // file records without mode, owner or group, and no directories.

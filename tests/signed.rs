@@ -275,10 +275,10 @@ async fn a_pinned_public_key_proves_what_kms_signed_with_no_kms_at_hand() {
         .public_key_to_pem()
         .unwrap();
 
-    // The signature is a plain ECDSA-SHA256 signature of the manifest's
-    // bytes: `openssl dgst -sha256 -verify` checks it as this does.
-    let local = std::fs::read(summary.manifest_local_path.as_deref().unwrap()).unwrap();
+    // The signature is a plain ECDSA-SHA256 signature of the snapshot
+    // object's bytes: `openssl dgst -sha256 -verify` checks it as this does.
     let key = manifest_key(&summary, BUCKET);
+    let local = get_bytes(&backup.moto.s3(), BUCKET, &key).await;
     let stored = backup.engine.store.head(&key).await.unwrap().unwrap();
     let signature = stored.signature.unwrap();
     let der_signature = base64::engine::general_purpose::STANDARD
@@ -290,7 +290,7 @@ async fn a_pinned_public_key_proves_what_kms_signed_with_no_kms_at_hand() {
     verifier.update(&local).unwrap();
     assert!(
         verifier.verify(&der_signature).unwrap(),
-        "a stock ECDSA check of the file"
+        "a stock ECDSA check of the object"
     );
 
     // Readers with the pinned key and a KMS that answers nothing.

@@ -17,6 +17,10 @@ pub struct Filter {
 struct Layer {
     include: Option<GlobSet>,
     exclude: GlobSet,
+    /// What every included path starts with, one per include glob (the
+    /// glob up to its first wildcard); `None` when some path may start with
+    /// anything.
+    starts: Option<Vec<String>>,
 }
 
 impl Filter {
@@ -54,6 +58,12 @@ impl Filter {
     pub fn accepts(&self, relative: &str) -> bool {
         self.layers.iter().all(|layer| layer.accepts(relative))
     }
+
+    /// What every path this filter accepts starts with (one of), if the
+    /// include globs say: what lets a reader skip the rest of a snapshot.
+    pub fn starts(&self) -> Option<&[String]> {
+        self.layers.iter().find_map(|layer| layer.starts.as_deref())
+    }
 }
 
 /// The scope tag of runs under these configured globs: also what a
@@ -76,6 +86,13 @@ pub fn scope_tag(include: &[String], exclude: &[String]) -> Option<String> {
 
 impl Layer {
     fn new(include: &[String], exclude: &[String]) -> Result<Self> {
+        let starts: Vec<String> = include
+            .iter()
+            .map(|glob| {
+                glob[..glob.find(['*', '?', '[', '{', '\\']).unwrap_or(glob.len())].to_owned()
+            })
+            .collect();
+        let bounded = !starts.is_empty() && starts.iter().all(|start| !start.is_empty());
         let include = if include.is_empty() {
             None
         } else {
@@ -84,6 +101,7 @@ impl Layer {
         Ok(Layer {
             include,
             exclude: build(exclude, "SYNC_EXCLUDE or --exclude")?,
+            starts: bounded.then_some(starts),
         })
     }
 
@@ -115,6 +133,20 @@ mod tests {
 
     fn strings(items: &[&str]) -> Vec<String> {
         items.iter().map(|s| s.to_string()).collect()
+    }
+
+    #[test]
+    fn include_globs_say_what_paths_start_with() {
+        let starts = |include: &[&str]| {
+            let filter = Filter::new(&strings(include), &[]).unwrap();
+            filter.starts().map(<[String]>::to_vec)
+        };
+        assert_eq!(starts(&[]), None);
+        assert_eq!(
+            starts(&["a/b.txt", "c/**"]),
+            Some(strings(&["a/b.txt", "c/"]))
+        );
+        assert_eq!(starts(&["c/**", "**/x"]), None, "a glob may match anywhere");
     }
 
     #[test]

@@ -2,7 +2,8 @@
 //! SHA-256, so a rewritten or deleted older manifest shows from a newer one.
 
 use super::forgotten::forgotten_by;
-use super::read::{Parsed, read_fetched, read_header_fetched};
+use super::paged::Reading;
+use super::read::{Parsed, read_fetched_narrowed, read_header_fetched};
 use super::{FileRecord, FileStatus, ManifestLink};
 use crate::error::{Error, Result};
 use crate::store::Store;
@@ -88,9 +89,13 @@ pub async fn walk_back(
 /// (uploaded or skipped, with a key), directories and links; and a broken
 /// link if its bytes are not those whose SHA-256 was stored with it: a
 /// command trusts a manifest only as far as the chain vouches for it.
+///
+/// Of a paged snapshot, only the nodes `reading` needs are read (the caller
+/// filters the records further).
 pub async fn read_stored_files(
     store: &Store,
     key: &str,
+    reading: &Reading,
 ) -> Result<(Parsed<Vec<FileRecord>>, Option<BrokenLink>)> {
     let fetched = store.get(key).await?.ok_or_else(|| {
         Error::Config(format!(
@@ -105,7 +110,8 @@ pub async fn read_stored_files(
             files.push(file);
         }
     };
-    let parsed = read_fetched(store, key, fetched, Vec::new(), keep_stored).await?;
+    let parsed =
+        read_fetched_narrowed(store, (key, fetched), reading, Vec::new(), keep_stored).await?;
     let broken = (recorded.as_deref() != Some(parsed.sha256.as_str())).then(|| BrokenLink {
         key: key.to_owned(),
         detail: format!(

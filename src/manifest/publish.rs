@@ -119,8 +119,10 @@ async fn send(
     };
     match sent {
         Ok(signed) => {
+            // A paged snapshot's signature covers its object, not the copy.
             if let Some(signature) = &signed.signature
                 && manifest.summary.manifest_local_path.is_some()
+                && tree.is_none()
                 && let Err(err) = local_dir::write_signature(&local, signature)
             {
                 warn!(path = %local.display(), error = %err, "local manifest signature not kept; the next run asks S3 instead");

@@ -16,7 +16,7 @@ use super::paged;
 use crate::error::{Error, Result};
 use crate::local::hash::{Sha256Reader, Sha256Stream};
 use crate::store::{self, Store};
-use crate::trust::Signature;
+use crate::trust::{Signature, Verdict};
 
 /// A manifest's header: everything but its records, as far as readers need it.
 #[derive(Debug, Clone, Default, Deserialize)]
@@ -190,6 +190,30 @@ pub async fn read_fetched<T, S>(
     store: &Store,
     key: &str,
     object: store::Fetched,
+    state: S,
+    each: fn(&mut S, T),
+) -> Result<Parsed<S>>
+where
+    T: DeserializeOwned + 'static,
+    S: Send + 'static,
+{
+    read_fetched_narrowed(
+        store,
+        (key, object),
+        &paged::Reading::default(),
+        state,
+        each,
+    )
+    .await
+}
+
+/// [`read_fetched`], reading of a paged snapshot only the nodes `reading`
+/// needs (its paths relative to the snapshot's source); a document of the
+/// first format is read whole.
+pub async fn read_fetched_narrowed<T, S>(
+    store: &Store,
+    (key, object): (&str, store::Fetched),
+    reading: &paged::Reading,
     mut state: S,
     each: fn(&mut S, T),
 ) -> Result<Parsed<S>>
@@ -203,19 +227,27 @@ where
     })
     .await?;
     if let Some(root) = parsed.header.paged_root().cloned() {
-        // No page is read for a root that the trusted key did not sign.
+        // No page is read for a root under a signature that does not hold
+        // for its bytes (an unsigned one, or another key's, is for the
+        // caller to refuse or to allow).
         let verdict = store
             .trust()
             .judge(parsed.signature.as_ref(), &parsed.sha256)
             .await?;
-        if let Some(detail) = store.trust().refusal_of(&verdict) {
+        let forged = matches!(verdict, Verdict::BadSignature { .. });
+        if let Some(detail) = store.trust().refusal_of(&verdict).filter(|_| forged) {
             return Err(Error::Untrusted {
                 key: store.uri(key),
                 detail: format!("{detail}; its pages are not read"),
             });
         }
         let bucket = parsed.header.bucket.clone();
-        parsed.state = paged::read_pages(store, key, &root, &bucket, parsed.state, each).await?;
+        let reading = paged::Reading {
+            narrow: (reading.narrow.as_ref()).map(|n| n.under(&parsed.header.source_dir)),
+            seen: reading.seen.clone(),
+        };
+        let tree = (&root, &reading);
+        parsed.state = paged::read_pages(store, key, tree, &bucket, parsed.state, each).await?;
     }
     Ok(parsed)
 }

@@ -9,6 +9,7 @@
 use std::path::{Path, PathBuf};
 
 use super::chain::{BrokenLink, read_stored_files};
+use super::paged::Reading;
 use super::read::{Header, Parsed, read_header_fetched};
 use super::{FileRecord, NameScope, file_name, stamp, timestamp};
 use crate::error::{Error, Result};
@@ -28,9 +29,15 @@ pub struct Judged {
 }
 
 /// The stored records of the manifest at `key`, its signature judged
-/// against the trusted key over the bytes read, once its place holds.
-pub async fn read_judged(store: &Store, prefix: &str, key: &str) -> Result<Judged> {
-    let (parsed, broken) = read_stored_files(store, key).await?;
+/// against the trusted key over the bytes read, once its place holds; of a
+/// paged snapshot, those of the nodes `reading` needs.
+pub async fn read_judged(
+    store: &Store,
+    prefix: &str,
+    key: &str,
+    reading: &Reading,
+) -> Result<Judged> {
+    let (parsed, broken) = read_stored_files(store, key, reading).await?;
     check_place(store, prefix, key, &parsed.header)?;
     let verdict = store
         .trust()

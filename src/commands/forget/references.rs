@@ -12,7 +12,8 @@ use serde::Deserialize;
 
 use crate::error::{Error, Result};
 use crate::manifest::catalog::SnapshotLine;
-use crate::manifest::read::read_fetched;
+use crate::manifest::paged::Reading;
+use crate::manifest::read::read_fetched_narrowed;
 use crate::manifest::{EntryKind, FileStatus};
 use crate::store::Store;
 
@@ -45,6 +46,8 @@ impl References {
     /// a manifest rewritten since would choose what is deleted.
     pub async fn of(store: &Store, kept: &[SnapshotLine]) -> Result<References> {
         let mut references = References::default();
+        // Pages that snapshots share are read once: their references are in.
+        let reading = Reading::distinct();
         for line in kept {
             let key = &line.key;
             let pinned = line.pinned();
@@ -57,7 +60,9 @@ impl References {
                         store.uri(key)
                     ))
                 })?;
-            let read = read_fetched(store, key, fetched, references, References::add).await?;
+            let read =
+                read_fetched_narrowed(store, (key, fetched), &reading, references, References::add)
+                    .await?;
             pinned.check(&store.uri(key), &read.sha256)?;
             references = read.state;
             references.manifests += 1;

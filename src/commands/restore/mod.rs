@@ -19,6 +19,7 @@ use tracing::{Instrument, info, info_span, warn};
 use crate::error::{Error, Result};
 use crate::local::attributes;
 use crate::local::restore_dir::RestoreDir;
+use crate::manifest::paged::{Narrow, Reading};
 use crate::manifest::read::{Header, Parsed};
 use crate::manifest::{EntryKind, FileRecord, RunStatus, chain, locate, trusted};
 use crate::run::RunContext;
@@ -116,7 +117,12 @@ async fn trusted_manifest(
     key: &str,
     options: &RestoreOptions,
 ) -> Result<(Parsed<Vec<FileRecord>>, Verdict)> {
-    let judged = trusted::read_judged(store, prefix, key).await?;
+    // Only the pages that may hold the included paths are read.
+    let narrow = options.filter.starts().map(|starts| Narrow {
+        prefixes: starts.to_vec(),
+    });
+    let reading = Reading::narrowed(narrow);
+    let judged = trusted::read_judged(store, prefix, key, &reading).await?;
     if judged.verdict.is_valid() {
         return Ok((judged.parsed, judged.verdict));
     }

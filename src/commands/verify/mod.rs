@@ -108,7 +108,7 @@ struct ReadManifest {
 
 /// The manifest at `key`: the verified manifest is the chain's first link.
 async fn read_manifest(store: &Store, prefix: &str, key: &str) -> Result<ReadManifest> {
-    let judged = trusted::read_judged(store, prefix, key).await?;
+    let judged = trusted::read_judged(store, prefix, key, &Default::default()).await?;
     let uri = store.uri(key);
     let mut problems: Vec<Problem> = Problem::of_signature(&uri, &judged.verdict)
         .filter(|_| store.trust().enforced())

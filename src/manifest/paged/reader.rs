@@ -2,6 +2,9 @@
 //! object names, every node is checked against the hash it is named by
 //! before anything in it is used.
 
+use std::collections::HashSet;
+use std::sync::{Arc, Mutex};
+
 use futures::{StreamExt, TryStreamExt, stream};
 use serde::de::DeserializeOwned;
 use serde_json::{Map, Value};
@@ -15,13 +18,84 @@ use crate::store::Store;
 /// Nodes fetched ahead of the one being read.
 const AHEAD: usize = 16;
 
+/// How much of a tree a reader reads: the pages that may hold some paths
+/// only, and none that it read already for another snapshot (a reader that
+/// gathers what many snapshots reference needs each distinct page once).
+#[derive(Debug, Clone, Default)]
+pub struct Reading {
+    pub narrow: Option<Narrow>,
+    pub seen: Option<Arc<Mutex<HashSet<String>>>>,
+}
+
+impl Reading {
+    /// Reads each distinct node once, across every snapshot read with it.
+    pub fn distinct() -> Reading {
+        Reading {
+            narrow: None,
+            seen: Some(Arc::default()),
+        }
+    }
+
+    pub fn narrowed(narrow: Option<Narrow>) -> Reading {
+        Reading { narrow, seen: None }
+    }
+
+    /// Whether the node `sha256` is to be read (and is noted as read).
+    fn first_sight(&self, sha256: &str) -> bool {
+        let Some(seen) = &self.seen else {
+            return true;
+        };
+        seen.lock()
+            .map_or(true, |mut seen| seen.insert(sha256.to_owned()))
+    }
+
+    /// Whether the whole tree is read, so its record count must hold.
+    fn whole(&self) -> bool {
+        self.narrow.is_none() && self.seen.is_none()
+    }
+}
+
+/// The part of a snapshot a reader needs: the records whose local path
+/// starts with one of `prefixes` (and maybe a few around them). Only the
+/// nodes whose range of paths meets one are read.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Narrow {
+    pub prefixes: Vec<String>,
+}
+
+impl Narrow {
+    /// Paths relative to `source_dir` made the local paths records hold.
+    pub fn under(&self, source_dir: &str) -> Narrow {
+        let source = source_dir.trim_end_matches('/');
+        Narrow {
+            prefixes: self
+                .prefixes
+                .iter()
+                .map(|relative| format!("{source}/{relative}"))
+                .collect(),
+        }
+    }
+
+    /// Whether the node whose paths run from `first` up to `next` (the next
+    /// node's first path; the end of the tree when `None`) may hold a path
+    /// under one of the prefixes.
+    fn meets(&self, first: &str, next: Option<&str>) -> bool {
+        self.prefixes.iter().any(|prefix| {
+            let below_end = next.is_none_or(|next| next > prefix.as_str());
+            let above_start = first <= prefix.as_str() || first.starts_with(prefix.as_str());
+            below_end && above_start
+        })
+    }
+}
+
 /// Hands every record under `root` to `each`, in path order, each node read
 /// (from the page cache, else from S3) and checked against its hash first.
-/// `bucket` is the snapshot's, which the records' URIs name.
+/// `bucket` is the snapshot's, which the records' URIs name. `reading`
+/// (whose paths are local paths) says which nodes are read.
 pub async fn read_pages<T, S>(
     store: &Store,
     snapshot_key: &str,
-    root: &Root,
+    (root, reading): (&Root, &Reading),
     bucket: &str,
     mut state: S,
     each: fn(&mut S, T),
@@ -30,7 +104,7 @@ where
     T: DeserializeOwned + 'static,
     S: Send + 'static,
 {
-    let pages = leaves(store, snapshot_key, root).await?;
+    let pages = leaves(store, snapshot_key, root, reading).await?;
     let mut nodes = stream::iter(pages)
         .map(|sha256| fetch(store, snapshot_key, sha256))
         .buffered(AHEAD);
@@ -53,7 +127,7 @@ where
         })
         .await??;
     }
-    if records != root.records {
+    if reading.whole() && records != root.records {
         return Err(refused(
             &store.uri(snapshot_key),
             &format!(
@@ -66,22 +140,31 @@ where
 }
 
 /// The hashes of the pages of records under `root`, in path order: each
-/// level of index nodes read in turn.
-async fn leaves(store: &Store, snapshot_key: &str, root: &Root) -> Result<Vec<String>> {
+/// level of index nodes read in turn, keeping only the nodes `narrow` needs.
+async fn leaves(
+    store: &Store,
+    snapshot_key: &str,
+    root: &Root,
+    reading: &Reading,
+) -> Result<Vec<String>> {
     let mut level = root.level;
-    let mut hashes = vec![root.sha256.clone()];
+    let mut hashes: Vec<String> = Some(root.sha256.clone())
+        .filter(|root| reading.first_sight(root))
+        .into_iter()
+        .collect();
     while level > 0 {
         let nodes: Vec<(Node, String)> = stream::iter(hashes)
             .map(|sha256| fetch(store, snapshot_key, sha256))
             .buffered(AHEAD)
             .try_collect()
             .await?;
-        hashes = Vec::new();
+        let mut entries = Vec::new();
         for (node, uri) in nodes {
             match node {
-                Node::Index { level: at, entries } if at == level => {
-                    hashes.extend(entries.into_iter().map(|entry| entry.sha256));
-                }
+                Node::Index {
+                    level: at,
+                    entries: below,
+                } if at == level => entries.extend(below),
                 other => {
                     return Err(refused(
                         &uri,
@@ -90,6 +173,15 @@ async fn leaves(store: &Store, snapshot_key: &str, root: &Root) -> Result<Vec<St
                 }
             }
         }
+        hashes = (0..entries.len())
+            .filter(|&i| {
+                let next = entries.get(i + 1).map(|e| e.first.as_str());
+                let narrow = reading.narrow.as_ref();
+                narrow.is_none_or(|narrow| narrow.meets(&entries[i].first, next))
+            })
+            .map(|i| entries[i].sha256.clone())
+            .filter(|sha256| reading.first_sight(sha256))
+            .collect();
         level -= 1;
     }
     Ok(hashes)
@@ -136,6 +228,26 @@ fn as_record(mut fields: Map<String, Value>, bucket: &str) -> Value {
         fields.insert("s3_uri".into(), Value::String(uri));
     }
     Value::Object(fields)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_narrowed_read_keeps_the_nodes_that_may_hold_its_paths() {
+        let narrow = Narrow {
+            prefixes: vec!["/s/b/x".into()],
+        };
+        assert!(narrow.meets("/s/a", Some("/s/c")), "the range spans it");
+        assert!(narrow.meets("/s/b/x", Some("/s/b/y")));
+        assert!(narrow.meets("/s/b/x/1", None), "the node starts inside it");
+        assert!(
+            !narrow.meets("/s/a", Some("/s/b/w")),
+            "the range ends before it"
+        );
+        assert!(!narrow.meets("/s/b/y", None), "the range starts after it");
+    }
 }
 
 fn refused(uri: &str, detail: &str) -> Error {

@@ -1,0 +1,107 @@
+"""What a snapshot costs, by format, against restic on the same tree states.
+
+A tree of FILES files in DIRS directories is backed up four times: the first
+run, an unchanged run, 1% of the files changed across every directory, and
+1% changed in one directory. For each run it prints the bytes this tool wrote
+under `_manifests/` (first format, then the paged format, each in a prefix of
+its own on the in-memory S3 stand-in) and restic's repository growth (a local
+repository, data included), with the wall time of each.
+
+    python scripts/bench_snapshots.py [--files 100000 --dirs 100]
+"""
+import argparse
+import os
+import pathlib
+import shutil
+import subprocess
+import tempfile
+import time
+
+import boto3
+
+from bench_trees import STANDIN_KEY, spread_tree, standin
+
+ROOT = pathlib.Path(__file__).resolve().parent.parent
+TARGET = pathlib.Path(os.environ.get("CARGO_TARGET_DIR", ROOT / "target"))
+BINARY = TARGET / "release" / "s3-kms-sync"
+STANDIN = TARGET / "release" / "examples" / "s3_standin"
+BUCKET = "snapshots-bench"
+
+
+def manifest_bytes(s3, prefix):
+    total = 0
+    for page in s3.get_paginator("list_objects_v2").paginate(Bucket=BUCKET, Prefix=f"{prefix}/_manifests/"):
+        total += sum(o["Size"] for o in page.get("Contents", []))
+    return total
+
+
+def dir_bytes(path):
+    return sum(p.stat().st_size for p in path.rglob("*") if p.is_file())
+
+
+def change(tree, files, dirs, spread, generation):
+    """1% of the files: every 100th across the tree, or the first 1% of one directory."""
+    count = files // 100
+    if spread:
+        picked = range(0, files, 100)
+    else:
+        picked = [d * dirs for d in range(count)]
+    for i in picked:
+        path = tree / f"d{i % dirs:04d}" / f"f{i:07d}"
+        path.write_bytes(f"changed {generation} {i}\n".encode())
+
+
+def timed(cmd, env):
+    started = time.monotonic()
+    subprocess.run(cmd, env=env, check=True, stdout=subprocess.DEVNULL)
+    return time.monotonic() - started
+
+
+def main():
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--files", type=int, default=100_000)
+    parser.add_argument("--dirs", type=int, default=100)
+    args = parser.parse_args()
+    work = pathlib.Path(tempfile.mkdtemp(prefix="snapshots-bench-"))
+    tree = work / "tree"
+    spread_tree(tree, args.files, args.dirs, lambda i: f"file {i}\n".encode())
+    repo = work / "restic"
+    restic_env = {**os.environ, "RESTIC_PASSWORD": "bench", "RESTIC_REPOSITORY": str(repo)}
+    subprocess.run(["restic", "init", "--quiet"], env=restic_env, check=True)
+    rows = []
+    with standin(STANDIN, BUCKET) as endpoint:
+        env = {**os.environ, "AWS_ENDPOINT_URL": endpoint, "AWS_ACCESS_KEY_ID": "test",
+               "AWS_SECRET_ACCESS_KEY": "test", "AWS_REGION": "us-east-1", "RUST_LOG": "warn",
+               "NO_PROXY": "127.0.0.1,localhost"}
+        s3 = boto3.client("s3", endpoint_url=endpoint, region_name="us-east-1",
+                          aws_access_key_id="test", aws_secret_access_key="test")
+        steps = [("first run", None), ("unchanged", None), ("1% across every directory", True),
+                 ("1% in one directory", False)]
+        for generation, (name, spread) in enumerate(steps):
+            if spread is not None:
+                change(tree, args.files, args.dirs, spread, generation)
+            row = [name]
+            for fmt in ("1", "2"):
+                prefix = f"v{fmt}"
+                manifests = work / f"manifests-v{fmt}"
+                manifests.mkdir(exist_ok=True)
+                before = manifest_bytes(s3, prefix)
+                seconds = timed([str(BINARY), "sync", "--source-dir", str(tree), "--bucket", BUCKET,
+                                 "--prefix", prefix, "--kms-key-id", STANDIN_KEY, "--manifest-dir", str(manifests),
+                                 "--snapshot-format", fmt, "--json"], env)
+                row += [manifest_bytes(s3, prefix) - before, seconds]
+            before = dir_bytes(repo)
+            seconds = timed(["restic", "backup", "--quiet", str(tree)], restic_env)
+            row += [dir_bytes(repo) - before, seconds]
+            rows.append(row)
+    print(f"{args.files:,} files in {args.dirs} directories")
+    print("| run | first format: bytes | s | paged: bytes | s | restic growth | s | paged ÷ restic |")
+    print("|---|---|---|---|---|---|---|---|")
+    for name, v1, t1, v2, t2, restic, tr in rows:
+        ratio = f"{v2 / restic:.2f}" if restic else "-"
+        print(f"| {name} | {v1:,} | {t1:.1f} | {v2:,} | {t2:.1f} | {restic:,} | {tr:.1f} | {ratio} |")
+    shutil.rmtree(work, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    main()
