@@ -230,6 +230,13 @@ fn as_record(mut fields: Map<String, Value>, bucket: &str) -> Value {
     Value::Object(fields)
 }
 
+fn refused(uri: &str, detail: &str) -> Error {
+    Error::Untrusted {
+        key: uri.to_owned(),
+        detail: detail.to_owned(),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -247,12 +254,5 @@ mod tests {
             "the range ends before it"
         );
         assert!(!narrow.meets("/s/b/y", None), "the range starts after it");
-    }
-}
-
-fn refused(uri: &str, detail: &str) -> Error {
-    Error::Untrusted {
-        key: uri.to_owned(),
-        detail: detail.to_owned(),
     }
 }
