@@ -44,6 +44,9 @@ struct Object {
     etag: String,
     metadata: Vec<(String, String)>,
     kms_key: String,
+    /// When it was stored, as a listing shows it (readers hold a
+    /// manifest's claimed start to it).
+    stored_at: chrono::DateTime<chrono::Utc>,
 }
 
 #[derive(Default)]
@@ -234,6 +237,7 @@ async fn handle(store: &Mutex<Store>, req: Request<Incoming>) -> Answer {
                 etag: etag.clone(),
                 metadata,
                 kms_key: kms_key.unwrap_or_else(|| DEFAULT_KEY.to_owned()),
+                stored_at: chrono::Utc::now(),
             };
             let answer = encrypted(
                 Response::builder().status(200).header("etag", &etag),
@@ -247,7 +251,13 @@ async fn handle(store: &Mutex<Store>, req: Request<Incoming>) -> Answer {
                 let mut answer = encrypted(Response::builder().status(200), &object)
                     .header("etag", &object.etag)
                     .header("content-length", object.body.len())
-                    .header("last-modified", "Mon, 23 Nov 2026 10:00:00 GMT");
+                    .header(
+                        "last-modified",
+                        object
+                            .stored_at
+                            .format("%a, %d %b %Y %H:%M:%S GMT")
+                            .to_string(),
+                    );
                 for (name, value) in &object.metadata {
                     answer = answer.header(name, value);
                 }
@@ -350,8 +360,9 @@ fn list(
             continue;
         }
         contents.push_str(&format!(
-            "<Contents><Key>{}</Key><LastModified>2026-11-23T10:00:00.000Z</LastModified><ETag>{}</ETag><Size>{}</Size><StorageClass>STANDARD</StorageClass></Contents>",
+            "<Contents><Key>{}</Key><LastModified>{}</LastModified><ETag>{}</ETag><Size>{}</Size><StorageClass>STANDARD</StorageClass></Contents>",
             encode(key),
+            object.stored_at.format("%Y-%m-%dT%H:%M:%S%.3fZ"),
             object.etag.replace('"', "&quot;"),
             object.body.len()
         ));

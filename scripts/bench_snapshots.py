@@ -40,12 +40,12 @@ def dir_bytes(path):
 
 
 def change(tree, files, dirs, spread, generation):
-    """1% of the files: every 100th across the tree, or the first 1% of one directory."""
+    """1% of the files: one in a hundred, over every directory; or as many in one directory."""
     count = files // 100
     if spread:
-        picked = range(0, files, 100)
+        picked = [k * 100 + k % min(dirs, 100) for k in range(count)]
     else:
-        picked = [d * dirs for d in range(count)]
+        picked = [k * dirs for k in range(count)]
     for i in picked:
         path = tree / f"d{i % dirs:04d}" / f"f{i:07d}"
         path.write_bytes(f"changed {generation} {i}\n".encode())

@@ -1,8 +1,10 @@
 #!/usr/bin/env bash
 # The main job end to end on a local S3+KMS emulator: two scheduled runs of the
 # function through the real Lambda runtime API (the first uploads every file,
-# the second skips every file), then the weekly verify and audit through the
-# function, and a restore with the CLI that must give back the tree byte for byte.
+# the second skips every file), a snapshot of the first format and a paged run
+# after it, then the weekly verify and audit through the function, and restores
+# with the CLI (the latest, and the first-format one) that must give back the
+# tree byte for byte.
 source "$(dirname "${BASH_SOURCE[0]}")/local.sh"
 trap cleanup EXIT
 
@@ -33,6 +35,18 @@ echo "in S3:   $(field manifest_s3_uri <<<"$second")"
 echo "locally: $(field manifest_local_path <<<"$second")"
 if [ "$(field uploaded <<<"$second")" != 0 ] || [ "$(field failed <<<"$first")" != 0 ]; then
     echo "demo FAILED: the second run should upload nothing and the first should fail nothing" >&2
+    exit 1
+fi
+
+echo "== a snapshot of the first format (the CLI with --snapshot-format 1: one document, as older releases wrote)"
+older=$(cargo run --quiet --bin s3-kms-sync -- sync --snapshot-format 1 --json)
+older_uri=$(field manifest_s3_uri <<<"$older")
+echo "$older_uri"
+echo "== the next scheduled run takes its index from it, and writes a paged snapshot"
+fourth=$(invoke "$ROOT/events/scheduled.json")
+"$VENV/bin/python" -m json.tool <<<"$fourth"
+if [ "$(field uploaded <<<"$fourth")" != 0 ] || [ "$(field uploaded <<<"$older")" != 0 ]; then
+    echo "demo FAILED: runs over an unchanged tree should upload nothing, whatever the format before" >&2
     exit 1
 fi
 
@@ -71,6 +85,13 @@ entries() {
 }
 if ! diff <(entries "$SYNC_SOURCE_DIR") <(entries "$WORK/demo/restored"); then
     echo "demo FAILED: modes, directories or links differ from the source" >&2
+    exit 1
+fi
+echo "== restore of the first-format snapshot by this code (into $WORK/demo/restored-older)"
+cargo run --quiet --bin s3-kms-sync -- restore --manifest "$older_uri" --target "$WORK/demo/restored-older" \
+    | "$VENV/bin/python" -m json.tool
+if ! diff -r --no-dereference "$SYNC_SOURCE_DIR" "$WORK/demo/restored-older"; then
+    echo "demo FAILED: the first-format snapshot restored a tree that differs from the source" >&2
     exit 1
 fi
 for shown in empty/nested latest-report.csv .ssh/authorized_keys; do

@@ -1,16 +1,20 @@
 //! The local page cache a store may read snapshot pages through.
 
+use std::path::Path;
 use std::sync::Arc;
 
 use super::Store;
-use crate::local::page_cache::PageCache;
+use crate::local::page_cache::{DEFAULT_LIMIT, PageCache};
 
 impl Store {
-    /// Reads and keeps snapshot pages through `cache` (of this bucket and
-    /// the prefix the store is used for).
-    pub fn with_page_cache(mut self, cache: Option<PageCache>) -> Self {
-        self.page_cache = cache.map(Arc::new);
-        self
+    /// This store, reading and keeping the snapshot pages of `prefix` in a
+    /// cache in `manifest_dir` (none if it cannot be made: only slower).
+    pub fn caching_pages(&self, manifest_dir: &Path, prefix: &str) -> Store {
+        let cache = PageCache::open(manifest_dir, &self.bucket, prefix, DEFAULT_LIMIT);
+        Store {
+            page_cache: cache.map(Arc::new),
+            ..self.clone()
+        }
     }
 
     pub fn page_cache_has(&self, sha256: &str) -> bool {

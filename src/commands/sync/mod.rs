@@ -25,7 +25,6 @@ use std::time::Instant;
 use tracing::{Instrument, info, info_span, warn};
 
 use crate::error::Result;
-use crate::local::page_cache::{DEFAULT_LIMIT as CACHE_LIMIT, PageCache};
 use crate::manifest::{self, Summary, publish::publish};
 use crate::run::{self, RunContext, RunOptions};
 use crate::store::Store;
@@ -47,8 +46,7 @@ pub async fn run(
     stop_at: Option<Instant>,
 ) -> Result<Summary> {
     let scope = sync.scope(prefix, request)?;
-    let cache = PageCache::open(&options.manifest_dir, store.bucket(), prefix, CACHE_LIMIT);
-    let store = &store.clone().with_page_cache(cache);
+    let store = &store.caching_pages(&options.manifest_dir, prefix);
     if let Some(shard) = &scope.shard {
         return sharded::shard::run(store, prefix, options, sync, &scope, shard, stop_at).await;
     }

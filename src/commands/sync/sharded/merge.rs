@@ -49,6 +49,7 @@ pub async fn run(
     request: &MergeRequest,
 ) -> Result<Summary> {
     shard::check_run_id(&request.run_id)?;
+    let store = &store.caching_pages(&options.manifest_dir, prefix);
     let run_id = &request.run_id;
     let plan: Plan = read_document(store, &shard::plan_key(prefix, run_id), "plan").await?;
     let listed: Vec<Shard> =
@@ -163,6 +164,7 @@ pub async fn run(
         manifest::Kind::Sharded,
     )
     .await;
+    store.page_cache_trim();
     if summary.manifest_s3_uri.is_some() {
         remove_shard_documents(store, prefix, run_id).await;
     }
