@@ -345,3 +345,31 @@ async fn one_file_is_restored_from_the_pages_along_its_path() {
         "{gets} GETs of a tree of {nodes} nodes: {requests:?}"
     );
 }
+
+/// A page in the local cache is not known to be in S3: after the manifest
+/// folder was emptied, the next run sends its pages again, and its snapshot
+/// restores.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_cached_page_is_sent_again_once_s3_lost_it() {
+    let (backup, _) = signed_backup("paged-lost", false).await;
+    write_owned(backup.source.path(), &many_files());
+    backup.sync().await;
+    let s3 = backup.moto.s3();
+    for key in manifest_objects(&backup).await.into_keys() {
+        s3.delete_object()
+            .bucket(backup.bucket)
+            .key(key)
+            .send()
+            .await
+            .unwrap();
+    }
+    let again = backup.sync().await;
+    let pages = again.pages.unwrap();
+    assert_eq!(pages.sent, pages.nodes, "{pages:?}");
+    let target = tempfile::tempdir().unwrap();
+    let report = restore_with(&backup.engine.store, None, target.path())
+        .await
+        .unwrap();
+    assert_eq!(report.failed, 0, "{report:?}");
+    assert_eq!(tree(target.path()), tree(backup.source.path()));
+}

@@ -3,7 +3,9 @@
 //! send. S3 stays the truth: a cached page is checked against its hash like
 //! a downloaded one, and the cache is bounded by size, oldest used first out.
 
+use std::collections::HashSet;
 use std::path::{Path, PathBuf};
+use std::sync::Mutex;
 use std::time::SystemTime;
 
 use tracing::debug;
@@ -18,6 +20,10 @@ pub const DEFAULT_LIMIT: u64 = 128 << 20;
 pub struct PageCache {
     dir: PathBuf,
     limit: u64,
+    /// Pages this run read as part of a snapshot it fetched from S3, or
+    /// stored itself: what it may leave unsent. A page merely cached is
+    /// not known to be in S3 (the prefix may have been emptied since).
+    vouched: Mutex<HashSet<String>>,
 }
 
 impl PageCache {
@@ -27,7 +33,11 @@ impl PageCache {
         let scope = Sha256Stream::of(format!("{bucket}\n{prefix}").as_bytes());
         let dir = manifest_dir.join(format!("pages-{}", &scope[..16]));
         match std::fs::create_dir_all(&dir) {
-            Ok(()) => Some(PageCache { dir, limit }),
+            Ok(()) => Some(PageCache {
+                dir,
+                limit,
+                vouched: Mutex::default(),
+            }),
             Err(err) => {
                 debug!(dir = %dir.display(), error = %err, "no page cache");
                 None
@@ -37,6 +47,18 @@ impl PageCache {
 
     pub fn has(&self, sha256: &str) -> bool {
         self.path(sha256).is_some_and(|path| path.exists())
+    }
+
+    /// Notes that the page is in S3: read there, or as part of a snapshot
+    /// read there, or stored by this run.
+    pub fn vouch(&self, sha256: &str) {
+        if let Ok(mut vouched) = self.vouched.lock() {
+            vouched.insert(sha256.to_owned());
+        }
+    }
+
+    pub fn vouched(&self, sha256: &str) -> bool {
+        self.vouched.lock().is_ok_and(|v| v.contains(sha256))
     }
 
     /// The cached bytes of a page, marked as used.
@@ -113,6 +135,9 @@ mod tests {
         assert_eq!(cache.trim(), 2000);
         assert!(cache.has(&names[0]) && !cache.has(&names[1]) && cache.has(&names[2]));
         assert!(!cache.has("../x"), "only a hash names a page");
+        assert!(!cache.vouched(&names[0]), "cached is not known stored");
+        cache.vouch(&names[0]);
+        assert!(cache.vouched(&names[0]));
         let other = PageCache::open(dir.path(), "b", "q", 2500).unwrap();
         assert!(!other.has(&names[0]), "another prefix has pages of its own");
     }

@@ -17,8 +17,16 @@ impl Store {
         }
     }
 
-    pub fn page_cache_has(&self, sha256: &str) -> bool {
-        self.page_cache.as_ref().is_some_and(|c| c.has(sha256))
+    /// Whether this run knows the page to be stored in S3 (see
+    /// [`PageCache::vouch`]); never without a cache.
+    pub fn page_vouched(&self, sha256: &str) -> bool {
+        self.page_cache.as_ref().is_some_and(|c| c.vouched(sha256))
+    }
+
+    pub fn page_vouch(&self, sha256: &str) {
+        if let Some(cache) = &self.page_cache {
+            cache.vouch(sha256);
+        }
     }
 
     pub fn page_cache_get(&self, sha256: &str) -> Option<Vec<u8>> {

@@ -192,9 +192,11 @@ async fn leaves(
 async fn fetch(store: &Store, snapshot_key: &str, sha256: String) -> Result<(Node, String)> {
     let key = page_key(snapshot_key, &sha256);
     let uri = store.uri(&key);
+    // Read for a snapshot fetched from S3, so stored there.
     if let Some(cached) = store.page_cache_get(&sha256)
         && let Ok(node) = Node::decode(&cached, &sha256, &uri)
     {
+        store.page_vouch(&sha256);
         return Ok((node, uri));
     }
     let fetched = store
@@ -209,6 +211,7 @@ async fn fetch(store: &Store, snapshot_key: &str, sha256: String) -> Result<(Nod
         .into_bytes();
     let node = Node::decode(&compressed, &sha256, &uri)?;
     store.page_cache_put(&sha256, &compressed);
+    store.page_vouch(&sha256);
     Ok((node, uri))
 }
 

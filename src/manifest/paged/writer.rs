@@ -166,7 +166,7 @@ impl PageWriter {
         let encoded = node.encode()?;
         self.tree.nodes += 1;
         let sha256 = encoded.sha256;
-        if !self.known.insert(sha256.clone()) || self.store.page_cache_has(&sha256) {
+        if !self.known.insert(sha256.clone()) || self.store.page_vouched(&sha256) {
             return Ok(sha256);
         }
         while self.sending.len() >= SENDING {
@@ -186,6 +186,7 @@ impl PageWriter {
             match store.put(&key, body, md5, extras, WriteIf::Absent).await {
                 Ok(_) => {
                     store.page_cache_put(&name, &encoded.compressed);
+                    store.page_vouch(&name);
                     Ok(Some(size))
                 }
                 // Stored already (by an earlier run): pages are named by
