@@ -313,15 +313,7 @@ async fn a_history_of_both_formats_restores_diffs_forgets_and_prunes() {
 #[tokio::test(flavor = "multi_thread")]
 async fn one_file_is_restored_from_the_pages_along_its_path() {
     let (backup, _) = signed_backup("paged-one", true).await;
-    let files: Vec<(String, Vec<u8>)> = (0..2000)
-        .map(|i| {
-            (
-                format!("big/d{}/f{i:04}.txt", i % 20),
-                format!("{i}\n").into_bytes(),
-            )
-        })
-        .collect();
-    write_owned(backup.source.path(), &files);
+    write_owned(backup.source.path(), &two_thousand());
     let summary = backup.sync().await;
     let nodes = summary.pages.unwrap().nodes;
     assert!(nodes > 40, "{nodes} nodes");
@@ -372,4 +364,71 @@ async fn a_cached_page_is_sent_again_once_s3_lost_it() {
         .unwrap();
     assert_eq!(report.failed, 0, "{report:?}");
     assert_eq!(tree(target.path()), tree(backup.source.path()));
+}
+
+/// 2,000 files in 20 directories: a tree of some 60 pages and two levels.
+fn two_thousand() -> Vec<(String, Vec<u8>)> {
+    (0..2000)
+        .map(|i| {
+            (
+                format!("big/d{}/f{i:04}.txt", i % 20),
+                format!("{i}\n").into_bytes(),
+            )
+        })
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn diff_reads_no_page_the_two_snapshots_share() {
+    let (backup, _) = signed_backup("paged-diff", true).await;
+    write_owned(backup.source.path(), &two_thousand());
+    let first = backup.sync().await;
+    write_tree(
+        backup.source.path(),
+        &[("big/d7/f1047.txt", b"changed\n".to_vec())],
+    );
+    settle();
+    let second = backup.sync().await;
+    let nodes = second.pages.as_ref().unwrap().nodes;
+
+    let mut options = DiffOptions::from_args(
+        DiffArgs {
+            from: first.manifest_s3_uri.clone().unwrap(),
+            to: "latest".into(),
+        },
+        Mode::Cli,
+    )
+    .unwrap();
+    options.json = true;
+    let out = tempfile::NamedTempFile::new().unwrap();
+    let asked = backup.engine.store.requests();
+    let compared = diff::run(
+        &backup.engine.store,
+        PREFIX,
+        &options,
+        Box::new(out.reopen().unwrap()),
+    )
+    .await
+    .unwrap();
+    let requests = backup.engine.store.requests_since(&asked);
+    let files = first.uploaded;
+    assert_eq!(
+        (
+            compared.added,
+            compared.removed,
+            compared.changed,
+            compared.unchanged
+        ),
+        (0, 0, 1, files - 1),
+        "{compared:?}"
+    );
+    let changed = std::fs::read_to_string(out.path()).unwrap();
+    assert!(changed.contains("big/d7/f1047.txt"), "{changed}");
+    // Each side's object and index, and the pages around the change: not
+    // the tree of either.
+    let gets = requests["GetObject"];
+    assert!(
+        gets < nodes,
+        "{gets} GETs for trees of {nodes} nodes: {requests:?}"
+    );
 }

@@ -244,7 +244,7 @@ where
         let bucket = parsed.header.bucket.clone();
         let reading = paged::Reading {
             narrow: (reading.narrow.as_ref()).map(|n| n.under(&parsed.header.source_dir)),
-            seen: reading.seen.clone(),
+            ..reading.clone()
         };
         let tree = (&root, &reading);
         parsed.state = paged::read_pages(store, key, tree, &bucket, parsed.state, each).await?;

@@ -5,7 +5,8 @@
 use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
 
-use super::read::{Header, read_fetched};
+use super::paged::Reading;
+use super::read::{Header, read_fetched_narrowed};
 use super::trusted::{HeaderRead, read_header_judged};
 use super::{FileRecord, header_of};
 use crate::error::{Error, Result};
@@ -62,9 +63,15 @@ impl Records {
     /// restore judges them, and the records then come from the version
     /// judged: nothing is printed from a manifest that fails.
     pub async fn open_judged(store: &Store, prefix: &str, key: &str) -> Result<Records> {
+        let (header, pinned) = Records::judge(store, prefix, key).await?;
+        Records::open_at(store, key, (header, pinned), &Reading::default()).await
+    }
+
+    /// The header of the manifest at `key` and the version to read, once
+    /// judged as [`Records::open_judged`] judges it.
+    pub async fn judge(store: &Store, prefix: &str, key: &str) -> Result<(Header, Pinned)> {
         if !store.trust().enforced() {
-            let header = header_of(store, key).await?;
-            return Records::open_at(store, key, header, Pinned::default()).await;
+            return Ok((header_of(store, key).await?, Pinned::default()));
         }
         let judged = match read_header_judged(store, prefix, key).await? {
             HeaderRead::Gone => {
@@ -92,16 +99,17 @@ impl Records {
             version_id: read.version_id,
             sha256: Some(read.sha256),
         };
-        Records::open_at(store, key, read.header, pinned).await
+        Ok((read.header, pinned))
     }
 
     /// Starts reading the manifest at `key` whose header is known, from the
-    /// version `pinned` names; its bytes must have the SHA-256 it names.
+    /// version `pinned` names; its bytes must have the SHA-256 it names. Of
+    /// a paged snapshot, only the nodes `reading` needs are read.
     pub async fn open_at(
         store: &Store,
         key: &str,
-        header: Header,
-        pinned: Pinned,
+        (header, pinned): (Header, Pinned),
+        reading: &Reading,
     ) -> Result<Records> {
         let fetched = store
             .get_at(key, pinned.version_id.as_deref())
@@ -109,11 +117,12 @@ impl Records {
             .ok_or_else(|| Error::Config(format!("manifest {} vanished", store.uri(key))))?;
         let (sender, receiver) = mpsc::channel(AHEAD);
         let uri = store.uri(key);
-        let (store, owned_key) = (store.clone(), key.to_owned());
+        let (store, owned_key, reading) = (store.clone(), key.to_owned(), reading.clone());
         // The sender comes back with the parse; dropping it then is what
         // ends the reader's stream.
         let parsing = tokio::spawn(async move {
-            let read = read_fetched(&store, &owned_key, fetched, sender, pass_on).await?;
+            let object = (owned_key.as_str(), fetched);
+            let read = read_fetched_narrowed(&store, object, &reading, sender, pass_on).await?;
             pinned.check(&uri, &read.sha256)
         });
         Ok(Records {

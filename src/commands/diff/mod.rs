@@ -1,9 +1,10 @@
 //! `diff A B`: the files added, removed and changed (by MD5) from one
 //! snapshot to another. Both manifests are in path order, so they are
 //! walked side by side, a record of each at a time: memory stays flat
-//! whatever their size.
+//! whatever their size. Pages two paged snapshots share are not read.
 
 use std::cmp::Ordering;
+use std::collections::{HashMap, HashSet};
 use std::io::Write;
 
 use clap::Args;
@@ -13,6 +14,8 @@ use super::listing::human_bytes;
 use crate::config::Options;
 use crate::error::{Error, Result};
 use crate::manifest::locate;
+use crate::manifest::paged::{Reading, pages_of};
+use crate::manifest::read::Header;
 use crate::manifest::stream::{Records, StoredFile};
 use crate::run::Mode;
 use crate::store::Store;
@@ -95,11 +98,16 @@ pub async fn run(
 ) -> Result<DiffSummary> {
     let from_key = locate(store, prefix, Some(&options.from), true).await?.key;
     let to_key = locate(store, prefix, Some(&options.to), true).await?.key;
-    let mut from = Records::open_judged(store, prefix, &from_key).await?;
-    let mut to = Records::open_judged(store, prefix, &to_key).await?;
+    let from = Records::judge(store, prefix, &from_key).await?;
+    let to = Records::judge(store, prefix, &to_key).await?;
+    let shared = SharedPages::of(store, (&from_key, &from.0), (&to_key, &to.0)).await?;
+    let reading = Reading::skipping(shared.pages);
+    let mut from = Records::open_at(store, &from_key, from, &reading).await?;
+    let mut to = Records::open_at(store, &to_key, to, &reading).await?;
     let mut summary = DiffSummary {
         from: store.uri(&from_key),
         to: store.uri(&to_key),
+        unchanged: shared.files,
         ..DiffSummary::default()
     };
     let (mut old, mut new) = (from.next_stored_file().await?, to.next_stored_file().await?);
@@ -145,6 +153,37 @@ pub async fn run(
     }
     finish(&mut out, options.json, &summary)?;
     Ok(summary)
+}
+
+/// The pages two paged snapshots both hold: the same records, so the same
+/// files unchanged, which neither side need read.
+#[derive(Default)]
+struct SharedPages {
+    pages: HashSet<String>,
+    files: u64,
+}
+
+impl SharedPages {
+    async fn of(
+        store: &Store,
+        (from_key, from): (&str, &Header),
+        (to_key, to): (&str, &Header),
+    ) -> Result<SharedPages> {
+        let (Some(from_root), Some(to_root)) = (from.paged_root(), to.paged_root()) else {
+            return Ok(SharedPages::default());
+        };
+        let older: HashMap<String, u64> = pages_of(store, from_key, from_root)
+            .await?
+            .into_iter()
+            .collect();
+        let mut shared = SharedPages::default();
+        for (page, files) in pages_of(store, to_key, to_root).await? {
+            if older.contains_key(&page) && shared.pages.insert(page) {
+                shared.files += files;
+            }
+        }
+        Ok(shared)
+    }
 }
 
 fn print(

@@ -15,6 +15,7 @@ use super::listing::path_glob;
 use crate::config::Options;
 use crate::error::Result;
 use crate::manifest::catalog::{self, SnapshotLine};
+use crate::manifest::paged::Reading;
 use crate::manifest::stream::{Pinned, Records, StoredFile};
 use crate::run::Mode;
 use crate::store::Store;
@@ -135,7 +136,8 @@ async fn matches_in(
         ..line.pinned()
     };
     let header = crate::manifest::header_of(store, &line.key).await?;
-    let mut records = Records::open_at(store, &line.key, header, pinned).await?;
+    let mut records =
+        Records::open_at(store, &line.key, (header, pinned), &Reading::default()).await?;
     let mut files = Vec::new();
     while let Some(file) = records.next_stored_file().await? {
         if glob.is_match(&file.path) {

@@ -31,8 +31,10 @@ pub(super) enum Node {
 pub(super) struct Entry {
     /// The first path under the node.
     pub first: String,
-    /// Records under it, and the bytes of the stored files among them.
+    /// Records under it, and the stored files among them with their bytes.
     pub records: u64,
+    #[serde(default)]
+    pub files: u64,
     pub bytes: u64,
     pub sha256: String,
 }

@@ -9,7 +9,7 @@ use futures::{StreamExt, TryStreamExt, stream};
 use serde::de::DeserializeOwned;
 use serde_json::{Map, Value};
 
-use super::node::Node;
+use super::node::{Entry, Node};
 use super::{Root, page_key};
 use crate::error::{Error, Result};
 use crate::manifest::FileStatus;
@@ -25,19 +25,37 @@ const AHEAD: usize = 16;
 pub struct Reading {
     pub narrow: Option<Narrow>,
     pub seen: Option<Arc<Mutex<HashSet<String>>>>,
+    /// Nodes left out: pages another snapshot holds too, which a comparison
+    /// of the two need not read.
+    pub skip: Option<Arc<HashSet<String>>>,
 }
 
 impl Reading {
     /// Reads each distinct node once, across every snapshot read with it.
     pub fn distinct() -> Reading {
         Reading {
-            narrow: None,
             seen: Some(Arc::default()),
+            ..Reading::default()
         }
     }
 
     pub fn narrowed(narrow: Option<Narrow>) -> Reading {
-        Reading { narrow, seen: None }
+        Reading {
+            narrow,
+            ..Reading::default()
+        }
+    }
+
+    /// Leaves out the pages `skip` names.
+    pub fn skipping(skip: HashSet<String>) -> Reading {
+        Reading {
+            skip: Some(Arc::new(skip)),
+            ..Reading::default()
+        }
+    }
+
+    fn skips(&self, sha256: &str) -> bool {
+        self.skip.as_ref().is_some_and(|skip| skip.contains(sha256))
     }
 
     /// Whether the node `sha256` is to be read (and is noted as read).
@@ -51,7 +69,7 @@ impl Reading {
 
     /// Whether the whole tree is read, so its record count must hold.
     fn whole(&self) -> bool {
-        self.narrow.is_none() && self.seen.is_none()
+        self.narrow.is_none() && self.seen.is_none() && self.skip.is_none()
     }
 }
 
@@ -139,19 +157,52 @@ where
     Ok(state)
 }
 
-/// The hashes of the pages of records under `root`, in path order: each
-/// level of index nodes read in turn, keeping only the nodes `narrow` needs.
+/// The hashes of the pages of records under `root`, in path order, that
+/// `reading` needs.
 async fn leaves(
     store: &Store,
     snapshot_key: &str,
     root: &Root,
     reading: &Reading,
 ) -> Result<Vec<String>> {
+    if root.level == 0 {
+        let wanted = !reading.skips(&root.sha256) && reading.first_sight(&root.sha256);
+        return Ok(wanted.then(|| root.sha256.clone()).into_iter().collect());
+    }
+    let entries = page_entries(store, snapshot_key, root, reading).await?;
+    Ok(entries.into_iter().map(|entry| entry.sha256).collect())
+}
+
+/// What the index says of each page of records under `root` (files and
+/// bytes, besides its hash), in path order; none when the root is itself
+/// the one page. What comparing two snapshots page by page starts from.
+pub async fn pages_of(
+    store: &Store,
+    snapshot_key: &str,
+    root: &Root,
+) -> Result<Vec<(String, u64)>> {
+    if root.level == 0 {
+        return Ok(Vec::new());
+    }
+    let entries = page_entries(store, snapshot_key, root, &Reading::default()).await?;
+    Ok(entries.into_iter().map(|e| (e.sha256, e.files)).collect())
+}
+
+/// The entries of the pages under `root` (a root above level 0) that
+/// `reading` needs: each level of index nodes read in turn, keeping only
+/// the nodes it needs.
+async fn page_entries(
+    store: &Store,
+    snapshot_key: &str,
+    root: &Root,
+    reading: &Reading,
+) -> Result<Vec<Entry>> {
     let mut level = root.level;
     let mut hashes: Vec<String> = Some(root.sha256.clone())
         .filter(|root| reading.first_sight(root))
         .into_iter()
         .collect();
+    let mut kept = Vec::new();
     while level > 0 {
         let nodes: Vec<(Node, String)> = stream::iter(hashes)
             .map(|sha256| fetch(store, snapshot_key, sha256))
@@ -173,18 +224,25 @@ async fn leaves(
                 }
             }
         }
-        hashes = (0..entries.len())
-            .filter(|&i| {
+        let needed: Vec<bool> = (0..entries.len())
+            .map(|i| {
                 let next = entries.get(i + 1).map(|e| e.first.as_str());
                 let narrow = reading.narrow.as_ref();
                 narrow.is_none_or(|narrow| narrow.meets(&entries[i].first, next))
             })
-            .map(|i| entries[i].sha256.clone())
-            .filter(|sha256| reading.first_sight(sha256))
             .collect();
+        kept = entries
+            .into_iter()
+            .zip(needed)
+            .filter(|(entry, needed)| {
+                *needed && !reading.skips(&entry.sha256) && reading.first_sight(&entry.sha256)
+            })
+            .map(|(entry, _)| entry)
+            .collect();
+        hashes = kept.iter().map(|entry| entry.sha256.clone()).collect();
         level -= 1;
     }
-    Ok(hashes)
+    Ok(kept)
 }
 
 /// The node named `sha256`, checked, with its URI; a cached copy that fails

@@ -100,6 +100,7 @@ impl PageWriter {
             if record.kind == EntryKind::File && record.status.is_stored() {
                 self.tree.files += 1;
                 self.tree.bytes += record.size_bytes;
+                page.files += 1;
                 page.bytes += record.size_bytes;
             }
             let path = record.local_path.clone();
@@ -143,6 +144,7 @@ impl PageWriter {
         Ok(Entry {
             first: page.first.unwrap_or_default(),
             records,
+            files: page.files,
             bytes: page.bytes,
             sha256,
         })
@@ -151,11 +153,13 @@ impl PageWriter {
     async fn close_index(&mut self, entries: Vec<Entry>, level: u32) -> Result<Entry> {
         let first = entries.first().map(|e| e.first.clone()).unwrap_or_default();
         let records = entries.iter().map(|e| e.records).sum();
+        let files = entries.iter().map(|e| e.files).sum();
         let bytes = entries.iter().map(|e| e.bytes).sum();
         let sha256 = self.send(Node::Index { level, entries }).await?;
         Ok(Entry {
             first,
             records,
+            files,
             bytes,
             sha256,
         })
@@ -221,6 +225,7 @@ impl PageWriter {
 struct Open {
     first: Option<String>,
     records: Vec<Map<String, Value>>,
+    files: u64,
     bytes: u64,
 }
 
