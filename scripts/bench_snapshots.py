@@ -8,8 +8,14 @@ its own on the in-memory S3 stand-in) and restic's repository growth (a local
 repository, data included), with the wall time of each.
 
     python scripts/bench_snapshots.py [--files 100000 --dirs 100]
+
+With --scale N it measures instead, for each format, an unchanged rerun of N
+files (wall time, peak RSS, what the manifest directory holds after it, the
+bytes written under `_manifests/`) and restoring one file from that snapshot
+(its GETs).
 """
 import argparse
+import json
 import os
 import pathlib
 import shutil
@@ -57,11 +63,61 @@ def timed(cmd, env):
     return time.monotonic() - started
 
 
+def sync_command(tree, prefix, manifests, fmt):
+    return [str(BINARY), "sync", "--source-dir", str(tree), "--bucket", BUCKET, "--prefix", prefix,
+            "--kms-key-id", STANDIN_KEY, "--manifest-dir", str(manifests), "--snapshot-format", fmt, "--json"]
+
+
+def scale(files):
+    """An unchanged rerun of `files` files, and one file restored, by format."""
+    work = pathlib.Path(tempfile.mkdtemp(prefix="snapshots-scale-"))
+    tree = work / "tree"
+    dirs = max(files // 1000, 1)
+    spread_tree(tree, files, dirs, lambda i: f"file {i}\n".encode())
+    rows = []
+    with standin(STANDIN, BUCKET) as endpoint:
+        env = {**os.environ, "AWS_ENDPOINT_URL": endpoint, "AWS_ACCESS_KEY_ID": "test",
+               "AWS_SECRET_ACCESS_KEY": "test", "AWS_REGION": "us-east-1", "RUST_LOG": "error",
+               "NO_PROXY": "127.0.0.1,localhost"}
+        s3 = boto3.client("s3", endpoint_url=endpoint, region_name="us-east-1",
+                          aws_access_key_id="test", aws_secret_access_key="test")
+        for fmt in ("1", "2"):
+            prefix, manifests = f"v{fmt}", work / f"manifests-v{fmt}"
+            manifests.mkdir()
+            subprocess.run(sync_command(tree, prefix, manifests, fmt), env=env, check=True, stdout=subprocess.DEVNULL)
+            before = manifest_bytes(s3, prefix)
+            started = time.monotonic()
+            timed_run = subprocess.run(["/usr/bin/time", "-f", "%M"] + sync_command(tree, prefix, manifests, fmt),
+                                       env=env, check=True, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+            seconds = time.monotonic() - started
+            rss_kib = int(timed_run.stderr.decode().strip().splitlines()[-1])
+            written = manifest_bytes(s3, prefix) - before
+            held = dir_bytes(manifests)
+            target = work / f"restored-v{fmt}"
+            restored = subprocess.run(
+                [str(BINARY), "restore", "--bucket", BUCKET, "--prefix", prefix, "--kms-key-id", STANDIN_KEY,
+                 "--target", str(target), "--include", f"d{7 % dirs:04d}/f{7:07d}", "--json"],
+                env=env, check=True, capture_output=True)
+            gets = json.loads(restored.stdout)["requests"].get("GetObject", 0)
+            rows.append((fmt, seconds, rss_kib, held, written, gets))
+    print(f"{files:,} files in {dirs} directories: an unchanged rerun, and one file restored")
+    print("| format | rerun s | peak RSS | manifest dir after | bytes under _manifests/ | GETs to restore one file (data included) |")
+    print("|---|---|---|---|---|---|")
+    for fmt, seconds, rss_kib, held, written, gets in rows:
+        name = "first" if fmt == "1" else "paged"
+        print(f"| {name} | {seconds:.1f} | {rss_kib / 1024:.0f} MiB | {held / 2**20:.1f} MiB | {written:,} | {gets} |")
+    shutil.rmtree(work, ignore_errors=True)
+
+
 def main():
     parser = argparse.ArgumentParser()
     parser.add_argument("--files", type=int, default=100_000)
     parser.add_argument("--dirs", type=int, default=100)
+    parser.add_argument("--scale", type=int, help="measure an unchanged rerun of this many files instead")
     args = parser.parse_args()
+    if args.scale:
+        scale(args.scale)
+        return
     work = pathlib.Path(tempfile.mkdtemp(prefix="snapshots-bench-"))
     tree = work / "tree"
     spread_tree(tree, args.files, args.dirs, lambda i: f"file {i}\n".encode())
@@ -86,9 +142,7 @@ def main():
                 manifests = work / f"manifests-v{fmt}"
                 manifests.mkdir(exist_ok=True)
                 before = manifest_bytes(s3, prefix)
-                seconds = timed([str(BINARY), "sync", "--source-dir", str(tree), "--bucket", BUCKET,
-                                 "--prefix", prefix, "--kms-key-id", STANDIN_KEY, "--manifest-dir", str(manifests),
-                                 "--snapshot-format", fmt, "--json"], env)
+                seconds = timed(sync_command(tree, prefix, manifests, fmt), env)
                 row += [manifest_bytes(s3, prefix) - before, seconds]
             before = dir_bytes(repo)
             seconds = timed(["restic", "backup", "--quiet", str(tree)], restic_env)
