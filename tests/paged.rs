@@ -432,3 +432,45 @@ async fn diff_reads_no_page_the_two_snapshots_share() {
         "{gets} GETs for trees of {nodes} nodes: {requests:?}"
     );
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn find_reads_each_distinct_page_once_across_snapshots() {
+    use s3_kms_sync::commands::find::{self, FindArgs, FindOptions};
+    let (backup, _) = signed_backup("paged-find", true).await;
+    write_owned(backup.source.path(), &two_thousand());
+    let first = backup.sync().await;
+    for (path, body) in [
+        ("big/d7/f1047.txt", "changed\n"),
+        ("big/d3/f0003.txt", "also\n"),
+    ] {
+        write_tree(backup.source.path(), &[(path, body.as_bytes().to_vec())]);
+        settle();
+        next_second();
+        backup.sync().await;
+    }
+    let nodes = first.pages.unwrap().nodes;
+    let options = FindOptions::from_args(
+        FindArgs {
+            glob: "big/d7/f1047.txt".into(),
+        },
+        Mode::Cli,
+    )
+    .unwrap();
+    let asked = backup.engine.store.requests();
+    let report = find::run(&backup.engine.store, PREFIX, &options)
+        .await
+        .unwrap();
+    let requests = backup.engine.store.requests_since(&asked);
+    assert_eq!(report.snapshots_read, 3);
+    let counts: Vec<u64> = report.found.iter().map(|f| f.snapshots).collect();
+    assert_eq!(
+        counts,
+        [1, 2],
+        "the first content in one snapshot, the second in two: {report:?}"
+    );
+    let gets = requests["GetObject"];
+    assert!(
+        gets < 2 * nodes,
+        "{gets} GETs for 3 snapshots of {nodes} nodes each: {requests:?}"
+    );
+}

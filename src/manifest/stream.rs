@@ -172,13 +172,7 @@ impl Records {
 
     /// The path of `record` relative to the backed-up directory.
     pub fn relative<'r>(&self, record: &'r FileRecord) -> &'r str {
-        let source = self.header.source_dir.trim_end_matches('/');
-        record
-            .local_path
-            .strip_prefix(source)
-            .map_or(record.local_path.as_str(), |rest| {
-                rest.trim_start_matches('/')
-            })
+        relative_to(&self.header.source_dir, &record.local_path)
     }
 
     async fn finish(&mut self) -> Result<()> {
@@ -187,6 +181,14 @@ impl Records {
         }
         Ok(())
     }
+}
+
+/// `local_path` relative to `source_dir`, the backed-up directory.
+pub fn relative_to<'r>(source_dir: &str, local_path: &'r str) -> &'r str {
+    let source = source_dir.trim_end_matches('/');
+    local_path
+        .strip_prefix(source)
+        .map_or(local_path, |rest| rest.trim_start_matches('/'))
 }
 
 fn pass_on(sender: &mut mpsc::Sender<FileRecord>, record: FileRecord) {

@@ -3,6 +3,8 @@
 //! and the snapshot to restore it from. Each manifest is streamed; only
 //! the matches are kept.
 
+mod pages;
+
 use std::collections::BTreeMap;
 
 use chrono::{DateTime, Utc};
@@ -19,6 +21,7 @@ use crate::manifest::paged::Reading;
 use crate::manifest::stream::{Pinned, Records, StoredFile};
 use crate::run::Mode;
 use crate::store::Store;
+use pages::PageMatches;
 
 /// Manifests read at once.
 const IN_FLIGHT: usize = 2;
@@ -85,8 +88,9 @@ pub async fn run(store: &Store, prefix: &str, options: &FindOptions) -> Result<F
     let (readable, untrusted): (Vec<SnapshotLine>, Vec<SnapshotLine>) =
         lines.into_iter().partition(SnapshotLine::trusted);
     let glob = &options.glob;
+    let pages = &PageMatches::default();
     let mut matches = futures::stream::iter(readable)
-        .map(|line| async move { matches_in(store, line, glob).await })
+        .map(|line| async move { matches_in(store, line, glob, pages).await })
         .buffered(IN_FLIGHT);
     let mut by_content: BTreeMap<(String, Option<String>), Found> = BTreeMap::new();
     let mut report = FindReport::default();
@@ -124,11 +128,13 @@ pub async fn run(store: &Store, prefix: &str, options: &FindOptions) -> Result<F
     Ok(report)
 }
 
-/// The stored files of one snapshot that `glob` matches.
+/// The stored files of one snapshot that `glob` matches; of a paged one,
+/// from its pages, each read once across all snapshots.
 async fn matches_in(
     store: &Store,
     line: SnapshotLine,
     glob: &GlobMatcher,
+    pages: &PageMatches,
 ) -> Result<(SnapshotRef, Vec<StoredFile>)> {
     // Judged by the catalog: read again from the version it judged.
     let pinned = Pinned {
@@ -136,14 +142,20 @@ async fn matches_in(
         ..line.pinned()
     };
     let header = crate::manifest::header_of(store, &line.key).await?;
-    let mut records =
-        Records::open_at(store, &line.key, (header, pinned), &Reading::default()).await?;
-    let mut files = Vec::new();
-    while let Some(file) = records.next_stored_file().await? {
-        if glob.is_match(&file.path) {
-            files.push(file);
+    let files = match header.paged_root() {
+        Some(_) => pages.in_snapshot(store, &line.key, &pinned, glob).await?,
+        None => {
+            let mut records =
+                Records::open_at(store, &line.key, (header, pinned), &Reading::default()).await?;
+            let mut files = Vec::new();
+            while let Some(file) = records.next_stored_file().await? {
+                if glob.is_match(&file.path) {
+                    files.push(file);
+                }
+            }
+            files
         }
-    }
+    };
     let snapshot = SnapshotRef {
         time: line.time,
         run_id: line.run_id,

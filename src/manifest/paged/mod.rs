@@ -22,7 +22,7 @@ mod writer;
 
 use serde::{Deserialize, Serialize};
 
-pub use reader::{Narrow, Reading, pages_of, read_pages};
+pub use reader::{Narrow, Reading, leaves_of, page_records, pages_of, read_pages};
 pub use writer::{PageWriter, Tree};
 
 /// The format a snapshot object of this kind says it is.

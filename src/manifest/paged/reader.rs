@@ -173,6 +173,32 @@ async fn leaves(
     Ok(entries.into_iter().map(|entry| entry.sha256).collect())
 }
 
+/// The hashes of every page of records under `root`, in path order.
+pub async fn leaves_of(store: &Store, snapshot_key: &str, root: &Root) -> Result<Vec<String>> {
+    leaves(store, snapshot_key, root, &Reading::default()).await
+}
+
+/// The records of the page `sha256` of the snapshot at `snapshot_key` (of
+/// `bucket`), the page checked against its hash.
+pub async fn page_records<T: DeserializeOwned>(
+    store: &Store,
+    snapshot_key: &str,
+    sha256: &str,
+    bucket: &str,
+) -> Result<Vec<T>> {
+    let (node, uri) = fetch(store, snapshot_key, sha256.to_owned()).await?;
+    let Node::Records { records } = node else {
+        return Err(refused(
+            &uri,
+            "an index stands where a page of records should",
+        ));
+    };
+    let records = records
+        .into_iter()
+        .map(|fields| T::deserialize(as_record(fields, bucket)));
+    Ok(records.collect::<std::result::Result<_, _>>()?)
+}
+
 /// What the index says of each page of records under `root` (files and
 /// bytes, besides its hash), in path order; none when the root is itself
 /// the one page. What comparing two snapshots page by page starts from.
