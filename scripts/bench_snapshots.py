@@ -12,7 +12,8 @@ repository, data included), with the wall time of each.
 With --scale N it measures instead, for each format, an unchanged rerun of N
 files (wall time, peak RSS, what the manifest directory holds after it, the
 bytes written under `_manifests/`) and restoring one file from that snapshot
-(its GETs).
+(its GETs). Both formats back up to one prefix, so the data is stored once:
+the first paged run takes its index from the first format's snapshot.
 """
 import argparse
 import json
@@ -81,8 +82,9 @@ def scale(files):
                "NO_PROXY": "127.0.0.1,localhost"}
         s3 = boto3.client("s3", endpoint_url=endpoint, region_name="us-east-1",
                           aws_access_key_id="test", aws_secret_access_key="test")
+        prefix = "scale"
         for fmt in ("1", "2"):
-            prefix, manifests = f"v{fmt}", work / f"manifests-v{fmt}"
+            manifests = work / f"manifests-v{fmt}"
             manifests.mkdir()
             subprocess.run(sync_command(tree, prefix, manifests, fmt), env=env, check=True, stdout=subprocess.DEVNULL)
             before = manifest_bytes(s3, prefix)
