@@ -18,11 +18,13 @@
 mod cut;
 mod node;
 mod reader;
+mod reading;
 mod writer;
 
 use serde::{Deserialize, Serialize};
 
-pub use reader::{Narrow, Reading, leaves_of, page_records, pages_of, read_pages};
+pub use reader::{leaves_of, page_records, pages_of, read_pages};
+pub use reading::{Narrow, Reading};
 pub use writer::{PageWriter, Tree};
 
 /// The format a snapshot object of this kind says it is.
