@@ -13,11 +13,13 @@ Usage: run_state_machine.py --source DIR --bucket B --prefix P
 """
 import argparse
 import base64
+import hashlib
 import json
 import os
 import pathlib
 import sys
 import time
+import zlib
 from datetime import datetime, timedelta, timezone
 
 import boto3
@@ -102,6 +104,25 @@ class Bucket:
     def json(self, key):
         return json.loads(self.s3.get_object(Bucket=self.bucket, Key=key)["Body"].read())
 
+    def records(self, manifest):
+        """A manifest's records: its `files`, or a paged snapshot's pages, each
+        checked against the SHA-256 it is named by."""
+        if "files" in manifest:
+            return manifest["files"]
+        records, pending = [], [manifest["root"]["sha256"]]
+        while pending:
+            name = pending.pop(0)
+            body = self.s3.get_object(Bucket=self.bucket, Key=f"{self.prefix}/_manifests/pages/{name}")["Body"].read()
+            plain = zlib.decompress(body)
+            if hashlib.sha256(plain).hexdigest() != name:
+                raise SystemExit(f"page {name} does not hash to its name")
+            node = json.loads(plain)
+            if node["node"] == "index":
+                pending[:0] = [entry["sha256"] for entry in node["entries"]]
+            else:
+                records.extend(node["records"])
+        return records
+
 
 def run(sfn, machine, label, expected="SUCCEEDED"):
     described = execute(sfn, machine)
@@ -141,9 +162,10 @@ def main():
     (manifest_key,) = bucket.manifests()
     manifest = bucket.json(manifest_key)
     # Directories and links are recorded too, with no object of their own.
-    stored = [r["s3_key"] for r in manifest["files"] if r.get("kind", "file") == "file"]
+    records = bucket.records(manifest)
+    stored = [r["s3_key"] for r in records if r.get("kind", "file") == "file"]
     recorded_dirs = sorted(pathlib.Path(r["local_path"]).relative_to(manifest["source_dir"]).as_posix()
-                           for r in manifest["files"] if r.get("kind") == "directory")
+                           for r in records if r.get("kind") == "directory")
     check("first run: the manifest records each directory once", recorded_dirs,
           sorted(p.relative_to(source).as_posix() for p in source.rglob("*") if p.is_dir()))
     check("first run: the manifest lists each file once", sorted(stored), sorted(f"{args.prefix}/{f}" for f in files))
