@@ -169,38 +169,38 @@ async fn upload(
     local: &Path,
     written: Option<Written>,
 ) -> Result<Signed> {
-    let (key, signer, kind) = (destination.key, destination.signer, destination.kind);
-    let snapshot = Snapshot::of(manifest.complete, &manifest.summary);
-    let facts = |written: &Written| facts_of(kind, manifest, written);
     if let Some(written) = written
         && let Ok(body) = file_body(local).await
     {
-        let signed = sign(signer, &written).await;
-        let facts = facts(&written);
-        match put(
-            store,
-            key,
-            body,
-            &written,
-            (snapshot, facts.as_deref()),
-            &signed,
-        )
-        .await
-        {
+        match signed_put(store, manifest, destination, body, &written).await {
             Err(err) if std::fs::symlink_metadata(local).is_err() => {
+                let key = destination.key;
                 warn!(key, error = %err, "local manifest copy vanished while it was sent; sending it from memory");
             }
-            sent => return sent.map(|()| signed),
+            sent => return sent,
         }
     }
     let (bytes, written) = manifest.to_json_with_digests(records)?;
-    let signed = sign(signer, &written).await;
-    let facts = facts(&written);
+    signed_put(store, manifest, destination, bytes.into(), &written).await
+}
+
+/// Signs what was written (see [`sign`]) and stores `body` at the
+/// destination, with its digests, signature and what a listing shows of it.
+async fn signed_put(
+    store: &Store,
+    manifest: &Manifest,
+    destination: &Destination<'_>,
+    body: ByteStream,
+    written: &Written,
+) -> Result<Signed> {
+    let signed = sign(destination.signer, written).await;
+    let snapshot = Snapshot::of(manifest.complete, &manifest.summary);
+    let facts = facts_of(destination.kind, manifest, written);
     put(
         store,
-        key,
-        bytes.into(),
-        &written,
+        destination.key,
+        body,
+        written,
         (snapshot, facts.as_deref()),
         &signed,
     )
@@ -261,19 +261,7 @@ async fn upload_snapshot(
         files: tree.files,
         bytes: tree.bytes,
     };
-    let signed = sign(destination.signer, &written).await;
-    let snapshot = Snapshot::of(manifest.complete, &manifest.summary);
-    let facts = facts_of(destination.kind, manifest, &written);
-    put(
-        store,
-        destination.key,
-        bytes.into(),
-        &written,
-        (snapshot, facts.as_deref()),
-        &signed,
-    )
-    .await?;
-    Ok(signed)
+    signed_put(store, manifest, destination, bytes.into(), &written).await
 }
 
 async fn sign(signer: Option<&Signer>, written: &Written) -> Signed {
