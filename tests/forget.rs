@@ -7,30 +7,15 @@ mod support;
 use std::collections::BTreeSet;
 
 use aws_sdk_s3::Client;
-use s3_kms_sync::commands::forget::{self, ForgetArgs, ForgetOptions, ForgetReport, ForgetStatus};
-use s3_kms_sync::config::Options;
+use s3_kms_sync::commands::forget::{ForgetArgs, ForgetReport, ForgetStatus};
 use s3_kms_sync::manifest::Summary;
-use s3_kms_sync::run::Mode;
 use support::*;
 
 const BUCKET: &str = "kept";
 const PREFIX: &str = "p";
 
-fn options(args: ForgetArgs) -> ForgetOptions {
-    ForgetOptions::from_args(args, Mode::Cli).unwrap()
-}
-
 async fn forget(backup: &Backup, args: ForgetArgs) -> ForgetReport {
-    let config = &backup.engine.config;
-    Box::pin(forget::run(
-        &backup.engine.store,
-        PREFIX,
-        &config.run,
-        &options(args),
-        None,
-    ))
-    .await
-    .unwrap()
+    forget_with(backup, args).await
 }
 
 /// Every version in the bucket outside the manifest folder, and whether

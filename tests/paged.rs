@@ -6,7 +6,7 @@ mod support;
 use std::collections::BTreeMap;
 
 use s3_kms_sync::commands::diff::{self, DiffArgs, DiffOptions};
-use s3_kms_sync::commands::forget::{self, ForgetArgs, ForgetOptions, ForgetStatus};
+use s3_kms_sync::commands::forget::{self, ForgetArgs, ForgetStatus};
 use s3_kms_sync::commands::verify::{self, VerifyOptions, VerifyRequest};
 use s3_kms_sync::config::Options;
 use s3_kms_sync::manifest::paged::page_key;
@@ -203,26 +203,13 @@ async fn a_tampered_page_root_or_snapshot_object_is_refused_by_name() {
 }
 
 async fn forget_keep_last(backup: &Backup, last: &str) -> forget::ForgetReport {
-    let options = ForgetOptions::from_args(
-        ForgetArgs {
-            keep_last: Some(last.parse().unwrap()),
-            prune: true,
-            keep_deleted_within: Some("0h".parse().unwrap()),
-            ..ForgetArgs::default()
-        },
-        Mode::Cli,
-    )
-    .unwrap();
-    let config = &backup.engine.config;
-    Box::pin(forget::run(
-        &backup.engine.store,
-        PREFIX,
-        &config.run,
-        &options,
-        None,
-    ))
-    .await
-    .unwrap()
+    let args = ForgetArgs {
+        keep_last: Some(last.parse().unwrap()),
+        prune: true,
+        keep_deleted_within: Some("0h".parse().unwrap()),
+        ..ForgetArgs::default()
+    };
+    forget_with(backup, args).await
 }
 
 #[tokio::test(flavor = "multi_thread")]

@@ -5,7 +5,7 @@
 
 mod support;
 
-use s3_kms_sync::commands::forget::{self, ForgetArgs, ForgetOptions, ForgetReport};
+use s3_kms_sync::commands::forget::{self, ForgetArgs, ForgetReport};
 use s3_kms_sync::commands::snapshots;
 use s3_kms_sync::config::Options;
 use s3_kms_sync::local::filter::Filter;
@@ -18,25 +18,12 @@ use support::*;
 const EVIL: &[u8] = b"EVIL CONT\n";
 
 async fn forget_dry(backup: &Backup, keep_last: &str) -> ForgetReport {
-    let options = ForgetOptions::from_args(
-        ForgetArgs {
-            keep_last: Some(keep_last.parse().unwrap()),
-            dry_run: true,
-            ..ForgetArgs::default()
-        },
-        Mode::Cli,
-    )
-    .unwrap();
-    let config = &backup.engine.config;
-    Box::pin(forget::run(
-        &backup.engine.store,
-        PREFIX,
-        &config.run,
-        &options,
-        None,
-    ))
-    .await
-    .unwrap()
+    let args = ForgetArgs {
+        keep_last: Some(keep_last.parse().unwrap()),
+        dry_run: true,
+        ..ForgetArgs::default()
+    };
+    forget_with(backup, args).await
 }
 
 /// Overwrites `top.txt`'s object with `EVIL`, as a put-only principal

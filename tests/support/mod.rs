@@ -710,6 +710,26 @@ impl Backup {
     }
 }
 
+/// `forget` with `args` on the backup's prefix, which must start.
+pub async fn forget_with(
+    backup: &Backup,
+    args: s3_kms_sync::commands::forget::ForgetArgs,
+) -> s3_kms_sync::commands::forget::ForgetReport {
+    use s3_kms_sync::commands::forget::{self, ForgetOptions};
+    use s3_kms_sync::config::Options;
+    let options = ForgetOptions::from_args(args, Mode::Cli).unwrap();
+    let config = &backup.engine.config;
+    Box::pin(forget::run(
+        &backup.engine.store,
+        backup.prefix,
+        &config.run,
+        &options,
+        None,
+    ))
+    .await
+    .unwrap()
+}
+
 /// Every regular file under `root`, by relative path, with its bytes.
 pub fn tree(root: &Path) -> std::collections::BTreeMap<String, Vec<u8>> {
     fn walk(root: &Path, dir: &Path, into: &mut std::collections::BTreeMap<String, Vec<u8>>) {
