@@ -5,7 +5,6 @@ mod support;
 
 use std::collections::BTreeMap;
 
-use s3_kms_sync::commands::diff::{self, DiffArgs, DiffOptions};
 use s3_kms_sync::commands::forget::{self, ForgetArgs, ForgetStatus};
 use s3_kms_sync::commands::verify::{self, VerifyOptions, VerifyRequest};
 use s3_kms_sync::config::Options;
@@ -252,24 +251,8 @@ async fn a_history_of_both_formats_restores_diffs_forgets_and_prunes() {
         "the first format restores"
     );
 
-    let mut options = DiffOptions::from_args(
-        DiffArgs {
-            from: first.manifest_s3_uri.clone().unwrap(),
-            to: "latest".into(),
-        },
-        Mode::Cli,
-    )
-    .unwrap();
-    options.json = true;
-    let out = tempfile::NamedTempFile::new().unwrap();
-    let compared = diff::run(
-        &backup.engine.store,
-        PREFIX,
-        &options,
-        Box::new(out.reopen().unwrap()),
-    )
-    .await
-    .unwrap();
+    let first_uri = first.manifest_s3_uri.clone().unwrap();
+    let (compared, _) = diff_json(&backup, &first_uri, "latest").await;
     assert_eq!(
         (compared.added, compared.removed, compared.changed),
         (0, 0, 1),
@@ -378,25 +361,9 @@ async fn diff_reads_no_page_the_two_snapshots_share() {
     let second = backup.sync().await;
     let nodes = second.pages.as_ref().unwrap().nodes;
 
-    let mut options = DiffOptions::from_args(
-        DiffArgs {
-            from: first.manifest_s3_uri.clone().unwrap(),
-            to: "latest".into(),
-        },
-        Mode::Cli,
-    )
-    .unwrap();
-    options.json = true;
-    let out = tempfile::NamedTempFile::new().unwrap();
+    let first_uri = first.manifest_s3_uri.clone().unwrap();
     let asked = backup.engine.store.requests();
-    let compared = diff::run(
-        &backup.engine.store,
-        PREFIX,
-        &options,
-        Box::new(out.reopen().unwrap()),
-    )
-    .await
-    .unwrap();
+    let (compared, out) = diff_json(&backup, &first_uri, "latest").await;
     let requests = backup.engine.store.requests_since(&asked);
     let files = first.uploaded;
     assert_eq!(

@@ -121,9 +121,6 @@ fn json_lines(path: &std::path::Path) -> Vec<serde_json::Value> {
 /// one changed (same size, other bytes: found by MD5), the rest unchanged.
 #[tokio::test]
 async fn diff_names_what_was_added_removed_and_changed() {
-    use s3_kms_sync::commands::diff::{self, DiffArgs, DiffOptions};
-    use s3_kms_sync::config::Options;
-    use s3_kms_sync::run::Mode;
     let backup = Backup::new(BUCKET, PREFIX, true).await;
     let first = backup.sync().await;
     let root = backup.source.path();
@@ -134,21 +131,8 @@ async fn diff_names_what_was_added_removed_and_changed() {
     std::fs::write(root.join("empty.dat"), b"now full").unwrap();
     let second = backup.sync().await;
 
-    let out = tempfile::NamedTempFile::new().unwrap();
-    let args = DiffArgs {
-        from: first.manifest_s3_uri.clone().unwrap(),
-        to: "latest".into(),
-    };
-    let mut options = DiffOptions::from_args(args, Mode::Cli).unwrap();
-    options.json = true;
-    let summary = diff::run(
-        &backup.engine.store,
-        PREFIX,
-        &options,
-        Box::new(out.reopen().unwrap()),
-    )
-    .await
-    .unwrap();
+    let first_uri = first.manifest_s3_uri.clone().unwrap();
+    let (summary, out) = diff_json(&backup, &first_uri, "latest").await;
     assert_eq!(summary.to, second.manifest_s3_uri.unwrap());
     assert_eq!(
         (summary.added, summary.removed, summary.changed),
@@ -178,22 +162,7 @@ async fn diff_names_what_was_added_removed_and_changed() {
     assert_eq!(lines.last().unwrap()["summary"]["added"], 1);
 
     // The same snapshot twice differs in nothing.
-    let same = DiffOptions::from_args(
-        DiffArgs {
-            from: "latest".into(),
-            to: "latest".into(),
-        },
-        Mode::Cli,
-    )
-    .unwrap();
-    let none = diff::run(
-        &backup.engine.store,
-        PREFIX,
-        &same,
-        Box::new(std::io::sink()),
-    )
-    .await
-    .unwrap();
+    let (none, _) = diff_json(&backup, "latest", "latest").await;
     assert_eq!((none.added, none.removed, none.changed), (0, 0, 0));
 }
 

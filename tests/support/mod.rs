@@ -710,6 +710,32 @@ impl Backup {
     }
 }
 
+/// `diff FROM TO` on the backup's prefix as JSON lines, which must run:
+/// its summary, and the file it printed to.
+pub async fn diff_json(
+    backup: &Backup,
+    from: &str,
+    to: &str,
+) -> (
+    s3_kms_sync::commands::diff::DiffSummary,
+    tempfile::NamedTempFile,
+) {
+    use s3_kms_sync::commands::diff::{self, DiffArgs, DiffOptions};
+    use s3_kms_sync::config::Options;
+    let args = DiffArgs {
+        from: from.to_owned(),
+        to: to.to_owned(),
+    };
+    let mut options = DiffOptions::from_args(args, Mode::Cli).unwrap();
+    options.json = true;
+    let out = tempfile::NamedTempFile::new().unwrap();
+    let printed = Box::new(out.reopen().unwrap());
+    let summary = diff::run(&backup.engine.store, backup.prefix, &options, printed)
+        .await
+        .unwrap();
+    (summary, out)
+}
+
 /// `forget` with `args` on the backup's prefix, which must start.
 pub async fn forget_with(
     backup: &Backup,
