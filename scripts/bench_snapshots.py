@@ -26,6 +26,7 @@ import time
 
 import boto3
 
+from bench import tool_env
 from bench_trees import STANDIN_KEY, spread_tree, standin
 
 ROOT = pathlib.Path(__file__).resolve().parent.parent
@@ -33,6 +34,11 @@ TARGET = pathlib.Path(os.environ.get("CARGO_TARGET_DIR", ROOT / "target"))
 BINARY = TARGET / "release" / "s3-kms-sync"
 STANDIN = TARGET / "release" / "examples" / "s3_standin"
 BUCKET = "snapshots-bench"
+
+
+def standin_s3(endpoint):
+    return boto3.client("s3", endpoint_url=endpoint, region_name="us-east-1",
+                        aws_access_key_id="test", aws_secret_access_key="test")
 
 
 def manifest_bytes(s3, prefix):
@@ -77,11 +83,7 @@ def scale(files):
     spread_tree(tree, files, dirs, lambda i: f"file {i}\n".encode())
     rows = []
     with standin(STANDIN, BUCKET) as endpoint:
-        env = {**os.environ, "AWS_ENDPOINT_URL": endpoint, "AWS_ACCESS_KEY_ID": "test",
-               "AWS_SECRET_ACCESS_KEY": "test", "AWS_REGION": "us-east-1", "RUST_LOG": "error",
-               "NO_PROXY": "127.0.0.1,localhost"}
-        s3 = boto3.client("s3", endpoint_url=endpoint, region_name="us-east-1",
-                          aws_access_key_id="test", aws_secret_access_key="test")
+        env, s3 = {**tool_env(endpoint), "RUST_LOG": "error"}, standin_s3(endpoint)
         prefix = "scale"
         for fmt in ("1", "2"):
             manifests = work / f"manifests-v{fmt}"
@@ -128,11 +130,7 @@ def main():
     subprocess.run(["restic", "init", "--quiet"], env=restic_env, check=True)
     rows = []
     with standin(STANDIN, BUCKET) as endpoint:
-        env = {**os.environ, "AWS_ENDPOINT_URL": endpoint, "AWS_ACCESS_KEY_ID": "test",
-               "AWS_SECRET_ACCESS_KEY": "test", "AWS_REGION": "us-east-1", "RUST_LOG": "warn",
-               "NO_PROXY": "127.0.0.1,localhost"}
-        s3 = boto3.client("s3", endpoint_url=endpoint, region_name="us-east-1",
-                          aws_access_key_id="test", aws_secret_access_key="test")
+        env, s3 = tool_env(endpoint), standin_s3(endpoint)
         steps = [("first run", None), ("unchanged", None), ("1% across every directory", True),
                  ("1% in one directory", False)]
         for generation, (name, spread) in enumerate(steps):
