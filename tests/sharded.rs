@@ -13,7 +13,7 @@ use s3_kms_sync::commands::sync::SyncRequest;
 use s3_kms_sync::commands::sync::sharded::plan::{self, PlanOptions, PlanOutput, PlanStatus};
 use s3_kms_sync::lambda::handle;
 use s3_kms_sync::lambda::handler::Output;
-use s3_kms_sync::manifest::{FileStatus, RunStatus, Summary};
+use s3_kms_sync::manifest::{EntryKind, RunStatus, Summary};
 use serde_json::{Value, json};
 use support::*;
 
@@ -52,12 +52,13 @@ async fn merge(engine: &Engine, run_id: &str) -> Summary {
     output.summary().expect("a run summary")
 }
 
-/// Files whose records appear in any shard manifest of the run, by count.
-fn stored_paths(summary: &Summary) -> Vec<String> {
-    let manifest = manifest_of(summary);
-    manifest
-        .file_records()
-        .map(|r| r.s3_key.clone().unwrap_or_default())
+/// The keys of the files the run's snapshot holds, as often as it holds them.
+async fn stored_paths(engine: &Engine, summary: &Summary) -> Vec<String> {
+    let records = stored_records(engine, summary).await;
+    records
+        .into_iter()
+        .filter(|r| r.kind == EntryKind::File)
+        .map(|r| r.s3_key.unwrap_or_default())
         .collect()
 }
 
@@ -101,7 +102,7 @@ async fn a_sharded_run_backs_up_every_file_once_and_its_manifest_is_the_next_ind
     let merged = merge(engine, &planned.run_id).await;
     assert_eq!(merged.status, RunStatus::Succeeded, "{merged:?}");
     assert_eq!((merged.uploaded, merged.failed), (files.len() as u64, 0));
-    let mut keys = stored_paths(&merged);
+    let mut keys = stored_paths(engine, &merged).await;
     let count = keys.len();
     keys.sort();
     keys.dedup();
@@ -158,12 +159,13 @@ async fn a_sharded_run_backs_up_every_file_once_and_its_manifest_is_the_next_ind
             .map(|u| u.trim_start_matches(&format!("s3://{BUCKET}/")).to_owned()),
         "the merged manifest links to the one before the plan"
     );
-    let changed = chained
-        .files
-        .iter()
-        .find(|r| r.status == FileStatus::Uploaded)
-        .unwrap();
-    assert!(changed.local_path.ends_with("q1.csv"));
+    let changed = stored_records(engine, &second).await;
+    let changed = changed.iter().find(|r| r.local_path.ends_with("q1.csv"));
+    assert_eq!(
+        changed.and_then(|r| r.md5.clone()),
+        Some(md5_hex(b"a,b\n3,4\n")),
+        "the changed file's record holds its new content"
+    );
 
     // The lock is gone with the merge: a late shard of that run is refused.
     let late = run_shard(engine, &items[0]).await;
@@ -201,7 +203,7 @@ async fn a_shard_that_never_reported_leaves_the_run_incomplete_and_the_lock_rele
         message.contains("1 shards stored no manifest (2)"),
         "{message}"
     );
-    let keys = stored_paths(&merged);
+    let keys = stored_paths(engine, &merged).await;
     assert!(!keys.iter().any(|k| k == "fleet/top.txt"), "{keys:?}");
     assert_eq!(keys.len(), sample_files().len() - 3);
     // The next run may start at once, and backs the missing files up.
@@ -253,12 +255,98 @@ async fn the_merge_signs_only_shard_manifests_bound_to_their_slice() {
     assert!(message.contains("shard 2: its record of"), "{message}");
     let manifest = manifest_of(&merged);
     assert!(!manifest.complete);
-    let keys: Vec<String> = manifest
-        .file_records()
-        .filter_map(|r| r.s3_key.clone())
-        .collect();
+    let keys = stored_paths(engine, &merged).await;
     let mut unique = keys.clone();
     unique.sort();
     unique.dedup();
     assert_eq!(keys.len(), unique.len(), "no record taken twice: {keys:?}");
+}
+
+/// Moves every object under `from` to the same key under `to`.
+async fn move_objects(moto: &Moto, keys: &[String], from: &str, to: &str) {
+    let s3 = moto.s3();
+    for key in keys {
+        let moved = format!("{to}{}", key.strip_prefix(from).unwrap());
+        s3.copy_object()
+            .bucket(BUCKET)
+            .key(&moved)
+            .copy_source(format!("{BUCKET}/{key}"))
+            .send()
+            .await
+            .unwrap();
+        s3.delete_object()
+            .bucket(BUCKET)
+            .key(key)
+            .send()
+            .await
+            .unwrap();
+    }
+}
+
+/// A merge of paged shards joins their trees without reading a page: with
+/// every page out of reach (in S3 and in the local cache), it still stores
+/// a snapshot that, once the pages are back, holds every file once, says
+/// what the shards did, and is the next run's index.
+#[tokio::test]
+async fn the_merge_joins_paged_shards_without_reading_a_page() {
+    let backup = Backup::new(BUCKET, PREFIX, false).await;
+    let (moto, engine, source) = (&backup.moto, &backup.engine, &backup.source);
+    let generated: Vec<(String, Vec<u8>)> = (0..1_200)
+        .map(|i| {
+            (
+                format!("g{}/f{i:04}.txt", i % 4),
+                format!("{i}\n").into_bytes(),
+            )
+        })
+        .collect();
+    write_owned(source.path(), &generated);
+    let total = (generated.len() + sample_files().len()) as u64;
+    let planned = plan_by_event(engine).await;
+    assert!(planned.shards >= 8, "{planned:?}");
+    for item in &shard_items(moto, &planned).await {
+        let summary = run_shard(engine, item).await.unwrap();
+        assert!(summary.pages.is_some(), "a shard writes pages: {summary:?}");
+    }
+
+    let pages_folder = format!("{PREFIX}/_manifests/pages/");
+    let pages: Vec<String> = list_keys(&moto.s3(), BUCKET)
+        .await
+        .into_iter()
+        .filter(|key| key.starts_with(&pages_folder))
+        .collect();
+    assert!(pages.len() > 40, "{} pages", pages.len());
+    move_objects(moto, &pages, &pages_folder, "aside/").await;
+    for entry in std::fs::read_dir(backup.manifests.path()).unwrap() {
+        let path = entry.unwrap().path();
+        if path
+            .file_name()
+            .unwrap()
+            .to_string_lossy()
+            .starts_with("pages-")
+        {
+            std::fs::remove_dir_all(path).unwrap();
+        }
+    }
+    let merged = merge(engine, &planned.run_id).await;
+    assert_eq!(merged.status, RunStatus::Succeeded, "{merged:?}");
+    assert_eq!((merged.uploaded, merged.failed), (total, 0));
+    let joined = merged.pages.clone().expect("a paged snapshot");
+    assert!(
+        joined.nodes <= 3 * u64::from(planned.shards),
+        "the merge wrote {} nodes for {} shards",
+        joined.nodes,
+        planned.shards
+    );
+
+    let aside: Vec<String> = pages
+        .iter()
+        .map(|k| k.replace(&pages_folder, "aside/"))
+        .collect();
+    move_objects(moto, &aside, "aside/", &pages_folder).await;
+    let mut keys = stored_paths(engine, &merged).await;
+    keys.sort();
+    keys.dedup();
+    assert_eq!(keys.len() as u64, total, "every file once");
+    let plain = engine.run(&SyncRequest::default()).await.unwrap();
+    assert_eq!((plain.uploaded, plain.skipped), (0, total), "{plain:?}");
 }

@@ -112,6 +112,8 @@ pub struct Manifest {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub root: Option<paged::Root>,
     pub summary: Summary,
+    /// None inline in a paged snapshot's object: its root names them.
+    #[serde(default)]
     pub files: Vec<FileRecord>,
 }
 

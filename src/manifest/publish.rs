@@ -23,7 +23,7 @@ pub async fn publish(
     prefix: &str,
     manifest_dir: &Path,
     mut manifest: Manifest,
-    records: &SortedRecords,
+    contents: Contents<'_>,
     name: &str,
     kind: Kind,
 ) -> Summary {
@@ -37,7 +37,7 @@ pub async fn publish(
         signer,
         kind: Some(kind),
     };
-    let summary = send(store, manifest_dir, manifest, records, destination).await;
+    let summary = send(store, manifest_dir, manifest, contents, destination).await;
     if summary.manifest_s3_uri.is_some() && summary.manifest_local_path.is_some() {
         let removed = super::local_dir::prune_superseded(manifest_dir, &bucket, &key_prefix, name);
         if removed > 0 {
@@ -66,7 +66,32 @@ pub async fn publish_as(
         signer,
         kind: None,
     };
-    send(store, manifest_dir, manifest, records, destination).await
+    send(
+        store,
+        manifest_dir,
+        manifest,
+        Contents::Records(records),
+        destination,
+    )
+    .await
+}
+
+/// What a manifest holds: its records, or the tree a merge joined from its
+/// shards' trees (a paged snapshot whose records it never read).
+pub enum Contents<'a> {
+    Records(&'a SortedRecords),
+    Joined(Tree),
+}
+
+impl Contents<'_> {
+    /// Writes the local copy: the whole document, or for a joined tree the
+    /// snapshot object (its records are in S3 only).
+    fn write_local(&self, manifest: &Manifest, local: &Path) -> Result<Written> {
+        match self {
+            Contents::Records(records) => manifest.write_local(local, records),
+            Contents::Joined(tree) => manifest.write_object_local(local, tree.files, tree.bytes),
+        }
+    }
 }
 
 /// Where a manifest goes, the key that signs it there, and the kind of
@@ -82,7 +107,7 @@ async fn send(
     store: &Store,
     manifest_dir: &Path,
     mut manifest: Manifest,
-    records: &SortedRecords,
+    contents: Contents<'_>,
     destination: Destination<'_>,
 ) -> Summary {
     let key = destination.key;
@@ -92,7 +117,7 @@ async fn send(
         manifest.summary.manifest_s3_uri = Some(store.uri(key));
     }
     // A paged snapshot's tree goes first, so the local copy names its root.
-    let tree = match paged_tree(store, &mut manifest, records, &destination).await {
+    let tree = match paged_tree(store, &mut manifest, &contents, &destination).await {
         Ok(tree) => tree,
         Err(err) => {
             warn!(key, error = %err, "snapshot pages not sent");
@@ -101,7 +126,7 @@ async fn send(
             None
         }
     };
-    let written = match manifest.write_local(&local, records) {
+    let written = match contents.write_local(&manifest, &local) {
         Ok(written) => Some(written),
         Err(err) => {
             warn!(path = %local.display(), error = %err, "local manifest write failed");
@@ -113,9 +138,12 @@ async fn send(
     if manifest.dry_run || (manifest.root.is_some() != tree.is_some()) {
         return manifest.summary;
     }
-    let sent = match &tree {
-        Some(tree) => upload_snapshot(store, &manifest, &destination, tree).await,
-        None => upload(store, &manifest, records, &destination, &local, written).await,
+    let sent = match (&tree, &contents) {
+        (Some(tree), _) => upload_snapshot(store, &manifest, &destination, tree).await,
+        (None, Contents::Records(records)) => {
+            upload(store, &manifest, records, &destination, &local, written).await
+        }
+        (None, Contents::Joined(_)) => unreachable!("a joined tree is always paged"),
     };
     match sent {
         Ok(signed) => {
@@ -139,7 +167,7 @@ async fn send(
             manifest.summary.record_manifest_error(&err);
             // The local copy must not claim an upload that did not happen.
             if manifest.summary.manifest_local_path.is_some()
-                && let Err(err) = manifest.write_local(&local, records)
+                && let Err(err) = contents.write_local(&manifest, &local)
             {
                 warn!(path = %local.display(), error = %err, "local manifest rewrite failed");
             }
@@ -222,21 +250,28 @@ fn facts_of(kind: Option<Kind>, manifest: &Manifest, written: &Written) -> Optio
 }
 
 /// Sends the pages of a paged snapshot not stored yet, and sets its root.
-/// `None` for a manifest of the first format, or one not sent (a dry run,
-/// a shard's manifest).
+/// `None` for a manifest of the first format, or one not sent (a dry run).
+/// A shard's pages go where its run's snapshot names them, so the merge
+/// joins its tree unread.
 async fn paged_tree(
     store: &Store,
     manifest: &mut Manifest,
-    records: &SortedRecords,
+    contents: &Contents<'_>,
     destination: &Destination<'_>,
 ) -> Result<Option<Tree>> {
-    if manifest.format != paged::FORMAT || manifest.dry_run || destination.kind.is_none() {
-        manifest.format = 1;
-        return Ok(None);
-    }
-    let tree = PageWriter::new(store, destination.key)
-        .write(records.iter()?)
-        .await?;
+    let tree = match contents {
+        Contents::Joined(tree) => tree.clone(),
+        Contents::Records(_) if manifest.format != paged::FORMAT || manifest.dry_run => {
+            manifest.format = 1;
+            return Ok(None);
+        }
+        Contents::Records(records) => {
+            PageWriter::new(store, destination.key)
+                .write(records.iter()?)
+                .await?
+        }
+    };
+    manifest.format = paged::FORMAT;
     manifest.root = Some(tree.root.clone());
     manifest.summary.pages = Some(PagesSent {
         nodes: tree.nodes,

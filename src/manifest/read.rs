@@ -68,7 +68,8 @@ pub struct Header {
     #[serde(default)]
     pub signing_key_id: Option<String>,
     /// The run's counts (what a sharded run's merge adds up).
-    #[serde(default)]
+    /// The run's summary, where it parses (an older tool's may not).
+    #[serde(default, deserialize_with = "lenient")]
     pub summary: Option<super::Summary>,
     /// A paged snapshot's tree, whose records its `files` do not hold.
     #[serde(default)]
@@ -109,6 +110,15 @@ impl Header {
         self.complete
             .then(|| self.expected_files.unwrap_or(records))
     }
+}
+
+/// `Some` value where it parses, else `None`: a field an older tool wrote
+/// differently must not make the whole header unreadable.
+fn lenient<'de, D: Deserializer<'de>, T: DeserializeOwned>(
+    deserializer: D,
+) -> std::result::Result<Option<T>, D::Error> {
+    let value = Value::deserialize(deserializer)?;
+    Ok(serde_json::from_value(value).ok())
 }
 
 /// Reads a manifest, handing each record in `files` to `each` as it is
@@ -241,6 +251,9 @@ where
                 detail: format!("{detail}; its pages are not read"),
             });
         }
+        if reading.reads_nothing() {
+            return Ok(parsed);
+        }
         let bucket = parsed.header.bucket.clone();
         let reading = paged::Reading {
             narrow: (reading.narrow.as_ref()).map(|n| n.under(&parsed.header.source_dir)),
@@ -323,10 +336,6 @@ impl<'de, T: DeserializeOwned, F: FnMut(T)> Visitor<'de> for Document<T, F> {
                         record: PhantomData,
                     })?;
                     header.insert(field, Value::Null);
-                }
-                // The summary repeats the counts; no reader needs it.
-                "summary" => {
-                    map.next_value::<de::IgnoredAny>()?;
                 }
                 _ => {
                     header.insert(field, map.next_value()?);

@@ -142,6 +142,32 @@ impl Tally {
         }
     }
 
+    /// The counts a run's summary gives: what a merge adds up, its shards'
+    /// records unread.
+    pub fn of_summary(summary: &Summary) -> Self {
+        Tally {
+            uploaded: summary.uploaded,
+            skipped: summary.skipped,
+            reencrypted: summary.reencrypted,
+            failed: summary.failed,
+            would_upload: summary.would_upload,
+            carried: summary.carried,
+            recorded: summary.recorded,
+            bytes_uploaded: summary.bytes_uploaded,
+        }
+    }
+
+    pub fn absorb(&mut self, other: Tally) {
+        self.uploaded += other.uploaded;
+        self.skipped += other.skipped;
+        self.reencrypted += other.reencrypted;
+        self.failed += other.failed;
+        self.would_upload += other.would_upload;
+        self.carried += other.carried;
+        self.recorded += other.recorded;
+        self.bytes_uploaded += other.bytes_uploaded;
+    }
+
     /// Entries this run walked and recorded (carried records are not walked).
     pub fn files(&self) -> u64 {
         self.uploaded

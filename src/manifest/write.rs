@@ -15,15 +15,13 @@ impl Manifest {
     /// temporary file so that neither memory holds the whole document nor a
     /// reader sees half of it. Returns the digests of what was written.
     pub fn write_local(&self, path: &Path, records: &SortedRecords) -> Result<Written> {
-        let partial = path.with_extension("json.partial");
-        let file = create_private(&partial).map_err(|err| Error::io("create", &partial, err))?;
-        let (out, written) = self.write_hashed(std::io::BufWriter::new(file), records)?;
-        out.into_inner()
-            .map_err(|err| Error::io("write", &partial, err.into_error()))?
-            .sync_all()
-            .map_err(|err| Error::io("write", &partial, err))?;
-        std::fs::rename(&partial, path).map_err(|err| Error::io("rename", path, err))?;
-        Ok(written)
+        replace_file(path, |file, partial| {
+            let (out, written) = self.write_hashed(std::io::BufWriter::new(file), records)?;
+            let file = out
+                .into_inner()
+                .map_err(|err| Error::io("write", partial, err.into_error()))?;
+            Ok((file, written))
+        })
     }
 
     /// A paged snapshot's object: the header without `files`, whose `root`
@@ -34,6 +32,23 @@ impl Manifest {
         };
         fields.remove("files");
         Ok(serde_json::to_vec(&fields)?)
+    }
+
+    /// The local copy of a paged snapshot whose records this run never held
+    /// (a merge's): its object, which names the root, as it is uploaded.
+    pub fn write_object_local(&self, path: &Path, files: u64, bytes: u64) -> Result<Written> {
+        let object = self.snapshot_object()?;
+        replace_file(path, |mut file, partial| {
+            std::io::Write::write_all(&mut file, &object)
+                .map_err(|err| Error::io("write", partial, err))?;
+            let written = Written {
+                md5: crate::local::hash::Md5Digest::of(&object),
+                sha256: crate::local::hash::Sha256Stream::of(&object),
+                files,
+                bytes,
+            };
+            Ok((file, written))
+        })
     }
 
     /// The document in memory, with its digests: the upload when no local
@@ -87,6 +102,21 @@ impl Manifest {
         };
         Ok((out.inner, written))
     }
+}
+
+/// Writes `path` whole or not at all: into a private file beside it, synced,
+/// then renamed over it.
+fn replace_file<T>(
+    path: &Path,
+    write: impl FnOnce(std::fs::File, &Path) -> Result<(std::fs::File, T)>,
+) -> Result<T> {
+    let partial = path.with_extension("json.partial");
+    let file = create_private(&partial).map_err(|err| Error::io("create", &partial, err))?;
+    let (file, written) = write(file, &partial)?;
+    file.sync_all()
+        .map_err(|err| Error::io("write", &partial, err))?;
+    std::fs::rename(&partial, path).map_err(|err| Error::io("rename", path, err))?;
+    Ok(written)
 }
 
 /// The digests of a written manifest.

@@ -463,6 +463,25 @@ pub fn manifest_of(summary: &s3_kms_sync::manifest::Summary) -> s3_kms_sync::man
     serde_json::from_slice(&std::fs::read(path).unwrap()).unwrap()
 }
 
+/// The records of the snapshot a run stored, read back as every command
+/// reads them (a paged one's from its pages, each checked).
+pub async fn stored_records(
+    engine: &Engine,
+    summary: &s3_kms_sync::manifest::Summary,
+) -> Vec<s3_kms_sync::manifest::FileRecord> {
+    let key = manifest_key(summary, engine.store.bucket());
+    let fetched = engine
+        .store
+        .get(&key)
+        .await
+        .unwrap()
+        .expect("a stored snapshot");
+    let keep = |records: &mut Vec<_>, record| records.push(record);
+    let read =
+        s3_kms_sync::manifest::read::read_fetched(&engine.store, &key, fetched, Vec::new(), keep);
+    read.await.unwrap().state
+}
+
 /// The key of the manifest a run stored in `bucket`.
 pub fn manifest_key(summary: &s3_kms_sync::manifest::Summary, bucket: &str) -> String {
     let uri = summary

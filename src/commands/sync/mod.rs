@@ -25,7 +25,8 @@ use std::time::Instant;
 use tracing::{Instrument, info, info_span, warn};
 
 use crate::error::Result;
-use crate::manifest::{self, Summary, publish::publish};
+use crate::manifest::publish::{Contents, publish};
+use crate::manifest::{self, Summary};
 use crate::run::{self, RunContext, RunOptions};
 use crate::store::Store;
 use backup::Backup;
@@ -71,7 +72,7 @@ pub async fn run(
             prefix,
             &options.manifest_dir,
             manifest,
-            &records,
+            Contents::Records(&records),
             &name,
             match scope.narrowed {
                 true => manifest::Kind::Narrowed,

@@ -23,6 +23,8 @@ mod writer;
 
 use serde::{Deserialize, Serialize};
 
+use crate::store::keys::MANIFEST_FOLDER;
+
 pub use reader::{leaves_of, page_records, pages_of, read_pages};
 pub use reading::{Narrow, Reading};
 pub use writer::{PageWriter, Tree};
@@ -42,14 +44,35 @@ pub struct Root {
     pub level: u32,
     /// Records under the root.
     pub records: u64,
+    /// Where the tree starts and ends, and what it stores: what a merge
+    /// joins shards' trees by without reading them.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub span: Option<Span>,
 }
 
-/// The key of the page of `sha256` beside the snapshot object at
-/// `snapshot_key` (pages share the manifest folder's prefix).
+/// The first and last paths under a root, and the stored files and bytes.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Span {
+    pub first: String,
+    pub last: String,
+    pub files: u64,
+    pub bytes: u64,
+}
+
+/// The key of the page of `sha256` of the snapshot object at
+/// `snapshot_key`: in the manifest folder it lies in, however deep (a
+/// shard's manifest writes the pages its run's snapshot then names).
 pub fn page_key(snapshot_key: &str, sha256: &str) -> String {
-    let folder = snapshot_key
-        .rsplit_once('/')
-        .map_or("", |(folder, _)| folder);
+    let marker = format!("{MANIFEST_FOLDER}/");
+    let in_folder = snapshot_key
+        .rmatch_indices(&marker)
+        .find(|(at, _)| *at == 0 || snapshot_key[..*at].ends_with('/'))
+        .map(|(at, _)| &snapshot_key[..at + marker.len() - 1]);
+    let folder = in_folder.unwrap_or_else(|| {
+        snapshot_key
+            .rsplit_once('/')
+            .map_or("", |(folder, _)| folder)
+    });
     match folder.is_empty() {
         true => format!("{PAGES_FOLDER}/{sha256}"),
         false => format!("{folder}/{PAGES_FOLDER}/{sha256}"),
@@ -61,4 +84,22 @@ pub fn is_page_key(key: &str) -> bool {
     key.rsplit('/')
         .nth(1)
         .is_some_and(|folder| folder == PAGES_FOLDER)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn pages_live_in_the_manifest_folder_whatever_the_depth() {
+        assert_eq!(page_key("p/_manifests/a.json", "h"), "p/_manifests/pages/h");
+        assert_eq!(
+            page_key("p/_manifests/shards/r/shard-00001.json", "h"),
+            "p/_manifests/pages/h"
+        );
+        assert_eq!(page_key("_manifests/a.json", "h"), "_manifests/pages/h");
+        assert_eq!(page_key("x_manifests/a.json", "h"), "x_manifests/pages/h");
+        assert_eq!(page_key("a.json", "h"), "pages/h");
+        assert!(is_page_key(&page_key("p/_manifests/shards/r/s.json", "h")));
+    }
 }

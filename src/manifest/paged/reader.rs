@@ -37,6 +37,7 @@ where
         .map(|sha256| fetch(store, snapshot_key, sha256))
         .buffered(AHEAD);
     let mut records = 0;
+    let mut ends = Ends::default();
     while let Some(node) = nodes.try_next().await? {
         let (page, uri) = node;
         let Node::Records { records: page } = page else {
@@ -46,6 +47,7 @@ where
             ));
         };
         records += page.len() as u64;
+        ends.see(&page);
         let bucket = bucket.to_owned();
         state = tokio::task::spawn_blocking(move || -> Result<S> {
             for fields in page {
@@ -55,16 +57,55 @@ where
         })
         .await??;
     }
-    if reading.whole() && records != root.records {
-        return Err(refused(
-            &store.uri(snapshot_key),
-            &format!(
-                "its tree holds {records} records, its root says {}",
-                root.records
-            ),
-        ));
+    if reading.whole() {
+        check_whole(root, records, &ends).map_err(|why| refused(&store.uri(snapshot_key), &why))?;
     }
     Ok(state)
+}
+
+/// The first and last paths of the records read.
+#[derive(Default)]
+struct Ends {
+    first: Option<String>,
+    last: Option<String>,
+}
+
+impl Ends {
+    fn see(&mut self, page: &[Map<String, Value>]) {
+        let path = |fields: Option<&Map<String, Value>>| {
+            fields
+                .and_then(|f| f.get("local_path"))
+                .and_then(Value::as_str)
+                .map(str::to_owned)
+        };
+        if self.first.is_none() {
+            self.first = path(page.first());
+        }
+        if let Some(last) = path(page.last()) {
+            self.last = Some(last);
+        }
+    }
+}
+
+/// Whether a whole tree read holds what its signed root says of it.
+fn check_whole(root: &Root, records: u64, ends: &Ends) -> std::result::Result<(), String> {
+    if records != root.records {
+        return Err(format!(
+            "its tree holds {records} records, its root says {}",
+            root.records
+        ));
+    }
+    let Some(span) = root.span.as_ref().filter(|_| records > 0) else {
+        return Ok(());
+    };
+    let read = (ends.first.as_deref(), ends.last.as_deref());
+    if read != (Some(span.first.as_str()), Some(span.last.as_str())) {
+        return Err(format!(
+            "its tree runs from {:?} to {:?}, its root says {:?} to {:?}",
+            read.0, read.1, span.first, span.last
+        ));
+    }
+    Ok(())
 }
 
 /// The hashes of the pages of records under `root`, in path order, that

@@ -33,6 +33,17 @@ impl Reading {
         }
     }
 
+    /// No page at all: of a paged snapshot, its object only (a document of
+    /// the first format is still read whole).
+    pub fn header_only() -> Reading {
+        Reading::narrowed(Some(Narrow::default()))
+    }
+
+    /// Whether no path can be met, so no node need be read.
+    pub fn reads_nothing(&self) -> bool {
+        self.narrow.as_ref().is_some_and(|n| n.prefixes.is_empty())
+    }
+
     /// Leaves out the pages `skip` names.
     pub fn skipping(skip: HashSet<String>) -> Reading {
         Reading {

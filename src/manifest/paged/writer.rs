@@ -8,7 +8,7 @@ use tokio::task::JoinSet;
 
 use super::cut::{self, Cut};
 use super::node::{Entry, Node};
-use super::{Root, page_key};
+use super::{Root, Span, page_key};
 use crate::error::{Error, Result};
 use crate::local::hash::Md5Digest;
 use crate::manifest::{EntryKind, FileRecord, FileStatus};
@@ -54,6 +54,7 @@ impl PageWriter {
                     sha256: String::new(),
                     level: 0,
                     records: 0,
+                    span: None,
                 },
                 files: 0,
                 bytes: 0,
@@ -70,8 +71,55 @@ impl PageWriter {
         mut self,
         records: impl Iterator<Item = Result<FileRecord>>,
     ) -> Result<Tree> {
-        let mut entries = self.pages(records).await?;
-        let mut level = 0;
+        let mut last = String::new();
+        let entries = self.pages(records, &mut last).await?;
+        self.up_from(entries, 0, last).await
+    }
+
+    /// Writes a tree that holds the trees of `roots` in turn (each written
+    /// already, the first paths of each after the last of the one before),
+    /// reading none of them: each root is raised to the highest level among
+    /// them by one-entry index nodes, and index levels are built over them.
+    /// O(roots) nodes, whatever they hold.
+    pub async fn join(mut self, roots: &[Root]) -> Result<Tree> {
+        let spans: Vec<(&Root, &Span)> = roots
+            .iter()
+            .filter(|root| root.records > 0)
+            .map(|root| root.span.as_ref().map(|span| (root, span)))
+            .collect::<Option<_>>()
+            .ok_or_else(|| Error::Config("a tree to join names no span".into()))?;
+        let Some(&(_, last)) = spans.last() else {
+            return self.write(std::iter::empty()).await;
+        };
+        let last = last.last.clone();
+        let level = spans.iter().map(|(root, _)| root.level).max().unwrap_or(0);
+        let mut entries = Vec::with_capacity(spans.len());
+        for (root, span) in spans {
+            let mut entry = Entry {
+                first: span.first.clone(),
+                records: root.records,
+                files: span.files,
+                bytes: span.bytes,
+                sha256: root.sha256.clone(),
+            };
+            for above in root.level + 1..=level {
+                entry = self.close_index(vec![entry], above).await?;
+            }
+            self.tree.files += span.files;
+            self.tree.bytes += span.bytes;
+            entries.push(entry);
+        }
+        self.up_from(entries, level, last).await
+    }
+
+    /// Index levels over `entries` (of nodes at `level`) up to one root,
+    /// once every node is stored.
+    async fn up_from(
+        mut self,
+        mut entries: Vec<Entry>,
+        mut level: u32,
+        last: String,
+    ) -> Result<Tree> {
         while entries.len() > 1 {
             level += 1;
             entries = self.index(entries, level).await?;
@@ -84,6 +132,12 @@ impl PageWriter {
             sha256: top.sha256,
             level,
             records: top.records,
+            span: Some(Span {
+                first: top.first,
+                last,
+                files: self.tree.files,
+                bytes: self.tree.bytes,
+            }),
         };
         Ok(self.tree)
     }
@@ -92,6 +146,7 @@ impl PageWriter {
     async fn pages(
         &mut self,
         records: impl Iterator<Item = Result<FileRecord>>,
+        last: &mut String,
     ) -> Result<Vec<Entry>> {
         let mut entries = Vec::new();
         let mut page = Open::default();
@@ -109,6 +164,7 @@ impl PageWriter {
             if cut::RECORDS.ends_after(&path, page.records.len()) {
                 entries.push(self.close(std::mem::take(&mut page)).await?);
             }
+            *last = path;
         }
         if !page.records.is_empty() || entries.is_empty() {
             entries.push(self.close(page).await?);
