@@ -330,7 +330,7 @@ async fn the_merge_joins_paged_shards_without_reading_a_page() {
     let merged = merge(engine, &planned.run_id).await;
     assert_eq!(merged.status, RunStatus::Succeeded, "{merged:?}");
     assert_eq!((merged.uploaded, merged.failed), (total, 0));
-    let joined = merged.pages.clone().expect("a paged snapshot");
+    let joined = merged.pages.expect("a paged snapshot");
     assert!(
         joined.nodes <= 3 * u64::from(planned.shards),
         "the merge wrote {} nodes for {} shards",
