@@ -314,7 +314,9 @@ async fn the_merge_joins_paged_shards_without_reading_a_page() {
         .into_iter()
         .filter(|key| key.starts_with(&pages_folder))
         .collect();
-    assert!(pages.len() > 40, "{} pages", pages.len());
+    // Cuts hash the absolute paths, so the count varies with the temporary
+    // directory: about 1,209 / 32.
+    assert!(pages.len() > 20, "{} pages", pages.len());
     move_objects(moto, &pages, &pages_folder, "aside/").await;
     for entry in std::fs::read_dir(backup.manifests.path()).unwrap() {
         let path = entry.unwrap().path();
@@ -347,6 +349,27 @@ async fn the_merge_joins_paged_shards_without_reading_a_page() {
     keys.sort();
     keys.dedup();
     assert_eq!(keys.len() as u64, total, "every file once");
-    let plain = engine.run(&SyncRequest::default()).await.unwrap();
-    assert_eq!((plain.uploaded, plain.skipped), (0, total), "{plain:?}");
+
+    // The next plan cuts along that snapshot's index, reading no record:
+    // the snapshot object and index nodes, of which the joined tree has
+    // one per shard below its root (and its pages are about 38).
+    let options = PlanOptions {
+        shard_files: 300,
+        lock_ttl: Duration::from_secs(600),
+    };
+    let asked = engine.store.requests();
+    let config = &engine.config;
+    let counted = plan::run(&engine.store, PREFIX, &config.command, &options)
+        .await
+        .unwrap();
+    let gets = engine.store.requests_since(&asked)["GetObject"];
+    let index_nodes = u64::from(planned.shards) + 2;
+    assert!(gets <= 1 + index_nodes, "{gets} GETs to plan");
+    assert!((4..=6).contains(&counted.shards), "{counted:?}");
+    for item in &shard_items(moto, &counted).await {
+        run_shard(engine, item).await.unwrap();
+    }
+    let second = merge(engine, &counted.run_id).await;
+    assert_eq!(second.status, RunStatus::Succeeded, "{second:?}");
+    assert_eq!((second.uploaded, second.skipped), (0, total), "{second:?}");
 }

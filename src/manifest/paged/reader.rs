@@ -181,26 +181,7 @@ async fn page_entries(
         .collect();
     let mut kept = Vec::new();
     while level > 0 {
-        let nodes: Vec<(Node, String)> = stream::iter(hashes)
-            .map(|sha256| fetch(store, snapshot_key, sha256))
-            .buffered(AHEAD)
-            .try_collect()
-            .await?;
-        let mut entries = Vec::new();
-        for (node, uri) in nodes {
-            match node {
-                Node::Index {
-                    level: at,
-                    entries: below,
-                } if at == level => entries.extend(below),
-                other => {
-                    return Err(refused(
-                        &uri,
-                        &format!("a node of level {} stands at level {level}", other.level()),
-                    ));
-                }
-            }
-        }
+        let entries = index_level(store, snapshot_key, hashes, level).await?;
         let needed: Vec<bool> = (0..entries.len())
             .map(|i| {
                 let next = entries.get(i + 1).map(|e| e.first.as_str());
@@ -220,6 +201,59 @@ async fn page_entries(
         level -= 1;
     }
     Ok(kept)
+}
+
+/// The entries of the index nodes `hashes`, all at `level`, in order.
+async fn index_level(
+    store: &Store,
+    snapshot_key: &str,
+    hashes: Vec<String>,
+    level: u32,
+) -> Result<Vec<Entry>> {
+    let nodes: Vec<(Node, String)> = stream::iter(hashes)
+        .map(|sha256| fetch(store, snapshot_key, sha256))
+        .buffered(AHEAD)
+        .try_collect()
+        .await?;
+    let mut entries = Vec::new();
+    for (node, uri) in nodes {
+        match node {
+            Node::Index {
+                level: at,
+                entries: below,
+            } if at == level => entries.extend(below),
+            other => {
+                return Err(refused(
+                    &uri,
+                    &format!("a node of level {} stands at level {level}", other.level()),
+                ));
+            }
+        }
+    }
+    Ok(entries)
+}
+
+/// Where the nodes of the tree under `root` start and how many stored files
+/// each holds, read down only until a node holds about `files_each` / 8
+/// files on average (or to the pages): what a plan cuts the tree by,
+/// without reading a record. Empty when the root is the one page.
+pub async fn coarse_index(
+    store: &Store,
+    snapshot_key: &str,
+    root: &Root,
+    files_each: u64,
+) -> Result<Vec<(String, u64)>> {
+    let mut entries = Vec::new();
+    let mut hashes = vec![root.sha256.clone()];
+    for level in (1..=root.level).rev() {
+        entries = index_level(store, snapshot_key, hashes, level).await?;
+        let files: u64 = entries.iter().map(|e| e.files).sum();
+        if files / (entries.len() as u64).max(1) <= files_each / 8 {
+            break;
+        }
+        hashes = entries.iter().map(|e| e.sha256.clone()).collect();
+    }
+    Ok(entries.into_iter().map(|e| (e.first, e.files)).collect())
 }
 
 /// The node named `sha256`, checked, with its URI; a cached copy that fails

@@ -13,12 +13,13 @@ use tracing::{info, warn};
 
 use super::write_document;
 use crate::commands::sync::SyncOptions;
-use crate::commands::sync::fetch::{fetch_manifest, newest_link};
+use crate::commands::sync::fetch::newest_link;
 use crate::commands::sync::load::{list_manifests, rehash_due};
 use crate::config::Options;
 use crate::error::{Error, Result};
 use crate::local::range::PathRange;
-use crate::manifest::read::Header;
+use crate::manifest::paged::{self, Reading};
+use crate::manifest::read::{Header, Parsed, read_fetched_narrowed};
 use crate::manifest::timestamp;
 use crate::manifest::trusted::refusal;
 use crate::run::hold::take;
@@ -246,14 +247,16 @@ impl Sampler {
 }
 
 /// Cuts from the newest full manifest; `None` when it cannot be read or is
-/// another bucket's or prefix's (the plan then cuts by directory).
+/// another bucket's or prefix's (the plan then cuts by directory). A paged
+/// snapshot is cut along its index, no record read; one of the first
+/// format is sampled record by record as it streams in.
 async fn sample(store: &Store, key: &str, prefix: &str, every: u64) -> Option<Sampled> {
     let sampler = Sampler {
         folder: keys::folder_of(prefix),
         every,
         ..Sampler::default()
     };
-    let parsed = match fetch_manifest(store, key, sampler, Sampler::add).await {
+    let parsed = match fetch_unpaged(store, key, sampler).await {
         Ok(parsed) => parsed?,
         Err(err) => {
             warn!(key, error = %err, "last manifest unreadable or corrupt; cutting by top-level directory");
@@ -274,17 +277,88 @@ async fn sample(store: &Store, key: &str, prefix: &str, every: u64) -> Option<Sa
             return None;
         }
     }
-    // Manifests list files in path order, not key order: sort the cuts.
-    let mut cuts = parsed.state.cuts;
-    cuts.sort_unstable();
-    cuts.dedup();
+    let (cuts, records) = match parsed.header.paged_root() {
+        Some(root) => match index_cuts(store, key, &parsed.header, every).await {
+            Ok(cuts) => (cuts, root.span.as_ref().map_or(root.records, |s| s.files)),
+            Err(err) => {
+                warn!(key, error = %err, "the last snapshot's index unreadable; cutting by top-level directory");
+                return None;
+            }
+        },
+        // Manifests list files in path order, not key order: sort the cuts.
+        None => {
+            let mut cuts = parsed.state.cuts;
+            cuts.sort_unstable();
+            cuts.dedup();
+            (cuts, parsed.state.seen)
+        }
+    };
     Some(Sampled {
         key: key.to_owned(),
         sha256: parsed.sha256,
         header: parsed.header,
-        records: parsed.state.seen,
+        records,
         cuts,
     })
+}
+
+/// The manifest at `key`: a document of the first format read whole into
+/// `sampler`, a paged snapshot's object alone.
+async fn fetch_unpaged(
+    store: &Store,
+    key: &str,
+    sampler: Sampler,
+) -> Result<Option<Parsed<Sampler>>> {
+    let Some(fetched) = store.get(key).await? else {
+        return Ok(None);
+    };
+    let reading = Reading::header_only();
+    read_fetched_narrowed(store, (key, fetched), &reading, sampler, Sampler::add)
+        .await
+        .map(Some)
+}
+
+/// Cuts along a paged snapshot's index: after about `every` stored files,
+/// at the first path of the next node. A snapshot of one page is small
+/// enough to sample whole.
+async fn index_cuts(store: &Store, key: &str, header: &Header, every: u64) -> Result<Vec<String>> {
+    let Some(root) = header.paged_root() else {
+        return Ok(Vec::new());
+    };
+    let source = format!("{}/", header.source_dir.trim_end_matches('/'));
+    if root.level == 0 {
+        let records: Vec<KeyOnlyPath> =
+            paged::page_records(store, key, &root.sha256, &header.bucket).await?;
+        let files = records.iter().filter(|r| r.s3_key.is_some());
+        let paths = files.map(|r| (r.local_path.clone(), 1));
+        return Ok(cuts_every(paths, every, &source));
+    }
+    let nodes = paged::coarse_index(store, key, root, every).await?;
+    Ok(cuts_every(nodes.into_iter(), every, &source))
+}
+
+/// A record's path, and whether it is a stored file.
+#[derive(Deserialize)]
+struct KeyOnlyPath {
+    local_path: String,
+    s3_key: Option<String>,
+}
+
+/// A cut at the start of each node (path, files) once `every` files have
+/// gone by since the last, as a path relative to `source`.
+fn cuts_every(nodes: impl Iterator<Item = (String, u64)>, every: u64, source: &str) -> Vec<String> {
+    let mut cuts = Vec::new();
+    let mut filled = 0;
+    for (first, files) in nodes {
+        if filled >= every
+            && let Some(relative) = first.strip_prefix(source)
+        {
+            cuts.push(relative.to_owned());
+            filled = 0;
+        }
+        filled += files;
+    }
+    cuts
 }
 
 /// With no manifest to count by: a slice per top-level directory (each cut
