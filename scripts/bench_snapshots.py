@@ -113,14 +113,31 @@ def scale(files):
     shutil.rmtree(work, ignore_errors=True)
 
 
+def merge(files):
+    """A sharded run's merge of `files` records in 100 shards that write real
+    pages (examples/merge_scale.rs), on the stand-in."""
+    shards = 100
+    with standin(STANDIN, "merge-scale") as endpoint:
+        out = subprocess.run([str(STANDIN.parent / "merge_scale"), endpoint, str(files), str(shards)],
+                             check=True, capture_output=True, text=True, env=tool_env(endpoint)).stdout
+    print(f"The merge of a sharded run: {files:,} records in {shards} shards, each shard's pages real")
+    print("```")
+    print("\n".join(line for line in out.splitlines() if not line.startswith("{")))
+    print("```")
+
+
 def main():
     parser = argparse.ArgumentParser()
     parser.add_argument("--files", type=int, default=100_000)
     parser.add_argument("--dirs", type=int, default=100)
     parser.add_argument("--scale", type=int, help="measure an unchanged rerun of this many files instead")
+    parser.add_argument("--merge", type=int, help="measure the merge of a sharded run of this many files instead")
     args = parser.parse_args()
     if args.scale:
         scale(args.scale)
+        return
+    if args.merge:
+        merge(args.merge)
         return
     work = pathlib.Path(tempfile.mkdtemp(prefix="snapshots-bench-"))
     tree = work / "tree"
