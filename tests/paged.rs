@@ -428,3 +428,86 @@ async fn find_reads_each_distinct_page_once_across_snapshots() {
         "{gets} GETs for 3 snapshots of {nodes} nodes each: {requests:?}"
     );
 }
+
+/// The page keys stored now (current objects only).
+async fn page_keys(backup: &Backup) -> std::collections::BTreeSet<String> {
+    let pages = format!("{PREFIX}/_manifests/pages/");
+    let listed = list_keys(&backup.moto.s3(), backup.bucket).await;
+    listed
+        .into_iter()
+        .filter(|k| k.starts_with(&pages))
+        .collect()
+}
+
+/// Forget with prune removes the pages only forgotten snapshots named, and
+/// no node of a kept snapshot: on a versioned bucket they are hidden, then
+/// deleted past the grace period; on one without versions, deleted once
+/// written longer ago than the grace period. The kept snapshot restores.
+async fn forget_sweeps_the_pages_only_forgotten_snapshots_named(
+    bucket: &'static str,
+    versioned: bool,
+) {
+    let (backup, _) = signed_backup(bucket, versioned).await;
+    write_owned(backup.source.path(), &many_files());
+    backup.sync().await;
+    let first_pages = page_keys(&backup).await;
+    settle();
+    next_second();
+    write_owned(
+        backup.source.path(),
+        &[("many/d3/f0003.txt".to_owned(), b"changed\n".to_vec())],
+    );
+    let second = backup.sync().await;
+    let both = page_keys(&backup).await;
+    let new: Vec<&String> = both.difference(&first_pages).collect();
+    assert!(!new.is_empty(), "the change wrote pages");
+
+    next_second();
+    let report = forget_keep_last(&backup, "1").await;
+    assert_eq!(report.status, ForgetStatus::Succeeded, "{report:#?}");
+    if versioned {
+        // Hidden now; the next prune finds them noncurrent past the grace.
+        next_second();
+        let again = forget_keep_last(&backup, "1").await;
+        let prune = again.prune.as_ref().unwrap();
+        assert!(prune.sweep.pages_to_delete > 0, "{prune:#?}");
+    } else {
+        let prune = report.prune.as_ref().unwrap();
+        assert!(prune.sweep.pages_to_delete > 0, "{prune:#?}");
+    }
+    let left = page_keys(&backup).await;
+    let gone: Vec<&String> = both.difference(&left).collect();
+    assert!(!gone.is_empty(), "no page was swept");
+    assert!(
+        gone.iter().all(|key| first_pages.contains(*key)),
+        "only pages of the forgotten snapshot go: {gone:?}"
+    );
+    assert!(
+        new.iter().all(|key| left.contains(*key)),
+        "a page of the kept snapshot went"
+    );
+
+    let target = tempfile::tempdir().unwrap();
+    let latest = restore_with(
+        &backup.engine.store,
+        second.manifest_s3_uri.as_deref(),
+        target.path(),
+    )
+    .await
+    .unwrap();
+    assert_eq!(latest.failed, 0, "{latest:?}");
+    assert_eq!(tree(target.path()), tree(backup.source.path()));
+    // The next run finds its index whole, and writes only its object.
+    let third = backup.sync().await;
+    assert_eq!(third.uploaded, 0, "{third:?}");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn forget_sweeps_unreferenced_pages_on_a_versioned_bucket() {
+    forget_sweeps_the_pages_only_forgotten_snapshots_named("paged-sweep-v", true).await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn forget_sweeps_unreferenced_pages_on_a_bucket_without_versions() {
+    forget_sweeps_the_pages_only_forgotten_snapshots_named("paged-sweep-u", false).await;
+}

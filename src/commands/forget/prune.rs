@@ -20,6 +20,7 @@ use super::sweep::{self, Cutoffs, Sweep};
 use super::{ForgetOptions, PruneReport, retained};
 use crate::error::{Error, Result};
 use crate::manifest::catalog::SnapshotLine;
+use crate::manifest::paged::PAGES_FOLDER;
 use crate::manifest::{Kind, is_manifest_name};
 use crate::run::RunContext;
 use crate::store::{KeyRange, Store, keys};
@@ -118,12 +119,15 @@ impl Prune<'_> {
     async fn finish_unfinished(&self, references: &References, pruned: &mut Pruned) -> Result<()> {
         let folder = keys::folder_of(self.prefix);
         let manifests = keys::manifest_key(self.prefix, "");
+        // Of the manifest folder, only pages are ever swept.
+        let pages = format!("{manifests}{PAGES_FOLDER}/");
+        let sweepable = |key: &str| !key.starts_with(&manifests) || key.starts_with(&pages);
         for mut pending in record::unfinished(self.store, self.prefix).await? {
             let doomed: Vec<(String, String)> = pending
                 .record
                 .deletions
                 .drain(..)
-                .filter(|d| d.key.starts_with(&folder) && !d.key.starts_with(&manifests))
+                .filter(|d| d.key.starts_with(&folder) && sweepable(&d.key))
                 .filter(|d| !references.holds(&d.key, &d.version_id))
                 .map(|d| (d.key, d.version_id))
                 .collect();

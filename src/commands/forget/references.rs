@@ -4,6 +4,10 @@
 //! snapshots a set of strings would take hundreds of megabytes. A
 //! collision can only make an unreferenced version look referenced, so
 //! it is kept: never a wrong deletion.
+//!
+//! A paged snapshot also references the nodes of its tree: each one read
+//! (index nodes, and the pages below them) is held as a whole key, so no
+//! version of a page a kept snapshot needs is swept.
 
 use std::collections::HashSet;
 use std::hash::{DefaultHasher, Hash, Hasher};
@@ -12,7 +16,7 @@ use serde::Deserialize;
 
 use crate::error::{Error, Result};
 use crate::manifest::catalog::SnapshotLine;
-use crate::manifest::paged::Reading;
+use crate::manifest::paged::{Reading, page_key};
 use crate::manifest::read::read_fetched_narrowed;
 use crate::manifest::{EntryKind, FileStatus};
 use crate::store::Store;
@@ -38,6 +42,8 @@ pub struct References {
     whole_keys: HashSet<u64>,
     pub manifests: u64,
     pub records: u64,
+    /// Nodes of paged snapshots held.
+    pub nodes: u64,
 }
 
 impl References {
@@ -67,7 +73,21 @@ impl References {
             references = read.state;
             references.manifests += 1;
         }
+        if let Some(line) = kept.first() {
+            references.hold_nodes(&line.key, &reading);
+        }
         Ok(references)
+    }
+
+    /// Holds every node `reading` read, in the manifest folder of the
+    /// snapshot at `snapshot_key`: with a distinct reading of every kept
+    /// snapshot, the whole of each one's tree.
+    fn hold_nodes(&mut self, snapshot_key: &str, reading: &Reading) {
+        for sha256 in reading.read_nodes() {
+            let key = page_key(snapshot_key, &sha256);
+            self.whole_keys.insert(hash_of(&key, None));
+            self.nodes += 1;
+        }
     }
 
     /// Adds the references of a manifest read from `reader` (a local copy).

@@ -20,8 +20,16 @@
 //! - A delete marker goes once nothing is left behind it, or once it is
 //!   itself noncurrent past the grace period.
 //!
-//! Keys under the manifest and audit folders are never touched, nor any
-//! under a nested prefix (a folder that holds its own `_manifests/`).
+//! - A page of a paged snapshot (under `_manifests/pages/`) is judged as
+//!   a data object is, against the nodes of the kept snapshots' trees: an
+//!   unreferenced one is hidden, then deleted once past the grace period.
+//!   On a bucket without versions, where hiding would delete it at once, it
+//!   is deleted once it was written longer ago than the grace period: the
+//!   snapshots that named it are gone for good, so it serves nothing.
+//!
+//! Keys under the manifest and audit folders are never touched (pages
+//! aside), nor any under a nested prefix (a folder that holds its own
+//! `_manifests/`).
 
 use std::collections::BTreeSet;
 
@@ -30,6 +38,7 @@ use serde::Serialize;
 
 use super::references::References;
 use crate::error::Result;
+use crate::manifest::paged::PAGES_FOLDER;
 use crate::store::keys::{AUDIT_FOLDER, MANIFEST_FOLDER, folder_of};
 use crate::store::{NULL_VERSION, Store, Version};
 
@@ -72,6 +81,9 @@ pub struct Sweep {
     /// Versions left alone because they do not carry this tool's mark (its
     /// `md5checksum` metadata): another application's objects.
     pub foreign_kept: u64,
+    /// Of the versions to delete, pages of paged snapshots no kept
+    /// snapshot's tree holds.
+    pub pages_to_delete: u64,
 }
 
 /// Lists every version under `prefix` and decides each one's fate.
@@ -86,12 +98,19 @@ pub async fn sweep(
         format!("{folder}{MANIFEST_FOLDER}/"),
         format!("{folder}{AUDIT_FOLDER}/"),
     ];
+    let pages = format!("{folder}{MANIFEST_FOLDER}/{PAGES_FOLDER}/");
     let nested_mark = format!("/{MANIFEST_FOLDER}/");
     let mut sweep = Sweep::default();
     let mut history: Vec<Version> = Vec::new();
+    let of = Judging {
+        references,
+        cutoffs,
+        pages: &pages,
+    };
     store
         .list_versions_each(&folder, &mut |version| {
-            if own.iter().any(|o| version.key.starts_with(o.as_str())) {
+            let page = version.key.starts_with(&pages);
+            if !page && own.iter().any(|o| version.key.starts_with(o.as_str())) {
                 return Ok(());
             }
             if let Some(at) = version.key[folder.len()..].find(&nested_mark) {
@@ -101,18 +120,13 @@ pub async fn sweep(
                 return Ok(());
             }
             if history.first().is_some_and(|h| h.key != version.key) {
-                judge(
-                    &std::mem::take(&mut history),
-                    references,
-                    cutoffs,
-                    &mut sweep,
-                );
+                of.judge(&std::mem::take(&mut history), &mut sweep);
             }
             history.push(version);
             Ok(())
         })
         .await?;
-    judge(&history, references, cutoffs, &mut sweep);
+    of.judge(&history, &mut sweep);
     if !sweep.nested_prefixes.is_empty() {
         let nested = sweep.nested_prefixes.clone();
         let outside = |key: &str| !nested.iter().any(|n| key.starts_with(n.as_str()));
@@ -122,60 +136,87 @@ pub async fn sweep(
     Ok(sweep)
 }
 
-/// Judges one key's history, newest first.
-fn judge(history: &[Version], references: &References, cutoffs: Cutoffs, sweep: &mut Sweep) {
-    let Some(latest) = history.first() else {
-        return;
-    };
-    // When each version stopped being current: when the one above it was written.
-    let mut noncurrent_since: Option<DateTime<Utc>> = None;
-    let mut left_behind = 0;
-    // A current object without a version id: any "null" listed under it is
-    // that same object (an unversioned bucket), and deleting it by version
-    // id would delete the current object.
-    let unversioned = !latest.delete_marker && latest.version_id == NULL_VERSION;
-    let holds_null = history
-        .iter()
-        .any(|v| !v.delete_marker && v.version_id == NULL_VERSION);
-    for version in history {
-        let since = noncurrent_since.replace(version.last_modified);
-        let expired = since.is_some_and(|t| t < cutoffs.delete_before);
-        if version.delete_marker {
-            if since.is_some() && expired {
+/// What a key's history is judged by.
+struct Judging<'a> {
+    references: &'a References,
+    cutoffs: Cutoffs,
+    /// The folder of this prefix's snapshot pages.
+    pages: &'a str,
+}
+
+impl Judging<'_> {
+    /// Judges one key's history, newest first.
+    fn judge(&self, history: &[Version], sweep: &mut Sweep) {
+        let (references, cutoffs) = (self.references, self.cutoffs);
+        let page = latest_key(history).is_some_and(|key| key.starts_with(self.pages));
+        let Some(latest) = history.first() else {
+            return;
+        };
+        // When each version stopped being current: when the one above it was written.
+        let mut noncurrent_since: Option<DateTime<Utc>> = None;
+        let mut left_behind = 0;
+        // A current object without a version id: any "null" listed under it is
+        // that same object (an unversioned bucket), and deleting it by version
+        // id would delete the current object.
+        let unversioned = !latest.delete_marker && latest.version_id == NULL_VERSION;
+        let holds_null = history
+            .iter()
+            .any(|v| !v.delete_marker && v.version_id == NULL_VERSION);
+        for version in history {
+            let since = noncurrent_since.replace(version.last_modified);
+            let expired = since.is_some_and(|t| t < cutoffs.delete_before);
+            if version.delete_marker {
+                if since.is_some() && expired {
+                    delete(sweep, version);
+                }
+                continue;
+            }
+            sweep.versions_listed += 1;
+            if references.holds(&version.key, &version.version_id) {
+                sweep.referenced += 1;
+                left_behind += 1;
+            } else if version.last_modified >= cutoffs.untouched_after {
+                sweep.recent += 1;
+                left_behind += 1;
+            } else if since.is_none() {
+                let left = cutoffs
+                    .hide_before
+                    .is_some_and(|t| version.last_modified < t);
+                match (left, holds_null) {
+                    (true, false) => sweep.hide.push(version.key.clone()),
+                    (true, true) if page && version.last_modified < cutoffs.delete_before => {
+                        sweep.pages_to_delete += 1;
+                        sweep.versions_to_delete += 1;
+                        sweep.bytes_to_delete += version.size;
+                        delete(sweep, version);
+                        continue;
+                    }
+                    (true, true) if page => sweep.in_grace += 1,
+                    (true, true) => sweep.unversioned_kept += 1,
+                    (false, _) => {}
+                }
+                left_behind += 1;
+            } else if expired && !(version.version_id == NULL_VERSION && unversioned) {
+                if page {
+                    sweep.pages_to_delete += 1;
+                }
+                sweep.versions_to_delete += 1;
+                sweep.bytes_to_delete += version.size;
                 delete(sweep, version);
+            } else {
+                sweep.in_grace += 1;
+                left_behind += 1;
             }
-            continue;
         }
-        sweep.versions_listed += 1;
-        if references.holds(&version.key, &version.version_id) {
-            sweep.referenced += 1;
-            left_behind += 1;
-        } else if version.last_modified >= cutoffs.untouched_after {
-            sweep.recent += 1;
-            left_behind += 1;
-        } else if since.is_none() {
-            let left = cutoffs
-                .hide_before
-                .is_some_and(|t| version.last_modified < t);
-            match (left, holds_null) {
-                (true, false) => sweep.hide.push(version.key.clone()),
-                (true, true) => sweep.unversioned_kept += 1,
-                (false, _) => {}
-            }
-            left_behind += 1;
-        } else if expired && !(version.version_id == NULL_VERSION && unversioned) {
-            sweep.versions_to_delete += 1;
-            sweep.bytes_to_delete += version.size;
-            delete(sweep, version);
-        } else {
-            sweep.in_grace += 1;
-            left_behind += 1;
+        // A marker with nothing behind it hides nothing.
+        if latest.delete_marker && left_behind == 0 {
+            delete(sweep, latest);
         }
     }
-    // A marker with nothing behind it hides nothing.
-    if latest.delete_marker && left_behind == 0 {
-        delete(sweep, latest);
-    }
+}
+
+fn latest_key(history: &[Version]) -> Option<&str> {
+    history.first().map(|v| v.key.as_str())
 }
 
 fn delete(sweep: &mut Sweep, version: &Version) {
@@ -215,8 +256,48 @@ mod tests {
 
     fn judged(history: &[Version]) -> Sweep {
         let mut sweep = Sweep::default();
-        judge(history, &References::default(), cutoffs(), &mut sweep);
+        let of = Judging {
+            references: &References::default(),
+            cutoffs: cutoffs(),
+            pages: "p/_manifests/pages/",
+        };
+        of.judge(history, &mut sweep);
         sweep
+    }
+
+    #[test]
+    fn an_unreferenced_page_without_versions_goes_once_past_the_grace() {
+        let page = "p/_manifests/pages/ab";
+        let sweep = judged(&[version(page, NULL_VERSION, 10, false)]);
+        assert_eq!(
+            sweep.deletions,
+            [(page.to_owned(), NULL_VERSION.to_owned())]
+        );
+        assert_eq!((sweep.pages_to_delete, sweep.unversioned_kept), (1, 0));
+        let sweep = judged(&[version(page, NULL_VERSION, 60, false)]);
+        assert!(sweep.deletions.is_empty(), "written within the grace");
+        assert_eq!(sweep.in_grace, 1);
+        // A data object in a folder that happens to be named "pages" is data.
+        let data = "p/docs/pages/ab";
+        let sweep = judged(&[version(data, NULL_VERSION, 10, false)]);
+        assert!(sweep.deletions.is_empty() && sweep.hide.is_empty());
+        assert_eq!(sweep.unversioned_kept, 1);
+    }
+
+    #[test]
+    fn an_unreferenced_versioned_page_is_hidden_then_deleted_past_the_grace() {
+        let page = "p/_manifests/pages/ab";
+        let sweep = judged(&[version(page, "v1", 10, false)]);
+        assert_eq!(sweep.hide, [page]);
+        let sweep = judged(&[version(page, "m", 40, true), version(page, "v1", 10, false)]);
+        assert_eq!(
+            sweep.deletions,
+            [
+                (page.to_owned(), "v1".to_owned()),
+                (page.to_owned(), "m".to_owned())
+            ]
+        );
+        assert_eq!(sweep.pages_to_delete, 1);
     }
 
     #[test]

@@ -65,6 +65,13 @@ impl Reading {
             .map_or(true, |mut seen| seen.insert(sha256.to_owned()))
     }
 
+    /// The nodes a distinct reading has read so far, across its snapshots.
+    pub fn read_nodes(&self) -> Vec<String> {
+        let seen = self.seen.as_ref().and_then(|seen| seen.lock().ok());
+        seen.map(|seen| seen.iter().cloned().collect())
+            .unwrap_or_default()
+    }
+
     /// Whether the whole tree is read, so its record count must hold.
     pub(super) fn whole(&self) -> bool {
         self.narrow.is_none() && self.seen.is_none() && self.skip.is_none()
