@@ -16,12 +16,14 @@ bytes written under `_manifests/`) and restoring one file from that snapshot
 the first paged run takes its index from the first format's snapshot.
 """
 import argparse
+import contextlib
 import json
 import os
 import pathlib
 import shutil
 import subprocess
 import tempfile
+import threading
 import time
 
 import boto3
@@ -75,6 +77,48 @@ def sync_command(tree, prefix, manifests, fmt):
             "--kms-key-id", STANDIN_KEY, "--manifest-dir", str(manifests), "--snapshot-format", fmt, "--json"]
 
 
+class PeakUse:
+    """The peak bytes used on the file system at `path` while the block
+    runs, polled every 50 ms: on a tmpfs of its own, that counts the files a
+    run has unlinked but still writes (its spool) as well as those listed."""
+
+    def __init__(self, path):
+        self.path, self.peak, self.done = path, 0, threading.Event()
+
+    def used(self):
+        stat = os.statvfs(self.path)
+        return (stat.f_blocks - stat.f_bfree) * stat.f_frsize
+
+    def __enter__(self):
+        self.base = self.used()
+        self.thread = threading.Thread(target=self.poll, daemon=True)
+        self.thread.start()
+        return self
+
+    def poll(self):
+        while not self.done.wait(0.05):
+            self.peak = max(self.peak, self.used() - self.base)
+
+    def __exit__(self, *exc):
+        self.done.set()
+        self.thread.join()
+        self.peak = max(self.peak, self.used() - self.base)
+
+
+@contextlib.contextmanager
+def own_tmpfs(path, size="4g"):
+    """`path` as a tmpfs of its own, where the machine lets us mount one (as
+    Lambda's /tmp is a file system of its own); else a plain directory."""
+    path.mkdir(parents=True)
+    mounted = subprocess.run(["mount", "-t", "tmpfs", "-o", f"size={size}", "tmpfs", str(path)],
+                             capture_output=True).returncode == 0
+    try:
+        yield mounted
+    finally:
+        if mounted:
+            subprocess.run(["umount", str(path)], check=False)
+
+
 def scale(files):
     """An unchanged rerun of `files` files, and one file restored, by format."""
     work = pathlib.Path(tempfile.mkdtemp(prefix="snapshots-scale-"))
@@ -87,29 +131,39 @@ def scale(files):
         prefix = "scale"
         for fmt in ("1", "2"):
             manifests = work / f"manifests-v{fmt}"
-            manifests.mkdir()
-            subprocess.run(sync_command(tree, prefix, manifests, fmt), env=env, check=True, stdout=subprocess.DEVNULL)
-            before = manifest_bytes(s3, prefix)
-            started = time.monotonic()
-            timed_run = subprocess.run(["/usr/bin/time", "-f", "%M"] + sync_command(tree, prefix, manifests, fmt),
-                                       env=env, check=True, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
-            seconds = time.monotonic() - started
-            rss_kib = int(timed_run.stderr.decode().strip().splitlines()[-1])
-            written = manifest_bytes(s3, prefix) - before
-            held = dir_bytes(manifests)
+            with own_tmpfs(manifests) as mounted:
+                with PeakUse(manifests) as first:
+                    subprocess.run(sync_command(tree, prefix, manifests, fmt), env=env, check=True,
+                                   stdout=subprocess.DEVNULL)
+                before = manifest_bytes(s3, prefix)
+                started = time.monotonic()
+                with PeakUse(manifests) as rerun:
+                    timed_run = subprocess.run(
+                        ["/usr/bin/time", "-f", "%M"] + sync_command(tree, prefix, manifests, fmt),
+                        env=env, check=True, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+                seconds = time.monotonic() - started
+                rss_kib = int(timed_run.stderr.decode().strip().splitlines()[-1])
+                written = manifest_bytes(s3, prefix) - before
+                held = dir_bytes(manifests)
+                peaks = (first.peak + first.base, rerun.peak + rerun.base) if mounted else None
             target = work / f"restored-v{fmt}"
             restored = subprocess.run(
                 [str(BINARY), "restore", "--bucket", BUCKET, "--prefix", prefix, "--kms-key-id", STANDIN_KEY,
                  "--target", str(target), "--include", f"d{7 % dirs:04d}/f{7:07d}", "--json"],
                 env=env, check=True, capture_output=True)
             gets = json.loads(restored.stdout)["requests"].get("GetObject", 0)
-            rows.append((fmt, seconds, rss_kib, held, written, gets))
+            rows.append((fmt, seconds, rss_kib, held, peaks, written, gets))
     print(f"{files:,} files in {dirs} directories: an unchanged rerun, and one file restored")
-    print("| format | rerun s | peak RSS | manifest dir after | bytes under _manifests/ | GETs to restore one file (data included) |")
-    print("|---|---|---|---|---|---|")
-    for fmt, seconds, rss_kib, held, written, gets in rows:
+    print("Peak manifest directory: its own tmpfs's peak use during the first run and the rerun, what")
+    print("Lambda's /tmp must hold (\"-\" where no tmpfs could be mounted).")
+    print("| format | rerun s | peak RSS | manifest dir after | peak manifest dir, first run / rerun "
+          "| bytes under _manifests/ | GETs to restore one file (data included) |")
+    print("|---|---|---|---|---|---|---|")
+    for fmt, seconds, rss_kib, held, peaks, written, gets in rows:
         name = "first" if fmt == "1" else "paged"
-        print(f"| {name} | {seconds:.1f} | {rss_kib / 1024:.0f} MiB | {held / 2**20:.1f} MiB | {written:,} | {gets} |")
+        peak = f"{peaks[0] / 2**20:.0f} / {peaks[1] / 2**20:.0f} MiB" if peaks else "-"
+        print(f"| {name} | {seconds:.1f} | {rss_kib / 1024:.0f} MiB | {held / 2**20:.1f} MiB | {peak} "
+              f"| {written:,} | {gets} |")
     shutil.rmtree(work, ignore_errors=True)
 
 

@@ -470,7 +470,7 @@ async fn sigterm_stops_a_sync_cleanly_and_releases_the_lock() {
     assert!((1..60).contains(&uploaded), "{summary}");
     let manifest_path = summary["manifest_local_path"].as_str().unwrap();
     let manifest: serde_json::Value =
-        serde_json::from_slice(&std::fs::read(manifest_path).unwrap()).unwrap();
+        serde_json::from_slice(&local_copy(manifest_path).unwrap()).unwrap();
     assert_eq!(manifest["complete"], false);
     let keys = list_keys(&moto.s3(), "stopped").await;
     assert!(

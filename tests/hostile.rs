@@ -127,7 +127,7 @@ async fn hostile_names_and_special_files_each_get_a_record() {
     .expect("the run never blocks (FIFO)")
     .unwrap();
     let manifest: Manifest = serde_json::from_slice(
-        &std::fs::read(summary.manifest_local_path.as_deref().unwrap()).unwrap(),
+        &local_copy(summary.manifest_local_path.as_deref().unwrap()).unwrap(),
     )
     .unwrap();
     let records = by_name(&manifest);
@@ -288,7 +288,7 @@ async fn sync_as_nobody(extra: &[&str]) -> (std::process::Output, BTreeMap<Strin
     );
     let summary: serde_json::Value = serde_json::from_slice(&output.stdout).unwrap();
     let manifest: Manifest = serde_json::from_slice(
-        &std::fs::read(summary["manifest_local_path"].as_str().unwrap()).unwrap(),
+        &local_copy(summary["manifest_local_path"].as_str().unwrap()).unwrap(),
     )
     .unwrap();
     (output, by_name(&manifest))

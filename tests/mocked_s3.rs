@@ -112,7 +112,7 @@ async fn run(client: Client, files: &[(&str, Vec<u8>)]) -> (Summary, Manifest) {
         .run(&SyncRequest::default())
         .await
         .expect("run starts");
-    let local = std::fs::read(summary.manifest_local_path.as_deref().unwrap()).unwrap();
+    let local = local_copy(summary.manifest_local_path.as_deref().unwrap()).unwrap();
     (summary, serde_json::from_slice(&local).unwrap())
 }
 

@@ -52,7 +52,7 @@ impl Fixture {
             .manifest_local_path
             .as_deref()
             .expect("local manifest");
-        let manifest: Manifest = serde_json::from_slice(&std::fs::read(local).unwrap()).unwrap();
+        let manifest: Manifest = serde_json::from_slice(&local_copy(local).unwrap()).unwrap();
         (summary, manifest)
     }
 
@@ -197,7 +197,7 @@ async fn manifests_are_encrypted_and_never_overwritten() {
         assert_eq!(head.ssekms_key_id(), Some(fx.key_arn.as_str()));
         // The S3 object is the newest local copy's header, which names the
         // root of its pages; the older local copy was superseded and removed.
-        let local = std::fs::read(summary.manifest_local_path.as_deref().unwrap());
+        let local = local_copy(summary.manifest_local_path.as_deref().unwrap());
         if std::ptr::eq(summary, &second) {
             let mut local: serde_json::Value = serde_json::from_slice(&local.unwrap()).unwrap();
             let records = local.as_object_mut().unwrap().remove("files").unwrap();

@@ -203,7 +203,7 @@ async fn without_a_signing_key_manifests_are_unsigned_and_say_so() {
     let summary = backup.sync().await;
     assert_eq!(summary.signed_by, None);
     let raw: serde_json::Value = serde_json::from_slice(
-        &std::fs::read(summary.manifest_local_path.as_deref().unwrap()).unwrap(),
+        &local_copy(summary.manifest_local_path.as_deref().unwrap()).unwrap(),
     )
     .unwrap();
     assert_eq!(

@@ -526,10 +526,9 @@ async fn a_planted_local_manifest_cannot_make_a_changed_file_be_skipped() {
     std::fs::write(&path, b"TOP LEVEL\n").unwrap();
     support::settle();
 
-    let mut forged: serde_json::Value = serde_json::from_slice(
-        &std::fs::read(first.manifest_local_path.as_deref().unwrap()).unwrap(),
-    )
-    .unwrap();
+    let mut forged: serde_json::Value =
+        serde_json::from_slice(&local_copy(first.manifest_local_path.as_deref().unwrap()).unwrap())
+            .unwrap();
     let meta = std::fs::metadata(&path).unwrap();
     for record in forged["files"].as_array_mut().unwrap() {
         if record["s3_key"] == "s/top.txt" {

@@ -170,6 +170,9 @@ where
     })
 }
 
+/// What ends the name of a compressed local copy (a paged snapshot's).
+pub const COMPRESSED: &str = ".gz";
+
 /// Removes the local copies of this bucket and prefix that `kept` (the copy
 /// just written, and stored in S3) supersedes: every older one when `kept`
 /// is a full manifest, the older narrowed ones when it is narrowed (the
@@ -184,11 +187,13 @@ pub fn prune_superseded(dir: &Path, bucket: &str, key_prefix: &str, kept: &str) 
     // scope's newest copy is its next run's index.
     let kept_full = is_full_manifest_name(kept);
     let kept_scope = scope_tag_of(kept);
+    let plain = |name: &str| name.strip_suffix(COMPRESSED).unwrap_or(name).to_owned();
     let superseded = entries
         .filter_map(|entry| entry.ok()?.file_name().into_string().ok())
-        .filter(|name| is_manifest_name(name) && name.as_str() < kept)
+        .filter(|name| is_manifest_name(&plain(name)) && plain(name).as_str() < kept)
         .filter(|name| {
-            !is_full_manifest_name(name) || (kept_full && scope_tag_of(name) == kept_scope)
+            let name = plain(name);
+            !is_full_manifest_name(&name) || (kept_full && scope_tag_of(&name) == kept_scope)
         });
     let mut removed = 0;
     for name in superseded {
@@ -196,7 +201,10 @@ pub fn prune_superseded(dir: &Path, bucket: &str, key_prefix: &str, kept: &str) 
         // The header alone: the records may be hundreds of megabytes.
         let ours = open_regular(&path)
             .ok()
-            .and_then(|file| read_header(file, HEADER_LIMIT))
+            .and_then(|file| match name.ends_with(COMPRESSED) {
+                true => read_header(flate2::read::GzDecoder::new(file), HEADER_LIMIT),
+                false => read_header(file, HEADER_LIMIT),
+            })
             .map(|h| h.describes(bucket, key_prefix));
         if ours == Some(true) {
             match std::fs::remove_file(&path) {

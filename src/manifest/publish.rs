@@ -1,11 +1,11 @@
 //! A run's manifest written locally, then uploaded (not in a dry run).
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 use aws_sdk_s3::primitives::ByteStream;
 use tracing::{debug, warn};
 
-use super::local_dir;
+use super::local_dir::{self, COMPRESSED};
 use super::paged::{self, PageWriter, Tree};
 use super::spool::SortedRecords;
 use super::{Facts, Kind, Manifest, PagesSent, Snapshot, Summary, Written};
@@ -84,12 +84,29 @@ pub enum Contents<'a> {
 }
 
 impl Contents<'_> {
-    /// Writes the local copy: the whole document, or for a joined tree the
-    /// snapshot object (its records are in S3 only).
+    /// Writes the local copy: the whole document (compressed, for a paged
+    /// snapshot), or for a joined tree the snapshot object (its records are
+    /// in S3 only).
     fn write_local(&self, manifest: &Manifest, local: &Path) -> Result<Written> {
         match self {
+            Contents::Records(records) if self.compressed(manifest) => {
+                manifest.write_local_compressed(local, records)
+            }
             Contents::Records(records) => manifest.write_local(local, records),
             Contents::Joined(tree) => manifest.write_object_local(local, tree.files, tree.bytes),
+        }
+    }
+
+    /// Whether the local copy is compressed: a paged snapshot's records.
+    fn compressed(&self, manifest: &Manifest) -> bool {
+        matches!(self, Contents::Records(_)) && manifest.root.is_some()
+    }
+
+    /// The local copy's path: `<name>`, or `<name>.gz` when compressed.
+    fn local_path(&self, manifest_dir: &Path, name: &str, manifest: &Manifest) -> PathBuf {
+        match self.compressed(manifest) {
+            true => manifest_dir.join(format!("{name}{COMPRESSED}")),
+            false => manifest_dir.join(name),
         }
     }
 }
@@ -111,8 +128,6 @@ async fn send(
     destination: Destination<'_>,
 ) -> Summary {
     let key = destination.key;
-    let local = manifest_dir.join(destination.local_name);
-    manifest.summary.manifest_local_path = Some(local.display().to_string());
     if !manifest.dry_run {
         manifest.summary.manifest_s3_uri = Some(store.uri(key));
     }
@@ -126,6 +141,8 @@ async fn send(
             None
         }
     };
+    let local = contents.local_path(manifest_dir, destination.local_name, &manifest);
+    manifest.summary.manifest_local_path = Some(local.display().to_string());
     let written = match contents.write_local(&manifest, &local) {
         Ok(written) => Some(written),
         Err(err) => {

@@ -3,12 +3,21 @@
 //! by local path (the manifest's order) by an external merge sort. Memory
 //! then holds at most one run of records while sorting, and one record per
 //! run while merging, however many files the tree has.
+//!
+//! The spool and its sorted runs are compressed on the way to disk (zlib
+//! at its fastest level, about a sixth of the JSON): they live in the
+//! manifest directory, which under Lambda is a `/tmp` of 512 MB by default,
+//! and a million records of JSON would take most of it twice.
 
 use std::cmp::Reverse;
 use std::collections::BinaryHeap;
 use std::fs::File;
 use std::io::{BufRead, BufReader, BufWriter, Seek, SeekFrom, Write};
 use std::path::Path;
+
+use flate2::Compression;
+use flate2::read::ZlibDecoder;
+use flate2::write::ZlibEncoder;
 
 use super::FileRecord;
 use super::summary::Tally;
@@ -19,7 +28,7 @@ const RUN_RECORDS: usize = 20_000;
 
 /// Records as they finish, one JSON line each, in an unnamed file.
 pub struct RecordSpool {
-    out: BufWriter<File>,
+    out: BufWriter<ZlibEncoder<File>>,
     dir: std::path::PathBuf,
     tally: Tally,
 }
@@ -31,7 +40,7 @@ impl RecordSpool {
         let file =
             tempfile::tempfile_in(dir).map_err(|err| Error::io("create a spool in", dir, err))?;
         Ok(RecordSpool {
-            out: BufWriter::new(file),
+            out: compressing(file),
             dir: dir.to_path_buf(),
             tally: Tally::default(),
         })
@@ -53,10 +62,10 @@ impl RecordSpool {
     /// in order, as often as needed.
     pub fn sort(self) -> Result<SortedRecords> {
         let io = |err| Error::io("sort the spool in", &self.dir, err);
-        let mut spooled = self.out.into_inner().map_err(|err| io(err.into_error()))?;
+        let mut spooled = finished(self.out).map_err(io)?;
         spooled.seek(SeekFrom::Start(0)).map_err(io)?;
         let mut runs = Vec::new();
-        let mut lines = BufReader::new(spooled).lines();
+        let mut lines = decompressing(spooled).lines();
         loop {
             let mut run: Vec<(String, String)> = Vec::with_capacity(RUN_RECORDS);
             for line in lines.by_ref().take(RUN_RECORDS) {
@@ -67,12 +76,12 @@ impl RecordSpool {
                 break;
             }
             run.sort_unstable();
-            let mut out = BufWriter::new(tempfile::tempfile_in(&self.dir).map_err(io)?);
+            let mut out = compressing(tempfile::tempfile_in(&self.dir).map_err(io)?);
             for (_, line) in &run {
                 out.write_all(line.as_bytes()).map_err(io)?;
                 out.write_all(b"\n").map_err(io)?;
             }
-            runs.push(out.into_inner().map_err(|err| io(err.into_error()))?);
+            runs.push(finished(out).map_err(io)?);
         }
         Ok(SortedRecords {
             runs,
@@ -104,7 +113,7 @@ impl SortedRecords {
         for run in &self.runs {
             let mut run = run.try_clone().map_err(io)?;
             run.seek(SeekFrom::Start(0)).map_err(io)?;
-            readers.push(BufReader::new(run).lines());
+            readers.push(decompressing(run).lines());
         }
         let mut heads = BinaryHeap::new();
         for (index, reader) in readers.iter_mut().enumerate() {
@@ -121,8 +130,21 @@ impl SortedRecords {
     }
 }
 
+fn compressing(file: File) -> BufWriter<ZlibEncoder<File>> {
+    BufWriter::new(ZlibEncoder::new(file, Compression::fast()))
+}
+
+/// The file under a compressing writer, every byte written to it.
+fn finished(out: BufWriter<ZlibEncoder<File>>) -> std::io::Result<File> {
+    out.into_inner().map_err(|err| err.into_error())?.finish()
+}
+
+fn decompressing(file: File) -> BufReader<ZlibDecoder<File>> {
+    BufReader::new(ZlibDecoder::new(file))
+}
+
 struct Merge<'a> {
-    readers: Vec<std::io::Lines<BufReader<File>>>,
+    readers: Vec<std::io::Lines<BufReader<ZlibDecoder<File>>>>,
     heads: BinaryHeap<Reverse<(String, usize, String)>>,
     dir: &'a Path,
 }

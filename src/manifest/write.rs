@@ -34,6 +34,27 @@ impl Manifest {
         Ok(serde_json::to_vec(&fields)?)
     }
 
+    /// [`Manifest::write_local`], gzip-compressed (at its fastest level): a
+    /// paged snapshot's local copy, the run's audit record, is read by no
+    /// later run, and at a million files its JSON would take most of
+    /// Lambda's 512 MB `/tmp`. `zcat` or `gunzip -c` reads it.
+    pub fn write_local_compressed(&self, path: &Path, records: &SortedRecords) -> Result<Written> {
+        replace_file(path, |file, partial| {
+            let io = |err| Error::io("write", partial, err);
+            let gzip = flate2::write::GzEncoder::new(
+                std::io::BufWriter::new(file),
+                flate2::Compression::fast(),
+            );
+            let (gzip, written) = self.write_hashed(gzip, records)?;
+            let file = gzip
+                .finish()
+                .map_err(io)?
+                .into_inner()
+                .map_err(|err| io(err.into_error()))?;
+            Ok((file, written))
+        })
+    }
+
     /// The local copy of a paged snapshot whose records this run never held
     /// (a merge's): its object, which names the root, as it is uploaded.
     pub fn write_object_local(&self, path: &Path, files: u64, bytes: u64) -> Result<Written> {

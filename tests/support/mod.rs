@@ -460,7 +460,20 @@ pub fn manifest_of(summary: &s3_kms_sync::manifest::Summary) -> s3_kms_sync::man
         .manifest_local_path
         .as_deref()
         .expect("local manifest");
-    serde_json::from_slice(&std::fs::read(path).unwrap()).unwrap()
+    serde_json::from_slice(&local_copy(path).unwrap()).unwrap()
+}
+
+/// The bytes of a run's local manifest copy, as written (a paged
+/// snapshot's is gzip-compressed on disk).
+pub fn local_copy(path: impl AsRef<Path>) -> std::io::Result<Vec<u8>> {
+    let path = path.as_ref();
+    let bytes = std::fs::read(path)?;
+    if path.extension().is_some_and(|e| e == "gz") {
+        let mut plain = Vec::new();
+        std::io::Read::read_to_end(&mut flate2::read::GzDecoder::new(&bytes[..]), &mut plain)?;
+        return Ok(plain);
+    }
+    Ok(bytes)
 }
 
 /// The records of the snapshot a run stored, read back as every command

@@ -81,9 +81,10 @@ pub struct Sweep {
     /// Versions left alone because they do not carry this tool's mark (its
     /// `md5checksum` metadata): another application's objects.
     pub foreign_kept: u64,
-    /// Of the versions to delete, pages of paged snapshots no kept
-    /// snapshot's tree holds.
+    /// Of the versions to delete and the keys to hide, pages of paged
+    /// snapshots no kept snapshot's tree holds.
     pub pages_to_delete: u64,
+    pub pages_to_hide: u64,
 }
 
 /// Lists every version under `prefix` and decides each one's fate.
@@ -183,7 +184,10 @@ impl Judging<'_> {
                     .hide_before
                     .is_some_and(|t| version.last_modified < t);
                 match (left, holds_null) {
-                    (true, false) => sweep.hide.push(version.key.clone()),
+                    (true, false) => {
+                        sweep.pages_to_hide += u64::from(page);
+                        sweep.hide.push(version.key.clone());
+                    }
                     (true, true) if page && version.last_modified < cutoffs.delete_before => {
                         sweep.pages_to_delete += 1;
                         sweep.versions_to_delete += 1;

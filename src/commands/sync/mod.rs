@@ -67,19 +67,15 @@ pub async fn run(
         let name = manifest
             .scope_fields()
             .name(run.started, &run.id, scope.narrowed);
-        let mut summary = publish(
-            store,
-            prefix,
-            &options.manifest_dir,
-            manifest,
-            Contents::Records(&records),
-            &name,
-            match scope.narrowed {
-                true => manifest::Kind::Narrowed,
-                false => manifest::Kind::Full,
-            },
-        )
-        .await;
+        let kind = match scope.narrowed {
+            true => manifest::Kind::Narrowed,
+            false => manifest::Kind::Full,
+        };
+        let contents = Contents::Records(&records);
+        let dir = &options.manifest_dir;
+        // Boxed: the future is large, and a debug build's stack holds it.
+        let published = Box::pin(publish(store, prefix, dir, manifest, contents, &name, kind));
+        let mut summary = published.await;
         store.page_cache_trim();
         if summary.reencrypted > 0 && !summary.dry_run {
             rekey_manifests(store, &scope.key_prefix, &mut summary).await;

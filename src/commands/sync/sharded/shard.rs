@@ -58,7 +58,9 @@ pub async fn run(
         let key = shard::manifest_key(prefix, run_id, shard.index);
         let local_name = format!("shard-{run_id}-{:05}.json", shard.index);
         let dir = &options.manifest_dir;
-        let mut summary = publish_as(store, dir, manifest, &records, &key, &local_name).await;
+        // Boxed: the future is large, and a debug build's stack holds it.
+        let published = Box::pin(publish_as(store, dir, manifest, &records, &key, &local_name));
+        let mut summary = published.await;
         // The merge reads the stored copy; kept here, one per shard would
         // fill a warm container's /tmp run after run.
         if summary.manifest_s3_uri.is_some()

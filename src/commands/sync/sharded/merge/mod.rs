@@ -115,16 +115,11 @@ pub async fn run(
         files: Vec::new(),
     };
     let name = manifest.scope_fields().name(plan.started_at, run_id, false);
-    let summary = publish(
-        store,
-        prefix,
-        &options.manifest_dir,
-        manifest,
-        gathering.gathered.contents(),
-        &name,
-        manifest::Kind::Sharded,
-    )
-    .await;
+    let contents = gathering.gathered.contents();
+    let dir = &options.manifest_dir;
+    let kind = manifest::Kind::Sharded;
+    // Boxed: the future is large, and a debug build's stack holds it.
+    let summary = Box::pin(publish(store, prefix, dir, manifest, contents, &name, kind)).await;
     store.page_cache_trim();
     if summary.manifest_s3_uri.is_some() {
         remove_shard_documents(store, prefix, run_id).await;
