@@ -77,6 +77,7 @@ impl SnapshotLine {
         Pinned {
             version_id: self.version_id.clone(),
             sha256: self.sha256.clone(),
+            kept: None,
         }
     }
 }
@@ -218,6 +219,7 @@ async fn by_bytes(store: &Store, prefix: &str, key: &str) -> Result<Option<Seen>
                 read,
                 verdict,
                 refused,
+                ..
             } = *judged;
             (read, verdict, refused)
         }

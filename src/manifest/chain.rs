@@ -6,7 +6,7 @@ use super::paged::Reading;
 use super::read::{Parsed, read_fetched_narrowed, read_header_fetched};
 use super::{FileRecord, FileStatus, ManifestLink};
 use crate::error::{Error, Result};
-use crate::store::Store;
+use crate::store::{Kept, Store};
 
 /// A manifest of the chain that is missing, unreadable or rewritten.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -94,15 +94,18 @@ pub async fn walk_back(
 /// filters the records further).
 pub async fn read_stored_files(
     store: &Store,
-    key: &str,
+    (key, kept): (&str, Option<&Kept>),
     reading: &Reading,
 ) -> Result<(Parsed<Vec<FileRecord>>, Option<BrokenLink>)> {
-    let fetched = store.get(key).await?.ok_or_else(|| {
-        Error::Config(format!(
-            "manifest {} does not exist: pass a manifest_s3_uri a run printed, or \"latest\", to --manifest",
-            store.uri(key)
-        ))
-    })?;
+    let fetched = match kept.filter(|kept| kept.is_of(key)) {
+        Some(kept) => kept.fetched(),
+        None => store.get(key).await?.ok_or_else(|| {
+            Error::Config(format!(
+                "manifest {} does not exist: pass a manifest_s3_uri a run printed, or \"latest\", to --manifest",
+                store.uri(key)
+            ))
+        })?,
+    };
     let recorded = fetched.sha256.clone();
     let keep_stored = |files: &mut Vec<FileRecord>, file: FileRecord| {
         let stored = file.status.is_stored() && file.s3_key.is_some();

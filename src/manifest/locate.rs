@@ -7,13 +7,16 @@ use super::read::{HEADER_LIMIT, Header, read_header};
 use super::trusted::{HeaderRead, read_header_judged};
 use super::{Snapshot, is_full_manifest_name, scope_tag_of};
 use crate::error::{Error, Result};
-use crate::store::{KeyRange, Store, keys};
+use crate::store::{Kept, KeyRange, Store, keys};
 
 /// The manifest a command reads, and the newer ones "latest" passed over.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Located {
     pub key: String,
     pub passed_over: Vec<PassedOver>,
+    /// Its object, where "latest" read it whole to judge it: read again
+    /// from here, not from S3.
+    pub kept: Option<Kept>,
 }
 
 /// A newer manifest that "latest" did not take, and why.
@@ -54,6 +57,7 @@ pub async fn locate(
         Some(which) => Ok(Located {
             key: named(store, &folder, which)?,
             passed_over: Vec::new(),
+            kept: None,
         }),
     }
 }
@@ -88,8 +92,14 @@ async fn latest(store: &Store, prefix: &str, folder: &str, signed_only: bool) ->
             continue;
         }
         match passed_over_because(store, prefix, &key, signed_only).await? {
-            None => return Ok(Located { key, passed_over }),
-            Some(reason) => passed_over.push(PassedOver {
+            Ok(kept) => {
+                return Ok(Located {
+                    key,
+                    passed_over,
+                    kept,
+                });
+            }
+            Err(reason) => passed_over.push(PassedOver {
                 manifest_s3_uri: store.uri(&key),
                 reason,
             }),
@@ -110,18 +120,19 @@ fn scope_of<'a>(key: &'a str, folder: &str) -> Option<&'a str> {
     key.strip_prefix(folder).and_then(scope_tag_of)
 }
 
-/// Why the manifest at `key` may not be "latest". Where signatures count,
-/// its bytes are read (one GET, its records unparsed) and judged as
-/// restore judges them; metadata alone proves nothing, since whoever can
-/// put an object can copy a real manifest's signature onto it. Then what
-/// it says of its snapshot.
+/// Why the manifest at `key` may not be "latest" (`Err`), else its object
+/// where it was read whole. Where signatures count, its bytes are read (one
+/// GET, its records unparsed) and judged as restore judges them; metadata
+/// alone proves nothing, since whoever can put an object can copy a real
+/// manifest's signature onto it. Then what it says of its snapshot.
 async fn passed_over_because(
     store: &Store,
     prefix: &str,
     key: &str,
     signed_only: bool,
-) -> Result<Option<String>> {
-    let removed = || Some("it was removed while the manifests were listed".to_owned());
+) -> Result<std::result::Result<Option<Kept>, String>> {
+    let removed = || Err("it was removed while the manifests were listed".to_owned());
+    let passed = |snapshot: Snapshot| snapshot.passed_over_because().map(str::to_owned);
     if !signed_only {
         let Some(object) = store.head(key).await? else {
             return Ok(removed());
@@ -130,19 +141,18 @@ async fn passed_over_because(
             Some(snapshot) => snapshot,
             None => Snapshot::of_header(&header_of(store, key).await?),
         };
-        return Ok(snapshot.passed_over_because().map(str::to_owned));
+        return Ok(passed(snapshot).map_or(Ok(None), Err));
     }
     let judged = match read_header_judged(store, prefix, key).await? {
         HeaderRead::Gone => return Ok(removed()),
-        HeaderRead::Unreadable(why) => return Ok(Some(why)),
+        HeaderRead::Unreadable(why) => return Ok(Err(why)),
         HeaderRead::Read(judged) => judged,
     };
     if let Some(why) = judged.refused {
-        return Ok(Some(why));
+        return Ok(Err(why));
     }
-    let read = judged.read;
-    let snapshot = Snapshot::of_header(&read.header);
-    Ok(snapshot.passed_over_because().map(str::to_owned))
+    let snapshot = Snapshot::of_header(&judged.read.header);
+    Ok(passed(snapshot).map_or(Ok(judged.kept), Err))
 }
 
 /// The header of the manifest at `key`. It precedes the records: a

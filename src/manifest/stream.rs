@@ -10,7 +10,7 @@ use super::read::{Header, read_fetched_narrowed};
 use super::trusted::{HeaderRead, read_header_judged};
 use super::{FileRecord, header_of};
 use crate::error::{Error, Result};
-use crate::store::Store;
+use crate::store::{Kept, Store};
 
 /// Records parsed ahead of the reader, at most.
 const AHEAD: usize = 1024;
@@ -40,6 +40,9 @@ pub struct Records {
 pub struct Pinned {
     pub version_id: Option<String>,
     pub sha256: Option<String>,
+    /// The bytes judged, where they were small enough to keep: read again
+    /// from memory, not from S3.
+    pub kept: Option<Kept>,
 }
 
 impl Pinned {
@@ -98,6 +101,7 @@ impl Records {
         let pinned = Pinned {
             version_id: read.version_id,
             sha256: Some(read.sha256),
+            kept: judged.kept,
         };
         Ok((read.header, pinned))
     }
@@ -111,10 +115,13 @@ impl Records {
         (header, pinned): (Header, Pinned),
         reading: &Reading,
     ) -> Result<Records> {
-        let fetched = store
-            .get_at(key, pinned.version_id.as_deref())
-            .await?
-            .ok_or_else(|| Error::Config(format!("manifest {} vanished", store.uri(key))))?;
+        let fetched = match &pinned.kept {
+            Some(kept) => kept.fetched(),
+            None => store
+                .get_at(key, pinned.version_id.as_deref())
+                .await?
+                .ok_or_else(|| Error::Config(format!("manifest {} vanished", store.uri(key))))?,
+        };
         let (sender, receiver) = mpsc::channel(AHEAD);
         let uri = store.uri(key);
         let (store, owned_key, reading) = (store.clone(), key.to_owned(), reading.clone());

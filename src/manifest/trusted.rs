@@ -10,11 +10,11 @@ use std::path::{Path, PathBuf};
 
 use super::chain::{BrokenLink, read_stored_files};
 use super::paged::Reading;
-use super::read::{Header, Parsed, read_header_fetched};
+use super::read::{HEADER_LIMIT, Header, Parsed, read_header_fetched};
 use super::{FileRecord, NameScope, file_name, stamp, timestamp};
 use crate::error::{Error, Result};
 use crate::local::filter::scope_tag;
-use crate::store::{Store, keys};
+use crate::store::{Kept, Store, keys};
 use crate::trust::Verdict;
 use chrono::{DateTime, Utc};
 
@@ -34,10 +34,10 @@ pub struct Judged {
 pub async fn read_judged(
     store: &Store,
     prefix: &str,
-    key: &str,
+    (key, kept): (&str, Option<&Kept>),
     reading: &Reading,
 ) -> Result<Judged> {
-    let (parsed, broken) = read_stored_files(store, key, reading).await?;
+    let (parsed, broken) = read_stored_files(store, (key, kept), reading).await?;
     check_place(store, prefix, key, &parsed.header)?;
     let verdict = store
         .trust()
@@ -63,6 +63,9 @@ pub enum HeaderRead {
 /// A manifest's header read, and what was found of it.
 pub struct HeaderJudged {
     pub read: Parsed<()>,
+    /// The object read, where it was small enough to keep (a paged
+    /// snapshot's always is): what reads it again without a request.
+    pub kept: Option<Kept>,
     pub verdict: Verdict,
     /// Why it may not stand for its run (see [`refusal`]).
     pub refused: Option<String>,
@@ -75,6 +78,10 @@ pub async fn read_header_judged(store: &Store, prefix: &str, key: &str) -> Resul
     let Some(fetched) = store.get(key).await? else {
         return Ok(HeaderRead::Gone);
     };
+    let (fetched, kept) = match fetched.keep_within(HEADER_LIMIT).await? {
+        Ok(kept) => (kept.fetched(), Some(kept)),
+        Err(fetched) => (fetched, None),
+    };
     let read = match read_header_fetched(fetched).await {
         Ok(read) => read,
         Err(err) => return Ok(HeaderRead::Unreadable(format!("unreadable: {err}"))),
@@ -82,6 +89,7 @@ pub async fn read_header_judged(store: &Store, prefix: &str, key: &str) -> Resul
     let (verdict, refused) = judge(store, prefix, key, &read).await?;
     Ok(HeaderRead::Read(Box::new(HeaderJudged {
         read,
+        kept,
         verdict,
         refused,
     })))

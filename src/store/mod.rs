@@ -47,7 +47,7 @@ pub use etag::Etag;
 pub use key_state::UnusableKey;
 pub use listing::{KeyRange, Listed, decode_listed_key};
 use object::stored_by;
-pub use object::{Fetched, NULL_VERSION, Object, Stored, may_be_archived};
+pub use object::{Fetched, Kept, NULL_VERSION, Object, Stored, may_be_archived};
 pub use thaw::Thaw;
 pub use versions::{Refused, Version};
 

@@ -172,8 +172,50 @@ pub struct Fetched {
     pub last_modified: Option<DateTime<Utc>>,
     /// What a snapshot listing shows of a manifest ([`FACTS_METADATA`]).
     pub facts: Option<String>,
+    /// The body's length, as S3 gave it.
+    pub size: Option<u64>,
     bucket: String,
     key: String,
+}
+
+/// A small object read whole: what it was read as, readable again without
+/// another request (a paged snapshot's object, judged, then read).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Kept {
+    bytes: Vec<u8>,
+    sha256: Option<String>,
+    signature: Option<Signature>,
+    etag: Option<String>,
+    version_id: Option<String>,
+    kms_key_id: Option<String>,
+    last_modified: Option<DateTime<Utc>>,
+    facts: Option<String>,
+    bucket: String,
+    key: String,
+}
+
+impl Kept {
+    /// The object again, as it was fetched.
+    pub fn fetched(&self) -> Fetched {
+        Fetched {
+            body: ByteStream::from(self.bytes.clone()),
+            sha256: self.sha256.clone(),
+            signature: self.signature.clone(),
+            etag: self.etag.clone(),
+            version_id: self.version_id.clone(),
+            kms_key_id: self.kms_key_id.clone(),
+            last_modified: self.last_modified,
+            facts: self.facts.clone(),
+            size: Some(self.bytes.len() as u64),
+            bucket: self.bucket.clone(),
+            key: self.key.clone(),
+        }
+    }
+
+    /// Whether this is what is stored at `key`.
+    pub fn is_of(&self, key: &str) -> bool {
+        self.key == key
+    }
 }
 
 impl Fetched {
@@ -192,10 +234,37 @@ impl Fetched {
                 .metadata()
                 .and_then(|m| m.get(FACTS_METADATA))
                 .map(|v| v.to_ascii_lowercase()),
+            size: out.content_length().and_then(|n| u64::try_from(n).ok()),
             body: out.body,
             bucket: bucket.to_owned(),
             key: key.to_owned(),
         }
+    }
+
+    /// The object read whole and kept, when S3 says it is at most `limit`
+    /// bytes; else the object itself, unread.
+    pub async fn keep_within(self, limit: u64) -> Result<std::result::Result<Kept, Fetched>> {
+        if self.size.is_none_or(|size| size > limit) {
+            return Ok(Err(self));
+        }
+        let bytes = self
+            .body
+            .collect()
+            .await
+            .map_err(|err| Error::s3_detail("GetObject", &self.bucket, &self.key, err))?
+            .to_vec();
+        Ok(Ok(Kept {
+            bytes,
+            sha256: self.sha256,
+            signature: self.signature,
+            etag: self.etag,
+            version_id: self.version_id,
+            kms_key_id: self.kms_key_id,
+            last_modified: self.last_modified,
+            facts: self.facts,
+            bucket: self.bucket,
+            key: self.key,
+        }))
     }
 
     /// The whole body in memory: for small objects only (the lock).

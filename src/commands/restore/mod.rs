@@ -24,7 +24,7 @@ use crate::manifest::read::{Header, Parsed};
 use crate::manifest::{EntryKind, FileRecord, RunStatus, chain, locate, trusted};
 use crate::run::RunContext;
 use crate::run::progress::Progress;
-use crate::store::Store;
+use crate::store::{Kept, Store};
 use crate::trust::Verdict;
 use entries::Chosen;
 use file::{Restored, Worker};
@@ -42,7 +42,8 @@ pub async fn run(store: &Store, prefix: &str, options: &RestoreOptions) -> Resul
         let before = store.requests();
         let which = options.manifest.as_deref();
         let located = locate(store, prefix, which, !options.allow_unsigned).await?;
-        let (parsed, verdict) = trusted_manifest(store, prefix, &located.key, options).await?;
+        let manifest = (located.key.as_str(), located.kept.as_ref());
+        let (parsed, verdict) = trusted_manifest(store, prefix, manifest, options).await?;
         let mut report = RestoreReport::new(&run.id, store.uri(&located.key), options);
         report.passed_over = located.passed_over;
         report.signature = verdict;
@@ -114,7 +115,7 @@ async fn restore_tree(
 async fn trusted_manifest(
     store: &Store,
     prefix: &str,
-    key: &str,
+    (key, kept): (&str, Option<&Kept>),
     options: &RestoreOptions,
 ) -> Result<(Parsed<Vec<FileRecord>>, Verdict)> {
     // Only the pages that may hold the included paths are read.
@@ -122,7 +123,7 @@ async fn trusted_manifest(
         prefixes: starts.to_vec(),
     });
     let reading = Reading::narrowed(narrow);
-    let judged = trusted::read_judged(store, prefix, key, &reading).await?;
+    let judged = trusted::read_judged(store, prefix, (key, kept), &reading).await?;
     if judged.verdict.is_valid() {
         return Ok((judged.parsed, judged.verdict));
     }

@@ -15,7 +15,7 @@ use crate::manifest::chain;
 use crate::manifest::trusted::{self, Judged};
 use crate::manifest::{EntryKind, FileRecord, ManifestLink, locate};
 use crate::run::RunContext;
-use crate::store::Store;
+use crate::store::{Kept, Store};
 use crate::trust::Verdict;
 pub use options::{ReadShare, VerifyArgs, VerifyOptions, VerifyRequest};
 pub use report::{Problem, ProblemKind, VerifyReport, VerifyStatus, Warning};
@@ -36,7 +36,7 @@ pub async fn run(
         let key = located.key;
         let mut report = VerifyReport::new(&run.id, store.uri(&key));
         report.passed_over = located.passed_over;
-        let manifest = read_manifest(store, prefix, &key).await?;
+        let manifest = read_manifest(store, prefix, (&key, located.kept.as_ref())).await?;
         if !store.trust().enforced() {
             report.warnings.extend(Warning::unchecked(
                 &report.manifest_s3_uri,
@@ -107,8 +107,12 @@ struct ReadManifest {
 }
 
 /// The manifest at `key`: the verified manifest is the chain's first link.
-async fn read_manifest(store: &Store, prefix: &str, key: &str) -> Result<ReadManifest> {
-    let judged = trusted::read_judged(store, prefix, key, &Default::default()).await?;
+async fn read_manifest(
+    store: &Store,
+    prefix: &str,
+    (key, kept): (&str, Option<&Kept>),
+) -> Result<ReadManifest> {
+    let judged = trusted::read_judged(store, prefix, (key, kept), &Default::default()).await?;
     let uri = store.uri(key);
     let mut problems: Vec<Problem> = Problem::of_signature(&uri, &judged.verdict)
         .filter(|_| store.trust().enforced())

@@ -88,6 +88,7 @@ pub(super) async fn judge_shard(
         pinned: Pinned {
             version_id: read.version_id,
             sha256: Some(read.sha256),
+            kept: None,
         },
     })))
 }
