@@ -25,7 +25,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::store::keys::MANIFEST_FOLDER;
 
-pub use reader::{coarse_index, leaves_of, page_records, pages_of, read_pages};
+pub use reader::{Listed, coarse_index, leaves_of, page_records, pages_of, read_pages};
 pub use reading::{Narrow, Reading};
 pub use writer::{PageWriter, Tree};
 

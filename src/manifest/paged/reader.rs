@@ -233,27 +233,43 @@ async fn index_level(
     Ok(entries)
 }
 
-/// Where the nodes of the tree under `root` start and how many stored files
-/// each holds, read down only until a node holds about `files_each` / 8
-/// files on average (or to the pages): what a plan cuts the tree by,
-/// without reading a record. Empty when the root is the one page.
+/// A node of a tree as its index lists it: where it starts, the stored
+/// files under it, and its hash if it is a page of records.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Listed {
+    pub first: String,
+    pub files: u64,
+    pub page: Option<String>,
+}
+
+/// The nodes of the tree under `root`, in path order, read down only until
+/// a node holds about `files_each` / 8 files on average (or to the pages):
+/// what a plan cuts the tree by, without reading a record. Empty when the
+/// root is the one page.
 pub async fn coarse_index(
     store: &Store,
     snapshot_key: &str,
     root: &Root,
     files_each: u64,
-) -> Result<Vec<(String, u64)>> {
+) -> Result<Vec<Listed>> {
     let mut entries = Vec::new();
     let mut hashes = vec![root.sha256.clone()];
+    let mut pages = false;
     for level in (1..=root.level).rev() {
         entries = index_level(store, snapshot_key, hashes, level).await?;
+        pages = level == 1;
         let files: u64 = entries.iter().map(|e| e.files).sum();
         if files / (entries.len() as u64).max(1) <= files_each / 8 {
             break;
         }
         hashes = entries.iter().map(|e| e.sha256.clone()).collect();
     }
-    Ok(entries.into_iter().map(|e| (e.first, e.files)).collect())
+    let listed = entries.into_iter().map(|e| Listed {
+        page: pages.then_some(e.sha256),
+        first: e.first,
+        files: e.files,
+    });
+    Ok(listed.collect())
 }
 
 /// The node named `sha256`, checked, with its URI; a cached copy that fails

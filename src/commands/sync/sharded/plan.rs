@@ -18,7 +18,7 @@ use crate::commands::sync::load::{list_manifests, rehash_due};
 use crate::config::Options;
 use crate::error::{Error, Result};
 use crate::local::range::PathRange;
-use crate::manifest::paged::{self, Reading};
+use crate::manifest::paged::{self, Listed, Reading};
 use crate::manifest::read::{Header, Parsed, read_fetched_narrowed};
 use crate::manifest::timestamp;
 use crate::manifest::trusted::refusal;
@@ -319,22 +319,37 @@ async fn fetch_unpaged(
 }
 
 /// Cuts along a paged snapshot's index: after about `every` stored files,
-/// at the first path of the next node. A snapshot of one page is small
-/// enough to sample whole.
+/// at the first path of the next node. Only a page that holds more than a
+/// slice (slices smaller than pages, or a snapshot of one page) is read, to
+/// cut inside it.
 async fn index_cuts(store: &Store, key: &str, header: &Header, every: u64) -> Result<Vec<String>> {
     let Some(root) = header.paged_root() else {
         return Ok(Vec::new());
     };
     let source = format!("{}/", header.source_dir.trim_end_matches('/'));
-    if root.level == 0 {
-        let records: Vec<KeyOnlyPath> =
-            paged::page_records(store, key, &root.sha256, &header.bucket).await?;
-        let files = records.iter().filter(|r| r.s3_key.is_some());
-        let paths = files.map(|r| (r.local_path.clone(), 1));
-        return Ok(cuts_every(paths, every, &source));
+    // A root of level 0 is the one page: its records are all there is.
+    let one_page = root.level == 0;
+    let nodes = match one_page {
+        true => vec![Listed {
+            first: String::new(),
+            files: 0,
+            page: Some(root.sha256.clone()),
+        }],
+        false => paged::coarse_index(store, key, root, every).await?,
+    };
+    let mut spans = Vec::new();
+    for node in nodes {
+        match &node.page {
+            Some(page) if one_page || node.files > every => {
+                let records: Vec<KeyOnlyPath> =
+                    paged::page_records(store, key, page, &header.bucket).await?;
+                let files = records.into_iter().filter(|r| r.s3_key.is_some());
+                spans.extend(files.map(|r| (r.local_path, 1)));
+            }
+            _ => spans.push((node.first, node.files)),
+        }
     }
-    let nodes = paged::coarse_index(store, key, root, every).await?;
-    Ok(cuts_every(nodes.into_iter(), every, &source))
+    Ok(cuts_every(spans.into_iter(), every, &source))
 }
 
 /// A record's path, and whether it is a stored file.
@@ -344,13 +359,15 @@ struct KeyOnlyPath {
     s3_key: Option<String>,
 }
 
-/// A cut at the start of each node (path, files) once `every` files have
-/// gone by since the last, as a path relative to `source`.
+/// A cut at the start of each node (path, files) that would take its slice
+/// past `every` files, as a path relative to `source`: slices of at most
+/// `every`, but for a node larger than that alone.
 fn cuts_every(nodes: impl Iterator<Item = (String, u64)>, every: u64, source: &str) -> Vec<String> {
     let mut cuts = Vec::new();
     let mut filled = 0;
     for (first, files) in nodes {
-        if filled >= every
+        if filled > 0
+            && filled + files > every
             && let Some(relative) = first.strip_prefix(source)
         {
             cuts.push(relative.to_owned());
@@ -380,6 +397,21 @@ fn top_level_cuts(source: &Path) -> Result<Vec<String>> {
 mod tests {
     use super::*;
     use std::path::Path;
+
+    #[test]
+    fn cuts_keep_each_slice_within_its_files() {
+        let nodes = |sizes: &[u64]| {
+            let named = sizes.iter().enumerate();
+            named
+                .map(|(i, n)| (format!("/s/n{i}"), *n))
+                .collect::<Vec<_>>()
+        };
+        let cuts = cuts_every(nodes(&[3, 3, 3, 1, 5]).into_iter(), 4, "/s/");
+        assert_eq!(cuts, ["n1", "n2", "n4"], "3 | 3 | 3+1 | 5");
+        let cuts = cuts_every(nodes(&[1; 9]).into_iter(), 4, "/s/");
+        assert_eq!(cuts, ["n4", "n8"]);
+        assert!(cuts_every(nodes(&[2, 2]).into_iter(), 4, "/s/").is_empty());
+    }
 
     #[test]
     fn slices_between_cuts_hold_every_path_once() {

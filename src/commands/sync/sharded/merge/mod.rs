@@ -19,7 +19,7 @@ use super::read_document;
 use crate::commands::sync::SyncOptions;
 use crate::error::Result;
 use crate::manifest::publish::publish;
-use crate::manifest::{self, Manifest, SourceShrunk, Summary};
+use crate::manifest::{self, Manifest, SourceShrunk, Summary, Tally};
 use crate::run::shard::{self, Plan, Shard};
 use crate::run::{RunOptions, lease};
 use crate::store::{KeyRange, Store};
@@ -60,60 +60,10 @@ pub async fn run(
     let mut shards = judge_all(store, prefix, sync, &plan, &listed).await?;
     let gathering = gather(store, prefix, options, &shards.sound).await?;
     shards.missing.extend(&gathering.vanished);
-    let tally = gathering.tally;
-    let duration = (Utc::now() - plan.started_at).to_std().unwrap_or_default();
-    let mut summary = Summary::of(
-        run_id,
-        false,
-        tally,
-        shards.not_reached,
-        duration.as_millis() as u64,
-    );
-    summary.bytes_read = shards.bytes_read;
-    if !shards.missing.is_empty() || !shards.incomplete.is_empty() {
-        summary.record_missing_shards(&shards.missing, &shards.incomplete);
-    }
-    if !shards.refused.is_empty() {
-        summary.record_refused_shards(&shards.refused);
-    }
     let held = lease::held_by(store, prefix, run_id).await?;
-    if !held {
-        summary.record_lost_lease("the lock expired or was taken over before the merge");
-    }
-    let shrunk = SourceShrunk::check(sync.min_source_ratio, plan.expected_files, shards.found)
-        .filter(|_| summary.complete);
-    if let Some(shrunk) = shrunk {
-        summary.record_shrunk_source(shrunk);
-    }
-    let source_dir = sync.source_dir.display().to_string();
-    let manifest = Manifest {
-        run_id: run_id.clone(),
-        started_at: manifest::timestamp(plan.started_at),
-        finished_at: manifest::timestamp(Utc::now()),
-        walked_dir: source_dir.clone(),
-        source_dir,
-        bucket: store.bucket().to_owned(),
-        prefix: prefix.to_owned(),
-        kms_key_id: store.kms_key_id().to_owned(),
-        include: sync.filter.configured().0.to_vec(),
-        exclude: sync.filter.configured().1.to_vec(),
-        dry_run: false,
-        narrowed: false,
-        event_include: Vec::new(),
-        event_exclude: Vec::new(),
-        complete: summary.complete,
-        expected_files: Some(shrunk.map_or(shards.found, |s| s.recorded)),
-        previous_manifest: plan.previous_manifest.clone(),
-        resume_after: None,
-        full_rehash: plan.full_rehash,
-        runs_since_full_rehash: plan.runs_since_full_rehash,
-        // Set as it is published, by the key that signs it.
-        signing_key_id: None,
-        format: sync.snapshot_format,
-        root: None,
-        summary,
-        files: Vec::new(),
-    };
+    let tally = gathering.tally;
+    let (summary, expected) = summarize(&plan, &shards, tally, held, sync.min_source_ratio);
+    let manifest = run_manifest(store, prefix, sync, &plan, (summary, expected));
     let name = manifest.scope_fields().name(plan.started_at, run_id, false);
     let contents = gathering.gathered.contents();
     let dir = &options.manifest_dir;
@@ -129,6 +79,76 @@ pub async fn run(
     }
     info!(%run_id, status = ?summary.status, shards = plan.shards, files = tally.files(), "merged");
     Ok(summary)
+}
+
+/// The run's summary from what the shards said, and the files the run's
+/// manifest expects the source to hold.
+fn summarize(
+    plan: &Plan,
+    shards: &Shards,
+    tally: Tally,
+    held: bool,
+    min_source_ratio: f64,
+) -> (Summary, u64) {
+    let duration = (Utc::now() - plan.started_at).to_std().unwrap_or_default();
+    let elapsed = duration.as_millis() as u64;
+    let mut summary = Summary::of(&plan.run_id, false, tally, shards.not_reached, elapsed);
+    summary.bytes_read = shards.bytes_read;
+    if !shards.missing.is_empty() || !shards.incomplete.is_empty() {
+        summary.record_missing_shards(&shards.missing, &shards.incomplete);
+    }
+    if !shards.refused.is_empty() {
+        summary.record_refused_shards(&shards.refused);
+    }
+    if !held {
+        summary.record_lost_lease("the lock expired or was taken over before the merge");
+    }
+    let shrunk = SourceShrunk::check(min_source_ratio, plan.expected_files, shards.found)
+        .filter(|_| summary.complete);
+    if let Some(shrunk) = shrunk {
+        summary.record_shrunk_source(shrunk);
+    }
+    (summary, shrunk.map_or(shards.found, |s| s.recorded))
+}
+
+/// The run's manifest: a full one under the plan's start, linked to the
+/// manifest that was newest when the run was planned.
+fn run_manifest(
+    store: &Store,
+    prefix: &str,
+    sync: &SyncOptions,
+    plan: &Plan,
+    (summary, expected_files): (Summary, u64),
+) -> Manifest {
+    let source_dir = sync.source_dir.display().to_string();
+    Manifest {
+        run_id: plan.run_id.clone(),
+        started_at: manifest::timestamp(plan.started_at),
+        finished_at: manifest::timestamp(Utc::now()),
+        walked_dir: source_dir.clone(),
+        source_dir,
+        bucket: store.bucket().to_owned(),
+        prefix: prefix.to_owned(),
+        kms_key_id: store.kms_key_id().to_owned(),
+        include: sync.filter.configured().0.to_vec(),
+        exclude: sync.filter.configured().1.to_vec(),
+        dry_run: false,
+        narrowed: false,
+        event_include: Vec::new(),
+        event_exclude: Vec::new(),
+        complete: summary.complete,
+        expected_files: Some(expected_files),
+        previous_manifest: plan.previous_manifest.clone(),
+        resume_after: None,
+        full_rehash: plan.full_rehash,
+        runs_since_full_rehash: plan.runs_since_full_rehash,
+        // Set as it is published, by the key that signs it.
+        signing_key_id: None,
+        format: sync.snapshot_format,
+        root: None,
+        summary,
+        files: Vec::new(),
+    }
 }
 
 /// Judges each shard's manifest the plan listed, in slice order.
