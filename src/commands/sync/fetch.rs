@@ -4,7 +4,8 @@
 use super::index::{Entries, Index};
 use crate::error::Result;
 use crate::manifest::ManifestLink;
-use crate::manifest::read::{Parsed, read_fetched};
+use crate::manifest::paged::Reading;
+use crate::manifest::read::{Parsed, read_fetched_narrowed};
 use crate::manifest::trusted::{HeaderRead, read_header_judged, refusal};
 use crate::store::Store;
 use tracing::warn;
@@ -18,7 +19,8 @@ pub(super) async fn fetch_index(
     key_prefix: &str,
     entries: Entries,
 ) -> std::result::Result<(Index, String), String> {
-    let read = match fetch_manifest(store, key, entries, Index::add).await {
+    let whole = Reading::default();
+    let read = match fetch_manifest(store, key, &whole, (entries, Index::add)).await {
         Ok(Some(read)) => read,
         Ok(None) => return Err("it was removed while the run began".into()),
         Err(err) => return Err(format!("unreadable or corrupt: {err}")),
@@ -37,19 +39,20 @@ pub(super) async fn fetch_index(
 }
 
 /// The manifest at `key` from S3, each record handed to `each` as it
-/// streams in; `None` when there is none.
+/// streams in (of a paged snapshot, those of the nodes `reading` needs);
+/// `None` when there is none.
 pub(super) async fn fetch_manifest<T, S>(
     store: &Store,
     key: &str,
-    state: S,
-    each: fn(&mut S, T),
+    reading: &Reading,
+    (state, each): (S, fn(&mut S, T)),
 ) -> Result<Option<Parsed<S>>>
 where
     T: serde::de::DeserializeOwned + 'static,
     S: Send + 'static,
 {
     match store.get(key).await? {
-        Some(fetched) => read_fetched(store, key, fetched, state, each)
+        Some(fetched) => read_fetched_narrowed(store, (key, fetched), reading, state, each)
             .await
             .map(Some),
         None => Ok(None),

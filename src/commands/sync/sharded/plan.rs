@@ -13,13 +13,13 @@ use tracing::{info, warn};
 
 use super::write_document;
 use crate::commands::sync::SyncOptions;
-use crate::commands::sync::fetch::newest_link;
+use crate::commands::sync::fetch::{fetch_manifest, newest_link};
 use crate::commands::sync::load::{list_manifests, rehash_due};
 use crate::config::Options;
 use crate::error::{Error, Result};
 use crate::local::range::PathRange;
 use crate::manifest::paged::{self, Listed, Reading};
-use crate::manifest::read::{Header, Parsed, read_fetched_narrowed};
+use crate::manifest::read::Header;
 use crate::manifest::timestamp;
 use crate::manifest::trusted::refusal;
 use crate::run::hold::take;
@@ -256,7 +256,9 @@ async fn sample(store: &Store, key: &str, prefix: &str, every: u64) -> Option<Sa
         every,
         ..Sampler::default()
     };
-    let parsed = match fetch_unpaged(store, key, sampler).await {
+    // A paged snapshot's object alone; a first-format document whole.
+    let reading = Reading::header_only();
+    let parsed = match fetch_manifest(store, key, &reading, (sampler, Sampler::add)).await {
         Ok(parsed) => parsed?,
         Err(err) => {
             warn!(key, error = %err, "last manifest unreadable or corrupt; cutting by top-level directory");
@@ -300,22 +302,6 @@ async fn sample(store: &Store, key: &str, prefix: &str, every: u64) -> Option<Sa
         records,
         cuts,
     })
-}
-
-/// The manifest at `key`: a document of the first format read whole into
-/// `sampler`, a paged snapshot's object alone.
-async fn fetch_unpaged(
-    store: &Store,
-    key: &str,
-    sampler: Sampler,
-) -> Result<Option<Parsed<Sampler>>> {
-    let Some(fetched) = store.get(key).await? else {
-        return Ok(None);
-    };
-    let reading = Reading::header_only();
-    read_fetched_narrowed(store, (key, fetched), &reading, sampler, Sampler::add)
-        .await
-        .map(Some)
 }
 
 /// Cuts along a paged snapshot's index: after about `every` stored files,
