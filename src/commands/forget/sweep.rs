@@ -149,10 +149,10 @@ impl Judging<'_> {
     /// Judges one key's history, newest first.
     fn judge(&self, history: &[Version], sweep: &mut Sweep) {
         let (references, cutoffs) = (self.references, self.cutoffs);
-        let page = latest_key(history).is_some_and(|key| key.starts_with(self.pages));
         let Some(latest) = history.first() else {
             return;
         };
+        let page = latest.key.starts_with(self.pages);
         // When each version stopped being current: when the one above it was written.
         let mut noncurrent_since: Option<DateTime<Utc>> = None;
         let mut left_behind = 0;
@@ -189,10 +189,7 @@ impl Judging<'_> {
                         sweep.hide.push(version.key.clone());
                     }
                     (true, true) if page && version.last_modified < cutoffs.delete_before => {
-                        sweep.pages_to_delete += 1;
-                        sweep.versions_to_delete += 1;
-                        sweep.bytes_to_delete += version.size;
-                        delete(sweep, version);
+                        delete_version(sweep, version, page);
                         continue;
                     }
                     (true, true) if page => sweep.in_grace += 1,
@@ -201,12 +198,7 @@ impl Judging<'_> {
                 }
                 left_behind += 1;
             } else if expired && !(version.version_id == NULL_VERSION && unversioned) {
-                if page {
-                    sweep.pages_to_delete += 1;
-                }
-                sweep.versions_to_delete += 1;
-                sweep.bytes_to_delete += version.size;
-                delete(sweep, version);
+                delete_version(sweep, version, page);
             } else {
                 sweep.in_grace += 1;
                 left_behind += 1;
@@ -219,8 +211,12 @@ impl Judging<'_> {
     }
 }
 
-fn latest_key(history: &[Version]) -> Option<&str> {
-    history.first().map(|v| v.key.as_str())
+/// Deletes an object version (a page's, if `page`), counted with its bytes.
+fn delete_version(sweep: &mut Sweep, version: &Version, page: bool) {
+    sweep.pages_to_delete += u64::from(page);
+    sweep.versions_to_delete += 1;
+    sweep.bytes_to_delete += version.size;
+    delete(sweep, version);
 }
 
 fn delete(sweep: &mut Sweep, version: &Version) {
