@@ -247,12 +247,7 @@ impl Fetched {
         if self.size.is_none_or(|size| size > limit) {
             return Ok(Err(self));
         }
-        let bytes = self
-            .body
-            .collect()
-            .await
-            .map_err(|err| Error::s3_detail("GetObject", &self.bucket, &self.key, err))?
-            .to_vec();
+        let bytes = collect(self.body, &self.bucket, &self.key).await?;
         Ok(Ok(Kept {
             bytes,
             sha256: self.sha256,
@@ -269,18 +264,22 @@ impl Fetched {
 
     /// The whole body in memory: for small objects only (the lock).
     pub async fn bytes(self) -> Result<Vec<u8>> {
-        let collected = self
-            .body
-            .collect()
-            .await
-            .map_err(|err| Error::s3_detail("GetObject", &self.bucket, &self.key, err))?;
-        Ok(collected.to_vec())
+        collect(self.body, &self.bucket, &self.key).await
     }
 
     /// The body as a blocking reader, for a parser on a blocking thread.
     pub fn into_blocking_read(self) -> impl std::io::Read + Send {
         tokio_util::io::SyncIoBridge::new(self.body.into_async_read())
     }
+}
+
+/// A GetObject body, whole.
+async fn collect(body: ByteStream, bucket: &str, key: &str) -> Result<Vec<u8>> {
+    let collected = body
+        .collect()
+        .await
+        .map_err(|err| Error::s3_detail("GetObject", bucket, key, err))?;
+    Ok(collected.to_vec())
 }
 
 /// The signature in an object's user metadata, as stored (base64 is
