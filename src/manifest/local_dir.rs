@@ -187,16 +187,17 @@ pub fn prune_superseded(dir: &Path, bucket: &str, key_prefix: &str, kept: &str) 
     // scope's newest copy is its next run's index.
     let kept_full = is_full_manifest_name(kept);
     let kept_scope = scope_tag_of(kept);
-    let plain = |name: &str| name.strip_suffix(COMPRESSED).unwrap_or(name).to_owned();
+    // A compressed copy is judged by its name without the suffix.
+    let plain = |name: &String| name.strip_suffix(COMPRESSED).unwrap_or(name).to_owned();
     let superseded = entries
         .filter_map(|entry| entry.ok()?.file_name().into_string().ok())
-        .filter(|name| is_manifest_name(&plain(name)) && plain(name).as_str() < kept)
-        .filter(|name| {
-            let name = plain(name);
-            !is_full_manifest_name(&name) || (kept_full && scope_tag_of(&name) == kept_scope)
+        .map(|name| (plain(&name), name))
+        .filter(|(plain, _)| is_manifest_name(plain) && plain.as_str() < kept)
+        .filter(|(plain, _)| {
+            !is_full_manifest_name(plain) || (kept_full && scope_tag_of(plain) == kept_scope)
         });
     let mut removed = 0;
-    for name in superseded {
+    for (_, name) in superseded {
         let path = dir.join(&name);
         // The header alone: the records may be hundreds of megabytes.
         let ours = open_regular(&path)

@@ -67,8 +67,8 @@ pub struct Header {
     /// The KMS key meant to sign the manifest; `None`: written unsigned.
     #[serde(default)]
     pub signing_key_id: Option<String>,
-    /// The run's counts (what a sharded run's merge adds up).
-    /// The run's summary, where it parses (an older tool's may not).
+    /// The run's counts (what a sharded run's merge adds up), where its
+    /// summary parses (an older tool's may not).
     #[serde(default, deserialize_with = "lenient")]
     pub summary: Option<super::Summary>,
     /// A paged snapshot's tree, whose records its `files` do not hold.

@@ -2,9 +2,8 @@
 //! level below, serialised the same way every time, compressed, and named
 //! by the SHA-256 of its plain bytes.
 
-use std::io::Read;
-
 use std::cell::RefCell;
+use std::io::Read;
 
 use flate2::read::ZlibDecoder;
 use flate2::{Compress, Compression, FlushCompress, Status};
