@@ -54,6 +54,17 @@ fn written(before: &BTreeMap<String, i64>, after: &BTreeMap<String, i64>) -> i64
         .sum()
 }
 
+/// The tree the snapshot `manifest` (the latest if `None`) restores to,
+/// every entry restored.
+async fn restored_tree(backup: &Backup, manifest: Option<&str>) -> BTreeMap<String, Vec<u8>> {
+    let target = tempfile::tempdir().unwrap();
+    let report = restore_with(&backup.engine.store, manifest, target.path())
+        .await
+        .unwrap();
+    assert_eq!(report.failed, 0, "{report:?}");
+    tree(target.path())
+}
+
 /// The snapshot object of a run, parsed.
 async fn snapshot_object(
     backup: &Backup,
@@ -112,12 +123,10 @@ async fn an_unchanged_run_writes_its_small_object_and_shares_every_page() {
         (1..=4).contains(&sent.sent),
         "one change sends its page and the index above it: {sent:?}"
     );
-    let target = tempfile::tempdir().unwrap();
-    let report = restore_with(&backup.engine.store, None, target.path())
-        .await
-        .unwrap();
-    assert_eq!(report.failed, 0, "{report:?}");
-    assert_eq!(tree(target.path()), tree(backup.source.path()));
+    assert_eq!(
+        restored_tree(&backup, None).await,
+        tree(backup.source.path())
+    );
 }
 
 /// Puts `body` at `key` as a principal that may write the prefix would.
@@ -236,17 +245,8 @@ async fn a_history_of_both_formats_restores_diffs_forgets_and_prunes() {
         "the first paged run takes its index from the first format's snapshot"
     );
 
-    let target = tempfile::tempdir().unwrap();
-    let old = restore_with(
-        &backup.engine.store,
-        first.manifest_s3_uri.as_deref(),
-        target.path(),
-    )
-    .await
-    .unwrap();
-    assert_eq!(old.failed, 0, "{old:?}");
     assert_eq!(
-        tree(target.path()),
+        restored_tree(&backup, first.manifest_s3_uri.as_deref()).await,
         tree_at_first,
         "the first format restores"
     );
@@ -268,13 +268,8 @@ async fn a_history_of_both_formats_restores_diffs_forgets_and_prunes() {
         prune.sweep.versions_to_delete, 1,
         "top.txt's first version: {prune:#?}"
     );
-    let target = tempfile::tempdir().unwrap();
-    let latest = restore_with(&backup.engine.store, None, target.path())
-        .await
-        .unwrap();
-    assert_eq!(latest.failed, 0, "{latest:?}");
     assert_eq!(
-        tree(target.path()),
+        restored_tree(&backup, None).await,
         tree(backup.source.path()),
         "the paged snapshot restores after a prune"
     );
@@ -332,12 +327,10 @@ async fn a_cached_page_is_sent_again_once_s3_lost_it() {
     let again = backup.sync().await;
     let pages = again.pages.unwrap();
     assert_eq!(pages.sent, pages.nodes, "{pages:?}");
-    let target = tempfile::tempdir().unwrap();
-    let report = restore_with(&backup.engine.store, None, target.path())
-        .await
-        .unwrap();
-    assert_eq!(report.failed, 0, "{report:?}");
-    assert_eq!(tree(target.path()), tree(backup.source.path()));
+    assert_eq!(
+        restored_tree(&backup, None).await,
+        tree(backup.source.path())
+    );
 }
 
 /// 2,000 files in 20 directories: a tree of some 60 pages and two levels.
@@ -491,16 +484,11 @@ async fn forget_sweeps_the_pages_only_forgotten_snapshots_named(
         "a page of the kept snapshot went"
     );
 
-    let target = tempfile::tempdir().unwrap();
-    let latest = restore_with(
-        &backup.engine.store,
-        second.manifest_s3_uri.as_deref(),
-        target.path(),
-    )
-    .await
-    .unwrap();
-    assert_eq!(latest.failed, 0, "{latest:?}");
-    assert_eq!(tree(target.path()), tree(backup.source.path()));
+    let second_uri = second.manifest_s3_uri.as_deref();
+    assert_eq!(
+        restored_tree(&backup, second_uri).await,
+        tree(backup.source.path())
+    );
     // The next run finds its index whole, and writes only its object.
     let third = backup.sync().await;
     assert_eq!(third.uploaded, 0, "{third:?}");
