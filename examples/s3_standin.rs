@@ -5,7 +5,8 @@
 //! TCP handshake to that S3. moto cannot stand in here: it answers a few
 //! hundred requests a second, so at 30 ms a request every client would
 //! measure moto, not itself. `GET /_standin/stats` tells how many
-//! connections and requests it has served.
+//! connections and requests it has served, and the bytes of the objects
+//! it sent.
 //!
 //! It speaks the part of S3 a sync of small files uses, path-style:
 //! CreateBucket, HeadBucket, PutObject (with If-None-Match / If-Match),
@@ -23,7 +24,7 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use http_body_util::{BodyExt, Full};
-use hyper::body::Incoming;
+use hyper::body::{Body, Incoming};
 use hyper::{Method, Request, Response};
 use hyper_util::rt::TokioIo;
 use percent_encoding::{AsciiSet, NON_ALPHANUMERIC, percent_decode_str, utf8_percent_encode};
@@ -101,7 +102,14 @@ async fn main() {
                         Duration::ZERO
                     };
                     tokio::time::sleep(delay + handshake).await;
-                    Ok::<_, Infallible>(handle(&store, req).await)
+                    let object_get = req.method() == Method::GET
+                        && req.uri().path().trim_start_matches('/').contains('/');
+                    let answer = handle(&store, req).await;
+                    if object_get && answer.status().is_success() {
+                        let sent = answer.body().size_hint().exact().unwrap_or(0);
+                        stats.sent.fetch_add(sent, Ordering::Relaxed);
+                    }
+                    Ok::<_, Infallible>(answer)
                 }
             });
             let _ = hyper::server::conn::http1::Builder::new()
@@ -116,14 +124,17 @@ async fn main() {
 struct Stats {
     connections: AtomicU64,
     requests: AtomicU64,
+    /// Bytes of object bodies sent (GetObject).
+    sent: AtomicU64,
 }
 
 impl Stats {
     fn answer(&self) -> Answer {
         let body = format!(
-            "{{\"connections\": {}, \"requests\": {}}}",
+            "{{\"connections\": {}, \"requests\": {}, \"sent\": {}}}",
             self.connections.load(Ordering::Relaxed),
-            self.requests.load(Ordering::Relaxed)
+            self.requests.load(Ordering::Relaxed),
+            self.sent.load(Ordering::Relaxed)
         );
         Response::new(Full::new(Bytes::from(body)))
     }

@@ -14,6 +14,11 @@ files (wall time, peak RSS, what the manifest directory holds after it, the
 bytes written under `_manifests/`) and restoring one file from that snapshot
 (its GETs). Both formats back up to one prefix, so the data is stored once:
 the first paged run takes its index from the first format's snapshot.
+
+With --prune N it measures what prune reads of N files x 30 daily snapshots,
+1% changed a day (examples/retention_scale.rs): the first format's manifests
+streamed through prune's reader, then the same history published paged on
+the stand-in, with the bytes and GETs prune's references read of it.
 """
 import argparse
 import contextlib
@@ -180,13 +185,31 @@ def merge(files):
     print("```")
 
 
+def prune(files):
+    """Prune's references over `files` x 30 daily snapshots, by format."""
+    example = STANDIN.parent / "retention_scale"
+    print(f"Prune over {files:,} files x 30 daily snapshots, 1% changed a day")
+    print("```")
+    first = subprocess.run([str(example), str(files), "30"], check=True, capture_output=True, text=True)
+    print(first.stdout.strip())
+    with standin(STANDIN, "example-backups") as endpoint:
+        paged = subprocess.run([str(example), str(files), "30", "--paged", endpoint],
+                               check=True, capture_output=True, text=True, env=tool_env(endpoint))
+    print(paged.stdout.strip())
+    print("```")
+
+
 def main():
     parser = argparse.ArgumentParser()
     parser.add_argument("--files", type=int, default=100_000)
     parser.add_argument("--dirs", type=int, default=100)
     parser.add_argument("--scale", type=int, help="measure an unchanged rerun of this many files instead")
     parser.add_argument("--merge", type=int, help="measure the merge of a sharded run of this many files instead")
+    parser.add_argument("--prune", type=int, help="measure prune's reading of this many files x 30 snapshots instead")
     args = parser.parse_args()
+    if args.prune:
+        prune(args.prune)
+        return
     if args.scale:
         scale(args.scale)
         return
