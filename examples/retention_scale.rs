@@ -258,7 +258,9 @@ mod paged {
         let read_secs = clock.elapsed().as_secs_f64();
         let after = stats(endpoint);
         let read = after.1 - served.1;
-        println!("files {files}, snapshots {snapshots}, 1% changed per day, paged (setup {setup_secs:.0} s)");
+        println!(
+            "files {files}, snapshots {snapshots}, 1% changed per day, paged (setup {setup_secs:.0} s)"
+        );
         println!(
             "one snapshot's tree: {tree_bytes} bytes; prune reads {} manifests ({} records, {} distinct nodes): {read} bytes in {} requests, {read_secs:.1} s: {:.2}x one snapshot's tree",
             references.manifests,
@@ -317,11 +319,18 @@ mod paged {
     fn stats(endpoint: &str) -> (u64, u64) {
         let address = endpoint.trim_start_matches("http://");
         let mut stream = TcpStream::connect(address).unwrap();
-        write!(stream, "GET /_standin/stats HTTP/1.0\r\nHost: {address}\r\n\r\n").unwrap();
+        write!(
+            stream,
+            "GET /_standin/stats HTTP/1.0\r\nHost: {address}\r\n\r\n"
+        )
+        .unwrap();
         let mut answer = String::new();
         stream.read_to_string(&mut answer).unwrap();
         let body = answer.split("\r\n\r\n").nth(1).unwrap_or_default();
         let stats: serde_json::Value = serde_json::from_str(body).unwrap();
-        (stats["requests"].as_u64().unwrap(), stats["sent"].as_u64().unwrap())
+        (
+            stats["requests"].as_u64().unwrap(),
+            stats["sent"].as_u64().unwrap(),
+        )
     }
 }

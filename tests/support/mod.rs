@@ -360,6 +360,7 @@ pub fn settings(
             memory_budget: 64 * MIB,
             multipart_threshold: MIB,
             part_size: 5 * MIB,
+            part_concurrency: 4,
             ..SyncArgs::default()
         },
     };

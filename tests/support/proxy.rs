@@ -48,6 +48,8 @@ struct State {
     faults: Mutex<Faults>,
     rng: Mutex<StdRng>,
     counts: Mutex<BTreeMap<String, u64>>,
+    /// Requests under way, and the most at once, by operation.
+    in_flight: Mutex<BTreeMap<String, (u64, u64)>>,
     injected: Mutex<BTreeMap<String, u64>>,
     /// Opaque ETag → moto's ETag, for conditional requests.
     etags: Mutex<HashMap<String, String>>,
@@ -73,6 +75,7 @@ impl Proxy {
             faults: Mutex::new(Faults::default()),
             rng: Mutex::new(StdRng::seed_from_u64(seed)),
             counts: Mutex::default(),
+            in_flight: Mutex::default(),
             injected: Mutex::default(),
             etags: Mutex::default(),
             hook: Mutex::new(None),
@@ -124,6 +127,15 @@ impl Proxy {
         self.state.counts.lock().unwrap().clone()
     }
 
+    /// The most requests of each operation that were under way at once.
+    pub fn peaks(&self) -> BTreeMap<String, u64> {
+        let in_flight = self.state.in_flight.lock().unwrap();
+        in_flight
+            .iter()
+            .map(|(op, (_, peak))| (op.clone(), *peak))
+            .collect()
+    }
+
     /// Faults injected, by kind.
     pub fn injected(&self) -> BTreeMap<String, u64> {
         self.state.injected.lock().unwrap().clone()
@@ -131,6 +143,7 @@ impl Proxy {
 
     pub fn reset_counts(&self) {
         self.state.counts.lock().unwrap().clear();
+        self.state.in_flight.lock().unwrap().clear();
         self.state.injected.lock().unwrap().clear();
     }
 }
@@ -207,6 +220,30 @@ fn opaque(etag: &str) -> String {
     format!("\"{}\"", digest.hex())
 }
 
+/// One request under way, counted in [`State::in_flight`] until dropped.
+struct UnderWay<'a> {
+    state: &'a State,
+    op: &'static str,
+}
+
+impl<'a> UnderWay<'a> {
+    fn start(state: &'a State, op: &'static str) -> Self {
+        let mut in_flight = state.in_flight.lock().unwrap();
+        let (now, peak) = in_flight.entry(op.to_owned()).or_default();
+        *now += 1;
+        *peak = (*peak).max(*now);
+        UnderWay { state, op }
+    }
+}
+
+impl Drop for UnderWay<'_> {
+    fn drop(&mut self) {
+        if let Some((now, _)) = self.state.in_flight.lock().unwrap().get_mut(self.op) {
+            *now = now.saturating_sub(1);
+        }
+    }
+}
+
 #[derive(Debug)]
 struct Dropped;
 impl std::fmt::Display for Dropped {
@@ -237,6 +274,7 @@ async fn handle(
         .unwrap()
         .entry(op.to_owned())
         .or_default() += 1;
+    let _under_way = UnderWay::start(&state, op);
     let faults = state.faults.lock().unwrap().clone();
     let count = |kind: &str| {
         *state

@@ -43,6 +43,11 @@ pub struct SyncArgs {
     /// Smallest multipart part size; grown so no file needs more than 10,000 parts.
     #[arg(long, env = "SYNC_PART_SIZE", default_value = "8MiB", value_parser = parse_size)]
     pub part_size: u64,
+    /// Parts of one large file sent at once. One S3 connection carries some
+    /// 50-100 MB/s, so a large file moves at that speed times this; the
+    /// memory budget bounds the parts held across all files.
+    #[arg(long, env = "SYNC_PART_CONCURRENCY", default_value_t = 8)]
+    pub part_concurrency: usize,
     /// Only back up files whose relative path matches one of these globs.
     #[arg(long = "include", env = "SYNC_INCLUDE", value_delimiter = ',')]
     pub include: Vec<String>,
@@ -83,6 +88,7 @@ pub struct SyncOptions {
     pub memory_budget: u64,
     pub multipart_threshold: u64,
     pub part_size: u64,
+    pub part_concurrency: usize,
     pub filter: Filter,
     pub dry_run: bool,
     pub rehash_every: u32,
@@ -139,6 +145,12 @@ impl Options for SyncOptions {
                 "concurrency must be at least 1: set SYNC_CONCURRENCY or pass --concurrency".into(),
             ));
         }
+        if args.part_concurrency == 0 {
+            return Err(Error::Config(
+                "part concurrency must be at least 1: set SYNC_PART_CONCURRENCY or pass --part-concurrency"
+                    .into(),
+            ));
+        }
         if !(MIN_PART_SIZE..=MAX_PART_SIZE).contains(&args.part_size) {
             return Err(Error::Config(format!(
                 "part size {} is outside S3's range of 5 MiB to 5 GiB: set SYNC_PART_SIZE or pass --part-size",
@@ -188,6 +200,7 @@ impl Options for SyncOptions {
             memory_budget: args.memory_budget,
             multipart_threshold: args.multipart_threshold,
             part_size: args.part_size,
+            part_concurrency: args.part_concurrency,
             // Compiled now, so a typo fails before the first run.
             filter: Filter::new(&args.include, &args.exclude)?,
             dry_run: args.dry_run,
@@ -215,6 +228,7 @@ pub(super) mod tests {
             memory_budget: 256 * MIB,
             multipart_threshold: 8 * MIB,
             part_size: 8 * MIB,
+            part_concurrency: 8,
             ..SyncArgs::default()
         }
     }

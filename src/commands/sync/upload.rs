@@ -5,8 +5,11 @@ use std::fs::File;
 use std::io::Read;
 use std::os::unix::fs::FileExt;
 use std::path::Path;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::time::Instant;
+
+use aws_sdk_s3::types::CompletedPart;
+use futures::{StreamExt, TryStreamExt, stream};
 
 use tracing::warn;
 
@@ -107,41 +110,55 @@ impl<'a> Worker<'a> {
         }
     }
 
+    /// Sends the file's parts, `part_concurrency` at once. Parts are read
+    /// one after another, in order, so the whole file's MD5 is taken on the
+    /// way; each holds its share of the memory budget until it is sent.
     async fn send_parts(
         &self,
         file: &LocalFile,
         key: &str,
         upload_id: &str,
         md5: Md5Digest,
-    ) -> Result<Vec<aws_sdk_s3::types::CompletedPart>> {
+    ) -> Result<Vec<CompletedPart>> {
         let part_size = part_size_for(file.size, self.options.part_size);
         let handle = Arc::new(self.source.open_file(&file.relative)?);
-        let mut whole = Md5Stream::default();
-        let mut parts = Vec::new();
-        let mut offset = 0u64;
-        let mut number = 1i32;
-        while offset < file.size {
-            if self.run.stop_at.is_some_and(|at| Instant::now() >= at) {
-                return Err(Error::Stopped {
-                    path: file.path.clone(),
-                });
-            }
-            let length = part_size.min(file.size - offset);
-            // Held from the read until the part is sent.
-            let _share = self.budget.reserve(length).await;
-            let (bytes, hasher) = read_part(&handle, &file.path, offset, length, whole).await?;
-            whole = hasher;
-            parts.push(
-                self.store
-                    .upload_part(key, upload_id, number, bytes)
-                    .await?,
-            );
-            offset += length;
-            number += 1;
-        }
+        let whole = Mutex::new(Md5Stream::default());
+        let read =
+            stream::iter(part_ranges(file.size, part_size)).then(|(number, offset, length)| {
+                let (handle, whole) = (&handle, &whole);
+                async move {
+                    self.check_time(file)?;
+                    let share = self.budget.reserve(length).await;
+                    let hasher = std::mem::take(&mut *whole.lock().expect("not poisoned"));
+                    let (bytes, hasher) =
+                        read_part(handle, &file.path, offset, length, hasher).await?;
+                    *whole.lock().expect("not poisoned") = hasher;
+                    Ok::<_, Error>((number, bytes, share))
+                }
+            });
+        let sending = self.progress.sending();
+        // Buffered, the reads go on while parts are in flight.
+        let mut parts: Vec<CompletedPart> = read
+            .map_ok(|(number, bytes, share)| {
+                let sending = &sending;
+                async move {
+                    let length = bytes.len() as u64;
+                    let part = self
+                        .store
+                        .upload_part(key, upload_id, number, bytes)
+                        .await?;
+                    drop(share);
+                    sending.sent(length);
+                    Ok(part)
+                }
+            })
+            .try_buffer_unordered(self.options.part_concurrency)
+            .try_collect()
+            .await?;
+        parts.sort_by_key(|part| part.part_number());
         // The parts must add up to the content whose MD5 went into the metadata.
-        ensure_unchanged(file, &handle, offset)?;
-        let sent = whole.finish()?;
+        ensure_unchanged(file, &handle, file.size)?;
+        let sent = whole.into_inner().expect("not poisoned").finish()?;
         if sent != md5 {
             return Err(Error::Changed {
                 path: file.path.clone(),
@@ -150,6 +167,22 @@ impl<'a> Worker<'a> {
         }
         Ok(parts)
     }
+
+    fn check_time(&self, file: &LocalFile) -> Result<()> {
+        match self.run.stop_at.is_some_and(|at| Instant::now() >= at) {
+            true => Err(Error::Stopped {
+                path: file.path.clone(),
+            }),
+            false => Ok(()),
+        }
+    }
+}
+
+/// (part number, offset, length) of each part of a file of `size` bytes.
+fn part_ranges(size: u64, part_size: u64) -> impl Iterator<Item = (i32, u64, u64)> {
+    (1..)
+        .zip((0..size).step_by(part_size as usize))
+        .map(move |(number, offset)| (number, offset, part_size.min(size - offset)))
 }
 
 /// Fails when the open file is not the one the walk saw (another inode), or

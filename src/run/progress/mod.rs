@@ -53,6 +53,9 @@ pub struct Progress {
     moved: AtomicU64,
     failed: AtomicU64,
     bytes: AtomicU64,
+    /// Bytes of large files sent so far, part by part, whose files are
+    /// not done yet: the bar moves during a long part stream.
+    in_flight: AtomicU64,
     /// Files to do: known at the start, or counted as a walk finds them.
     total: AtomicU64,
     total_bytes: AtomicU64,
@@ -131,6 +134,15 @@ impl Progress {
         self.count_done();
     }
 
+    /// Counts the parts of one large file as they are sent, until the
+    /// file is counted whole (or fails) and the returned guard is dropped.
+    pub fn sending(&self) -> Sending<'_> {
+        Sending {
+            progress: self,
+            sent: AtomicU64::new(0),
+        }
+    }
+
     pub fn count_failed(&self) {
         self.failed.fetch_add(1, Ordering::Relaxed);
         self.count_done();
@@ -146,7 +158,7 @@ impl Progress {
             done: self.done.load(Ordering::Relaxed),
             moved: self.moved.load(Ordering::Relaxed),
             failed: self.failed.load(Ordering::Relaxed),
-            bytes: self.bytes.load(Ordering::Relaxed),
+            bytes: self.bytes.load(Ordering::Relaxed) + self.in_flight.load(Ordering::Relaxed),
             bytes_read: self.bytes_read.load(Ordering::Relaxed),
             total: self.total.load(Ordering::Relaxed),
             total_bytes: self.total_bytes.load(Ordering::Relaxed),
@@ -165,6 +177,28 @@ impl Progress {
             Display::Bar => Some(tokio::spawn(bar::draw(progress, moved))),
         };
         Shown { task }
+    }
+}
+
+/// The parts of one file sent so far: counted in the run's bytes while
+/// the file is under way, and taken back when it is done.
+#[derive(Debug)]
+pub struct Sending<'a> {
+    progress: &'a Progress,
+    sent: AtomicU64,
+}
+
+impl Sending<'_> {
+    pub fn sent(&self, bytes: u64) {
+        self.sent.fetch_add(bytes, Ordering::Relaxed);
+        self.progress.in_flight.fetch_add(bytes, Ordering::Relaxed);
+    }
+}
+
+impl Drop for Sending<'_> {
+    fn drop(&mut self) {
+        let sent = self.sent.load(Ordering::Relaxed);
+        self.progress.in_flight.fetch_sub(sent, Ordering::Relaxed);
     }
 }
 

@@ -1,0 +1,142 @@
+//! Large files at full bandwidth: a file's parts go to S3 at once, within
+//! the memory budget, each retried alone, and a file that changes while its
+//! parts are sent is caught. The fault proxy in front of moto counts the
+//! requests under way, so overlap is seen, not timed.
+
+mod support;
+
+use std::time::Duration;
+
+use s3_kms_sync::commands::sync::SyncRequest;
+use s3_kms_sync::manifest::FileStatus;
+use support::*;
+
+const BUCKET: &str = "large";
+const MIB: usize = 1024 * 1024;
+
+/// A file of six 5 MiB parts (the last one short), with distinct bytes.
+fn large() -> Vec<u8> {
+    (0..26 * MIB).map(|i| (i % 251) as u8).collect()
+}
+
+async fn stack_with(content: &[u8]) -> Stack {
+    let stack = Stack::start(BUCKET, "data", 7).await;
+    write_tree(stack.source.path(), &[("big.bin", content.to_vec())]);
+    // Long enough that every part started is still under way when the next starts.
+    stack
+        .proxy
+        .configure(|f| f.delay = Duration::from_millis(300));
+    stack
+}
+
+/// Runs a sync with `parts` parts of a file at once and `budget` bytes of
+/// memory; the most UploadParts under way at once.
+async fn peak_parts(stack: &Stack, parts: usize, budget: u64) -> u64 {
+    let engine = stack.engine_tuned(&stack.key_arn, |s| {
+        s.command.part_concurrency = parts;
+        s.command.memory_budget = budget;
+    });
+    let summary = engine.run(&SyncRequest::default()).await.unwrap();
+    assert_eq!(summary.uploaded, 1, "{summary:?}");
+    stack.proxy.peaks().get("UploadPart").copied().unwrap_or(0)
+}
+
+#[tokio::test]
+async fn the_parts_of_one_file_are_sent_at_once() {
+    let content = large();
+    let stack = stack_with(&content).await;
+    let peak = peak_parts(&stack, 4, 64 * MIB as u64).await;
+    assert_eq!(peak, 4, "parts under way at once");
+    let key = format!("{}/big.bin", stack.prefix);
+    assert_stored(
+        &stack.moto.s3(),
+        BUCKET,
+        &key,
+        &stack.key_arn,
+        &content,
+        true,
+    )
+    .await;
+
+    // One at a time when asked: the same file, sent again.
+    std::fs::write(
+        stack.source.path().join("big.bin"),
+        [&content[1..], &[0]].concat(),
+    )
+    .unwrap();
+    stack.proxy.reset_counts();
+    assert_eq!(peak_parts(&stack, 1, 64 * MIB as u64).await, 1);
+}
+
+#[tokio::test]
+async fn the_memory_budget_bounds_the_parts_in_flight() {
+    let stack = stack_with(&large()).await;
+    // Two 5 MiB parts fit in 10 MiB, whatever the concurrency asked.
+    let peak = peak_parts(&stack, 8, 10 * MIB as u64).await;
+    assert!(
+        (1..=2).contains(&peak),
+        "{peak} parts of 5 MiB held in 10 MiB"
+    );
+}
+
+#[tokio::test]
+async fn a_part_whose_answer_is_lost_is_sent_again_alone() {
+    let content = large();
+    let stack = stack_with(&content).await;
+    stack.proxy.configure(|f| f.delay = Duration::ZERO);
+    stack.proxy.lose_answer("UploadPart", "big.bin", 3);
+    let summary = stack.engine().run(&SyncRequest::default()).await.unwrap();
+    assert_eq!(summary.uploaded, 1, "{summary:?}");
+    let counts = stack.proxy.counts();
+    assert_eq!(counts.get("CreateMultipartUpload"), Some(&1), "{counts:?}");
+    assert_eq!(
+        counts.get("UploadPart"),
+        Some(&7),
+        "six parts, one twice: {counts:?}"
+    );
+    let key = format!("{}/big.bin", stack.prefix);
+    assert_stored(
+        &stack.moto.s3(),
+        BUCKET,
+        &key,
+        &stack.key_arn,
+        &content,
+        true,
+    )
+    .await;
+}
+
+#[tokio::test]
+async fn a_file_rewritten_while_its_parts_are_sent_is_caught() {
+    let content = large();
+    let stack = stack_with(&content).await;
+    let rewrite = stack.source.path().join("big.bin");
+    stack.proxy.on_request(move |op, request_path| {
+        if op == "UploadPart" && request_path.ends_with("big.bin") {
+            // Same size, other bytes: only the content and the times differ.
+            let _ = std::fs::write(&rewrite, vec![b'x'; 26 * MIB]);
+        }
+    });
+    let summary = stack.engine().run(&SyncRequest::default()).await.unwrap();
+    let manifest = manifest_of(&summary);
+    let record = manifest.file_records().next().unwrap();
+    assert_eq!(record.status, FileStatus::Failed, "{record:?}");
+    assert!(
+        record
+            .error
+            .as_deref()
+            .unwrap_or_default()
+            .contains("changed"),
+        "{record:?}"
+    );
+    assert_eq!(stack.open_uploads().await, 0, "the upload was aborted");
+    let head = stack
+        .moto
+        .s3()
+        .head_object()
+        .bucket(BUCKET)
+        .key(format!("{}/big.bin", stack.prefix))
+        .send()
+        .await;
+    assert!(head.is_err(), "nothing stored under the key");
+}
