@@ -7,8 +7,10 @@ mod support;
 
 use std::time::Duration;
 
+use s3_kms_sync::commands::restore::{self, Ranges, RestoreOptions, RestoreReport};
 use s3_kms_sync::commands::sync::SyncRequest;
 use s3_kms_sync::manifest::FileStatus;
+use s3_kms_sync::store::Store;
 use support::*;
 
 const BUCKET: &str = "large";
@@ -139,4 +141,114 @@ async fn a_file_rewritten_while_its_parts_are_sent_is_caught() {
         .send()
         .await;
     assert!(head.is_err(), "nothing stored under the key");
+}
+
+/// The function's store, with KMS to judge the key that restores need.
+fn restoring(stack: &Stack) -> Store {
+    stack.engine().store.with_kms(stack.moto.kms())
+}
+
+/// Backs the large file up, then restores it with `at_once` ranges of
+/// 5 MiB at a time; the report, and the most GetObjects under way at once.
+async fn restore_large(stack: &Stack, at_once: usize) -> (RestoreReport, tempfile::TempDir, u64) {
+    let summary = stack.engine().run(&SyncRequest::default()).await.unwrap();
+    assert_eq!(summary.uploaded, 1, "{summary:?}");
+    stack.proxy.reset_counts();
+    let target = tempfile::tempdir().unwrap();
+    let options = RestoreOptions {
+        ranges: Ranges {
+            part_size: 5 * MIB as u64,
+            at_once,
+        },
+        ..restore_options(target.path())
+    };
+    let report = restore::run(&restoring(stack), stack.prefix, &options)
+        .await
+        .unwrap();
+    let peak = stack.proxy.peaks().get("GetObject").copied().unwrap_or(0);
+    (report, target, peak)
+}
+
+#[tokio::test]
+async fn a_large_object_is_restored_in_ranges_at_once() {
+    let content = large();
+    let stack = stack_with(&content).await;
+    let (report, target, peak) = restore_large(&stack, 4).await;
+    assert_eq!((report.restored, report.failed), (1, 0), "{report:?}");
+    assert_eq!(
+        std::fs::read(target.path().join("big.bin")).unwrap(),
+        content
+    );
+    // The first range, then three more at once while it is written.
+    assert!(peak >= 3, "{peak} ranges under way at once");
+    let counts = stack.proxy.counts();
+    // Six ranges of the object, and the snapshot read before them.
+    assert!(
+        counts.get("GetObject").is_some_and(|n| *n >= 6),
+        "{counts:?}"
+    );
+}
+
+#[tokio::test]
+async fn a_range_whose_answer_is_lost_is_fetched_again_alone() {
+    let content = large();
+    let stack = stack_with(&content).await;
+    stack.proxy.configure(|f| f.delay = Duration::ZERO);
+    let summary = stack.engine().run(&SyncRequest::default()).await.unwrap();
+    assert_eq!(summary.uploaded, 1, "{summary:?}");
+    let target = tempfile::tempdir().unwrap();
+    let options = RestoreOptions {
+        ranges: Ranges {
+            part_size: 5 * MIB as u64,
+            at_once: 4,
+        },
+        ..restore_options(target.path())
+    };
+    stack.proxy.reset_counts();
+    let whole = restore::run(&restoring(&stack), stack.prefix, &options)
+        .await
+        .unwrap();
+    let gets = stack.proxy.counts()["GetObject"];
+    std::fs::remove_file(target.path().join("big.bin")).unwrap();
+
+    stack.proxy.reset_counts();
+    stack.proxy.lose_answer("GetObject", "big.bin", 3);
+    let report = restore::run(&restoring(&stack), stack.prefix, &options)
+        .await
+        .unwrap();
+    assert_eq!(
+        (whole.restored, report.restored, report.failed),
+        (1, 1, 0),
+        "{report:?}"
+    );
+    assert_eq!(
+        std::fs::read(target.path().join("big.bin")).unwrap(),
+        content
+    );
+    let counts = stack.proxy.counts();
+    assert_eq!(
+        counts["GetObject"],
+        gets + 1,
+        "one range again, not the file: {counts:?}"
+    );
+}
+
+#[tokio::test]
+async fn a_corrupted_range_is_refused() {
+    let stack = stack_with(&large()).await;
+    stack.proxy.configure(|f| {
+        f.delay = Duration::ZERO;
+        f.corrupt_ranges = true;
+    });
+    let (report, target, _) = restore_large(&stack, 4).await;
+    assert_eq!((report.restored, report.failed), (0, 1), "{report:?}");
+    assert!(stack.proxy.injected().contains_key("corrupt-range"));
+    let left: Vec<_> = std::fs::read_dir(target.path())
+        .unwrap()
+        .map(|e| e.unwrap().file_name())
+        .collect();
+    assert!(
+        left.is_empty(),
+        "nothing restored, no partial file: {left:?}"
+    );
 }

@@ -174,13 +174,14 @@ impl Slot {
     }
 
     /// A new temporary file beside the slot, readable by its owner only
-    /// until its mode is set. Its name has a fixed length whatever the
+    /// until its mode is set; open for reading too, so that what was
+    /// written at offsets can be hashed. Its name has a fixed length whatever the
     /// slot's, so a file whose name is as long as the file system allows
     /// can be restored too.
     pub fn create_temp(&self) -> Result<(File, OsString)> {
         let temp = OsString::from(format!(".s3ks-{}.partial", uuid::Uuid::new_v4().simple()));
         let flags =
-            OFlags::WRONLY | OFlags::CREATE | OFlags::EXCL | OFlags::NOFOLLOW | OFlags::CLOEXEC;
+            OFlags::RDWR | OFlags::CREATE | OFlags::EXCL | OFlags::NOFOLLOW | OFlags::CLOEXEC;
         let fd = rustix::fs::openat(&self.dir, &temp, flags, Mode::from_raw_mode(0o600))
             .map_err(|err| Error::io("create", self.path.with_file_name(&temp), err.into()))?;
         Ok((File::from(fd), temp))

@@ -355,6 +355,27 @@ impl Store {
     /// [`Store::get`] of one version (`None`: the current one); a missing
     /// version is `None` too.
     pub async fn get_at(&self, key: &str, version: Option<&str>) -> Result<Option<Fetched>> {
+        self.get_object(key, version, None).await
+    }
+
+    /// Bytes `range` (first to last, inclusive) of one version of `key`.
+    pub async fn get_range(
+        &self,
+        key: &str,
+        version: Option<&str>,
+        range: (u64, u64),
+    ) -> Result<Option<Fetched>> {
+        let (first, last) = range;
+        self.get_object(key, version, Some(format!("bytes={first}-{last}")))
+            .await
+    }
+
+    async fn get_object(
+        &self,
+        key: &str,
+        version: Option<&str>,
+        range: Option<String>,
+    ) -> Result<Option<Fetched>> {
         self.count("GetObject");
         let response = self
             .client
@@ -362,6 +383,7 @@ impl Store {
             .bucket(&self.bucket)
             .key(key)
             .set_version_id(version.map(str::to_owned))
+            .set_range(range)
             .send()
             .await;
         match response {

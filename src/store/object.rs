@@ -174,6 +174,9 @@ pub struct Fetched {
     pub facts: Option<String>,
     /// The body's length, as S3 gave it.
     pub size: Option<u64>,
+    /// The whole object's length: the body's, or for a ranged GET what its
+    /// Content-Range says.
+    pub whole: Option<u64>,
     bucket: String,
     key: String,
 }
@@ -207,6 +210,7 @@ impl Kept {
             last_modified: self.last_modified,
             facts: self.facts.clone(),
             size: Some(self.bytes.len() as u64),
+            whole: Some(self.bytes.len() as u64),
             bucket: self.bucket.clone(),
             key: self.key.clone(),
         }
@@ -235,6 +239,11 @@ impl Fetched {
                 .and_then(|m| m.get(FACTS_METADATA))
                 .map(|v| v.to_ascii_lowercase()),
             size: out.content_length().and_then(|n| u64::try_from(n).ok()),
+            whole: match out.content_range() {
+                // `bytes <first>-<last>/<length>`
+                Some(range) => range.rsplit_once('/').and_then(|(_, n)| n.parse().ok()),
+                None => out.content_length().and_then(|n| u64::try_from(n).ok()),
+            },
             body: out.body,
             bucket: bucket.to_owned(),
             key: key.to_owned(),

@@ -821,6 +821,7 @@ pub fn restore_options(target: &Path) -> s3_kms_sync::commands::restore::Restore
         dry_run: false,
         overwrite: false,
         concurrency: 4,
+        ranges: s3_kms_sync::commands::restore::Ranges::default(),
         thaw: None,
         no_owner: false,
         allow_unsigned: false,

@@ -39,6 +39,9 @@ pub struct Faults {
     pub drop_rate: f64,
     /// Added before each request is forwarded.
     pub delay: Duration,
+    /// Flip a byte in the body of every ranged GetObject answer: a range
+    /// damaged on the way, which only the whole file's MD5 can catch.
+    pub corrupt_ranges: bool,
 }
 
 type Hook = Box<dyn Fn(&str, &str) + Send + Sync>;
@@ -439,6 +442,12 @@ async fn handle(
             body = Bytes::from(rewrite_xml_etags(&state, &String::from_utf8_lossy(&body)));
             head.headers.remove("content-length");
         }
+    }
+    if faults.corrupt_ranges && op == "GetObject" && header("range").is_some() && !body.is_empty() {
+        count("corrupt-range");
+        let mut damaged = body.to_vec();
+        damaged[0] ^= 0xff;
+        body = Bytes::from(damaged);
     }
     if op == "GetBucketVersioning" {
         let xml = String::from_utf8_lossy(&body)

@@ -4,10 +4,12 @@
 //! matches. An archived object is thawed on request, and reported pending.
 
 use std::path::Path;
+use std::sync::Arc;
 
 use tokio::io::AsyncWriteExt;
 
 use super::options::{RestoreOptions, ThawOptions};
+use super::ranged::{self, Target};
 use crate::error::{Error, Result};
 use crate::local::attributes::{self, PRIVATE_FILE_MODE};
 use crate::local::flush::Flush;
@@ -72,7 +74,15 @@ impl Worker<'_> {
             }));
         }
         let key = file.s3_key.as_deref().unwrap_or_default();
-        let fetched = match self.store.get_at(key, Some(file.version())).await {
+        let ranges = self.options.ranges;
+        let opened = match ranges.apply_to(file.size_bytes) {
+            true => {
+                let first = ranges.first(file.size_bytes);
+                self.store.get_range(key, Some(file.version()), first).await
+            }
+            false => self.store.get_at(key, Some(file.version())).await,
+        };
+        let fetched = match opened {
             Ok(Some(fetched)) => fetched,
             Ok(None) => {
                 return Err(Error::Refused {
@@ -177,8 +187,8 @@ impl Worker<'_> {
         Ok(Restored::Pending { detail })
     }
 
-    /// Streams the object into `out`, hashing on the way; fails unless size
-    /// and MD5 are the recorded ones. Sets the recorded mtime, then syncs.
+    /// Fetches the object into `out`; fails unless size and MD5 are the
+    /// recorded ones. Sets the recorded mtime, then syncs.
     async fn write_into(
         &self,
         file: &FileRecord,
@@ -186,6 +196,37 @@ impl Worker<'_> {
         out: std::fs::File,
         slot: &Slot,
     ) -> Result<u64> {
+        let (out, bytes, md5) = match self.options.ranges.apply_to(file.size_bytes) {
+            true => self.fetch_ranges(file, fetched, out, slot).await?,
+            false => self.stream_into(file, fetched, out, slot).await?,
+        };
+        if bytes != file.size_bytes || Some(md5.as_str()) != file.md5.as_deref() {
+            return Err(Error::Refused {
+                path: slot.path().to_path_buf(),
+                detail: format!(
+                    "the download has {bytes} bytes with MD5 {md5}; the manifest says {} bytes with MD5 {}; not restored",
+                    file.size_bytes,
+                    file.md5.as_deref().unwrap_or("(none)")
+                ),
+            });
+        }
+        let recorded = file.attributes();
+        attributes::apply(&out, slot.path(), recorded, PRIVATE_FILE_MODE, self.owners)?;
+        if let Some(mtime_ns) = file.mtime_ns {
+            slot.set_mtime(&out, mtime_ns)?;
+        }
+        self.flush.durable(out, slot.path()).await?;
+        Ok(bytes)
+    }
+
+    /// Streams the object into `out`, hashing on the way: its bytes and MD5.
+    async fn stream_into(
+        &self,
+        file: &FileRecord,
+        fetched: Fetched,
+        out: std::fs::File,
+        slot: &Slot,
+    ) -> Result<(std::fs::File, u64, String)> {
         let key = file.s3_key.as_deref().unwrap_or_default();
         let mut body = fetched.body;
         let mut out = tokio::fs::File::from_std(out);
@@ -203,24 +244,33 @@ impl Worker<'_> {
         out.flush()
             .await
             .map_err(|err| Error::io("write", slot.path(), err))?;
-        let md5 = md5.finish()?.hex();
-        if bytes != file.size_bytes || Some(md5.as_str()) != file.md5.as_deref() {
-            return Err(Error::Refused {
-                path: slot.path().to_path_buf(),
-                detail: format!(
-                    "the download has {bytes} bytes with MD5 {md5}; the manifest says {} bytes with MD5 {}; not restored",
-                    file.size_bytes,
-                    file.md5.as_deref().unwrap_or("(none)")
-                ),
-            });
-        }
-        let out = out.into_std().await;
-        let recorded = file.attributes();
-        attributes::apply(&out, slot.path(), recorded, PRIVATE_FILE_MODE, self.owners)?;
-        if let Some(mtime_ns) = file.mtime_ns {
-            slot.set_mtime(&out, mtime_ns)?;
-        }
-        self.flush.durable(out, slot.path()).await?;
-        Ok(bytes)
+        Ok((out.into_std().await, bytes, md5.finish()?.hex()))
+    }
+
+    /// Fetches a large object range by range into `out`, then reads it back
+    /// for its MD5: its bytes and MD5.
+    async fn fetch_ranges(
+        &self,
+        file: &FileRecord,
+        first: Fetched,
+        out: std::fs::File,
+        slot: &Slot,
+    ) -> Result<(std::fs::File, u64, String)> {
+        let target = Target {
+            store: self.store,
+            key: file.s3_key.as_deref().unwrap_or_default(),
+            version: file.version(),
+            size: file.size_bytes,
+            out: Arc::new(out),
+            path: slot.path(),
+        };
+        ranged::fetch(&target, self.options.ranges, first).await?;
+        let out = Arc::try_unwrap(target.out).expect("every range is written");
+        let path = slot.path().to_path_buf();
+        tokio::task::spawn_blocking(move || {
+            let (md5, bytes) = md5_read(&out, &path)?;
+            Ok((out, bytes, md5.hex()))
+        })
+        .await?
     }
 }

@@ -9,7 +9,10 @@ mod durable;
 mod entries;
 mod file;
 pub mod options;
+mod ranged;
 pub mod report;
+
+pub use ranged::Ranges;
 
 use std::path::PathBuf;
 

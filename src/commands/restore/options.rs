@@ -6,7 +6,8 @@ use std::path::PathBuf;
 use clap::builder::BoolishValueParser;
 use clap::{ArgAction, Args};
 
-use crate::config::Options;
+use super::ranged::Ranges;
+use crate::config::{Options, parse_size};
 use crate::error::{Error, Result};
 use crate::local::filter::Filter;
 use crate::run::Mode;
@@ -40,6 +41,13 @@ pub struct RestoreArgs {
     /// small, and holds a connection and an open file.
     #[arg(long, env = "SYNC_CONCURRENCY", default_value_t = 256)]
     pub concurrency: usize,
+    /// Objects larger than this are fetched in ranges of this size, several
+    /// at once (bytes, or with KiB/MiB/GiB).
+    #[arg(long, env = "SYNC_PART_SIZE", default_value = "8MiB", value_parser = parse_size)]
+    pub part_size: u64,
+    /// Ranges of one large object fetched at once.
+    #[arg(long, env = "SYNC_PART_CONCURRENCY", default_value_t = 8)]
+    pub part_concurrency: usize,
     /// Leave owners as this process creates them, even as root.
     #[arg(long)]
     pub no_owner: bool,
@@ -72,6 +80,8 @@ pub struct RestoreOptions {
     pub dry_run: bool,
     pub overwrite: bool,
     pub concurrency: usize,
+    /// How a large object is fetched.
+    pub ranges: Ranges,
     /// Thaw archived objects, and how.
     pub thaw: Option<ThawOptions>,
     /// Leave owners alone even as root.
@@ -114,6 +124,11 @@ impl Options for RestoreOptions {
                 "concurrency must be at least 1: set SYNC_CONCURRENCY or pass --concurrency".into(),
             ));
         }
+        if args.part_concurrency == 0 || args.part_size == 0 {
+            return Err(Error::Config(
+                "part size and part concurrency must be at least 1: set SYNC_PART_SIZE and SYNC_PART_CONCURRENCY or pass --part-size and --part-concurrency".into(),
+            ));
+        }
         let tier = TIERS
             .iter()
             .find(|t| t.eq_ignore_ascii_case(args.tier.trim()));
@@ -140,6 +155,10 @@ impl Options for RestoreOptions {
             dry_run: args.dry_run,
             overwrite: args.overwrite,
             concurrency: args.concurrency,
+            ranges: Ranges {
+                part_size: args.part_size,
+                at_once: args.part_concurrency,
+            },
             thaw,
             no_owner: args.no_owner,
             allow_unsigned: args.allow_unsigned,

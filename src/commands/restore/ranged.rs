@@ -1,0 +1,172 @@
+//! A large object fetched as ranged GETs of its pinned version, several at
+//! once, each written at its offset in the temporary file. A range that
+//! fails is fetched again alone. Nothing is held but a buffer per range, so
+//! memory does not grow with the object or the ranges in flight; the MD5 is
+//! then taken over the written file, which the page cache still holds.
+
+use std::fs::File;
+use std::os::unix::fs::FileExt;
+use std::path::Path;
+use std::sync::Arc;
+
+use futures::{StreamExt, TryStreamExt, stream};
+use tracing::warn;
+
+use crate::error::{Error, Result};
+use crate::store::{Fetched, Store};
+
+/// Bytes gathered from a range's body before they are written.
+const WRITE_CHUNK: usize = 1024 * 1024;
+/// Tries of one range before the file fails.
+const ATTEMPTS: u32 = 3;
+
+/// How a large object is fetched: its ranges' size, and how many at once.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Ranges {
+    pub part_size: u64,
+    pub at_once: usize,
+}
+
+impl Default for Ranges {
+    /// What `--part-size` and `--part-concurrency` default to.
+    fn default() -> Self {
+        Ranges {
+            part_size: 8 * 1024 * 1024,
+            at_once: 8,
+        }
+    }
+}
+
+impl Ranges {
+    /// Whether an object of `size` bytes is fetched in ranges.
+    pub fn apply_to(&self, size: u64) -> bool {
+        size > self.part_size
+    }
+
+    /// The first range of an object of `size` bytes (inclusive ends).
+    pub fn first(&self, size: u64) -> (u64, u64) {
+        (0, self.part_size.min(size) - 1)
+    }
+}
+
+/// One object version, and where its bytes go.
+pub struct Target<'a> {
+    pub store: &'a Store,
+    pub key: &'a str,
+    pub version: &'a str,
+    /// The recorded size: every range must say the object has exactly this.
+    pub size: u64,
+    pub out: Arc<File>,
+    pub path: &'a Path,
+}
+
+/// Writes the object into `target.out`: `first` is the answer to the first
+/// range, already under way; the rest are fetched `at_once` at a time.
+pub async fn fetch(target: &Target<'_>, ranges: Ranges, first: Fetched) -> Result<()> {
+    let (start, end) = ranges.first(target.size);
+    let rest = (end + 1..target.size)
+        .step_by(ranges.part_size as usize)
+        .map(|start| (start, (start + ranges.part_size).min(target.size) - 1));
+    let first = async {
+        match write_answer(target, (start, end), first).await {
+            Err(err) if !matches!(err, Error::Refused { .. }) => {
+                warn!(key = target.key, error = %err, "first range failed; fetching it again");
+                retried(target, (start, end)).await
+            }
+            done => done,
+        }
+    };
+    let others = stream::iter(rest)
+        .map(|range| retried(target, range))
+        .buffer_unordered(ranges.at_once.saturating_sub(1).max(1))
+        .try_collect::<()>();
+    tokio::try_join!(first, others).map(|_| ())
+}
+
+/// One range, fetched until it arrives whole or its tries run out.
+async fn retried(target: &Target<'_>, range: (u64, u64)) -> Result<()> {
+    let mut attempt = 1;
+    loop {
+        let fetched = target
+            .store
+            .get_range(target.key, Some(target.version), range)
+            .await;
+        let written = match fetched {
+            Ok(Some(fetched)) => write_answer(target, range, fetched).await,
+            Ok(None) => {
+                return Err(refused(
+                    target,
+                    "its version is not in the bucket any more".into(),
+                ));
+            }
+            Err(err) => Err(err),
+        };
+        match written {
+            Err(err) if attempt < ATTEMPTS && !matches!(err, Error::Refused { .. }) => {
+                warn!(key = target.key, ?range, attempt, error = %err, "range failed; fetching it again");
+                attempt += 1;
+            }
+            done => return done,
+        }
+    }
+}
+
+/// Streams one range's answer to its offset; refuses an object whose
+/// length is not the recorded one, and a body of another length than asked.
+async fn write_answer(
+    target: &Target<'_>,
+    (first, last): (u64, u64),
+    fetched: Fetched,
+) -> Result<()> {
+    if fetched.whole != Some(target.size) {
+        return Err(refused(
+            target,
+            format!(
+                "the object has {} bytes; the manifest says {}",
+                fetched
+                    .whole
+                    .map_or("an unknown number of".into(), |n| n.to_string()),
+                target.size
+            ),
+        ));
+    }
+    let mut body = fetched.body;
+    let mut at = first;
+    let mut buffer = Vec::with_capacity(WRITE_CHUNK);
+    while let Some(chunk) = body.next().await {
+        let chunk = chunk
+            .map_err(|err| Error::s3_detail("GetObject", target.store.bucket(), target.key, err))?;
+        buffer.extend_from_slice(&chunk);
+        if buffer.len() >= WRITE_CHUNK {
+            at = write_at(target, std::mem::take(&mut buffer), at).await?;
+        }
+    }
+    at = write_at(target, buffer, at).await?;
+    if at != last + 1 {
+        return Err(Error::s3_detail(
+            "GetObject",
+            target.store.bucket(),
+            target.key,
+            format!("bytes {first}-{last} asked, {} received", at - first),
+        ));
+    }
+    Ok(())
+}
+
+/// Writes `bytes` at `at`; where the next bytes go.
+async fn write_at(target: &Target<'_>, bytes: Vec<u8>, at: u64) -> Result<u64> {
+    let (out, path) = (Arc::clone(&target.out), target.path.to_path_buf());
+    tokio::task::spawn_blocking(move || {
+        out.write_all_at(&bytes, at)
+            .map_err(|err| Error::io("write", &path, err))?;
+        Ok(at + bytes.len() as u64)
+    })
+    .await?
+}
+
+fn refused(target: &Target<'_>, why: String) -> Error {
+    Error::Refused {
+        path: target.path.to_path_buf(),
+        detail: format!("{why}; not restored"),
+    }
+}
