@@ -69,7 +69,7 @@ sam-build: $(TOOLS)
 	  .aws-sam/build/BackupFunction/bootstrap
 	@echo "sam build: arm64 bootstrap in .aws-sam/build/BackupFunction/"
 
-## bench: this tool against aws s3 sync and rclone on one local endpoint, and its snapshots against restic's; writes docs/benchmarks*.md
+## bench: this tool against aws s3 sync and rclone on one local endpoint, its snapshots against restic's, large files against s5cmd and aws s3 cp; writes docs/benchmarks*.md
 bench: $(TOOLS)
 	test -x /usr/bin/aws && test -x /usr/bin/time && command -v rclone >/dev/null && \
 	  test -e /usr/lib/python3/dist-packages/fusepy.py || \
@@ -82,6 +82,7 @@ bench: $(TOOLS)
 	python scripts/bench_snapshots.py | tee docs/benchmarks-snapshots.md
 	python scripts/bench_snapshots.py --merge 10000000 | tee -a docs/benchmarks-snapshots.md
 	python scripts/bench_snapshots.py --prune 1000000 | tee -a docs/benchmarks-snapshots.md
+	python scripts/bench_large.py | tee docs/benchmarks-large.md
 
 tools: $(TOOLS) $(FUSE)
 

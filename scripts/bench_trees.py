@@ -22,9 +22,9 @@ def spread_tree(root, files, dirs, body):
 
 
 @contextlib.contextmanager
-def standin(binary, bucket, delay_ms=0):
+def standin(binary, bucket, delay_ms=0, extra=()):
     """examples/s3_standin.rs with `bucket` created; yields its endpoint."""
-    server = subprocess.Popen([str(binary), "--delay-ms", str(delay_ms)], stdout=subprocess.PIPE,
+    server = subprocess.Popen([str(binary), "--delay-ms", str(delay_ms), *extra], stdout=subprocess.PIPE,
                               start_new_session=True)
     try:
         endpoint = server.stdout.readline().decode().strip()

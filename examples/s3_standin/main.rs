@@ -8,10 +8,14 @@
 //! connections and requests it has served, and the bytes of the objects
 //! it sent.
 //!
-//! It speaks the part of S3 a sync of small files uses, path-style:
+//! It speaks the part of S3 a sync and a restore use, path-style:
 //! CreateBucket, HeadBucket, PutObject (with If-None-Match / If-Match),
-//! HeadObject, GetObject, DeleteObject (with If-Match) and ListObjectsV2
-//! (prefix, delimiter, start-after, continuation, url encoding). It echoes
+//! HeadObject, GetObject (whole or one range), DeleteObject (with
+//! If-Match), ListObjectsV2 (prefix, delimiter, start-after, continuation,
+//! url encoding) and multipart uploads (create, parts, complete with the
+//! same conditions, abort). `--per-connection-mb-s R` caps what each
+//! connection carries to R MB a second, each way, as one connection to S3
+//! is capped in practice: that cap is what makes parts in parallel matter. It echoes
 //! SSE-KMS as S3 does: the requested key, or the bucket default's, with a
 //! Bucket Key. It keeps one version of each object, whatever version id a
 //! read names, and says of any KMS key (DescribeKey) that it is enabled.
@@ -37,6 +41,8 @@ const KEY_SAFE: &AsciiSet = &NON_ALPHANUMERIC
     .remove(b'_')
     .remove(b'.')
     .remove(b'~');
+mod multipart;
+
 const DEFAULT_KEY: &str = "arn:aws:kms:us-east-1:123456789012:key/standin";
 
 #[derive(Clone)]
@@ -53,6 +59,20 @@ struct Object {
 #[derive(Default)]
 struct Store {
     buckets: BTreeMap<String, BTreeMap<String, Object>>,
+    /// Multipart uploads under way, by upload id.
+    uploads: BTreeMap<String, multipart::Upload>,
+    next_upload: u64,
+}
+
+/// Bytes a second each connection carries each way (0: no cap).
+static PER_CONNECTION: AtomicU64 = AtomicU64::new(0);
+
+/// Waits as long as `bytes` take over one capped connection.
+async fn carry(bytes: usize) {
+    let rate = PER_CONNECTION.load(Ordering::Relaxed);
+    if rate > 0 && bytes > 0 {
+        tokio::time::sleep(Duration::from_secs_f64(bytes as f64 / rate as f64)).await;
+    }
 }
 
 type Answer = Response<Full<Bytes>>;
@@ -68,8 +88,13 @@ async fn main() {
         ) {
             ("--delay-ms", Some(ms)) => delay = Duration::from_millis(ms),
             ("--connect-ms", Some(ms)) => connect = Duration::from_millis(ms),
+            ("--per-connection-mb-s", Some(rate)) => {
+                PER_CONNECTION.store(rate * 1_000_000, Ordering::Relaxed)
+            }
             _ => {
-                eprintln!("usage: s3_standin [--delay-ms N] [--connect-ms M]");
+                eprintln!(
+                    "usage: s3_standin [--delay-ms N] [--connect-ms M] [--per-connection-mb-s R]"
+                );
                 std::process::exit(2);
             }
         }
@@ -96,6 +121,7 @@ async fn main() {
                         return Ok::<_, Infallible>(stats.answer());
                     }
                     stats.requests.fetch_add(1, Ordering::Relaxed);
+                    let _under_way = stats.start();
                     let handshake = if fresh.swap(false, Ordering::Relaxed) {
                         connect
                     } else {
@@ -105,10 +131,11 @@ async fn main() {
                     let object_get = req.method() == Method::GET
                         && req.uri().path().trim_start_matches('/').contains('/');
                     let answer = handle(&store, req).await;
+                    let sent = answer.body().size_hint().exact().unwrap_or(0);
                     if object_get && answer.status().is_success() {
-                        let sent = answer.body().size_hint().exact().unwrap_or(0);
                         stats.sent.fetch_add(sent, Ordering::Relaxed);
                     }
+                    carry(sent as usize).await;
                     Ok::<_, Infallible>(answer)
                 }
             });
@@ -126,15 +153,34 @@ struct Stats {
     requests: AtomicU64,
     /// Bytes of object bodies sent (GetObject).
     sent: AtomicU64,
+    /// Requests under way, and the most at once.
+    in_flight: AtomicU64,
+    peak: AtomicU64,
+}
+
+/// One request under way, counted until dropped.
+struct UnderWay<'a>(&'a Stats);
+
+impl Drop for UnderWay<'_> {
+    fn drop(&mut self) {
+        self.0.in_flight.fetch_sub(1, Ordering::Relaxed);
+    }
 }
 
 impl Stats {
+    fn start(&self) -> UnderWay<'_> {
+        let now = self.in_flight.fetch_add(1, Ordering::Relaxed) + 1;
+        self.peak.fetch_max(now, Ordering::Relaxed);
+        UnderWay(self)
+    }
+
     fn answer(&self) -> Answer {
         let body = format!(
-            "{{\"connections\": {}, \"requests\": {}, \"sent\": {}}}",
+            "{{\"connections\": {}, \"requests\": {}, \"sent\": {}, \"peak_in_flight\": {}}}",
             self.connections.load(Ordering::Relaxed),
             self.requests.load(Ordering::Relaxed),
-            self.sent.load(Ordering::Relaxed)
+            self.sent.load(Ordering::Relaxed),
+            self.peak.load(Ordering::Relaxed)
         );
         Response::new(Full::new(Bytes::from(body)))
     }
@@ -192,6 +238,7 @@ async fn handle(store: &Mutex<Store>, req: Request<Incoming>) -> Answer {
             .map(str::to_owned)
     };
     let (if_match, if_none_match) = (header("if-match"), header("if-none-match"));
+    let range = header("range");
     if header("x-amz-target").as_deref() == Some("TrentService.DescribeKey") {
         return key_enabled();
     }
@@ -208,7 +255,19 @@ async fn handle(store: &Mutex<Store>, req: Request<Incoming>) -> Answer {
     let Ok(body) = req.into_body().collect().await.map(|b| b.to_bytes()) else {
         return error(400, "IncompleteBody");
     };
+    carry(body.len()).await;
     let mut store = store.lock().unwrap();
+    let upload_id = query.get("uploadId").cloned();
+    if let Some(answer) = multipart_step(
+        &mut store,
+        &method,
+        (&bucket, &key),
+        &query,
+        (&metadata, &kms_key),
+        &body,
+    ) {
+        return answer;
+    }
     if key.is_empty() {
         return match method {
             Method::PUT => {
@@ -232,7 +291,9 @@ async fn handle(store: &Mutex<Store>, req: Request<Incoming>) -> Answer {
         (Some(wanted), _, Some(object)) if *wanted != object.etag => {
             Some(error(412, "PreconditionFailed"))
         }
-        (_, Some(any), Some(_)) if any == "*" && method == Method::PUT => {
+        (_, Some(any), Some(_))
+            if any == "*" && method != Method::GET && method != Method::HEAD =>
+        {
             Some(error(412, "PreconditionFailed"))
         }
         _ => None,
@@ -241,6 +302,29 @@ async fn handle(store: &Mutex<Store>, req: Request<Incoming>) -> Answer {
         return refused;
     }
     match method {
+        Method::POST => {
+            let Some(upload) = upload_id.and_then(|id| store.uploads.remove(&id)) else {
+                return error(404, "NoSuchUpload");
+            };
+            let Some((body, etag)) = upload.complete(&String::from_utf8_lossy(&body)) else {
+                return error(400, "InvalidPart");
+            };
+            let object = Object {
+                body,
+                etag: etag.clone(),
+                metadata: upload.metadata,
+                kms_key: upload.kms_key,
+                stored_at: chrono::Utc::now(),
+            };
+            let answer = encrypted(Response::builder().status(200), &object);
+            let objects = store
+                .buckets
+                .get_mut(&bucket)
+                .expect("the bucket was found");
+            objects.insert(key.clone(), object);
+            let xml = multipart::completed(&bucket, &key, &etag);
+            answer.body(Full::new(Bytes::from(xml))).unwrap()
+        }
         Method::PUT => {
             let etag = format!("\"{}\"", Md5Digest::of(&body).hex());
             let object = Object {
@@ -261,7 +345,6 @@ async fn handle(store: &Mutex<Store>, req: Request<Incoming>) -> Answer {
             Some(object) => {
                 let mut answer = encrypted(Response::builder().status(200), &object)
                     .header("etag", &object.etag)
-                    .header("content-length", object.body.len())
                     .header(
                         "last-modified",
                         object
@@ -272,12 +355,28 @@ async fn handle(store: &Mutex<Store>, req: Request<Incoming>) -> Answer {
                 for (name, value) in &object.metadata {
                     answer = answer.header(name, value);
                 }
-                let body = if method == Method::GET {
-                    object.body
-                } else {
-                    Bytes::new()
-                };
-                answer.body(Full::new(body)).unwrap()
+                let length = object.body.len();
+                match (
+                    &method,
+                    range.as_deref().and_then(|r| byte_range(r, length)),
+                ) {
+                    (&Method::GET, Some((first, last))) => answer
+                        .status(206)
+                        .header("content-length", last + 1 - first)
+                        .header("content-range", format!("bytes {first}-{last}/{length}"))
+                        .body(Full::new(object.body.slice(first..=last)))
+                        .unwrap(),
+                    (&Method::GET, None) if range.is_some() => error(416, "InvalidRange"),
+                    (&Method::GET, None) => answer
+                        .header("content-length", length)
+                        .body(Full::new(object.body))
+                        .unwrap(),
+                    // HEAD: the length of what a GET would send.
+                    _ => answer
+                        .header("content-length", length)
+                        .body(Full::new(Bytes::new()))
+                        .unwrap(),
+                }
             }
             None if method == Method::HEAD => empty(404),
             None => error(404, "NoSuchKey"),
@@ -287,6 +386,77 @@ async fn handle(store: &Mutex<Store>, req: Request<Incoming>) -> Answer {
             empty(204)
         }
         _ => error(501, "NotImplemented"),
+    }
+}
+
+/// `bytes=<first>-<last>` (or open-ended) within an object of `length`.
+fn byte_range(header: &str, length: usize) -> Option<(usize, usize)> {
+    let (first, last) = header.strip_prefix("bytes=")?.split_once('-')?;
+    let first: usize = first.parse().ok()?;
+    let last = match last {
+        "" => length.checked_sub(1)?,
+        last => last.parse::<usize>().ok()?.min(length.checked_sub(1)?),
+    };
+    (first <= last).then_some((first, last))
+}
+
+/// The steps of a multipart upload that touch no object: create, a part,
+/// abort. Completion is answered with the object's conditions.
+fn multipart_step(
+    store: &mut Store,
+    method: &Method,
+    (bucket, key): (&str, &str),
+    query: &BTreeMap<String, String>,
+    (metadata, kms_key): (&[(String, String)], &Option<String>),
+    body: &Bytes,
+) -> Option<Answer> {
+    if key.is_empty() || !store.buckets.contains_key(bucket) {
+        return None;
+    }
+    let upload_id = query.get("uploadId");
+    match (method, upload_id) {
+        (&Method::POST, None) if query.contains_key("uploads") => {
+            store.next_upload += 1;
+            let id = format!("upload-{}", store.next_upload);
+            let kms = kms_key.clone().unwrap_or_else(|| DEFAULT_KEY.to_owned());
+            let upload = multipart::Upload::new(key, metadata.to_vec(), kms);
+            let object = Object {
+                body: Bytes::new(),
+                etag: String::new(),
+                metadata: Vec::new(),
+                kms_key: upload.kms_key.clone(),
+                stored_at: chrono::Utc::now(),
+            };
+            store.uploads.insert(id.clone(), upload);
+            let xml = multipart::initiated(bucket, key, &id);
+            Some(
+                encrypted(Response::builder().status(200), &object)
+                    .body(Full::new(Bytes::from(xml)))
+                    .unwrap(),
+            )
+        }
+        (&Method::PUT, Some(id)) => {
+            let number = query.get("partNumber").and_then(|n| n.parse().ok());
+            let (Some(upload), Some(number)) = (store.uploads.get_mut(id), number) else {
+                return Some(error(404, "NoSuchUpload"));
+            };
+            if upload.key != key {
+                return Some(error(404, "NoSuchUpload"));
+            }
+            let etag = upload.part(number, body.clone());
+            Some(
+                Response::builder()
+                    .status(200)
+                    .header("etag", etag)
+                    .body(Full::new(Bytes::new()))
+                    .unwrap(),
+            )
+        }
+        (&Method::DELETE, Some(id)) => Some(match store.uploads.remove(id) {
+            Some(_) => empty(204),
+            None => error(404, "NoSuchUpload"),
+        }),
+        _ => None,
     }
 }
 
