@@ -1,6 +1,7 @@
 //! Large files at full bandwidth: a file's parts go to S3 at once, within
 //! the memory budget, each retried alone, and a file that changes while its
-//! parts are sent is caught. The fault proxy in front of moto counts the
+//! parts are sent is caught; restore and verify's read-back fetch a large
+//! object in ranges at once, and a damaged range is refused. The fault proxy in front of moto counts the
 //! requests under way, so overlap is seen, not timed.
 
 mod support;
@@ -9,6 +10,9 @@ use std::time::Duration;
 
 use s3_kms_sync::commands::restore::{self, Ranges, RestoreOptions, RestoreReport};
 use s3_kms_sync::commands::sync::SyncRequest;
+use s3_kms_sync::commands::verify::{
+    self, ReadShare, VerifyOptions, VerifyReport, VerifyRequest, VerifyStatus,
+};
 use s3_kms_sync::manifest::FileStatus;
 use s3_kms_sync::store::Store;
 use support::*;
@@ -251,4 +255,44 @@ async fn a_corrupted_range_is_refused() {
         left.is_empty(),
         "nothing restored, no partial file: {left:?}"
     );
+}
+
+/// Verifies the large file's object with `--read-data all`; the report and
+/// the most GetObjects under way at once.
+async fn read_back(stack: &Stack) -> (VerifyReport, u64) {
+    let summary = stack.engine().run(&SyncRequest::default()).await.unwrap();
+    assert_eq!(summary.uploaded, 1, "{summary:?}");
+    stack.proxy.reset_counts();
+    let request = VerifyRequest {
+        read_data: Some(ReadShare::All),
+        ..VerifyRequest::default()
+    };
+    let options = VerifyOptions { concurrency: 4 };
+    let report = verify::run(&restoring(stack), stack.prefix, &options, &request)
+        .await
+        .unwrap();
+    let peak = stack.proxy.peaks().get("GetObject").copied().unwrap_or(0);
+    (report, peak)
+}
+
+#[tokio::test]
+async fn read_data_reads_a_large_object_in_ranges_at_once() {
+    let stack = stack_with(&large()).await;
+    let (report, peak) = read_back(&stack).await;
+    assert_eq!(report.status, VerifyStatus::Ok, "{:?}", report.problems);
+    let read = report.read_data.as_ref().unwrap();
+    assert_eq!((read.objects_read, read.bytes_read), (1, 26 * MIB as u64));
+    assert!(peak >= 3, "{peak} ranges under way at once");
+}
+
+#[tokio::test]
+async fn read_data_catches_a_corrupted_range() {
+    let stack = stack_with(&large()).await;
+    stack.proxy.configure(|f| {
+        f.delay = Duration::ZERO;
+        f.corrupt_ranges = true;
+    });
+    let (report, _) = read_back(&stack).await;
+    assert_ne!(report.status, VerifyStatus::Ok);
+    assert_eq!(report.content_mismatch, 1, "{:?}", report.problems);
 }

@@ -17,6 +17,7 @@ mod listing;
 pub mod multipart;
 mod object;
 mod pages;
+mod ranges;
 mod replication_rules;
 mod thaw;
 mod versions;
@@ -48,6 +49,7 @@ pub use key_state::UnusableKey;
 pub use listing::{KeyRange, Listed, decode_listed_key};
 use object::stored_by;
 pub use object::{Fetched, Kept, NULL_VERSION, Object, Stored, may_be_archived};
+pub use ranges::Ranges;
 pub use thaw::Thaw;
 pub use versions::{Refused, Version};
 

@@ -77,7 +77,8 @@ impl Worker<'_> {
         let ranges = self.options.ranges;
         let opened = match ranges.apply_to(file.size_bytes) {
             true => {
-                let first = ranges.first(file.size_bytes);
+                let first = ranges.spans(file.size_bytes).next();
+                let first = first.expect("a ranged object is not empty");
                 self.store.get_range(key, Some(file.version()), first).await
             }
             false => self.store.get_at(key, Some(file.version())).await,

@@ -12,7 +12,7 @@ pub mod options;
 mod ranged;
 pub mod report;
 
-pub use ranged::Ranges;
+pub use crate::store::Ranges;
 
 use std::path::PathBuf;
 

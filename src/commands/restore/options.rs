@@ -6,11 +6,11 @@ use std::path::PathBuf;
 use clap::builder::BoolishValueParser;
 use clap::{ArgAction, Args};
 
-use super::ranged::Ranges;
 use crate::config::{Options, parse_size};
 use crate::error::{Error, Result};
 use crate::local::filter::Filter;
 use crate::run::Mode;
+use crate::store::Ranges;
 
 /// The options of `restore`, as given.
 #[derive(Debug, Clone, Default, Args)]

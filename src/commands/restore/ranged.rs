@@ -13,41 +13,12 @@ use futures::{StreamExt, TryStreamExt, stream};
 use tracing::warn;
 
 use crate::error::{Error, Result};
-use crate::store::{Fetched, Store};
+use crate::store::{Fetched, Ranges, Store};
 
 /// Bytes gathered from a range's body before they are written.
 const WRITE_CHUNK: usize = 1024 * 1024;
 /// Tries of one range before the file fails.
 const ATTEMPTS: u32 = 3;
-
-/// How a large object is fetched: its ranges' size, and how many at once.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Ranges {
-    pub part_size: u64,
-    pub at_once: usize,
-}
-
-impl Default for Ranges {
-    /// What `--part-size` and `--part-concurrency` default to.
-    fn default() -> Self {
-        Ranges {
-            part_size: 8 * 1024 * 1024,
-            at_once: 8,
-        }
-    }
-}
-
-impl Ranges {
-    /// Whether an object of `size` bytes is fetched in ranges.
-    pub fn apply_to(&self, size: u64) -> bool {
-        size > self.part_size
-    }
-
-    /// The first range of an object of `size` bytes (inclusive ends).
-    pub fn first(&self, size: u64) -> (u64, u64) {
-        (0, self.part_size.min(size) - 1)
-    }
-}
 
 /// One object version, and where its bytes go.
 pub struct Target<'a> {
@@ -63,10 +34,8 @@ pub struct Target<'a> {
 /// Writes the object into `target.out`: `first` is the answer to the first
 /// range, already under way; the rest are fetched `at_once` at a time.
 pub async fn fetch(target: &Target<'_>, ranges: Ranges, first: Fetched) -> Result<()> {
-    let (start, end) = ranges.first(target.size);
-    let rest = (end + 1..target.size)
-        .step_by(ranges.part_size as usize)
-        .map(|start| (start, (start + ranges.part_size).min(target.size) - 1));
+    let mut spans = ranges.spans(target.size);
+    let (start, end) = spans.next().expect("a ranged object is not empty");
     let first = async {
         match write_answer(target, (start, end), first).await {
             Err(err) if !matches!(err, Error::Refused { .. }) => {
@@ -76,7 +45,7 @@ pub async fn fetch(target: &Target<'_>, ranges: Ranges, first: Fetched) -> Resul
             done => done,
         }
     };
-    let others = stream::iter(rest)
+    let others = stream::iter(spans)
         .map(|range| retried(target, range))
         .buffer_unordered(ranges.at_once.saturating_sub(1).max(1))
         .try_collect::<()>();

@@ -152,7 +152,7 @@ async fn content_mismatch(
         "rewritten: its ETag is not the {} this tool's write returned",
         file.etag.as_deref().unwrap_or("(none)")
     );
-    match hash_object(store, key, Some(file.version())).await {
+    match hash_object(store, key, Some(file.version()), file.size_bytes).await {
         Ok(Some((md5, _))) if Some(md5.hex()) == file.md5 => None,
         Ok(Some((md5, _))) => Some((
             ProblemKind::ContentMismatch,

@@ -2,7 +2,8 @@
 //! and in parallel. The share is a slice of a fixed order of the keys that
 //! moves on with the seed, so repeated runs cover the whole backup.
 
-use futures::StreamExt;
+use futures::{StreamExt, stream};
+use tokio::sync::{Semaphore, SemaphorePermit};
 
 use super::options::ReadShare;
 use super::report::{Problem, ProblemKind, ReadData};
@@ -10,7 +11,7 @@ use crate::error::{Error, Result};
 use crate::local::hash::{Md5Digest, Md5Stream};
 use crate::manifest::FileRecord;
 use crate::run::progress::Progress;
-use crate::store::Store;
+use crate::store::{Ranges, Store};
 
 /// Slots of the key order; a share is a run of consecutive slots.
 const SLOTS: u32 = 10_000;
@@ -75,7 +76,7 @@ pub async fn read_back(
 
 async fn read_one(store: &Store, file: &FileRecord) -> (u64, Option<Problem>) {
     let key = file.s3_key.clone().unwrap_or_default();
-    let read = hash_object(store, &key, Some(file.version())).await;
+    let read = hash_object(store, &key, Some(file.version()), file.size_bytes).await;
     let (bytes, detail) = match read {
         Ok(Some((md5, bytes))) if Some(md5.hex()) == file.md5 => return (bytes, None),
         Ok(Some((md5, bytes))) => (
@@ -97,8 +98,40 @@ async fn read_one(store: &Store, file: &FileRecord) -> (u64, Option<Problem>) {
     (bytes, Some(problem))
 }
 
-/// The MD5 and length of an object's bytes, streamed.
+/// Ranges of large objects under way at once, across every object a
+/// verify reads: each holds its bytes until they are hashed in order, so
+/// this bounds what reading back holds (8 of 8 MiB by default).
+static RANGES_HELD: Semaphore = Semaphore::const_new(8);
+
+/// The MD5 and length of the bytes of an object recorded as `size` bytes:
+/// streamed, or for a large one fetched in ranges at once and hashed in
+/// order.
 pub async fn hash_object(
+    store: &Store,
+    key: &str,
+    version: Option<&str>,
+    size: u64,
+) -> Result<Option<(Md5Digest, u64)>> {
+    let ranges = Ranges::default();
+    if !ranges.apply_to(size) {
+        return hash_whole(store, key, version).await;
+    }
+    let mut fetched = stream::iter(ranges.spans(size))
+        .map(|range| fetch_range(store, key, version, range, size))
+        .buffered(ranges.at_once);
+    let mut md5 = Md5Stream::default();
+    let mut bytes = 0u64;
+    while let Some(range) = fetched.next().await {
+        let Some((range, _held)) = range? else {
+            return Ok(None);
+        };
+        md5.update(&range);
+        bytes += range.len() as u64;
+    }
+    Ok(Some((md5.finish()?, bytes)))
+}
+
+async fn hash_whole(
     store: &Store,
     key: &str,
     version: Option<&str>,
@@ -115,6 +148,39 @@ pub async fn hash_object(
         bytes += chunk.len() as u64;
     }
     Ok(Some((md5.finish()?, bytes)))
+}
+
+/// One range's bytes, with its place among the ranges held; fails when the
+/// object is not the recorded `size` long.
+async fn fetch_range(
+    store: &Store,
+    key: &str,
+    version: Option<&str>,
+    range: (u64, u64),
+    size: u64,
+) -> Result<Option<(Vec<u8>, SemaphorePermit<'static>)>> {
+    let held = RANGES_HELD.acquire().await.expect("never closed");
+    let Some(fetched) = store.get_range(key, version, range).await? else {
+        return Ok(None);
+    };
+    if fetched.whole != Some(size) {
+        return Err(Error::s3_detail(
+            "GetObject",
+            store.bucket(),
+            key,
+            format!(
+                "the object has {:?} bytes; the manifest says {size}",
+                fetched.whole
+            ),
+        ));
+    }
+    let bytes = fetched
+        .body
+        .collect()
+        .await
+        .map_err(|err| Error::s3_detail("GetObject", store.bucket(), key, err))?
+        .to_vec();
+    Ok(Some((bytes, held)))
 }
 
 #[cfg(test)]
