@@ -10,6 +10,7 @@ use std::path::Path;
 use std::sync::Arc;
 
 use futures::{StreamExt, TryStreamExt, stream};
+use tokio::sync::Semaphore;
 use tracing::warn;
 
 use crate::error::{Error, Result};
@@ -19,6 +20,11 @@ use crate::store::{Fetched, Ranges, Store};
 const WRITE_CHUNK: usize = 1024 * 1024;
 /// Tries of one range before the file fails.
 const ATTEMPTS: u32 = 3;
+/// Ranges under way at once across every file a restore fetches: each may
+/// hold a write buffer, and hundreds of files are in flight, so this bounds
+/// what ranged fetches hold (32 MiB); beyond it the files themselves keep
+/// the connections busy.
+static RANGES_UNDER_WAY: Semaphore = Semaphore::const_new(32);
 
 /// One object version, and where its bytes go.
 pub struct Target<'a> {
@@ -54,6 +60,7 @@ pub async fn fetch(target: &Target<'_>, ranges: Ranges, first: Fetched) -> Resul
 
 /// One range, fetched until it arrives whole or its tries run out.
 async fn retried(target: &Target<'_>, range: (u64, u64)) -> Result<()> {
+    let _under_way = RANGES_UNDER_WAY.acquire().await.expect("never closed");
     let mut attempt = 1;
     loop {
         let fetched = target
