@@ -8,7 +8,8 @@ use md5::{Digest as _, Md5};
 
 use crate::error::{Error, Result};
 
-const READ_BUFFER: usize = 1024 * 1024;
+/// What a streamed hash reads at a time.
+pub const READ_BUFFER: usize = 1024 * 1024;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Md5Digest([u8; 16]);

@@ -16,7 +16,7 @@ use tracing::warn;
 use super::budget::Held;
 use super::file::{FileResult, Worker};
 use crate::error::{Error, Result};
-use crate::local::hash::{Md5Digest, Md5Stream, md5_read};
+use crate::local::hash::{Md5Digest, Md5Stream, READ_BUFFER, md5_read};
 use crate::local::source::stamp_of;
 use crate::local::walk::LocalFile;
 use crate::store::multipart::part_size_for;
@@ -24,7 +24,8 @@ use crate::store::{Stored, WriteIf};
 
 impl<'a> Worker<'a> {
     /// Small files come back in memory with their MD5, holding their share
-    /// of the memory budget; large ones are only hashed.
+    /// of the memory budget; large ones are only hashed, holding a read
+    /// buffer's share while they are.
     pub(super) async fn read_and_hash(
         &self,
         file: &LocalFile,
@@ -32,10 +33,11 @@ impl<'a> Worker<'a> {
     ) -> Result<(Option<Held<'a>>, Md5Digest)> {
         result.bytes_read += file.size;
         let threshold = self.options.multipart_threshold;
-        let share = if file.size <= threshold {
-            Some(self.budget.reserve(file.size).await)
-        } else {
-            None
+        // A large file is only hashed, but its read buffer counts too:
+        // hundreds of them at once would hold hundreds of buffers.
+        let share = match file.size <= threshold {
+            true => self.budget.reserve(file.size).await,
+            false => self.budget.reserve(READ_BUFFER as u64).await,
         };
         let (source, file) = (self.source.clone(), file.clone());
         let (bytes, md5) = tokio::task::spawn_blocking(move || -> Result<_> {
@@ -55,7 +57,7 @@ impl<'a> Worker<'a> {
             }
         })
         .await??;
-        let held = bytes.zip(share).map(|(bytes, share)| Held { bytes, share });
+        let held = bytes.map(|bytes| Held { bytes, share });
         Ok((held, md5))
     }
 
