@@ -248,8 +248,7 @@ impl Worker<'_> {
         Ok((out.into_std().await, bytes, md5.finish()?.hex()))
     }
 
-    /// Fetches a large object range by range into `out`, then reads it back
-    /// for its MD5: its bytes and MD5.
+    /// Fetches a large object range by range into `out`: its bytes and MD5.
     async fn fetch_ranges(
         &self,
         file: &FileRecord,
@@ -265,13 +264,8 @@ impl Worker<'_> {
             out: Arc::new(out),
             path: slot.path(),
         };
-        ranged::fetch(&target, self.options.ranges, first).await?;
+        let (md5, bytes) = ranged::fetch(&target, self.options.ranges, first).await?;
         let out = Arc::try_unwrap(target.out).expect("every range is written");
-        let path = slot.path().to_path_buf();
-        tokio::task::spawn_blocking(move || {
-            let (md5, bytes) = md5_read(&out, &path)?;
-            Ok((out, bytes, md5.hex()))
-        })
-        .await?
+        Ok((out, bytes, md5.hex()))
     }
 }

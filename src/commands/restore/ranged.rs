@@ -2,18 +2,21 @@
 //! once, each written at its offset in the temporary file. A range that
 //! fails is fetched again alone. Nothing is held but a buffer per range, so
 //! memory does not grow with the object or the ranges in flight; the MD5 is
-//! then taken over the written file, which the page cache still holds.
+//! taken over the written file as its start fills in, from the page cache,
+//! while later ranges are still arriving.
 
+use std::collections::BTreeMap;
 use std::fs::File;
 use std::os::unix::fs::FileExt;
 use std::path::Path;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 
 use futures::{StreamExt, TryStreamExt, stream};
-use tokio::sync::Semaphore;
+use tokio::sync::{Semaphore, watch};
 use tracing::warn;
 
 use crate::error::{Error, Result};
+use crate::local::hash::{Md5Digest, Md5Stream, READ_BUFFER};
 use crate::store::{Fetched, Ranges, Store};
 
 /// Bytes gathered from a range's body before they are written.
@@ -39,23 +42,98 @@ pub struct Target<'a> {
 
 /// Writes the object into `target.out`: `first` is the answer to the first
 /// range, already under way; the rest are fetched `at_once` at a time.
-pub async fn fetch(target: &Target<'_>, ranges: Ranges, first: Fetched) -> Result<()> {
+/// The MD5 is taken as the written bytes join up from the start, so hashing
+/// overlaps the download; the object's MD5 and length.
+pub async fn fetch(
+    target: &Target<'_>,
+    ranges: Ranges,
+    first: Fetched,
+) -> Result<(Md5Digest, u64)> {
     let mut spans = ranges.spans(target.size);
     let (start, end) = spans.next().expect("a ranged object is not empty");
+    let (written, hashed) = watch::channel(0);
+    let written = Written {
+        ends: Mutex::default(),
+        mark: written,
+    };
     let first = async {
-        match write_answer(target, (start, end), first).await {
+        let fetched = match write_answer(target, (start, end), first).await {
             Err(err) if !matches!(err, Error::Refused { .. }) => {
                 warn!(key = target.key, error = %err, "first range failed; fetching it again");
                 retried(target, (start, end)).await
             }
             done => done,
-        }
+        };
+        fetched.map(|()| written.done((start, end)))
     };
     let others = stream::iter(spans)
-        .map(|range| retried(target, range))
+        .map(|range| {
+            let written = &written;
+            async move {
+                retried(target, range).await?;
+                written.done(range);
+                Ok(())
+            }
+        })
         .buffer_unordered(ranges.at_once.saturating_sub(1).max(1))
         .try_collect::<()>();
-    tokio::try_join!(first, others).map(|_| ())
+    // A failed range ends the join with its error, and the hashing with it.
+    let (_, _, hash) = tokio::try_join!(first, others, hash_behind(target, hashed))?;
+    Ok(hash)
+}
+
+/// Where the ranges written so far reach from the start without a gap.
+struct Written {
+    /// Ranges written beyond the mark: first byte to the byte after the last.
+    ends: Mutex<BTreeMap<u64, u64>>,
+    mark: watch::Sender<u64>,
+}
+
+impl Written {
+    fn done(&self, (first, last): (u64, u64)) {
+        let mut ends = self.ends.lock().expect("not poisoned");
+        ends.insert(first, last + 1);
+        let mut mark = *self.mark.borrow();
+        while let Some(end) = ends.remove(&mark) {
+            mark = end;
+        }
+        self.mark.send_replace(mark);
+    }
+}
+
+/// Hashes the file from the start as far as the written bytes reach, until
+/// the whole object is hashed.
+async fn hash_behind(
+    target: &Target<'_>,
+    mut mark: watch::Receiver<u64>,
+) -> Result<(Md5Digest, u64)> {
+    let mut md5 = Md5Stream::default();
+    let mut hashed = 0;
+    while hashed < target.size {
+        let reach = *mark.borrow_and_update();
+        if reach == hashed {
+            if mark.changed().await.is_err() {
+                return Err(refused(target, "the download stopped short".into()));
+            }
+            continue;
+        }
+        let (out, path) = (Arc::clone(&target.out), target.path.to_path_buf());
+        md5 = tokio::task::spawn_blocking(move || {
+            let mut buffer = vec![0; READ_BUFFER.min((reach - hashed) as usize)];
+            let mut at = hashed;
+            while at < reach {
+                let length = buffer.len().min((reach - at) as usize);
+                out.read_exact_at(&mut buffer[..length], at)
+                    .map_err(|err| Error::io("read", &path, err))?;
+                md5.update(&buffer[..length]);
+                at += length as u64;
+            }
+            Ok::<_, Error>(md5)
+        })
+        .await??;
+        hashed = reach;
+    }
+    Ok((md5.finish()?, hashed))
 }
 
 /// One range, fetched until it arrives whole or its tries run out.
