@@ -9,8 +9,9 @@ use aws_sdk_s3::config::{RequestChecksumCalculation, retry::RetryConfig};
 /// of the standard AWS configuration.
 ///
 /// `--endpoint-url`, `AWS_ENDPOINT_URL_S3` or `AWS_ENDPOINT_URL` select
-/// another S3 endpoint; with one set, requests use path-style addressing so
-/// local emulators and S3-compatible stores work.
+/// another S3 endpoint, the flag first, as in the aws CLI; with one set,
+/// requests use path-style addressing so local emulators and S3-compatible
+/// stores work.
 pub async fn s3_and_kms_clients(
     max_attempts: u32,
     connection: &Connection,
@@ -19,10 +20,9 @@ pub async fn s3_and_kms_clients(
     let retry = RetryConfig::standard().with_max_attempts(max_attempts);
     let kms = kms_client_from(&shared, retry.clone());
     let s3 = match &connection.endpoint_url {
-        Some(url) => {
-            let shared = shared.to_builder().endpoint_url(url).build();
-            s3_client_from(&shared, true, retry)
-        }
+        // Set on the client itself: the SDK lets the environment's
+        // AWS_ENDPOINT_URL win over an endpoint set on the shared config.
+        Some(url) => Client::from_conf(s3_config(&shared, true, retry).endpoint_url(url).build()),
         None => s3_client_from(&shared, custom_endpoint(), retry),
     };
     (s3, kms)
@@ -82,11 +82,17 @@ pub fn s3_client_from(
     path_style: bool,
     retry: RetryConfig,
 ) -> Client {
-    let config = aws_sdk_s3::config::Builder::from(shared)
+    Client::from_conf(s3_config(shared, path_style, retry).build())
+}
+
+fn s3_config(
+    shared: &aws_config::SdkConfig,
+    path_style: bool,
+    retry: RetryConfig,
+) -> aws_sdk_s3::config::Builder {
+    aws_sdk_s3::config::Builder::from(shared)
         .force_path_style(path_style)
         .retry_config(retry)
         // Every upload already carries a Content-MD5 computed here.
         .request_checksum_calculation(RequestChecksumCalculation::WhenRequired)
-        .build();
-    Client::from_conf(config)
 }
