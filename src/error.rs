@@ -164,6 +164,12 @@ fn innermost(err: &(dyn std::error::Error + 'static)) -> String {
 }
 
 impl Error {
+    /// Whether this is a write to a reader that went away (`| head`): a
+    /// command ends quietly then, as `ls` and `grep` do.
+    pub fn is_closed_pipe(&self) -> bool {
+        matches!(self, Error::Io { source, .. } if source.kind() == std::io::ErrorKind::BrokenPipe)
+    }
+
     pub(crate) fn io(
         action: &'static str,
         path: impl Into<PathBuf>,

@@ -8,6 +8,7 @@ mod human;
 mod logging;
 mod versioning;
 
+use std::io::Write;
 use std::process::ExitCode;
 
 use clap::{ArgAction, Args, CommandFactory, Parser, Subcommand};
@@ -27,7 +28,7 @@ use crate::commands::sync::{SyncArgs, SyncOptions, SyncRequest};
 use crate::commands::unlock::{UnlockArgs, UnlockOptions, Unlocked};
 use crate::commands::verify::{VerifyArgs, VerifyOptions, VerifyStatus, Warning};
 use crate::config::{Config, ConfigArgs, Options};
-use crate::error::Result;
+use crate::error::{Error, Result};
 use crate::manifest::RunStatus;
 use crate::run::{Mode, NoLockArgs};
 use crate::store::Store;
@@ -166,6 +167,8 @@ pub async fn run(cli: Cli) -> ExitCode {
     }
     match outcome {
         Ok(code) => ExitCode::from(code),
+        // The reader of the output went away: nothing is left to tell it.
+        Err(err) if err.is_closed_pipe() => ExitCode::SUCCESS,
         Err(err) => {
             eprintln!("s3-kms-sync: {err}");
             ExitCode::from(2)
@@ -182,19 +185,35 @@ async fn connect<O: Options>(args: ConfigArgs<O::Args, O::Run>) -> Result<(Confi
 
 /// `value` as JSON, or as `text` renders it for a person.
 fn print<T: Serialize>(json: bool, value: &T, text: impl FnOnce(&T) -> String) -> Result<()> {
-    if json {
-        println!("{}", serde_json::to_string_pretty(value)?);
-    } else {
-        print!("{}", text(value));
-    }
-    Ok(())
+    let shown = match json {
+        true => format!("{}\n", serde_json::to_string_pretty(value)?),
+        false => text(value),
+    };
+    write_out(&shown)
+}
+
+/// Writes to standard output, failing (not panicking, as `print!` does)
+/// when its reader has gone.
+fn write_out(text: &str) -> Result<()> {
+    let mut out = std::io::stdout().lock();
+    out.write_all(text.as_bytes())
+        .and_then(|()| out.flush())
+        .map_err(|err| Error::io("write", "standard output", err))
 }
 
 fn print_md5(files: &[std::path::PathBuf]) -> ExitCode {
     let mut status = ExitCode::SUCCESS;
     for file in files {
         match crate::local::hash::md5_file(file) {
-            Ok((digest, _)) => println!("{}  {}", digest.hex(), file.display()),
+            Ok((digest, _)) => {
+                let line = format!("{}  {}\n", digest.hex(), file.display());
+                if let Err(err) = write_out(&line) {
+                    return match err.is_closed_pipe() {
+                        true => ExitCode::SUCCESS,
+                        false => ExitCode::from(2),
+                    };
+                }
+            }
             Err(err) => {
                 eprintln!("s3-kms-sync: {err}");
                 status = ExitCode::from(1);
@@ -338,6 +357,6 @@ async fn replication(args: &ReplicationArgs) -> Result<u8> {
     let path_style = connection.endpoint_url.is_some() || crate::store::custom_endpoint();
     let clients = Clients::new(shared, path_style);
     let report = commands::replication::run(&clients, Some(&control), args).await?;
-    println!("{}", serde_json::to_string_pretty(&report)?);
+    write_out(&format!("{}\n", serde_json::to_string_pretty(&report)?))?;
     Ok(if report.all_done() { 0 } else { 1 })
 }
