@@ -89,6 +89,13 @@ pub fn restore(report: &RestoreReport) -> String {
             report.failed
         );
     }
+    if report.not_started > 0 {
+        let _ = writeln!(
+            text,
+            "stopped by a signal: {} files not started; run the same restore again to finish",
+            report.not_started
+        );
+    }
     let _ = writeln!(
         text,
         "from: {} ({})",

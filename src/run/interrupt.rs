@@ -34,7 +34,7 @@ pub fn listen() {
                 }
                 tracing::warn!(
                     signal = number,
-                    "stopping: no more files are started; the manifest is written and the lock released (again to quit at once)"
+                    "stopping: no more files are started, those under way finish, and what was done is reported (again to quit at once)"
                 );
             }
         });

@@ -37,6 +37,8 @@ pub enum Restored {
     Pending {
         detail: String,
     },
+    /// Not started: a signal asked the restore to stop first.
+    NotStarted,
 }
 
 /// Why a dry run would restore an entry.

@@ -25,8 +25,8 @@ use crate::local::restore_dir::RestoreDir;
 use crate::manifest::paged::{Narrow, Reading};
 use crate::manifest::read::{Header, Parsed};
 use crate::manifest::{EntryKind, FileRecord, RunStatus, chain, locate, trusted};
-use crate::run::RunContext;
 use crate::run::progress::Progress;
+use crate::run::{RunContext, interrupt};
 use crate::store::{Kept, Store};
 use crate::trust::Verdict;
 use entries::Chosen;
@@ -221,6 +221,11 @@ async fn restore_all(
         .map(|(file, relative)| {
             let progress = &progress;
             async move {
+                // After SIGINT or SIGTERM no file is started; those in
+                // flight finish, and the report says what was left.
+                if interrupt::received().is_some() {
+                    return (relative, Ok(Restored::NotStarted));
+                }
                 let result = worker.restore(file, &relative).await;
                 match &result {
                     Ok(Restored::Written { bytes }) => progress.count_moved(*bytes),
@@ -253,6 +258,7 @@ impl RestoreReport {
             symlinks: 0,
             failed: 0,
             pending: 0,
+            not_started: 0,
             would_restore: 0,
             bytes_restored: 0,
             dry_run: options.dry_run,
@@ -282,6 +288,7 @@ impl RestoreReport {
                     self.pending += 1;
                     self.pending_files.push(Pending { path, detail });
                 }
+                Ok(Restored::NotStarted) => self.not_started += 1,
                 Err(err) => {
                     warn!(path, error = %err, "file not restored");
                     self.failed += 1;

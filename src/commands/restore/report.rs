@@ -50,6 +50,10 @@ pub struct RestoreReport {
     pub failed: u64,
     /// Archived files a thaw was asked for; a later run brings them back.
     pub pending: u64,
+    /// Files not started because a signal (Ctrl-C, SIGTERM) stopped the
+    /// restore; running it again brings them back.
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub not_started: u64,
     /// Dry run: files that would be fetched.
     pub would_restore: u64,
     pub bytes_restored: u64,
@@ -67,7 +71,7 @@ impl RestoreReport {
         let ok = self.restored + self.skipped + self.would_restore;
         self.status = if self.message.is_some() {
             RunStatus::Failed
-        } else if self.failed == 0 && self.pending == 0 {
+        } else if self.failed == 0 && self.pending == 0 && self.not_started == 0 {
             RunStatus::Succeeded
         } else if ok == 0 && self.pending == 0 {
             RunStatus::Failed
@@ -75,4 +79,8 @@ impl RestoreReport {
             RunStatus::Partial
         };
     }
+}
+
+fn is_zero(n: &u64) -> bool {
+    *n == 0
 }
