@@ -19,8 +19,9 @@ use crate::error::{Error, Result};
 use crate::local::hash::{Md5Digest, Md5Stream, READ_BUFFER};
 use crate::store::{Fetched, Ranges, Store};
 
-/// Bytes gathered from a range's body before they are written.
-const WRITE_CHUNK: usize = 1024 * 1024;
+/// Bytes gathered from a range's body before they are written: hundreds
+/// of files may be under way, each with one.
+const WRITE_CHUNK: usize = 256 * 1024;
 /// Tries of one range before the file fails.
 const ATTEMPTS: u32 = 3;
 /// Ranges under way at once across every file a restore fetches: each may
