@@ -9,7 +9,7 @@ mod support;
 
 use std::process::{Command, Stdio};
 
-use support::cli::{cli, moto_env};
+use support::cli::{BINARY, clean, cli, moto_env};
 use support::*;
 
 #[tokio::test]
@@ -58,12 +58,8 @@ async fn the_endpoint_flag_wins_over_the_environment() {
 
 /// The CLI with its standard output's reader gone before it writes.
 fn with_closed_stdout(args: &[&str], env: &[(&str, &str)]) -> std::process::Output {
-    let mut command = Command::new(env!("CARGO_BIN_EXE_s3-kms-sync"));
-    for (name, _) in std::env::vars() {
-        if name.starts_with("SYNC_") || name.starts_with("AWS_") {
-            command.env_remove(name);
-        }
-    }
+    let mut command = Command::new(BINARY);
+    clean(&mut command);
     let mut child = command
         .args(args)
         .envs(env.iter().copied())
@@ -166,12 +162,8 @@ async fn ctrl_c_stops_a_restore_and_reports_what_was_left() {
         }
     });
     let env = moto_env(&proxy.endpoint, &settings);
-    let mut command = Command::new(env!("CARGO_BIN_EXE_s3-kms-sync"));
-    for (name, _) in std::env::vars() {
-        if name.starts_with("SYNC_") || name.starts_with("AWS_") {
-            command.env_remove(name);
-        }
-    }
+    let mut command = Command::new(BINARY);
+    clean(&mut command);
     let child = command
         .args([
             "restore",

@@ -2,7 +2,8 @@
 
 use std::process::{Command, Output};
 
-const BINARY: &str = env!("CARGO_BIN_EXE_s3-kms-sync");
+/// The built binary.
+pub const BINARY: &str = env!("CARGO_BIN_EXE_s3-kms-sync");
 
 /// The CLI with `args`, in a clean environment plus `env`; stdout and
 /// stderr are pipes.
@@ -39,7 +40,7 @@ pub fn in_terminal(args: &[&str], env: &[(&str, &str)]) -> Output {
 }
 
 /// Nothing of the caller's AWS or tool settings reaches the CLI.
-fn clean(command: &mut Command) {
+pub fn clean(command: &mut Command) {
     for (name, _) in std::env::vars() {
         if name.starts_with("SYNC_") || name.starts_with("AWS_") || name == "XDG_STATE_HOME" {
             command.env_remove(name);
