@@ -24,10 +24,9 @@ use crate::store::{Fetched, Ranges, Store};
 const WRITE_CHUNK: usize = 256 * 1024;
 /// Tries of one range before the file fails.
 const ATTEMPTS: u32 = 3;
-/// Ranges under way at once across every file a restore fetches: each may
-/// hold a write buffer, and hundreds of files are in flight, so this bounds
-/// what ranged fetches hold (32 MiB); beyond it the files themselves keep
-/// the connections busy.
+/// Ranges under way at once across every file a restore fetches, beyond
+/// each file's first: each holds a write buffer and a connection, and
+/// hundreds of files may be in flight, which keep the connections busy.
 static RANGES_UNDER_WAY: Semaphore = Semaphore::const_new(32);
 
 /// One object version, and where its bytes go.
