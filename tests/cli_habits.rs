@@ -3,7 +3,7 @@
 //! command line is the one a backup goes to, whatever `AWS_ENDPOINT_URL`
 //! says), and a reader that goes away (`| head`) ends a command quietly,
 //! with status 0, never a panic; Ctrl-C stops a restore as it stops a
-//! sync.
+//! sync; a bare 0 is a span of none.
 
 mod support;
 
@@ -206,4 +206,43 @@ async fn ctrl_c_stops_a_restore_and_reports_what_was_left() {
         .filter(|name| name.ends_with(".partial"))
         .collect();
     assert!(partial.is_empty(), "{partial:?}");
+}
+
+#[tokio::test]
+async fn a_bare_zero_keeps_deleted_versions_for_no_time() {
+    let moto = Moto::start();
+    let key = moto.bucket_and_key("zero").await;
+    let manifests = tempfile::tempdir().unwrap();
+    let env = moto_env(
+        &moto.endpoint,
+        &[
+            ("SYNC_BUCKET", "zero"),
+            ("SYNC_PREFIX", "backups"),
+            ("SYNC_KMS_KEY_ID", key.as_str()),
+            ("SYNC_MANIFEST_DIR", manifests.path().to_str().unwrap()),
+        ],
+    );
+    let forget = |span: &str| {
+        let args = [
+            "forget",
+            "--keep-last",
+            "1",
+            "--prune",
+            "--dry-run",
+            "--keep-deleted-within",
+            span,
+        ];
+        cli(&args, &env)
+    };
+    let (zero, zero_h, seven) = (forget("0"), forget("0h"), forget("7"));
+    let stderr = String::from_utf8_lossy(&zero.stderr);
+    assert!(!stderr.contains("is not a span"), "{stderr}");
+    // A report, whatever it says of a prefix with no snapshot, as for 0h.
+    assert_ne!(zero.status.code(), Some(2), "{stderr}");
+    assert_eq!(zero.status.code(), zero_h.status.code(), "{stderr}");
+    let report: serde_json::Value = serde_json::from_slice(&zero.stdout).unwrap();
+    assert_eq!(report["dry_run"], true, "{report}");
+    // A bare number other than 0 still names its missing unit.
+    assert_eq!(seven.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&seven.stderr).contains("is not a span"));
 }

@@ -54,6 +54,10 @@ impl std::str::FromStr for Span {
     type Err = String;
 
     fn from_str(text: &str) -> std::result::Result<Self, String> {
+        // A bare 0 needs no unit: none at all.
+        if text.trim() == "0" {
+            return Ok(Span::default());
+        }
         let mut span = Span::default();
         let mut number = String::new();
         for c in text.trim().chars() {
@@ -133,9 +137,12 @@ mod tests {
                 hours: 3
             })
         );
-        for bad in ["", "7", "1w", "d"] {
+        for bad in ["", "7", "1w", "d", "00"] {
             assert!(bad.parse::<Span>().is_err(), "{bad}");
         }
+        // A bare 0 means none, as 0h does.
+        assert_eq!("0".parse::<Span>(), Ok(Span::default()));
+        assert_eq!("0".parse::<Span>(), "0h".parse::<Span>());
         assert!("seven".parse::<Count>().is_err());
     }
 }
