@@ -20,7 +20,7 @@ use crate::local::hash::{Md5Digest, Md5Stream, READ_BUFFER, md5_read};
 use crate::local::source::stamp_of;
 use crate::local::walk::LocalFile;
 use crate::store::multipart::part_size_for;
-use crate::store::{Stored, WriteIf};
+use crate::store::{Ranges, Stored, WriteIf};
 
 impl<'a> Worker<'a> {
     /// Small files come back in memory with their MD5, holding their share
@@ -122,13 +122,17 @@ impl<'a> Worker<'a> {
         upload_id: &str,
         md5: Md5Digest,
     ) -> Result<Vec<CompletedPart>> {
-        let part_size = part_size_for(file.size, self.options.part_size);
+        let cut = Ranges {
+            part_size: part_size_for(file.size, self.options.part_size),
+            at_once: self.options.part_concurrency,
+        };
         let handle = Arc::new(self.source.open_file(&file.relative)?);
         let whole = Mutex::new(Md5Stream::default());
         let read =
-            stream::iter(part_ranges(file.size, part_size)).then(|(number, offset, length)| {
+            stream::iter((1..).zip(cut.spans(file.size))).then(|(number, (offset, last))| {
                 let (handle, whole) = (&handle, &whole);
                 async move {
+                    let length = last + 1 - offset;
                     self.check_time(file)?;
                     let share = self.budget.reserve(length).await;
                     let hasher = std::mem::take(&mut *whole.lock().expect("not poisoned"));
@@ -154,7 +158,7 @@ impl<'a> Worker<'a> {
                     Ok(part)
                 }
             })
-            .try_buffer_unordered(self.options.part_concurrency)
+            .try_buffer_unordered(cut.at_once)
             .try_collect()
             .await?;
         parts.sort_by_key(|part| part.part_number());
@@ -178,13 +182,6 @@ impl<'a> Worker<'a> {
             false => Ok(()),
         }
     }
-}
-
-/// (part number, offset, length) of each part of a file of `size` bytes.
-fn part_ranges(size: u64, part_size: u64) -> impl Iterator<Item = (i32, u64, u64)> {
-    (1..)
-        .zip((0..size).step_by(part_size as usize))
-        .map(move |(number, offset)| (number, offset, part_size.min(size - offset)))
 }
 
 /// Fails when the open file is not the one the walk saw (another inode), or
