@@ -250,6 +250,21 @@ impl Fetched {
         }
     }
 
+    /// Why the object is not `size` bytes long, as its answer says; `None`
+    /// when it is. A range of an object that grew or shrank must not pass
+    /// for the recorded content.
+    pub fn length_differs(&self, size: u64) -> Option<String> {
+        match self.whole {
+            Some(whole) if whole == size => None,
+            Some(whole) => Some(format!(
+                "the object has {whole} bytes; the manifest says {size}"
+            )),
+            None => Some(format!(
+                "S3 did not say the object's length; the manifest says {size}"
+            )),
+        }
+    }
+
     /// The object read whole and kept, when S3 says it is at most `limit`
     /// bytes; else the object itself, unread.
     pub async fn keep_within(self, limit: u64) -> Result<std::result::Result<Kept, Fetched>> {

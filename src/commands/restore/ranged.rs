@@ -172,17 +172,8 @@ async fn write_answer(
     (first, last): (u64, u64),
     fetched: Fetched,
 ) -> Result<()> {
-    if fetched.whole != Some(target.size) {
-        return Err(refused(
-            target,
-            format!(
-                "the object has {} bytes; the manifest says {}",
-                fetched
-                    .whole
-                    .map_or("an unknown number of".into(), |n| n.to_string()),
-                target.size
-            ),
-        ));
+    if let Some(why) = fetched.length_differs(target.size) {
+        return Err(refused(target, why));
     }
     let mut body = fetched.body;
     let mut at = first;

@@ -163,16 +163,8 @@ async fn fetch_range(
     let Some(fetched) = store.get_range(key, version, range).await? else {
         return Ok(None);
     };
-    if fetched.whole != Some(size) {
-        return Err(Error::s3_detail(
-            "GetObject",
-            store.bucket(),
-            key,
-            format!(
-                "the object has {:?} bytes; the manifest says {size}",
-                fetched.whole
-            ),
-        ));
+    if let Some(why) = fetched.length_differs(size) {
+        return Err(Error::s3_detail("GetObject", store.bucket(), key, why));
     }
     let bytes = fetched
         .body
