@@ -154,7 +154,7 @@ pub async fn run(cli: Cli) -> ExitCode {
         Command::Unlock(args) => unlock(*args, json).await,
         Command::Audit(args) => audit(*args, json).await,
         Command::Replication(args) => replication(&args).await,
-        Command::Md5 { files } => return print_md5(&files),
+        Command::Md5 { files } => print_md5(&files),
         Command::Completions { shell } => {
             let mut command = Cli::command();
             clap_complete::generate(shell, &mut command, "s3-kms-sync", &mut std::io::stdout());
@@ -201,26 +201,19 @@ fn write_out(text: &str) -> Result<()> {
         .map_err(|err| Error::io("write", "standard output", err))
 }
 
-fn print_md5(files: &[std::path::PathBuf]) -> ExitCode {
-    let mut status = ExitCode::SUCCESS;
+/// Each file's MD5 as md5sum prints it: 1 when a file could not be read.
+fn print_md5(files: &[std::path::PathBuf]) -> Result<u8> {
+    let mut status = 0;
     for file in files {
         match crate::local::hash::md5_file(file) {
-            Ok((digest, _)) => {
-                let line = format!("{}  {}\n", digest.hex(), file.display());
-                if let Err(err) = write_out(&line) {
-                    return match err.is_closed_pipe() {
-                        true => ExitCode::SUCCESS,
-                        false => ExitCode::from(2),
-                    };
-                }
-            }
+            Ok((digest, _)) => write_out(&format!("{}  {}\n", digest.hex(), file.display()))?,
             Err(err) => {
                 eprintln!("s3-kms-sync: {err}");
-                status = ExitCode::from(1);
+                status = 1;
             }
         }
     }
-    status
+    Ok(status)
 }
 
 fn exit_code(status: RunStatus) -> u8 {
