@@ -2,7 +2,7 @@
 
 mod support;
 
-use support::cli::{cli, moto_env};
+use support::cli::{cli, moto_env, signal_after, spawn};
 use support::*;
 
 #[test]
@@ -436,33 +436,8 @@ async fn sigterm_stops_a_sync_cleanly_and_releases_the_lock() {
             ("SYNC_CONCURRENCY", "2"),
         ],
     );
-    let mut command = std::process::Command::new(env!("CARGO_BIN_EXE_s3-kms-sync"));
-    for (name, _) in std::env::vars() {
-        if name.starts_with("SYNC_") || name.starts_with("AWS_") {
-            command.env_remove(name);
-        }
-    }
-    let child = command
-        .arg("sync")
-        .envs(env.iter().copied())
-        .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::piped())
-        .spawn()
-        .unwrap();
-    let waited = std::time::Instant::now();
-    while uploads.load(Ordering::SeqCst) < 3 {
-        assert!(
-            waited.elapsed().as_secs() < 60,
-            "the sync never started uploading"
-        );
-        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
-    }
-    let killed = std::process::Command::new("kill")
-        .args(["-TERM", &child.id().to_string()])
-        .status()
-        .unwrap();
-    assert!(killed.success());
-    let out = child.wait_with_output().unwrap();
+    let child = spawn(&["sync"], &env);
+    let out = signal_after(child, &uploads, 3, "TERM", "the sync's uploading").await;
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert_eq!(out.status.code(), Some(143), "{stderr}");
     let summary: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();

@@ -7,9 +7,7 @@
 
 mod support;
 
-use std::process::{Command, Stdio};
-
-use support::cli::{BINARY, clean, cli, moto_env};
+use support::cli::{cli, moto_env, signal_after, spawn};
 use support::*;
 
 #[tokio::test]
@@ -58,15 +56,7 @@ async fn the_endpoint_flag_wins_over_the_environment() {
 
 /// The CLI with its standard output's reader gone before it writes.
 fn with_closed_stdout(args: &[&str], env: &[(&str, &str)]) -> std::process::Output {
-    let mut command = Command::new(BINARY);
-    clean(&mut command);
-    let mut child = command
-        .args(args)
-        .envs(env.iter().copied())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
+    let mut child = spawn(args, env);
     drop(child.stdout.take());
     child.wait_with_output().unwrap()
 }
@@ -162,34 +152,9 @@ async fn ctrl_c_stops_a_restore_and_reports_what_was_left() {
         }
     });
     let env = moto_env(&proxy.endpoint, &settings);
-    let mut command = Command::new(BINARY);
-    clean(&mut command);
-    let child = command
-        .args([
-            "restore",
-            "--json",
-            "--target",
-            target.path().to_str().unwrap(),
-        ])
-        .envs(env.iter().copied())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let waited = std::time::Instant::now();
-    while fetched.load(Ordering::SeqCst) < 3 {
-        assert!(
-            waited.elapsed().as_secs() < 60,
-            "the restore never started fetching"
-        );
-        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
-    }
-    let killed = Command::new("kill")
-        .args(["-INT", &child.id().to_string()])
-        .status()
-        .unwrap();
-    assert!(killed.success());
-    let out = child.wait_with_output().unwrap();
+    let target_dir = target.path().to_str().unwrap();
+    let child = spawn(&["restore", "--json", "--target", target_dir], &env);
+    let out = signal_after(child, &fetched, 3, "INT", "the restore's fetching").await;
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert_eq!(out.status.code(), Some(130), "{stderr}");
     let report: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();

@@ -44,7 +44,44 @@ async fn peak_parts(stack: &Stack, parts: usize, budget: u64) -> u64 {
     });
     let summary = engine.run(&SyncRequest::default()).await.unwrap();
     assert_eq!(summary.uploaded, 1, "{summary:?}");
-    stack.proxy.peaks().get("UploadPart").copied().unwrap_or(0)
+    peak(stack, "UploadPart")
+}
+
+/// The most requests of `op` the proxy saw under way at once.
+fn peak(stack: &Stack, op: &str) -> u64 {
+    stack.proxy.peaks().get(op).copied().unwrap_or(0)
+}
+
+/// Backs the large file up with the function's defaults.
+async fn back_up(stack: &Stack) {
+    let summary = stack.engine().run(&SyncRequest::default()).await.unwrap();
+    assert_eq!(summary.uploaded, 1, "{summary:?}");
+}
+
+/// The large file is stored under SSE-KMS with its MD5, byte for byte.
+async fn assert_big_stored(stack: &Stack, content: &[u8]) {
+    let key = format!("{}/big.bin", stack.prefix);
+    let s3 = stack.moto.s3();
+    assert_stored(&s3, BUCKET, &key, &stack.key_arn, content, true).await;
+}
+
+/// A restore into `target` in ranges of 5 MiB, `at_once` at a time.
+fn ranged(target: &std::path::Path, at_once: usize) -> RestoreOptions {
+    RestoreOptions {
+        ranges: Ranges {
+            part_size: 5 * MIB as u64,
+            at_once,
+        },
+        ..restore_options(target)
+    }
+}
+
+/// Every ranged GET answer damaged on the way, without delay.
+fn corrupting(stack: &Stack) {
+    stack.proxy.configure(|f| {
+        f.delay = Duration::ZERO;
+        f.corrupt_ranges = true;
+    });
 }
 
 #[tokio::test]
@@ -53,16 +90,7 @@ async fn the_parts_of_one_file_are_sent_at_once() {
     let stack = stack_with(&content).await;
     let peak = peak_parts(&stack, 4, 64 * MIB as u64).await;
     assert_eq!(peak, 4, "parts under way at once");
-    let key = format!("{}/big.bin", stack.prefix);
-    assert_stored(
-        &stack.moto.s3(),
-        BUCKET,
-        &key,
-        &stack.key_arn,
-        &content,
-        true,
-    )
-    .await;
+    assert_big_stored(&stack, &content).await;
 
     // One at a time when asked: the same file, sent again.
     std::fs::write(
@@ -91,8 +119,7 @@ async fn a_part_whose_answer_is_lost_is_sent_again_alone() {
     let stack = stack_with(&content).await;
     stack.proxy.configure(|f| f.delay = Duration::ZERO);
     stack.proxy.lose_answer("UploadPart", "big.bin", 3);
-    let summary = stack.engine().run(&SyncRequest::default()).await.unwrap();
-    assert_eq!(summary.uploaded, 1, "{summary:?}");
+    back_up(&stack).await;
     let counts = stack.proxy.counts();
     assert_eq!(counts.get("CreateMultipartUpload"), Some(&1), "{counts:?}");
     assert_eq!(
@@ -100,16 +127,7 @@ async fn a_part_whose_answer_is_lost_is_sent_again_alone() {
         Some(&7),
         "six parts, one twice: {counts:?}"
     );
-    let key = format!("{}/big.bin", stack.prefix);
-    assert_stored(
-        &stack.moto.s3(),
-        BUCKET,
-        &key,
-        &stack.key_arn,
-        &content,
-        true,
-    )
-    .await;
+    assert_big_stored(&stack, &content).await;
 }
 
 #[tokio::test]
@@ -155,22 +173,14 @@ fn restoring(stack: &Stack) -> Store {
 /// Backs the large file up, then restores it with `at_once` ranges of
 /// 5 MiB at a time; the report, and the most GetObjects under way at once.
 async fn restore_large(stack: &Stack, at_once: usize) -> (RestoreReport, tempfile::TempDir, u64) {
-    let summary = stack.engine().run(&SyncRequest::default()).await.unwrap();
-    assert_eq!(summary.uploaded, 1, "{summary:?}");
+    back_up(stack).await;
     stack.proxy.reset_counts();
     let target = tempfile::tempdir().unwrap();
-    let options = RestoreOptions {
-        ranges: Ranges {
-            part_size: 5 * MIB as u64,
-            at_once,
-        },
-        ..restore_options(target.path())
-    };
+    let options = ranged(target.path(), at_once);
     let report = restore::run(&restoring(stack), stack.prefix, &options)
         .await
         .unwrap();
-    let peak = stack.proxy.peaks().get("GetObject").copied().unwrap_or(0);
-    (report, target, peak)
+    (report, target, peak(stack, "GetObject"))
 }
 
 #[tokio::test]
@@ -198,16 +208,9 @@ async fn a_range_whose_answer_is_lost_is_fetched_again_alone() {
     let content = large();
     let stack = stack_with(&content).await;
     stack.proxy.configure(|f| f.delay = Duration::ZERO);
-    let summary = stack.engine().run(&SyncRequest::default()).await.unwrap();
-    assert_eq!(summary.uploaded, 1, "{summary:?}");
+    back_up(&stack).await;
     let target = tempfile::tempdir().unwrap();
-    let options = RestoreOptions {
-        ranges: Ranges {
-            part_size: 5 * MIB as u64,
-            at_once: 4,
-        },
-        ..restore_options(target.path())
-    };
+    let options = ranged(target.path(), 4);
     stack.proxy.reset_counts();
     let whole = restore::run(&restoring(&stack), stack.prefix, &options)
         .await
@@ -240,10 +243,7 @@ async fn a_range_whose_answer_is_lost_is_fetched_again_alone() {
 #[tokio::test]
 async fn a_corrupted_range_is_refused() {
     let stack = stack_with(&large()).await;
-    stack.proxy.configure(|f| {
-        f.delay = Duration::ZERO;
-        f.corrupt_ranges = true;
-    });
+    corrupting(&stack);
     let (report, target, _) = restore_large(&stack, 4).await;
     assert_eq!((report.restored, report.failed), (0, 1), "{report:?}");
     assert!(stack.proxy.injected().contains_key("corrupt-range"));
@@ -260,8 +260,7 @@ async fn a_corrupted_range_is_refused() {
 /// Verifies the large file's object with `--read-data all`; the report and
 /// the most GetObjects under way at once.
 async fn read_back(stack: &Stack) -> (VerifyReport, u64) {
-    let summary = stack.engine().run(&SyncRequest::default()).await.unwrap();
-    assert_eq!(summary.uploaded, 1, "{summary:?}");
+    back_up(stack).await;
     stack.proxy.reset_counts();
     let request = VerifyRequest {
         read_data: Some(ReadShare::All),
@@ -271,8 +270,7 @@ async fn read_back(stack: &Stack) -> (VerifyReport, u64) {
     let report = verify::run(&restoring(stack), stack.prefix, &options, &request)
         .await
         .unwrap();
-    let peak = stack.proxy.peaks().get("GetObject").copied().unwrap_or(0);
-    (report, peak)
+    (report, peak(stack, "GetObject"))
 }
 
 #[tokio::test]
@@ -288,10 +286,7 @@ async fn read_data_reads_a_large_object_in_ranges_at_once() {
 #[tokio::test]
 async fn read_data_catches_a_corrupted_range() {
     let stack = stack_with(&large()).await;
-    stack.proxy.configure(|f| {
-        f.delay = Duration::ZERO;
-        f.corrupt_ranges = true;
-    });
+    corrupting(&stack);
     let (report, _) = read_back(&stack).await;
     assert_ne!(report.status, VerifyStatus::Ok);
     assert_eq!(report.content_mismatch, 1, "{:?}", report.problems);

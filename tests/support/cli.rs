@@ -1,9 +1,10 @@
 //! Running the built binary as a user does: in a pipe, or at a terminal.
 
-use std::process::{Command, Output};
+use std::process::{Child, Command, Output, Stdio};
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::time::{Duration, Instant};
 
-/// The built binary.
-pub const BINARY: &str = env!("CARGO_BIN_EXE_s3-kms-sync");
+const BINARY: &str = env!("CARGO_BIN_EXE_s3-kms-sync");
 
 /// The CLI with `args`, in a clean environment plus `env`; stdout and
 /// stderr are pipes.
@@ -39,8 +40,44 @@ pub fn in_terminal(args: &[&str], env: &[(&str, &str)]) -> Output {
         .expect("run the CLI under script(1)")
 }
 
+/// The CLI with `args` started in a clean environment plus `env`, its
+/// stdout and stderr piped.
+pub fn spawn(args: &[&str], env: &[(&str, &str)]) -> Child {
+    let mut command = Command::new(BINARY);
+    clean(&mut command);
+    command
+        .args(args)
+        .envs(env.iter().copied())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("start the CLI")
+}
+
+/// Once `seen` reaches `at_least` (within a minute, or `what` never
+/// began), sends `signal` (`INT`, `TERM`) to `child`; what it printed.
+pub async fn signal_after(
+    child: Child,
+    seen: &AtomicU32,
+    at_least: u32,
+    signal: &str,
+    what: &str,
+) -> Output {
+    let waited = Instant::now();
+    while seen.load(Ordering::SeqCst) < at_least {
+        assert!(waited.elapsed().as_secs() < 60, "{what} never began");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let sent = Command::new("kill")
+        .args([format!("-{signal}"), child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(sent.success());
+    child.wait_with_output().unwrap()
+}
+
 /// Nothing of the caller's AWS or tool settings reaches the CLI.
-pub fn clean(command: &mut Command) {
+fn clean(command: &mut Command) {
     for (name, _) in std::env::vars() {
         if name.starts_with("SYNC_") || name.starts_with("AWS_") || name == "XDG_STATE_HOME" {
             command.env_remove(name);
